@@ -1,0 +1,1 @@
+"""The connector framework and the connectors, one per system that holds personal data."""

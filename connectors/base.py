@@ -1,0 +1,135 @@
+"""The connector interface: all a connector needs to know about the product, and all it offers.
+
+A connector reaches one system where the company keeps personal data. It is given an identity and
+either gathers the subject's records and files as a stream, or erases them and says what it erased
+and what it had to keep. It never imports anything from the workflow (`dsar`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, ClassVar
+
+
+class ConnectorError(Exception):
+    """Base of the errors a connector raises on purpose."""
+
+
+class TransientError(ConnectorError):
+    """The system is briefly unavailable (timeout, dropped connection, 503): worth retrying."""
+
+
+class PermanentError(ConnectorError):
+    """Retrying cannot help (bad configuration, refused credentials, malformed data)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the request is about. `email` is trimmed and lower-cased; connectors may add ids."""
+
+    email: str
+    ids: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """How a record was obtained (TAXONOMY.md, Sources)."""
+
+    type: str  # provided | observed | inferred | third_party
+    name: str | None = None  # the organisation, for third_party
+    kind: str | None = None  # the third-party source kind, for third_party
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"type": self.type, "name": self.name, "kind": self.kind}
+
+
+PROVIDED = Source("provided")
+OBSERVED = Source("observed")
+INFERRED = Source("inferred")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item of personal data in one category, with where it came from."""
+
+    category: str
+    fields: Mapping[str, Any]
+    system: str
+    source: Source = PROVIDED
+    collected_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """A content file the subject stored. `ref` is what `Connector.open_file` needs to read it."""
+
+    category: str
+    path: str
+    ref: str
+    size: int | None = None
+    source: Source = PROVIDED
+    collected_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Retained:
+    """Data an erasure kept because a rule requires it."""
+
+    category: str
+    count: int
+    reason: str
+    until: dt.date | None = None
+
+
+@dataclass
+class ErasureReceipt:
+    """What one connector erased (records per category) and what it kept, and why."""
+
+    erased: dict[str, int] = field(default_factory=dict)
+    retained: list[Retained] = field(default_factory=list)
+    suppressed_sources: list[str] = field(default_factory=list)
+
+    def add_erased(self, category: str, count: int) -> None:
+        if count:
+            self.erased[category] = self.erased.get(category, 0) + count
+
+
+class Connector:
+    """Base class. Subclasses set `name` and `categories` and implement gather and erase.
+
+    `options` come from the deployment's DSAR_CONNECTORS setting, so one class can serve several
+    systems of the same kind.
+    """
+
+    name: ClassVar[str] = ""
+    categories: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, name: str | None = None, **options: Any) -> None:
+        if name:
+            self.name = name
+        self.options = options
+
+    def managing_organization(self, identity: Identity) -> str | None:
+        """The organisation that controls this subject's account, if any (work or school)."""
+        return None
+
+    def gather(self, identity: Identity) -> Iterator[Record | FileItem]:
+        """Yield every record and file this system holds about the identity, as a stream.
+
+        The caller keeps only the categories the request asked for.
+        """
+        raise NotImplementedError
+
+    def open_file(self, ref: str) -> BinaryIO:
+        """Open a file that `gather` yielded, for reading in binary."""
+        raise PermanentError(f"{self.name} yields no files")
+
+    def erase(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
+        """Make sure the identity's data in `categories` (None: all) is absent, except what a
+        rule keeps. Safe to repeat."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections. Called when the connector instance is dropped."""

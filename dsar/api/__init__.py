@@ -1,0 +1,1 @@
+"""The JSON API: the subject's calls and the staff's calls."""

@@ -1,0 +1,33 @@
+"""Pieces every API class shares: strict input, the error shape, documented error answers."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare, so a typo is an error, not a silent default."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="A stable code, e.g. invalid_code, illegal_transition.")
+    detail = serializers.JSONField(help_text="A sentence for people, or per-field messages.")
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The documented error answers of an operation."""
+    return {status: OpenApiResponse(ErrorSerializer) for status in statuses}
+
+
+def validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,56 @@
+"""Every API error is JSON: {"error": code, "detail": ...}, with a 4xx status (contract §4)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..errors import ServiceError
+
+_CODES = {
+    exceptions.ParseError: "malformed_json",
+    exceptions.ValidationError: "invalid",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.Throttled: "throttled",
+}
+
+
+def exception_handler(exc, context):
+    """DRF's handler, reshaped to the contract; service errors mapped to their status."""
+    if isinstance(exc, ServiceError):
+        return Response({"error": exc.code, "detail": exc.detail}, status=exc.status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((code for kind, code in _CODES.items() if isinstance(exc, kind)), "error")
+    detail = response.data if isinstance(exc, exceptions.ValidationError) else response.data.get("detail", response.data)
+    response.data = {"error": code, "detail": detail}
+    return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuse any body over DSAR_MAX_BODY_BYTES with 413 before anything reads it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"error": "invalid", "detail": "Content-Length is not a number."}, status=400)
+        if length > settings.DSAR_MAX_BODY_BYTES:
+            return JsonResponse(
+                {"error": "body_too_large", "detail": f"The body may be at most {settings.DSAR_MAX_BODY_BYTES} bytes."},
+                status=413,
+            )
+        return self.get_response(request)

@@ -1,0 +1,166 @@
+"""The staff API: the review queue, a request's tasks and audit trail, and the review actions."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import services
+from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
+from .auth import IsReviewer, StaffTokenAuthentication
+from .common import StrictSerializer, errors, validated
+
+OPEN = [Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED]
+
+
+class StaffApi(APIView):
+    authentication_classes = [StaffTokenAuthentication]
+    permission_classes = [IsReviewer]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConnectorTask
+        fields = ["connector", "status", "attempts", "last_error", "last_error_at", "counts", "started_at", "finished_at"]
+
+
+class AuditSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["at", "actor", "action", "from_status", "to_status", "note", "data"]
+
+
+class StaffRequestSerializer(serializers.ModelSerializer):
+    overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Request
+        fields = [
+            "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
+            "extended_at", "completed_at", "overdue", "referred_to", "failure_reason", "result",
+        ]
+
+    def get_overdue(self, request: Request) -> bool:
+        return request.status in OPEN and request.due_at < timezone.now()
+
+
+class StaffRequestDetailSerializer(StaffRequestSerializer):
+    tasks = TaskSerializer(many=True)
+    audit = AuditSerializer(many=True)
+
+    class Meta(StaffRequestSerializer.Meta):
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit"]
+
+
+class QueuePagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class StaffRequestListApi(ListAPIView):
+    authentication_classes = [StaffTokenAuthentication]
+    permission_classes = [IsReviewer]
+    serializer_class = StaffRequestSerializer
+    pagination_class = QueuePagination
+
+    class FilterSerializer(StrictSerializer):
+        status = serializers.ChoiceField(choices=Status.values, required=False)
+        type = serializers.ChoiceField(choices=RequestType.values, required=False)
+        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+        page = serializers.IntegerField(required=False, min_value=1)
+        page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+    @extend_schema(
+        operation_id="staff_request_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=Status.values),
+            OpenApiParameter("type", str, enum=RequestType.values),
+            OpenApiParameter("overdue", bool),
+        ],
+        responses={200: StaffRequestSerializer(many=True), **errors(400, 401, 403)},
+        summary="The review queue, soonest due first.",
+    )
+    def get(self, http_request, *args, **kwargs):
+        return super().get(http_request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = validated(self.FilterSerializer, self.request.query_params.dict())
+        queryset = Request.objects.order_by("due_at", "created_at")
+        if filters.get("status"):
+            queryset = queryset.filter(status=filters["status"])
+        if filters.get("type"):
+            queryset = queryset.filter(type=filters["type"])
+        if filters.get("overdue") is True:
+            queryset = queryset.filter(status__in=OPEN, due_at__lt=timezone.now())
+        elif filters.get("overdue") is False:
+            queryset = queryset.exclude(status__in=OPEN, due_at__lt=timezone.now())
+        return queryset
+
+
+def _request_detail(request_id) -> Request:
+    try:
+        return Request.objects.prefetch_related(
+            Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
+            Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
+        ).get(pk=request_id)
+    except Request.DoesNotExist:
+        raise NotFound("No such request.") from None
+
+
+class StaffRequestGetApi(StaffApi):
+    @extend_schema(
+        operation_id="staff_request_get",
+        responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404)},
+        summary="A request with its connector tasks and its audit trail.",
+    )
+    def get(self, http_request, request_id):
+        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+
+
+class StaffApproveApi(StaffApi):
+    class InputSerializer(StrictSerializer):
+        note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    @extend_schema(operation_id="staff_request_approve", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    def post(self, http_request, request_id):
+        data = validated(self.InputSerializer, http_request.data)
+        services.request_approve(request_id=request_id, actor=services.staff_actor(http_request.user), note=data["note"])
+        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+
+
+class StaffDenyApi(StaffApi):
+    class InputSerializer(StrictSerializer):
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(operation_id="staff_request_deny", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    def post(self, http_request, request_id):
+        data = validated(self.InputSerializer, http_request.data)
+        services.request_deny(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"])
+        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+
+
+class StaffExtendApi(StaffApi):
+    class InputSerializer(StrictSerializer):
+        reason = serializers.CharField(max_length=2000)
+        days = serializers.IntegerField(min_value=1, max_value=366)
+
+    @extend_schema(operation_id="staff_request_extend", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    def post(self, http_request, request_id):
+        data = validated(self.InputSerializer, http_request.data)
+        services.request_extend(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"], days=data["days"])
+        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+
+
+class StaffRetryApi(StaffApi):
+    @extend_schema(operation_id="staff_request_retry", request=None, responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404, 409)})
+    def post(self, http_request, request_id):
+        services.request_retry(request_id=request_id, actor=services.staff_actor(http_request.user))
+        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)

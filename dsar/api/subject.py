@@ -1,0 +1,128 @@
+"""The data subject's API: file a request, verify the email, follow it, cancel it, download."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from connectors.taxonomy import category_ids
+
+from .. import exports, services
+from ..models import Request, RequestType, Status
+from .common import StrictSerializer, errors, validated
+
+BEARER = "bearer "
+
+
+def bearer_token(http_request) -> str | None:
+    header = http_request.META.get("HTTP_AUTHORIZATION", "")
+    return header[len(BEARER):].strip() if header.lower().startswith(BEARER) else None
+
+
+class RequestCreateApi(APIView):
+    class InputSerializer(StrictSerializer):
+        type = serializers.ChoiceField(choices=RequestType.values)
+        email = serializers.CharField(max_length=254, trim_whitespace=True)
+        categories = serializers.ListField(
+            child=serializers.ChoiceField(choices=category_ids()), required=False, allow_empty=True, max_length=100
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        type = serializers.ChoiceField(choices=RequestType.values)
+        status = serializers.ChoiceField(choices=Status.values)
+        created_at = serializers.DateTimeField()
+        due_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="request_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **errors(400, 413)},
+        summary="File an access or deletion request; a code is emailed to the address.",
+    )
+    def post(self, http_request):
+        data = validated(self.InputSerializer, http_request.data)
+        request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"))
+        return Response(self.OutputSerializer(request).data, status=status.HTTP_201_CREATED)
+
+
+class RequestVerifyApi(APIView):
+    class InputSerializer(StrictSerializer):
+        code = serializers.RegexField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": "A code is 6 to 8 digits."})
+
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Status.values)
+        token = serializers.CharField()
+
+    @extend_schema(
+        operation_id="request_verify",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **errors(400, 404, 409, 413, 429, 503)},
+        summary="Prove ownership of the email with the emailed code; returns the request's bearer token.",
+    )
+    def post(self, http_request, request_id):
+        data = validated(self.InputSerializer, http_request.data)
+        request, token = services.request_verify(request_id=request_id, code=data["code"])
+        return Response({"status": request.status, "token": token})
+
+
+class RequestDetailSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=RequestType.values)
+    status = serializers.ChoiceField(choices=Status.values)
+    categories = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.SerializerMethodField()
+    result = serializers.JSONField(allow_null=True)
+
+    def get_download_url(self, request: Request) -> str | None:
+        export = getattr(request, "export", None)
+        if request.status != Status.COMPLETED or export is None or export.deleted_at is not None:
+            return None
+        return exports.download_url(export)
+
+
+class RequestGetApi(APIView):
+    @extend_schema(
+        operation_id="request_get",
+        responses={200: RequestDetailSerializer, **errors(404)},
+        summary="The request, for the holder of its bearer token only.",
+    )
+    def get(self, http_request, request_id):
+        request = services.request_get_for_subject(request_id=request_id, token=bearer_token(http_request))
+        return Response(RequestDetailSerializer(request).data)
+
+
+class RequestCancelApi(APIView):
+    @extend_schema(
+        operation_id="request_cancel",
+        request=None,
+        responses={200: RequestDetailSerializer, **errors(404, 409)},
+        summary="Withdraw a request that is not yet being processed.",
+    )
+    def post(self, http_request, request_id):
+        request = services.request_get_for_subject(request_id=request_id, token=bearer_token(http_request))
+        request = services.request_cancel(request_id=request.id)
+        return Response(RequestDetailSerializer(request).data)
+
+
+class RequestDownloadApi(APIView):
+    @extend_schema(
+        operation_id="request_download",
+        responses={(200, "application/zip"): OpenApiResponse(description="The export archive."), **errors(404)},
+        summary="The export archive, through a signed link that expires with the export.",
+    )
+    def get(self, http_request, request_id, signature):
+        export = exports.export_for_download(request_id=request_id, signature=signature)
+        if export is None:
+            raise Http404
+        handle = exports.default_storage.open(export.path, "rb")
+        response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=f"data-{request_id}.zip")
+        response["Content-Length"] = str(export.bytes)
+        response["Cache-Control"] = "no-store"
+        return response

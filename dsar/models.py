@@ -1,0 +1,150 @@
+"""The workflow's tables. Models hold data and nothing else: every rule lives in a service module."""
+
+from __future__ import annotations
+
+import uuid
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+
+
+class RequestType(models.TextChoices):
+    ACCESS = "access"
+    DELETION = "deletion"
+
+
+class Status(models.TextChoices):
+    UNVERIFIED = "unverified"
+    PENDING_REVIEW = "pending_review"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DENIED = "denied"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REFERRED = "referred"
+
+
+class Request(models.Model):
+    """One data subject request, from filing to its export or deletion receipt."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=16, choices=RequestType.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNVERIFIED)
+    email = models.CharField(max_length=254, help_text="Trimmed and lower-cased.")
+    categories = models.JSONField(default=list, help_text="Requested category ids; all of them when filed without a choice.")
+    jurisdiction = models.CharField(max_length=8)
+
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField()
+    extended_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    code_hash = models.CharField(max_length=64, blank=True)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    code_attempts = models.PositiveSmallIntegerField(default=0)
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(max_length=64, blank=True)
+
+    referred_to = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    # The one step that runs after the last connector task: build the export or the receipt.
+    finalize_state = models.CharField(max_length=8, default="", blank=True)
+    finalize_lease_until = models.DateTimeField(null=True, blank=True)
+    finalize_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "due_at"]),
+            models.Index(fields=["email"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} request {self.id}"
+
+
+class TaskStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ConnectorTask(models.Model):
+    """The job of one connector for one request. This row, not the Celery message, is the job."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="tasks")
+    connector = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs that reached the connector.")
+    deliveries = models.PositiveSmallIntegerField(default=0, help_text="Claims, including redeliveries.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Backoff: not to run earlier.")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Records per category (access) or erased per category (deletion).")
+    output = models.JSONField(null=True, blank=True, help_text="Where the gathered records and files were staged.")
+    receipt = models.JSONField(null=True, blank=True, help_text="What a deletion erased and retained.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request", "connector"], name="one_task_per_connector"),
+        ]
+        indexes = [models.Index(fields=["status", "lease_until"])]
+
+    def __str__(self) -> str:
+        return f"{self.connector} for {self.request_id}"
+
+
+class Export(models.Model):
+    """The downloadable archive of a completed access request."""
+
+    request = models.OneToOneField(Request, on_delete=models.CASCADE, related_name="export")
+    path = models.CharField(max_length=300)
+    bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+
+class AuditEntry(models.Model):
+    """An append-only, hash-chained record of every transition and staff action."""
+
+    request = models.ForeignKey(Request, on_delete=models.PROTECT, related_name="audit")
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=160, help_text="'subject', 'system', or 'staff:<username>'.")
+    action = models.CharField(max_length=40)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    note = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        triggers = [
+            pgtrigger.Protect(
+                name="audit_append_only",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+            ),
+        ]
+
+
+class StaffToken(models.Model):
+    """An API token for a staff member, stored only as its SHA-256."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dsar_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)

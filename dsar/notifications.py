@@ -1,0 +1,55 @@
+"""Emails to the data subject, each rendered from a plain-text and an HTML template."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from .models import Request
+
+logger = logging.getLogger(__name__)
+
+SUBJECTS = {
+    "code": "Your verification code",
+    "received": "We have received your request",
+    "completed": "Your request is complete",
+    "denied": "About your request",
+    "extended": "We need more time for your request",
+    "referred": "Your request is handled by your organisation",
+    "failed": "Your request is delayed",
+    "expiring": "Your download expires soon",
+}
+
+
+def status_url(request: Request) -> str:
+    return f"{settings.DSAR_PUBLIC_URL}/requests/{request.id}"
+
+
+def email_send(request: Request, template: str, **context: Any) -> None:
+    """Send one email now. Logs carry the request id, never the address."""
+    context = {"request": request, "status_url": status_url(request), **context}
+    message = EmailMultiAlternatives(
+        subject=SUBJECTS[template],
+        body=render_to_string(f"emails/{template}.txt", context),
+        to=[request.email],
+    )
+    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
+    message.send()
+    logger.info("request %s: sent %s email", request.id, template)
+
+
+def email_on_commit(request: Request, template: str, **context: Any) -> None:
+    """Send once the surrounding transaction commits; a mail failure never undoes the change."""
+
+    def send() -> None:
+        try:
+            email_send(request, template, **context)
+        except Exception:
+            logger.exception("request %s: could not send %s email", request.id, template)
+
+    transaction.on_commit(send)

@@ -1,0 +1,255 @@
+"""What happens once a request is approved: the fan-out to connectors and the one final step.
+
+Approval creates one ConnectorTask row per configured connector; that row is the job, and the
+Celery message sent on commit only carries its id. A worker claims a row with a conditional UPDATE
+(queued, or running past its lease), so a duplicate or redelivered message finds nothing to do.
+Transient connector errors are retried with exponential backoff and jitter; permanent ones fail
+the task and the request. When the last task succeeds, the request row lock decides that exactly
+one final step is queued: it builds the export (access) or the receipt (deletion).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import traceback
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from connectors.base import Identity, PermanentError, TransientError
+from connectors.registry import connector_get, connector_names
+
+from . import exports
+from .lifecycle import request_lock, request_transition
+from .models import ConnectorTask, Export, Request, RequestType, Status, TaskStatus
+from .notifications import email_on_commit
+
+logger = logging.getLogger(__name__)
+SYSTEM = "system"
+
+
+# --- Fan-out ---------------------------------------------------------------------------------------
+
+
+def tasks_create(request: Request) -> None:
+    """One task per configured connector, enqueued when the caller's transaction commits."""
+    tasks = ConnectorTask.objects.bulk_create([ConnectorTask(request=request, connector=name) for name in connector_names()])
+    request.finalize_state = ""
+    request.save(update_fields=["finalize_state"])
+    for task in tasks:
+        task_enqueue(task.pk)
+
+
+def tasks_retry(request: Request) -> None:
+    """Requeue the failed tasks of a locked request, or its final step when every task succeeded."""
+    failed = list(request.tasks.filter(status=TaskStatus.FAILED).values_list("pk", flat=True))
+    request.tasks.filter(pk__in=failed).update(status=TaskStatus.QUEUED, attempts=0, not_before=None, lease_until=None)
+    for pk in failed:
+        task_enqueue(pk)
+    if not failed:
+        finalize_queue(request)
+
+
+def task_enqueue(task_id: int, *, countdown: float | None = None) -> None:
+    """Send the doorbell for a task once the current transaction commits."""
+    from .tasks import connector_task_run
+
+    transaction.on_commit(lambda: connector_task_run.apply_async((task_id,), countdown=countdown))
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    ceiling = min(settings.DSAR_RETRY_MAX_SECONDS, settings.DSAR_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# --- One connector task ------------------------------------------------------------------------------
+
+
+def task_claim(task_id: int) -> ConnectorTask | None:
+    """Take a task for this worker, or None if it is done, running elsewhere, or not due yet."""
+    now = timezone.now()
+    claimable = Q(status=TaskStatus.QUEUED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+    claimable |= Q(status=TaskStatus.RUNNING, lease_until__lt=now)
+    claimed = ConnectorTask.objects.filter(claimable, pk=task_id, request__status=Status.PROCESSING).update(
+        status=TaskStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        lease_until=now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
+        started_at=now,
+    )
+    if not claimed:
+        return None
+    return ConnectorTask.objects.select_related("request").get(pk=task_id)
+
+
+def task_run(task_id: int) -> None:
+    """Run one connector task to its end: succeeded, rescheduled, or failed. Safe to call twice."""
+    task = task_claim(task_id)
+    if task is None:
+        logger.info("task %s: nothing to do (finished, running elsewhere, or not due)", task_id)
+        return
+    request = task.request
+    if task.attempts > settings.DSAR_CONNECTOR_MAX_ATTEMPTS:
+        task_fail(task, f"gave up after {task.attempts - 1} attempts; last error: {task.last_error or 'worker lost'}")
+        return
+    logger.info("request %s: %s started (attempt %s)", request.id, task.connector, task.attempts)
+    try:
+        connector = connector_get(task.connector)
+        identity = Identity(email=request.email)
+        categories = frozenset(request.categories)
+        if request.type == RequestType.ACCESS:
+            output = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
+            task_succeed(task, counts=output["counts"], output=output)
+        else:
+            receipt = connector.erase(identity, categories)
+            task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
+    except TransientError as error:
+        task_reschedule(task, _describe(error))
+    except PermanentError as error:
+        task_fail(task, _describe(error))
+    except Exception as error:  # a bug or an unexpected system fault: stop, and show staff all of it
+        logger.exception("request %s: %s raised an unexpected error", request.id, task.connector)
+        task_fail(task, f"{_describe(error)}\n{traceback.format_exc()}")
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = None, receipt: dict | None = None) -> None:
+    """Record a task's result; if it was the last one, queue the final step (under the row lock)."""
+    with transaction.atomic():
+        request = request_lock(task.request_id)
+        updated = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+            status=TaskStatus.SUCCEEDED,
+            counts=counts,
+            output=output,
+            receipt=receipt,
+            lease_until=None,
+            finished_at=timezone.now(),
+        )
+        if not updated:
+            logger.warning("request %s: %s finished but its task was no longer running", request.id, task.connector)
+            return
+        logger.info("request %s: %s succeeded", request.id, task.connector)
+        if request.status == Status.PROCESSING and not request.tasks.exclude(status=TaskStatus.SUCCEEDED).exists():
+            finalize_queue(request)
+
+
+def task_reschedule(task: ConnectorTask, error: str) -> None:
+    """A transient error: try again after a backoff, or give up after the last attempt."""
+    if task.attempts >= settings.DSAR_CONNECTOR_MAX_ATTEMPTS:
+        task_fail(task, f"gave up after {task.attempts} attempts; last error: {error}")
+        return
+    delay = backoff_seconds(task.attempts)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+            status=TaskStatus.QUEUED,
+            not_before=now + dt.timedelta(seconds=delay),
+            lease_until=None,
+            last_error=error,
+            last_error_at=now,
+        )
+        if updated:
+            task_enqueue(task.pk, countdown=delay)
+    logger.warning("request %s: %s will retry in %.1fs: %s", task.request_id, task.connector, delay, error.splitlines()[0])
+
+
+def task_fail(task: ConnectorTask, error: str) -> None:
+    """A permanent error: the task fails, and with it the request, with the reason shown to staff."""
+    with transaction.atomic():
+        request = request_lock(task.request_id)
+        ConnectorTask.objects.filter(pk=task.pk).update(
+            status=TaskStatus.FAILED, lease_until=None, last_error=error, last_error_at=timezone.now(), finished_at=timezone.now()
+        )
+        if request.status == Status.PROCESSING:
+            request_fail(request, f"{task.connector}: {error.splitlines()[0]}")
+    logger.error("request %s: %s failed: %s", task.request_id, task.connector, error.splitlines()[0])
+
+
+def request_fail(request: Request, reason: str) -> None:
+    """processing -> failed, with the reason; staff can retry. Call with the request locked."""
+    request.failure_reason = reason
+    request.finalize_state = "" if request.finalize_state != "done" else request.finalize_state
+    request_transition(request, Status.FAILED, actor=SYSTEM, action="failed", note=reason, update_fields=["failure_reason", "finalize_state"])
+    email_on_commit(request, "failed")
+
+
+# --- The final step ---------------------------------------------------------------------------------
+
+
+def finalize_queue(request: Request) -> None:
+    """Mark the final step queued on a locked request and ring for it on commit."""
+    from .tasks import request_finalize
+
+    request.finalize_state = "queued"
+    request.save(update_fields=["finalize_state", "updated_at"])
+    request_id = request.pk
+    transaction.on_commit(lambda: request_finalize.delay(str(request_id)))
+
+
+def finalize_claim(request_id) -> Request | None:
+    now = timezone.now()
+    claimable = Q(finalize_state="queued") | Q(finalize_state="running", finalize_lease_until__lt=now)
+    claimed = Request.objects.filter(claimable, pk=request_id, status=Status.PROCESSING).update(
+        finalize_state="running",
+        finalize_lease_until=now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
+        finalize_attempts=F("finalize_attempts") + 1,
+    )
+    return Request.objects.get(pk=request_id) if claimed else None
+
+
+def request_finalize_run(request_id) -> None:
+    """Build the export or the deletion receipt and complete the request. Safe to call twice."""
+    request = finalize_claim(request_id)
+    if request is None:
+        logger.info("request %s: final step has nothing to do", request_id)
+        return
+    tasks = list(request.tasks.order_by("connector"))
+    if request.type == RequestType.DELETION:
+        _complete(request, result=exports.receipt_merge(tasks))
+        return
+    try:
+        archive = exports.archive_build(request, tasks)
+    except Exception as error:
+        logger.exception("request %s: the export could not be written", request.id)
+        with transaction.atomic():
+            locked = request_lock(request.id)
+            if locked.status == Status.PROCESSING:
+                request_fail(locked, f"export: {_describe(error)}")
+        return
+    _complete(request, result={"categories": archive.categories, "bytes": archive.bytes}, archive=archive)
+
+
+def _complete(request: Request, *, result: dict, archive: exports.Archive | None = None) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = request_lock(request.id)
+        if locked.status != Status.PROCESSING or locked.finalize_state != "running" or Export.objects.filter(request=locked).exists():
+            logger.warning("request %s: another worker completed it first; discarding this result", request.id)
+            if archive is not None:
+                transaction.on_commit(lambda: exports.storage_delete(archive.path))
+            return
+        export = None
+        if archive is not None:
+            export = Export.objects.create(
+                request=locked,
+                path=archive.path,
+                bytes=archive.bytes,
+                sha256=archive.sha256,
+                created_at=now,
+                expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
+            )
+        locked.result, locked.completed_at, locked.finalize_state = result, now, "done"
+        request_transition(locked, Status.COMPLETED, actor=SYSTEM, action="completed", update_fields=["result", "completed_at", "finalize_state"])
+        context = {}
+        if export is not None:
+            context = {"download_url": exports.download_url(export), "expires_at": export.expires_at}
+        email_on_commit(locked, "completed", **context)
+        transaction.on_commit(lambda: exports.stage_discard(locked.id))
+    logger.info("request %s: completed", request.id)

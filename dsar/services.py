@@ -1,0 +1,240 @@
+"""What people and staff do to a request: file, verify, cancel, approve, deny, extend, retry.
+
+Each service locks the request's row, checks the change with the state machine, writes the audit
+entry in the same transaction, and sends mail or Celery messages only once that transaction has
+committed. Views, API classes and commands call these; none of them holds a workflow rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import transaction
+from django.utils import timezone
+
+from connectors.base import Identity, TransientError
+from connectors.registry import connector_get, connector_names
+from connectors.taxonomy import category_ids
+
+from . import processing, verification
+from .deadlines import due_at_for, extension_limit
+from .errors import Conflict, InvalidInput, Locked, NotFound, Unavailable
+from .lifecycle import IllegalTransition, audit_record, request_lock, request_transition
+from .models import Request, RequestType, Status
+from .notifications import email_on_commit
+
+logger = logging.getLogger(__name__)
+
+SUBJECT = "subject"
+SYSTEM = "system"
+OPEN_STATUSES = (Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
+
+
+def email_normalize(email: str) -> str:
+    """Trim and lower-case an address, or refuse it."""
+    normalized = email.strip().lower()
+    try:
+        EmailValidator()(normalized)
+    except ValidationError:
+        raise InvalidInput("Enter a valid email address.", code="invalid_email") from None
+    return normalized
+
+
+def staff_actor(user) -> str:
+    return f"staff:{user.get_username()}"
+
+
+def _locked(request_id) -> Request:
+    try:
+        return request_lock(request_id)
+    except Request.DoesNotExist:
+        raise NotFound("No such request.") from None
+
+
+def _transition(request: Request, to: str, **kwargs) -> None:
+    try:
+        request_transition(request, to, **kwargs)
+    except IllegalTransition as error:
+        raise Conflict(f"This request is {error.from_status}; it cannot become {to}.", code="illegal_transition") from None
+
+
+# --- The data subject ------------------------------------------------------------------------------
+
+
+def request_create(*, type: str, email: str, categories: Sequence[str] | None = None) -> Request:
+    """File a request and email a verification code. Never reveals whether the email is known."""
+    if type not in RequestType.values:
+        raise InvalidInput(f"type must be one of {', '.join(RequestType.values)}.", code="invalid_type")
+    email = email_normalize(email)
+    known = category_ids()
+    if categories is None or len(categories) == 0:
+        chosen = known
+    else:
+        unknown = sorted(set(categories) - set(known))
+        if unknown:
+            raise InvalidInput(f"Unknown categories: {', '.join(unknown)}.", code="invalid_category")
+        chosen = [c for c in known if c in set(categories)]
+    now = timezone.now()
+    code, code_hash = verification.code_new()
+    with transaction.atomic():
+        request = Request.objects.create(
+            type=type,
+            email=email,
+            categories=chosen,
+            jurisdiction=settings.DSAR_JURISDICTION,
+            created_at=now,
+            due_at=due_at_for(now),
+            code_hash=code_hash,
+            code_expires_at=now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES),
+            code_sent_at=now,
+        )
+        audit_record(request, actor=SUBJECT, action="filed", from_status="", note=f"{type} request filed")
+        email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
+    logger.info("request %s: filed (%s)", request.id, type)
+    return request
+
+
+def request_verify(*, request_id, code: str) -> tuple[Request, str]:
+    """Check a verification code. On success returns the request and its new bearer token.
+
+    A wrong code counts an attempt, committed even though the call fails; the fifth locks the
+    request. A verified request is referred to its organisation, approved automatically, or queued
+    for review.
+    """
+    failure: Exception | None = None
+    with transaction.atomic():
+        request = _locked(request_id)
+        if request.status != Status.UNVERIFIED:
+            raise Conflict("This request is already verified.", code="already_verified")
+        if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
+            raise Locked("Too many wrong codes: this request is locked. File a new request.")
+        if request.code_expires_at is None or request.code_expires_at <= timezone.now():
+            raise InvalidInput("This code has expired. Ask for a new one.", code="code_expired")
+        if not verification.code_matches(code, request.code_hash):
+            request.code_attempts += 1
+            request.save(update_fields=["code_attempts", "updated_at"])
+            audit_record(request, actor=SUBJECT, action="code_rejected", note=f"attempt {request.code_attempts}")
+            if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
+                failure = Locked("Too many wrong codes: this request is locked. File a new request.")
+            else:
+                left = settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts
+                failure = InvalidInput(f"That code is not right. {left} attempts left.", code="invalid_code")
+        else:
+            token, token_hash = verification.token_new()
+            request.token_hash = token_hash
+            request.code_hash = ""
+            request.verified_at = timezone.now()
+            organization = _managing_organization(request)
+            fields = ["token_hash", "code_hash", "verified_at"]
+            if organization:
+                request.referred_to = organization
+                request.result = {"referred_to": organization}
+                _transition(request, Status.REFERRED, actor=SUBJECT, action="referred", note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
+                email_on_commit(request, "referred")
+            elif settings.DSAR_AUTO_APPROVE:
+                _transition(request, Status.PROCESSING, actor=SYSTEM, action="approved", note="approved automatically", update_fields=fields)
+                processing.tasks_create(request)
+                email_on_commit(request, "received")
+            else:
+                _transition(request, Status.PENDING_REVIEW, actor=SUBJECT, action="verified", update_fields=fields)
+                email_on_commit(request, "received")
+    if failure is not None:
+        raise failure
+    logger.info("request %s: verified, now %s", request.id, request.status)
+    return request, token
+
+
+def _managing_organization(request: Request) -> str | None:
+    """Ask each connector whether an organisation manages this subject's account."""
+    identity = Identity(email=request.email)
+    for name in connector_names():
+        try:
+            organization = connector_get(name).managing_organization(identity)
+        except TransientError as error:
+            logger.warning("request %s: %s could not say who manages the account: %s", request.id, name, error)
+            raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
+        if organization:
+            return organization
+    return None
+
+
+def request_get_for_subject(*, request_id, token: str | None) -> Request:
+    """The request, if `token` is its bearer token; NotFound for anything else."""
+    try:
+        request = Request.objects.select_related("export").get(pk=request_id)
+    except (Request.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No such request.") from None
+    if not token or not verification.token_matches(token, request.token_hash):
+        raise NotFound("No such request.")
+    return request
+
+
+def request_cancel(*, request_id) -> Request:
+    """The subject withdraws a request that is not yet being processed."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        _transition(request, Status.CANCELED, actor=SUBJECT, action="canceled")
+    return request
+
+
+# --- Staff ------------------------------------------------------------------------------------------
+
+
+def request_approve(*, request_id, actor: str, note: str = "") -> Request:
+    """pending_review -> processing, and fan out one task per connector."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        _transition(request, Status.PROCESSING, actor=actor, action="approved", note=note)
+        processing.tasks_create(request)
+    logger.info("request %s: approved", request.id)
+    return request
+
+
+def request_deny(*, request_id, actor: str, reason: str) -> Request:
+    """Refuse a request with a reason the subject is told."""
+    if not reason.strip():
+        raise InvalidInput("A reason is required.", code="reason_required")
+    with transaction.atomic():
+        request = _locked(request_id)
+        _transition(request, Status.DENIED, actor=actor, action="denied", note=reason)
+        email_on_commit(request, "denied", reason=reason)
+    return request
+
+
+def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request:
+    """Move the deadline once, by at most the jurisdiction's extension; the subject is told why."""
+    if not reason.strip():
+        raise InvalidInput("A reason is required.", code="reason_required")
+    if days < 1:
+        raise InvalidInput("days must be at least 1.", code="invalid_days")
+    with transaction.atomic():
+        request = _locked(request_id)
+        if request.status not in OPEN_STATUSES:
+            raise Conflict(f"A {request.status} request has no deadline to extend.", code="illegal_transition")
+        if request.extended_at is not None:
+            raise Conflict("This request's deadline was already extended once.", code="already_extended")
+        new_due = request.due_at + dt.timedelta(days=days)
+        limit = extension_limit(request.due_at, request.jurisdiction)
+        if new_due > limit:
+            raise InvalidInput(f"The law allows extending to {limit:%Y-%m-%d} at the latest.", code="extension_too_long")
+        old_due = request.due_at
+        request.due_at, request.extended_at = new_due, timezone.now()
+        request.save(update_fields=["due_at", "extended_at", "updated_at"])
+        audit_record(request, actor=actor, action="extended", note=reason, data={"from": old_due.isoformat(), "to": new_due.isoformat()})
+        email_on_commit(request, "extended", reason=reason, new_due_at=new_due)
+    return request
+
+
+def request_retry(*, request_id, actor: str) -> Request:
+    """Re-run what failed in a failed request: its failed connector tasks, or its final step."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        reason, request.failure_reason = request.failure_reason, ""
+        _transition(request, Status.PROCESSING, actor=actor, action="retried", note=reason, update_fields=["failure_reason"])
+        processing.tasks_retry(request)
+    return request

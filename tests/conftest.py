@@ -1,0 +1,132 @@
+"""The test harness: real PostgreSQL, real Redis, and a real Celery worker process.
+
+Run through `make test` (or `python -m dsar.stack test -k ...`), which starts the services and
+configures the probe connector for the worker and for this process alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from connectors.estate.loader import estate_load, estate_parse
+from connectors.estate.stores import estate_database_drop
+from dsar.celery import app as celery_app
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_token_create, staff_user_ensure
+
+from .support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    if "probe" not in settings.DSAR_CONNECTORS:
+        raise pytest.UsageError("Run the tests with `make test` or `python -m dsar.stack test`: the probe connector is not configured.")
+
+
+def database_url(db: dict) -> str:
+    host = db.get("HOST") or ""
+    host = quote(host, safe="") if host.startswith("/") else host
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    return f"postgresql://{db.get('USER') or ''}{password}@{host}{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def estate(django_db_setup, django_db_blocker):
+    """The demo estate, freshly loaded into this test run's estate databases."""
+    with django_db_blocker.unblock():
+        estate_database_drop("accounts")
+        import json
+
+        estate_load(estate_parse(json.loads((ROOT / "connectors" / "estate" / "demo.json").read_text())))
+    yield
+    with django_db_blocker.unblock():
+        estate_database_drop("accounts")
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
+    """A real Celery worker process on this run's test database."""
+    with django_db_blocker.unblock():
+        url = database_url(connection.settings_dict)
+    mail_dir = tmp_path_factory.mktemp("worker-mail")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "EMAIL_FILE_PATH": str(mail_dir),
+        "DSAR_RETRY_BASE_SECONDS": "0.05",
+        "DSAR_RETRY_MAX_SECONDS": "0.5",
+        "DSAR_PUBLIC_URL": "http://testserver",
+    }
+    celery_app.control.purge()
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-c", "2", "-n", name,
+         "--without-mingle", "--without-gossip"],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for(lambda: process.poll() is not None or celery_app.control.ping(timeout=0.5), timeout=60, what="the Celery worker to answer")
+        assert process.poll() is None, "the Celery worker exited at start-up"
+        process.mail_dir = mail_dir
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def _staff_client(username: str, role: str) -> APIClient:
+    client = APIClient()
+    token = staff_token_create(user=staff_user_ensure(username=username, role=role))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def reviewer(db) -> APIClient:
+    return _staff_client("rita", ROLE_REVIEWER)
+
+
+@pytest.fixture
+def admin_client(db) -> APIClient:
+    return _staff_client("ada", ROLE_ADMIN)
+
+
+@pytest.fixture
+def unique_email():
+    def make(name: str = "subject") -> str:
+        return f"{name}.{uuid.uuid4().hex[:10]}@example.com"
+
+    return make
+
+
+CODE = re.compile(r"\b(\d{8})\b")
+
+
+def code_from(mailoutbox, email: str) -> str:
+    """The verification code in the last email sent to `email`."""
+    messages = [m for m in mailoutbox if email in m.to]
+    assert messages, f"no email was sent to {email}"
+    match = CODE.search(messages[-1].body)
+    assert match, "the email holds no code"
+    return match.group(1)
