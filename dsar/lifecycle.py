@@ -18,21 +18,19 @@ from django.utils import timezone
 
 from .models import AuditEntry, Request, Status
 
-TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        (Status.UNVERIFIED, Status.PENDING_REVIEW),
-        (Status.UNVERIFIED, Status.PROCESSING),  # auto-approve
-        (Status.UNVERIFIED, Status.REFERRED),
-        (Status.UNVERIFIED, Status.CANCELED),
-        (Status.PENDING_REVIEW, Status.PROCESSING),
-        (Status.PENDING_REVIEW, Status.DENIED),
-        (Status.PENDING_REVIEW, Status.CANCELED),
-        (Status.PROCESSING, Status.COMPLETED),
-        (Status.PROCESSING, Status.FAILED),
-        (Status.FAILED, Status.PROCESSING),  # retry
-        (Status.COMPLETED, Status.EXPIRED),  # the export's time is up
-    }
-)
+# action -> {from status: to status}. The action is also what the audit entry records.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "verified": {Status.UNVERIFIED: Status.PENDING_REVIEW},
+    "auto_approved": {Status.UNVERIFIED: Status.PROCESSING},
+    "referred": {Status.UNVERIFIED: Status.REFERRED},
+    "canceled": {Status.UNVERIFIED: Status.CANCELED, Status.PENDING_REVIEW: Status.CANCELED},
+    "approved": {Status.PENDING_REVIEW: Status.PROCESSING},
+    "denied": {Status.PENDING_REVIEW: Status.DENIED},
+    "completed": {Status.PROCESSING: Status.COMPLETED},
+    "failed": {Status.PROCESSING: Status.FAILED},
+    "retried": {Status.FAILED: Status.PROCESSING},
+    "expired": {Status.COMPLETED: Status.EXPIRED},  # the export's time is up
+}
 
 GENESIS_HASH = "0" * 64
 # Every writer of the audit trail takes this lock so the chain has one order.
@@ -40,15 +38,16 @@ _AUDIT_LOCK_KEY = 0x44534152  # "DSAR"
 
 
 class IllegalTransition(Exception):
-    """A status change the state machine does not allow."""
+    """An action the state machine does not allow in the request's status."""
 
-    def __init__(self, request: Request, to: str) -> None:
-        self.from_status, self.to_status = request.status, to
-        super().__init__(f"a {request.status} request cannot become {to}")
+    def __init__(self, request: Request, action: str) -> None:
+        self.from_status, self.action = request.status, action
+        super().__init__(f"a {request.status} request cannot be {action}")
 
 
-def transition_allowed(from_status: str, to_status: str) -> bool:
-    return (from_status, to_status) in TRANSITIONS
+def transition_target(from_status: str, action: str) -> str | None:
+    """The status `action` leads to from `from_status`, or None when it is not allowed."""
+    return TRANSITIONS.get(action, {}).get(from_status)
 
 
 def request_lock(request_id: Any) -> Request:
@@ -58,17 +57,18 @@ def request_lock(request_id: Any) -> Request:
 
 def request_transition(
     request: Request,
-    to: str,
+    action: str,
     *,
     actor: str,
-    action: str,
     note: str = "",
     data: dict[str, Any] | None = None,
     update_fields: Iterable[str] = (),
 ) -> AuditEntry:
-    """Move a locked request to `to`, saving `update_fields` too, and audit it. Else IllegalTransition."""
-    if not transition_allowed(request.status, to):
-        raise IllegalTransition(request, to)
+    """Apply `action` to a locked request, saving `update_fields` too, and audit it in the same
+    transaction. Raises IllegalTransition when the action is not allowed in its status."""
+    to = transition_target(request.status, action)
+    if to is None:
+        raise IllegalTransition(request, action)
     from_status = request.status
     request.status = to
     request.save(update_fields=["status", "updated_at", *update_fields])

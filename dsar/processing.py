@@ -176,7 +176,7 @@ def request_fail(request: Request, reason: str) -> None:
     """processing -> failed, with the reason; staff can retry. Call with the request locked."""
     request.failure_reason = reason
     request.finalize_state = "" if request.finalize_state != "done" else request.finalize_state
-    request_transition(request, Status.FAILED, actor=SYSTEM, action="failed", note=reason, update_fields=["failure_reason", "finalize_state"])
+    request_transition(request, "failed", actor=SYSTEM, note=reason, update_fields=["failure_reason", "finalize_state"])
     email_on_commit(request, "failed")
 
 
@@ -246,7 +246,7 @@ def _complete(request: Request, *, result: dict, archive: exports.Archive | None
                 expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
             )
         locked.result, locked.completed_at, locked.finalize_state = result, now, "done"
-        request_transition(locked, Status.COMPLETED, actor=SYSTEM, action="completed", update_fields=["result", "completed_at", "finalize_state"])
+        request_transition(locked, "completed", actor=SYSTEM, update_fields=["result", "completed_at", "finalize_state"])
         context = {}
         if export is not None:
             context = {"download_url": exports.download_url(export), "expires_at": export.expires_at}

@@ -56,11 +56,11 @@ def _locked(request_id) -> Request:
         raise NotFound("No such request.") from None
 
 
-def _transition(request: Request, to: str, **kwargs) -> None:
+def _transition(request: Request, action: str, **kwargs) -> None:
     try:
-        request_transition(request, to, **kwargs)
+        request_transition(request, action, **kwargs)
     except IllegalTransition as error:
-        raise Conflict(f"This request is {error.from_status}; it cannot become {to}.", code="illegal_transition") from None
+        raise Conflict(f"This request is {error.from_status.replace('_', ' ')}; it cannot be {action.replace('_', ' ')}.", code="illegal_transition") from None
 
 
 # --- The data subject ------------------------------------------------------------------------------
@@ -134,14 +134,14 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             if organization:
                 request.referred_to = organization
                 request.result = {"referred_to": organization}
-                _transition(request, Status.REFERRED, actor=SUBJECT, action="referred", note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
+                _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
                 email_on_commit(request, "referred")
             elif settings.DSAR_AUTO_APPROVE:
-                _transition(request, Status.PROCESSING, actor=SYSTEM, action="approved", note="approved automatically", update_fields=fields)
+                _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields)
                 processing.tasks_create(request)
                 email_on_commit(request, "received")
             else:
-                _transition(request, Status.PENDING_REVIEW, actor=SUBJECT, action="verified", update_fields=fields)
+                _transition(request, "verified", actor=SUBJECT, update_fields=fields)
                 email_on_commit(request, "received")
     if failure is not None:
         raise failure
@@ -178,7 +178,7 @@ def request_cancel(*, request_id) -> Request:
     """The subject withdraws a request that is not yet being processed."""
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, Status.CANCELED, actor=SUBJECT, action="canceled")
+        _transition(request, "canceled", actor=SUBJECT)
     return request
 
 
@@ -189,7 +189,7 @@ def request_approve(*, request_id, actor: str, note: str = "") -> Request:
     """pending_review -> processing, and fan out one task per connector."""
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, Status.PROCESSING, actor=actor, action="approved", note=note)
+        _transition(request, "approved", actor=actor, note=note)
         processing.tasks_create(request)
     logger.info("request %s: approved", request.id)
     return request
@@ -201,7 +201,7 @@ def request_deny(*, request_id, actor: str, reason: str) -> Request:
         raise InvalidInput("A reason is required.", code="reason_required")
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, Status.DENIED, actor=actor, action="denied", note=reason)
+        _transition(request, "denied", actor=actor, note=reason)
         email_on_commit(request, "denied", reason=reason)
     return request
 
@@ -235,6 +235,6 @@ def request_retry(*, request_id, actor: str) -> Request:
     with transaction.atomic():
         request = _locked(request_id)
         reason, request.failure_reason = request.failure_reason, ""
-        _transition(request, Status.PROCESSING, actor=actor, action="retried", note=reason, update_fields=["failure_reason"])
+        _transition(request, "retried", actor=actor, note=reason, update_fields=["failure_reason"])
         processing.tasks_retry(request)
     return request

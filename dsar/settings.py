@@ -228,6 +228,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dsar.api.schema.forbid_unknown_request_fields",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "RequestTypeEnum": "dsar.models.RequestType",
+        "RequestStatusEnum": "dsar.models.Status",
+        "TaskStatusEnum": "dsar.models.TaskStatus",
+    },
 }
 
 # --- Security and logging -------------------------------------------------------------------------

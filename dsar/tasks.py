@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_process_init
 
 from connectors.registry import connectors_reset
 
 from . import processing
+from .models import ConnectorTask, Request
+
+logger = logging.getLogger(__name__)
 
 
 @worker_process_init.connect
@@ -19,10 +24,16 @@ def _fresh_connectors(**_kwargs) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def connector_task_run(task_id: int) -> None:
     """Run one connector's part of a request."""
-    processing.task_run(task_id)
+    try:
+        processing.task_run(task_id)
+    except (Request.DoesNotExist, ConnectorTask.DoesNotExist):
+        logger.warning("task %s: its request no longer exists; nothing to do", task_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def request_finalize(request_id: str) -> None:
     """Build the export or the receipt once every connector has finished."""
-    processing.request_finalize_run(request_id)
+    try:
+        processing.request_finalize_run(request_id)
+    except Request.DoesNotExist:
+        logger.warning("request %s: no longer exists; nothing to finalize", request_id)

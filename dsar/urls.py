@@ -26,3 +26,6 @@ urlpatterns = [
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "dsar.api.errors.not_found"
+handler500 = "dsar.api.errors.server_error"

@@ -17,6 +17,27 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class _StringsOnly:
+    """Takes only JSON strings: a number or a list is the wrong type, not text to coerce."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TextField(_StringsOnly, serializers.CharField):
+    pass
+
+
+class CodeField(_StringsOnly, serializers.RegexField):
+    pass
+
+
+class EmailField(_StringsOnly, serializers.EmailField):
+    pass
+
+
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="A stable code, e.g. invalid_code, illegal_transition.")
     detail = serializers.JSONField(help_text="A sentence for people, or per-field messages.")

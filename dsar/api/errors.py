@@ -54,3 +54,25 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    """404 for any unknown URL: JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"error": "not_found", "detail": "No such resource."}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """A last resort that still answers in the API's shape; the traceback goes to the log."""
+    if _is_api(request):
+        return JsonResponse({"error": "server_error", "detail": "Something went wrong on our side."}, status=500)
+    from django.views.defaults import server_error as page
+
+    return page(request)

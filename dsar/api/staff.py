@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from .. import services
 from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
 from .auth import IsReviewer, StaffTokenAuthentication
-from .common import StrictSerializer, errors, validated
+from .common import StrictSerializer, TextField, errors, validated
 
 OPEN = [Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED]
 
@@ -64,6 +64,12 @@ class QueuePagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_schema_operation_parameters(self, view):
+        return [
+            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+            {"name": "page_size", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size}},
+        ]
+
 
 class StaffRequestListApi(ListAPIView):
     authentication_classes = [StaffTokenAuthentication]
@@ -71,10 +77,10 @@ class StaffRequestListApi(ListAPIView):
     serializer_class = StaffRequestSerializer
     pagination_class = QueuePagination
 
-    class FilterSerializer(StrictSerializer):
+    class QueueFilterSerializer(StrictSerializer):
         status = serializers.ChoiceField(choices=Status.values, required=False)
         type = serializers.ChoiceField(choices=RequestType.values, required=False)
-        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+        overdue = serializers.BooleanField(required=False)
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
@@ -85,14 +91,14 @@ class StaffRequestListApi(ListAPIView):
             OpenApiParameter("type", str, enum=RequestType.values),
             OpenApiParameter("overdue", bool),
         ],
-        responses={200: StaffRequestSerializer(many=True), **errors(400, 401, 403)},
+        responses={200: StaffRequestSerializer(many=True), **errors(400, 401, 403, 404)},
         summary="The review queue, soonest due first.",
     )
     def get(self, http_request, *args, **kwargs):
         return super().get(http_request, *args, **kwargs)
 
     def get_queryset(self):
-        filters = validated(self.FilterSerializer, self.request.query_params.dict())
+        filters = validated(self.QueueFilterSerializer, self.request.query_params.dict())
         queryset = Request.objects.order_by("due_at", "created_at")
         if filters.get("status"):
             queryset = queryset.filter(status=filters["status"])
@@ -126,35 +132,35 @@ class StaffRequestGetApi(StaffApi):
 
 
 class StaffApproveApi(StaffApi):
-    class InputSerializer(StrictSerializer):
-        note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    class ApproveInputSerializer(StrictSerializer):
+        note = TextField(required=False, allow_blank=True, max_length=2000, default="")
 
-    @extend_schema(operation_id="staff_request_approve", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    @extend_schema(operation_id="staff_request_approve", request=ApproveInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
-        data = validated(self.InputSerializer, http_request.data)
+        data = validated(self.ApproveInputSerializer, http_request.data)
         services.request_approve(request_id=request_id, actor=services.staff_actor(http_request.user), note=data["note"])
         return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
 
 
 class StaffDenyApi(StaffApi):
-    class InputSerializer(StrictSerializer):
-        reason = serializers.CharField(max_length=2000)
+    class DenyInputSerializer(StrictSerializer):
+        reason = TextField(max_length=2000)
 
-    @extend_schema(operation_id="staff_request_deny", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    @extend_schema(operation_id="staff_request_deny", request=DenyInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
-        data = validated(self.InputSerializer, http_request.data)
+        data = validated(self.DenyInputSerializer, http_request.data)
         services.request_deny(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"])
         return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
 
 
 class StaffExtendApi(StaffApi):
-    class InputSerializer(StrictSerializer):
-        reason = serializers.CharField(max_length=2000)
+    class ExtendInputSerializer(StrictSerializer):
+        reason = TextField(max_length=2000)
         days = serializers.IntegerField(min_value=1, max_value=366)
 
-    @extend_schema(operation_id="staff_request_extend", request=InputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    @extend_schema(operation_id="staff_request_extend", request=ExtendInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
-        data = validated(self.InputSerializer, http_request.data)
+        data = validated(self.ExtendInputSerializer, http_request.data)
         services.request_extend(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"], days=data["days"])
         return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
 

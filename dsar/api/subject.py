@@ -12,7 +12,7 @@ from connectors.taxonomy import category_ids
 
 from .. import exports, services
 from ..models import Request, RequestType, Status
-from .common import StrictSerializer, errors, validated
+from .common import CodeField, EmailField, StrictSerializer, errors, validated
 
 BEARER = "bearer "
 
@@ -23,14 +23,14 @@ def bearer_token(http_request) -> str | None:
 
 
 class RequestCreateApi(APIView):
-    class InputSerializer(StrictSerializer):
+    class RequestCreateInputSerializer(StrictSerializer):
         type = serializers.ChoiceField(choices=RequestType.values)
-        email = serializers.CharField(max_length=254, trim_whitespace=True)
+        email = EmailField(max_length=254)
         categories = serializers.ListField(
             child=serializers.ChoiceField(choices=category_ids()), required=False, allow_empty=True, max_length=100
         )
 
-    class OutputSerializer(serializers.Serializer):
+    class RequestCreatedSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         type = serializers.ChoiceField(choices=RequestType.values)
         status = serializers.ChoiceField(choices=Status.values)
@@ -39,32 +39,32 @@ class RequestCreateApi(APIView):
 
     @extend_schema(
         operation_id="request_create",
-        request=InputSerializer,
-        responses={201: OutputSerializer, **errors(400, 413)},
+        request=RequestCreateInputSerializer,
+        responses={201: RequestCreatedSerializer, **errors(400, 413)},
         summary="File an access or deletion request; a code is emailed to the address.",
     )
     def post(self, http_request):
-        data = validated(self.InputSerializer, http_request.data)
+        data = validated(self.RequestCreateInputSerializer, http_request.data)
         request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"))
-        return Response(self.OutputSerializer(request).data, status=status.HTTP_201_CREATED)
+        return Response(self.RequestCreatedSerializer(request).data, status=status.HTTP_201_CREATED)
 
 
 class RequestVerifyApi(APIView):
-    class InputSerializer(StrictSerializer):
-        code = serializers.RegexField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": "A code is 6 to 8 digits."})
+    class RequestVerifyInputSerializer(StrictSerializer):
+        code = CodeField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": "A code is 6 to 8 digits."})
 
-    class OutputSerializer(serializers.Serializer):
+    class RequestVerifiedSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Status.values)
         token = serializers.CharField()
 
     @extend_schema(
         operation_id="request_verify",
-        request=InputSerializer,
-        responses={200: OutputSerializer, **errors(400, 404, 409, 413, 429, 503)},
+        request=RequestVerifyInputSerializer,
+        responses={200: RequestVerifiedSerializer, **errors(400, 404, 409, 413, 429, 503)},
         summary="Prove ownership of the email with the emailed code; returns the request's bearer token.",
     )
     def post(self, http_request, request_id):
-        data = validated(self.InputSerializer, http_request.data)
+        data = validated(self.RequestVerifyInputSerializer, http_request.data)
         request, token = services.request_verify(request_id=request_id, code=data["code"])
         return Response({"status": request.status, "token": token})
 

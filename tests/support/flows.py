@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from urllib.parse import urlparse
 
 from dsar.models import Request
 
@@ -43,8 +44,7 @@ def subject_view(api, request_id: str, token: str) -> dict:
 
 
 def download(api, url: str) -> zipfile.ZipFile:
-    path = url.split("testserver", 1)[-1]
-    response = api.get(path)
+    response = api.get(urlparse(url).path)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/zip"
     return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))

@@ -1,0 +1,82 @@
+"""The staff API: who may call it, the queue, and the review actions with their emails."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from rest_framework.test import APIClient
+
+from dsar.deadlines import due_at_for
+from dsar.models import AuditEntry, Request
+
+from ..factories import request_make
+from ..support.flows import file_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_signed_out_and_bad_tokens_are_refused(db):
+    request = request_make(status="pending_review")
+    for client in (APIClient(), _with_token("not-a-token")):
+        assert client.get("/api/v1/staff/requests").status_code == 401
+        assert client.post(f"/api/v1/staff/requests/{request.pk}/approve", {}, format="json").status_code == 401
+    assert Request.objects.get(pk=request.pk).status == "pending_review"
+
+
+def _with_token(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def test_the_queue_filters_and_sorts_by_due_date(reviewer):
+    late = request_make(status="pending_review", email="late@example.com")
+    Request.objects.filter(pk=late.pk).update(due_at=late.due_at - dt.timedelta(days=60))
+    request_make(status="pending_review", email="soon@example.com")
+    request_make(status="completed", type="deletion", email="done@example.com")
+    body = reviewer.get("/api/v1/staff/requests").json()
+    assert body["count"] == 3
+    assert body["results"][0]["email"] == "late@example.com" and body["results"][0]["overdue"] is True
+    assert [r["email"] for r in reviewer.get("/api/v1/staff/requests?overdue=true").json()["results"]] == ["late@example.com"]
+    assert [r["email"] for r in reviewer.get("/api/v1/staff/requests?type=deletion").json()["results"]] == ["done@example.com"]
+    assert reviewer.get("/api/v1/staff/requests?status=completed").json()["count"] == 1
+    assert reviewer.get("/api/v1/staff/requests?status=bogus").status_code == 400
+
+
+def test_deny_needs_a_reason_and_emails_it(api, reviewer, mailoutbox):
+    request_id, _ = file_request(api, mailoutbox, type="access", email="deny@example.com")
+    assert reviewer.post(f"/api/v1/staff/requests/{request_id}/deny", {}, format="json").status_code == 400
+    assert reviewer.post(f"/api/v1/staff/requests/{request_id}/deny", {"reason": "  "}, format="json").status_code == 400
+    answer = reviewer.post(f"/api/v1/staff/requests/{request_id}/deny", {"reason": "We could not match the account."}, format="json")
+    assert answer.status_code == 200 and answer.json()["status"] == "denied"
+    assert "We could not match the account." in mailoutbox[-1].body
+    audit = answer.json()["audit"]
+    assert [a["action"] for a in audit] == ["filed", "verified", "denied"]
+    assert audit[-1]["actor"] == "staff:rita" and audit[-1]["note"] == "We could not match the account."
+
+
+def test_extend_moves_the_deadline_once_within_the_legal_maximum(api, reviewer, mailoutbox):
+    request_id, _ = file_request(api, mailoutbox, type="access", email="extend@example.com")
+    request = Request.objects.get(pk=request_id)
+    too_long = reviewer.post(f"/api/v1/staff/requests/{request_id}/extend", {"reason": "complex", "days": 93}, format="json")
+    assert too_long.status_code == 400 and too_long.json()["error"] == "extension_too_long"
+    answer = reviewer.post(f"/api/v1/staff/requests/{request_id}/extend", {"reason": "Many systems to search.", "days": 30}, format="json")
+    assert answer.status_code == 200
+    assert Request.objects.get(pk=request_id).due_at == request.due_at + dt.timedelta(days=30)
+    assert "Many systems to search." in mailoutbox[-1].body
+    again = reviewer.post(f"/api/v1/staff/requests/{request_id}/extend", {"reason": "more", "days": 1}, format="json")
+    assert again.status_code == 409 and again.json()["error"] == "already_extended"
+    assert AuditEntry.objects.filter(request_id=request_id, action="extended").count() == 1
+
+
+def test_deadlines_follow_the_jurisdiction():
+    received = dt.datetime(2026, 1, 31, 12, tzinfo=dt.UTC)
+    assert due_at_for(received, "gdpr") == dt.datetime(2026, 2, 28, 12, tzinfo=dt.UTC)
+    assert due_at_for(received, "ccpa") == dt.datetime(2026, 3, 17, 12, tzinfo=dt.UTC)
+
+
+def test_a_filed_request_is_due_one_calendar_month_after_receipt(api):
+    created = api.post("/api/v1/requests", {"type": "access", "email": "due@example.com"}, format="json").json()
+    request = Request.objects.get(pk=created["id"])
+    assert request.due_at == due_at_for(request.created_at, "gdpr")

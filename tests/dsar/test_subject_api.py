@@ -1,0 +1,124 @@
+"""The subject's API: filing without enumeration, the code, the token, and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from dsar.models import AuditEntry, Request
+
+from ..conftest import code_from
+from ..factories import request_make
+from ..support.flows import file_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _create(api, email, type="access"):
+    return api.post("/api/v1/requests", {"type": type, "email": email}, format="json")
+
+
+def test_filing_answers_the_same_for_known_and_unknown_emails(api, mailoutbox, estate):
+    known, unknown = _create(api, "alice@example.com"), _create(api, "nobody-here@example.com")
+    assert known.status_code == unknown.status_code == 201
+    assert set(known.json()) == set(unknown.json()) == {"id", "type", "status", "created_at", "due_at"}
+    assert known.json()["status"] == unknown.json()["status"] == "unverified"
+    assert [m.to for m in mailoutbox] == [["alice@example.com"], ["nobody-here@example.com"]]
+    assert {m.subject for m in mailoutbox} == {"Your verification code"}
+
+
+def test_the_code_is_stored_only_as_a_hash(api, mailoutbox):
+    request_id = _create(api, "hash@example.com").json()["id"]
+    code = code_from(mailoutbox, "hash@example.com")
+    row = Request.objects.filter(pk=request_id).values().get()
+    assert code not in json.dumps(row, default=str)
+    assert len(row["code_hash"]) == 64
+
+
+def test_five_wrong_codes_lock_the_request_even_against_the_right_code(api, mailoutbox):
+    request_id = _create(api, "lock@example.com").json()["id"]
+    right = code_from(mailoutbox, "lock@example.com")
+    wrong = "00000000" if right != "00000000" else "11111111"
+    answers = [api.post(f"/api/v1/requests/{request_id}/verify", {"code": wrong}, format="json") for _ in range(5)]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400, 429]
+    assert answers[0].json()["error"] == "invalid_code"
+    locked = api.post(f"/api/v1/requests/{request_id}/verify", {"code": right}, format="json")
+    assert locked.status_code == 429 and locked.json()["error"] == "locked"
+    assert Request.objects.get(pk=request_id).status == "unverified"
+    assert AuditEntry.objects.filter(request_id=request_id, action="code_rejected").count() == 5
+
+
+def test_an_expired_code_is_refused(api, mailoutbox):
+    request_id = _create(api, "late@example.com").json()["id"]
+    Request.objects.filter(pk=request_id).update(code_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    answer = api.post(f"/api/v1/requests/{request_id}/verify", {"code": code_from(mailoutbox, "late@example.com")}, format="json")
+    assert answer.status_code == 400 and answer.json()["error"] == "code_expired"
+
+
+def test_a_code_expires_thirty_minutes_after_it_is_sent(api, mailoutbox):
+    created = _create(api, "ttl@example.com").json()
+    request = Request.objects.get(pk=created["id"])
+    assert request.code_expires_at - request.code_sent_at == dt.timedelta(minutes=30)
+
+
+def test_a_token_reads_only_its_own_request(api, mailoutbox, reviewer):
+    first, first_token = file_request(api, mailoutbox, type="access", email="one@example.com")
+    second, second_token = file_request(api, mailoutbox, type="access", email="two@example.com")
+    assert api.get(f"/api/v1/requests/{first}", HTTP_AUTHORIZATION=f"Bearer {first_token}").status_code == 200
+    for token in (second_token, "", "forged-token", first_token + "x"):
+        answer = api.get(f"/api/v1/requests/{first}", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+    assert api.get(f"/api/v1/requests/{first}").status_code == 404
+    assert api.post(f"/api/v1/requests/{second}/cancel", HTTP_AUTHORIZATION=f"Bearer {first_token}").status_code == 404
+    assert Request.objects.get(pk=second).status == "pending_review"
+
+
+def test_the_subject_can_cancel_before_processing_but_not_after(api, mailoutbox, reviewer):
+    request_id, token = file_request(api, mailoutbox, type="access", email="cancel@example.com")
+    answer = api.post(f"/api/v1/requests/{request_id}/cancel", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert answer.status_code == 200 and answer.json()["status"] == "canceled"
+    processing = request_make(status="processing", token="tok-processing")
+    refused = api.post(f"/api/v1/requests/{processing.pk}/cancel", HTTP_AUTHORIZATION="Bearer tok-processing")
+    assert refused.status_code == 409
+
+
+def test_an_org_managed_account_is_referred_right_after_verification(api, mailoutbox, estate):
+    request_id, token = file_request(api, mailoutbox, type="access", email="carol@school.example.org")
+    view = api.get(f"/api/v1/requests/{request_id}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert view["status"] == "referred"
+    assert view["result"] == {"referred_to": "Northside School District"}
+    referred_mail = [m for m in mailoutbox if "organisation" in m.subject]
+    assert referred_mail and "Northside School District" in referred_mail[-1].body
+    assert not Request.objects.get(pk=request_id).tasks.exists()
+
+
+BAD_BODIES = [
+    ("malformed JSON", b'{"type": "access", "email": ', 400),
+    ("not an object", b"[]", 400),
+    ("unknown field", b'{"type": "access", "email": "x@example.com", "admin": true}', 400),
+    ("unknown type", b'{"type": "rectify", "email": "x@example.com"}', 400),
+    ("unknown category", b'{"type": "access", "email": "x@example.com", "categories": ["dna"]}', 400),
+    ("wrong type of field", b'{"type": "access", "email": ["x@example.com"]}', 400),
+    ("invalid email", b'{"type": "access", "email": "not an email"}', 400),
+    ("missing email", b'{"type": "access"}', 400),
+    ("over 64 KiB", json.dumps({"type": "access", "email": "x@example.com", "pad": "x" * 70000}).encode(), 413),
+]
+
+
+@pytest.mark.parametrize(("why", "body", "status"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_input_gets_a_json_4xx_and_changes_nothing(api, mailoutbox, why, body, status):
+    answer = api.generic("POST", "/api/v1/requests", body, content_type="application/json")
+    assert answer.status_code == status
+    assert set(answer.json()) == {"error", "detail"}
+    assert Request.objects.count() == 0
+    assert mailoutbox == []
+
+
+def test_a_verify_body_that_is_not_a_code_is_refused_without_counting_an_attempt(api, mailoutbox):
+    request_id = _create(api, "shape@example.com").json()["id"]
+    for body in ({"code": "12ab"}, {"code": 12345678}, {}, {"code": "1" * 20}):
+        assert api.post(f"/api/v1/requests/{request_id}/verify", body, format="json").status_code == 400
+    assert Request.objects.get(pk=request_id).code_attempts == 0
