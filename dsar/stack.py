@@ -137,6 +137,7 @@ def run() -> int:
     os.environ.setdefault("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
     with Services():
         manage("migrate", "--no-input", "-v", "0")
+        manage("collectstatic", "--no-input", "-v", "0")
         manage("load_estate")
         manage("demo_staff", "--password", DEMO_PASSWORD)
         children = [
