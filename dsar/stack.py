@@ -44,6 +44,7 @@ class Services:
 
     def __enter__(self) -> Services:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        (DATA_DIR / "static").mkdir(exist_ok=True)
         self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
         self.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._postgres()
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
