@@ -1,8 +1,9 @@
 """One generic connector for SQL systems, driven by a dataset file (YAML).
 
-The dataset names the tables, how each reaches the subject (the root table by email, the others
-through a foreign key to a parent), the category of each column, the secrets that are reported but
-never read, and how each table is erased. Results are streamed from a server-side cursor.
+The dataset names the tables, how each reaches the subject (a root table by an email column, the
+others through a foreign key to a parent), the category of each column, the secrets that are
+reported but never read, how each table is erased, and what a retention rule keeps. Results are
+streamed from a server-side cursor; nothing holds a whole subject in memory.
 """
 
 from __future__ import annotations
@@ -15,16 +16,30 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
+from dateutil.relativedelta import relativedelta
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .base import Connector, ErasureReceipt, Identity, PermanentError, Record, Source, TransientError
+from .base import Connector, ErasureReceipt, Identity, PermanentError, Record, Retained, Source, TransientError
 from .estate.stores import estate_database_url
+from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
 BATCH = 1000
+TRANSFORMS = {
+    # Only the last four digits of a card number ever leave the database.
+    "last4": lambda column: sa.func.right(column, 4),
+}
+TRANSFORM_PRESENT = {"last4": lambda value: f"**** {value}"}
 
 
 class DatasetError(ValueError):
     """The dataset file is wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    category: str
+    transform: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,22 +50,37 @@ class Secret:
     changed_at: str | None
 
 
+@dataclass(frozen=True)
+class Retention:
+    years: int
+    basis: str
+    reason: str
+    date_column: str
+
+
 @dataclass
 class Table:
     name: str
     primary_key: str
-    columns: dict[str, str]
+    columns: list[Column]
     secrets: list[Secret] = field(default_factory=list)
     identity_email: str | None = None
     parent: tuple[str, str] | None = None  # (parent table, this table's column referencing its key)
     source: str = "provided"
     source_column: str | None = None
+    source_name_column: str | None = None
+    source_kind_column: str | None = None
+    category_column: str | None = None  # per-row category (with data_column holding the fields)
+    data_column: str | None = None
     collected_at: str | None = None
     erase: str = "delete"
+    retain: Retention | None = None
 
     @property
     def categories(self) -> set[str]:
-        return set(self.columns.values()) | {s.category for s in self.secrets}
+        if self.category_column:
+            return set(category_ids())
+        return {c.category for c in self.columns} | {s.category for s in self.secrets}
 
 
 @dataclass
@@ -65,21 +95,43 @@ class Dataset:
     def children(self, name: str) -> list[Table]:
         return [t for t in self.tables if t.parent and t.parent[0] == name]
 
+    def ordered(self) -> list[Table]:
+        """Tables with every parent before its children."""
+        ordered: list[Table] = []
+        pending = list(self.tables)
+        while pending:
+            ready = next(t for t in pending if not t.parent or t.parent[0] in {o.name for o in ordered})
+            ordered.append(ready)
+            pending.remove(ready)
+        return ordered
+
 
 def dataset_load(path: str | Path) -> Dataset:
     """Parse and check a dataset file; DatasetError names the bad key."""
     raw = yaml.safe_load(Path(path).read_text())
 
-    def need(mapping: dict, key: str, where: str) -> Any:
+    def need(mapping: Any, key: str, where: str) -> Any:
         if not isinstance(mapping, dict) or key not in mapping:
-            raise DatasetError(f"{path}: {where}.{key} is required")
+            raise DatasetError(f"{path}: {where}.{key} is required".replace(": .", ": "))
         return mapping[key]
+
+    def category(value: str, where: str) -> str:
+        if not category_known(value):
+            raise DatasetError(f"{path}: {where}: {value!r} is not a category of the taxonomy")
+        return value
 
     tables = []
     for index, spec in enumerate(need(raw, "tables", "")):
         where = f"tables[{index}]"
+        columns = []
+        for name, value in (spec.get("columns") or {}).items():
+            spec_col = value if isinstance(value, dict) else {"category": value}
+            transform = spec_col.get("transform")
+            if transform is not None and transform not in TRANSFORMS:
+                raise DatasetError(f"{path}: {where}.columns.{name}.transform must be one of {sorted(TRANSFORMS)}")
+            columns.append(Column(name, category(need(spec_col, "category", f"{where}.columns.{name}"), f"{where}.columns.{name}"), transform))
         secrets = [
-            Secret(name, need(s, "column", f"{where}.secrets.{name}"), need(s, "category", f"{where}.secrets.{name}"), s.get("changed_at"))
+            Secret(name, need(s, "column", f"{where}.secrets.{name}"), category(need(s, "category", f"{where}.secrets.{name}"), f"{where}.secrets.{name}"), s.get("changed_at"))
             for name, s in (spec.get("secrets") or {}).items()
         ]
         identity, parent = spec.get("identity"), spec.get("parent")
@@ -88,18 +140,36 @@ def dataset_load(path: str | Path) -> Dataset:
         erase = spec.get("erase", "delete")
         if erase not in ("delete", "null"):
             raise DatasetError(f"{path}: {where}.erase must be delete or null")
+        source = spec.get("source", "provided")
+        if source not in SOURCE_TYPES:
+            raise DatasetError(f"{path}: {where}.source must be one of {', '.join(SOURCE_TYPES)}")
+        retain = None
+        if spec.get("retain"):
+            r = spec["retain"]
+            if need(r, "basis", f"{where}.retain") not in LEGAL_BASES:
+                raise DatasetError(f"{path}: {where}.retain.basis must be one of {', '.join(LEGAL_BASES)}")
+            if not identity:
+                raise DatasetError(f"{path}: {where}.retain needs a table reached by identity, so its parent is never erased under it")
+            retain = Retention(int(need(r, "years", f"{where}.retain")), r["basis"], need(r, "reason", f"{where}.retain"), need(r, "date_column", f"{where}.retain"))
+        if spec.get("category_column") and not spec.get("data_column"):
+            raise DatasetError(f"{path}: {where}.category_column needs a data_column holding the fields")
         tables.append(
             Table(
                 name=need(spec, "name", where),
                 primary_key=spec.get("primary_key", "id"),
-                columns=dict(spec.get("columns") or {}),
+                columns=columns,
                 secrets=secrets,
                 identity_email=identity and need(identity, "email", f"{where}.identity"),
                 parent=parent and (need(parent, "table", f"{where}.parent"), need(parent, "column", f"{where}.parent")),
-                source=spec.get("source", "provided"),
+                source=source,
                 source_column=spec.get("source_column"),
+                source_name_column=spec.get("source_name_column"),
+                source_kind_column=spec.get("source_kind_column"),
+                category_column=spec.get("category_column"),
+                data_column=spec.get("data_column"),
                 collected_at=spec.get("collected_at"),
                 erase=erase,
+                retain=retain,
             )
         )
     names = {t.name for t in tables}
@@ -134,18 +204,20 @@ class SqlConnector(Connector):
 
     # --- Reaching the subject ---------------------------------------------------------------
 
+    def _table(self, table: Table, *columns: str) -> sa.TableClause:
+        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([table.primary_key, *columns])))
+
     def _keys(self, table: Table, email: str) -> sa.Select:
         """SELECT of `table`'s primary keys that belong to the subject."""
-        t = sa.table(table.name, sa.column(table.primary_key))
         if table.identity_email:
-            email_column = sa.column(table.identity_email)
-            t.append_column(email_column)
-            return sa.select(t.c[table.primary_key]).where(sa.func.lower(sa.func.trim(email_column)) == email)
+            t = self._table(table, table.identity_email)
+            return sa.select(t.c[table.primary_key]).where(sa.func.lower(sa.func.trim(t.c[table.identity_email])) == email)
         parent_table, column = table.parent
-        t.append_column(sa.column(column))
+        t = self._table(table, column)
         return sa.select(t.c[table.primary_key]).where(t.c[column].in_(self._keys(self.dataset.table(parent_table), email)))
 
     def _run(self, work):
+        """Run `work(connection)`, turning driver errors into the connector's error types."""
         try:
             with self.engine.connect() as conn:
                 return work(conn)
@@ -159,7 +231,7 @@ class SqlConnector(Connector):
             return None
         table_name, column = self.dataset.organization
         table = self.dataset.table(table_name)
-        t = sa.table(table.name, sa.column(table.primary_key), sa.column(column))
+        t = self._table(table, column)
         query = sa.select(t.c[column]).where(t.c[table.primary_key].in_(self._keys(table, identity.email)), t.c[column].isnot(None))
         return self._run(lambda conn: conn.execute(query.limit(1)).scalar())
 
@@ -177,61 +249,69 @@ class SqlConnector(Connector):
             raise PermanentError(f"{self.name}: {error.orig}") from error
 
     def _gather_table(self, conn: sa.Connection, table: Table, email: str) -> Iterator[Record]:
-        names = [table.primary_key, *table.columns]
-        extra = [c for c in (table.source_column, table.collected_at) if c and c not in names]
-        secret_columns = [s.changed_at for s in table.secrets if s.changed_at and s.changed_at not in names + extra]
-        t = sa.table(table.name, *(sa.column(n) for n in dict.fromkeys(names + extra + secret_columns)))
-        selected = [t.c[n] for n in dict.fromkeys(names + extra + secret_columns)]
+        plain = [c.name for c in table.columns if not c.transform]
+        extra = [table.source_column, table.source_name_column, table.source_kind_column, table.category_column,
+                 table.data_column, table.collected_at, table.retain and table.retain.date_column]
+        extra += [s.changed_at for s in table.secrets]
+        t = self._table(table, *plain, *(c for c in extra if c), *(c.name for c in table.columns if c.transform))
+        selected = [t.c[name] for name in dict.fromkeys([table.primary_key, *plain, *(c for c in extra if c)])]
+        selected += [TRANSFORMS[c.transform](t.c[c.name]).label(f"__t_{c.name}") for c in table.columns if c.transform]
         for secret in table.secrets:
             # Only whether the secret is set leaves the database, never the secret itself.
             selected.append(sa.literal_column(secret.column).isnot(None).label(f"__has_{secret.name}"))
         query = sa.select(*selected).select_from(t).where(t.c[table.primary_key].in_(self._keys(table, email)))
-        query = query.order_by(t.c[table.primary_key])
-        for row in conn.execute(query):
-            values = row._mapping
-            source = Source(values[table.source_column] if table.source_column else table.source)
-            collected = values[table.collected_at] if table.collected_at else None
-            by_category: dict[str, dict[str, Any]] = {}
-            for column, category in table.columns.items():
-                value = values[column]
-                if value is not None:
-                    by_category.setdefault(category, {})[column] = _plain(value)
-            for secret in table.secrets:
-                if values[f"__has_{secret.name}"]:
-                    fields = by_category.setdefault(secret.category, {})
-                    fields[secret.name] = "set (not included: secrets are never exported)"
-                    if secret.changed_at:
-                        fields[f"{secret.name}_last_changed"] = _plain(values[secret.changed_at])
-            for category, fields in by_category.items():
-                yield Record(category=category, fields=fields, system=f"{self.name}.{table.name}", source=source, collected_at=collected)
+        for row in conn.execute(query.order_by(t.c[table.primary_key])):
+            yield from self._records(table, row._mapping)
+
+    def _records(self, table: Table, values: Any) -> Iterator[Record]:
+        source = Source(
+            values[table.source_column] if table.source_column else table.source,
+            values[table.source_name_column] if table.source_name_column else None,
+            values[table.source_kind_column] if table.source_kind_column else None,
+        )
+        collected = values[table.collected_at] if table.collected_at else None
+        by_category: dict[str, dict[str, Any]] = {}
+        if table.category_column:
+            by_category[values[table.category_column]] = dict(values[table.data_column] or {})
+        for column in table.columns:
+            value = values[f"__t_{column.name}"] if column.transform else values[column.name]
+            if value is not None:
+                shown = TRANSFORM_PRESENT[column.transform](value) if column.transform else _plain(value)
+                by_category.setdefault(column.category, {})[column.name] = shown
+        for secret in table.secrets:
+            if values[f"__has_{secret.name}"]:
+                fields = by_category.setdefault(secret.category, {})
+                fields[secret.name] = "set (never exported)"
+                if secret.changed_at:
+                    fields[f"{secret.name}_last_changed"] = _plain(values[secret.changed_at])
+        if table.retain and values[table.retain.date_column] is not None:
+            until = values[table.retain.date_column] + relativedelta(years=table.retain.years)
+            for fields in by_category.values():
+                fields["retained_until"] = _plain(until)
+                fields["retained_because"] = table.retain.reason
+        for category, fields in by_category.items():
+            yield Record(category=category, fields=fields, system=f"{self.name}.{table.name}", source=source, collected_at=collected)
 
     # --- Erasing -----------------------------------------------------------------------------
 
     def erase(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
-        """Children before parents. A table is deleted when all its categories, and all its
-        descendants', are requested; otherwise only the requested columns are set to NULL."""
+        """Children before parents, in one transaction. A table is deleted when all its categories,
+        and all its descendants', are requested; otherwise only the requested columns are set to
+        NULL. Rows a retention rule covers are kept and listed in the receipt."""
         wanted = set(categories) if categories else set(self.categories)
         receipt = ErasureReceipt()
 
         def work(conn: sa.Connection) -> ErasureReceipt:
             with conn.begin():
-                for table in reversed(self._ordered()):
+                self.before_erase(conn, identity, wanted, receipt)
+                for table in reversed(self.dataset.ordered()):
                     self._erase_table(conn, table, identity.email, wanted, receipt)
             return receipt
 
         return self._run(work)
 
-    def _ordered(self) -> list[Table]:
-        """Tables with every parent before its children."""
-        ordered: list[Table] = []
-        pending = list(self.dataset.tables)
-        while pending:
-            for table in pending:
-                if not table.parent or table.parent[0] in {t.name for t in ordered}:
-                    ordered.append(table)
-                    pending.remove(table)
-                    break
-        return ordered
+    def before_erase(self, conn: sa.Connection, identity: Identity, wanted: set[str], receipt: ErasureReceipt) -> None:
+        """A hook for systems that must record something in the erasure's own transaction."""
 
     def _whole_subtree_wanted(self, table: Table, wanted: set[str]) -> bool:
         return table.categories <= wanted and all(self._whole_subtree_wanted(c, wanted) for c in self.dataset.children(table.name))
@@ -239,23 +319,42 @@ class SqlConnector(Connector):
     def _erase_table(self, conn: sa.Connection, table: Table, email: str, wanted: set[str], receipt: ErasureReceipt) -> None:
         if not table.categories & wanted:
             return
-        t = sa.table(table.name, sa.column(table.primary_key))
         keys = self._keys(table, email)
-        if table.erase == "delete" and self._whole_subtree_wanted(table, wanted):
-            count = conn.execute(sa.delete(t).where(t.c[table.primary_key].in_(keys))).rowcount
-            for category in table.categories:
-                receipt.add_erased(category, count)
+        if table.erase == "delete" and (table.category_column or self._whole_subtree_wanted(table, wanted)):
+            self._delete_rows(conn, table, keys, wanted, receipt)
             return
-        columns = [c for c, category in table.columns.items() if category in wanted]
-        columns += [s.column for s in table.secrets if s.category in wanted]
+        columns = [c.name for c in table.columns if c.category in wanted] + [s.column for s in table.secrets if s.category in wanted]
         if not columns:
             return
-        for column in columns:
-            t.append_column(sa.column(column))
+        t = self._table(table, *columns)
         any_set = sa.or_(*(t.c[c].isnot(None) for c in columns))
-        update = sa.update(t).where(t.c[table.primary_key].in_(keys), any_set).values({c: None for c in columns})
-        count = conn.execute(update).rowcount
-        for category in {table.columns.get(c) for c in columns} - {None} | {s.category for s in table.secrets if s.column in columns}:
+        count = conn.execute(sa.update(t).where(t.c[table.primary_key].in_(keys), any_set).values({c: None for c in columns})).rowcount
+        erased = {c.category for c in table.columns if c.name in columns} | {s.category for s in table.secrets if s.column in columns}
+        for category in erased:
+            receipt.add_erased(category, count)
+
+    def _delete_rows(self, conn: sa.Connection, table: Table, keys: sa.Select, wanted: set[str], receipt: ErasureReceipt) -> None:
+        t = self._table(table, *(c for c in (table.category_column, table.retain and table.retain.date_column) if c))
+        condition = t.c[table.primary_key].in_(keys)
+        if table.category_column:
+            condition &= t.c[table.category_column].in_(sorted(wanted))
+        if table.retain:
+            kept_from = dt.datetime.now(dt.UTC) - relativedelta(years=table.retain.years)
+            date = t.c[table.retain.date_column]
+            kept = conn.execute(sa.select(sa.func.count(), sa.func.max(date)).where(condition, date >= kept_from)).one()
+            if kept[0]:
+                until = (kept[1] + relativedelta(years=table.retain.years)).date()
+                for category in sorted(table.categories & wanted):
+                    receipt.retained.append(Retained(category, kept[0], f"{table.retain.reason} ({table.retain.basis})", until))
+            condition &= date < kept_from
+        if table.category_column:
+            counts = conn.execute(sa.select(t.c[table.category_column], sa.func.count()).where(condition).group_by(t.c[table.category_column]))
+            for category, count in counts:
+                receipt.add_erased(category, count)
+            conn.execute(sa.delete(t).where(condition))
+            return
+        count = conn.execute(sa.delete(t).where(condition)).rowcount
+        for category in table.categories:
             receipt.add_erased(category, count)
 
 

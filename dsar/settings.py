@@ -8,6 +8,7 @@ read below so that `manage.py` works beside a running stack.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -53,6 +54,19 @@ def env_bool(name: str, default: bool = False) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def env_json(name: str) -> dict:
+    raw = env(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {error}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
 
 
 def env_required(name: str, hint: str) -> str:
@@ -172,9 +186,9 @@ DEFAULT_FROM_EMAIL = env("DSAR_FROM_EMAIL", "privacy@example.com")
 # storage API: S3 via django-storages is configuration (DSAR_STORAGE_BACKEND and its OPTIONS).
 
 _storage_backend = env("DSAR_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
-_storage_options = {"location": str(DATA_DIR / "storage")} if _storage_backend.endswith(
-    "FileSystemStorage"
-) else {}
+_storage_options = env_json("DSAR_STORAGE_OPTIONS") or (
+    {"location": str(DATA_DIR / "storage")} if _storage_backend.endswith("FileSystemStorage") else {}
+)
 STORAGES = {
     "default": {"BACKEND": _storage_backend, "OPTIONS": _storage_options},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -197,14 +211,38 @@ DSAR_RETRY_MAX_SECONDS = float(env("DSAR_RETRY_MAX_SECONDS") or 300.0)
 DSAR_MAX_BODY_BYTES = 64 * 1024
 
 # Connectors: name -> {"class": dotted path, "options": {...}}. A deployment lists its own systems
-# here; DSAR_EXTRA_CONNECTORS ("name=dotted.Class,other=...") adds more without editing this file.
+# here (an SQL system's "url" option, or DSAR_<SYSTEM>_DATABASE_URL, says where its database is;
+# by default the demo estate's database on the product's server); DSAR_EXTRA_CONNECTORS ("name=dotted.Class,other=...") adds more without editing this file.
+_DATASETS = BASE_DIR / "connectors" / "datasets"
+
+
 DSAR_CONNECTORS: dict[str, dict] = {
     "accounts": {
         "class": "connectors.sql.SqlConnector",
+        "options": {"dataset": str(_DATASETS / "accounts.yaml")},
+    },
+    "payments": {
+        "class": "connectors.sql.SqlConnector",
+        "options": {"dataset": str(_DATASETS / "payments.yaml")},
+    },
+    "content": {
+        "class": "connectors.content.ContentStorageConnector",
         "options": {
-            "dataset": str(BASE_DIR / "connectors" / "datasets" / "accounts.yaml"),
-            "url": env("DSAR_ACCOUNTS_DATABASE_URL"),
+            "backend": env("DSAR_CONTENT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+            "storage_options": env_json("DSAR_CONTENT_STORAGE_OPTIONS") or {"location": str(DATA_DIR / "estate" / "content")},
         },
+    },
+    "support": {
+        "class": "connectors.support.ZendeskConnector",
+        "options": {
+            "base_url": env("DSAR_HELPDESK_URL", "http://127.0.0.1:8025"),
+            "email": env("DSAR_HELPDESK_EMAIL", "dsar@example.com"),
+            "token": env("DSAR_HELPDESK_TOKEN", ""),
+        },
+    },
+    "third_party": {
+        "class": "connectors.third_party.ThirdPartyConnector",
+        "options": {"dataset": str(_DATASETS / "third_party.yaml")},
     },
 }
 for _item in filter(None, (env("DSAR_EXTRA_CONNECTORS") or "").split(",")):

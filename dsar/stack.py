@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,11 +38,13 @@ def say(message: str) -> None:
 
 
 class Services:
-    """The backing services of one run: those configured, or embedded ones started here."""
+    """The backing services of one run: those configured, or embedded ones started here, and the
+    demo estate's helpdesk (a fresh one for a test run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fresh_estate: bool = False) -> None:
         self.started: list[tuple[str, callable]] = []
         self.env: dict[str, str] = {}
+        self.fresh_estate = fresh_estate
 
     def __enter__(self) -> Services:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -48,7 +52,10 @@ class Services:
         self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
         self.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._postgres()
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
-        ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
+        if not os.environ.get("DSAR_HELPDESK_URL"):
+            self.env.update(self._helpdesk())
+        if not self.fresh_estate:  # what `manage.py` beside a running stack should reach
+            ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
         os.environ.update(self.env)
         return self
 
@@ -57,7 +64,7 @@ class Services:
             say(f"stopping embedded {name}")
             with contextlib.suppress(Exception):
                 stop()
-        if self.started:
+        if self.started and not self.fresh_estate:
             ENV_FILE.unlink(missing_ok=True)
 
     def _secret_key(self) -> str:
@@ -103,6 +110,28 @@ class Services:
         self.started.append(("Redis", lambda: (process.terminate(), process.wait(10), port_file.unlink(missing_ok=True))))
         say(f"embedded Redis running on 127.0.0.1:{port}")
         return f"redis://127.0.0.1:{port}/0"
+
+
+    def _helpdesk(self) -> dict[str, str]:
+        """The estate's helpdesk: a small HTTP service speaking a subset of Zendesk's API."""
+        directory = DATA_DIR / "estate"
+        directory.mkdir(parents=True, exist_ok=True)
+        database = directory / ("helpdesk-test.sqlite3" if self.fresh_estate else "helpdesk.sqlite3")
+        if self.fresh_estate:
+            database.unlink(missing_ok=True)
+        token_file = directory / "helpdesk_token"
+        if not token_file.exists():
+            token_file.write_text(secrets.token_urlsafe(24))
+        token, port, email = token_file.read_text().strip(), _free_port(), "dsar@example.com"
+        process = subprocess.Popen(
+            [PYTHON, "-m", "connectors.estate.helpdesk", "--host", "127.0.0.1", "--port", str(port), "--db", str(database),
+             "--email", email, "--token", token],
+            cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True,
+        )
+        _wait_for(lambda: _answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
+        self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
+        say(f"estate helpdesk running on 127.0.0.1:{port}")
+        return {"DSAR_HELPDESK_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
 
 
 def _free_port() -> int:
@@ -184,7 +213,12 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 def test(pytest_args: list[str]) -> int:
     """The whole suite against real services (embedded ones unless configured)."""
     os.environ.setdefault("DSAR_EXTRA_CONNECTORS", "probe=tests.support.probe.ProbeConnector")
-    with Services():
+    # A test run keeps its files apart from the demo's, and starts with none.
+    for variable, directory in (("DSAR_CONTENT_STORAGE_OPTIONS", DATA_DIR / "estate" / "content-test"),
+                                ("DSAR_STORAGE_OPTIONS", DATA_DIR / "storage-test")):
+        shutil.rmtree(directory, ignore_errors=True)
+        os.environ.setdefault(variable, json.dumps({"location": str(directory)}))
+    with Services(fresh_estate=True):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
 
 

@@ -63,3 +63,36 @@ CREATE INDEX IF NOT EXISTS browse_history_user ON browse_history (user_id);
 CREATE INDEX IF NOT EXISTS devices_user ON devices (user_id);
 CREATE INDEX IF NOT EXISTS locations_user ON locations (user_id);
 CREATE INDEX IF NOT EXISTS contacts_user ON contacts (user_id);
+CREATE TABLE IF NOT EXISTS sign_ins (
+    id bigserial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users (id),
+    at timestamptz NOT NULL,
+    ip text,
+    device text,
+    succeeded boolean NOT NULL DEFAULT true
+);
+CREATE TABLE IF NOT EXISTS usage_events (
+    id bigserial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users (id),
+    product text NOT NULL,
+    feature text,
+    at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS error_reports (
+    id bigserial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users (id),
+    product text NOT NULL,
+    summary text,
+    at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS social (
+    id bigserial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users (id),
+    kind text NOT NULL,
+    target text NOT NULL,
+    at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_ins_user ON sign_ins (user_id);
+CREATE INDEX IF NOT EXISTS usage_events_user ON usage_events (user_id);
+CREATE INDEX IF NOT EXISTS error_reports_user ON error_reports (user_id);
+CREATE INDEX IF NOT EXISTS social_user ON social (user_id);

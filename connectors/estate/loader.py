@@ -1,23 +1,34 @@
 """Load subjects into the demo estate's systems (contract §7).
 
 The whole file is validated before anything is written: an unknown key or a bad value is an
-error naming its path (`subjects[0].accounts.devices[1].imei`), and nothing is loaded.
+error naming its path (`subjects[0].accounts.devices[1].imei`), a re-import from a source that a
+subject's erasure suppressed is refused, and in either case nothing is loaded. Each system is then
+written through its own protocol: SQL for accounts, payments and third-party data, the storage
+API for content, the helpdesk's HTTP API for support chats.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import secrets
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..taxonomy import category_known, source_kinds
+from ..third_party import suppressed_sources
 from .stores import estate_database_ensure, estate_database_url
 
 SCHEMAS = Path(__file__).parent
+SQL_SYSTEMS = ("accounts", "payments", "third_party")
+ACCOUNT_CHILD_TABLES = ("interests", "searches", "browse_history", "devices", "locations", "contacts", "sign_ins", "usage_events", "error_reports", "social")
+CONTENT_CATEGORIES = ("content", "images", "voice", "video_recordings", "text_inking_typing")
 
 
 class EstateError(ValueError):
@@ -26,6 +37,9 @@ class EstateError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- The estate file's shape ------------------------------------------------------------------------
 
 
 class BrowseVisit(_Strict):
@@ -52,6 +66,31 @@ class Contact(_Strict):
     email: str | None = None
 
 
+class SignIn(_Strict):
+    at: dt.datetime
+    ip: str | None = None
+    device: str | None = None
+    succeeded: bool = True
+
+
+class UsageEvent(_Strict):
+    product: str
+    feature: str | None = None
+    at: dt.datetime
+
+
+class ErrorReport(_Strict):
+    product: str
+    summary: str | None = None
+    at: dt.datetime
+
+
+class SocialLink(_Strict):
+    kind: Literal["like", "dislike", "follow", "event"]
+    target: str
+    at: dt.datetime
+
+
 class Accounts(_Strict):
     name: str | None = None
     phone: str | None = None
@@ -69,27 +108,145 @@ class Accounts(_Strict):
     devices: list[Device] = []
     locations: list[Location] = []
     contacts: list[Contact] = []
+    # Beyond contract §7: product activity the accounts system also keeps.
+    sign_ins: list[SignIn] = []
+    usage: list[UsageEvent] = []
+    error_reports: list[ErrorReport] = []
+    social: list[SocialLink] = []
+
+
+class Card(_Strict):
+    number: str = Field(pattern=r"^\d{12,19}$")
+    cvc: str | None = Field(default=None, pattern=r"^\d{3,4}$")
+    exp: str | None = Field(default=None, pattern=r"^(0[1-9]|1[0-2])/\d{2}(\d{2})?$")
+
+
+class Transaction(_Strict):
+    amount: float
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    at: dt.datetime
+    item: str | None = None
+
+
+class Subscription(_Strict):
+    product: str
+    status: Literal["active", "canceled", "past_due", "trialing"]
+    renews_at: dt.datetime | None = None
+
+
+class Payments(_Strict):
+    cards: list[Card] = []
+    transactions: list[Transaction] = []
+    subscriptions: list[Subscription] = []
+
+
+class ContentFile(_Strict):
+    path: str = Field(min_length=1, max_length=500)
+    base64: str | None = None
+    size_bytes: int | None = Field(default=None, ge=0, le=64 * 1024**3)
+    category: Literal[CONTENT_CATEGORIES]  # type: ignore[valid-type]
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = PurePosixPath(value).parts
+        if value.startswith("/") or ".." in parts or "\\" in value or not parts:
+            raise ValueError("must be a relative path without '..'")
+        return value
+
+    @field_validator("base64")
+    @classmethod
+    def _decodes(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("is not valid base64") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> ContentFile:
+        if (self.base64 is None) == (self.size_bytes is None):
+            raise ValueError("give exactly one of base64 or size_bytes")
+        return self
+
+
+class Content(_Strict):
+    files: list[ContentFile] = []
+
+
+class Message(_Strict):
+    from_: Literal["customer", "agent", "bot"] = Field(alias="from")
+    agent_name: str | None = None
+    body: str
+
+
+class Chat(_Strict):
+    topic: str
+    at: dt.datetime
+    messages: list[Message] = []
+
+
+class Feedback(_Strict):
+    rating: int = Field(ge=1, le=5)
+    text: str | None = None
+    at: dt.datetime
+
+
+class Support(_Strict):
+    chats: list[Chat] = []
+    feedback: list[Feedback] = []
+
+
+class ThirdPartyRecord(_Strict):
+    source: str = Field(min_length=1, max_length=200)
+    source_type: str
+    category: str
+    acquired_at: dt.datetime
+    data: dict[str, Any] = {}
+
+    @field_validator("source_type")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in source_kinds():
+            raise ValueError(f"must be one of {', '.join(source_kinds())}")
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        if not category_known(value):
+            raise ValueError("is not a category of the taxonomy")
+        return value
 
 
 class Subject(_Strict):
-    email: str
+    email: str = Field(max_length=254)
     accounts: Accounts | None = None
-    payments: dict[str, Any] | None = None
-    content: dict[str, Any] | None = None
-    support: dict[str, Any] | None = None
-    third_party: list[dict[str, Any]] | None = None
+    payments: Payments | None = None
+    content: Content | None = None
+    support: Support | None = None
+    third_party: list[ThirdPartyRecord] | None = None
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
+        from django.core.exceptions import ValidationError as DjangoValidationError
+        from django.core.validators import validate_email
+
         value = value.strip().lower()
-        if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
-            raise ValueError("not an email address")
+        try:
+            validate_email(value)
+        except DjangoValidationError:
+            raise ValueError("is not an email address") from None
         return value
 
 
 class Estate(_Strict):
     subjects: list[Subject]
+
+
+# --- Validation ---------------------------------------------------------------------------------------
 
 
 def _path(location: tuple) -> str:
@@ -111,10 +268,62 @@ def estate_parse(data: Any) -> Estate:
         if subject.email in seen:
             raise EstateError(f"subjects[{index}].email: the same address as subjects[{seen[subject.email]}]")
         seen[subject.email] = index
-        for system in ("payments", "content", "support", "third_party"):
-            if getattr(subject, system) is not None:
-                raise EstateError(f"subjects[{index}].{system}: this estate has no {system} system yet")
     return estate
+
+
+def estate_check_suppressions(estate: Estate) -> None:
+    """Refuse third-party records from a source that an erasure suppressed for that subject."""
+    wanted = [(i, s) for i, s in enumerate(estate.subjects) if s.third_party]
+    if not wanted:
+        return
+    with _engine("third_party") as engine, engine.connect() as conn:
+        for index, subject in wanted:
+            suppressed = suppressed_sources(conn, subject.email)
+            for position, record in enumerate(subject.third_party or []):
+                if record.source in suppressed:
+                    raise EstateError(
+                        f"subjects[{index}].third_party[{position}].source: {record.source!r} may not re-import this person, "
+                        "who asked for erasure (suppressed)"
+                    )
+
+
+# --- Writing -------------------------------------------------------------------------------------------
+
+
+class _engine:
+    """A short-lived engine on one estate system's database, its schema created."""
+
+    def __init__(self, system: str) -> None:
+        estate_database_ensure(system)
+        self.engine = sa.create_engine(estate_database_url(system))
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql((SCHEMAS / f"{system}.sql").read_text())
+
+    def __enter__(self) -> sa.Engine:
+        return self.engine
+
+    def __exit__(self, *exc) -> None:
+        self.engine.dispose()
+
+
+def estate_load(estate: Estate) -> int:
+    """Write every subject into the estate's systems. A subject already present is replaced.
+    Returns the number of subjects written."""
+    estate_check_suppressions(estate)
+    writers = {"accounts": _accounts_write, "payments": _payments_write, "third_party": _third_party_write}
+    for system, write in writers.items():
+        with _engine(system) as engine, engine.begin() as conn:
+            for subject in estate.subjects:
+                write(conn, subject)
+    _content_write(estate)
+    _support_write(estate)
+    return len(estate.subjects)
+
+
+def _insert(conn: sa.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        columns = list(rows[0])
+        conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"), rows)
 
 
 def _password_hash(password: str) -> str:
@@ -122,28 +331,15 @@ def _password_hash(password: str) -> str:
     return f"sha256${salt}${hashlib.sha256((salt + password).encode()).hexdigest()}"
 
 
-def estate_load(estate: Estate) -> int:
-    """Write every subject into the estate's systems, in one transaction per system. Returns the
-    number of subjects written. A subject already present is replaced."""
-    estate_database_ensure("accounts")
-    engine = sa.create_engine(estate_database_url("accounts"))
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql((SCHEMAS / "accounts.sql").read_text())
-            for subject in estate.subjects:
-                _accounts_write(conn, subject)
-    finally:
-        engine.dispose()
-    return len(estate.subjects)
-
-
 def _accounts_write(conn: sa.Connection, subject: Subject) -> None:
     existing = conn.execute(sa.text("SELECT id FROM users WHERE lower(trim(email)) = :e"), {"e": subject.email}).scalar()
     if existing is not None:
-        for table in ("interests", "searches", "browse_history", "devices", "locations", "contacts"):
+        for table in ACCOUNT_CHILD_TABLES:
             conn.execute(sa.text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": existing})
         conn.execute(sa.text("DELETE FROM users WHERE id = :u"), {"u": existing})
-    a = subject.accounts or Accounts()
+    if subject.accounts is None:
+        return
+    a = subject.accounts
     now = dt.datetime.now(dt.UTC)
     user_id = conn.execute(
         sa.text(
@@ -158,18 +354,77 @@ def _accounts_write(conn: sa.Connection, subject: Subject) -> None:
             "changed": now if a.password else None, "hint": a.password_hint, "org": a.organization,
         },
     ).scalar_one()
-    rows = {
-        "interests": [{"topic": t, "source": "provided"} for t in a.interests],
-        "searches": [{"query": q} for q in a.searches],
-        "browse_history": [v.model_dump() for v in a.browse_history],
-        "devices": [d.model_dump() for d in a.devices],
-        "locations": [loc.model_dump() for loc in a.locations],
-        "contacts": [c.model_dump() for c in a.contacts],
-    }
-    for table, items in rows.items():
-        if items:
-            columns = list(items[0])
-            statement = sa.text(
-                f"INSERT INTO {table} (user_id, {', '.join(columns)}) VALUES (:user_id, {', '.join(':' + c for c in columns)})"
-            )
-            conn.execute(statement, [{"user_id": user_id, **item} for item in items])
+    owned = {"user_id": user_id}
+    _insert(conn, "interests", [{**owned, "topic": t, "source": "provided"} for t in a.interests])
+    _insert(conn, "searches", [{**owned, "query": q} for q in a.searches])
+    _insert(conn, "browse_history", [{**owned, **v.model_dump()} for v in a.browse_history])
+    _insert(conn, "devices", [{**owned, **d.model_dump()} for d in a.devices])
+    _insert(conn, "locations", [{**owned, **loc.model_dump()} for loc in a.locations])
+    _insert(conn, "contacts", [{**owned, **c.model_dump()} for c in a.contacts])
+    _insert(conn, "sign_ins", [{**owned, **x.model_dump()} for x in a.sign_ins])
+    _insert(conn, "usage_events", [{**owned, **x.model_dump()} for x in a.usage])
+    _insert(conn, "error_reports", [{**owned, **x.model_dump()} for x in a.error_reports])
+    _insert(conn, "social", [{**owned, **x.model_dump()} for x in a.social])
+
+
+def _payments_write(conn: sa.Connection, subject: Subject) -> None:
+    existing = conn.execute(sa.text("SELECT id FROM customers WHERE lower(trim(email)) = :e"), {"e": subject.email}).scalar()
+    if existing is not None:
+        for table in ("cards", "subscriptions"):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE customer_id = :c"), {"c": existing})
+        conn.execute(sa.text("DELETE FROM customers WHERE id = :c"), {"c": existing})
+    conn.execute(sa.text("DELETE FROM transactions WHERE lower(trim(billing_email)) = :e"), {"e": subject.email})
+    if subject.payments is None:
+        return
+    p = subject.payments
+    billing_name = subject.accounts.name if subject.accounts else None
+    billing_address = subject.accounts.address if subject.accounts else None
+    customer_id = conn.execute(
+        sa.text("INSERT INTO customers (email, billing_name, billing_address) VALUES (:e, :n, :a) RETURNING id"),
+        {"e": subject.email, "n": billing_name, "a": billing_address},
+    ).scalar_one()
+    owned = {"customer_id": customer_id}
+    _insert(conn, "cards", [{**owned, **c.model_dump()} for c in p.cards])
+    _insert(conn, "subscriptions", [{**owned, **s.model_dump()} for s in p.subscriptions])
+    _insert(conn, "transactions", [{**owned, "billing_email": subject.email, **t.model_dump()} for t in p.transactions])
+
+
+def _third_party_write(conn: sa.Connection, subject: Subject) -> None:
+    conn.execute(sa.text("DELETE FROM records WHERE lower(trim(email)) = :e"), {"e": subject.email})
+    _insert(
+        conn,
+        "records",
+        [
+            {"email": subject.email, "source": r.source, "source_kind": r.source_type, "category": r.category,
+             "acquired_at": r.acquired_at, "data": Jsonb(r.data)}
+            for r in subject.third_party or []
+        ],
+    )
+
+
+def _content_write(estate: Estate) -> None:
+    from django.conf import settings
+
+    from ..content import content_storage_from_options
+    from .content_load import content_load
+
+    options = settings.DSAR_CONNECTORS["content"]["options"]
+    storage = content_storage_from_options(options.get("backend"), options.get("storage_options"))
+    for subject in estate.subjects:
+        files = [f.model_dump(exclude_none=True) for f in subject.content.files] if subject.content else []
+        content_load(storage=storage, subject_email=subject.email, files=files)
+
+
+def _support_write(estate: Estate) -> None:
+    from django.conf import settings
+
+    from .support_load import support_load
+
+    options = settings.DSAR_CONNECTORS["support"]["options"]
+    for subject in estate.subjects:
+        support = subject.support or Support()
+        support_load(
+            base_url=options["base_url"], email=options["email"], token=options["token"], subject_email=subject.email,
+            chats=[c.model_dump(by_alias=True) for c in support.chats], feedback=[f.model_dump() for f in support.feedback],
+        )
+

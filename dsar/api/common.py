@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -27,7 +28,11 @@ class _StringsOnly:
 
 
 class TextField(_StringsOnly, serializers.CharField):
-    pass
+    """Free text. PostgreSQL cannot store NUL, so it is refused, and the schema says so."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(r"^[^\x00]*$", "Null characters are not allowed."))
 
 
 class CodeField(_StringsOnly, serializers.RegexField):

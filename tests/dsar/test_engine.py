@@ -26,7 +26,7 @@ def test_a_connector_that_fails_twice_then_succeeds_ends_completed(api, reviewer
 
 def test_a_connector_that_always_fails_fails_the_request_and_retry_completes_it(api, reviewer, mailoutbox, unique_email):
     email = unique_email("broken")
-    probe_plan(email, permanent=True)
+    probe_plan(email, permanent=True, records=1)
     request_id, _ = file_request(api, mailoutbox, type="deletion", email=email)
     approve(reviewer, request_id)
     request = wait_until_final(request_id)
@@ -39,7 +39,7 @@ def test_a_connector_that_always_fails_fails_the_request_and_retry_completes_it(
     assert "the system refused the request (planned)" in probe_task["last_error"]
     assert next(t for t in staff_view["tasks"] if t["connector"] == "accounts")["status"] == "succeeded"
 
-    probe_plan(email)  # the fault is fixed
+    probe_plan(email, records=1)  # the fault is fixed
     answer = reviewer.post(f"/api/v1/staff/requests/{request_id}/retry")
     assert answer.status_code == 200
     assert wait_until_final(request_id).status == "completed"

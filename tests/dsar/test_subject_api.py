@@ -13,6 +13,7 @@ from dsar.models import AuditEntry, Request
 from ..conftest import code_from
 from ..factories import request_make
 from ..support.flows import file_request
+from ..support.probe import probe_calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,6 +94,7 @@ def test_an_org_managed_account_is_referred_right_after_verification(api, mailou
     referred_mail = [m for m in mailoutbox if "organisation" in m.subject]
     assert referred_mail and "Northside School District" in referred_mail[-1].body
     assert not Request.objects.get(pk=request_id).tasks.exists()
+    assert probe_calls("carol@school.example.org") == 0  # no connector gathered or erased anything
 
 
 BAD_BODIES = [

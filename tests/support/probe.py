@@ -1,7 +1,7 @@
 """A connector for tests whose behaviour each test sets in Redis, so the real worker obeys it.
 
 Keyed by the subject's email: `probe:plan:<email>` holds a JSON plan, `probe:calls:<email>` counts
-calls. With no plan it holds one feedback record per subject.
+calls. It holds `records` feedback records for a subject (none unless planned).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _redis() -> redis.Redis:
 
 def probe_plan(email: str, **plan) -> None:
     """transient_failures=N: fail N calls with TransientError; permanent=True: always fail;
-    sleep=S: take S seconds per call."""
+    sleep=S: take S seconds per call; records=N: hold N feedback records."""
     _redis().set(PLAN.format(email), json.dumps(plan), ex=3600)
 
 
@@ -36,7 +36,7 @@ class ProbeConnector(Connector):
     name = "probe"
     categories = frozenset({"feedback_ratings"})
 
-    def _call(self, email: str) -> None:
+    def _call(self, email: str) -> dict:
         client = _redis()
         calls = client.incr(CALLS.format(email))
         plan = json.loads(client.get(PLAN.format(email)) or "{}")
@@ -46,13 +46,15 @@ class ProbeConnector(Connector):
             raise PermanentError("probe: the system refused the request (planned)")
         if calls <= plan.get("transient_failures", 0):
             raise TransientError(f"probe: timed out (planned failure {calls})")
+        return plan
 
     def gather(self, identity, categories=None):
-        self._call(identity.email)
-        yield Record(category="feedback_ratings", fields={"rating": 5, "text": "probe feedback"}, system="probe")
+        plan = self._call(identity.email)
+        for number in range(plan.get("records", 0)):
+            yield Record(category="feedback_ratings", fields={"rating": 5, "text": f"probe feedback {number}"}, system="probe")
 
     def erase(self, identity, categories=None):
-        self._call(identity.email)
+        plan = self._call(identity.email)
         receipt = ErasureReceipt()
-        receipt.add_erased("feedback_ratings", 1)
+        receipt.add_erased("feedback_ratings", plan.get("records", 0))
         return receipt

@@ -1,0 +1,91 @@
+"""Load one subject's support chats and feedback into the demo helpdesk (contract §7, `support`).
+
+Everything is written through the helpdesk's API, as a company migrating its history into Zendesk
+would: users are created, and tickets arrive through the Ticket Import API with their comments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+
+from ..base import Identity
+from ..support import FEEDBACK_TAG, RATING_FIELD, ZendeskClient, ZendeskConnector
+
+BOT_NAME = "Help Bot"
+DEFAULT_AGENT = "Support Agent"
+# Agents need an address to be found again by the only search the API offers; `.invalid` is
+# reserved (RFC 2606), so no subject can ever share one.
+AGENT_DOMAIN = "agents.helpdesk.invalid"
+
+
+def support_load(*, base_url: str, email: str, token: str, subject_email: str, chats: list[dict], feedback: list[dict]) -> None:
+    """Write one subject's chats and feedback as helpdesk tickets, replacing any the subject had
+    (with neither, the subject is made absent from the helpdesk).
+
+    `chats` are `{"topic", "at", "messages": [{"from": "customer|agent|bot", "agent_name", "body"}]}`,
+    `feedback` are `{"rating", "text", "at"}`, already validated; `at` is an ISO 8601 string or a
+    datetime. Agents are found by name or created; the bot is the agent "Help Bot".
+    """
+    connector = ZendeskConnector(base_url=base_url, email=email, token=token)
+    try:
+        # Erasing first makes a load repeatable: afterwards the subject holds exactly this data.
+        connector.erase(Identity(email=subject_email.strip().lower()))
+        if not chats and not feedback:
+            return  # someone who never contacted support is no helpdesk user
+        client = connector.client
+        subject = {"name": subject_email.strip().split("@")[0], "email": subject_email.strip(), "role": "end-user"}
+        subject_id = client.call("POST", "users.json", json={"user": subject})["user"]["id"]
+        agents: dict[tuple[str, bool], int] = {}
+        for chat in chats:
+            at = _iso(chat["at"])
+            comments = [
+                {"author_id": _author_id(client, message, subject_id, agents), "value": message["body"], "created_at": at}
+                for message in chat["messages"]
+            ]
+            ticket = {
+                "requester_id": subject_id, "subject": chat["topic"], "created_at": at, "status": "closed", "tags": ["chat"],
+                "comments": comments,
+            }
+            client.call("POST", "imports/tickets.json", json={"ticket": ticket})
+        for item in feedback:
+            # The words live in the satisfaction rating only, so they are not also a support message.
+            ticket = {
+                "requester_id": subject_id, "subject": "Feedback", "created_at": _iso(item["at"]), "status": "closed",
+                "tags": [FEEDBACK_TAG], "comments": [],
+                "satisfaction_rating": {"score": "good" if item["rating"] >= 4 else "bad", "comment": item.get("text")},
+                "custom_fields": [{"id": RATING_FIELD, "value": item["rating"]}],
+            }
+            client.call("POST", "imports/tickets.json", json={"ticket": ticket})
+    finally:
+        connector.close()
+
+
+def _author_id(client: ZendeskClient, message: dict[str, Any], subject_id: int, agents: dict[tuple[str, bool], int]) -> int:
+    if message["from"] == "customer":
+        return subject_id
+    bot = message["from"] == "bot"
+    name = BOT_NAME if bot else (message.get("agent_name") or DEFAULT_AGENT)
+    if (name, bot) not in agents:
+        agents[name, bot] = _agent_ensure(client, name=name, bot=bot)
+    return agents[name, bot]
+
+
+def _agent_ensure(client: ZendeskClient, *, name: str, bot: bool) -> int:
+    """The id of the agent with this name, created if there is none: agents are shared by subjects."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agent"
+    # The digest keeps names that slug alike ("Ana B", "ana-b") apart.
+    address = f"{'bot-' if bot else ''}{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}@{AGENT_DOMAIN}"
+    found = client.users_by_email(address)
+    if found:
+        return found[0]["id"]
+    user: dict[str, Any] = {"name": name, "email": address, "role": "agent"}
+    if bot:
+        user["user_fields"] = {"bot": True}
+    return client.call("POST", "users.json", json={"user": user})["user"]["id"]
+
+
+def _iso(at: str | dt.datetime) -> str:
+    return at.isoformat() if isinstance(at, dt.datetime) else at

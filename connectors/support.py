@@ -1,0 +1,210 @@
+"""The support chats connector: a helpdesk reached through the Zendesk Support REST API v2.
+
+The subject is the helpdesk user (or users) with the identity's email address. Every ticket they
+requested is one support conversation; its comments are the messages, written by the subject, by
+agents, or by a bot (an agent whose user field `bot` is true). Tickets tagged `feedback` carry a
+rating (custom field `rating`) and the subject's words (the satisfaction rating's comment).
+
+Tickets and comments are read page by page with Zendesk's cursor pagination, so memory stays bounded
+by one page of tickets and one ticket's messages, whatever the subject's history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from .base import PROVIDED, Connector, ErasureReceipt, Identity, PermanentError, Record, TransientError
+
+SUPPORT = "interactions.support"
+BOT_USAGE = "interactions.bot_usage"
+FEEDBACK = "feedback_ratings"
+FEEDBACK_TAG = "feedback"
+RATING_FIELD = "rating"  # the id of the ticket field holding a feedback rating
+PAGE_SIZE = 100  # Zendesk's largest page
+
+
+class ZendeskClient:
+    """A session on a Zendesk Support API v2: API-token authentication, a timeout on every call,
+    and failures turned into the connector errors (transient ones are worth retrying)."""
+
+    def __init__(self, *, base_url: str, email: str, token: str, timeout: float = 10.0, name: str = "support") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.name = name
+        self.session = requests.Session()
+        self.session.auth = (f"{email}/token", token)
+        self.session.headers["Accept"] = "application/json"
+
+    def call(
+        self, method: str, path: str, *, params: dict | None = None, json: dict | None = None, missing_ok: bool = False
+    ) -> Any:
+        """One API call on `/api/v2/{path}`; its decoded JSON answer, or None for 204 (and for 404
+        when `missing_ok`, so that removing what is already gone succeeds)."""
+        what = f"{method} /api/v2/{path}"
+        url = f"{self.base_url}/api/v2/{path}"
+        try:
+            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            raise TransientError(f"{self.name}: the helpdesk did not answer {what}: {error}") from error
+        except requests.RequestException as error:
+            raise PermanentError(f"{self.name}: {what} could not be sent: {error}") from error
+        status = response.status_code
+        if status == 204 or (status == 404 and missing_ok):
+            return None
+        if status == 429 or status >= 500:
+            raise TransientError(f"{self.name}: the helpdesk answered {status} {response.reason} to {what}")
+        if status >= 400:
+            detail = response.text[:200]
+            raise PermanentError(f"{self.name}: the helpdesk answered {status} {response.reason} to {what}: {detail}")
+        try:
+            return response.json()
+        except ValueError as error:
+            raise PermanentError(f"{self.name}: the helpdesk's answer to {what} is not JSON") from error
+
+    def items(self, path: str, key: str) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paginated list, fetching the next page only when this one is used up."""
+        params: dict[str, Any] = {"page[size]": PAGE_SIZE}
+        while True:
+            page = self.call("GET", path, params=params)
+            items, meta = _get(page, key, list), _get(page, "meta", dict)
+            for item in items:
+                yield _checked(item, path)
+            if not meta.get("has_more"):
+                return
+            params = {"page[size]": PAGE_SIZE, "page[after]": meta.get("after_cursor")}
+
+    def users_by_email(self, email: str) -> list[dict[str, Any]]:
+        """The live users with exactly this address (compared trimmed and case-insensitively)."""
+        wanted = email.strip().lower()
+        users = _get(self.call("GET", "users/search.json", params={"query": f"email:{wanted}"}), "users", list)
+        # Zendesk's search is a search, not a lookup: only an exact address is the subject
+        # (alice+x@example.com is someone else than alice@example.com).
+        return [_checked(user, "users/search") for user in users if str(user.get("email") or "").strip().lower() == wanted]
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+
+def _get(payload: Any, key: str, kind: type) -> Any:
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), kind):
+        raise PermanentError(f"support: the helpdesk's answer lacks {key!r} ({kind.__name__})")
+    return payload[key]
+
+
+def _checked(item: Any, where: str) -> dict[str, Any]:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        raise PermanentError(f"support: {where} answered an item without an id")
+    return item
+
+
+def _time(value: Any) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise PermanentError(f"support: the helpdesk gave a time that is not ISO 8601: {value!r}") from None
+
+
+class ZendeskConnector(Connector):
+    """Reads and erases a subject's support chats, bot conversations and feedback in a helpdesk
+    speaking the Zendesk Support API v2. Options: `base_url`, `email` and `token` (an API token of
+    an admin), `timeout` in seconds for each call (default 10)."""
+
+    name = "support"
+    categories = frozenset({SUPPORT, BOT_USAGE, FEEDBACK})
+
+    def __init__(
+        self, *, name: str | None = None, base_url: str, email: str, token: str, timeout: float = 10.0, **options: Any
+    ) -> None:
+        super().__init__(name=name, **options)  # the token stays out of `options`, which may be shown
+        self.client = ZendeskClient(base_url=base_url, email=email, token=token, timeout=timeout, name=self.name)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.client.close()
+
+    def gather(self, identity: Identity) -> Iterator[Record]:
+        """Yield, for each ticket the subject requested: an `interactions.support` record with its
+        customer and agent messages, an `interactions.bot_usage` record when a bot took part, and a
+        `feedback_ratings` record when it is tagged `feedback`."""
+        speakers: dict[int, tuple[str, str | None]] = {}
+        for user in self.client.users_by_email(identity.email):
+            for ticket in self.client.items(f"users/{user['id']}/tickets/requested.json", "tickets"):
+                yield from self._ticket_records(ticket, speakers)
+
+    def erase(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
+        """Make sure the subject's tickets in `categories` (None: all) are absent, and with every
+        category the subject's helpdesk user too (deleted, then permanently deleted). A ticket is
+        the smallest thing the helpdesk deletes: one holding any requested category is deleted whole,
+        and the receipt counts every record it held. Safe to repeat."""
+        everything = categories is None or self.categories <= categories
+        wanted = self.categories if categories is None else self.categories & categories
+        receipt = ErasureReceipt()
+        speakers: dict[int, tuple[str, str | None]] = {}
+        for user in self.client.users_by_email(identity.email):
+            # Deleting behind the cursor is safe: the next page starts after the last ticket seen.
+            for ticket in self.client.items(f"users/{user['id']}/tickets/requested.json", "tickets"):
+                held = {record.category for record in self._ticket_records(ticket, speakers)}
+                if everything or held & wanted:
+                    self.client.call("DELETE", f"tickets/{ticket['id']}.json", missing_ok=True)
+                    for category in held:
+                        receipt.add_erased(category, 1)
+            if everything:
+                self.client.call("DELETE", f"users/{user['id']}.json", missing_ok=True)
+                self.client.call("DELETE", f"deleted_users/{user['id']}.json", missing_ok=True)
+        if everything:
+            self._deleted_users_purge(identity)
+        return receipt
+
+    def _deleted_users_purge(self, identity: Identity) -> None:
+        """Permanently delete the subject's users left soft-deleted by an erasure that stopped
+        between its two deletions: search no longer finds them, but they still hold the address."""
+        for user in self.client.items("deleted_users.json", "deleted_users"):
+            if str(user.get("email") or "").strip().lower() == identity.email.strip().lower():
+                self.client.call("DELETE", f"deleted_users/{user['id']}.json", missing_ok=True)
+
+    def _ticket_records(self, ticket: dict[str, Any], speakers: dict[int, tuple[str, str | None]]) -> Iterator[Record]:
+        conversation: list[dict[str, Any]] = []  # the customer and the agents
+        bot_exchange: list[dict[str, Any]] = []  # the bot and the customer
+        for comment in self.client.items(f"tickets/{ticket['id']}/comments.json", "comments"):
+            role, speaker_name = self._speaker(comment.get("author_id"), ticket.get("requester_id"), speakers)
+            message = {"from": role, "body": comment.get("body"), "at": comment.get("created_at")}
+            if speaker_name:  # an agent's or a bot's: which bot answered matters as much as which person
+                message["agent_name"] = speaker_name
+            if role != "bot":
+                conversation.append(message)
+            if role != "agent":
+                bot_exchange.append(message)
+        fields = {"ticket_id": ticket["id"], "subject": ticket.get("subject"), "created_at": ticket.get("created_at")}
+        made = {"system": f"{self.name}.tickets", "source": PROVIDED, "collected_at": _time(ticket.get("created_at"))}
+        if conversation:
+            yield Record(category=SUPPORT, fields={**fields, "messages": conversation}, **made)
+        if any(message["from"] == "bot" for message in bot_exchange):
+            yield Record(category=BOT_USAGE, fields={**fields, "messages": bot_exchange}, **made)
+        if FEEDBACK_TAG in (ticket.get("tags") or []):
+            rating = next((f.get("value") for f in ticket.get("custom_fields") or [] if str(f.get("id")) == RATING_FIELD), None)
+            text = (ticket.get("satisfaction_rating") or {}).get("comment")
+            yield Record(category=FEEDBACK, fields={"rating": rating, "text": text, "at": ticket.get("created_at")}, **made)
+
+    def _speaker(self, author_id: Any, requester_id: Any, speakers: dict[int, tuple[str, str | None]]) -> tuple[str, str | None]:
+        """Who wrote a comment: ("customer", None), ("agent", name) or ("bot", name). Authors are
+        looked up once per gather: a handful of agents write most comments."""
+        if author_id == requester_id:
+            return "customer", None
+        if author_id not in speakers:
+            answer = self.client.call("GET", f"users/{author_id}.json", missing_ok=True)
+            user = answer.get("user") if isinstance(answer, dict) else None
+            if user is None:
+                # A vanished author of a comment on the subject's own ticket was, in practice, staff.
+                speakers[author_id] = ("agent", None)
+            elif (user.get("user_fields") or {}).get("bot"):
+                speakers[author_id] = ("bot", user.get("name"))
+            elif user.get("role") in ("agent", "admin"):
+                speakers[author_id] = ("agent", user.get("name"))
+            else:
+                speakers[author_id] = ("customer", None)
+        return speakers[author_id]

@@ -1,0 +1,223 @@
+"""The content storage connector against real stores: a local directory, and S3 served by moto."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.config import Config
+from django.core.files.base import ContentFile
+from moto.server import ThreadedMotoServer
+
+from connectors.base import PROVIDED, Identity, PermanentError, TransientError
+from connectors.content import ContentStorageConnector, content_storage_from_options, subject_prefix
+from connectors.estate.content_load import content_bytes, content_load
+
+MIB = 1024 * 1024
+S3_BACKEND = "storages.backends.s3.S3Storage"
+PAT = "pat@example.com"
+PAT_WORK = "pat+work@example.com"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# Not a multiple of the generator's chunk, and above S3's multipart threshold (8 MiB), so both the
+# partial last chunk and a multipart upload from an unseekable stream are exercised.
+BIG_SIZE = 9 * MIB + 123
+PAT_FILES = [
+    {"path": "Documents/letter to the bank.txt", "category": "content", "base64": _b64(b"Dear bank,\nplease...\n")},
+    {"path": "Photos/2024/beach.jpg", "category": "images", "base64": _b64(bytes(range(256)) * 8)},
+    {"path": "Recordings/memo.ogg", "category": "voice", "size_bytes": BIG_SIZE},
+    {"path": "lobby/2024-05-01.mp4", "category": "video_recordings", "base64": _b64(b"\x00\x00\x00\x18ftypmp42")},
+    {"path": "ink/signature.isf", "category": "text_inking_typing", "base64": _b64(b"ink strokes")},
+]
+PAT_WORK_FILES = [
+    {"path": "Documents/letter to the bank.txt", "category": "content", "base64": _b64(b"a different letter")},
+    {"path": "Photos/team.png", "category": "images", "base64": _b64(b"\x89PNG team photo")},
+]
+
+
+def _content(spec: dict) -> bytes:
+    if "base64" in spec:
+        return base64.b64decode(spec["base64"])
+    return b"".join(content_bytes(spec["path"], spec["size_bytes"]))
+
+
+def _listing(files: list[dict]) -> set[tuple[str, str, int]]:
+    return {(spec["category"], spec["path"], len(_content(spec))) for spec in files}
+
+
+def _gathered(connector: ContentStorageConnector, email: str) -> set[tuple[str, str, int]]:
+    return {(item.category, item.path, item.size) for item in connector.gather(Identity(email=email))}
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound and released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _s3_options(endpoint: str, bucket: str, **extra) -> dict:
+    return {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint,
+        "access_key": "testing",
+        "secret_key": "testing",
+        "region_name": "us-east-1",
+        **extra,
+    }
+
+
+def _s3_client(endpoint: str):
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+
+
+def _bucket_create(endpoint: str) -> str:
+    bucket = f"content-{uuid.uuid4().hex[:12]}"
+    _s3_client(endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 API on a free loopback port, served by moto in this process."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def options(request, tmp_path) -> dict:
+    """The connector's options for an empty store: a temporary directory, or a new S3 bucket."""
+    if request.param == "local":
+        return {"storage_options": {"location": str(tmp_path / "content")}}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return {"backend": S3_BACKEND, "storage_options": _s3_options(endpoint, _bucket_create(endpoint))}
+
+
+@pytest.fixture
+def storage(options):
+    """The store, built the way the demo-estate loader builds it, holding both subjects' files."""
+    storage = content_storage_from_options(options.get("backend"), options["storage_options"])
+    assert content_load(storage=storage, subject_email=PAT, files=PAT_FILES) == sum(len(_content(s)) for s in PAT_FILES)
+    content_load(storage=storage, subject_email=PAT_WORK, files=PAT_WORK_FILES)
+    return storage
+
+
+@pytest.fixture
+def connector(options, storage) -> Iterator[ContentStorageConnector]:
+    connector = ContentStorageConnector(name="content", **options)
+    yield connector
+    connector.close()
+
+
+def test_subject_prefix_is_an_opaque_key_of_the_normalised_email():
+    assert subject_prefix("  Pat@Example.COM ") == subject_prefix(PAT) == f"subjects/{hashlib.sha256(PAT.encode()).hexdigest()}"
+    assert subject_prefix(PAT_WORK) != subject_prefix(PAT)
+
+
+def test_gather_returns_exactly_the_subjects_files_with_categories_paths_and_sizes(connector):
+    items = list(connector.gather(Identity(email=PAT)))
+
+    assert {(item.category, item.path, item.size) for item in items} == _listing(PAT_FILES)
+    assert len(items) == len(PAT_FILES)
+    assert all(item.ref.startswith(subject_prefix(PAT) + "/") and PAT not in item.ref for item in items)
+    assert all(item.source == PROVIDED for item in items)
+    assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_open_file_returns_the_exact_bytes(connector):
+    by_path = {item.path: item for item in connector.gather(Identity(email=PAT))}
+
+    for spec in PAT_FILES:
+        with connector.open_file(by_path[spec["path"]].ref) as handle:
+            digest, length = hashlib.sha256(), 0
+            while chunk := handle.read(MIB):
+                digest.update(chunk)
+                length += len(chunk)
+        expected = _content(spec)
+        assert (length, digest.hexdigest()) == (len(expected), hashlib.sha256(expected).hexdigest()), spec["path"]
+
+
+def test_erase_removes_every_file_of_the_subject_and_leaves_the_others(connector, storage):
+    receipt = connector.erase(Identity(email=PAT))
+
+    assert receipt.erased == {spec["category"]: 1 for spec in PAT_FILES}
+    assert _gathered(connector, PAT) == set()
+    assert subject_prefix(PAT).split("/")[1] not in storage.listdir("subjects")[0]
+    assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_erase_twice_is_harmless(connector):
+    connector.erase(Identity(email=PAT))
+    again = connector.erase(Identity(email=PAT))
+
+    assert again.erased == {}
+    assert _gathered(connector, PAT) == set()
+    assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_erase_with_categories_only_removes_those(connector):
+    receipt = connector.erase(Identity(email=PAT), frozenset({"images", "voice"}))
+
+    assert receipt.erased == {"images": 1, "voice": 1}
+    assert _gathered(connector, PAT) == _listing([s for s in PAT_FILES if s["category"] not in {"images", "voice"}])
+    assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_content_load_replaces_the_subjects_files(connector, storage):
+    content_load(storage=storage, subject_email=PAT, files=PAT_FILES[:1])
+
+    assert _gathered(connector, PAT) == _listing(PAT_FILES[:1])
+    assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_a_large_size_bytes_file_reaches_s3_in_parts_not_in_one_buffered_request(s3_endpoint):
+    bucket = _bucket_create(s3_endpoint)
+    storage = content_storage_from_options(S3_BACKEND, _s3_options(s3_endpoint, bucket))
+    big = next(spec for spec in PAT_FILES if "size_bytes" in spec)
+
+    content_load(storage=storage, subject_email=PAT, files=[big])
+
+    head = _s3_client(s3_endpoint).head_object(Bucket=bucket, Key=f"{subject_prefix(PAT)}/{big['category']}/{big['path']}")
+    assert head["ContentLength"] == BIG_SIZE
+    assert "-" in head["ETag"], "a multipart upload's ETag ends in -<parts>; a single PUT's does not"
+
+
+@pytest.mark.parametrize("ref", ["exports/secret.txt", "subjects/../exports/secret.txt", "/exports/secret.txt", "subjects/x"])
+def test_open_file_refuses_a_ref_outside_subjects(connector, storage, ref):
+    storage.save("exports/secret.txt", ContentFile(b"not a subject's file"))
+
+    with pytest.raises(PermanentError):
+        connector.open_file(ref)
+
+
+def test_unreachable_s3_endpoint_is_a_transient_error():
+    # A single attempt keeps the test quick; botocore's own retries would only delay the same answer.
+    options = _s3_options(f"http://127.0.0.1:{_free_port()}", "content", client_config=Config(retries={"total_max_attempts": 1}))
+    connector = ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options)
+
+    with pytest.raises(TransientError):
+        list(connector.gather(Identity(email=PAT)))
+
+
+def test_missing_bucket_is_a_permanent_error(s3_endpoint):
+    options = _s3_options(s3_endpoint, "no-such-bucket")
+    connector = ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options)
+
+    with pytest.raises(PermanentError):
+        list(connector.gather(Identity(email=PAT)))

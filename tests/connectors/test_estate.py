@@ -1,0 +1,60 @@
+"""load_estate: the whole file is checked first; a bad key is named and nothing is loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from connectors.base import Identity
+from connectors.registry import connector_get
+
+pytestmark = [pytest.mark.usefixtures("estate"), pytest.mark.django_db]
+
+BAD = [
+    ({"email": "{e}", "accounts": {"nickname": "x"}}, "subjects[1].accounts.nickname"),
+    ({"email": "{e}", "accounts": {"devices": [{"os": "a"}, {"imei": 5}]}}, "subjects[1].accounts.devices[1].imei"),
+    ({"email": "{e}", "payments": {"cards": [{"number": "4242", "cvc": "1"}]}}, "subjects[1].payments.cards[0].number"),
+    ({"email": "{e}", "content": {"files": [{"path": "../etc/passwd", "base64": "", "category": "content"}]}}, "subjects[1].content.files[0].path"),
+    ({"email": "{e}", "content": {"files": [{"path": "a", "category": "content"}]}}, "subjects[1].content.files[0]"),
+    ({"email": "{e}", "third_party": [{"source": "X", "source_type": "cousin", "category": "demographic", "acquired_at": "2026-01-01"}]}, "subjects[1].third_party[0].source_type"),
+    ({"email": "{e}", "support": {"chats": [{"topic": "t", "at": "yesterday"}]}}, "subjects[1].support.chats[0].at"),
+    ({"email": "not-an-email"}, "subjects[1].email"),
+    ({"email": "{e}", "surprise": 1}, "subjects[1].surprise"),
+]
+
+
+@pytest.mark.parametrize(("bad", "path"), BAD, ids=[b[1] for b in BAD])
+def test_a_bad_file_names_the_bad_key_and_loads_nothing(tmp_path, unique_email, bad, path):
+    good_email, bad_email = unique_email("good"), unique_email("bad")
+    bad = json.loads(json.dumps(bad).replace("{e}", bad_email))
+    document = {"subjects": [{"email": good_email, "accounts": {"name": "Good", "searches": ["x"]}}, bad]}
+    file = tmp_path / "estate.json"
+    file.write_text(json.dumps(document))
+    with pytest.raises(CommandError) as error:
+        call_command("load_estate", str(file))
+    assert path in str(error.value)
+    assert list(connector_get("accounts").gather(Identity(email=good_email))) == []
+
+
+def test_a_file_that_is_not_json_is_a_clear_error(tmp_path):
+    file = tmp_path / "estate.json"
+    file.write_text("{subjects: [")
+    with pytest.raises(CommandError, match="not valid JSON"):
+        call_command("load_estate", str(file))
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("load_estate", str(tmp_path / "absent.json"))
+
+
+def test_loading_the_same_subject_twice_replaces_it(tmp_path, unique_email):
+    email = unique_email("again")
+    file = tmp_path / "estate.json"
+    for searches in (["a", "b"], ["c"]):
+        file.write_text(json.dumps({"subjects": [{"email": email, "accounts": {"searches": searches}}]}))
+        call_command("load_estate", str(file))
+    found = [r.fields["query"] for r in connector_get("accounts").gather(Identity(email=email)) if r.category == "searches_commands"]
+    assert found == ["c"]
