@@ -9,6 +9,7 @@ streamed from a server-side cursor; nothing holds a whole subject in memory.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ TRANSFORMS = {
     "last4": lambda column: sa.func.right(column, 4),
 }
 TRANSFORM_PRESENT = {"last4": lambda value: f"**** {value}"}
+# delete: remove the rows; null: clear the requested columns; mask: replace them with a keyed hash
+# (text columns), so records stay countable and joinable but no longer say who the person is.
+ERASE_STRATEGIES = ("delete", "null", "mask")
 
 
 class DatasetError(ValueError):
@@ -40,6 +44,7 @@ class Column:
     name: str
     category: str
     transform: str | None = None
+    erase: str | None = None  # null | mask; None: the table's strategy
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,10 @@ def dataset_load(path: str | Path) -> Dataset:
             transform = spec_col.get("transform")
             if transform is not None and transform not in TRANSFORMS:
                 raise DatasetError(f"{path}: {where}.columns.{name}.transform must be one of {sorted(TRANSFORMS)}")
-            columns.append(Column(name, category(need(spec_col, "category", f"{where}.columns.{name}"), f"{where}.columns.{name}"), transform))
+            column_erase = spec_col.get("erase")
+            if column_erase not in (None, "null", "mask"):
+                raise DatasetError(f"{path}: {where}.columns.{name}.erase must be null or mask")
+            columns.append(Column(name, category(need(spec_col, "category", f"{where}.columns.{name}"), f"{where}.columns.{name}"), transform, column_erase))
         secrets = [
             Secret(name, need(s, "column", f"{where}.secrets.{name}"), category(need(s, "category", f"{where}.secrets.{name}"), f"{where}.secrets.{name}"), s.get("changed_at"))
             for name, s in (spec.get("secrets") or {}).items()
@@ -138,8 +146,8 @@ def dataset_load(path: str | Path) -> Dataset:
         if bool(identity) == bool(parent):
             raise DatasetError(f"{path}: {where} needs exactly one of identity or parent")
         erase = spec.get("erase", "delete")
-        if erase not in ("delete", "null"):
-            raise DatasetError(f"{path}: {where}.erase must be delete or null")
+        if erase not in ERASE_STRATEGIES:
+            raise DatasetError(f"{path}: {where}.erase must be one of {', '.join(ERASE_STRATEGIES)}")
         source = spec.get("source", "provided")
         if source not in SOURCE_TYPES:
             raise DatasetError(f"{path}: {where}.source must be one of {', '.join(SOURCE_TYPES)}")
@@ -183,9 +191,10 @@ def dataset_load(path: str | Path) -> Dataset:
 class SqlConnector(Connector):
     """Reads and erases a subject's rows in one SQL database, as its dataset file describes."""
 
-    def __init__(self, *, name: str | None = None, dataset: str, url: str | None = None, **options: Any) -> None:
+    def __init__(self, *, name: str | None = None, dataset: str, url: str | None = None, mask_key: str | None = None, **options: Any) -> None:
         super().__init__(name=name, **options)
         self.dataset = dataset_load(dataset)
+        self._mask_key = mask_key
         self.categories = frozenset(c for t in self.dataset.tables for c in t.categories)
         self._url = url
         self._engine: sa.Engine | None = None
@@ -327,11 +336,26 @@ class SqlConnector(Connector):
         if not columns:
             return
         t = self._table(table, *columns)
-        any_set = sa.or_(*(t.c[c].isnot(None) for c in columns))
-        count = conn.execute(sa.update(t).where(t.c[table.primary_key].in_(keys), any_set).values({c: None for c in columns})).rowcount
+        strategy = {c.name: c.erase or table.erase for c in table.columns}
+        values = {c: self._mask(t.c[c]) if strategy.get(c) == "mask" else None for c in columns}
+        # A masked value is 64 hex digits: rows already masked or cleared are left alone.
+        pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy.get(c) == "mask" else t.c[c].isnot(None) for c in columns))
+        count = conn.execute(sa.update(t).where(t.c[table.primary_key].in_(keys), pending).values(values)).rowcount
         erased = {c.category for c in table.columns if c.name in columns} | {s.category for s in table.secrets if s.column in columns}
         for category in erased:
             receipt.add_erased(category, count)
+
+    def _mask(self, column: sa.ColumnClause) -> sa.ColumnElement:
+        """A keyed SHA-256 of the value, computed in the database so the value never travels."""
+        return sa.func.encode(sa.func.sha256(sa.func.convert_to(sa.literal(self.mask_key) + sa.cast(column, sa.Text), "UTF8")), "hex")
+
+    @property
+    def mask_key(self) -> str:
+        if self._mask_key is None:
+            from django.conf import settings
+
+            self._mask_key = hashlib.sha256(f"mask:{self.name}:{settings.SECRET_KEY}".encode()).hexdigest()
+        return self._mask_key
 
     def _delete_rows(self, conn: sa.Connection, table: Table, keys: sa.Select, wanted: set[str], receipt: ErasureReceipt) -> None:
         t = self._table(table, *(c for c in (table.category_column, table.retain and table.retain.date_column) if c))

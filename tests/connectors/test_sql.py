@@ -134,3 +134,26 @@ def test_a_partial_deletion_erases_only_the_requested_categories(twins):
     assert receipt.erased == {"searches_commands": 2}
     categories = {r.category for r in _records("accounts", email)}
     assert "searches_commands" not in categories and "name_contact" in categories
+
+
+@pytest.mark.django_db
+def test_a_mask_strategy_replaces_values_with_a_keyed_hash_and_keeps_the_row(tmp_path, unique_email):
+    from connectors.sql import SqlConnector
+
+    email = unique_email("masked")
+    _load({"email": email, "accounts": {"name": "Maria Masked", "phone": "+44 1"}})
+    dataset = tmp_path / "masked.yaml"
+    dataset.write_text(
+        "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n    erase: mask\n"
+        "    columns: {name: name_contact, phone: name_contact}\n"
+    )
+    connector = SqlConnector(name="masked", dataset=str(dataset), mask_key="k")
+    try:
+        receipt = connector.erase(Identity(email=email))
+        assert receipt.erased == {"name_contact": 1}
+        (record,) = list(connector.gather(Identity(email=email)))
+        assert record.fields["name"] != "Maria Masked" and len(record.fields["name"]) == 64
+        assert record.fields["phone"] != record.fields["name"]
+        assert connector.erase(Identity(email=email)).erased == {}  # masked already: nothing left to mask
+    finally:
+        connector.close()
