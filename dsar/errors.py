@@ -34,5 +34,9 @@ class Locked(ServiceError):
     status, code = 429, "locked"
 
 
+class TooSoon(ServiceError):
+    status, code = 429, "too_soon"
+
+
 class Unavailable(ServiceError):
     status, code = 503, "unavailable"

@@ -445,7 +445,7 @@ def export_for_download(*, request_id, signature: str) -> Export | None:
         return None
     if payload.get("r") != str(request_id):
         return None
-    export = Export.objects.filter(pk=payload.get("e"), request_id=request_id, deleted_at__isnull=True).first()
+    export = Export.objects.filter(pk=payload.get("e"), request_id=request_id, deleted_at__isnull=True, released_at__isnull=False).first()
     if export is None or export.expires_at <= timezone.now():
         return None
     return export

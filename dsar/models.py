@@ -114,6 +114,7 @@ class Export(models.Model):
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True, help_text="When the subject could first download it.")
     deleted_at = models.DateTimeField(null=True, blank=True)
 
 

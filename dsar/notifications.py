@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -26,8 +27,22 @@ SUBJECTS = {
 }
 
 
+STATUS_SALT = "dsar.status"
+STATUS_LINK_DAYS = 120
+
+
 def status_url(request: Request) -> str:
-    return f"{settings.DSAR_PUBLIC_URL}/requests/{request.id}"
+    """The request's page, with a signed key that opens it for whoever holds the email."""
+    key = signing.dumps(str(request.id), salt=STATUS_SALT)
+    return f"{settings.DSAR_PUBLIC_URL}/requests/{request.id}?key={key}"
+
+
+def status_key_valid(request_id, key: str) -> bool:
+    """Whether `key` is a genuine, unexpired status-link key for this request."""
+    try:
+        return signing.loads(key, salt=STATUS_SALT, max_age=STATUS_LINK_DAYS * 86400) == str(request_id)
+    except signing.BadSignature:
+        return False
 
 
 def email_send(request: Request, template: str, **context: Any) -> None:

@@ -244,12 +244,14 @@ def _complete(request: Request, *, result: dict, archive: exports.Archive | None
                 sha256=archive.sha256,
                 created_at=now,
                 expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
+                released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE else now,
             )
         locked.result, locked.completed_at, locked.finalize_state = result, now, "done"
         request_transition(locked, "completed", actor=SYSTEM, update_fields=["result", "completed_at", "finalize_state"])
-        context = {}
-        if export is not None:
-            context = {"download_url": exports.download_url(export), "expires_at": export.expires_at}
-        email_on_commit(locked, "completed", **context)
+        if export is None:
+            email_on_commit(locked, "completed")
+        elif export.released_at is not None:
+            email_on_commit(locked, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+        # else: staff release it after review (services.request_release), which sends the email.
         transaction.on_commit(lambda: exports.stage_discard(locked.id))
     logger.info("request %s: completed", request.id)

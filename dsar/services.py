@@ -21,11 +21,11 @@ from connectors.base import Identity, TransientError
 from connectors.registry import connector_get, connector_names
 from connectors.taxonomy import category_ids
 
-from . import processing, verification
+from . import exports, processing, verification
 from .deadlines import due_at_for, extension_limit
-from .errors import Conflict, InvalidInput, Locked, NotFound, Unavailable
+from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_record, request_lock, request_transition
-from .models import Request, RequestType, Status
+from .models import Export, Request, RequestType, Status
 from .notifications import email_on_commit
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,28 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     return request, token
 
 
+def request_code_resend(*, request_id) -> Request:
+    """Send a fresh code for an unverified request, at most once a minute. Wrong attempts still
+    count against the request: a new code does not reset them."""
+    code, code_hash = verification.code_new()
+    with transaction.atomic():
+        request = _locked(request_id)
+        if request.status != Status.UNVERIFIED:
+            raise Conflict("This request is already verified.", code="already_verified")
+        if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
+            raise Locked("Too many wrong codes: this request is locked. File a new request.")
+        now = timezone.now()
+        wait = (request.code_sent_at + dt.timedelta(seconds=settings.DSAR_CODE_RESEND_SECONDS) - now).total_seconds() if request.code_sent_at else 0
+        if wait > 0:
+            raise TooSoon(f"A code was sent moments ago. You can ask for another in {int(wait) + 1} seconds.", code="resend_cooldown")
+        request.code_hash, request.code_sent_at = code_hash, now
+        request.code_expires_at = now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES)
+        request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])
+        audit_record(request, actor=SUBJECT, action="code_resent")
+        email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
+    return request
+
+
 def _managing_organization(request: Request) -> str | None:
     """Ask each connector whether an organisation manages this subject's account."""
     identity = Identity(email=request.email)
@@ -227,6 +249,23 @@ def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request
         request.save(update_fields=["due_at", "extended_at", "updated_at"])
         audit_record(request, actor=actor, action="extended", note=reason, data={"from": old_due.isoformat(), "to": new_due.isoformat()})
         email_on_commit(request, "extended", reason=reason, new_due_at=new_due)
+    return request
+
+
+def request_release(*, request_id, actor: str, note: str = "") -> Request:
+    """Release a completed access request's export to the subject after review (when the
+    deployment reviews exports before release). The subject is emailed the download link."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        export = Export.objects.select_for_update().filter(request=request, deleted_at__isnull=True).first()
+        if request.status != Status.COMPLETED or export is None:
+            raise Conflict("Only a completed access request with an export can be released.", code="illegal_transition")
+        if export.released_at is not None:
+            raise Conflict("This export was already released.", code="already_released")
+        export.released_at = timezone.now()
+        export.save(update_fields=["released_at"])
+        audit_record(request, actor=actor, action="released", note=note)
+        email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
     return request
 
 

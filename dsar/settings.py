@@ -83,7 +83,6 @@ SECRET_KEY = env("DJANGO_SECRET_KEY") or env_required(
 ALLOWED_HOSTS = (env("DSAR_ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -93,6 +92,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "pgtrigger",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "dsar",
     "connectors",
 ]
@@ -105,9 +107,25 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff sign-in: five failures from one username and address lock it for 15 minutes.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"
+LOGIN_URL = "/console/login/"
+LOGIN_REDIRECT_URL = "/console/"
+OTP_TOTP_ISSUER = "DSAR console"
 
 ROOT_URLCONF = "dsar.urls"
 WSGI_APPLICATION = "dsar.wsgi.application"
@@ -204,6 +222,9 @@ DSAR_EXPORT_TTL_DAYS = env_int("DSAR_EXPORT_TTL_DAYS", 7)
 DSAR_JURISDICTION = (env("DSAR_JURISDICTION") or "gdpr").lower()
 DSAR_CODE_TTL_MINUTES = env_int("DSAR_CODE_TTL_MINUTES", 30)
 DSAR_CODE_MAX_ATTEMPTS = 5
+DSAR_CODE_RESEND_SECONDS = env_int("DSAR_CODE_RESEND_SECONDS", 60)
+# 1: a completed access request's export waits for staff to release it after a look at its summary.
+DSAR_REVIEW_BEFORE_RELEASE = env_bool("DSAR_REVIEW_BEFORE_RELEASE", False)
 DSAR_CONNECTOR_MAX_ATTEMPTS = env_int("DSAR_CONNECTOR_MAX_ATTEMPTS", 5)
 DSAR_CONNECTOR_MAX_DELIVERIES = env_int("DSAR_CONNECTOR_MAX_DELIVERIES", 5)
 DSAR_RETRY_BASE_SECONDS = float(env("DSAR_RETRY_BASE_SECONDS") or 2.0)

@@ -1,4 +1,3 @@
-from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
@@ -24,7 +23,8 @@ urlpatterns = [
     path("api/v1/", include(api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
-    path("admin/", admin.site.urls),
+    path("console/", include("dsar.console.urls")),
+    path("", include("dsar.portal.urls")),
 ]
 
 handler404 = "dsar.api.errors.not_found"

@@ -82,7 +82,7 @@ class RequestDetailSerializer(serializers.Serializer):
 
     def get_download_url(self, request: Request) -> str | None:
         export = getattr(request, "export", None)
-        if request.status != Status.COMPLETED or export is None or export.deleted_at is not None:
+        if request.status != Status.COMPLETED or export is None or export.deleted_at is not None or export.released_at is None:
             return None
         return exports.download_url(export)
 
