@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench install
+.PHONY: run test bench install browser
+CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
 
@@ -17,7 +18,12 @@ $(VENV)/.installed: requirements.txt
 run: install
 	$(PY) -m dsar.stack run
 
-test: install
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(PY) -m dsar.stack test
 
 bench: install

@@ -32,6 +32,8 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "expired": {Status.COMPLETED: Status.EXPIRED},  # the export's time is up
 }
 
+FINAL = frozenset({Status.COMPLETED, Status.DENIED, Status.CANCELED, Status.EXPIRED, Status.REFERRED})
+
 GENESIS_HASH = "0" * 64
 # Every writer of the audit trail takes this lock so the chain has one order.
 _AUDIT_LOCK_KEY = 0x44534152  # "DSAR"
@@ -71,7 +73,11 @@ def request_transition(
         raise IllegalTransition(request, action)
     from_status = request.status
     request.status = to
-    request.save(update_fields=["status", "updated_at", *update_fields])
+    update_fields = ["status", "updated_at", *update_fields]
+    if to in FINAL:
+        request.closed_at = timezone.now()
+        update_fields.append("closed_at")
+    request.save(update_fields=update_fields)
     return audit_record(request, actor=actor, action=action, from_status=from_status, to_status=to, note=note, data=data)
 
 

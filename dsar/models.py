@@ -42,6 +42,7 @@ class Request(models.Model):
     due_at = models.DateTimeField()
     extended_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When it reached a final status.")
 
     code_hash = models.CharField(max_length=64, blank=True)
     code_expires_at = models.DateTimeField(null=True, blank=True)
@@ -58,10 +59,15 @@ class Request(models.Model):
     finalize_lease_until = models.DateTimeField(null=True, blank=True)
     finalize_attempts = models.PositiveSmallIntegerField(default=0)
 
+    anonymized_at = models.DateTimeField(null=True, blank=True, help_text="Personal data replaced by a keyed hash.")
+    erasure_check = models.JSONField(null=True, blank=True, help_text="What the connectors still held a day after erasure.")
+
     class Meta:
         indexes = [
             models.Index(fields=["status", "due_at"]),
             models.Index(fields=["email"]),
+            models.Index(fields=["status", "completed_at"]),
+            models.Index(fields=["status", "closed_at"]),
         ]
 
     def __str__(self) -> str:
@@ -81,7 +87,9 @@ class ConnectorTask(models.Model):
     request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="tasks")
     connector = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs that reached the connector.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Claims by a worker, redeliveries included.")
+    sweeps = models.PositiveSmallIntegerField(default=0, help_text="Times the sweeper revived it after a lost worker or message.")
+    claimed_by = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it.")
     deliveries = models.PositiveSmallIntegerField(default=0, help_text="Claims, including redeliveries.")
     not_before = models.DateTimeField(null=True, blank=True, help_text="Backoff: not to run earlier.")
     lease_until = models.DateTimeField(null=True, blank=True)
@@ -115,13 +123,16 @@ class Export(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     released_at = models.DateTimeField(null=True, blank=True, help_text="When the subject could first download it.")
+    warned_at = models.DateTimeField(null=True, blank=True, help_text="When the person was told it expires soon.")
     deleted_at = models.DateTimeField(null=True, blank=True)
 
 
 class AuditEntry(models.Model):
     """An append-only, hash-chained record of every transition and staff action."""
 
-    request = models.ForeignKey(Request, on_delete=models.PROTECT, related_name="audit")
+    # No database constraint: the trail outlives a purged unverified request (its entries hold no
+    # personal data), and the append-only trigger forbids the cascade a constraint would need.
+    request = models.ForeignKey(Request, on_delete=models.DO_NOTHING, db_constraint=False, related_name="audit")
     at = models.DateTimeField()
     actor = models.CharField(max_length=160, help_text="'subject', 'system', or 'staff:<username>'.")
     action = models.CharField(max_length=40)
@@ -140,6 +151,24 @@ class AuditEntry(models.Model):
                 operation=pgtrigger.Update | pgtrigger.Delete,
             ),
         ]
+
+
+class DeadlineNotice(models.Model):
+    """A deadline reminder or escalation already sent, so each is sent once."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="deadline_notices")
+    kind = models.CharField(max_length=16, help_text="'7d', '2d' (days before due) or 'overdue'.")
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "kind"], name="one_notice_per_kind")]
+
+
+class PurgeTally(models.Model):
+    """How many never-verified requests were deleted on a day: the only trace they leave."""
+
+    day = models.DateField(unique=True)
+    count = models.PositiveIntegerField(default=0)
 
 
 class StaffToken(models.Model):

@@ -24,6 +24,8 @@ SUBJECTS = {
     "referred": "Your request is handled by your organisation",
     "failed": "Your request is delayed",
     "expiring": "Your download expires soon",
+    "staff_deadline": "Request deadline",
+    "staff_erasure_alert": "Data found after an erasure",
 }
 
 
@@ -66,5 +68,25 @@ def email_on_commit(request: Request, template: str, **context: Any) -> None:
             email_send(request, template, **context)
         except Exception:
             logger.exception("request %s: could not send %s email", request.id, template)
+
+    transaction.on_commit(send)
+
+
+def staff_email_on_commit(recipients: list[str], template: str, **context: Any) -> None:
+    """Tell staff something once the transaction commits (reminders, escalations, alerts)."""
+    if not recipients:
+        logger.warning("no staff address to send %s to", template)
+        return
+    context = {"console_url": settings.DSAR_PUBLIC_URL + "/console/", **context}
+
+    def send() -> None:
+        try:
+            message = EmailMultiAlternatives(
+                subject=SUBJECTS[template], body=render_to_string(f"emails/{template}.txt", context), to=recipients
+            )
+            message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
+            message.send()
+        except Exception:
+            logger.exception("could not send %s to staff", template)
 
     transaction.on_commit(send)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
+import socket
 import traceback
 
 from django.conf import settings
@@ -80,10 +82,48 @@ def task_claim(task_id: int) -> ConnectorTask | None:
         attempts=F("attempts") + 1,
         lease_until=now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
         started_at=now,
+        claimed_by=f"{socket.gethostname()}:{os.getpid()}",
     )
     if not claimed:
         return None
     return ConnectorTask.objects.select_related("request").get(pk=task_id)
+
+
+def tasks_sweep(*, now: dt.datetime, limit: int) -> dict[str, int]:
+    """Revive work a lost worker or a lost message left behind, at most `limit` rows.
+
+    A task running past its lease (its worker died) or queued long past when it was due (its
+    message was lost) is put back in the queue and rung for again; one revived more than
+    DSAR_MAX_SWEEPS times fails its request with that reason. A final step stuck the same way is
+    queued again. Rows are claimed with SKIP LOCKED, so two sweepers never revive the same row.
+    """
+    stale_queue = now - dt.timedelta(minutes=settings.DSAR_SWEEP_QUEUED_MINUTES)
+    lost = Q(status=TaskStatus.RUNNING, lease_until__lt=now) | (
+        Q(status=TaskStatus.QUEUED, updated_at__lt=stale_queue) & (Q(not_before__isnull=True) | Q(not_before__lt=stale_queue))
+    )
+    revived = failed = finals = 0
+    with transaction.atomic():
+        tasks = list(
+            ConnectorTask.objects.select_for_update(skip_locked=True)
+            .filter(lost, request__status=Status.PROCESSING)
+            .order_by("updated_at")[:limit]
+        )
+        for task in tasks:
+            if task.sweeps >= settings.DSAR_MAX_SWEEPS:
+                failed += 1
+                continue
+            ConnectorTask.objects.filter(pk=task.pk).update(status=TaskStatus.QUEUED, lease_until=None, not_before=None, sweeps=F("sweeps") + 1)
+            task_enqueue(task.pk)
+            revived += 1
+    for task in tasks:
+        if task.sweeps >= settings.DSAR_MAX_SWEEPS:
+            task_fail(task, f"lost {task.sweeps + 1} times (its worker or message vanished); not trying again")
+    with transaction.atomic():
+        stuck = Q(finalize_state="running", finalize_lease_until__lt=now) | Q(finalize_state="queued", updated_at__lt=stale_queue)
+        for request in Request.objects.select_for_update(skip_locked=True).filter(stuck, status=Status.PROCESSING)[:limit]:
+            finalize_queue(request)
+            finals += 1
+    return {"revived": revived, "failed": failed, "final_steps": finals}
 
 
 def task_run(task_id: int) -> None:

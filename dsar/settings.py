@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "pgtrigger",
     "axes",
+    "django_celery_beat",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "dsar",
@@ -184,6 +185,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Email ----------------------------------------------------------------------------------------
 
@@ -230,6 +232,15 @@ DSAR_CONNECTOR_MAX_DELIVERIES = env_int("DSAR_CONNECTOR_MAX_DELIVERIES", 5)
 DSAR_RETRY_BASE_SECONDS = float(env("DSAR_RETRY_BASE_SECONDS") or 2.0)
 DSAR_RETRY_MAX_SECONDS = float(env("DSAR_RETRY_MAX_SECONDS") or 300.0)
 DSAR_MAX_BODY_BYTES = 64 * 1024
+
+# Scheduled jobs (dsar/jobs.py). Each is bounded per run; the schedule itself lives in the database.
+DSAR_REMINDER_DAYS = [int(d) for d in (env("DSAR_REMINDER_DAYS") or "7,2").split(",")]
+DSAR_SWEEP_QUEUED_MINUTES = env_int("DSAR_SWEEP_QUEUED_MINUTES", 10)
+DSAR_MAX_SWEEPS = env_int("DSAR_MAX_SWEEPS", 3)
+DSAR_UNVERIFIED_PURGE_DAYS = env_int("DSAR_UNVERIFIED_PURGE_DAYS", 7)
+DSAR_RECORD_RETENTION_MONTHS = env_int("DSAR_RECORD_RETENTION_MONTHS", 24)
+DSAR_ERASURE_CHECK_HOURS = env_int("DSAR_ERASURE_CHECK_HOURS", 24)
+DSAR_JOB_BATCH = env_int("DSAR_JOB_BATCH", 500)
 
 # Connectors: name -> {"class": dotted path, "options": {...}}. A deployment lists its own systems
 # here (an SQL system's "url" option, or DSAR_<SYSTEM>_DATABASE_URL, says where its database is;

@@ -168,13 +168,14 @@ def run() -> int:
     with Services():
         manage("migrate", "--no-input", "-v", "0")
         manage("collectstatic", "--no-input", "-v", "0")
+        manage("schedule_jobs")
         manage("load_estate")
         manage("demo_staff", "--password", DEMO_PASSWORD)
         children = [
             subprocess.Popen([PYTHON, "-m", "gunicorn", "dsar.wsgi", "-b", f"{host}:{port}", "-w", "2", "--threads", "4",
                               "--access-logfile", "-", "--graceful-timeout", "10"], cwd=ROOT),
             subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "info", "-c", "2"], cwd=ROOT),
-            subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info", "-s", str(DATA_DIR / "celerybeat-schedule")], cwd=ROOT),
+            subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info"], cwd=ROOT),
         ]
         say(f"portal:        http://{host}:{port}/")
         say(f"staff console: http://{host}:{port}/console/   (demo login: admin / {DEMO_PASSWORD})")

@@ -9,7 +9,7 @@ from celery.signals import worker_process_init
 
 from connectors.registry import connectors_reset
 
-from . import processing
+from . import jobs, processing
 from .models import ConnectorTask, Request
 
 logger = logging.getLogger(__name__)
@@ -37,3 +37,9 @@ def request_finalize(request_id: str) -> None:
         processing.request_finalize_run(request_id)
     except Request.DoesNotExist:
         logger.warning("request %s: no longer exists; nothing to finalize", request_id)
+
+
+@shared_task(acks_late=True)
+def job(name: str) -> None:
+    """A scheduled job, rung by beat; the job's own lock keeps concurrent runs harmless."""
+    jobs.job_run(name)

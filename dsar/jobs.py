@@ -1,0 +1,254 @@
+"""Scheduled jobs that keep every request moving and every deadline met.
+
+Each job takes the time it runs at (so tests control the clock), does a bounded amount of work,
+and returns a one-line summary that is logged. A job holds a PostgreSQL advisory lock while it
+runs: a second run started at the same time, on any worker, finds the lock taken and does nothing.
+Celery beat rings for them on the schedule stored in the database (django-celery-beat; see
+`schedule_ensure`); `python manage.py run_job NAME` runs one by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import F, Q
+
+from connectors.base import Identity, TransientError
+from connectors.registry import connector_get, connector_names
+
+from . import exports, processing
+from .lifecycle import FINAL, audit_record, request_lock, request_transition
+from .models import DeadlineNotice, Export, PurgeTally, Request, RequestType, Status
+from .notifications import email_on_commit, staff_email_on_commit
+from .staff import ROLE_ADMIN, ROLE_REVIEWER
+
+logger = logging.getLogger(__name__)
+SYSTEM = "system"
+OPEN = (Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
+
+
+class JobBusy(Exception):
+    """Another run of the same job holds its lock."""
+
+
+@contextlib.contextmanager
+def job_lock(name: str) -> Iterator[None]:
+    """Hold the job's advisory lock for the duration, or raise JobBusy at once."""
+    key = zlib.crc32(f"dsar.job.{name}".encode())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        if not cursor.fetchone()[0]:
+            raise JobBusy(name)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _staff_emails(role: str) -> list[str]:
+    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    if role == ROLE_ADMIN:
+        users = users.filter(Q(groups__name=ROLE_ADMIN) | Q(is_superuser=True))
+    else:
+        users = users.filter(groups__name__in=[ROLE_REVIEWER, ROLE_ADMIN])
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+# --- The jobs -------------------------------------------------------------------------------------------
+
+
+def deadline_watch(*, now: dt.datetime, limit: int) -> str:
+    """Remind reviewers N days before a request is due (DSAR_REMINDER_DAYS), once per threshold,
+    and escalate to admins once a request is overdue."""
+    sent = 0
+    thresholds = [(f"{days}d", now + dt.timedelta(days=days)) for days in sorted(settings.DSAR_REMINDER_DAYS)]
+    thresholds.append(("overdue", now))
+    for kind, horizon in thresholds:
+        due = Request.objects.filter(status__in=OPEN, due_at__lte=horizon).exclude(deadline_notices__kind=kind)
+        if kind != "overdue":
+            due = due.filter(due_at__gt=now)
+        for request in due.order_by("due_at")[:limit]:
+            with transaction.atomic():
+                notice, created = DeadlineNotice.objects.get_or_create(request=request, kind=kind, defaults={"sent_at": now})
+                if not created:
+                    continue
+                role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
+                audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)
+                staff_email_on_commit(_staff_emails(role), "staff_deadline", request=request, kind=kind, now=now)
+            sent += 1
+    return f"deadline_watch: {sent} reminders and escalations sent"
+
+
+def sweeper(*, now: dt.datetime, limit: int) -> str:
+    """Re-enqueue connector tasks and final steps that a lost worker or message left behind."""
+    result = processing.tasks_sweep(now=now, limit=limit)
+    return f"sweeper: {result['revived']} tasks revived, {result['failed']} failed after too many sweeps, {result['final_steps']} final steps requeued"
+
+
+def export_expiry(*, now: dt.datetime, limit: int) -> str:
+    """Warn a day before an export expires; at expiry delete its file and mark the request expired."""
+    warned = expired = 0
+    soon = Export.objects.filter(deleted_at__isnull=True, warned_at__isnull=True, released_at__isnull=False,
+                                 expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=1))
+    for export in soon.select_related("request")[:limit]:
+        with transaction.atomic():
+            if Export.objects.filter(pk=export.pk, warned_at__isnull=True).update(warned_at=now):
+                email_on_commit(export.request, "expiring", download_url=exports.download_url(export), expires_at=export.expires_at)
+                warned += 1
+    for export_id in Export.objects.filter(deleted_at__isnull=True, expires_at__lte=now).values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            export = Export.objects.select_for_update(skip_locked=True).filter(pk=export_id, deleted_at__isnull=True).first()
+            if export is None:
+                continue
+            request = request_lock(export.request_id)
+            export.deleted_at = now
+            export.save(update_fields=["deleted_at"])
+            if request.status == Status.COMPLETED:
+                request_transition(request, "expired", actor=SYSTEM, note="the export's download period ended")
+            path = export.path
+            transaction.on_commit(lambda path=path: exports.storage_delete(path))
+            expired += 1
+    return f"export_expiry: {warned} people warned, {expired} exports deleted"
+
+
+def unverified_purge(*, now: dt.datetime, limit: int) -> str:
+    """Delete requests never verified within DSAR_UNVERIFIED_PURGE_DAYS, keeping only a count per
+    day. Their audit entries stay: they hold the request id and what happened, no personal data."""
+    cutoff = now - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS)
+    with transaction.atomic():
+        ids = list(
+            Request.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.UNVERIFIED, created_at__lt=cutoff)
+            .values_list("pk", flat=True)[:limit]
+        )
+        deleted = Request.objects.filter(pk__in=ids).delete()[1].get("dsar.Request", 0)
+        if deleted:
+            tally, _ = PurgeTally.objects.select_for_update().get_or_create(day=now.date())
+            PurgeTally.objects.filter(pk=tally.pk).update(count=F("count") + deleted)
+    return f"unverified_purge: {deleted} never-verified requests deleted"
+
+
+def record_retention(*, now: dt.datetime, limit: int) -> str:
+    """Past the record-keeping period (DSAR_RECORD_RETENTION_MONTHS after closing), replace the
+    personal data in a closed request's record with a keyed hash; the audit trail stays whole."""
+    cutoff = now - relativedelta(months=settings.DSAR_RECORD_RETENTION_MONTHS)
+    done = 0
+    with transaction.atomic():
+        old = (
+            Request.objects.select_for_update(skip_locked=True)
+            .filter(status__in=FINAL, anonymized_at__isnull=True, closed_at__lt=cutoff)
+            .order_by("closed_at")[:limit]
+        )
+        for request in old:
+            request.email = f"anon:{_pseudonym(request.email)}"
+            request.code_hash = request.token_hash = ""
+            request.erasure_check = None
+            request.anonymized_at = now
+            request.save(update_fields=["email", "code_hash", "token_hash", "erasure_check", "anonymized_at", "updated_at"])
+            audit_record(request, actor=SYSTEM, action="anonymized", note=f"record kept {settings.DSAR_RECORD_RETENTION_MONTHS} months")
+            done += 1
+    return f"record_retention: {done} closed request records anonymised"
+
+
+def _pseudonym(email: str) -> str:
+    key = hashlib.sha256(f"retention:{settings.SECRET_KEY}".encode()).digest()
+    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
+
+
+def erasure_verification(*, now: dt.datetime, limit: int) -> str:
+    """A while after a deletion completes, ask every connector again for that identity. Anything
+    found beyond what the receipt retained is shown on the request and raised to admins."""
+    cutoff = now - dt.timedelta(hours=settings.DSAR_ERASURE_CHECK_HOURS)
+    checked = alerts = 0
+    due = Request.objects.filter(type=RequestType.DELETION, status=Status.COMPLETED, erasure_check__isnull=True,
+                                 anonymized_at__isnull=True, completed_at__lte=cutoff)
+    for request in due.order_by("completed_at")[:limit]:
+        try:
+            found = _still_held(request)
+        except TransientError as error:
+            logger.warning("request %s: erasure check postponed, a connector is unavailable: %s", request.id, error)
+            continue
+        with transaction.atomic():
+            locked = request_lock(request.pk)
+            if locked.erasure_check is not None:
+                continue
+            locked.erasure_check = {"checked_at": now.isoformat(), "ok": not found, "found": found}
+            locked.save(update_fields=["erasure_check", "updated_at"])
+            audit_record(locked, actor=SYSTEM, action="erasure_checked", note="clean" if not found else "data found after erasure", data={"found": found})
+            if found:
+                staff_email_on_commit(_staff_emails(ROLE_ADMIN), "staff_erasure_alert", request=locked, found=found)
+                alerts += 1
+        checked += 1
+    return f"erasure_verification: {checked} deletions checked, {alerts} alerts raised"
+
+
+def _still_held(request: Request) -> dict[str, int]:
+    """Records per category the connectors hold now, less what the receipt said was retained."""
+    retained: dict[str, int] = {}
+    for item in (request.result or {}).get("retained", []):
+        retained[item["category"]] = retained.get(item["category"], 0) + item["count"]
+    counts: dict[str, int] = {}
+    identity = Identity(email=request.email)
+    wanted = set(request.categories)
+    for name in connector_names():
+        for record in connector_get(name).gather(identity):
+            if record.category in wanted:
+                counts[record.category] = counts.get(record.category, 0) + 1
+    return {c: n - retained.get(c, 0) for c, n in sorted(counts.items()) if n > retained.get(c, 0)}
+
+
+JOBS: dict[str, Callable[..., str]] = {
+    "deadline_watch": deadline_watch,
+    "sweeper": sweeper,
+    "export_expiry": export_expiry,
+    "unverified_purge": unverified_purge,
+    "record_retention": record_retention,
+    "erasure_verification": erasure_verification,
+}
+
+# How often beat rings for each job, in seconds; editable by admins afterwards (django-celery-beat).
+DEFAULT_EVERY = {
+    "deadline_watch": 3600,
+    "sweeper": 60,
+    "export_expiry": 900,
+    "unverified_purge": 3600,
+    "record_retention": 86400,
+    "erasure_verification": 3600,
+}
+
+
+def job_run(name: str, *, now: dt.datetime | None = None, limit: int | None = None) -> str:
+    """Run one job under its lock and log its one-line summary."""
+    from django.utils import timezone
+
+    job = JOBS[name]
+    try:
+        with job_lock(name):
+            summary = job(now=now or timezone.now(), limit=limit or settings.DSAR_JOB_BATCH)
+    except JobBusy:
+        summary = f"{name}: another run holds the lock; nothing done"
+    logger.info("%s", summary)
+    return summary
+
+
+def schedule_ensure() -> None:
+    """Create the beat schedule's rows for every job (idempotent; admins' edits are kept)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    for name, seconds in DEFAULT_EVERY.items():
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.get_or_create(
+            name=f"dsar: {name}",
+            defaults={"task": "dsar.tasks.job", "interval": interval, "args": f'["{name}"]'},
+        )

@@ -1,0 +1,235 @@
+"""The scheduled jobs, each at its boundaries under a controlled clock, and run twice at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from dsar import jobs
+from dsar.lifecycle import audit_verify
+from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, PurgeTally, Request
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
+
+from ..factories import request_make
+from ..support.flows import approve, file_request, wait_until_final
+from ..support.probe import probe_plan
+from ..support.waiting import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MINUTE = dt.timedelta(minutes=1)
+
+
+def run_at(name: str, when: dt.datetime) -> str:
+    with time_machine.travel(when, tick=False):
+        return jobs.job_run(name)
+
+
+@pytest.fixture
+def staff_mail():
+    reviewer = staff_user_ensure(username="rev", role=ROLE_REVIEWER)
+    admin = staff_user_ensure(username="adm", role=ROLE_ADMIN)
+    for user, address in ((reviewer, "rev@example.com"), (admin, "adm@example.com")):
+        user.email = address
+        user.save(update_fields=["email"])
+
+
+def test_deadline_watch_reminds_at_7_and_2_days_and_escalates_once_overdue(staff_mail, mailoutbox):
+    request = request_make(status="pending_review")
+    due = request.due_at
+    timeline = [
+        (due - dt.timedelta(days=7) - MINUTE, set()),
+        (due - dt.timedelta(days=7) + MINUTE, {"7d"}),
+        (due - dt.timedelta(days=2) - MINUTE, {"7d"}),
+        (due - dt.timedelta(days=2) + MINUTE, {"7d", "2d"}),
+        (due - MINUTE, {"7d", "2d"}),
+        (due + MINUTE, {"7d", "2d", "overdue"}),
+        (due + dt.timedelta(days=3), {"7d", "2d", "overdue"}),
+    ]
+    for when, expected in timeline:
+        run_at("deadline_watch", when)
+        assert set(DeadlineNotice.objects.filter(request=request).values_list("kind", flat=True)) == expected, when
+    recipients = [m.to for m in mailoutbox]
+    assert recipients == [["adm@example.com", "rev@example.com"]] * 2 + [["adm@example.com"]]
+    assert "OVERDUE" in mailoutbox[-1].body
+    assert request.email not in "".join(m.body for m in mailoutbox)
+
+
+def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_request(mailoutbox):
+    request = request_make(status="completed")
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(b"PK zip"))
+    expires = timezone.now() + dt.timedelta(days=7)
+    Export.objects.create(request=request, path=path, bytes=6, sha256="0" * 64, created_at=timezone.now(), expires_at=expires, released_at=timezone.now())
+
+    run_at("export_expiry", expires - dt.timedelta(days=1) - MINUTE)
+    assert not mailoutbox
+    run_at("export_expiry", expires - dt.timedelta(days=1) + MINUTE)
+    assert [m.subject for m in mailoutbox] == ["Your download expires soon"]
+    run_at("export_expiry", expires - MINUTE)
+    assert default_storage.exists(path) and Request.objects.get(pk=request.pk).status == "completed"
+    run_at("export_expiry", expires + MINUTE)
+    assert not default_storage.exists(path)
+    assert Request.objects.get(pk=request.pk).status == "expired"
+    assert Export.objects.get(request=request).deleted_at is not None
+    assert len(mailoutbox) == 1
+
+
+def test_unverified_requests_are_purged_after_seven_days_leaving_a_count_and_the_trail():
+    request = request_make(status="unverified")
+    verified = request_make(status="pending_review")
+    created = request.created_at
+    run_at("unverified_purge", created + dt.timedelta(days=7) - MINUTE)
+    assert Request.objects.filter(pk=request.pk).exists()
+    run_at("unverified_purge", created + dt.timedelta(days=7) + MINUTE)
+    assert not Request.objects.filter(pk=request.pk).exists()
+    assert Request.objects.filter(pk=verified.pk).exists()
+    assert sum(PurgeTally.objects.values_list("count", flat=True)) == 1
+    assert AuditEntry.objects.filter(request_id=request.pk).exists()
+    assert audit_verify() == []
+
+
+def test_closed_request_records_are_anonymised_after_24_months_and_the_trail_stays_whole():
+    request = request_make(status="denied", email="old@example.com")
+    Request.objects.filter(pk=request.pk).update(closed_at=timezone.now())
+    closed = Request.objects.get(pk=request.pk).closed_at
+    from dateutil.relativedelta import relativedelta
+
+    limit = closed + relativedelta(months=24)
+    run_at("record_retention", limit - MINUTE)
+    assert Request.objects.get(pk=request.pk).email == "old@example.com"
+    run_at("record_retention", limit + MINUTE)
+    anonymised = Request.objects.get(pk=request.pk)
+    assert anonymised.email.startswith("anon:") and "old@example.com" not in anonymised.email
+    assert anonymised.anonymized_at is not None
+    assert list(AuditEntry.objects.filter(request=request).values_list("action", flat=True)) == ["filed", "anonymized"]
+    assert audit_verify() == []
+
+
+@pytest.mark.usefixtures("worker")
+def test_erasure_verification_flags_data_planted_after_a_deletion(api, reviewer, mailoutbox, unique_email, staff_mail):
+    from connectors.estate.loader import estate_load, estate_parse
+
+    planted, clean = unique_email("planted"), unique_email("clean")
+    estate_load(estate_parse({"subjects": [{"email": e, "accounts": {"name": "P", "searches": ["q"]}} for e in (planted, clean)]}))
+    ids = {}
+    for email in (planted, clean):
+        ids[email], _ = file_request(api, mailoutbox, type="deletion", email=email)
+        approve(reviewer, ids[email])
+        assert wait_until_final(ids[email]).status == "completed"
+    estate_load(estate_parse({"subjects": [{"email": planted, "accounts": {"searches": ["came back"]}}]}))
+
+    completed = max(Request.objects.get(pk=i).completed_at for i in ids.values())
+    run_at("erasure_verification", completed + dt.timedelta(hours=24) - MINUTE)
+    assert Request.objects.get(pk=ids[planted]).erasure_check is None
+    run_at("erasure_verification", completed + dt.timedelta(hours=24) + MINUTE)
+    flagged, ok = Request.objects.get(pk=ids[planted]), Request.objects.get(pk=ids[clean])
+    assert flagged.erasure_check["ok"] is False
+    assert flagged.erasure_check["found"] == {"name_contact": 1, "searches_commands": 1}
+    assert ok.erasure_check["ok"] is True
+    alerts = [m for m in mailoutbox if m.subject == "Data found after an erasure"]
+    assert len(alerts) == 1 and alerts[0].to == ["adm@example.com"]
+    assert str(flagged.pk) in alerts[0].body
+
+
+def test_the_sweeper_revives_a_task_past_its_lease_and_fails_one_swept_too_often():
+    request = request_make(status="processing")
+    task = ConnectorTask.objects.create(request=request, connector="probe", status="running", attempts=1,
+                                        lease_until=timezone.now() + dt.timedelta(minutes=30))
+    lease = task.lease_until
+    run_at("sweeper", lease - MINUTE)
+    assert ConnectorTask.objects.get(pk=task.pk).status == "running"
+    run_at("sweeper", lease + MINUTE)
+    revived = ConnectorTask.objects.get(pk=task.pk)
+    assert (revived.status, revived.sweeps, revived.lease_until) == ("queued", 1, None)
+
+    ConnectorTask.objects.filter(pk=task.pk).update(status="running", sweeps=3, lease_until=lease)
+    run_at("sweeper", lease + MINUTE)
+    assert ConnectorTask.objects.get(pk=task.pk).status == "failed"
+    failed = Request.objects.get(pk=request.pk)
+    assert failed.status == "failed" and "lost 4 times" in failed.failure_reason
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_sweeper_revives_a_task_whose_worker_was_killed_and_the_request_gets_one_export(api, reviewer, mailoutbox, unique_email):
+    email = unique_email("killed")
+    probe_plan(email, sleep=60, records=1)
+    request_id, _ = file_request(api, mailoutbox, type="access", email=email)
+    approve(reviewer, request_id)
+    task = wait_for(
+        lambda: ConnectorTask.objects.filter(request_id=request_id, connector="probe", status="running").exclude(claimed_by="").first(),
+        what="the probe task to start",
+    )
+    pid = int(task.claimed_by.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)  # the worker process running the task dies mid-run
+    probe_plan(email, records=1)  # the system answers quickly from now on
+
+    run_at("sweeper", task.lease_until + MINUTE)
+    assert wait_until_final(request_id).status == "completed"
+    revived = ConnectorTask.objects.get(pk=task.pk)
+    assert revived.sweeps == 1 and revived.status == "succeeded"
+    assert Export.objects.filter(request_id=request_id).count() == 1
+    assert Request.objects.get(pk=request_id).result["categories"]["feedback_ratings"] == 1
+
+
+def test_two_runs_of_a_job_at_once_do_the_work_once(staff_mail, mailoutbox):
+    requests = [request_make(status="pending_review") for _ in range(5)]
+    when = requests[0].due_at + MINUTE
+    barrier = threading.Barrier(2)
+    summaries = []
+
+    def run():
+        barrier.wait()
+        summaries.append(run_at("deadline_watch", when))
+        connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(DeadlineNotice.objects.values_list("kind", flat=True)) == ["overdue"] * 5
+    assert len(mailoutbox) == 5
+    assert sum("another run holds the lock" in s for s in summaries) == 1
+
+
+def test_a_run_finds_the_lock_held_by_another_and_does_nothing(staff_mail):
+    request_make(status="pending_review")
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with jobs.job_lock("deadline_watch"):
+            held.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        assert "another run holds the lock" in jobs.job_run("deadline_watch")
+        assert DeadlineNotice.objects.count() == 0
+    finally:
+        release.set()
+        holder.join(30)
+    assert "another run holds the lock" not in jobs.job_run("deadline_watch")
+
+
+def test_every_job_is_runnable_by_hand_and_scheduled_in_the_database(capsys):
+    from django_celery_beat.models import PeriodicTask
+
+    call_command("schedule_jobs")
+    call_command("schedule_jobs")
+    assert sorted(PeriodicTask.objects.filter(name__startswith="dsar: ").values_list("name", flat=True)) == sorted(f"dsar: {n}" for n in jobs.JOBS)
+    for name in jobs.JOBS:
+        call_command("run_job", name, "--now", "2026-01-01T00:00:00+00:00")
+    assert capsys.readouterr().out.count("\n") == len(jobs.JOBS) + 2
