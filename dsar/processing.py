@@ -17,6 +17,8 @@ import random
 import socket
 import traceback
 
+import kombu.exceptions
+import redis.exceptions
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -60,7 +62,16 @@ def task_enqueue(task_id: int, *, countdown: float | None = None) -> None:
     """Send the doorbell for a task once the current transaction commits."""
     from .tasks import connector_task_run
 
-    transaction.on_commit(lambda: connector_task_run.apply_async((task_id,), countdown=countdown))
+    transaction.on_commit(lambda: _ring(connector_task_run, task_id, countdown=countdown))
+
+
+def _ring(task, *args, countdown: float | None = None) -> None:
+    """Publish a doorbell. If the broker is down the row still says what is to be done, and the
+    sweeper rings again later: the change that was committed stands."""
+    try:
+        task.apply_async(args, countdown=countdown)
+    except (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError) as error:
+        logger.warning("could not reach the broker for %s%s; the sweeper will ring again: %s", task.name, args, error)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -229,8 +240,8 @@ def finalize_queue(request: Request) -> None:
 
     request.finalize_state = "queued"
     request.save(update_fields=["finalize_state", "updated_at"])
-    request_id = request.pk
-    transaction.on_commit(lambda: request_finalize.delay(str(request_id)))
+    request_id = str(request.pk)
+    transaction.on_commit(lambda: _ring(request_finalize, request_id))
 
 
 def finalize_claim(request_id) -> Request | None:

@@ -78,8 +78,8 @@ class StaffRequestListApi(ListAPIView):
     pagination_class = QueuePagination
 
     class QueueFilterSerializer(StrictSerializer):
-        status = serializers.ChoiceField(choices=Status.values, required=False)
-        type = serializers.ChoiceField(choices=RequestType.values, required=False)
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
+        type = serializers.ChoiceField(choices=RequestType.choices, required=False)
         overdue = serializers.BooleanField(required=False)
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)

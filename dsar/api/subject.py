@@ -11,6 +11,8 @@ from rest_framework.views import APIView
 from connectors.taxonomy import category_ids
 
 from .. import exports, services
+from ..errors import NotFound
+from ..throttle import throttle_filing, throttle_verify
 from ..models import Request, RequestType, Status
 from .common import CodeField, EmailField, StrictSerializer, errors, validated
 
@@ -24,7 +26,7 @@ def bearer_token(http_request) -> str | None:
 
 class RequestCreateApi(APIView):
     class RequestCreateInputSerializer(StrictSerializer):
-        type = serializers.ChoiceField(choices=RequestType.values)
+        type = serializers.ChoiceField(choices=RequestType.choices)
         email = EmailField(max_length=254)
         categories = serializers.ListField(
             child=serializers.ChoiceField(choices=category_ids()), required=False, allow_empty=True, max_length=100
@@ -32,19 +34,20 @@ class RequestCreateApi(APIView):
 
     class RequestCreatedSerializer(serializers.Serializer):
         id = serializers.UUIDField()
-        type = serializers.ChoiceField(choices=RequestType.values)
-        status = serializers.ChoiceField(choices=Status.values)
+        type = serializers.ChoiceField(choices=RequestType.choices)
+        status = serializers.ChoiceField(choices=Status.choices)
         created_at = serializers.DateTimeField()
         due_at = serializers.DateTimeField()
 
     @extend_schema(
         operation_id="request_create",
         request=RequestCreateInputSerializer,
-        responses={201: RequestCreatedSerializer, **errors(400, 413)},
+        responses={201: RequestCreatedSerializer, **errors(400, 413, 429)},
         summary="File an access or deletion request; a code is emailed to the address.",
     )
     def post(self, http_request):
         data = validated(self.RequestCreateInputSerializer, http_request.data)
+        throttle_filing(http_request, services.email_normalize(data["email"]))
         request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"))
         return Response(self.RequestCreatedSerializer(request).data, status=status.HTTP_201_CREATED)
 
@@ -54,7 +57,7 @@ class RequestVerifyApi(APIView):
         code = CodeField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": "A code is 6 to 8 digits."})
 
     class RequestVerifiedSerializer(serializers.Serializer):
-        status = serializers.ChoiceField(choices=Status.values)
+        status = serializers.ChoiceField(choices=Status.choices)
         token = serializers.CharField()
 
     @extend_schema(
@@ -65,14 +68,18 @@ class RequestVerifyApi(APIView):
     )
     def post(self, http_request, request_id):
         data = validated(self.RequestVerifyInputSerializer, http_request.data)
+        email = Request.objects.filter(pk=request_id).values_list("email", flat=True).first()
+        if email is None:
+            raise NotFound("No such request.")
+        throttle_verify(http_request, email)
         request, token = services.request_verify(request_id=request_id, code=data["code"])
         return Response({"status": request.status, "token": token})
 
 
 class RequestDetailSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    type = serializers.ChoiceField(choices=RequestType.values)
-    status = serializers.ChoiceField(choices=Status.values)
+    type = serializers.ChoiceField(choices=RequestType.choices)
+    status = serializers.ChoiceField(choices=Status.choices)
     categories = serializers.ListField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     due_at = serializers.DateTimeField()

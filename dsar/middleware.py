@@ -1,0 +1,35 @@
+"""Faults of the backing services answer 503, not a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import kombu.exceptions
+import redis.exceptions
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+UNAVAILABLE = (redis.exceptions.RedisError, kombu.exceptions.OperationalError, OperationalError, InterfaceError)
+
+
+class ServiceUnavailableMiddleware:
+    """When the database or Redis is down, say so with 503 and Retry-After; the change is not made."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, UNAVAILABLE):
+            return None
+        logger.error("service unavailable while answering %s %s: %s", request.method, request.path, exception)
+        detail = "A system we depend on is unavailable. Please try again in a minute."
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"error": "unavailable", "detail": detail}, status=503)
+        else:
+            response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
+        return response
