@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -14,7 +14,7 @@ from .. import exports, services
 from ..errors import NotFound
 from ..throttle import throttle_filing, throttle_verify
 from ..models import Request, RequestType, Status
-from .common import CodeField, EmailField, StrictSerializer, errors, validated
+from .common import CodeField, EmailField, StrictSerializer, TextField, errors, validated
 
 BEARER = "bearer "
 
@@ -118,6 +118,10 @@ class RequestCancelApi(APIView):
         return Response(RequestDetailSerializer(request).data)
 
 
+class EncryptedDownloadSerializer(StrictSerializer):
+    passphrase = TextField(min_length=12, max_length=200, trim_whitespace=False)
+
+
 class RequestDownloadApi(APIView):
     @extend_schema(
         operation_id="request_download",
@@ -131,5 +135,21 @@ class RequestDownloadApi(APIView):
         handle = exports.default_storage.open(export.path, "rb")
         response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=f"data-{request_id}.zip")
         response["Content-Length"] = str(export.bytes)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        operation_id="request_download_encrypted",
+        request=EncryptedDownloadSerializer,
+        responses={(200, "application/zip"): OpenApiResponse(description="The archive, AES-256 encrypted with the passphrase."), **errors(400, 404, 413)},
+        summary="The export archive encrypted with a passphrase the person chooses (never stored).",
+    )
+    def post(self, http_request, request_id, signature):
+        data = validated(EncryptedDownloadSerializer, http_request.data)
+        export = exports.export_for_download(request_id=request_id, signature=signature)
+        if export is None:
+            raise Http404
+        response = StreamingHttpResponse(exports.archive_encrypted(export, data["passphrase"]), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="data-{request_id}-encrypted.zip"'
         response["Cache-Control"] = "no-store"
         return response

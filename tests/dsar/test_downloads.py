@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
 from urllib.parse import urlparse
 
 import pytest
@@ -50,3 +52,25 @@ def test_an_expired_link_fails(api, completed):
     request_id, path = completed
     Export.objects.filter(request_id=request_id).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     assert api.get(path).status_code == 404
+
+
+def test_an_encrypted_download_needs_the_passphrase_and_holds_the_same_files(api, completed):
+    from stream_unzip import stream_unzip
+
+    request_id, path = completed
+    plain = zipfile.ZipFile(io.BytesIO(b"".join(api.get(path).streaming_content)))
+    answer = api.post(path, {"passphrase": "correct battery horse"}, format="json")
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/zip"
+    encrypted = b"".join(answer.streaming_content)
+    assert b"manifest" not in encrypted or b"format_version" not in encrypted  # contents are not readable as they are
+    unpacked = {name.decode(): b"".join(chunks) for name, _size, chunks in stream_unzip([encrypted], password="correct battery horse")}
+    assert unpacked == {name: plain.read(name) for name in plain.namelist() if not name.endswith("/")}
+    with pytest.raises(Exception):
+        for _name, _size, chunks in stream_unzip([encrypted], password="wrong passphrase!!"):
+            b"".join(chunks)
+
+
+def test_an_encrypted_download_refuses_a_short_passphrase_and_a_bad_link(api, completed):
+    request_id, path = completed
+    assert api.post(path, {"passphrase": "short"}, format="json").status_code == 400
+    assert api.post(f"/api/v1/requests/{request_id}/download/forged", {"passphrase": "long enough passphrase"}, format="json").status_code == 404
