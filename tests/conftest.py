@@ -71,12 +71,16 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
     }
     celery_app.control.purge()
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    log = tmp_path_factory.mktemp("worker-log") / "worker.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-c", "2", "-n", name,
+        [sys.executable, "-m", "celery", "-A", "dsar", "worker", "-l", "info", "-c", "2", "-n", name,
          "--without-mingle", "--without-gossip"],
         cwd=ROOT,
         env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
+    process.log = log
     try:
         wait_for(lambda: process.poll() is not None or celery_app.control.ping(timeout=0.5), timeout=60, what="the Celery worker to answer")
         assert process.poll() is None, "the Celery worker exited at start-up"
@@ -91,7 +95,8 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
 
 
 @pytest.fixture
-def api() -> APIClient:
+def api(estate) -> APIClient:
+    """A client of the subject API; the estate exists, since verification asks its systems."""
     return APIClient()
 
 
