@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench install browser
+.PHONY: run test bench install browser audit
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -28,3 +28,9 @@ test: install browser
 
 bench: install
 	$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
+
+# Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API, which this build
+# machine's registry mirror does not serve).
+audit: install
+	$(PY) -m pip install --quiet pip-audit==2.10.1
+	$(PY) -m pip_audit -r requirements.txt --vulnerability-service pypi --progress-spinner off
