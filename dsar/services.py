@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -149,6 +150,14 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     return request, token
 
 
+def request_code_resend_wait(*, request: Request) -> int:
+    """Whole seconds until another code may be sent for this request (0: now)."""
+    if request.code_sent_at is None:
+        return 0
+    left = (request.code_sent_at + dt.timedelta(seconds=settings.DSAR_CODE_RESEND_SECONDS) - timezone.now()).total_seconds()
+    return max(0, math.ceil(left))
+
+
 def request_code_resend(*, request_id) -> Request:
     """Send a fresh code for an unverified request, at most once a minute. Wrong attempts still
     count against the request: a new code does not reset them."""
@@ -160,9 +169,9 @@ def request_code_resend(*, request_id) -> Request:
         if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
             raise Locked("Too many wrong codes: this request is locked. File a new request.")
         now = timezone.now()
-        wait = (request.code_sent_at + dt.timedelta(seconds=settings.DSAR_CODE_RESEND_SECONDS) - now).total_seconds() if request.code_sent_at else 0
+        wait = request_code_resend_wait(request=request)
         if wait > 0:
-            raise TooSoon(f"A code was sent moments ago. You can ask for another in {int(wait) + 1} seconds.", code="resend_cooldown")
+            raise TooSoon(f"A code was sent moments ago. You can ask for another in {wait} seconds.", code="resend_cooldown")
         request.code_hash, request.code_sent_at = code_hash, now
         request.code_expires_at = now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES)
         request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])

@@ -28,11 +28,21 @@ class _StringsOnly:
 
 
 class TextField(_StringsOnly, serializers.CharField):
-    """Free text. PostgreSQL cannot store NUL, so it is refused, and the schema says so."""
+    """Free text. PostgreSQL cannot store NUL, so it is refused, and the schema says so (one
+    regular expression per field, since an OpenAPI schema carries one pattern)."""
+
+    pattern, message = r"^[^\x00]*$", "Null characters are not allowed."
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.validators.append(RegexValidator(r"^[^\x00]*$", "Null characters are not allowed."))
+        self.validators.append(RegexValidator(self.pattern, self.message))
+
+
+class ReasonField(TextField):
+    """Text a person will read (a denial or extension reason): no NUL, and something visible."""
+
+    pattern = r"^[^\x00]*[^\s\x00-\x1f\x7f-\x9f][^\x00]*$"
+    message = "A reason is required, and may not contain null characters."
 
 
 class CodeField(_StringsOnly, serializers.RegexField):

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from .. import services
 from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
 from .auth import IsReviewer, StaffTokenAuthentication
-from .common import StrictSerializer, TextField, errors, validated
+from .common import ReasonField, StrictSerializer, TextField, errors, validated
 
 OPEN = [Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED]
 
@@ -144,7 +144,7 @@ class StaffApproveApi(StaffApi):
 
 class StaffDenyApi(StaffApi):
     class DenyInputSerializer(StrictSerializer):
-        reason = TextField(max_length=2000)
+        reason = ReasonField(max_length=2000)
 
     @extend_schema(operation_id="staff_request_deny", request=DenyInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
@@ -155,7 +155,7 @@ class StaffDenyApi(StaffApi):
 
 class StaffExtendApi(StaffApi):
     class ExtendInputSerializer(StrictSerializer):
-        reason = TextField(max_length=2000)
+        reason = ReasonField(max_length=2000)
         days = serializers.IntegerField(min_value=1, max_value=366)
 
     @extend_schema(operation_id="staff_request_extend", request=ExtendInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})

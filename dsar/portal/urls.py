@@ -1,4 +1,16 @@
+"""The public request portal, at the site root."""
+
 from django.urls import path
 
+from . import views
+
 app_name = "portal"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.start, name="start"),
+    path("request/", views.request_new, name="request-new"),
+    path("request/confirm", views.request_confirm, name="request-confirm"),
+    path("requests/<uuid:request_id>", views.request_status, name="request-status"),
+    path("requests/<uuid:request_id>/verify", views.request_verify, name="request-verify"),
+    path("requests/<uuid:request_id>/resend", views.request_resend, name="request-resend"),
+    path("requests/<uuid:request_id>/cancel", views.request_cancel, name="request-cancel"),
+]

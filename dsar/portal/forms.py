@@ -1,0 +1,71 @@
+"""The portal's forms. They check the shape of what people type; the services decide the rest."""
+
+from __future__ import annotations
+
+from django import forms
+
+from connectors.taxonomy import category_ids
+
+from .. import services
+from ..errors import ServiceError
+from ..models import RequestType
+
+# Which field a service refusal is about, so its detail is shown next to that field.
+_FIELD_FOR_CODE = {"invalid_email": "email", "invalid_type": "type", "invalid_category": "categories"}
+
+
+def service_error_add(form: forms.Form, error: ServiceError) -> None:
+    """Show a service's refusal on the form, next to the field it concerns when there is one."""
+    form.add_error(_FIELD_FOR_CODE.get(error.code), error.detail)
+
+
+class RequestForm(forms.Form):
+    """Step one: what the person wants, for which address, and optionally which data."""
+
+    type = forms.ChoiceField(
+        choices=RequestType.choices,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose whether you want a copy of your data or want it deleted.",
+            "invalid_choice": "Choose one of the two options.",
+        },
+    )
+    email = forms.CharField(
+        max_length=254,
+        error_messages={"required": "Enter your email address.", "max_length": "An email address is at most 254 characters."},
+    )
+    categories = forms.MultipleChoiceField(
+        choices=lambda: [(category, category) for category in category_ids()],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Choose only from the kinds of data listed."},
+    )
+
+    def clean_email(self) -> str:
+        # The service owns what a valid address is; asking it here catches a typo before the
+        # deletion warning rather than after it.
+        try:
+            return services.email_normalize(self.cleaned_data["email"])
+        except ServiceError as error:
+            raise forms.ValidationError(error.detail, code=error.code) from None
+
+
+class DeletionConfirmForm(forms.Form):
+    """Step two of a deletion: the person confirms they read what is lost and what is kept."""
+
+    acknowledge = forms.BooleanField(
+        error_messages={"required": "Tick the box to confirm that you understand what will be deleted and what we keep."},
+    )
+
+
+class CodeForm(forms.Form):
+    """The code from the verification email."""
+
+    code = forms.CharField(max_length=32, error_messages={"required": "Enter the code from the email."})
+
+    def clean_code(self) -> str:
+        # People paste codes with spaces or dashes; only the digits matter.
+        code = "".join(self.cleaned_data["code"].replace("-", " ").split())
+        if not code.isdigit():
+            raise forms.ValidationError("Enter the code using only the digits in the email.", code="invalid_code")
+        return code

@@ -1,0 +1,223 @@
+"""What the portal's pages read: the category groups, a request's timeline, its outcome in words.
+
+Reads only. Every word a person sees about a category comes from the taxonomy data file; the
+workflow's facts (status, audit trail, export, receipt) come from the request's rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from dateutil.relativedelta import relativedelta
+from django.utils import timezone
+
+from connectors.taxonomy import category_ids, category_root, taxonomy
+
+from .. import exports
+from ..deadlines import deadline_rule
+from ..lifecycle import transition_target
+from ..models import AuditEntry, Export, Request, RequestType, Status
+
+# The taxonomy group whose data is the account itself: erasing any of it closes the account.
+ACCOUNT_GROUP = "identity"
+
+
+# --- Categories -------------------------------------------------------------------------------------
+
+
+def category_label(category: str) -> str:
+    """The category's label, or its id when the taxonomy no longer lists it."""
+    info = taxonomy()["categories"].get(category_root(category))
+    return info["label"] if info else category
+
+
+def category_groups(selected: list[str] | None = None) -> list[dict]:
+    """The taxonomy's groups, each with its categories in order; only `selected` ones when given."""
+    categories = taxonomy()["categories"]
+    chosen = set(selected) if selected else set(categories)
+    groups = []
+    for group in taxonomy()["groups"]:
+        members = [
+            {"id": category, **info} for category, info in categories.items() if info["group"] == group["id"] and category in chosen
+        ]
+        if members:
+            groups.append({**group, "categories": members})
+    return groups
+
+
+def deletion_closes_account(selected: list[str] | None) -> bool:
+    """Whether erasing these categories (none: all of them) erases the account itself."""
+    categories = taxonomy()["categories"]
+    return any(categories[c]["group"] == ACCOUNT_GROUP for c in (selected or categories))
+
+
+def _counts(by_category: dict[str, int]) -> list[dict]:
+    """{category: count} as labelled rows in the taxonomy's order, leaving out empty ones."""
+    order = {category: index for index, category in enumerate(category_ids())}
+    rows = sorted(by_category.items(), key=lambda item: (order.get(category_root(item[0]), len(order)), item[0]))
+    return [{"category": c, "label": category_label(c), "count": n} for c, n in rows if n]
+
+
+# --- Deadlines ---------------------------------------------------------------------------------------
+
+
+def _period_words(period: relativedelta) -> str:
+    numbers = {1: "one", 2: "two", 3: "three"}
+    for unit, amount in (("month", period.months), ("day", period.days)):
+        if amount:
+            return f"{numbers.get(amount, amount)} {unit}{'s' if amount > 1 else ''}"
+    return ""
+
+
+def deadline_words() -> dict[str, str]:
+    """How long the law gives us, and how much longer it may allow, in words ("one month")."""
+    rule = deadline_rule()
+    return {"within": _period_words(rule.respond_within), "extension": _period_words(rule.extension)}
+
+
+# --- One request -------------------------------------------------------------------------------------
+
+
+def request_get(*, request_id) -> Request | None:
+    """The request with its export, or None."""
+    return Request.objects.select_related("export").filter(pk=request_id).first()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the timeline: done (with when), the current step, or one still to come."""
+
+    text: str
+    state: str
+    at: dt.datetime | None = None
+    note: str = ""
+
+
+_EVENTS: dict[str, str | dict[str, str]] = {
+    "filed": {RequestType.ACCESS: "You asked for a copy of your data", RequestType.DELETION: "You asked us to delete your data"},
+    "verified": "You confirmed your email address",
+    "auto_approved": "You confirmed your email address",
+    "referred": "We found that an organisation manages your account",
+    "approved": "Our privacy team approved your request",
+    "extended": "We moved the due date",
+    "denied": "Our privacy team turned down your request",
+    "canceled": "You canceled your request",
+    "failed": "Something held up your request",
+    "retried": "We started again",
+    "completed": {RequestType.ACCESS: "We gathered your data into one file", RequestType.DELETION: "We deleted your data"},
+    "released": "We checked your file and made it ready to download",
+    "expired": "Your download expired and we deleted the file",
+}
+# Staff notes are shown only where the subject is emailed them anyway.
+_NOTES_SHOWN = {"extended"}
+
+_CONFIRM = "Confirm your email address with the code we sent you"
+_REVIEW = "Our privacy team checks your request"
+_WORK = {RequestType.ACCESS: "We gather your data from our systems", RequestType.DELETION: "We delete your data from our systems"}
+_END = {RequestType.ACCESS: "You download your data", RequestType.DELETION: "You get a receipt of what we deleted"}
+_CHECK = "We check the file before you can download it"
+_AHEAD = {
+    Status.UNVERIFIED: [_CONFIRM, _REVIEW, _WORK, _END],
+    Status.PENDING_REVIEW: [_REVIEW, _WORK, _END],
+    Status.PROCESSING: [_WORK, _END],
+    Status.FAILED: [_WORK, _END],
+}
+
+
+def _words(words: str | dict[str, str], request: Request) -> str:
+    return words[request.type] if isinstance(words, dict) else words
+
+
+def request_timeline(request: Request, audit: list[AuditEntry], *, export_state: str | None = None) -> list[Step]:
+    """What has happened, in plain words (never who on our side did it), then what is still to come."""
+    steps = [
+        Step(_words(_EVENTS[entry.action], request), "done", entry.at, entry.note if entry.action in _NOTES_SHOWN else "")
+        for entry in audit
+        if entry.action in _EVENTS
+    ]
+    ahead = [_CHECK, _END] if export_state == "checking" else _AHEAD.get(request.status, [])
+    steps.extend(Step(_words(words, request), "current" if index == 0 else "next") for index, words in enumerate(ahead))
+    return steps
+
+
+_HEADLINES: dict[str, str | dict[str, str]] = {
+    Status.UNVERIFIED: "Confirm your email address",
+    Status.PENDING_REVIEW: "We are checking your request",
+    Status.PROCESSING: {RequestType.ACCESS: "We are gathering your data", RequestType.DELETION: "We are deleting your data"},
+    Status.COMPLETED: {RequestType.ACCESS: "Your data is ready to download", RequestType.DELETION: "We deleted your data"},
+    Status.FAILED: "Your request is delayed",
+    Status.DENIED: "We could not carry out your request",
+    Status.CANCELED: "You canceled this request",
+    Status.EXPIRED: "Your download has expired",
+    Status.REFERRED: "Your organisation handles this request",
+}
+_EXPORT_HEADLINES = {"checking": "We are checking your file", "gone": "Your download has expired"}
+
+
+def _last_note(audit: list[AuditEntry], action: str) -> str:
+    return next((entry.note for entry in reversed(audit) if entry.action == action), "")
+
+
+def _export_state(request: Request) -> tuple[str | None, Export | None]:
+    """For a completed access request: "ready", "checking" (waiting for release) or "gone"."""
+    if request.type != RequestType.ACCESS or request.status not in (Status.COMPLETED, Status.EXPIRED):
+        return None, None
+    try:
+        export = request.export
+    except Export.DoesNotExist:
+        export = None
+    if export is None or export.deleted_at is not None or export.expires_at <= timezone.now():
+        return "gone", None
+    return ("ready" if export.released_at else "checking"), export
+
+
+def _retained(items: list[dict]) -> list[dict]:
+    """Retained items with their legal basis in words: connectors write the reason as "why (basis)"."""
+    bases = taxonomy()["legal_bases"]
+    rows = []
+    for item in items:
+        reason, basis = item.get("reason", ""), ""
+        for key, info in bases.items():
+            if reason.endswith(f"({key})"):
+                reason, basis = reason[: -len(key) - 2].strip(), info["label"]
+        until = item.get("until")
+        rows.append(
+            {
+                "label": category_label(item.get("category", "")),
+                "count": item.get("count"),
+                "reason": reason,
+                "basis": basis,
+                "until": dt.date.fromisoformat(until[:10]) if until else None,
+            }
+        )
+    return rows
+
+
+def request_page(request: Request) -> dict:
+    """Everything the request's page shows."""
+    audit = list(request.audit.all())
+    state, export = _export_state(request)
+    result = request.result or {}
+    page = {
+        "request": request,
+        "headline": _EXPORT_HEADLINES.get(state) or _words(_HEADLINES[request.status], request),
+        "timeline": request_timeline(request, audit, export_state=state),
+        "open": request.status in _AHEAD,
+        # Worth watching for a change: something on our side is under way.
+        "poll": request.status in (Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED) or state == "checking",
+        "can_cancel": transition_target(request.status, "canceled") is not None,
+        "extension_reason": _last_note(audit, "extended") if request.extended_at else "",
+        "export_state": state,
+        "export": export,
+        "download_url": exports.download_url(export) if state == "ready" else "",
+    }
+    if request.status == Status.DENIED:
+        page["denial_reason"] = _last_note(audit, "denied")
+    if request.status == Status.COMPLETED and request.type == RequestType.DELETION:
+        page["erased"] = _counts(result.get("erased", {}))
+        page["retained"] = _retained(result.get("retained", []))
+        page["notify_sources"] = result.get("notify_sources", [])
+    if state == "ready":
+        page["contents"] = _counts(result.get("categories", {}))
+    return page

@@ -1,0 +1,270 @@
+"""The request portal's pages through Django's test client: forms, the code, and who sees what."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+
+from dsar import notifications, services
+from dsar.lifecycle import audit_record
+from dsar.models import Request
+
+from ..factories import request_make
+
+CODE = "12345678"
+
+
+def _path(url: str) -> str:
+    """The path and query of an absolute link, for the test client."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+@pytest.fixture
+def seen(client):
+    """Open a request's page through its emailed, signed link."""
+
+    def open_(request: Request):
+        return client.get(_path(notifications.status_url(request)), follow=True)
+
+    return open_
+
+
+def test_start_page_explains_the_steps_and_the_deadline(client, db):
+    page = client.get(reverse("portal:start")).content.decode()
+    assert 'lang="en"' in page and "Skip to main content" in page
+    assert "one month" in page and "up to two months more" in page
+    assert reverse("portal:request-new") in page
+
+
+def test_form_errors_are_shown_linked_to_fields_and_nothing_is_filed(client, db, mailoutbox):
+    response = client.post(reverse("portal:request-new"), {"email": "not-an-address"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'role="alert"' in page and "There is a problem" in page
+    assert "Choose whether you want a copy of your data or want it deleted." in page
+    assert "Enter a valid email address." in page
+    assert 'aria-describedby="id_email-hint id_email-error"' in page and 'aria-invalid="true"' in page
+    assert page.count('href="#id_type_0"') == 1 and 'href="#id_email"' in page
+    assert "<title>Error: " in page
+    assert Request.objects.count() == 0 and mailoutbox == []
+
+
+def test_an_access_request_is_filed_and_goes_to_the_code_page(client, db, django_capture_on_commit_callbacks, mailoutbox):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("portal:request-new"), {"type": "access", "email": " Pat@Example.com ", "categories": ["location"]})
+    request = Request.objects.get()
+    assert (request.type, request.email, request.categories) == ("access", "pat@example.com", ["location"])
+    assert response.status_code == 302 and response["Location"] == reverse("portal:request-verify", args=[request.id])
+    page = client.get(response["Location"]).content.decode()
+    assert "pat@example.com" in page
+    assert 'autocomplete="one-time-code"' in page and 'inputmode="numeric"' in page
+    assert [m.to for m in mailoutbox] == [["pat@example.com"]]
+
+
+def test_a_deletion_is_filed_only_after_the_warning_is_acknowledged(client, db):
+    response = client.post(reverse("portal:request-new"), {"type": "deletion", "email": "del@example.com"})
+    assert response.status_code == 302 and response["Location"] == reverse("portal:request-confirm")
+    warning = client.get(response["Location"]).content.decode()
+    assert "Invoices are kept for 10 years, because tax law requires it." in warning
+    assert "Your account is closed." in warning and "subscription" in warning
+    assert "Invoices: kept for 10 years because tax law requires it" in warning  # the taxonomy's retention text
+    assert Request.objects.count() == 0
+
+    refused = client.post(reverse("portal:request-confirm"), {})
+    assert "Tick the box to confirm" in refused.content.decode()
+    assert Request.objects.count() == 0
+
+    filed = client.post(reverse("portal:request-confirm"), {"acknowledge": "on"})
+    request = Request.objects.get()
+    assert (request.type, request.email) == ("deletion", "del@example.com")
+    assert filed["Location"] == reverse("portal:request-verify", args=[request.id])
+    # The answers are gone once filed: going back does not file twice.
+    assert client.post(reverse("portal:request-confirm"), {"acknowledge": "on"})["Location"] == reverse("portal:request-new")
+    assert Request.objects.count() == 1
+
+
+def test_the_warning_lists_only_the_chosen_categories_and_keeps_the_account_when_it_is_not_chosen(client, db):
+    client.post(reverse("portal:request-new"), {"type": "deletion", "email": "del@example.com", "categories": ["searches_commands"]})
+    warning = client.get(reverse("portal:request-confirm")).content.decode()
+    assert "Searches and commands" in warning and "Voice recordings" not in warning
+    assert "Your account is closed." not in warning
+    # "Change my answers" brings the form back filled in.
+    form = client.get(reverse("portal:request-new")).content.decode()
+    assert re.search(r'value="deletion"[^>]* checked', form) and not re.search(r'value="access"[^>]* checked', form)
+    assert "del@example.com" in form and re.search(r'value="searches_commands"[^>]* checked', form)
+
+
+def test_a_wrong_code_says_how_many_attempts_are_left(client, db):
+    request = request_make(code=CODE)
+    response = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "0000 0000"})
+    page = response.content.decode()
+    assert "That code is not right. 4 attempts left." in page
+    assert 'aria-describedby="id_code-hint id_code-error"' in page
+    assert Request.objects.get(pk=request.id).code_attempts == 1
+
+
+def test_a_code_with_letters_is_refused_without_using_an_attempt(client, db):
+    request = request_make(code=CODE)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "12ab"}).content.decode()
+    assert "Enter the code using only the digits in the email." in page
+    assert Request.objects.get(pk=request.id).code_attempts == 0
+
+
+def test_the_fifth_wrong_code_locks_the_request(client, db):
+    request = request_make(code=CODE)
+    for _ in range(4):
+        client.post(reverse("portal:request-verify", args=[request.id]), {"code": "00000000"})
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "00000000"}).content.decode()
+    assert "This request is locked" in page and "File a new request." in page
+    assert 'name="code"' not in page
+
+
+def test_an_expired_code_asks_for_a_new_one(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_expires_at=request.created_at)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": CODE}).content.decode()
+    assert "This code has expired. Ask for a new one." in page
+
+
+def test_resending_too_soon_shows_the_cooldown(client, db):
+    client.post(reverse("portal:request-new"), {"type": "access", "email": "soon@example.com"})
+    request = Request.objects.get()
+    page = client.post(reverse("portal:request-resend", args=[request.id])).content.decode()
+    assert "A code was sent moments ago. You can ask for another in" in page and 'role="alert"' in page
+
+
+def test_a_resent_code_is_announced(client, db):
+    request = request_make(code=CODE)  # no code_sent_at: a new code may go out at once
+    response = client.post(reverse("portal:request-resend", args=[request.id]), follow=True)
+    assert "We sent you a new code." in response.content.decode()
+
+
+def test_the_right_code_opens_the_status_page_in_this_browser_only(client, db, estate):
+    request = request_make(code=CODE, email="nobody-in-the-estate@example.com")
+    response = client.post(reverse("portal:request-verify", args=[request.id]), {"code": CODE})
+    assert response["Location"] == reverse("portal:request-status", args=[request.id])
+    page = client.get(response["Location"]).content.decode()
+    assert "We are checking your request" in page and "You confirmed your email address" in page
+    assert "Cancel this request" in page
+    # Another browser, without the code or the link, sees nothing.
+    assert Client().get(response["Location"]).status_code == 404
+
+
+def test_status_page_without_session_or_key_is_404_and_reveals_nothing(client, db):
+    request = request_make(status="pending_review", email="secret@example.com")
+    known = client.get(reverse("portal:request-status", args=[request.id]))
+    unknown = client.get(reverse("portal:request-status", args=[uuid.uuid4()]))
+    assert known.status_code == unknown.status_code == 404
+    assert known.content.decode().replace(str(request.id), "") == unknown.content.decode()
+    assert "Use the link in your email" in known.content.decode()
+    assert b"secret@example.com" not in known.content and b"pending" not in known.content
+
+
+def test_status_page_with_a_forged_or_borrowed_key_is_404(client, db):
+    request, other = request_make(status="pending_review"), request_make(status="pending_review")
+    assert client.get(reverse("portal:request-status", args=[request.id]), {"key": "forged"}).status_code == 404
+    borrowed = _path(notifications.status_url(other)).split("?", 1)[1]
+    assert client.get(f"{reverse('portal:request-status', args=[request.id])}?{borrowed}").status_code == 404
+    assert client.get(reverse("portal:request-status", args=[request.id])).status_code == 404
+
+
+def test_the_emailed_link_opens_the_page_and_drops_the_key(client, db, seen):
+    request = request_make(status="pending_review")
+    response = seen(request)
+    assert response.redirect_chain == [(reverse("portal:request-status", args=[request.id]), 302)]
+    assert response.status_code == 200 and "We are checking your request" in response.content.decode()
+
+
+def test_the_subject_can_cancel_while_under_review(client, db, seen):
+    request = request_make(status="pending_review")
+    seen(request)
+    page = client.post(reverse("portal:request-cancel", args=[request.id]), follow=True).content.decode()
+    assert "You canceled your request." in page and "Cancel this request" not in page
+    assert Request.objects.get(pk=request.id).status == "canceled"
+
+
+def test_cancel_needs_the_session(client, db):
+    request = request_make(status="pending_review")
+    assert client.post(reverse("portal:request-cancel", args=[request.id])).status_code == 404
+    assert Request.objects.get(pk=request.id).status == "pending_review"
+
+
+def test_a_completed_deletion_shows_its_receipt_in_words(client, db, seen):
+    request = request_make(status="completed", type="deletion")
+    request.result = {
+        "erased": {"name_contact": 1, "searches_commands": 3, "location": 0},
+        "retained": [
+            {"category": "interactions.account_history", "count": 2, "reason": "Invoices are kept for 10 years because tax law requires it (legal_obligation)",
+             "until": "2036-05-05", "connector": "payments"}
+        ],
+        "notify_sources": ["Acme Data Brokers"],
+    }
+    request.save(update_fields=["result"])
+    with transaction.atomic():
+        audit_record(request, actor="staff:rita", action="approved", note="checked the id")
+        audit_record(request, actor="system", action="completed")
+    page = seen(request).content.decode()
+    assert "We deleted your data" in page
+    assert "Name and contact details" in page and "Searches and commands" in page and "3 items" in page
+    assert "Location" not in page.split("What we kept")[0].split("What we deleted")[1]  # nothing erased there
+    assert "Purchases and account activity" in page and "2 items" in page
+    assert "Invoices are kept for 10 years because tax law requires it</dd>" in page and "The law requires it" in page
+    assert "5 May 2036" in page
+    assert "Acme Data Brokers" in page
+    assert "Our privacy team approved your request" in page
+    assert "rita" not in page and "checked the id" not in page and "legal_obligation" not in page
+    assert "Cancel this request" not in page
+
+
+def test_an_extended_request_says_why(client, db, seen):
+    request = request_make(status="pending_review")
+    services.request_extend(request_id=request.id, actor="staff:rita", reason="We are still searching our archives.", days=10)
+    page = seen(request).content.decode()
+    assert "We moved the due date, because: We are still searching our archives." in page
+    assert "We moved the due date" in page.split("Progress")[1] and "rita" not in page
+
+
+def test_a_referred_request_names_the_organisation(client, db, seen):
+    request = request_make(status="referred")
+    Request.objects.filter(pk=request.id).update(referred_to="Northside School District")
+    page = seen(request).content.decode()
+    assert "Your organisation handles this request" in page
+    assert "Northside School District" in page
+
+
+def test_a_denied_request_gives_the_reason(client, db, seen):
+    request = request_make(status="denied")
+    with transaction.atomic():
+        audit_record(request, actor="staff:rita", action="denied", note="We could not match this address to an account.")
+    page = seen(request).content.decode()
+    assert "We could not carry out your request" in page and "We could not match this address to an account." in page
+    assert "rita" not in page
+
+
+def test_a_failed_request_says_there_is_a_delay(client, db, seen):
+    request = request_make(status="failed")
+    Request.objects.filter(pk=request.id).update(failure_reason="payments: connection refused")
+    page = seen(request).content.decode()
+    assert "Your request is delayed" in page and "working on it" in page
+    assert "connection refused" not in page
+
+
+def test_a_completed_access_request_waiting_for_review_is_being_checked(client, db, seen):
+    from django.utils import timezone
+
+    from dsar.models import Export
+
+    request = request_make(status="completed")
+    now = timezone.now()
+    export = Export.objects.create(request=request, path="x.zip", bytes=2048, sha256="0" * 64, created_at=now, expires_at=now + timezone.timedelta(days=7))
+    assert "We are checking your file" in seen(request).content.decode()
+    Export.objects.filter(pk=export.pk).update(released_at=now)
+    page = client.get(reverse("portal:request-status", args=[request.id])).content.decode()
+    assert "Your data is ready to download" in page and f"/api/v1/requests/{request.id}/download/" in page
