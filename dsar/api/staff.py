@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services
+from .. import selectors, services
 from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
-
-OPEN = [Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED]
-
 
 class StaffApi(APIView):
     authentication_classes = [StaffTokenAuthentication]
@@ -48,7 +42,7 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         ]
 
     def get_overdue(self, request: Request) -> bool:
-        return request.status in OPEN and request.due_at < timezone.now()
+        return selectors.request_overdue(request)
 
 
 class StaffRequestDetailSerializer(StaffRequestSerializer):
@@ -99,26 +93,7 @@ class StaffRequestListApi(ListAPIView):
 
     def get_queryset(self):
         filters = validated(self.QueueFilterSerializer, self.request.query_params.dict())
-        queryset = Request.objects.order_by("due_at", "created_at")
-        if filters.get("status"):
-            queryset = queryset.filter(status=filters["status"])
-        if filters.get("type"):
-            queryset = queryset.filter(type=filters["type"])
-        if filters.get("overdue") is True:
-            queryset = queryset.filter(status__in=OPEN, due_at__lt=timezone.now())
-        elif filters.get("overdue") is False:
-            queryset = queryset.exclude(status__in=OPEN, due_at__lt=timezone.now())
-        return queryset
-
-
-def _request_detail(request_id) -> Request:
-    try:
-        return Request.objects.prefetch_related(
-            Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
-            Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
-        ).get(pk=request_id)
-    except Request.DoesNotExist:
-        raise NotFound("No such request.") from None
+        return selectors.request_list(status=filters.get("status"), type=filters.get("type"), overdue=filters.get("overdue"))
 
 
 class StaffRequestGetApi(StaffApi):
@@ -128,7 +103,7 @@ class StaffRequestGetApi(StaffApi):
         summary="A request with its connector tasks and its audit trail.",
     )
     def get(self, http_request, request_id):
-        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffApproveApi(StaffApi):
@@ -139,7 +114,7 @@ class StaffApproveApi(StaffApi):
     def post(self, http_request, request_id):
         data = validated(self.ApproveInputSerializer, http_request.data)
         services.request_approve(request_id=request_id, actor=services.staff_actor(http_request.user), note=data["note"])
-        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffDenyApi(StaffApi):
@@ -150,7 +125,7 @@ class StaffDenyApi(StaffApi):
     def post(self, http_request, request_id):
         data = validated(self.DenyInputSerializer, http_request.data)
         services.request_deny(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"])
-        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffExtendApi(StaffApi):
@@ -162,11 +137,11 @@ class StaffExtendApi(StaffApi):
     def post(self, http_request, request_id):
         data = validated(self.ExtendInputSerializer, http_request.data)
         services.request_extend(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"], days=data["days"])
-        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffRetryApi(StaffApi):
     @extend_schema(operation_id="staff_request_retry", request=None, responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404, 409)})
     def post(self, http_request, request_id):
         services.request_retry(request_id=request_id, actor=services.staff_actor(http_request.user))
-        return Response(StaffRequestDetailSerializer(_request_detail(request_id)).data)
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)

@@ -1,4 +1,26 @@
+"""The staff console, under /console/ (contract §9)."""
+
 from django.urls import path
 
+from . import views
+
 app_name = "console"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
+    path("two-factor/setup", views.otp_setup, name="otp-setup"),
+    path("two-factor/verify", views.otp_verify, name="otp-verify"),
+    path("dashboard", views.dashboard, name="dashboard"),
+    path("requests/<uuid:request_id>", views.request_detail, name="request"),
+    path("requests/<uuid:request_id>/status", views.request_status, name="request-status"),
+    *(
+        path(f"requests/<uuid:request_id>/{action}", views.request_act, {"action": action}, name=f"request-{action}")
+        for action in views.ACTIONS
+    ),
+    path("staff", views.staff, name="staff"),
+    path("staff/<int:user_id>/role", views.staff_role, name="staff-role"),
+    path("staff/<int:user_id>/active", views.staff_active, name="staff-active"),
+    path("staff/<int:user_id>/two-factor-reset", views.staff_otp_reset, name="staff-otp-reset"),
+    path("settings", views.workflow_settings, name="settings"),
+]

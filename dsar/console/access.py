@@ -1,0 +1,62 @@
+"""Who may see which console page: signed-in staff, the right role, and a second factor where due.
+
+A staff member with a confirmed TOTP device must enter a code once per session; an admin without
+one must set one up first. Everyone else is judged by `dsar.staff.staff_has_role`.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_otp import user_has_device
+
+from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
+
+# What the navigation offers, kept on the request for the base template.
+NAV_ADMIN, NAV_REVIEWER, NAV_SECOND_FACTOR = "admin", "reviewer", "second-factor"
+
+
+def forbidden(request, message: str):
+    """The console's 403 page, inside its own layout rather than Django's bare one."""
+    return render(request, "console/forbidden.html", {"message": message}, status=403)
+
+
+def second_factor_due(user) -> str | None:
+    """The URL name of the step this user must take before any other console page, if any."""
+    if user.is_verified():
+        return None
+    if user_has_device(user):
+        return "console:otp-verify"
+    if staff_has_role(user, ROLE_ADMIN):
+        return "console:otp-setup"
+    return None
+
+
+def console_access(view=None, *, role: str = ROLE_REVIEWER, second_factor_step: bool = False):
+    """Guard a console view: sign-in, staff role `role`, and the second factor unless the view is
+    itself a step of it (`second_factor_step`)."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            user = request.user
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not staff_has_role(user, ROLE_REVIEWER):
+                return forbidden(request, "This console is for privacy staff only.")
+            step = second_factor_due(user)
+            admin = staff_has_role(user, ROLE_ADMIN)
+            request.console_nav = NAV_SECOND_FACTOR if step else NAV_ADMIN if admin else NAV_REVIEWER
+            if step and not second_factor_step:
+                return redirect(f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}")
+            if role == ROLE_ADMIN and not admin:
+                return forbidden(request, "Only admins can open this page.")
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    return decorate(view) if view is not None else decorate

@@ -1,0 +1,163 @@
+"""The console's forms. They check the shape of what staff typed; the services decide what is allowed."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from ..deadlines import extension_limit
+from ..models import Request, RequestType, Status
+from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_user_ensure
+
+NOTE_MAX = 2000
+ROLE_CHOICES = [(ROLE_REVIEWER, "Reviewer: acts on requests"), (ROLE_ADMIN, "Admin: also manages staff and settings")]
+
+
+class StaffAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, for staff only. Anyone else gets the same answer as a wrong password,
+    so the form does not tell who has an account."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not staff_has_role(user, ROLE_REVIEWER):
+            raise self.get_invalid_login_error()
+
+
+class QueueFilterForm(forms.Form):
+    """The queue's filters, read from the query string."""
+
+    q = forms.CharField(label="Search", required=False, max_length=254, help_text="A request id (or its start) or an email.")
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Status.choices])
+    type = forms.ChoiceField(label="Type", required=False, choices=[("", "Any type"), *RequestType.choices])
+    overdue = forms.ChoiceField(
+        label="Deadline", required=False, choices=[("", "Any"), ("yes", "Overdue only"), ("no", "Not overdue")]
+    )
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=[("due", "Due soonest"), ("-due", "Due latest"), ("-created", "Newest"), ("created", "Oldest")],
+    )
+
+    def filters(self) -> dict:
+        """Keyword arguments for `selectors.request_list`; an invalid field filters nothing."""
+        self.is_valid()  # cleaned_data then holds only the fields that are valid
+        data = self.cleaned_data
+        return {
+            "search": data.get("q", ""),
+            "status": data.get("status") or None,
+            "type": data.get("type") or None,
+            "overdue": {"yes": True, "no": False}.get(data.get("overdue", "")),
+            "order": data.get("sort") or "due",
+        }
+
+
+def _note(label: str, *, required: bool, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=required,
+        max_length=NOTE_MAX,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": f"Enter a {label.lower()}."},
+    )
+
+
+class ActionForm(forms.Form):
+    """A review action on one request; `request` is the one it acts on."""
+
+    def __init__(self, *args, request: Request, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+
+class ApproveForm(ActionForm):
+    note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+
+class DenyForm(ActionForm):
+    reason = _note("Reason", required=True, help_text="Required. The person is emailed this reason.")
+
+
+class ExtendForm(ActionForm):
+    """Extend the deadline. The form shows the most the law allows; the service enforces it."""
+
+    reason = _note("Reason", required=True, help_text="Required. The person is emailed this reason.")
+    days = forms.IntegerField(label="Days to add", min_value=1, max_value=366)
+
+    def __init__(self, *args, request: Request, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        self.limit = extension_limit(request.due_at, request.jurisdiction)
+        self.max_days = (self.limit - request.due_at).days
+        days = self.fields["days"]
+        days.widget.attrs["max"] = self.max_days
+        days.help_text = f"At most {self.max_days} days: the law allows extending to {self.limit:%-d %B %Y}."
+
+
+class RetryForm(ActionForm):
+    pass
+
+
+class ReleaseForm(ActionForm):
+    note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+
+class OtpCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        min_length=6,
+        max_length=8,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "pattern": "[0-9]*", "size": 8}),
+    )
+
+    def clean_code(self) -> str:
+        code = self.cleaned_data["code"].replace(" ", "")
+        if not code.isdigit():
+            raise forms.ValidationError("Enter the digits your app shows.")
+        return code
+
+
+class StaffCreateForm(forms.Form):
+    """A new staff member with a role and an initial password they should change."""
+
+    username = forms.CharField(label="Username", max_length=150)
+    email = forms.EmailField(label="Email", required=False)
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, widget=forms.RadioSelect, initial=ROLE_REVIEWER)
+    password = forms.CharField(
+        label="Initial password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        user_model = get_user_model()
+        user_model.username_validator(username)
+        if user_model.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("A user with that username already exists.")
+        return username
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("username"):
+            try:
+                validate_password(data["password"], get_user_model()(username=data["username"], email=data.get("email", "")))
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return data
+
+    @transaction.atomic
+    def save(self):
+        user = staff_user_ensure(username=self.cleaned_data["username"], role=self.cleaned_data["role"])
+        user.email = self.cleaned_data["email"]
+        user.set_password(self.cleaned_data["password"])
+        user.save(update_fields=["email", "password"])
+        return user
+
+
+class StaffRoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES)
+
+
+class StaffActiveForm(forms.Form):
+    active = forms.TypedChoiceField(choices=[("1", "Active"), ("0", "Inactive")], coerce=lambda value: value == "1")

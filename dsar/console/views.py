@@ -1,0 +1,417 @@
+"""The staff review console: sign-in and the second factor, the queue, a request and its review
+actions, the dashboard, and the admins' staff and settings pages.
+
+Views read through `selectors` and act through `dsar.services`; every workflow rule lives there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from base64 import b32encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import django_otp
+import qrcode
+import qrcode.image.svg
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.views import LoginView, LogoutView
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from connectors.taxonomy import category_ids, category_info, category_known, category_root
+
+from .. import services
+from ..errors import NotFound, ServiceError
+from ..lifecycle import transition_target
+from ..models import Export, Request, Status
+from ..staff import ROLE_ADMIN, staff_user_ensure
+from .. import selectors
+from . import forms
+from .access import console_access
+
+PAGE_SIZE = 50
+
+login = LoginView.as_view(template_name="console/login.html", authentication_form=forms.StaffAuthenticationForm)
+logout = LogoutView.as_view(next_page="console:login")
+
+
+# --- Presentation helpers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """How a request stands against its due date: `days` left, or overdue by, in whole days."""
+
+    open: bool
+    overdue: bool
+    days: int
+
+
+def _deadline(request: Request, now: dt.datetime) -> Deadline:
+    return Deadline(
+        open=request.status in services.OPEN_STATUSES,
+        overdue=selectors.request_overdue(request, now=now),
+        days=abs(request.due_at - now).days,
+    )
+
+
+def _category_label(category: str) -> str:
+    # A connector may report a category the operator's taxonomy file no longer lists: show its id.
+    return category_info(category)["label"] if category_known(category) else category
+
+
+def _counts(counts: dict[str, int] | None) -> list[tuple[str, str, int]]:
+    """(id, label, count) rows in the taxonomy's order, which groups related categories."""
+    order = {category: index for index, category in enumerate(category_ids())}
+    rows = sorted((counts or {}).items(), key=lambda item: (order.get(category_root(item[0]), len(order)), item[0]))
+    return [(category, _category_label(category), count) for category, count in rows]
+
+
+def _duration(delta: dt.timedelta | None) -> str:
+    if delta is None:
+        return ""
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (minutes, "minute")]
+    text = " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
+    return text or "under a minute"
+
+
+def _period(period: relativedelta) -> str:
+    parts = [(period.years, "year"), (period.months, "month"), (period.days, "day")]
+    return ", ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
+
+
+def _next_url(request) -> str:
+    """Where to go after a second-factor step: the page asked for, if it is on this site."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse("console:queue")
+
+
+def _with_next(url_name: str, request) -> str:
+    return f"{reverse(url_name)}?{urlencode({'next': _next_url(request)})}"
+
+
+# --- The queue --------------------------------------------------------------------------------------
+
+
+@console_access
+def queue(request):
+    """Requests, soonest due first, filtered, searched and fifty to a page."""
+    form = forms.QueueFilterForm(request.GET)
+    page = Paginator(selectors.request_list(**form.filters()), PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    for row in page:
+        row.deadline = _deadline(row, now)
+    return render(request, "console/queue.html", {"form": form, "page": page})
+
+
+# --- One request and its review actions ----------------------------------------------------------------
+
+
+def _export(request: Request) -> Export | None:
+    return getattr(request, "export", None)
+
+
+def _releasable(request: Request) -> bool:
+    export = _export(request)
+    return (
+        settings.DSAR_REVIEW_BEFORE_RELEASE
+        and request.status == Status.COMPLETED
+        and export is not None
+        and export.released_at is None
+        and export.deleted_at is None
+    )
+
+
+def _allowed_by_state_machine(action: str) -> Callable[[Request], bool]:
+    return lambda request: transition_target(request.status, action) is not None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A review action: its form, when the page offers it, the service it calls, what it says after."""
+
+    form: type[forms.ActionForm]
+    offered: Callable[[Request], bool]
+    perform: Callable[[Request, str, dict], object]
+    done: str
+
+
+ACTIONS: dict[str, Action] = {
+    "approve": Action(
+        forms.ApproveForm,
+        _allowed_by_state_machine("approved"),
+        lambda request, actor, data: services.request_approve(request_id=request.pk, actor=actor, note=data["note"]),
+        "Approved. The connectors are gathering the data now.",
+    ),
+    "deny": Action(
+        forms.DenyForm,
+        _allowed_by_state_machine("denied"),
+        lambda request, actor, data: services.request_deny(request_id=request.pk, actor=actor, reason=data["reason"]),
+        "Denied. The person has been emailed the reason.",
+    ),
+    "extend": Action(
+        forms.ExtendForm,
+        lambda request: request.status in services.OPEN_STATUSES and request.extended_at is None,
+        lambda request, actor, data: services.request_extend(
+            request_id=request.pk, actor=actor, reason=data["reason"], days=data["days"]
+        ),
+        "Deadline extended. The person has been emailed the reason and the new date.",
+    ),
+    "retry": Action(
+        forms.RetryForm,
+        _allowed_by_state_machine("retried"),
+        lambda request, actor, data: services.request_retry(request_id=request.pk, actor=actor),
+        "Retrying what failed.",
+    ),
+    "release": Action(
+        forms.ReleaseForm,
+        _releasable,
+        lambda request, actor, data: services.request_release(request_id=request.pk, actor=actor, note=data["note"]),
+        "Released. The person has been emailed the download link.",
+    ),
+}
+
+
+def _request_or_404(request_id) -> Request:
+    try:
+        return selectors.request_get(request_id=request_id)
+    except NotFound:
+        raise Http404("No such request.") from None
+
+
+def _request_page(http_request, request: Request, *, bound: dict[str, forms.ActionForm] | None = None):
+    bound = bound or {}
+    result = request.result or {}
+    context = {
+        "req": request,
+        "deadline": _deadline(request, timezone.now()),
+        "categories": [_category_label(category) for category in request.categories],
+        "all_categories": set(request.categories) >= set(category_ids()),
+        "export": _export(request),
+        "exported": _counts(result.get("categories")),
+        "exported_total": sum((result.get("categories") or {}).values()),
+        "erased": _counts(result.get("erased")),
+        "retained": [{**item, "label": _category_label(item.get("category", ""))} for item in result.get("retained", [])],
+        "tasks": [(task, _counts(task.counts)) for task in request.tasks.all()],
+        # Each form's ids carry its action's name: several forms on the page have a "reason".
+        "actions": {
+            name: bound.get(name) or action.form(request=request, auto_id=f"{name}_%s")
+            for name, action in ACTIONS.items()
+            if action.offered(request)
+        },
+    }
+    return render(http_request, "console/request.html", context)
+
+
+@console_access
+def request_detail(http_request, request_id):
+    """A request: who, what, when, its connector tasks, its audit trail and the actions its status allows."""
+    return _request_page(http_request, _request_or_404(request_id))
+
+
+@console_access
+def request_status(http_request, request_id):
+    """The status alone, polled by the request page while connectors run."""
+    request = get_object_or_404(Request.objects.only("status"), pk=request_id)
+    return JsonResponse({"status": request.status, "label": request.get_status_display()})
+
+
+@console_access
+@require_POST
+def request_act(http_request, request_id, action: str):
+    """Run one review action through its service; a refusal is shown as a message and changes nothing."""
+    spec = ACTIONS[action]
+    request = _request_or_404(request_id)
+    form = spec.form(http_request.POST, request=request, auto_id=f"{action}_%s")
+    if form.is_valid():
+        try:
+            spec.perform(request, services.staff_actor(http_request.user), form.cleaned_data)
+        except ServiceError as error:
+            messages.error(http_request, error.detail)
+        else:
+            messages.success(http_request, spec.done)
+    elif spec.offered(request):
+        return _request_page(http_request, request, bound={action: form})
+    else:
+        messages.error(http_request, f"That action is not available while the request is {request.get_status_display().lower()}.")
+    return redirect("console:request", request_id=request.pk)
+
+
+# --- Dashboard ----------------------------------------------------------------------------------------
+
+
+@console_access
+def dashboard(request):
+    """Open work by status, what is due soon or late, recent completion time and connector failures."""
+    figures = selectors.dashboard_get()
+    context = {
+        "figures": figures,
+        "open_rows": [(status, Status(status).label, count) for status, count in figures.open_by_status.items()],
+        "open_total": sum(figures.open_by_status.values()),
+        "median": _duration(figures.median_completion),
+        "recent_days": selectors.RECENT_DAYS,
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+# --- Second factor -------------------------------------------------------------------------------------
+
+
+def _qr_svg(uri: str) -> str:
+    svg = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage).to_string(encoding="unicode")
+    # The markup is qrcode's own (the URI is drawn as modules, never written as text): safe to inline.
+    return mark_safe(svg.replace("<svg ", '<svg class="qr" role="img" aria-labelledby="qr-label" ', 1))
+
+
+@console_access(second_factor_step=True)
+def otp_setup(request):
+    """Set up a TOTP device: show its secret as a QR code and as text, and confirm it with a code.
+
+    A confirmed device replaces any earlier one. Replacing needs a session verified with the
+    current device, or a stolen password alone would be enough to take over the second factor.
+    """
+    user = request.user
+    has_device = django_otp.user_has_device(user)
+    if has_device and not user.is_verified():
+        return redirect(_with_next("console:otp-verify", request))
+    # The unconfirmed device keeps the secret between showing it and confirming it; the OTP
+    # middleware ignores unconfirmed devices, so it grants nothing until then.
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first() or TOTPDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=False
+    )
+    form = forms.OtpCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
+            with transaction.atomic():
+                TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+                TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+            device.confirmed = True
+            django_otp.login(request, device)
+            messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
+            return redirect(_next_url(request))
+        form.add_error("code", "That code is not right. Enter the code your app shows now.")
+    secret = b32encode(device.bin_key).decode()
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "replacing": has_device,
+        "uri": device.config_url,
+        "qr": _qr_svg(device.config_url),
+        "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+    }
+    return render(request, "console/otp_setup.html", context)
+
+
+@console_access(second_factor_step=True)
+def otp_verify(request):
+    """Ask for a code from the staff member's device once per session."""
+    user = request.user
+    if user.is_verified():
+        return redirect(_next_url(request))
+    devices = list(django_otp.devices_for_user(user))
+    if not devices:
+        return redirect(_with_next("console:otp-setup", request))
+    form = forms.OtpCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        code = form.cleaned_data["code"]
+        device = next(filter(None, (django_otp.verify_token(user, d.persistent_id, code) for d in devices)), None)
+        if device is not None:
+            django_otp.login(request, device)
+            return redirect(_next_url(request))
+        devices[0].refresh_from_db()
+        throttled = not devices[0].verify_is_allowed()[0]
+        form.add_error(
+            "code",
+            "Too many wrong codes in a row: wait a minute, then enter the current code."
+            if throttled
+            else "That code is not right.",
+        )
+    return render(request, "console/otp_verify.html", {"form": form, "next": _next_url(request)})
+
+
+# --- Admins: staff and settings ---------------------------------------------------------------------------
+
+
+@console_access(role=ROLE_ADMIN)
+def staff(request):
+    """Staff members with their role and second factor; add one."""
+    form = forms.StaffCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        messages.success(
+            request, f"{user.username} can now sign in as {form.cleaned_data['role']}. Give them their password safely."
+        )
+        return redirect("console:staff")
+    return render(request, "console/staff.html", {"members": selectors.staff_list(), "form": form, "roles": forms.ROLE_CHOICES})
+
+
+def _staff_member(request, user_id):
+    member = get_object_or_404(get_user_model(), pk=user_id, is_staff=True)
+    # An admin changing their own role or access could leave the console with no admin at all.
+    if member.pk == request.user.pk:
+        messages.error(request, "You cannot change your own role or access: ask another admin.")
+        return None
+    return member
+
+
+@console_access(role=ROLE_ADMIN)
+@require_POST
+def staff_role(request, user_id):
+    """Give a staff member a different role."""
+    member = _staff_member(request, user_id)
+    form = forms.StaffRoleForm(request.POST)
+    if member is not None and form.is_valid():
+        staff_user_ensure(username=member.username, role=form.cleaned_data["role"])
+        messages.success(request, f"{member.username} is now {form.cleaned_data['role']}.")
+    elif member is not None:
+        messages.error(request, "Choose a role.")
+    return redirect("console:staff")
+
+
+@console_access(role=ROLE_ADMIN)
+@require_POST
+def staff_active(request, user_id):
+    """Deactivate a staff member (their sessions and API tokens stop working at once), or reactivate."""
+    member = _staff_member(request, user_id)
+    form = forms.StaffActiveForm(request.POST)
+    if member is not None and form.is_valid():
+        member.is_active = form.cleaned_data["active"]
+        member.save(update_fields=["is_active"])
+        messages.success(request, f"{member.username} is {'active again' if member.is_active else 'deactivated'}.")
+    return redirect("console:staff")
+
+
+@console_access(role=ROLE_ADMIN)
+@require_POST
+def staff_otp_reset(request, user_id):
+    """Remove a staff member's TOTP devices (a lost phone); they set one up at their next sign-in."""
+    member = _staff_member(request, user_id)
+    if member is not None:
+        TOTPDevice.objects.filter(user=member).delete()
+        messages.success(request, f"{member.username}'s two-factor sign-in is reset.")
+    return redirect("console:staff")
+
+
+@console_access(role=ROLE_ADMIN)
+def workflow_settings(request):
+    """The deployment's workflow settings, read-only: they come from its environment."""
+    values = selectors.workflow_settings()
+    context = {"values": values, "respond_within": _period(values["respond_within"]), "extension": _period(values["extension"])}
+    return render(request, "console/settings.html", context)

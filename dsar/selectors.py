@@ -1,0 +1,195 @@
+"""Reads behind the staff console and the staff API: the review queue, one request, the dashboard,
+the staff list and the deployment's workflow settings. Nothing here writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Aggregate,
+    CharField,
+    Count,
+    DurationField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .deadlines import deadline_rule
+from .errors import NotFound
+from .models import AuditEntry, ConnectorTask, Request, TaskStatus
+from .services import OPEN_STATUSES
+from .staff import ROLE_ADMIN, ROLES
+
+# Queue orderings by name; the id breaks ties so pages never overlap.
+ORDERINGS = {
+    "due": ("due_at", "created_at", "id"),
+    "-due": ("-due_at", "-created_at", "id"),
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "id"),
+}
+RECENT_DAYS = 30
+
+
+def overdue_q(now: dt.datetime) -> Q:
+    """Still open and past its deadline. Closed requests have no deadline left to miss."""
+    return Q(status__in=OPEN_STATUSES, due_at__lt=now)
+
+
+def request_overdue(request: Request, *, now: dt.datetime | None = None) -> bool:
+    """The same test as `overdue_q`, for one request already loaded."""
+    return request.status in OPEN_STATUSES and request.due_at < (now or timezone.now())
+
+
+def request_list(
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    overdue: bool | None = None,
+    search: str = "",
+    order: str = "due",
+    now: dt.datetime | None = None,
+) -> QuerySet[Request]:
+    """The review queue, soonest due first unless `order` says otherwise.
+
+    `search` matches a whole request id, the start of one (as the queue shows them shortened), or
+    part of the email, ignoring case.
+    """
+    now = now or timezone.now()
+    queryset = Request.objects.all()
+    if status:
+        queryset = queryset.filter(status=status)
+    if type:
+        queryset = queryset.filter(type=type)
+    if overdue is True:
+        queryset = queryset.filter(overdue_q(now))
+    elif overdue is False:
+        queryset = queryset.exclude(overdue_q(now))
+    search = search.strip().lower()
+    if search:
+        try:
+            queryset = queryset.filter(pk=uuid.UUID(search))
+        except ValueError:
+            queryset = queryset.annotate(id_text=Cast("id", CharField())).filter(
+                Q(email__icontains=search) | Q(id_text__startswith=search)
+            )
+    return queryset.order_by(*ORDERINGS[order])
+
+
+def request_get(*, request_id) -> Request:
+    """One request with its export, its connector tasks (by connector) and its audit trail (in order)."""
+    try:
+        return (
+            Request.objects.select_related("export")
+            .prefetch_related(
+                Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
+                Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
+            )
+            .get(pk=request_id)
+        )
+    except Request.DoesNotExist:
+        raise NotFound("No such request.") from None
+
+
+class Median(Aggregate):
+    """PostgreSQL's continuous median; it works on intervals as well as numbers."""
+
+    function = "PERCENTILE_CONT"
+    name = "Median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    open_by_status: dict[str, int]
+    due_this_week: int
+    overdue: int
+    completed_recently: int
+    median_completion: dt.timedelta | None
+    failures_by_connector: list[tuple[str, int]]
+
+
+def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
+    """The figures of the dashboard, in three queries: open work, recent completions, recent failures.
+
+    "Recent" is the last RECENT_DAYS days; "this week" the next seven days from `now`.
+    """
+    now = now or timezone.now()
+    since = now - dt.timedelta(days=RECENT_DAYS)
+    open_work = Request.objects.filter(status__in=OPEN_STATUSES).aggregate(
+        **{status: Count("id", filter=Q(status=status)) for status in OPEN_STATUSES},
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        due_this_week=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + dt.timedelta(days=7))),
+    )
+    completed = Request.objects.filter(completed_at__gte=since).aggregate(
+        count=Count("id"),
+        median=Median(F("completed_at") - F("created_at"), output_field=DurationField()),
+    )
+    failures = (
+        ConnectorTask.objects.filter(status=TaskStatus.FAILED, finished_at__gte=since)
+        .values("connector")
+        .annotate(count=Count("id"))
+        .order_by("-count", "connector")
+    )
+    return Dashboard(
+        open_by_status={status: open_work[status] for status in OPEN_STATUSES},
+        due_this_week=open_work["due_this_week"],
+        overdue=open_work["overdue"],
+        completed_recently=completed["count"],
+        median_completion=completed["median"],
+        failures_by_connector=[(row["connector"], row["count"]) for row in failures],
+    )
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    user: object
+    role: str
+    totp: bool
+
+
+def staff_list() -> list[StaffMember]:
+    """Every staff user, active or not, with their role and whether a TOTP device is confirmed."""
+    users = (
+        get_user_model()
+        .objects.filter(is_staff=True)
+        .annotate(totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+        .prefetch_related("groups")
+        .order_by("username")
+    )
+    return [StaffMember(user=user, role=staff_role(user), totp=user.totp) for user in users]
+
+
+def staff_role(user) -> str:
+    """The role a staff user holds (superusers count as admins), or "" for none. Unlike
+    `staff_has_role` this answers for inactive users too, so the staff page can show it."""
+    names = {group.name for group in user.groups.all()}
+    if user.is_superuser or ROLE_ADMIN in names:
+        return ROLE_ADMIN
+    return next((role for role in ROLES if role in names), "")
+
+
+def workflow_settings() -> dict:
+    """The deployment's workflow settings as staff may see them: connector names and classes,
+    never their options (which hold URLs and secrets)."""
+    rule = deadline_rule()
+    return {
+        "jurisdiction": rule.name,
+        "respond_within": rule.respond_within,
+        "extension": rule.extension,
+        "auto_approve": settings.DSAR_AUTO_APPROVE,
+        "export_ttl_days": settings.DSAR_EXPORT_TTL_DAYS,
+        "review_before_release": settings.DSAR_REVIEW_BEFORE_RELEASE,
+        "connector_max_attempts": settings.DSAR_CONNECTOR_MAX_ATTEMPTS,
+        "connectors": [(name, config["class"]) for name, config in settings.DSAR_CONNECTORS.items()],
+    }

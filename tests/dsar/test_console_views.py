@@ -1,0 +1,490 @@
+"""The staff console through Django's test client: who gets in, the queue, the review actions and
+their audit entries, the dashboard's figures, and the admins' pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from dsar import selectors
+from dsar.models import AuditEntry, ConnectorTask, Export, Request
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_user_ensure
+
+from ..factories import request_make
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a-long-staff-passphrase"
+
+
+def _staff(username: str, role: str):
+    user = staff_user_ensure(username=username, role=role)
+    user.set_password(PASSWORD)
+    user.save(update_fields=["password"])
+    return user
+
+
+def _sign_in(client: Client, username: str, password: str = PASSWORD):
+    return client.post(reverse("console:login"), {"username": username, "password": password})
+
+
+def _code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, digits=device.digits):0{device.digits}d}"
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.fixture
+def reviewer_client():
+    _staff("rita", ROLE_REVIEWER)
+    client = Client()
+    assert _sign_in(client, "rita").status_code == 302
+    return client
+
+
+@pytest.fixture
+def admin_client():
+    """An admin signed in with password and TOTP code, through the console's own pages."""
+    user = _staff("ada", ROLE_ADMIN)
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client()
+    assert _sign_in(client, "ada").status_code == 302
+    verified = client.post(reverse("console:otp-verify"), {"code": _code(device), "next": "/console/staff"})
+    assert verified.status_code == 302 and verified["Location"] == "/console/staff"
+    return client
+
+
+def _pending(**kwargs) -> Request:
+    return request_make(status="pending_review", **kwargs)
+
+
+# --- Who gets in --------------------------------------------------------------------------------------
+
+
+def test_a_signed_out_visitor_is_sent_to_sign_in_from_every_page():
+    request = _pending()
+    user = _staff("someone", ROLE_REVIEWER)
+    pages = [
+        reverse("console:queue"),
+        reverse("console:dashboard"),
+        reverse("console:request", args=[request.pk]),
+        reverse("console:request-status", args=[request.pk]),
+        reverse("console:staff"),
+        reverse("console:settings"),
+        reverse("console:otp-setup"),
+        reverse("console:otp-verify"),
+    ]
+    client = Client()
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/console/login/?next="), url
+    posts = [
+        reverse(f"console:request-{action}", args=[request.pk]) for action in ("approve", "deny", "extend", "retry", "release")
+    ]
+    posts += [reverse(f"console:staff-{action}", args=[user.pk]) for action in ("role", "active", "otp-reset")]
+    for url in posts:
+        response = client.post(url, {"reason": "x", "days": 1, "role": ROLE_ADMIN, "active": "0"})
+        assert response.status_code == 302 and response["Location"].startswith("/console/login/"), url
+    assert Request.objects.get(pk=request.pk).status == "pending_review"
+    assert staff_has_role(get_user_model().objects.get(pk=user.pk), ROLE_REVIEWER)
+    page = client.get(reverse("console:login"))
+    assert page.status_code == 200 and b'<label for="id_username"' in page.content
+
+
+def test_only_staff_can_sign_in():
+    get_user_model().objects.create_user(username="customer", password=PASSWORD)
+    flagged = get_user_model().objects.create_user(username="flagged", password=PASSWORD, is_staff=True)  # no role
+    for username in ("customer", flagged.username):
+        client = Client()
+        response = _sign_in(client, username)
+        assert response.status_code == 200
+        assert b"Please enter a correct username and password" in response.content
+        assert client.get(reverse("console:queue")).status_code == 302
+
+
+def test_sign_out_is_a_post_and_ends_the_session(reviewer_client):
+    assert reviewer_client.get(reverse("console:queue")).status_code == 200
+    assert reviewer_client.get(reverse("console:logout")).status_code == 405
+    response = reviewer_client.post(reverse("console:logout"))
+    assert response.status_code == 302 and response["Location"] == reverse("console:login")
+    assert reviewer_client.get(reverse("console:queue")).status_code == 302
+
+
+def test_a_reviewer_gets_403_on_admin_pages_and_no_links_to_them(reviewer_client):
+    other = _staff("otto", ROLE_REVIEWER)
+    for url in (reverse("console:staff"), reverse("console:settings")):
+        response = reviewer_client.get(url)
+        assert response.status_code == 403
+        assert b"Only admins" in response.content
+    response = reviewer_client.post(reverse("console:staff-role", args=[other.pk]), {"role": ROLE_ADMIN})
+    assert response.status_code == 403
+    assert not staff_has_role(get_user_model().objects.get(pk=other.pk), ROLE_ADMIN)
+    queue = reviewer_client.get(reverse("console:queue")).content.decode()
+    assert reverse("console:dashboard") in queue
+    assert reverse("console:staff") not in queue and reverse("console:settings") not in queue
+
+
+def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
+    user = _staff("adele", ROLE_ADMIN)
+    client = Client()
+    assert _sign_in(client, "adele").status_code == 302
+    for url in (reverse("console:queue"), reverse("console:staff"), reverse("console:dashboard")):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("console:otp-setup") + "?next="), url
+
+    setup = client.get(reverse("console:otp-setup") + "?next=/console/settings")
+    assert setup.status_code == 200
+    content = setup.content.decode()
+    assert "<svg" in content and "otpauth://totp/" in content
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', content).group(1).replace(" ", "")
+    device = TOTPDevice.objects.get(user=user)
+    assert not device.confirmed and secret == _b32(device)
+    assert client.get(reverse("console:queue")).status_code == 302  # an unconfirmed device grants nothing
+
+    wrong = client.post(reverse("console:otp-setup"), {"code": "000000", "next": "/console/settings"})
+    assert wrong.status_code == 200 and b"That code is not right" in wrong.content
+    device.refresh_from_db()
+    device.throttling_failure_count, device.throttling_failure_timestamp = 0, None  # a real person waits; the test does not
+    device.save()
+    confirmed = client.post(reverse("console:otp-setup"), {"code": _code(device), "next": "/console/settings"})
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/console/settings"
+    assert TOTPDevice.objects.get(user=user).confirmed
+    assert client.get(reverse("console:staff")).status_code == 200
+
+    later = Client()  # the next sign-in asks for a code, not a new device
+    assert _sign_in(later, "adele").status_code == 302
+    response = later.get(reverse("console:staff"))
+    assert response["Location"].startswith(reverse("console:otp-verify"))
+    assert later.get(reverse("console:otp-setup"))["Location"].startswith(reverse("console:otp-verify"))  # no swapping the device
+    assert later.post(reverse("console:otp-verify"), {"code": "123456"}).status_code == 200
+    assert later.get(reverse("console:staff")).status_code == 302
+
+
+def _b32(device: TOTPDevice) -> str:
+    from base64 import b32encode
+
+    return b32encode(device.bin_key).decode()
+
+
+def test_five_failed_sign_ins_lock_the_account_and_show_the_lockout_page():
+    _staff("lou", ROLE_REVIEWER)
+    client = Client()
+    answers = [_sign_in(client, "lou", "wrong-password") for _ in range(5)]
+    assert [a.status_code for a in answers[:4]] == [200] * 4
+    assert answers[4].status_code == 429
+    locked = _sign_in(client, "lou")  # even the right password, now
+    assert locked.status_code == 429
+    assert b"Sign-in locked" in locked.content and b"15 minutes" in locked.content
+    assert client.get(reverse("console:queue")).status_code == 302
+
+
+# --- The queue ------------------------------------------------------------------------------------------
+
+
+def test_the_queue_filters_searches_and_sorts(reviewer_client):
+    late = _pending(email="late@example.com")
+    Request.objects.filter(pk=late.pk).update(
+        due_at=late.due_at - dt.timedelta(days=60), created_at=late.created_at - dt.timedelta(days=61)
+    )
+    soon = _pending(email="soon@example.com")
+    done = request_make(status="completed", type="deletion", email="done@example.com")
+    Request.objects.filter(pk=done.pk).update(due_at=done.due_at - dt.timedelta(days=90))  # closed: never overdue
+
+    def emails(query: str = "") -> list[str]:
+        response = reviewer_client.get(reverse("console:queue") + query)
+        assert response.status_code == 200
+        return [row.email for row in response.context["page"]]
+
+    assert emails() == ["done@example.com", "late@example.com", "soon@example.com"]
+    assert emails("?sort=-created") == ["done@example.com", "soon@example.com", "late@example.com"]
+    assert emails("?sort=created")[0] == "late@example.com"
+    assert emails("?overdue=yes") == ["late@example.com"]
+    assert emails("?overdue=no") == ["done@example.com", "soon@example.com"]
+    assert emails("?type=deletion") == ["done@example.com"]
+    assert emails("?status=pending_review") == ["late@example.com", "soon@example.com"]
+    assert emails("?q=SOON@Example") == ["soon@example.com"]
+    assert emails(f"?q={str(soon.pk).upper()}") == ["soon@example.com"]
+    assert emails(f"?q={str(late.pk)[:8]}") == ["late@example.com"]
+    assert emails("?q=nobody") == []
+    assert emails("?status=bogus") == ["done@example.com", "late@example.com", "soon@example.com"]  # ignored, and said so
+
+    page = reviewer_client.get(reverse("console:queue") + "?overdue=yes").content.decode()
+    assert re.search(r"Overdue by (29|30|31|32) days", page)
+
+
+def test_the_queue_pages_by_fifty_and_never_shows_codes_or_tokens(reviewer_client):
+    now = timezone.now()
+    Request.objects.bulk_create(
+        Request(
+            type="access",
+            status="pending_review",
+            email=f"p{i:02d}@example.com",
+            categories=[],
+            jurisdiction="gdpr",
+            created_at=now,
+            due_at=now + dt.timedelta(days=i + 1),
+        )
+        for i in range(55)
+    )
+    secret = request_make(status="unverified", email="secret@example.com", code="12345678", token="tok-very-secret")
+    first = reviewer_client.get(reverse("console:queue"))
+    assert len(first.context["page"]) == 50 and first.context["page"].paginator.num_pages == 2
+    assert b"page 1 of 2" in first.content
+    second = reviewer_client.get(reverse("console:queue") + "?sort=due&page=2")
+    assert len(second.context["page"]) == 6 and b"sort=due&amp;page=1" in second.content
+    detail = reviewer_client.get(reverse("console:request", args=[secret.pk])).content.decode()
+    for page in (detail, reviewer_client.get(reverse("console:queue") + "?q=secret").content.decode()):
+        assert "secret@example.com" in page
+        assert secret.code_hash not in page and secret.token_hash not in page
+        assert "12345678" not in page and "tok-very-secret" not in page
+
+
+# --- The request page and its actions -----------------------------------------------------------------
+
+
+def _audit(request: Request) -> AuditEntry:
+    return AuditEntry.objects.filter(request=request).order_by("-id").first()
+
+
+def test_approve_moves_a_pending_request_on_and_audits_the_reviewer(reviewer_client):
+    request = _pending()
+    page = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert set(page.context["actions"]) == {"approve", "deny", "extend"}
+    assert b"Approve request" in page.content and b"Retry failed connectors" not in page.content
+    response = reviewer_client.post(
+        reverse("console:request-approve", args=[request.pk]), {"note": "identity checked"}, follow=True
+    )
+    assert Request.objects.get(pk=request.pk).status == "processing"
+    entry = _audit(request)
+    assert (entry.action, entry.actor, entry.note, entry.to_status) == (
+        "approved",
+        "staff:rita",
+        "identity checked",
+        "processing",
+    )
+    assert any(m.startswith("Approved") for m in _messages(response))
+    assert ConnectorTask.objects.filter(request=request).exists()
+    assert b"Approve request" not in response.content
+
+
+def test_deny_needs_a_reason(reviewer_client):
+    request = _pending()
+    url = reverse("console:request-deny", args=[request.pk])
+    blank = reviewer_client.post(url, {"reason": "   "})
+    assert blank.status_code == 200 and b"Enter a reason." in blank.content
+    assert b'aria-invalid="true"' in blank.content
+    assert Request.objects.get(pk=request.pk).status == "pending_review"
+    assert reviewer_client.post(url, {"reason": "We could not match the account."}).status_code == 302
+    assert Request.objects.get(pk=request.pk).status == "denied"
+    entry = _audit(request)
+    assert (entry.action, entry.actor, entry.note) == ("denied", "staff:rita", "We could not match the account.")
+
+
+def test_extend_shows_the_legal_limit_and_refuses_to_pass_it(reviewer_client):
+    request = _pending()
+    page = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    form = page.context["actions"]["extend"]
+    assert f"{form.limit:%-d %b %Y}".encode() in page.content
+    url = reverse("console:request-extend", args=[request.pk])
+    too_long = reviewer_client.post(url, {"reason": "complex", "days": form.max_days + 1}, follow=True)
+    assert any("The law allows extending to" in m for m in _messages(too_long))
+    assert Request.objects.get(pk=request.pk).due_at == request.due_at
+    assert reviewer_client.post(url, {"reason": "Many systems to search.", "days": 30}).status_code == 302
+    assert Request.objects.get(pk=request.pk).due_at == request.due_at + dt.timedelta(days=30)
+    entry = _audit(request)
+    assert (entry.action, entry.actor, entry.note) == ("extended", "staff:rita", "Many systems to search.")
+    again = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert "extend" not in again.context["actions"]
+
+
+def test_retry_requeues_the_failed_connectors(reviewer_client):
+    request = request_make(status="failed")
+    Request.objects.filter(pk=request.pk).update(failure_reason="accounts: PermanentError: the database said no")
+    ConnectorTask.objects.create(
+        request=request,
+        connector="accounts",
+        status="failed",
+        attempts=3,
+        last_error="PermanentError: the database said no\nTraceback line 1\nline 2",
+    )
+    ConnectorTask.objects.create(request=request, connector="payments", status="succeeded", attempts=1, counts={"payment": 2})
+    page = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert set(page.context["actions"]) == {"retry", "extend"}
+    assert b"<pre>PermanentError: the database said no\nTraceback line 1\nline 2</pre>" in page.content
+    assert b"Payment" in page.content
+    response = reviewer_client.post(reverse("console:request-retry", args=[request.pk]), follow=True)
+    assert Request.objects.get(pk=request.pk).status == "processing"
+    assert ConnectorTask.objects.get(request=request, connector="accounts").status == "queued"
+    assert (_audit(request).action, _audit(request).actor) == ("retried", "staff:rita")
+    assert any(m.startswith("Retrying") for m in _messages(response))
+
+
+def test_actions_the_status_does_not_allow_are_hidden_and_a_forged_post_changes_nothing(reviewer_client):
+    request = request_make(status="completed")
+    page = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert page.context["actions"] == {}
+    assert b"Approve request" not in page.content and b"Deny request" not in page.content
+    before = AuditEntry.objects.filter(request=request).count()
+    for action, data in (
+        ("approve", {}),
+        ("deny", {"reason": "no"}),
+        ("deny", {}),
+        ("extend", {"reason": "r", "days": 5}),
+        ("retry", {}),
+        ("release", {}),
+    ):
+        response = reviewer_client.post(reverse(f"console:request-{action}", args=[request.pk]), data, follow=True)
+        assert response.status_code == 200, action
+        assert _messages(response), action
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert AuditEntry.objects.filter(request=request).count() == before
+    assert (
+        reviewer_client.post(reverse("console:request-approve", args=["00000000-0000-0000-0000-000000000000"])).status_code == 404
+    )
+
+
+def test_a_completed_access_request_shows_its_export_summary_and_can_be_released(reviewer_client, settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    request = request_make(status="completed")
+    now = timezone.now()
+    Request.objects.filter(pk=request.pk).update(
+        result={"categories": {"name_contact": 3, "searches_commands": 2}, "bytes": 20480}, completed_at=now
+    )
+    Export.objects.create(
+        request=request, path="exports/x.zip", bytes=20480, sha256="0" * 64, created_at=now, expires_at=now + dt.timedelta(days=7)
+    )
+    page = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    content = page.content.decode()
+    assert "Export summary" in content and "Name and contact details" in content and "20.0\xa0KB" in content
+    assert set(page.context["actions"]) == {"release"}
+    response = reviewer_client.post(reverse("console:request-release", args=[request.pk]), {"note": "looked fine"}, follow=True)
+    assert any(m.startswith("Released") for m in _messages(response))
+    assert Export.objects.get(request=request).released_at is not None
+    assert (_audit(request).action, _audit(request).actor) == ("released", "staff:rita")
+    assert "release" not in response.context["actions"]
+
+    settings.DSAR_REVIEW_BEFORE_RELEASE = False
+    other = request_make(status="completed")
+    Export.objects.create(
+        request=other, path="exports/y.zip", bytes=1, sha256="0" * 64, created_at=now, expires_at=now + dt.timedelta(days=7)
+    )
+    assert "release" not in reviewer_client.get(reverse("console:request", args=[other.pk])).context["actions"]
+
+
+def test_the_request_page_shows_identity_details_and_timeline(reviewer_client):
+    request = request_make(status="referred", email="carol@school.example.org")
+    Request.objects.filter(pk=request.pk).update(referred_to="Leeds School")
+    content = reviewer_client.get(reverse("console:request", args=[request.pk])).content.decode()
+    assert "carol@school.example.org" in content and "Leeds School" in content
+    assert 'scope="col">Actor<' in content and ">filed<" in content and "subject" in content
+    status = reviewer_client.get(reverse("console:request-status", args=[request.pk])).json()
+    assert status == {"status": "referred", "label": "Referred"}
+
+
+# --- Dashboard ---------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_counts_a_known_dataset(reviewer_client):
+    now = timezone.now()
+
+    def make(status: str, *, due_in: float, created_ago: float = 0, completed_ago: float | None = None) -> Request:
+        request = request_make(status=status)
+        Request.objects.filter(pk=request.pk).update(
+            due_at=now + dt.timedelta(days=due_in),
+            created_at=now - dt.timedelta(days=created_ago),
+            completed_at=None if completed_ago is None else now - dt.timedelta(days=completed_ago),
+        )
+        return request
+
+    make("pending_review", due_in=-2)  # overdue
+    make("pending_review", due_in=20)
+    make("processing", due_in=3)  # due this week
+    make("unverified", due_in=6.5)  # due this week
+    make("completed", due_in=-5, created_ago=10, completed_ago=10 - 2 / 24)  # took 2 hours
+    make("completed", due_in=-5, created_ago=5, completed_ago=5 - 4 / 24)  # took 4 hours
+    make("expired", due_in=-5, created_ago=4, completed_ago=4 - 9 / 24)  # took 9 hours; its export since expired
+    make("completed", due_in=-50, created_ago=50, completed_ago=40)  # outside the 30 days
+    failed = make("failed", due_in=10)
+    old = make("failed", due_in=10)
+    for connector in ("accounts", "payments"):
+        ConnectorTask.objects.create(request=failed, connector=connector, status="failed", finished_at=now - dt.timedelta(days=1))
+    ConnectorTask.objects.create(request=old, connector="accounts", status="failed", finished_at=now - dt.timedelta(days=1))
+    ConnectorTask.objects.create(request=old, connector="content", status="failed", finished_at=now - dt.timedelta(days=45))
+    ConnectorTask.objects.create(request=old, connector="support", status="succeeded", finished_at=now)
+
+    figures = selectors.dashboard_get(now=now)
+    assert figures.open_by_status == {"unverified": 1, "pending_review": 2, "processing": 1, "failed": 2}
+    assert (figures.overdue, figures.due_this_week, figures.completed_recently) == (1, 2, 3)
+    assert abs(figures.median_completion - dt.timedelta(hours=4)) < dt.timedelta(seconds=1)
+    assert figures.failures_by_connector == [("accounts", 2), ("payments", 1)]
+
+    content = reviewer_client.get(reverse("console:dashboard")).content.decode()
+    assert "4 hours" in content and "median time to complete" in content
+    assert re.search(r">accounts</th><td class=\"num\">2<", content)
+
+
+# --- Admins: staff and settings -----------------------------------------------------------------------
+
+
+def test_an_admin_adds_a_staff_member_changes_their_role_and_deactivates_them(admin_client):
+    page = admin_client.get(reverse("console:staff"))
+    assert page.status_code == 200
+    assert [(m.user.username, m.role, m.totp) for m in page.context["members"]] == [("ada", ROLE_ADMIN, True)]
+    weak = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": "short"}
+    )
+    assert weak.status_code == 200 and b"too short" in weak.content
+    added = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": PASSWORD}
+    )
+    assert added.status_code == 302
+    rob = get_user_model().objects.get(username="rob")
+    assert (
+        rob.email == "rob@example.com"
+        and rob.is_staff
+        and staff_has_role(rob, ROLE_REVIEWER)
+        and not staff_has_role(rob, ROLE_ADMIN)
+    )
+    assert _sign_in(Client(), "rob").status_code == 302
+    duplicate = admin_client.post(reverse("console:staff"), {"username": "ROB", "role": ROLE_REVIEWER, "password": PASSWORD})
+    assert b"already exists" in duplicate.content
+
+    admin_client.post(reverse("console:staff-role", args=[rob.pk]), {"role": ROLE_ADMIN})
+    assert staff_has_role(get_user_model().objects.get(pk=rob.pk), ROLE_ADMIN)
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "0"})
+    assert not get_user_model().objects.get(pk=rob.pk).is_active
+    assert _sign_in(Client(), "rob").status_code == 200
+
+    ada = get_user_model().objects.get(username="ada")
+    refused = admin_client.post(reverse("console:staff-active", args=[ada.pk]), {"active": "0"}, follow=True)
+    assert any("your own" in m for m in _messages(refused))
+    assert get_user_model().objects.get(pk=ada.pk).is_active
+
+
+def test_an_admin_resets_a_lost_second_factor(admin_client):
+    rita = _staff("rita", ROLE_REVIEWER)
+    TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
+    admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]))
+    assert not TOTPDevice.objects.filter(user=rita).exists()
+
+
+def test_the_settings_page_names_connectors_but_never_their_options(admin_client, settings):
+    settings.DSAR_CONNECTORS = {
+        **settings.DSAR_CONNECTORS,
+        "vault": {"class": "example.Vault", "options": {"token": "s3cr3t-token"}},
+    }
+    content = admin_client.get(reverse("console:settings")).content.decode()
+    assert "GDPR" in content and "1 month" in content and "2 months" in content
+    assert "vault" in content and "example.Vault" in content and "connectors.sql.SqlConnector" in content
+    assert "s3cr3t-token" not in content and "accounts.yaml" not in content
