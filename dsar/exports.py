@@ -348,7 +348,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             file_lists.append((task.connector, f"{output['prefix']}/files.jsonl"))
 
     members = _Members()
-    zs = ZipStream(compress_type=ZIP_DEFLATED, compress_level=6, sized=False)
+    zs = ZipStream(compress_type=ZIP_DEFLATED, sized=False)
     for category, entry in summary.items():
         columns = sorted(entry["columns"])
         zs.add(members.hashed(f"data/{category}.json", _buffered(_category_json(entry["paths"]))), f"data/{category}.json")

@@ -31,7 +31,7 @@ PYTHON = sys.executable
 
 
 def say(message: str) -> None:
-    print(f"[dsar] {message}", flush=True)
+    print(f"[dsar] {message}", file=sys.stderr, flush=True)
 
 
 # --- Embedded services -------------------------------------------------------------------------------
@@ -41,10 +41,10 @@ class Services:
     """The backing services of one run: those configured, or embedded ones started here, and the
     demo estate's helpdesk (a fresh one for a test run)."""
 
-    def __init__(self, *, fresh_estate: bool = False) -> None:
+    def __init__(self, *, mode: str = "run") -> None:
         self.started: list[tuple[str, callable]] = []
         self.env: dict[str, str] = {}
-        self.fresh_estate = fresh_estate
+        self.mode = mode  # run | test (a fresh helpdesk) | bench (its own, kept between runs)
 
     def __enter__(self) -> Services:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -54,7 +54,7 @@ class Services:
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
         if not os.environ.get("DSAR_HELPDESK_URL"):
             self.env.update(self._helpdesk())
-        if not self.fresh_estate:  # what `manage.py` beside a running stack should reach
+        if self.mode == "run":  # what `manage.py` beside a running stack should reach
             ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
         os.environ.update(self.env)
         return self
@@ -64,7 +64,7 @@ class Services:
             say(f"stopping embedded {name}")
             with contextlib.suppress(Exception):
                 stop()
-        if self.started and not self.fresh_estate:
+        if self.started and self.mode == "run":
             ENV_FILE.unlink(missing_ok=True)
 
     def _secret_key(self) -> str:
@@ -116,8 +116,8 @@ class Services:
         """The estate's helpdesk: a small HTTP service speaking a subset of Zendesk's API."""
         directory = DATA_DIR / "estate"
         directory.mkdir(parents=True, exist_ok=True)
-        database = directory / ("helpdesk-test.sqlite3" if self.fresh_estate else "helpdesk.sqlite3")
-        if self.fresh_estate:
+        database = directory / {"run": "helpdesk.sqlite3", "test": "helpdesk-test.sqlite3", "bench": "helpdesk-bench.sqlite3"}[self.mode]
+        if self.mode == "test":
             database.unlink(missing_ok=True)
         token_file = directory / "helpdesk_token"
         if not token_file.exists():
@@ -221,8 +221,14 @@ def test(pytest_args: list[str]) -> int:
                                 ("DSAR_STORAGE_OPTIONS", DATA_DIR / "storage-test")):
         shutil.rmtree(directory, ignore_errors=True)
         os.environ.setdefault(variable, json.dumps({"location": str(directory)}))
-    with Services(fresh_estate=True):
+    with Services(mode="test"):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+
+
+def bench(bench_args: list[str]) -> int:
+    """The benchmarks, against the same kind of services `make run` uses."""
+    with Services(mode="bench"):
+        return subprocess.run([PYTHON, "-m", "benchmarks.run", *bench_args], cwd=ROOT).returncode
 
 
 def services() -> int:
@@ -240,11 +246,12 @@ def services() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m dsar.stack")
-    parser.add_argument("command", choices=["run", "test", "services"])
+    parser.add_argument("command", choices=["run", "test", "bench", "services"])
     args, rest = parser.parse_known_args()
     if sys.version_info < (3, 11):
         raise SystemExit("Python 3.11 or newer is needed")
-    return {"run": run, "services": services}.get(args.command, lambda: test(rest))()
+    commands = {"run": run, "services": services, "test": lambda: test(rest), "bench": lambda: bench(rest)}
+    return commands[args.command]()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,240 @@
+"""What every benchmark needs: its own database and estate, the product's real processes (gunicorn,
+Celery workers), a client that files and verifies requests, and the figure format of contract §8."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CODE = re.compile(rb"\b(\d{8})\b")
+SEPARATOR = b"\n" + b"-" * 79 + b"\n"  # what Django's file email backend writes after each message
+
+
+def figure(bench: str, name: str, value: float, unit: str, *, target: float | None = None, direction: str = "max",
+           reference: dict | None = None) -> dict:
+    """Print one figure as a JSON line (contract §8) and return it."""
+    ok = None
+    if target is not None:
+        ok = value <= target if direction == "max" else value >= target
+    line = {"bench": bench, "figure": name, "value": round(value, 4), "unit": unit, "target": target,
+            "direction": direction, "reference": reference, "ok": ok}
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def note(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Product:
+    """The product's processes on a benchmark database: gunicorn and Celery workers."""
+
+    def __init__(self, *, name: str, workers: int = 2, concurrency: int = 1, web_workers: int = 2, web_threads: int = 4,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.data = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve() / "bench" / name
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.mail = self.data / "mail"
+        shutil.rmtree(self.mail, ignore_errors=True)  # codes of an earlier run would be taken for new ones
+        self.mail.mkdir()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers, self.concurrency = workers, concurrency
+        self.web_workers, self.web_threads = web_workers, web_threads
+        base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        self.database = f"dsar_bench_{name}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"{base}/{self.database}",
+            "EMAIL_FILE_PATH": str(self.mail),
+            "DSAR_AUTO_APPROVE": "1",
+            "DSAR_PUBLIC_URL": self.url,
+            "DSAR_RATE_LIMITS": json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "1000000/m")),
+            "DSAR_STORAGE_OPTIONS": json.dumps({"location": str(self.data / "storage")}),
+            "DSAR_CONTENT_STORAGE_OPTIONS": json.dumps({"location": str(self.data / "content")}),
+            "DSAR_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    # --- set-up -------------------------------------------------------------------------------------
+
+    def manage(self, *args: str, quiet: bool = True) -> str:
+        result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if result.returncode:
+            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def database_ensure(self) -> None:
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone():
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+        self.manage("migrate", "--no-input")
+
+    def estate_generate(self, *, subjects: int, seed: int, **options: int) -> None:
+        """Generate the estate once per (subjects, seed, options); a marker file remembers it."""
+        marker = self.data / "estate.json"
+        wanted = {"subjects": subjects, "seed": seed, **options}
+        if marker.exists() and json.loads(marker.read_text()) == wanted:
+            note(f"{self.name}: estate of {subjects} subjects already generated")
+            return
+        started = time.monotonic()
+        args = ["generate_estate", "--subjects", str(subjects), "--seed", str(seed)]
+        for key, value in options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        self.manage(*args)
+        marker.write_text(json.dumps(wanted))
+        note(f"{self.name}: generated {subjects} subjects in {time.monotonic() - started:.0f}s")
+
+    # --- processes ----------------------------------------------------------------------------------
+
+    def start(self) -> Product:
+        self.processes.append(subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "dsar.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
+             "--threads", str(self.web_threads), "--log-level", "warning"],
+            cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
+        ))
+        for number in range(self.workers):
+            self.processes.append(subprocess.Popen(
+                [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-c", str(self.concurrency),
+                 "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+                cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
+            ))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                health = requests.get(f"{self.url}/healthz", timeout=5).json()
+                if health.get("workers", 0) >= self.workers:
+                    return self
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name}: the product did not become healthy within 60s")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+
+    def __enter__(self) -> Product:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of the web server and of each worker, children included, in MB."""
+        sizes: dict[str, float] = {}
+        for index, process in enumerate(self.processes):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = psutil.Process(process.pid)
+                total = parent.memory_info().rss + sum(c.memory_info().rss for c in parent.children(recursive=True))
+                sizes["web" if index == 0 else f"worker{index}"] = total / 1e6
+        return sizes
+
+    # --- the client ---------------------------------------------------------------------------------
+
+    def sql(self) -> psycopg.Connection:
+        return psycopg.connect(self.env["DATABASE_URL"], autocommit=True)
+
+
+class Mailbox:
+    """Reads verification codes from the mail the product writes as files; each file is read once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.seen: set[str] = set()
+        self.codes: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def code_for(self, email: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if email in self.codes:
+                    return self.codes.pop(email)
+                for name in sorted(set(os.listdir(self.directory)) - self.seen):
+                    if self._read(self.directory / name):
+                        self.seen.add(name)
+                if email in self.codes:
+                    return self.codes.pop(email)
+            time.sleep(0.005)
+        raise SystemExit(f"no code arrived for {email} within {timeout}s")
+
+    def _read(self, path: Path) -> bool:
+        """Take the codes from a mail file; False if the file is still being written."""
+        content = path.read_bytes()
+        if not content.endswith(SEPARATOR):
+            return False
+        for message in content.split(SEPARATOR):
+            to = re.search(rb"^To: (.+)$", message, re.M)
+            code = CODE.search(message.split(b"\n\n", 1)[-1])
+            if to and code and b"Your verification code" in message:
+                self.codes[to.group(1).decode().strip()] = code.group(1).decode()
+        return True
+
+
+def file_and_verify(session: requests.Session, product: Product, mailbox: Mailbox, email: str, type: str = "access") -> tuple[str, float]:
+    """File and verify a request through the API; returns (id, when verification was sent)."""
+    created = session.post(f"{product.url}/api/v1/requests", json={"type": type, "email": email}, timeout=30)
+    created.raise_for_status()
+    request_id = created.json()["id"]
+    code = mailbox.code_for(email)
+    sent = time.perf_counter()
+    verified = session.post(f"{product.url}/api/v1/requests/{request_id}/verify", json={"code": code}, timeout=30)
+    verified.raise_for_status()
+    return request_id, sent
+
+
+def wait_final(conn: psycopg.Connection, request_ids: list[str], timeout: float, interval: float = 0.002) -> dict[str, float]:
+    """Poll the database until every request is final; returns when each was first seen final."""
+    pending, done = set(request_ids), {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        rows = conn.execute("SELECT id::text, status FROM dsar_request WHERE id = ANY(%s::uuid[])", [list(pending)]).fetchall()
+        now = time.perf_counter()
+        for request_id, status in rows:
+            if status in ("completed", "failed"):
+                done[request_id] = now
+                pending.discard(request_id)
+        if pending:
+            time.sleep(interval)
+    if pending:
+        raise SystemExit(f"{len(pending)} requests did not finish within {timeout}s")
+    return done
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[dict[str, Any]]:
+    box: dict[str, Any] = {}
+    started = time.perf_counter()
+    yield box
+    box["seconds"] = time.perf_counter() - started

@@ -1,0 +1,87 @@
+"""throughput: 500 access requests for distinct subjects of a 10,000-subject estate, filed at once.
+
+The figure is completed requests per minute, from the first filing to the last completion, and
+how steadily they finish (when the first, half and all were done). The reference runs the same
+gathers in one process with no queue, no staging and no archive: the ratio shows what the
+workflow costs on top of the connectors themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from connectors.base import Identity
+from connectors.estate.generate import subject_email
+
+from .harness import Mailbox, Product, figure, file_and_verify, note, wait_final
+
+SUBJECTS = 10_000
+REQUESTS = 500
+SEED = 11
+CLIENTS = 16
+
+
+def estate(product: Product) -> None:
+    product.database_ensure()
+    product.estate_generate(subjects=SUBJECTS, seed=SEED)
+
+
+def measure(product: Product, offset: int = 0) -> dict[str, float]:
+    """File REQUESTS requests at once; returns timings in seconds from the first filing."""
+    mailbox = Mailbox(product.mail)
+    emails = [subject_email(offset + i * (SUBJECTS // REQUESTS), SEED) for i in range(REQUESTS)]
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CLIENTS))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        ids = [request_id for request_id, _ in pool.map(lambda e: file_and_verify(session, product, mailbox, e), emails)]
+    filed = time.perf_counter()
+    with product.sql() as conn:
+        done = wait_final(conn, ids, timeout=900, interval=0.05)
+        failed = conn.execute("SELECT count(*) FROM dsar_request WHERE id = ANY(%s::uuid[]) AND status <> 'completed'", [ids]).fetchone()[0]
+    finished = sorted(t - started for t in done.values())
+    return {"filed": filed - started, "first": finished[0], "half": finished[len(finished) // 2], "all": finished[-1], "failed": failed}
+
+
+def reference(product: Product) -> float:
+    """The same gathers in this one process, one after another: requests per minute."""
+    import os
+
+    os.environ.update({k: v for k, v in product.env.items() if k.startswith(("DATABASE_URL", "DSAR_"))})
+    import django
+
+    django.setup()
+    from connectors.registry import connector_get, connector_names
+
+    emails = [subject_email(i * (SUBJECTS // REQUESTS), SEED) for i in range(REQUESTS)]
+    started = time.perf_counter()
+    for email in emails:
+        for name in connector_names():
+            connector = connector_get(name)
+            for item in connector.gather(Identity(email=email)):
+                if hasattr(item, "ref"):
+                    with connector.open_file(item.ref) as handle:
+                        while handle.read(1 << 20):
+                            pass
+    return REQUESTS / (time.perf_counter() - started) * 60
+
+
+def run() -> None:
+    with Product(name="throughput", workers=1, concurrency=2) as product:
+        estate(product)
+        product.start()
+        timings = measure(product)
+        product.stop()
+        per_minute = REQUESTS / timings["all"] * 60
+        note(f"throughput: {timings}")
+        ref = reference(product)
+        figure("throughput", "completed_per_minute", per_minute, "req/min", target=1200, direction="min",
+               reference={"name": "same gathers in one process, no queue (req/min)", "value": round(ref, 1)})
+        figure("throughput", "ratio_to_reference", per_minute / ref, "ratio")
+        figure("throughput", "first_completed_after", timings["first"], "s")
+        figure("throughput", "half_completed_after", timings["half"], "s")
+        figure("throughput", "all_completed_after", timings["all"], "s")
+        figure("throughput", "failed", timings["failed"], "count", target=0, direction="max")
