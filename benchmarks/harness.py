@@ -80,6 +80,7 @@ class Product:
             **(env or {}),
         }
         self.processes: list[subprocess.Popen] = []
+        self.spies: list[subprocess.Popen] = []
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -112,7 +113,14 @@ class Product:
 
     # --- processes ----------------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Start from no requests and an empty queue (an earlier, interrupted run may have left both)."""
+        with self.sql() as conn:
+            conn.execute("TRUNCATE dsar_request, dsar_connectortask, dsar_export, dsar_auditentry, dsar_deadlinenotice CASCADE")
+        self.manage("shell", "-c", "from dsar.celery import app; app.control.purge()")
+
     def start(self) -> Product:
+        self.reset()
         self.processes.append(subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "dsar.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
              "--threads", str(self.web_threads), "--log-level", "warning"],
@@ -129,11 +137,31 @@ class Product:
             with contextlib.suppress(requests.RequestException):
                 health = requests.get(f"{self.url}/healthz", timeout=5).json()
                 if health.get("workers", 0) >= self.workers:
+                    self._profile()
                     return self
             time.sleep(0.2)
         raise SystemExit(f"{self.name}: the product did not become healthy within 60s")
 
+    def _profile(self) -> None:
+        """With DSAR_BENCH_PROFILE=DIR, py-spy samples every product process into DIR (collapsed stacks)."""
+        directory = os.environ.get("DSAR_BENCH_PROFILE")
+        if not directory:
+            return
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for index, process in enumerate(list(self.processes)):
+            role = "web" if index == 0 else f"worker{index}"
+            self.spies.append(subprocess.Popen(
+                [str(Path(PYTHON).parent / "py-spy"), "record", "--subprocesses", "--nonblocking", "-r", "200", "--format", "raw",
+                 "-p", str(process.pid), "-o", f"{directory}/{self.name}-{role}.txt"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+
     def stop(self) -> None:
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(30)
+        self.spies.clear()
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -167,11 +195,13 @@ class Product:
 
 
 class Mailbox:
-    """Reads verification codes from the mail the product writes as files; each file is read once."""
+    """Reads verification codes from the mail the product writes as files. Django's file backend
+    may append a second message to a file (its names are per second and per backend object), so
+    each file is read on from where the last read stopped."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.seen: set[str] = set()
+        self.offsets: dict[str, int] = {}
         self.codes: dict[str, str] = {}
         self.lock = threading.Lock()
 
@@ -179,27 +209,30 @@ class Mailbox:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                if email in self.codes:
-                    return self.codes.pop(email)
-                for name in sorted(set(os.listdir(self.directory)) - self.seen):
-                    if self._read(self.directory / name):
-                        self.seen.add(name)
+                if email not in self.codes:
+                    self._scan()
                 if email in self.codes:
                     return self.codes.pop(email)
             time.sleep(0.005)
         raise SystemExit(f"no code arrived for {email} within {timeout}s")
 
-    def _read(self, path: Path) -> bool:
-        """Take the codes from a mail file; False if the file is still being written."""
-        content = path.read_bytes()
-        if not content.endswith(SEPARATOR):
-            return False
-        for message in content.split(SEPARATOR):
-            to = re.search(rb"^To: (.+)$", message, re.M)
-            code = CODE.search(message.split(b"\n\n", 1)[-1])
-            if to and code and b"Your verification code" in message:
-                self.codes[to.group(1).decode().strip()] = code.group(1).decode()
-        return True
+    def _scan(self) -> None:
+        for entry in os.scandir(self.directory):
+            offset = self.offsets.get(entry.name, 0)
+            if entry.stat().st_size <= offset:
+                continue
+            with open(entry.path, "rb") as handle:
+                handle.seek(offset)
+                content = handle.read()
+            complete = content.rfind(SEPARATOR)  # a message still being written waits for the next scan
+            if complete < 0:
+                continue
+            self.offsets[entry.name] = offset + complete + len(SEPARATOR)
+            for message in content[:complete].split(SEPARATOR):
+                to = re.search(rb"^To: (.+)$", message, re.M)
+                code = CODE.search(message.split(b"\n\n", 1)[-1])
+                if to and code and b"Your verification code" in message:
+                    self.codes[to.group(1).decode().strip()] = code.group(1).decode()
 
 
 def file_and_verify(session: requests.Session, product: Product, mailbox: Mailbox, email: str, type: str = "access") -> tuple[str, float]:
@@ -214,11 +247,18 @@ def file_and_verify(session: requests.Session, product: Product, mailbox: Mailbo
     return request_id, sent
 
 
-def wait_final(conn: psycopg.Connection, request_ids: list[str], timeout: float, interval: float = 0.002) -> dict[str, float]:
-    """Poll the database until every request is final; returns when each was first seen final."""
-    pending, done = set(request_ids), {}
+def wait_final(conn: psycopg.Connection, request_ids, timeout: float, interval: float = 0.002, expected: int | None = None) -> dict[str, float]:
+    """Poll the database until every request is final; returns when each was first seen final.
+    `request_ids` may be a callable giving the ids filed so far, with `expected` the final count."""
+    ids = request_ids if callable(request_ids) else (lambda: request_ids)
+    expected = expected if expected is not None else len(request_ids)
+    pending, done = set(ids()), {}
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+    while (pending or len(done) < expected) and time.monotonic() < deadline:
+        pending |= set(ids()) - set(done)
+        if not pending:
+            time.sleep(interval)
+            continue
         rows = conn.execute("SELECT id::text, status FROM dsar_request WHERE id = ANY(%s::uuid[])", [list(pending)]).fetchall()
         now = time.perf_counter()
         for request_id, status in rows:
@@ -227,8 +267,8 @@ def wait_final(conn: psycopg.Connection, request_ids: list[str], timeout: float,
                 pending.discard(request_id)
         if pending:
             time.sleep(interval)
-    if pending:
-        raise SystemExit(f"{len(pending)} requests did not finish within {timeout}s")
+    if pending or len(done) < expected:
+        raise SystemExit(f"{expected - len(done)} requests did not finish within {timeout}s")
     return done
 
 

@@ -37,11 +37,13 @@ def measure(product: Product, offset: int = 0) -> dict[str, float]:
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CLIENTS))
     started = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        ids = [request_id for request_id, _ in pool.map(lambda e: file_and_verify(session, product, mailbox, e), emails)]
-    filed = time.perf_counter()
-    with product.sql() as conn:
-        done = wait_final(conn, ids, timeout=900, interval=0.05)
-        failed = conn.execute("SELECT count(*) FROM dsar_request WHERE id = ANY(%s::uuid[]) AND status <> 'completed'", [ids]).fetchone()[0]
+        futures = [pool.submit(file_and_verify, session, product, mailbox, email) for email in emails]
+        with product.sql() as conn:
+            # Watch completions while requests are still being filed: they should finish steadily.
+            done = wait_final(conn, lambda: [f.result()[0] for f in futures if f.done()], expected=REQUESTS, timeout=900, interval=0.05)
+            ids = [f.result()[0] for f in futures]
+            failed = conn.execute("SELECT count(*) FROM dsar_request WHERE id = ANY(%s::uuid[]) AND status <> 'completed'", [ids]).fetchone()[0]
+        filed = max(f.result()[1] for f in futures)
     finished = sorted(t - started for t in done.values())
     return {"filed": filed - started, "first": finished[0], "half": finished[len(finished) // 2], "all": finished[-1], "failed": failed}
 

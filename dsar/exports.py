@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 import zipfile
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 INDEX_PREVIEW_RECORDS = 50
+INLINE_BYTES = 256 * 1024  # a connector's output up to this size travels in its task row
+FILES = "__files__"  # the staged stream listing content files
 DOWNLOAD_SALT = "dsar.download"
 FIXED_CSV_COLUMNS = ["connector", "system", "source_type", "source_name", "source_kind", "collected_at"]
 
@@ -60,10 +63,59 @@ class _TempFile(File):
 
 @dataclass
 class _CategoryStage:
-    handle: Any
     records: int = 0
     columns: set[str] = field(default_factory=set)
     sources: dict[tuple, dict] = field(default_factory=dict)
+
+
+class _Spool:
+    """A connector's staged lines, one stream per category plus one for files. A typical subject's
+    stay in memory and go into the task row; past INLINE_BYTES everything spills to local files,
+    which are moved into the storage's work area, so memory stays bounded at any size."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {}
+        self.size = 0
+        self.tmpdir: Path | None = None
+        self.handles: dict[str, Any] = {}
+
+    def write(self, stream: str, line: str) -> None:
+        if self.tmpdir is None:
+            self.lines.setdefault(stream, []).append(line)
+            self.size += len(line)
+            if self.size > INLINE_BYTES:
+                self._spill()
+        else:
+            self._handle(stream).write(line)
+
+    def _handle(self, stream: str):
+        if stream not in self.handles:
+            self.handles[stream] = (self.tmpdir / f"{stream}.jsonl").open("w", encoding="utf-8")
+        return self.handles[stream]
+
+    def _spill(self) -> None:
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="dsar-stage-", dir=_local_tmp()))
+        for stream, lines in self.lines.items():
+            self._handle(stream).writelines(lines)
+        self.lines = {}
+
+    def finish(self, prefix: str) -> dict[str, list[str]] | None:
+        """Inline lines per stream, or None once they were moved to `prefix` in the storage."""
+        if self.tmpdir is None:
+            return self.lines
+        for stream, handle in self.handles.items():
+            handle.close()
+            with (self.tmpdir / f"{stream}.jsonl").open("rb") as local:
+                target = f"{prefix}/{stream}.jsonl"
+                storage_delete(target)
+                default_storage.save(target, _TempFile(local, name=f"{stream}.jsonl"))
+        return None
+
+    def close(self) -> None:
+        if self.tmpdir is not None:
+            for handle in self.handles.values():
+                handle.close()
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -85,21 +137,18 @@ def flatten(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
 def stage_gather(connector: Connector, identity: Identity, categories: frozenset[str], *, request_id, attempt: int) -> dict:
     """Run a connector's gather into the work area; return what was staged, for the task row."""
     prefix = f"work/{request_id}/{connector.name}/{attempt}"
-    tmpdir = Path(tempfile.mkdtemp(prefix="dsar-stage-", dir=_local_tmp()))
     stages: dict[str, _CategoryStage] = {}
-    files_handle = (tmpdir / "files.jsonl").open("w", encoding="utf-8")
+    spool = _Spool()
     file_count = file_bytes = 0
     try:
         for item in connector.gather(identity):
             root = category_root(item.category)
             if root not in categories:
                 continue
-            stage = stages.get(root)
-            if stage is None:
-                stage = stages[root] = _CategoryStage((tmpdir / f"{root}.jsonl").open("w", encoding="utf-8"))
+            stage = stages.setdefault(root, _CategoryStage())
             if isinstance(item, FileItem):
                 arcname = f"files/{connector.name}/{item.path.lstrip('/')}"
-                files_handle.write(json.dumps({"path": arcname, "ref": item.ref, "bytes": item.size}) + "\n")
+                spool.write(FILES, json.dumps({"path": arcname, "ref": item.ref, "bytes": item.size}) + "\n")
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
@@ -115,29 +164,16 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 "collected_at": _iso(item.collected_at),
                 "fields": fields,
             }
-            stage.handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            spool.write(root, json.dumps(line, ensure_ascii=False, default=str) + "\n")
             stage.records += 1
             stage.columns.update(name for name, _ in flatten(fields))
             stage.sources.setdefault((source["type"], source["name"], source["kind"]), source)
-        files_handle.close()
-        for stage in stages.values():
-            stage.handle.close()
-        storage = default_storage
-        for name in [*(f"{c}.jsonl" for c in stages), "files.jsonl"]:
-            with (tmpdir / name).open("rb") as handle:
-                target = f"{prefix}/{name}"
-                if storage.exists(target):
-                    storage.delete(target)
-                storage.save(target, _TempFile(handle, name=name))
+        inline = spool.finish(prefix)
     finally:
-        files_handle.close()
-        for stage in stages.values():
-            stage.handle.close()
-        for leftover in tmpdir.iterdir():
-            leftover.unlink()
-        tmpdir.rmdir()
+        spool.close()
     return {
         "prefix": prefix,
+        "inline": inline,
         "counts": {c: s.records for c, s in stages.items()},
         "categories": {
             c: {"records": s.records, "columns": sorted(s.columns), "sources": list(s.sources.values())} for c, s in stages.items()
@@ -182,8 +218,19 @@ def storage_delete_tree(prefix: str) -> None:
             pass
 
 
-def _lines(path: str) -> Iterator[str]:
-    with default_storage.open(path, "rb") as handle:
+def _staged(output: dict, stream: str) -> list[str] | str:
+    """Where a task staged one stream: its inline lines, or its path in the work area."""
+    inline = output.get("inline")
+    return inline.get(stream, []) if inline is not None else f"{output['prefix']}/{stream}.jsonl"
+
+
+def _lines(part: list[str] | str) -> Iterator[str]:
+    """The lines of one staged stream, without their newline."""
+    if isinstance(part, list):
+        for line in part:
+            yield line.rstrip("\n")
+        return
+    with default_storage.open(part, "rb") as handle:
         for raw in handle:
             yield raw.decode("utf-8").rstrip("\n")
 
@@ -343,9 +390,9 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             entry["connectors"].append(task.connector)
             entry["sources"].extend(s for s in staged["sources"] if s not in entry["sources"])
             entry["columns"].update(staged["columns"])
-            entry["paths"].append(f"{output['prefix']}/{category}.jsonl")
+            entry["paths"].append(_staged(output, category))
         if output.get("files"):
-            file_lists.append((task.connector, f"{output['prefix']}/files.jsonl"))
+            file_lists.append((task.connector, _staged(output, FILES)))
 
     members = _Members()
     zs = ZipStream(compress_type=ZIP_DEFLATED, sized=False)

@@ -11,6 +11,7 @@ one final step is queued: it builds the export (access) or the receipt (deletion
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import random
@@ -20,7 +21,7 @@ import traceback
 import kombu.exceptions
 import redis.exceptions
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -83,21 +84,38 @@ def backoff_seconds(attempt: int) -> float:
 # --- One connector task ------------------------------------------------------------------------------
 
 
+CLAIM_SQL = """
+UPDATE dsar_connectortask AS t
+   SET status = 'running', attempts = t.attempts + 1, lease_until = %(lease)s, started_at = %(now)s,
+       claimed_by = %(worker)s, updated_at = %(now)s
+  FROM dsar_request AS r
+ WHERE t.id = %(id)s AND r.id = t.request_id AND r.status = 'processing'
+   AND ((t.status = 'queued' AND (t.not_before IS NULL OR t.not_before <= %(now)s))
+        OR (t.status = 'running' AND t.lease_until < %(now)s))
+RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories
+"""
+
+
 def task_claim(task_id: int) -> ConnectorTask | None:
-    """Take a task for this worker, or None if it is done, running elsewhere, or not due yet."""
+    """Take a task for this worker, or None if it is done, running elsewhere, or not due yet.
+
+    One conditional UPDATE both claims the row and reads what the run needs: of two workers
+    given the same task, exactly one gets a row back.
+    """
     now = timezone.now()
-    claimable = Q(status=TaskStatus.QUEUED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
-    claimable |= Q(status=TaskStatus.RUNNING, lease_until__lt=now)
-    claimed = ConnectorTask.objects.filter(claimable, pk=task_id, request__status=Status.PROCESSING).update(
-        status=TaskStatus.RUNNING,
-        attempts=F("attempts") + 1,
-        lease_until=now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
-        started_at=now,
-        claimed_by=f"{socket.gethostname()}:{os.getpid()}",
-    )
-    if not claimed:
+    params = {"id": task_id, "now": now, "lease": now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
+              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return ConnectorTask.objects.select_related("request").get(pk=task_id)
+    task_pk, connector, attempts, last_error, request_pk, request_type, email, categories = row
+    # Django's PostgreSQL backend leaves jsonb as text for the JSONField to parse.
+    categories = json.loads(categories) if isinstance(categories, str) else categories
+    request = Request(pk=request_pk, type=request_type, email=email, categories=categories, status=Status.PROCESSING)
+    return ConnectorTask(pk=task_pk, request=request, connector=connector, attempts=attempts, last_error=last_error,
+                         status=TaskStatus.RUNNING)
 
 
 def tasks_sweep(*, now: dt.datetime, limit: int) -> dict[str, int]:

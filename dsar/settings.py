@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -174,6 +175,9 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 2 * CONNECTOR_TASK_TIME_LIMIT + 300,
+    # Workers take from their queues in the order listed (CELERY_TASK_QUEUES): a request whose
+    # connectors are done is finished before more connector work is started.
+    "queue_order_strategy": "priority",
     "socket_timeout": 10,
     "socket_connect_timeout": 5,
 }
@@ -184,6 +188,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT + 60
 CELERY_TASK_SOFT_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT
+# Final steps have a queue of their own, listed first: every worker consumes both, in this order.
+CELERY_TASK_QUEUES = [Queue("dsar.final"), Queue("celery")]
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"dsar.tasks.request_finalize": {"queue": "dsar.final"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
