@@ -53,8 +53,8 @@ def free_port() -> int:
 class Product:
     """The product's processes on a benchmark database: gunicorn and Celery workers."""
 
-    def __init__(self, *, name: str, workers: int = 2, concurrency: int = 1, web_workers: int = 2, web_threads: int = 4,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, name: str, workers: int = 2, concurrency: int = 1, pool: str = "prefork", web_workers: int = 2,
+                 web_threads: int = 4, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.data = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve() / "bench" / name
         self.data.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ class Product:
         self.mail.mkdir()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.workers, self.concurrency = workers, concurrency
+        self.workers, self.concurrency, self.pool = workers, concurrency, pool
         self.web_workers, self.web_threads = web_workers, web_threads
         base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
         self.database = f"dsar_bench_{name}"
@@ -128,7 +128,7 @@ class Product:
         ))
         for number in range(self.workers):
             self.processes.append(subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-c", str(self.concurrency),
+                [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-P", self.pool, "-c", str(self.concurrency),
                  "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
                 cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
             ))
@@ -204,6 +204,7 @@ class Mailbox:
         self.offsets: dict[str, int] = {}
         self.codes: dict[str, str] = {}
         self.lock = threading.Lock()
+        self.scanned = (0, 0.0)  # directory mtime, and when it was last scanned
 
     def code_for(self, email: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -217,6 +218,12 @@ class Mailbox:
         raise SystemExit(f"no code arrived for {email} within {timeout}s")
 
     def _scan(self) -> None:
+        # Only look again when a file was added, or after a while (a message appended to an
+        # existing file does not touch the directory): the client must not eat the product's CPU.
+        mtime, now = os.stat(self.directory).st_mtime_ns, time.monotonic()
+        if mtime == self.scanned[0] and now - self.scanned[1] < 0.1:
+            return
+        self.scanned = (mtime, now)
         for entry in os.scandir(self.directory):
             offset = self.offsets.get(entry.name, 0)
             if entry.stat().st_size <= offset:

@@ -22,6 +22,9 @@ SUBJECTS = 10_000
 REQUESTS = 500
 SEED = 11
 CLIENTS = 16
+CONCURRENCY = int(__import__("os").environ.get("DSAR_BENCH_CONCURRENCY", "2"))
+WORKERS = int(__import__("os").environ.get("DSAR_BENCH_WORKERS", "1"))
+POOL = __import__("os").environ.get("DSAR_BENCH_POOL", "prefork")
 
 
 def estate(product: Product) -> None:
@@ -72,7 +75,7 @@ def reference(product: Product) -> float:
 
 
 def run() -> None:
-    with Product(name="throughput", workers=1, concurrency=2) as product:
+    with Product(name="throughput", workers=WORKERS, concurrency=CONCURRENCY, pool=POOL) as product:
         estate(product)
         product.start()
         timings = measure(product)

@@ -20,6 +20,7 @@ import traceback
 
 import kombu.exceptions
 import redis.exceptions
+from psycopg.types.json import Jsonb
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -172,10 +173,10 @@ def task_run(task_id: int) -> None:
         categories = frozenset(request.categories)
         if request.type == RequestType.ACCESS:
             output = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
-            task_succeed(task, counts=output["counts"], output=output)
+            last = task_succeed(task, counts=output["counts"], output=output)
         else:
             receipt = connector.erase(identity, categories)
-            task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
+            last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
     except TransientError as error:
         task_reschedule(task, _describe(error))
     except PermanentError as error:
@@ -183,30 +184,47 @@ def task_run(task_id: int) -> None:
     except Exception as error:  # a bug or an unexpected system fault: stop, and show staff all of it
         logger.exception("request %s: %s raised an unexpected error", request.id, task.connector)
         task_fail(task, f"{_describe(error)}\n{traceback.format_exc()}")
+    else:
+        if last:
+            # This worker saw the last task finish, so it takes the final step now rather than
+            # ringing for another worker; if it dies first, the sweeper finds the step queued.
+            request_finalize_run(request.id)
 
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = None, receipt: dict | None = None) -> None:
-    """Record a task's result; if it was the last one, queue the final step (under the row lock)."""
-    with transaction.atomic():
-        request = request_lock(task.request_id)
-        updated = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
-            status=TaskStatus.SUCCEEDED,
-            counts=counts,
-            output=output,
-            receipt=receipt,
-            lease_until=None,
-            finished_at=timezone.now(),
-        )
-        if not updated:
-            logger.warning("request %s: %s finished but its task was no longer running", request.id, task.connector)
-            return
-        logger.info("request %s: %s succeeded", request.id, task.connector)
-        if request.status == Status.PROCESSING and not request.tasks.exclude(status=TaskStatus.SUCCEEDED).exists():
-            finalize_queue(request)
+SUCCEED_SQL = """
+UPDATE dsar_connectortask
+   SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s,
+       lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'running'
+"""
+# Under the request's row lock, so of the tasks finishing together exactly one sees no other left.
+LAST_ONE_SQL = """
+UPDATE dsar_request SET finalize_state = 'queued', updated_at = %(now)s
+ WHERE id = %(request)s AND status = 'processing' AND finalize_state = ''
+   AND NOT EXISTS (SELECT 1 FROM dsar_connectortask WHERE request_id = %(request)s AND status <> 'succeeded')
+RETURNING id
+"""
+
+
+def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = None, receipt: dict | None = None) -> bool:
+    """Record a task's result. Returns True when it was the last of its request's tasks, in which
+    case the final step is marked queued, decided under the request's row lock."""
+    params = {"id": task.pk, "request": task.request_id, "now": timezone.now(), "counts": Jsonb(counts),
+              "output": Jsonb(output) if output is not None else None, "receipt": Jsonb(receipt) if receipt is not None else None}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM dsar_request WHERE id = %(request)s FOR UPDATE", params)
+        cursor.execute(SUCCEED_SQL, params)
+        if not cursor.rowcount:
+            logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
+            return False
+        cursor.execute(LAST_ONE_SQL, params)
+        last = cursor.fetchone() is not None
+    logger.info("request %s: %s succeeded", task.request_id, task.connector)
+    return last
 
 
 def task_reschedule(task: ConnectorTask, error: str) -> None:

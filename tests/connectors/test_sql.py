@@ -157,3 +157,14 @@ def test_a_mask_strategy_replaces_values_with_a_keyed_hash_and_keeps_the_row(tmp
         assert connector.erase(Identity(email=email)).erased == {}  # masked already: nothing left to mask
     finally:
         connector.close()
+
+
+@pytest.mark.django_db
+def test_a_table_with_more_rows_than_one_batch_streams_on_from_its_last_key(unique_email):
+    from connectors.sql import BATCH
+
+    email = unique_email("many")
+    searches = [f"query {n:05d}" for n in range(2 * BATCH + 7)]
+    _load({"email": email, "accounts": {"searches": searches}})
+    found = [r.fields["query"] for r in _records("accounts", email) if r.category == "searches_commands"]
+    assert found == searches
