@@ -122,7 +122,7 @@ class Product:
     def start(self) -> Product:
         self.reset()
         self.processes.append(subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "dsar.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
+            [PYTHON, "-m", "gunicorn", "dsar.wsgi", "--preload", "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
              "--threads", str(self.web_threads), "--log-level", "warning"],
             cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
         ))

@@ -46,3 +46,9 @@ def healthz(_request):
     healthy = database == "ok" and broker == "ok" and workers > 0
     body = {"status": "ok" if healthy else "down", "database": database, "broker": broker, "workers": workers}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def ready(_request):
+    """GET /healthz/ready: the process answers; no backing service is asked (load balancers, and
+    the intake benchmark's reference)."""
+    return JsonResponse({"status": "ok"})

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from .api import staff, subject
-from .health import healthz
+from .health import healthz, ready
 
 api = [
     path("requests", subject.RequestCreateApi.as_view(), name="request-create"),
@@ -20,6 +20,7 @@ api = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/ready", ready, name="ready"),
     path("api/v1/", include(api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),

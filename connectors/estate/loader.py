@@ -320,10 +320,20 @@ def estate_load(estate: Estate) -> int:
     return len(estate.subjects)
 
 
+COPY_FROM = 500  # rows; above this a table is loaded with COPY, many times faster than INSERTs
+
+
 def _insert(conn: sa.Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        columns = list(rows[0])
+    if not rows:
+        return
+    columns = list(rows[0])
+    if len(rows) < COPY_FROM:
         conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"), rows)
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def _password_hash(password: str) -> str:
