@@ -10,9 +10,10 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	@echo "installing requirements into $(VENV)" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -r requirements.txt >&2
 	@touch $@
 
 run: install
@@ -26,8 +27,10 @@ browser:
 test: install browser
 	$(PY) -m dsar.stack test
 
+# Figures go to stdout as JSON lines (contract §8); everything else goes to stderr.
 bench: install
-	$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk zip >/dev/null; } >&2
+	@$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API, which this build
 # machine's registry mirror does not serve).

@@ -38,7 +38,7 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         model = Request
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
-            "extended_at", "completed_at", "overdue", "referred_to", "failure_reason", "result",
+            "extended_at", "completed_at", "overdue", "referred_to", "failure_reason", "result", "erasure_check",
         ]
 
     def get_overdue(self, request: Request) -> bool:

@@ -139,6 +139,8 @@ def test_erasure_verification_flags_data_planted_after_a_deletion(api, reviewer,
     alerts = [m for m in mailoutbox if m.subject == "Data found after an erasure"]
     assert len(alerts) == 1 and alerts[0].to == ["adm@example.com"]
     assert str(flagged.pk) in alerts[0].body
+    shown = reviewer.get(f"/api/v1/staff/requests/{flagged.pk}").json()["erasure_check"]
+    assert shown["ok"] is False and shown["found"]["searches_commands"] == 1
 
 
 def test_the_sweeper_revives_a_task_past_its_lease_and_fails_one_swept_too_often():
@@ -202,12 +204,13 @@ def test_two_runs_of_a_job_at_once_do_the_work_once(staff_mail, mailoutbox):
     assert sum("another run holds the lock" in s for s in summaries) == 1
 
 
-def test_a_run_finds_the_lock_held_by_another_and_does_nothing(staff_mail):
+@pytest.mark.parametrize("name", sorted(jobs.JOBS))
+def test_a_run_finds_the_lock_held_by_another_and_does_nothing(staff_mail, name):
     request_make(status="pending_review")
     held, release = threading.Event(), threading.Event()
 
     def hold():
-        with jobs.job_lock("deadline_watch"):
+        with jobs.job_lock(name):
             held.set()
             release.wait(30)
         connection.close()
@@ -216,12 +219,12 @@ def test_a_run_finds_the_lock_held_by_another_and_does_nothing(staff_mail):
     holder.start()
     try:
         assert held.wait(30)
-        assert "another run holds the lock" in jobs.job_run("deadline_watch")
+        assert "another run holds the lock" in jobs.job_run(name)
         assert DeadlineNotice.objects.count() == 0
     finally:
         release.set()
         holder.join(30)
-    assert "another run holds the lock" not in jobs.job_run("deadline_watch")
+    assert "another run holds the lock" not in jobs.job_run(name)
 
 
 def test_every_job_is_runnable_by_hand_and_scheduled_in_the_database(capsys):
