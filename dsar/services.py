@@ -100,6 +100,16 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     return request
 
 
+def _locked_awaiting_code(request_id) -> Request:
+    """Lock a request that still waits for its code; refuse one verified already or locked."""
+    request = _locked(request_id)
+    if request.status != Status.UNVERIFIED:
+        raise Conflict("This request is already verified.", code="already_verified")
+    if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
+        raise Locked("Too many wrong codes: this request is locked. File a new request.")
+    return request
+
+
 def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     """Check a verification code. On success returns the request and its new bearer token.
 
@@ -109,11 +119,7 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     """
     failure: Exception | None = None
     with transaction.atomic():
-        request = _locked(request_id)
-        if request.status != Status.UNVERIFIED:
-            raise Conflict("This request is already verified.", code="already_verified")
-        if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-            raise Locked("Too many wrong codes: this request is locked. File a new request.")
+        request = _locked_awaiting_code(request_id)
         if request.code_expires_at is None or request.code_expires_at <= timezone.now():
             raise InvalidInput("This code has expired. Ask for a new one.", code="code_expired")
         if not verification.code_matches(code, request.code_hash):
@@ -163,11 +169,7 @@ def request_code_resend(*, request_id) -> Request:
     count against the request: a new code does not reset them."""
     code, code_hash = verification.code_new()
     with transaction.atomic():
-        request = _locked(request_id)
-        if request.status != Status.UNVERIFIED:
-            raise Conflict("This request is already verified.", code="already_verified")
-        if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-            raise Locked("Too many wrong codes: this request is locked. File a new request.")
+        request = _locked_awaiting_code(request_id)
         now = timezone.now()
         wait = request_code_resend_wait(request=request)
         if wait > 0:
