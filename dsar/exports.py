@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,9 @@ from django.urls import reverse
 from django.utils import timezone
 from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
-from connectors.base import Connector, ErasureReceipt, FileItem, Identity, Record
+from connectors.base import Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record
 from connectors.registry import connector_get
-from connectors.taxonomy import category_info, category_root, taxonomy
+from connectors.taxonomy import category_info, category_known, category_root, taxonomy
 
 from .models import ConnectorTask, Export, Request
 
@@ -142,6 +142,13 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     file_count = file_bytes = 0
     try:
         for item in connector.gather(identity):
+            if not isinstance(item, (Record, FileItem)):
+                raise PermanentError(f"{connector.name} yielded {type(item).__name__}, not a Record or FileItem")
+            if not category_known(item.category):
+                # Malformed data fails the task with its reason: never a category silently missing.
+                raise PermanentError(f"{connector.name} yielded a record in {item.category!r}, which is not a category of the taxonomy")
+            if not isinstance(item, FileItem) and not isinstance(item.fields, Mapping):
+                raise PermanentError(f"{connector.name} yielded a {item.category} record whose fields are not a mapping")
             root = category_root(item.category)
             if root not in categories:
                 continue
@@ -152,10 +159,8 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
-            elif isinstance(item, Record):
-                fields = dict(item.fields)
             else:
-                raise TypeError(f"{connector.name} yielded {type(item).__name__}, not a Record or FileItem")
+                fields = dict(item.fields)
             source = item.source.as_dict()
             line = {
                 "connector": connector.name,

@@ -24,7 +24,9 @@ def _redis() -> redis.Redis:
 
 def probe_plan(email: str, **plan) -> None:
     """transient_failures=N: fail N calls with TransientError; permanent=True: always fail;
-    sleep=S: take S seconds per call; records=N: hold N feedback records."""
+    sleep=S: take S seconds per call; records=N: hold N feedback records; malformed="category" or
+    "fields": yield one record of that malformed kind; failures="TFT...": a transient failure on
+    each call marked T, in order (a fixed "random" pattern)."""
     _redis().set(PLAN.format(email), json.dumps(plan), ex=3600)
 
 
@@ -46,12 +48,19 @@ class ProbeConnector(Connector):
             raise PermanentError("probe: the system refused the request (planned)")
         if calls <= plan.get("transient_failures", 0):
             raise TransientError(f"probe: timed out (planned failure {calls})")
+        pattern = plan.get("failures", "")
+        if calls <= len(pattern) and pattern[calls - 1] == "T":
+            raise TransientError(f"probe: 503 from the system (call {calls})")
         return plan
 
     def gather(self, identity, categories=None):
         plan = self._call(identity.email)
         for number in range(plan.get("records", 0)):
             yield Record(category="feedback_ratings", fields={"rating": 5, "text": f"probe feedback {number}"}, system="probe")
+        if plan.get("malformed") == "category":
+            yield Record(category="dna_sequences", fields={"x": 1}, system="probe")
+        elif plan.get("malformed") == "fields":
+            yield Record(category="feedback_ratings", fields=["not", "a", "mapping"], system="probe")
 
     def erase(self, identity, categories=None):
         plan = self._call(identity.email)
