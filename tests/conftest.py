@@ -24,6 +24,7 @@ from connectors.estate.stores import estate_database_drop
 from dsar.celery import app as celery_app
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_token_create, staff_user_ensure
 
+from .support.processes import process_stop
 from .support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,11 +88,7 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
         process.mail_dir = mail_dir
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process_stop(process)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from connectors.base import PROVIDED, Identity, PermanentError, Record, Transien
 from connectors.estate.support_load import support_load
 from connectors.support import BOT_USAGE, FEEDBACK, SUPPORT, ZendeskConnector
 
+from ..support.processes import process_stop
 from ..support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,12 +109,7 @@ def helpdesk(tmp_path_factory) -> Iterator[str]:
         wait_for(lambda: _answers(base_url), timeout=10, what="the helpdesk to answer")
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        process_stop(process, timeout=10)
 
 
 @pytest.fixture(scope="module")
