@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench install browser audit
+.PHONY: run test bench chaos install browser audit
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -31,6 +31,10 @@ test: install browser
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk zip >/dev/null; } >&2
 	@$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
+
+# Faults on purpose: workers SIGKILLed and the broker killed mid-batch; the last line is the summary.
+chaos: install
+	@$(PY) -m dsar.stack chaos $(CHAOS_ARGS)
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API, which this build
 # machine's registry mirror does not serve).

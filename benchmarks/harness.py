@@ -127,11 +127,7 @@ class Product:
             cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
         ))
         for number in range(self.workers):
-            self.processes.append(subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-P", self.pool, "-c", str(self.concurrency),
-                 "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
-                cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
-            ))
+            self.processes.append(self.worker_spawn(number))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(requests.RequestException):
@@ -141,6 +137,14 @@ class Product:
                     return self
             time.sleep(0.2)
         raise SystemExit(f"{self.name}: the product did not become healthy within 60s")
+
+    def worker_spawn(self, number: int) -> subprocess.Popen:
+        """One Celery worker (a parent and its pool), in a process group of its own."""
+        return subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-P", self.pool, "-c", str(self.concurrency),
+             "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
+        )
 
     def _profile(self) -> None:
         """With DSAR_BENCH_PROFILE=DIR, py-spy samples every product process into DIR (collapsed stacks)."""

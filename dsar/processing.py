@@ -10,19 +10,23 @@ one final step is queued: it builds the export (access) or the receipt (deletion
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import random
 import socket
+import threading
 import traceback
+from collections.abc import Iterator
 
 import kombu.exceptions
 import redis.exceptions
+from celery.exceptions import SoftTimeLimitExceeded
 from psycopg.types.json import Jsonb
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -47,31 +51,39 @@ def tasks_create(request: Request) -> None:
     request.finalize_state = ""
     request.save(update_fields=["finalize_state"])
     for task in tasks:
-        task_enqueue(task.pk)
+        task_enqueue(task.pk, task.connector)
 
 
 def tasks_retry(request: Request) -> None:
     """Requeue the failed tasks of a locked request, or its final step when every task succeeded."""
-    failed = list(request.tasks.filter(status=TaskStatus.FAILED).values_list("pk", flat=True))
-    request.tasks.filter(pk__in=failed).update(status=TaskStatus.QUEUED, attempts=0, not_before=None, lease_until=None)
-    for pk in failed:
-        task_enqueue(pk)
+    failed = list(request.tasks.filter(status=TaskStatus.FAILED).values_list("pk", "connector"))
+    request.tasks.filter(pk__in=[pk for pk, _ in failed]).update(status=TaskStatus.QUEUED, attempts=0, not_before=None, lease_until=None)
+    for pk, connector in failed:
+        task_enqueue(pk, connector)
     if not failed:
         finalize_queue(request)
 
 
-def task_enqueue(task_id: int, *, countdown: float | None = None) -> None:
-    """Send the doorbell for a task once the current transaction commits."""
+def time_limit(connector: str) -> int:
+    """Seconds one attempt of this connector may run before it is stopped and retried."""
+    config = settings.DSAR_CONNECTORS.get(connector, {})
+    return config.get("time_limit") or settings.CONNECTOR_TASK_TIME_LIMIT
+
+
+def task_enqueue(task_id: int, connector: str, *, countdown: float | None = None) -> None:
+    """Send the doorbell for a task once the current transaction commits. The message carries the
+    connector's time limit: soft (the attempt is retried), then hard (the process is replaced)."""
     from .tasks import connector_task_run
 
-    transaction.on_commit(lambda: _ring(connector_task_run, task_id, countdown=countdown))
+    limit = time_limit(connector)
+    transaction.on_commit(lambda: _ring(connector_task_run, task_id, countdown=countdown, soft_time_limit=limit, time_limit=limit + 60))
 
 
-def _ring(task, *args, countdown: float | None = None) -> None:
+def _ring(task, *args, **options) -> None:
     """Publish a doorbell. If the broker is down the row still says what is to be done, and the
     sweeper rings again later: the change that was committed stands."""
     try:
-        task.apply_async(args, countdown=countdown)
+        task.apply_async(args, **options)
     except (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError) as error:
         logger.warning("could not reach the broker for %s%s; the sweeper will ring again: %s", task.name, args, error)
 
@@ -104,7 +116,7 @@ def task_claim(task_id: int) -> ConnectorTask | None:
     given the same task, exactly one gets a row back.
     """
     now = timezone.now()
-    params = {"id": task_id, "now": now, "lease": now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
+    params = {"id": task_id, "now": now, "lease": now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
               "worker": f"{socket.gethostname()}:{os.getpid()}"}
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
@@ -143,7 +155,7 @@ def tasks_sweep(*, now: dt.datetime, limit: int) -> dict[str, int]:
                 failed += 1
                 continue
             ConnectorTask.objects.filter(pk=task.pk).update(status=TaskStatus.QUEUED, lease_until=None, not_before=None, sweeps=F("sweeps") + 1)
-            task_enqueue(task.pk)
+            task_enqueue(task.pk, task.connector)
             revived += 1
     for task in tasks:
         if task.sweeps >= settings.DSAR_MAX_SWEEPS:
@@ -167,28 +179,84 @@ def task_run(task_id: int) -> None:
         task_fail(task, f"gave up after {task.attempts - 1} attempts; last error: {task.last_error or 'worker lost'}")
         return
     logger.info("request %s: %s started (attempt %s)", request.id, task.connector, task.attempts)
+    renew = (RENEW_TASK_SQL, {"id": task.pk, "attempts": task.attempts})
     try:
-        connector = connector_get(task.connector)
-        identity = Identity(email=request.email)
-        categories = frozenset(request.categories)
-        if request.type == RequestType.ACCESS:
-            output = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
-            last = task_succeed(task, counts=output["counts"], output=output)
-        else:
-            receipt = connector.erase(identity, categories)
-            last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
+        with lease_kept(*renew):
+            connector = connector_get(task.connector)
+            identity = Identity(email=request.email)
+            categories = frozenset(request.categories)
+            if request.type == RequestType.ACCESS:
+                output = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
+                last = task_succeed(task, counts=output["counts"], output=output)
+            else:
+                receipt = connector.erase(identity, categories)
+                last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
     except TransientError as error:
         task_reschedule(task, _describe(error))
+    except SoftTimeLimitExceeded:
+        task_reschedule(task, f"TimeoutError: {task.connector} did not finish within {time_limit(task.connector)}s")
+    except (OperationalError, InterfaceError) as error:
+        # The product's own database went away mid-task: nothing was committed, so the attempt
+        # is retried on a fresh connection (or, if the database is still gone, once the lease ends).
+        connection.close()
+        logger.warning("request %s: %s lost its database connection: %s", request.id, task.connector, error)
+        with contextlib.suppress(OperationalError, InterfaceError):
+            task_reschedule(task, f"database connection lost: {_describe(error)}")
     except PermanentError as error:
         task_fail(task, _describe(error))
     except Exception as error:  # a bug or an unexpected system fault: stop, and show staff all of it
         logger.exception("request %s: %s raised an unexpected error", request.id, task.connector)
         task_fail(task, f"{_describe(error)}\n{traceback.format_exc()}")
     else:
-        if last:
+        if last and time_limit(task.connector) >= settings.CONNECTOR_TASK_TIME_LIMIT:
             # This worker saw the last task finish, so it takes the final step now rather than
             # ringing for another worker; if it dies first, the sweeper finds the step queued.
             request_finalize_run(request.id)
+        elif last:
+            # Under a connector's shorter time limit the final step would be cut short: ring.
+            from .tasks import request_finalize
+
+            _ring(request_finalize, str(request.id))
+
+
+RENEW_TASK_SQL = """
+UPDATE dsar_connectortask SET lease_until = %(until)s
+ WHERE id = %(id)s AND status = 'running' AND attempts = %(attempts)s
+"""
+RENEW_FINAL_SQL = """
+UPDATE dsar_request SET finalize_lease_until = %(until)s
+ WHERE id = %(id)s AND finalize_state = 'running' AND finalize_attempts = %(attempts)s
+"""
+
+
+@contextlib.contextmanager
+def lease_kept(sql: str, params: dict) -> Iterator[None]:
+    """Renew a claim's lease every third of DSAR_TASK_LEASE_SECONDS while the body runs, from a
+    thread with its own database connection. A worker that dies stops renewing, so its lease runs
+    out soon and the sweeper revives the work. The SQL matches the claim's attempt, so a lease
+    taken over by another worker is never extended by this one."""
+    stop = threading.Event()
+    lease = settings.DSAR_TASK_LEASE_SECONDS
+
+    def renew() -> None:
+        try:
+            while not stop.wait(lease / 3):
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(sql, {**params, "until": timezone.now() + dt.timedelta(seconds=lease)})
+                except (OperationalError, InterfaceError) as error:
+                    logger.warning("could not renew a lease (will try again): %s", error)
+                    connection.close()
+        finally:
+            connection.close()
+
+    keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 def _describe(error: BaseException) -> str:
@@ -243,7 +311,7 @@ def task_reschedule(task: ConnectorTask, error: str) -> None:
             last_error_at=now,
         )
         if updated:
-            task_enqueue(task.pk, countdown=delay)
+            task_enqueue(task.pk, task.connector, countdown=delay)
     logger.warning("request %s: %s will retry in %.1fs: %s", task.request_id, task.connector, delay, error.splitlines()[0])
 
 
@@ -285,7 +353,7 @@ def finalize_claim(request_id) -> Request | None:
     claimable = Q(finalize_state="queued") | Q(finalize_state="running", finalize_lease_until__lt=now)
     claimed = Request.objects.filter(claimable, pk=request_id, status=Status.PROCESSING).update(
         finalize_state="running",
-        finalize_lease_until=now + dt.timedelta(seconds=settings.CONNECTOR_TASK_TIME_LIMIT),
+        finalize_lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
         finalize_attempts=F("finalize_attempts") + 1,
     )
     return Request.objects.get(pk=request_id) if claimed else None
@@ -298,11 +366,15 @@ def request_finalize_run(request_id) -> None:
         logger.info("request %s: final step has nothing to do", request_id)
         return
     tasks = list(request.tasks.order_by("connector"))
+    # An earlier run of this step that died mid-write left a partial archive; no Export row points
+    # at it (the row is written only on completion), and this run holds the step's lease.
+    exports.storage_delete_tree(f"exports/{request.pk}")
     if request.type == RequestType.DELETION:
         _complete(request, result=exports.receipt_merge(tasks))
         return
     try:
-        archive = exports.archive_build(request, tasks)
+        with lease_kept(RENEW_FINAL_SQL, {"id": request.pk, "attempts": request.finalize_attempts}):
+            archive = exports.archive_build(request, tasks)
     except Exception as error:
         logger.exception("request %s: the export could not be written", request.id)
         with transaction.atomic():
@@ -310,7 +382,13 @@ def request_finalize_run(request_id) -> None:
             if locked.status == Status.PROCESSING:
                 request_fail(locked, f"export: {_describe(error)}")
         return
-    _complete(request, result={"categories": archive.categories, "bytes": archive.bytes}, archive=archive)
+    try:
+        _complete(request, result={"categories": archive.categories, "bytes": archive.bytes}, archive=archive)
+    except BaseException:
+        # Not recorded (the database went away, say): the archive is nobody's; the sweeper runs
+        # the final step again once the lease ends.
+        exports.storage_delete(archive.path)
+        raise
 
 
 def _complete(request: Request, *, result: dict, archive: exports.Archive | None = None) -> None:

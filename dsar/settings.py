@@ -261,14 +261,17 @@ DSAR_CODE_RESEND_SECONDS = env_int("DSAR_CODE_RESEND_SECONDS", 60)
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = env_bool("DSAR_REVIEW_BEFORE_RELEASE", False)
 DSAR_CONNECTOR_MAX_ATTEMPTS = env_int("DSAR_CONNECTOR_MAX_ATTEMPTS", 5)
-DSAR_CONNECTOR_MAX_DELIVERIES = env_int("DSAR_CONNECTOR_MAX_DELIVERIES", 5)
+# A running task (or final step) holds a lease that its worker renews every third of it; once a
+# dead worker's lease runs out, the sweeper revives the work. Short, so recovery takes a minute or
+# two rather than the time limit.
+DSAR_TASK_LEASE_SECONDS = env_int("DSAR_TASK_LEASE_SECONDS", 60)
 DSAR_RETRY_BASE_SECONDS = float(env("DSAR_RETRY_BASE_SECONDS") or 2.0)
 DSAR_RETRY_MAX_SECONDS = float(env("DSAR_RETRY_MAX_SECONDS") or 300.0)
 DSAR_MAX_BODY_BYTES = 64 * 1024
 
 # Scheduled jobs (dsar/jobs.py). Each is bounded per run; the schedule itself lives in the database.
 DSAR_REMINDER_DAYS = [int(d) for d in (env("DSAR_REMINDER_DAYS") or "7,2").split(",")]
-DSAR_SWEEP_QUEUED_MINUTES = env_int("DSAR_SWEEP_QUEUED_MINUTES", 10)
+DSAR_SWEEP_QUEUED_MINUTES = float(env("DSAR_SWEEP_QUEUED_MINUTES") or 10)
 DSAR_MAX_SWEEPS = env_int("DSAR_MAX_SWEEPS", 3)
 DSAR_UNVERIFIED_PURGE_DAYS = env_int("DSAR_UNVERIFIED_PURGE_DAYS", 7)
 DSAR_RECORD_RETENTION_MONTHS = env_int("DSAR_RECORD_RETENTION_MONTHS", 24)
@@ -315,6 +318,12 @@ for _item in filter(None, (env("DSAR_EXTRA_CONNECTORS") or "").split(",")):
     if not _path:
         raise ImproperlyConfigured(f"DSAR_EXTRA_CONNECTORS entry {_item!r} is not name=dotted.path")
     DSAR_CONNECTORS[_name.strip()] = {"class": _path.strip(), "options": {}}
+# A connector's own time limit per attempt ({"support": 120}); past it the attempt is stopped and
+# retried like any transient error. Unset: DSAR_CONNECTOR_TIME_LIMIT.
+for _name, _seconds in env_json("DSAR_CONNECTOR_TIME_LIMITS").items():
+    if _name not in DSAR_CONNECTORS or not isinstance(_seconds, int) or _seconds < 1:
+        raise ImproperlyConfigured(f"DSAR_CONNECTOR_TIME_LIMITS: {_name!r} must name a connector and give whole seconds")
+    DSAR_CONNECTORS[_name]["time_limit"] = _seconds
 
 # --- API ------------------------------------------------------------------------------------------
 

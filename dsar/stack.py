@@ -215,6 +215,8 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 def test(pytest_args: list[str]) -> int:
     """The whole suite against real services (embedded ones unless configured)."""
     os.environ.setdefault("DSAR_EXTRA_CONNECTORS", "probe=tests.support.probe.ProbeConnector")
+    # The probe's attempts are cut at 5 s, so a test can make it time out.
+    os.environ.setdefault("DSAR_CONNECTOR_TIME_LIMITS", json.dumps({"probe": 5}))
     # The suite files hundreds of requests from one address; the limit tests set their own rates.
     os.environ.setdefault("DSAR_RATE_LIMITS", json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "100000/m")))
     # A test run keeps its files apart from the demo's, and starts with none.
@@ -232,6 +234,12 @@ def bench(bench_args: list[str]) -> int:
         return subprocess.run([PYTHON, "-m", "benchmarks.run", *bench_args], cwd=ROOT).returncode
 
 
+def chaos(chaos_args: list[str]) -> int:
+    """The fault-injection batch (benchmarks/chaos.py); it brings its own Redis to kill."""
+    with Services(mode="bench"):
+        return subprocess.run([PYTHON, "-m", "benchmarks.chaos", *chaos_args], cwd=ROOT).returncode
+
+
 def services() -> int:
     """Start the embedded services and keep them up until Ctrl-C (for working with manage.py)."""
     with Services() as started:
@@ -247,11 +255,12 @@ def services() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m dsar.stack")
-    parser.add_argument("command", choices=["run", "test", "bench", "services"])
+    parser.add_argument("command", choices=["run", "test", "bench", "chaos", "services"])
     args, rest = parser.parse_known_args()
     if sys.version_info < (3, 11):
         raise SystemExit("Python 3.11 or newer is needed")
-    commands = {"run": run, "services": services, "test": lambda: test(rest), "bench": lambda: bench(rest)}
+    commands = {"run": run, "services": services, "test": lambda: test(rest), "bench": lambda: bench(rest),
+                "chaos": lambda: chaos(rest)}
     return commands[args.command]()
 
 

@@ -68,6 +68,8 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
         "EMAIL_FILE_PATH": str(mail_dir),
         "DSAR_RETRY_BASE_SECONDS": "0.05",
         "DSAR_RETRY_MAX_SECONDS": "0.5",
+        # Leases run out 3 s after a worker dies, so tests of killed workers revive work quickly.
+        "DSAR_TASK_LEASE_SECONDS": "3",
         "DSAR_PUBLIC_URL": "http://testserver",
     }
     celery_app.control.purge()

@@ -24,8 +24,9 @@ def _redis() -> redis.Redis:
 
 def probe_plan(email: str, **plan) -> None:
     """transient_failures=N: fail N calls with TransientError; permanent=True: always fail;
-    sleep=S: take S seconds per call; records=N: hold N feedback records; malformed="category" or
-    "fields": yield one record of that malformed kind; failures="TFT...": a transient failure on
+    sleep=S: take S seconds per call (slow_calls=N: only the first N calls); records=N: hold N feedback records; malformed="category" or
+    "fields": yield one record of that malformed kind; text_bytes=N: each record's text is N random
+    characters (so an export of it does not compress away); failures="TFT...": a transient failure on
     each call marked T, in order (a fixed "random" pattern)."""
     _redis().set(PLAN.format(email), json.dumps(plan), ex=3600)
 
@@ -42,7 +43,7 @@ class ProbeConnector(Connector):
         client = _redis()
         calls = client.incr(CALLS.format(email))
         plan = json.loads(client.get(PLAN.format(email)) or "{}")
-        if plan.get("sleep"):
+        if plan.get("sleep") and calls <= plan.get("slow_calls", calls):
             time.sleep(plan["sleep"])
         if plan.get("permanent"):
             raise PermanentError("probe: the system refused the request (planned)")
@@ -56,7 +57,8 @@ class ProbeConnector(Connector):
     def gather(self, identity, categories=None):
         plan = self._call(identity.email)
         for number in range(plan.get("records", 0)):
-            yield Record(category="feedback_ratings", fields={"rating": 5, "text": f"probe feedback {number}"}, system="probe")
+            text = os.urandom(plan["text_bytes"] // 2).hex() if plan.get("text_bytes") else f"probe feedback {number}"
+            yield Record(category="feedback_ratings", fields={"rating": 5, "text": text}, system="probe")
         if plan.get("malformed") == "category":
             yield Record(category="dna_sequences", fields={"x": 1}, system="probe")
         elif plan.get("malformed") == "fields":
