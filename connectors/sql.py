@@ -113,79 +113,124 @@ class Dataset:
 
 def dataset_load(path: str | Path) -> Dataset:
     """Parse and check a dataset file; DatasetError names the bad key."""
-    raw = yaml.safe_load(Path(path).read_text())
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise DatasetError(f"{path}: not YAML: {error}") from None
 
-    def need(mapping: Any, key: str, where: str) -> Any:
-        if not isinstance(mapping, dict) or key not in mapping:
-            raise DatasetError(f"{path}: {where}.{key} is required".replace(": .", ": "))
+    def fail(where: str, problem: str) -> DatasetError:
+        return DatasetError(f"{path}: {where}{': ' if where else ''}{problem}")
+
+    def need(mapping: dict, key: str, where: str) -> Any:
+        if key not in mapping or mapping[key] is None:
+            raise fail(f"{where}.{key}".lstrip("."), "is required")
         return mapping[key]
 
-    def category(value: str, where: str) -> str:
-        if not category_known(value):
-            raise DatasetError(f"{path}: {where}: {value!r} is not a category of the taxonomy")
+    def mapping(value: Any, where: str, *, optional: bool = False) -> dict:
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise fail(where, "must be a mapping")
         return value
 
+    def text(value: Any, where: str, *, optional: bool = False) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value:
+            raise fail(where, "must be a non-empty string")
+        return value
+
+    def category(value: Any, where: str) -> str:
+        if not isinstance(value, str) or not category_known(value):
+            raise fail(where, f"{value!r} is not a category of the taxonomy")
+        return value
+
+    def one_of(value: Any, allowed, where: str) -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            raise fail(where, f"must be one of {', '.join(sorted(allowed))}")
+        return value
+
+    raw = mapping(raw, "the file")
+    specs = need(raw, "tables", "")
+    if not isinstance(specs, list) or not specs:
+        raise fail("tables", "must be a non-empty list")
     tables = []
-    for index, spec in enumerate(need(raw, "tables", "")):
+    for index, spec in enumerate(specs):
         where = f"tables[{index}]"
+        spec = mapping(spec, where)
         columns = []
-        for name, value in (spec.get("columns") or {}).items():
-            spec_col = value if isinstance(value, dict) else {"category": value}
+        for name, value in mapping(spec.get("columns"), f"{where}.columns", optional=True).items():
+            at = f"{where}.columns.{name}"
+            spec_col = mapping(value, at) if not isinstance(value, str) else {"category": value}
             transform = spec_col.get("transform")
-            if transform is not None and transform not in TRANSFORMS:
-                raise DatasetError(f"{path}: {where}.columns.{name}.transform must be one of {sorted(TRANSFORMS)}")
+            if transform is not None:
+                one_of(transform, TRANSFORMS, f"{at}.transform")
             column_erase = spec_col.get("erase")
-            if column_erase not in (None, "null", "mask"):
-                raise DatasetError(f"{path}: {where}.columns.{name}.erase must be null or mask")
-            columns.append(Column(name, category(need(spec_col, "category", f"{where}.columns.{name}"), f"{where}.columns.{name}"), transform, column_erase))
-        secrets = [
-            Secret(name, need(s, "column", f"{where}.secrets.{name}"), category(need(s, "category", f"{where}.secrets.{name}"), f"{where}.secrets.{name}"), s.get("changed_at"))
-            for name, s in (spec.get("secrets") or {}).items()
-        ]
-        identity, parent = spec.get("identity"), spec.get("parent")
+            if column_erase is not None:
+                one_of(column_erase, ("null", "mask"), f"{at}.erase")
+            columns.append(Column(text(name, at), category(need(spec_col, "category", at), f"{at}.category"), transform, column_erase))
+        secrets = []
+        for name, value in mapping(spec.get("secrets"), f"{where}.secrets", optional=True).items():
+            at = f"{where}.secrets.{name}"
+            secret = mapping(value, at)
+            secrets.append(Secret(text(name, at), text(need(secret, "column", at), f"{at}.column"),
+                                  category(need(secret, "category", at), f"{at}.category"),
+                                  text(secret.get("changed_at"), f"{at}.changed_at", optional=True)))
+        identity = mapping(spec.get("identity"), f"{where}.identity", optional=True)
+        parent = mapping(spec.get("parent"), f"{where}.parent", optional=True)
         if bool(identity) == bool(parent):
-            raise DatasetError(f"{path}: {where} needs exactly one of identity or parent")
-        erase = spec.get("erase", "delete")
-        if erase not in ERASE_STRATEGIES:
-            raise DatasetError(f"{path}: {where}.erase must be one of {', '.join(ERASE_STRATEGIES)}")
-        source = spec.get("source", "provided")
-        if source not in SOURCE_TYPES:
-            raise DatasetError(f"{path}: {where}.source must be one of {', '.join(SOURCE_TYPES)}")
+            raise fail(where, "needs exactly one of identity or parent")
         retain = None
         if spec.get("retain"):
-            r = spec["retain"]
-            if need(r, "basis", f"{where}.retain") not in LEGAL_BASES:
-                raise DatasetError(f"{path}: {where}.retain.basis must be one of {', '.join(LEGAL_BASES)}")
+            r = mapping(spec["retain"], f"{where}.retain")
+            years = need(r, "years", f"{where}.retain")
+            if not isinstance(years, int) or isinstance(years, bool) or not 0 < years <= 100:
+                raise fail(f"{where}.retain.years", "must be a whole number of years from 1 to 100")
             if not identity:
-                raise DatasetError(f"{path}: {where}.retain needs a table reached by identity, so its parent is never erased under it")
-            retain = Retention(int(need(r, "years", f"{where}.retain")), r["basis"], need(r, "reason", f"{where}.retain"), need(r, "date_column", f"{where}.retain"))
-        if spec.get("category_column") and not spec.get("data_column"):
-            raise DatasetError(f"{path}: {where}.category_column needs a data_column holding the fields")
+                raise fail(f"{where}.retain", "needs a table reached by identity, so its parent is never erased under it")
+            retain = Retention(years, one_of(need(r, "basis", f"{where}.retain"), LEGAL_BASES, f"{where}.retain.basis"),
+                               text(need(r, "reason", f"{where}.retain"), f"{where}.retain.reason"),
+                               text(need(r, "date_column", f"{where}.retain"), f"{where}.retain.date_column"))
+        optional_columns = {
+            key: text(spec.get(key), f"{where}.{key}", optional=True)
+            for key in ("source_column", "source_name_column", "source_kind_column", "category_column", "data_column", "collected_at")
+        }
+        if optional_columns["category_column"] and not optional_columns["data_column"]:
+            raise fail(f"{where}.category_column", "needs a data_column holding the fields")
         tables.append(
             Table(
-                name=need(spec, "name", where),
-                primary_key=spec.get("primary_key", "id"),
+                name=text(need(spec, "name", where), f"{where}.name"),
+                primary_key=text(spec.get("primary_key", "id"), f"{where}.primary_key"),
                 columns=columns,
                 secrets=secrets,
-                identity_email=identity and need(identity, "email", f"{where}.identity"),
-                parent=parent and (need(parent, "table", f"{where}.parent"), need(parent, "column", f"{where}.parent")),
-                source=source,
-                source_column=spec.get("source_column"),
-                source_name_column=spec.get("source_name_column"),
-                source_kind_column=spec.get("source_kind_column"),
-                category_column=spec.get("category_column"),
-                data_column=spec.get("data_column"),
-                collected_at=spec.get("collected_at"),
-                erase=erase,
+                identity_email=text(need(identity, "email", f"{where}.identity"), f"{where}.identity.email") if identity else None,
+                parent=(text(need(parent, "table", f"{where}.parent"), f"{where}.parent.table"),
+                        text(need(parent, "column", f"{where}.parent"), f"{where}.parent.column")) if parent else None,
+                source=one_of(spec.get("source", "provided"), SOURCE_TYPES, f"{where}.source"),
+                erase=one_of(spec.get("erase", "delete"), ERASE_STRATEGIES, f"{where}.erase"),
                 retain=retain,
+                **optional_columns,
             )
         )
-    names = {t.name for t in tables}
-    for t in tables:
-        if t.parent and t.parent[0] not in names:
-            raise DatasetError(f"{path}: table {t.name}: parent {t.parent[0]} is not a table of this dataset")
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        raise fail("tables", "two tables have the same name")
+    reachable = {t.name for t in tables if t.identity_email}
+    pending = [t for t in tables if t.parent]
+    for t in pending:
+        if t.parent[0] not in names:
+            raise fail(f"table {t.name}", f"parent {t.parent[0]} is not a table of this dataset")
+    while pending:  # every table must reach an identity table through its parents: no cycles
+        ready = [t for t in pending if t.parent[0] in reachable]
+        if not ready:
+            raise fail(f"table {pending[0].name}", "its parents never reach a table with an identity (a cycle)")
+        reachable.update(t.name for t in ready)
+        pending = [t for t in pending if t not in ready]
     org = raw.get("organization")
-    return Dataset(system=need(raw, "system", ""), tables=tables, organization=org and (org["table"], org["column"]))
+    if org is not None:
+        org = mapping(org, "organization")
+        org = (text(need(org, "table", "organization"), "organization.table"), text(need(org, "column", "organization"), "organization.column"))
+    return Dataset(system=text(need(raw, "system", ""), "system"), tables=tables, organization=org)
 
 
 class SqlConnector(Connector):

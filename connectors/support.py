@@ -68,6 +68,7 @@ class ZendeskClient:
     def items(self, path: str, key: str) -> Iterator[dict[str, Any]]:
         """Every item of a cursor-paginated list, fetching the next page only when this one is used up."""
         params: dict[str, Any] = {"page[size]": PAGE_SIZE}
+        cursors: set[str] = set()
         while True:
             page = self.call("GET", path, params=params)
             items, meta = _get(page, key, list), _get(page, "meta", dict)
@@ -75,7 +76,11 @@ class ZendeskClient:
                 yield _checked(item, path)
             if not meta.get("has_more"):
                 return
-            params = {"page[size]": PAGE_SIZE, "page[after]": meta.get("after_cursor")}
+            cursor = meta.get("after_cursor")
+            if not isinstance(cursor, str) or not cursor or cursor in cursors:
+                raise PermanentError(f"{self.name}: {path} says it has more but gives no new cursor ({cursor!r})")
+            cursors.add(cursor)
+            params = {"page[size]": PAGE_SIZE, "page[after]": cursor}
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
         """The live users with exactly this address (compared trimmed and case-insensitively)."""
@@ -83,7 +88,8 @@ class ZendeskClient:
         users = _get(self.call("GET", "users/search.json", params={"query": f"email:{wanted}"}), "users", list)
         # Zendesk's search is a search, not a lookup: only an exact address is the subject
         # (alice+x@example.com is someone else than alice@example.com).
-        return [_checked(user, "users/search") for user in users if str(user.get("email") or "").strip().lower() == wanted]
+        users = [_checked(user, "users/search") for user in users]
+        return [user for user in users if str(user.get("email") or "").strip().lower() == wanted]
 
     def close(self) -> None:
         """Close the session's connections."""
@@ -100,6 +106,16 @@ def _checked(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict) or not isinstance(item.get("id"), int):
         raise PermanentError(f"support: {where} answered an item without an id")
     return item
+
+
+def _optional(value: Any, kind: type, what: str) -> Any:
+    """A field the helpdesk may leave out: absent or null gives an empty one, any other type is
+    a malformed answer."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise PermanentError(f"support: the helpdesk's {what} is not a {kind.__name__}: {value!r:.80}")
+    return value
 
 
 def _time(value: Any) -> dt.datetime:
@@ -171,7 +187,7 @@ class ZendeskConnector(Connector):
         conversation: list[dict[str, Any]] = []  # the customer and the agents
         bot_exchange: list[dict[str, Any]] = []  # the bot and the customer
         for comment in self.client.items(f"tickets/{ticket['id']}/comments.json", "comments"):
-            role, speaker_name = self._speaker(comment.get("author_id"), ticket.get("requester_id"), speakers)
+            role, speaker_name = self._speaker(_user_id(comment.get("author_id")), _user_id(ticket.get("requester_id")), speakers)
             message = {"from": role, "body": comment.get("body"), "at": comment.get("created_at")}
             if speaker_name:  # an agent's or a bot's: which bot answered matters as much as which person
                 message["agent_name"] = speaker_name
@@ -185,9 +201,10 @@ class ZendeskConnector(Connector):
             yield Record(category=SUPPORT, fields={**fields, "messages": conversation}, **made)
         if any(message["from"] == "bot" for message in bot_exchange):
             yield Record(category=BOT_USAGE, fields={**fields, "messages": bot_exchange}, **made)
-        if FEEDBACK_TAG in (ticket.get("tags") or []):
-            rating = next((f.get("value") for f in ticket.get("custom_fields") or [] if str(f.get("id")) == RATING_FIELD), None)
-            text = (ticket.get("satisfaction_rating") or {}).get("comment")
+        if FEEDBACK_TAG in _optional(ticket.get("tags"), list, "ticket tags"):
+            fields_ = [_optional(f, dict, "ticket field") for f in _optional(ticket.get("custom_fields"), list, "ticket fields")]
+            rating = next((f.get("value") for f in fields_ if str(f.get("id")) == RATING_FIELD), None)
+            text = _optional(ticket.get("satisfaction_rating"), dict, "satisfaction rating").get("comment")
             yield Record(category=FEEDBACK, fields={"rating": rating, "text": text, "at": ticket.get("created_at")}, **made)
 
     def _speaker(self, author_id: Any, requester_id: Any, speakers: dict[int, tuple[str, str | None]]) -> tuple[str, str | None]:
@@ -197,14 +214,22 @@ class ZendeskConnector(Connector):
             return "customer", None
         if author_id not in speakers:
             answer = self.client.call("GET", f"users/{author_id}.json", missing_ok=True)
-            user = answer.get("user") if isinstance(answer, dict) else None
+            user = _optional(answer, dict, "user answer").get("user")
             if user is None:
                 # A vanished author of a comment on the subject's own ticket was, in practice, staff.
                 speakers[author_id] = ("agent", None)
-            elif (user.get("user_fields") or {}).get("bot"):
+            elif not isinstance(user, dict):
+                raise PermanentError(f"support: the helpdesk's user {author_id} is not an object")
+            elif _optional(user.get("user_fields"), dict, "user fields").get("bot"):
                 speakers[author_id] = ("bot", user.get("name"))
             elif user.get("role") in ("agent", "admin"):
                 speakers[author_id] = ("agent", user.get("name"))
             else:
                 speakers[author_id] = ("customer", None)
         return speakers[author_id]
+
+
+def _user_id(value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise PermanentError(f"support: the helpdesk gave a user id that is not a number: {value!r:.80}")
+    return value
