@@ -195,6 +195,9 @@ CELERY_TASK_ROUTES = {"dsar.tasks.request_finalize": {"queue": "dsar.final"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker keeps its database connection across tasks (a new one costs PostgreSQL a process
+# start per task); dsar/tasks.py checks it before each task, as Django does per web request.
+CELERY_DB_REUSE_MAX = env_int("DSAR_WORKER_DB_REUSE_MAX", 500)
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Publishing gives up fast when the broker is down: the committed row is the job, and the sweeper
 # rings again, so a web request never hangs on a dead broker.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_prerun, worker_init, worker_process_init
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
 from connectors.registry import connectors_reset
@@ -29,6 +30,13 @@ def _import_connectors(**_kwargs) -> None:
 def _fresh_connectors(**_kwargs) -> None:
     """A forked worker child must not share its parent's connector connections."""
     connectors_reset()
+
+
+@task_prerun.connect
+def _usable_connection(**_kwargs) -> None:
+    """Before each task, as before each web request: drop a connection that failed or outlived
+    CONN_MAX_AGE, and health-check the one kept at its first use."""
+    close_old_connections()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
