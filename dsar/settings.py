@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -204,7 +205,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# Rate limits that are security controls (dsar/throttle.py), counted in Redis through the cache.
+# Rate limits that are security controls (dsar/throttle.py), counted in the cache's Redis.
 DSAR_RATE_LIMITS = {
     "file_ip": "30/m",
     "file_email": "5/h",
@@ -212,6 +213,9 @@ DSAR_RATE_LIMITS = {
     "verify_email": "20/h",
     **env_json("DSAR_RATE_LIMITS"),
 }
+for _scope, _rate in DSAR_RATE_LIMITS.items():
+    if not isinstance(_rate, str) or not re.fullmatch(r"\d+/\d*[smhd]", _rate):
+        raise ImproperlyConfigured(f"DSAR_RATE_LIMITS: {_scope} must be calls/window, such as 30/m, 60/10m or 5/h; got {_rate!r}")
 DSAR_TRUSTED_PROXIES = [p for p in (env("DSAR_TRUSTED_PROXIES") or "").split(",") if p]
 CACHES = {
     "default": {
@@ -221,7 +225,6 @@ CACHES = {
         "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
     }
 }
-RATELIMIT_USE_CACHE = "default"
 
 # --- Email ----------------------------------------------------------------------------------------
 
