@@ -1,22 +1,25 @@
 """The request state machine and its audit trail: the one place that changes a request's status.
 
 Every transition is checked against TRANSITIONS and written to the audit trail in the same
-transaction as the status change. The trail is append-only (a database trigger refuses updates and
-deletes) and hash-chained: each entry's hash covers the previous entry's hash, so an edited,
-removed or reordered entry breaks the chain (`audit_verify`).
+transaction as the status change. The trail is append-only (database triggers refuse updates,
+deletes and truncation) and hash-chained: the application stores each entry's content hash, and
+when the transaction commits a database trigger seals the entry into the chain (AuditSeal), whose
+every hash covers the one before. So an edited, removed, reordered or replaced entry breaks the
+chain (`audit_verify`), and no writer ever holds a lock across a round trip to the application.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from .models import AuditEntry, Request, Status
+from .models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
 
 # action -> {from status: to status}. The action is also what the audit entry records.
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -33,10 +36,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 FINAL = frozenset({Status.COMPLETED, Status.DENIED, Status.CANCELED, Status.EXPIRED, Status.REFERRED})
-
-GENESIS_HASH = "0" * 64
-# Every writer of the audit trail takes this lock so the chain has one order.
-_AUDIT_LOCK_KEY = 0x44534152  # "DSAR"
 
 
 class IllegalTransition(Exception):
@@ -94,9 +93,6 @@ def audit_record(
     """Append one entry to the audit trail, chained to the one before. Call inside a transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-    previous = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
     entry = AuditEntry(
         request_id=request.pk,
         at=timezone.now(),
@@ -106,15 +102,14 @@ def audit_record(
         to_status=to_status or request.status,
         note=note,
         data=data or {},
-        prev_hash=previous,
     )
-    entry.hash = audit_hash(entry)
+    entry.content_hash = audit_content_hash(entry)
     entry.save(force_insert=True)
     return entry
 
 
-def audit_hash(entry: AuditEntry) -> str:
-    """The hash of an entry: its content and the previous entry's hash."""
+def audit_content_hash(entry: AuditEntry) -> str:
+    """SHA-256 of what an entry says (everything but its id and its place in the chain)."""
     body = json.dumps(
         {
             "request": str(entry.request_id),
@@ -125,7 +120,6 @@ def audit_hash(entry: AuditEntry) -> str:
             "to": entry.to_status,
             "note": entry.note,
             "data": entry.data,
-            "prev": entry.prev_hash,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -133,14 +127,29 @@ def audit_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def audit_verify() -> list[str]:
-    """Walk the whole trail in order; return a description of every break (empty when intact)."""
+def audit_seal_hash(prev_hash: str, entry_id: int, content_hash: str) -> str:
+    """The seal's hash, as the audit_seal trigger computes it (dsar/models.py)."""
+    return hashlib.sha256(f"{prev_hash}:{entry_id}:{content_hash}".encode()).hexdigest()
+
+
+def audit_verify(*, batch: int = 2000) -> list[str]:
+    """Walk the whole chain in order; return a description of every break (empty when intact)."""
     problems: list[str] = []
-    previous = GENESIS_HASH
-    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
-        if entry.prev_hash != previous:
-            problems.append(f"entry {entry.id}: does not follow the entry before it (one was removed or reordered)")
-        if audit_hash(entry) != entry.hash:
-            problems.append(f"entry {entry.id}: its content does not match its hash (it was edited)")
-        previous = entry.hash
+    previous, expected_seq = GENESIS_HASH, 1
+    seals = AuditSeal.objects.order_by("seq").values_list("seq", "entry_id", "prev_hash", "hash").iterator(chunk_size=batch)
+    while rows := list(itertools.islice(seals, batch)):
+        entries = AuditEntry.objects.in_bulk([entry_id for _, entry_id, _, _ in rows])
+        for seq, entry_id, prev_hash, seal_hash in rows:
+            entry = entries.get(entry_id)
+            if seq != expected_seq or prev_hash != previous:
+                problems.append(f"entry {entry_id}: does not follow the entry before it (one was removed or reordered)")
+            if entry is None:
+                problems.append(f"entry {entry_id}: is missing from the trail (it was deleted)")
+            elif audit_content_hash(entry) != entry.content_hash:
+                problems.append(f"entry {entry_id}: its content does not match its hash (it was edited)")
+            elif audit_seal_hash(prev_hash, entry_id, entry.content_hash) != seal_hash:
+                problems.append(f"entry {entry_id}: does not follow the entry before it (it was moved or replaced)")
+            previous, expected_seq = seal_hash, seq + 1
+    for entry_id in AuditEntry.objects.filter(seal__isnull=True).values_list("id", flat=True):
+        problems.append(f"entry {entry_id}: was never sealed into the chain (written around the trigger)")
     return problems

@@ -127,8 +127,19 @@ class Export(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
 
 
+AUDIT_CHAIN_LOCK = 0x44534152  # "DSAR": the advisory lock that gives the chain one order
+GENESIS_HASH = "0" * 64
+
+
+def _no_truncate(name: str) -> pgtrigger.Trigger:
+    """TRUNCATE fires no delete trigger, so an append-only table refuses it with one of its own."""
+    return pgtrigger.Trigger(name=name, when=pgtrigger.Before, operation=pgtrigger.Truncate, level=pgtrigger.Statement,
+                             func="RAISE EXCEPTION 'pgtrigger: Cannot truncate % table', TG_TABLE_NAME;")
+
+
 class AuditEntry(models.Model):
-    """An append-only, hash-chained record of every transition and staff action."""
+    """An append-only record of every transition and staff action. Its content hash is computed by
+    the application; the database seals it into the chain when the transaction commits."""
 
     # No database constraint: the trail outlives a purged unverified request (its entries hold no
     # personal data), and the append-only trigger forbids the cascade a constraint would need.
@@ -140,16 +151,49 @@ class AuditEntry(models.Model):
     to_status = models.CharField(max_length=16, blank=True)
     note = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the entry's content (dsar.lifecycle.audit_content_hash).")
 
     class Meta:
         ordering = ["id"]
         triggers = [
-            pgtrigger.Protect(
-                name="audit_append_only",
-                operation=pgtrigger.Update | pgtrigger.Delete,
+            pgtrigger.Protect(name="audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            _no_truncate("audit_no_truncate"),
+            # At commit, under one lock: the entry takes the next place in the chain. Only the
+            # commit itself waits on the lock, never a round trip to the application.
+            pgtrigger.Trigger(
+                name="audit_seal",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                timing=pgtrigger.Deferred,
+                declare=[("last_seq", "bigint"), ("last_hash", "text")],
+                func=f"""
+                PERFORM pg_advisory_xact_lock({AUDIT_CHAIN_LOCK});
+                SELECT seq, hash INTO last_seq, last_hash FROM dsar_auditseal ORDER BY seq DESC LIMIT 1;
+                last_hash := COALESCE(last_hash, '{GENESIS_HASH}');
+                INSERT INTO dsar_auditseal (entry_id, seq, prev_hash, hash)
+                VALUES (NEW.id, COALESCE(last_seq, 0) + 1, last_hash,
+                        encode(sha256(convert_to(last_hash || ':' || NEW.id || ':' || NEW.content_hash, 'UTF8')), 'hex'));
+                RETURN NULL;
+                """,
             ),
+        ]
+
+
+class AuditSeal(models.Model):
+    """An entry's place in the tamper-evident chain: its hash covers the previous seal's hash, the
+    entry's id and its content hash, so an edited, removed, reordered or replaced entry breaks it.
+    Written only by the audit_seal trigger, in commit order."""
+
+    entry = models.OneToOneField(AuditEntry, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="seal")
+    seq = models.BigIntegerField(unique=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        triggers = [
+            pgtrigger.Protect(name="seal_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            _no_truncate("seal_no_truncate"),
         ]
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from dsar.lifecycle import TRANSITIONS, IllegalTransition, audit_record, audit_verify, request_lock, request_transition
-from dsar.models import AuditEntry, Request, Status
+from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
 
 from ..factories import request_make
 
@@ -66,18 +67,61 @@ def test_staff_actions_on_the_wrong_status_answer_409_and_change_nothing(reviewe
     assert AuditEntry.objects.filter(request=request).count() == 1
 
 
-def test_the_audit_trail_cannot_be_edited_or_deleted_through_the_database():
+def test_the_audit_trail_cannot_be_edited_deleted_or_truncated_through_the_database():
     request = request_make()
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEntry.objects.filter(request=request).update(note="rewritten")
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEntry.objects.filter(request=request).delete()
+    for table in ("dsar_auditentry", "dsar_auditseal"):
+        with pytest.raises(DatabaseError, match="Cannot truncate"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {table} CASCADE")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditSeal.objects.filter(entry__request=request).update(hash="0" * 64)
     assert AuditEntry.objects.filter(request=request, note="rewritten").count() == 0
+    assert AuditEntry.objects.filter(request=request).count() == AuditSeal.objects.filter(entry__request=request).count() == 1
 
 
 def test_the_audit_chain_links_every_entry_to_the_one_before():
     for status in ("unverified", "pending_review", "processing"):
         request_make(status=status)
     assert audit_verify() == []
-    entries = list(AuditEntry.objects.order_by("id"))
-    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(entries))
+    seals = list(AuditSeal.objects.order_by("seq"))
+    assert [seal.seq for seal in seals] == list(range(1, AuditEntry.objects.count() + 1))
+    assert seals[0].prev_hash == GENESIS_HASH
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(seals))
+
+
+def test_an_entry_is_sealed_only_when_its_transaction_commits():
+    request = request_make()
+    with transaction.atomic():
+        entry = audit_record(request_lock(request.pk), actor="system", action="noted")
+        assert not AuditSeal.objects.filter(entry=entry).exists()
+    assert AuditSeal.objects.filter(entry=entry).exists()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        rolled_back = audit_record(request_lock(request.pk), actor="system", action="noted")
+        raise RuntimeError("the change is abandoned")
+    assert not AuditEntry.objects.filter(pk=rolled_back.pk).exists() and not AuditSeal.objects.filter(entry_id=rolled_back.pk).exists()
+    assert audit_verify() == []
+
+
+def test_writers_committing_at_once_get_one_unbroken_chain():
+    requests = [request_make() for _ in range(8)]
+    start = threading.Barrier(len(requests))
+
+    def write(request) -> None:
+        start.wait()
+        try:
+            for _ in range(15):
+                with transaction.atomic():
+                    audit_record(request_lock(request.pk), actor="system", action="noted")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert AuditSeal.objects.count() == AuditEntry.objects.count() == 8 + 8 * 15
+    assert audit_verify() == []
