@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,16 +259,22 @@ class SqlConnector(Connector):
     # --- Reaching the subject ---------------------------------------------------------------
 
     def _table(self, table: Table, *columns: str) -> sa.TableClause:
-        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([table.primary_key, *columns])))
+        """The table with its key, the column that reaches the subject, and `columns`."""
+        reach = table.identity_email or table.parent[1]
+        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([table.primary_key, reach, *columns])))
+
+    def _belongs(self, table: Table, t: sa.TableClause, email: str) -> sa.ColumnElement:
+        """The condition that a row of `table` (as `t`) is the subject's: its email, or its parent's
+        key. A condition rather than `key IN (...)`, so the planner reads each table once."""
+        if table.identity_email:
+            return sa.func.lower(sa.func.trim(t.c[table.identity_email])) == email
+        parent_table, column = table.parent
+        return t.c[column].in_(self._keys(self.dataset.table(parent_table), email))
 
     def _keys(self, table: Table, email: str) -> sa.Select:
         """SELECT of `table`'s primary keys that belong to the subject."""
-        if table.identity_email:
-            t = self._table(table, table.identity_email)
-            return sa.select(t.c[table.primary_key]).where(sa.func.lower(sa.func.trim(t.c[table.identity_email])) == email)
-        parent_table, column = table.parent
-        t = self._table(table, column)
-        return sa.select(t.c[table.primary_key]).where(t.c[column].in_(self._keys(self.dataset.table(parent_table), email)))
+        t = self._table(table)
+        return sa.select(t.c[table.primary_key]).where(self._belongs(table, t, email))
 
     def _run(self, work):
         """Run `work(connection)`, turning driver errors into the connector's error types."""
@@ -286,7 +292,7 @@ class SqlConnector(Connector):
         table_name, column = self.dataset.organization
         table = self.dataset.table(table_name)
         t = self._table(table, column)
-        query = sa.select(t.c[column]).where(t.c[table.primary_key].in_(self._keys(table, identity.email)), t.c[column].isnot(None))
+        query = sa.select(t.c[column]).where(self._belongs(table, t, identity.email), t.c[column].isnot(None))
         return self._run(lambda conn: conn.execute(query.limit(1)).scalar())
 
     # --- Gathering ---------------------------------------------------------------------------
@@ -299,13 +305,15 @@ class SqlConnector(Connector):
             with self.engine.connect() as conn:
                 queries = [(table, self._gather_query(table, identity.email)) for table in self.dataset.tables]
                 firsts = _first_batches(conn, [query.limit(BATCH + 1) for _, query in queries])
-                for (table, query), rows in zip(queries, firsts, strict=True):
+                for (table, query), (names, rows) in zip(queries, firsts, strict=True):
+                    records = self._row_reader(table, names)
                     for row in rows[:BATCH]:
-                        yield from self._records(table, row)
+                        yield from records(row)
                     if len(rows) > BATCH:
                         key = query.selected_columns[table.primary_key]
-                        for row in _stream(conn, query.where(key > rows[BATCH - 1][table.primary_key])):
-                            yield from self._records(table, row)
+                        last = rows[BATCH - 1][names.index(table.primary_key)]
+                        for row in _stream(conn, query.where(key > last)):
+                            yield from records(row)
         except OperationalError as error:
             raise TransientError(f"{self.name}: database unavailable: {error.orig}") from error
         except DBAPIError as error:
@@ -323,37 +331,59 @@ class SqlConnector(Connector):
         for secret in table.secrets:
             # Only whether the secret is set leaves the database, never the secret itself.
             selected.append(sa.literal_column(secret.column).isnot(None).label(f"__has_{secret.name}"))
-        query = sa.select(*selected).select_from(t).where(t.c[table.primary_key].in_(self._keys(table, email)))
+        query = sa.select(*selected).select_from(t).where(self._belongs(table, t, email))
         return query.order_by(t.c[table.primary_key])
 
-    def _records(self, table: Table, values: Any) -> Iterator[Record]:
-        source = Source(
-            values[table.source_column] if table.source_column else table.source,
-            values[table.source_name_column] if table.source_name_column else None,
-            values[table.source_kind_column] if table.source_kind_column else None,
-        )
-        collected = values[table.collected_at] if table.collected_at else None
-        by_category: dict[str, dict[str, Any]] = {}
-        if table.category_column:
-            by_category[values[table.category_column]] = dict(values[table.data_column] or {})
-        for column in table.columns:
-            value = values[f"__t_{column.name}"] if column.transform else values[column.name]
-            if value is not None:
-                shown = TRANSFORM_PRESENT[column.transform](value) if column.transform else _plain(value)
-                by_category.setdefault(column.category, {})[column.name] = shown
-        for secret in table.secrets:
-            if values[f"__has_{secret.name}"]:
-                fields = by_category.setdefault(secret.category, {})
-                fields[secret.name] = "set (never exported)"
-                if secret.changed_at:
-                    fields[f"{secret.name}_last_changed"] = _plain(values[secret.changed_at])
-        if table.retain and values[table.retain.date_column] is not None:
-            until = values[table.retain.date_column] + relativedelta(years=table.retain.years)
-            for fields in by_category.values():
-                fields["retained_until"] = _plain(until)
-                fields["retained_because"] = table.retain.reason
-        for category, fields in by_category.items():
-            yield Record(category=category, fields=fields, system=f"{self.name}.{table.name}", source=source, collected_at=collected)
+    def _row_reader(self, table: Table, names: list[str]) -> Callable[[tuple], list[Record]]:
+        """A function turning one row of `table` (a tuple, columns named `names`) into its records.
+        Worked out once per table, since a subject's table can have millions of rows."""
+        at = {name: index for index, name in enumerate(names)}
+        system = f"{self.name}.{table.name}"
+        fixed_source = None if (table.source_column or table.source_name_column or table.source_kind_column) else Source(table.source)
+        source_at = [at[c] if c else None for c in (table.source_column, table.source_name_column, table.source_kind_column)]
+        collected_at = at[table.collected_at] if table.collected_at else None
+        columns = [(at[f"__t_{c.name}"] if c.transform else at[c.name], c.name, c.category, TRANSFORM_PRESENT.get(c.transform))
+                   for c in table.columns]
+        secrets = [(at[f"__has_{s.name}"], s.name, s.category, at[s.changed_at] if s.changed_at else None) for s in table.secrets]
+        retain_at = at[table.retain.date_column] if table.retain else None
+        # The common table: its columns in one category, nothing computed. Its rows are one record each.
+        simple = (len({c.category for c in table.columns}) == 1 and not table.category_column and not secrets and retain_at is None
+                  and all(shown is None for *_, shown in columns))
+        only_category = table.columns[0].category if simple else None
+        plain_columns = [(index, name) for index, name, *_ in columns]
+
+        def records(row: tuple) -> list[Record]:
+            if fixed_source is not None:
+                source = fixed_source
+            else:
+                values = [row[i] if i is not None else None for i in source_at]
+                source = Source(values[0] if source_at[0] is not None else table.source, values[1], values[2])
+            collected = row[collected_at] if collected_at is not None else None
+            if simple:
+                fields = {name: _plain(row[index]) for index, name in plain_columns if row[index] is not None}
+                return [Record(category=only_category, fields=fields, system=system, source=source, collected_at=collected)] if fields else []
+            by_category: dict[str, dict[str, Any]] = {}
+            if table.category_column:
+                by_category[row[at[table.category_column]]] = dict(row[at[table.data_column]] or {})
+            for index, name, category, shown in columns:
+                value = row[index]
+                if value is not None:
+                    by_category.setdefault(category, {})[name] = shown(value) if shown else _plain(value)
+            for has_index, name, category, changed_index in secrets:
+                if row[has_index]:
+                    fields = by_category.setdefault(category, {})
+                    fields[name] = "set (never exported)"
+                    if changed_index is not None:
+                        fields[f"{name}_last_changed"] = _plain(row[changed_index])
+            if retain_at is not None and row[retain_at] is not None:
+                until = row[retain_at] + relativedelta(years=table.retain.years)
+                for fields in by_category.values():
+                    fields["retained_until"] = _plain(until)
+                    fields["retained_because"] = table.retain.reason
+            return [Record(category=category, fields=fields, system=system, source=source, collected_at=collected)
+                    for category, fields in by_category.items()]
+
+        return records
 
     # --- Erasing -----------------------------------------------------------------------------
 
@@ -382,9 +412,8 @@ class SqlConnector(Connector):
     def _erase_table(self, conn: sa.Connection, table: Table, email: str, wanted: set[str], receipt: ErasureReceipt) -> None:
         if not table.categories & wanted:
             return
-        keys = self._keys(table, email)
         if table.erase == "delete" and (table.category_column or self._whole_subtree_wanted(table, wanted)):
-            self._delete_rows(conn, table, keys, wanted, receipt)
+            self._delete_rows(conn, table, email, wanted, receipt)
             return
         columns = [c.name for c in table.columns if c.category in wanted] + [s.column for s in table.secrets if s.category in wanted]
         if not columns:
@@ -394,7 +423,7 @@ class SqlConnector(Connector):
         values = {c: self._mask(t.c[c]) if strategy.get(c) == "mask" else None for c in columns}
         # A masked value is 64 hex digits: rows already masked or cleared are left alone.
         pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy.get(c) == "mask" else t.c[c].isnot(None) for c in columns))
-        count = conn.execute(sa.update(t).where(t.c[table.primary_key].in_(keys), pending).values(values)).rowcount
+        count = conn.execute(sa.update(t).where(self._belongs(table, t, email), pending).values(values)).rowcount
         erased = {c.category for c in table.columns if c.name in columns} | {s.category for s in table.secrets if s.column in columns}
         for category in erased:
             receipt.add_erased(category, count)
@@ -411,9 +440,9 @@ class SqlConnector(Connector):
             self._mask_key = hashlib.sha256(f"mask:{self.name}:{settings.SECRET_KEY}".encode()).hexdigest()
         return self._mask_key
 
-    def _delete_rows(self, conn: sa.Connection, table: Table, keys: sa.Select, wanted: set[str], receipt: ErasureReceipt) -> None:
+    def _delete_rows(self, conn: sa.Connection, table: Table, email: str, wanted: set[str], receipt: ErasureReceipt) -> None:
         t = self._table(table, *(c for c in (table.category_column, table.retain and table.retain.date_column) if c))
-        condition = t.c[table.primary_key].in_(keys)
+        condition = self._belongs(table, t, email)
         if table.category_column:
             condition &= t.c[table.category_column].in_(sorted(wanted))
         if table.retain:
@@ -436,11 +465,16 @@ class SqlConnector(Connector):
             receipt.add_erased(category, count)
 
 
-def _first_batches(conn: sa.Connection, queries: list[sa.Select]) -> list[list[dict[str, Any]]]:
-    """Run several small queries in one round trip (psycopg's pipeline mode), or one by one."""
+def _first_batches(conn: sa.Connection, queries: list[sa.Select]) -> list[tuple[list[str], list[tuple]]]:
+    """Run several small queries in one round trip (psycopg's pipeline mode), or one by one;
+    each result is its column names and its rows as tuples."""
     driver = conn.connection.driver_connection
     if not hasattr(driver, "pipeline"):
-        return [[dict(row._mapping) for row in conn.execute(query)] for query in queries]
+        results = []
+        for query in queries:
+            result = conn.execute(query)
+            results.append((list(result.keys()), [tuple(row) for row in result]))
+        return results
     compiled = [query.compile(dialect=conn.dialect) for query in queries]
     cursors = []
     with driver.pipeline():
@@ -450,35 +484,34 @@ def _first_batches(conn: sa.Connection, queries: list[sa.Select]) -> list[list[d
             cursors.append(cursor)
     results = []
     for cursor in cursors:
-        names = [column.name for column in cursor.description]
-        results.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
+        results.append(([column.name for column in cursor.description], cursor.fetchall()))
         cursor.close()
     return results
 
 
-def _stream(conn: sa.Connection, query: sa.Select) -> Iterator[dict[str, Any]]:
-    """Rows as they arrive, in batches of BATCH, in one round trip (psycopg's chunked streaming):
-    constant memory at any size, without the extra round trips of a server-side cursor."""
+def _stream(conn: sa.Connection, query: sa.Select) -> Iterator[tuple]:
+    """Rows (tuples, in the query's column order) as they arrive, in batches of BATCH, in one round trip
+    (psycopg's chunked streaming): constant memory at any size, without the extra round trips
+    of a server-side cursor."""
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     driver = conn.connection.driver_connection
     if not hasattr(driver, "cursor") or not hasattr(driver.cursor(), "stream"):
         # Another driver: SQLAlchemy's own streaming.
         for row in conn.execution_options(stream_results=True, yield_per=BATCH).execute(query):
-            yield dict(row._mapping)
+            yield tuple(row)
         return
     with driver.cursor() as cursor:
-        names = None
-        for row in cursor.stream(str(compiled), params, size=BATCH):
-            if names is None:
-                names = [column.name for column in cursor.description]
-            yield dict(zip(names, row, strict=True))
+        yield from cursor.stream(str(compiled), params, size=BATCH)
 
 
 def _plain(value: Any) -> Any:
     """Database values as JSON-friendly values."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, (int, float, str, bool)) or value is None:
+    if isinstance(value, (int, float, str, bool)):
         return value
     return str(value)
