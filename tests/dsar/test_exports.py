@@ -1,0 +1,104 @@
+"""The archive's data members come out the same whichever way their records were staged: inline in
+the task row or spilled to the work area, one connector or several per category, fields that
+appear only in later records, nested fields."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.files.storage import default_storage
+
+from connectors.base import OBSERVED, Connector, Identity, Record, Source
+from dsar import exports
+from dsar.models import ConnectorTask
+
+from ..factories import request_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+AT = dt.datetime(2026, 11, 30, 9, 15, 0, 123456, tzinfo=dt.UTC)
+BROKER = Source("third_party", "Acme Data Ltd", "data_broker")
+
+
+class Listed(Connector):
+    """Yields the records it was given."""
+
+    def __init__(self, name: str, records: list[Record]) -> None:
+        super().__init__(name=name)
+        self.records = records
+
+    def gather(self, identity):
+        yield from self.records
+
+
+def _searches(count: int) -> list[Record]:
+    # The 'lang' field first appears after some records were staged, and is absent again later.
+    return [
+        Record(category="searches_commands", system="accounts.searches", source=OBSERVED, collected_at=AT + dt.timedelta(seconds=n),
+               fields={"query": f"query \"{n}\",\nsecond line", **({"lang": "en"} if 3 <= n < count - 2 else {})})
+        for n in range(count)
+    ]
+
+
+def _bought(count: int) -> list[Record]:
+    return [Record(category="searches_commands", system="third_party.records", source=BROKER, collected_at=None,
+                   fields={"query": f"bought {n}", "meta": {"score": n, "tags": ["a", "b"]}}) for n in range(count)]
+
+
+def _expected(connector: str, records: list[Record]) -> list[dict]:
+    return [{"connector": connector, "system": r.system, "source": r.source.as_dict(),
+             "collected_at": r.collected_at.isoformat() if r.collected_at else None, "fields": json.loads(json.dumps(r.fields))}
+            for r in records]
+
+
+def _archive(request, staged: dict[str, tuple[Connector, list[Record]]]) -> zipfile.ZipFile:
+    tasks = []
+    for connector, _records in staged.values():
+        output = exports.stage_gather(connector, Identity(email=request.email), frozenset(request.categories),
+                                      request_id=request.id, attempt=1)
+        tasks.append(ConnectorTask(request=request, connector=connector.name, output=output))
+    archive = exports.archive_build(request, tasks)
+    with default_storage.open(archive.path, "rb") as handle:
+        return zipfile.ZipFile(io.BytesIO(handle.read()))
+
+
+@pytest.mark.parametrize("count", [12, 4000], ids=["inline", "spilled"])
+def test_json_and_csv_members_hold_every_record_of_every_connector(count):
+    request = request_make(status="processing", email=f"staged-{count}@example.com")
+    searches, bought = _searches(count), _bought(count // 3)
+    archive = _archive(request, {"accounts": (Listed("accounts", searches), searches),
+                                 "third_party": (Listed("third_party", bought), bought)})
+
+    expected = _expected("accounts", searches) + _expected("third_party", bought)
+    assert json.loads(archive.read("data/searches_commands.json")) == expected
+
+    rows = list(csv.DictReader(io.StringIO(archive.read("data/searches_commands.csv").decode())))
+    assert list(rows[0]) == [*exports.FIXED_CSV_COLUMNS, "query", "lang", "meta.score", "meta.tags"]
+    flattened = [
+        {"connector": e["connector"], "system": e["system"], "source_type": e["source"]["type"], "source_name": e["source"]["name"] or "",
+         "source_kind": e["source"]["kind"] or "", "collected_at": e["collected_at"] or "",
+         **{name: "" for name in ("query", "lang", "meta.score", "meta.tags")},
+         **{name: str(value) if not isinstance(value, list) else json.dumps(value) for name, value in exports.flatten(e["fields"])}}
+        for e in expected
+    ]
+    assert rows == flattened
+    assert all(len(row) == len(rows[0]) and None not in row for row in rows)  # every row has every column, no extra cells
+
+
+def test_one_connector_with_steady_fields_has_its_staged_rows_copied_as_they_are():
+    request = request_make(status="processing", email="steady@example.com")
+    records = [Record(category="searches_commands", system="accounts.searches", source=OBSERVED, fields={"query": f"q{n}"})
+               for n in range(5)]
+    output = exports.stage_gather(Listed("accounts", records), Identity(email=request.email), frozenset(request.categories),
+                                  request_id=request.id, attempt=1)
+    staged = output["categories"]["searches_commands"]
+    assert staged["rectangular"] and staged["columns"] == ["query"]
+    archive = exports.archive_build(request, [ConnectorTask(request=request, connector="accounts", output=output)])
+    with default_storage.open(archive.path, "rb") as handle:
+        text = zipfile.ZipFile(io.BytesIO(handle.read())).read("data/searches_commands.csv").decode()
+    header = ",".join([*exports.FIXED_CSV_COLUMNS, "query"])
+    assert text.splitlines() == [header] + [f"accounts,accounts.searches,observed,,,,q{n}" for n in range(5)]
