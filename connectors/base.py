@@ -50,9 +50,10 @@ OBSERVED = Source("observed")
 INFERRED = Source("inferred")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
-    """One item of personal data in one category, with where it came from."""
+    """One item of personal data in one category, with where it came from. Treat it as a value;
+    it is not frozen because a subject can have millions, and a frozen one costs twice as much to make."""
 
     category: str
     fields: Mapping[str, Any]

@@ -2,8 +2,8 @@
 and per email (which also bounds how many codes a stranger can make us send to someone else's
 address), and code attempts per address and email.
 
-Each limit is a fixed-window counter in Redis. Both counters of a call are raised in one pipelined
-round trip: filing is the hottest path the product has, and a counter per round trip (with an
+Each limit is a fixed-window counter in Redis. Both counters of a call are raised by one script,
+in one round trip: filing is the hottest path the product has, and a counter per round trip (with an
 existence check first, as a cache-based limiter does) cost more than the rest of the request.
 Counted values are keyed hashes, so Redis never holds an address or an email.
 """
@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.commands.core import Script
 
 from .errors import ServiceError
 
@@ -48,22 +49,35 @@ def client_address(http_request) -> str:
     return remote
 
 
+# Raise every counter of a call and give each new one its window: one round trip, atomically.
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+_script: Script | None = None
+
+
 def _counted(limits: list[tuple[str, str, str]]) -> None:
     """Count one call against each (scope, value, message); raise Throttled with the first exceeded."""
+    global _script
     now = time.time()
-    client = cache._cache.get_client(write=True)  # the cache's own Redis pool; no public accessor exists
-    pipe = client.pipeline(transaction=False)
-    windows = []
+    keys, windows, allowed = [], [], []
     for scope, value, _message in limits:
-        allowed, seconds = rate_parse(settings.DSAR_RATE_LIMITS[scope])
+        count, seconds = rate_parse(settings.DSAR_RATE_LIMITS[scope])
         digest = hmac.new(settings.SECRET_KEY.encode(), f"{scope}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-        key = cache.make_key(f"rl:{scope}:{digest}:{int(now // seconds)}")
-        pipe.incr(key)
-        pipe.expire(key, seconds + 1)
-        windows.append(allowed)
-    counts = pipe.execute()[::2]
-    for (_scope, _value, message), allowed, count in zip(limits, windows, counts, strict=True):
-        if count > allowed:
+        keys.append(cache.make_key(f"rl:{scope}:{digest}:{int(now // seconds)}"))
+        windows.append(seconds + 1)
+        allowed.append(count)
+    client = cache._cache.get_client(write=True)  # the cache's own Redis pool; no public accessor exists
+    if _script is None:
+        _script = client.register_script(_COUNT)  # called below with the current client, so a changed cache is followed
+    counts = _script(keys=keys, args=windows, client=client)
+    for (_scope, _value, message), limit, count in zip(limits, allowed, counts, strict=True):
+        if count > limit:
             raise Throttled(message)
 
 
