@@ -10,6 +10,7 @@ a whole subject in memory.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -21,6 +22,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,6 +49,7 @@ from .models import ConnectorTask, Export, Request
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+ZIP64_FROM = 1 << 30  # a member that may pass this size is written with Zip64 sizes from the start
 INDEX_PREVIEW_RECORDS = 50
 INLINE_BYTES = 256 * 1024  # a connector's output up to this size travels in its task row
 FILES = "__files__.jsonl"  # the staged stream listing content files
@@ -87,23 +90,23 @@ class _Spool:
     to local files, which are moved into the storage's work area, so memory stays bounded at any size."""
 
     def __init__(self) -> None:
-        self.lines: dict[str, list[str]] = {}
+        self.lines: dict[str, list[bytes]] = {}
         self.size = 0
         self.tmpdir: Path | None = None
         self.handles: dict[str, Any] = {}
 
-    def write(self, stream: str, text: str) -> None:
+    def write(self, stream: str, data: bytes) -> None:
         if self.tmpdir is None:
-            self.lines.setdefault(stream, []).append(text)
-            self.size += len(text)
+            self.lines.setdefault(stream, []).append(data)
+            self.size += len(data)
             if self.size > INLINE_BYTES:
                 self._spill()
         else:
-            self._handle(stream).write(text)
+            self._handle(stream).write(data)
 
     def _handle(self, stream: str):
         if stream not in self.handles:
-            self.handles[stream] = (self.tmpdir / stream).open("w", encoding="utf-8", newline="")
+            self.handles[stream] = (self.tmpdir / stream).open("wb")
         return self.handles[stream]
 
     def _spill(self) -> None:
@@ -115,7 +118,7 @@ class _Spool:
     def finish(self, prefix: str) -> dict[str, list[str]] | None:
         """Inline texts per stream, or None once they were moved to `prefix` in the storage."""
         if self.tmpdir is None:
-            return self.lines
+            return {stream: [data.decode("utf-8") for data in lines] for stream, lines in self.lines.items()}
         for stream, handle in self.handles.items():
             handle.close()
             with (self.tmpdir / stream).open("rb") as local:
@@ -129,6 +132,61 @@ class _Spool:
             for handle in self.handles.values():
                 handle.close()
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class _FilesFragment:
+    """One task's content files, written into a zip of their own (stored, as the archive keeps
+    them) while they are gathered, each with its SHA-256. On a local disk the final step makes
+    this zip the start of the archive and appends the rest: the files are read and written once,
+    in the connector's task, while the other connectors gather."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+        self.path: str | None = None
+        self.zip: zipfile.ZipFile | None = None
+
+    def add(self, arcname: str, ref: str, size: int | None) -> tuple[int, str]:
+        """Copy one file in; return its size and SHA-256 as copied."""
+        if self.zip is None:
+            handle, self.path = tempfile.mkstemp(prefix="dsar-files-", suffix=".zip", dir=_local_tmp())
+            os.close(handle)
+            self.zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        info = zipfile.ZipInfo(arcname, date_time=time.localtime()[:6])
+        info.file_size = size or 0
+        digest, copied = hashlib.sha256(), 0
+        with self.connector.open_file(ref) as source, self.zip.open(info, "w", force_zip64=size is None or size > ZIP64_FROM) as target:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                copied += len(chunk)
+                target.write(chunk)
+        return copied, digest.hexdigest()
+
+    def finish(self, target: str) -> str | None:
+        """Move the finished zip to `target` in the storage; its path there, or None without files."""
+        if self.zip is None:
+            return None
+        self.zip.close()
+        with open(self.path, "rb") as local:
+            storage_delete(target)
+            saved = default_storage.save(target, _TempFile(local, name="files.zip"))
+        self.path = None
+        return saved
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def on_local_disk() -> bool:
+    """Whether the export storage is a local disk (files can be renamed and appended to)."""
+    try:
+        default_storage.path("")
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -159,14 +217,14 @@ def _flat(fields: Mapping[str, Any]) -> Mapping[str, Any]:
 CSV_FLUSH = 64 * 1024
 
 
-def _json_line(line: dict) -> str:
+def _json_line(line: dict) -> bytes:
     """One staged record as a line of JSON. orjson, because a subject can have millions of records
     and the standard encoder costs several times as much per record; the standard one is kept for
     what orjson refuses (integers past 64 bits)."""
     try:
-        return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE).decode()
+        return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        return json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+        return (json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def json_stream(category: str) -> str:
@@ -187,8 +245,10 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     stages: dict[str, _CategoryStage] = {}
     spool = _Spool()
     roots: dict[str, str | None] = {}  # category -> its root if the request asked for it, else None
-    heads: dict[tuple, tuple[str, list]] = {}  # (system, source) -> the line's fixed start and CSV cells
+    heads: dict[tuple, tuple[dict, str]] = {}  # (category, system, source) -> the source as JSON, the row's fixed CSV cells
+    last: tuple = (None, None, None, None)
     file_count = file_bytes = 0
+    fragment = _FilesFragment(connector) if on_local_disk() else None
     try:
         for item in connector.gather(identity):
             if type(item) is not Record and type(item) is not FileItem and not isinstance(item, (Record, FileItem)):
@@ -204,7 +264,10 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 if root is None:
                     continue
                 arcname = f"files/{connector.name}/{item.path.lstrip('/')}"
-                spool.write(FILES, json.dumps({"path": arcname, "ref": item.ref, "bytes": item.size}) + "\n")
+                listed = {"path": arcname, "ref": item.ref, "bytes": item.size}
+                if fragment is not None:
+                    listed["bytes"], listed["sha256"] = fragment.add(arcname, item.ref, item.size)
+                spool.write(FILES, _json_line(listed))
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
@@ -219,14 +282,16 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 stage = stages[root] = _CategoryStage(json_stream(root), csv_stream(root))
             system = getattr(item, "system", connector.name)
             source = item.source
-            head = heads.get((system, source))
-            if head is None:
-                cells = io.StringIO()
-                csv.writer(cells).writerow([connector.name, system, source.type, source.name, source.kind, ""])
-                # The row's fixed cells, written once: the source's five and the comma before collected_at.
-                head = heads[(system, source)] = (source.as_dict(), cells.getvalue().removesuffix("\r\n"))
-            if source not in stage.sources:
-                stage.sources[source] = head[0]
+            if source is not last[0] or system is not last[1] or root is not last[2]:  # rows come in runs: skip the hashing
+                head = heads.get((root, system, source))
+                if head is None:
+                    cells = io.StringIO()
+                    csv.writer(cells).writerow([connector.name, system, source.type, source.name, source.kind, ""])
+                    # The row's fixed cells, written once: the source's five and the comma before collected_at.
+                    head = heads[(root, system, source)] = (source.as_dict(), cells.getvalue().removesuffix("\r\n"))
+                    stage.sources.setdefault(source, head[0])
+                last = (source, system, root, head)
+            head = last[3]
             line = {"connector": connector.name, "system": system, "source": head[0], "collected_at": item.collected_at, "fields": fields}
             spool.write(stage.json_name, _json_line(line))
             flat = _flat(fields)
@@ -240,18 +305,22 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
             stage.writer.writerow([_iso(item.collected_at), *[flat.get(name, "") for name in columns]])
             stage.records += 1
             if stage.csv.tell() > CSV_FLUSH:
-                spool.write(stage.csv_name, stage.csv.getvalue())
+                spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
                 stage.csv.seek(0)
                 stage.csv.truncate()
         for stage in stages.values():
             if stage.csv.tell():
-                spool.write(stage.csv_name, stage.csv.getvalue())
+                spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
         inline = spool.finish(prefix)
+        fragment_path = fragment.finish(f"{prefix}/files.zip") if fragment is not None else None
     finally:
         spool.close()
+        if fragment is not None:
+            fragment.close()
     return {
         "prefix": prefix,
         "inline": inline,
+        "fragment": fragment_path,
         "counts": {c: s.records for c, s in stages.items()},
         "categories": {
             c: {"records": s.records, "columns": list(s.columns), "rectangular": s.rectangular, "sources": list(s.sources.values())}
@@ -518,12 +587,17 @@ def _preview(parts: list, limit: int) -> list[dict]:
 
 
 def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
-    """Write the export zip for a request whose connector tasks all succeeded."""
+    """Write the export zip for a request whose connector tasks all succeeded.
+
+    On a local disk, where every task with files wrote them into a zip of its own, the largest of
+    those becomes the archive and the rest is appended to it. Otherwise (S3, or a step run again
+    after that zip was taken) the whole archive is streamed, the files read from their connectors.
+    """
     summary: dict[str, dict] = {
         c: {"label": category_info(c)["label"], "records": 0, "connectors": [], "sources": [], "staged": [], "json": [], "csv": []}
         for c in request.categories
     }
-    file_lists: list[tuple[str, str]] = []
+    file_lists: list[tuple[str, list | str, str | None]] = []
     for task in tasks:
         output = task.output or {}
         for category, staged in output.get("categories", {}).items():
@@ -535,22 +609,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             entry["json"].append(_staged(output, json_stream(category)))
             entry["csv"].append((_staged(output, csv_stream(category)), staged))
         if output.get("files"):
-            file_lists.append((task.connector, _staged(output, FILES)))
-
-    members = _Members()
-    zs = ZipStream(compress_type=ZIP_DEFLATED, sized=False)
-    for category, entry in summary.items():
-        columns = csv_columns(entry["staged"])
-        zs.add(members.hashed(f"data/{category}.json", _category_json(entry["json"])), f"data/{category}.json")
-        zs.add(members.hashed(f"data/{category}.csv", _category_csv(entry["csv"], columns)), f"data/{category}.csv")
-    for connector_name, list_path in file_lists:
-        for line in _lines(list_path):
-            item = json.loads(line)
-            zs.add(
-                members.hashed(item["path"], _file_chunks(connector_name, item["ref"])),
-                item["path"],
-                compress_type=ZIP_STORED,
-            )
+            file_lists.append((task.connector, _staged(output, FILES), output.get("fragment")))
     generated_at = timezone.now()
     index_html = render_to_string(
         "exports/index.html",
@@ -571,27 +630,56 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             "preview_limit": INDEX_PREVIEW_RECORDS,
         },
     ).encode("utf-8")
-    zs.add(members.hashed("index.html", [index_html]), "index.html")
 
-    def stream() -> Iterator[bytes]:
-        yield from zs.all_files()
-        manifest = {
+    def manifest(files: list[dict]) -> bytes:
+        return json.dumps({
             "format_version": 1,
             "request_id": str(request.id),
             "subject_email": request.email,
             "generated_at": generated_at.isoformat(),
             "categories": {
-                category: {
-                    "label": entry["label"],
-                    "records": entry["records"],
-                    "connectors": entry["connectors"],
-                    "sources": entry["sources"],
-                }
+                category: {"label": entry["label"], "records": entry["records"], "connectors": entry["connectors"], "sources": entry["sources"]}
                 for category, entry in summary.items()
             },
-            "files": members.files,
-        }
-        zs.add(json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"), "manifest.json")
+            "files": files,
+        }, indent=2, ensure_ascii=False).encode("utf-8")
+
+    path = f"exports/{request.id}/{uuid.uuid4().hex}.zip"
+    fragments = [fragment for _, _, fragment in file_lists]
+    if file_lists and on_local_disk() and all(fragment and default_storage.exists(fragment) for fragment in fragments):
+        size, sha256 = _archive_appended(path, summary, file_lists, index_html, manifest)
+    else:
+        path, size, sha256 = _archive_streamed(path, summary, file_lists, index_html, manifest)
+    return Archive(path=path, bytes=size, sha256=sha256, categories={category: entry["records"] for category, entry in summary.items()})
+
+
+def _data_members(summary: dict[str, dict]) -> Iterator[tuple[str, Iterator[bytes], int]]:
+    """(name, bytes, about how many bytes) of each data member: every category's JSON and CSV."""
+    for category, entry in summary.items():
+        staged = sum(_staged_size(part) for part in entry["json"])
+        yield f"data/{category}.json", _category_json(entry["json"]), staged
+        yield f"data/{category}.csv", _category_csv(entry["csv"], csv_columns(entry["staged"])), staged
+
+
+def _staged_size(part: list | str) -> int:
+    return sum(len(text) for text in part) if isinstance(part, list) else default_storage.size(part)
+
+
+def _archive_streamed(path: str, summary: dict, file_lists: list, index_html: bytes, manifest) -> tuple[str, int, str]:
+    """The archive as one stream through the storage API: any storage, files read from their connectors."""
+    members = _Members()
+    zs = ZipStream(compress_type=ZIP_DEFLATED, sized=False)
+    for name, chunks, _size in _data_members(summary):
+        zs.add(members.hashed(name, chunks), name)
+    for connector_name, listed, _fragment in file_lists:
+        for line in _lines(listed):
+            item = json.loads(line)
+            zs.add(members.hashed(item["path"], _file_chunks(connector_name, item["ref"])), item["path"], compress_type=ZIP_STORED)
+    zs.add(members.hashed("index.html", [index_html]), "index.html")
+
+    def stream() -> Iterator[bytes]:
+        yield from zs.all_files()
+        zs.add(manifest(members.files), "manifest.json")
         yield from zs.finalize()
 
     digest, size = hashlib.sha256(), 0
@@ -603,19 +691,64 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             size += len(chunk)
             yield chunk
 
-    path = f"exports/{request.id}/{uuid.uuid4().hex}.zip"
     saved = None
     try:
         saved = default_storage.save(path, _StreamFile(counted(_prefetched(stream())), name="export.zip"))
     except BaseException:
         storage_delete(saved or path)
         raise
-    return Archive(
-        path=saved,
-        bytes=size,
-        sha256=digest.hexdigest(),
-        categories={category: entry["records"] for category, entry in summary.items()},
-    )
+    return saved, size, digest.hexdigest()
+
+
+def _archive_appended(path: str, summary: dict, file_lists: list, index_html: bytes, manifest) -> tuple[int, str]:
+    """The archive on a local disk: the largest task zip of files, moved into place, with the other
+    tasks' files, the data members, the report and the manifest appended (zipfile rewrites the
+    central directory at the end). The task zip is taken, so a second run of this step streams."""
+    local = Path(default_storage.path(path))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    base = max((fragment for _, _, fragment in file_lists), key=default_storage.size)
+    files: list[dict] = []
+    try:
+        shutil.move(default_storage.path(base), local)  # a rename, on one disk
+        with zipfile.ZipFile(local, "a", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for _connector, listed, fragment in file_lists:
+                files.extend({k: v for k, v in json.loads(line).items() if k != "ref"} for line in _lines(listed))
+                if fragment != base:
+                    with default_storage.open(fragment, "rb") as handle, zipfile.ZipFile(handle) as other:
+                        for info in other.infolist():
+                            with other.open(info) as source, archive.open(_member(info.filename, zipfile.ZIP_STORED), "w",
+                                                                          force_zip64=info.file_size > ZIP64_FROM) as target:
+                                shutil.copyfileobj(source, target, CHUNK)
+            for name, chunks, size in _data_members(summary):
+                files.append(_member_write(archive, name, chunks, force_zip64=size > ZIP64_FROM))
+            files.append(_member_write(archive, "index.html", [index_html]))
+            archive.writestr(_member("manifest.json", zipfile.ZIP_DEFLATED), manifest(files))
+        digest, size = hashlib.sha256(), 0
+        with local.open("rb") as written:
+            while chunk := written.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except BaseException:
+        local.unlink(missing_ok=True)
+        raise
+    return size, digest.hexdigest()
+
+
+def _member(name: str, compress_type: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = compress_type
+    return info
+
+
+def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], *, force_zip64: bool = False) -> dict:
+    """Deflate one member into `archive`; its manifest entry."""
+    digest, size = hashlib.sha256(), 0
+    with archive.open(_member(name, zipfile.ZIP_DEFLATED), "w", force_zip64=force_zip64) as target:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            target.write(chunk)
+    return {"path": name, "bytes": size, "sha256": digest.hexdigest()}
 
 
 def archive_encrypted(export: Export, passphrase: str) -> Iterator[bytes]:

@@ -1,11 +1,13 @@
-"""The archive's data members come out the same whichever way their records were staged: inline in
-the task row or spilled to the work area, one connector or several per category, fields that
-appear only in later records, nested fields."""
+"""The archive comes out the same whichever way its parts were staged: records inline in the task
+row or spilled to the work area, one connector or several per category, fields that appear only
+in later records, nested fields; files written into the archive by their tasks, or streamed in by
+the final step."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import zipfile
@@ -13,7 +15,7 @@ import zipfile
 import pytest
 from django.core.files.storage import default_storage
 
-from connectors.base import OBSERVED, Connector, Identity, Record, Source
+from connectors.base import OBSERVED, Connector, FileItem, Identity, Record, Source
 from dsar import exports
 from dsar.models import ConnectorTask
 
@@ -102,3 +104,57 @@ def test_one_connector_with_steady_fields_has_its_staged_rows_copied_as_they_are
         text = zipfile.ZipFile(io.BytesIO(handle.read())).read("data/searches_commands.csv").decode()
     header = ",".join([*exports.FIXED_CSV_COLUMNS, "query"])
     assert text.splitlines() == [header] + [f"accounts,accounts.searches,observed,,,,q{n}" for n in range(5)]
+
+
+class Stored(Connector):
+    """Yields files held in memory."""
+
+    def __init__(self, name: str, files: dict[str, bytes]) -> None:
+        super().__init__(name=name)
+        self.files = files
+
+    def gather(self, identity):
+        for path, data in self.files.items():
+            yield FileItem(category="content", path=path, ref=path, size=len(data))
+
+    def open_file(self, ref):
+        return io.BytesIO(self.files[ref])
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, bytes]:
+    return {name: archive.read(name) for name in archive.namelist() if name != "manifest.json"}
+
+
+def test_files_written_by_their_tasks_make_the_same_archive_as_files_streamed_in_the_final_step(monkeypatch):
+    request = request_make(status="processing", email="files@example.com")
+    photos = {"a/photo.jpg": b"\xff\xd8" + bytes(range(256)) * 4000, "b.txt": "caf\u00e9\n".encode()}
+    notes = {"notes/one.md": b"# one\n" * 1000}
+    connectors = {c.name: c for c in (Stored("photos", photos), Stored("notes", notes), Listed("accounts", _searches(5)))}
+    monkeypatch.setattr(exports, "connector_get", connectors.__getitem__)
+    tasks = [ConnectorTask(request=request, connector=name, output=exports.stage_gather(
+        connector, Identity(email=request.email), frozenset(request.categories), request_id=request.id, attempt=1))
+        for name, connector in connectors.items()]
+    assert default_storage.exists(tasks[0].output["fragment"]) and default_storage.exists(tasks[1].output["fragment"])
+
+    def built() -> tuple[zipfile.ZipFile, dict]:
+        archive = exports.archive_build(request, tasks)
+        with default_storage.open(archive.path, "rb") as handle:
+            data = handle.read()
+        assert len(data) == archive.bytes and hashlib.sha256(data).hexdigest() == archive.sha256
+        opened = zipfile.ZipFile(io.BytesIO(data))
+        assert opened.testzip() is None
+        return opened, json.loads(opened.read("manifest.json"))
+
+    appended, appended_manifest = built()
+    assert not default_storage.exists(tasks[0].output["fragment"])  # the larger task zip became the archive
+    streamed, streamed_manifest = built()  # run again: that zip is gone, so everything is streamed
+
+    assert set(_members(appended)) == set(_members(streamed))
+    assert {n: d for n, d in _members(appended).items() if n != "index.html"} == {n: d for n, d in _members(streamed).items() if n != "index.html"}
+    assert {f"files/photos/{p}": d for p, d in photos.items()}.items() <= _members(appended).items()
+    assert {f"files/notes/{p}": d for p, d in notes.items()}.items() <= _members(appended).items()
+    for manifest, archive in ((appended_manifest, appended), (streamed_manifest, streamed)):
+        listed = {entry["path"]: entry for entry in manifest["files"]}
+        assert set(listed) == set(_members(archive))
+        for name, data in _members(archive).items():
+            assert listed[name]["bytes"] == len(data) and listed[name]["sha256"] == hashlib.sha256(data).hexdigest()
