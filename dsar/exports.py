@@ -26,6 +26,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 ZIP64_FROM = 1 << 30  # a member that may pass this size is written with Zip64 sizes from the start
+FRAGMENT_FROM = 32 * 1024 * 1024  # a task's files past this size go into the archive from the task
 INDEX_PREVIEW_RECORDS = 50
 INLINE_BYTES = 256 * 1024  # a connector's output up to this size travels in its task row
 FILES = "__files__.jsonl"  # the staged stream listing content files
@@ -138,12 +140,34 @@ class _FilesFragment:
     """One task's content files, written into a zip of their own (stored, as the archive keeps
     them) while they are gathered, each with its SHA-256. On a local disk the final step makes
     this zip the start of the archive and appends the rest: the files are read and written once,
-    in the connector's task, while the other connectors gather."""
+    in the connector's task, while the other connectors gather. A few small files are not worth
+    a zip of their own: they are listed, and the final step streams them in."""
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
         self.path: str | None = None
         self.zip: zipfile.ZipFile | None = None
+        self.pending: list[dict] = []
+        self.pending_bytes = 0
+
+    def offer(self, listed: dict) -> list[dict]:
+        """Take one listed file; return the files now ready to stage (copied in, with their SHA-256)."""
+        if self.zip is None:
+            self.pending.append(listed)
+            self.pending_bytes += listed["bytes"] or 0
+            if self.pending_bytes <= FRAGMENT_FROM:
+                return []
+            ready, self.pending = self.pending, []
+        else:
+            ready = [listed]
+        for entry in ready:
+            entry["bytes"], entry["sha256"] = self.add(entry["path"], entry["ref"], entry["bytes"])
+        return ready
+
+    def rest(self) -> list[dict]:
+        """The files still held back: too small together for a zip of their own."""
+        ready, self.pending = self.pending, []
+        return ready
 
     def add(self, arcname: str, ref: str, size: int | None) -> tuple[int, str]:
         """Copy one file in; return its size and SHA-256 as copied."""
@@ -265,9 +289,8 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                     continue
                 arcname = f"files/{connector.name}/{item.path.lstrip('/')}"
                 listed = {"path": arcname, "ref": item.ref, "bytes": item.size}
-                if fragment is not None:
-                    listed["bytes"], listed["sha256"] = fragment.add(arcname, item.ref, item.size)
-                spool.write(FILES, _json_line(listed))
+                for ready in fragment.offer(listed) if fragment is not None else [listed]:
+                    spool.write(FILES, _json_line(ready))
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
@@ -311,6 +334,8 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
         for stage in stages.values():
             if stage.csv.tell():
                 spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
+        for ready in fragment.rest() if fragment is not None else []:
+            spool.write(FILES, _json_line(ready))
         inline = spool.finish(prefix)
         fragment_path = fragment.finish(f"{prefix}/files.zip") if fragment is not None else None
     finally:
@@ -645,8 +670,8 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
         }, indent=2, ensure_ascii=False).encode("utf-8")
 
     path = f"exports/{request.id}/{uuid.uuid4().hex}.zip"
-    fragments = [fragment for _, _, fragment in file_lists]
-    if file_lists and on_local_disk() and all(fragment and default_storage.exists(fragment) for fragment in fragments):
+    fragments = [fragment for _, _, fragment in file_lists if fragment]
+    if fragments and on_local_disk() and all(default_storage.exists(fragment) for fragment in fragments):
         size, sha256 = _archive_appended(path, summary, file_lists, index_html, manifest)
     else:
         path, size, sha256 = _archive_streamed(path, summary, file_lists, index_html, manifest)
@@ -706,12 +731,24 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
     central directory at the end). The task zip is taken, so a second run of this step streams."""
     local = Path(default_storage.path(path))
     local.parent.mkdir(parents=True, exist_ok=True)
-    base = max((fragment for _, _, fragment in file_lists), key=default_storage.size)
+    base = max((fragment for _, _, fragment in file_lists if fragment), key=default_storage.size)
     files: list[dict] = []
     try:
         shutil.move(default_storage.path(base), local)  # a rename, on one disk
-        with zipfile.ZipFile(local, "a", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-            for _connector, listed, fragment in file_lists:
+        with (
+            zipfile.ZipFile(local, "a", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive,
+            ThreadPoolExecutor(1, thread_name_prefix="archive-digest") as background,
+        ):
+            # Appending starts at the task zip's central directory (start_dir); the bytes before it
+            # stay as they are, so they are hashed meanwhile, on the other core.
+            kept = archive.start_dir
+            head = background.submit(_digest, local, kept)  # a thread per archive: cheap beside 32 MiB of files
+            for connector_name, listed, fragment in file_lists:
+                if not fragment:  # a few small files, read from their connector now
+                    for item in map(json.loads, _lines(listed)):
+                        chunks = _file_chunks(connector_name, item["ref"])
+                        files.append(_member_write(archive, item["path"], chunks, zipfile.ZIP_STORED, force_zip64=False))
+                    continue
                 files.extend({k: v for k, v in json.loads(line).items() if k != "ref"} for line in _lines(listed))
                 if fragment != base:
                     with default_storage.open(fragment, "rb") as handle, zipfile.ZipFile(handle) as other:
@@ -720,11 +757,13 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
                                                                           force_zip64=info.file_size > ZIP64_FROM) as target:
                                 shutil.copyfileobj(source, target, CHUNK)
             for name, chunks, size in _data_members(summary):
-                files.append(_member_write(archive, name, chunks, force_zip64=size > ZIP64_FROM))
-            files.append(_member_write(archive, "index.html", [index_html]))
+                files.append(_member_write(archive, name, chunks, zipfile.ZIP_DEFLATED, force_zip64=size > ZIP64_FROM))
+            files.append(_member_write(archive, "index.html", [index_html], zipfile.ZIP_DEFLATED, force_zip64=False))
             archive.writestr(_member("manifest.json", zipfile.ZIP_DEFLATED), manifest(files))
-        digest, size = hashlib.sha256(), 0
+            digest = head.result()
+        size = kept
         with local.open("rb") as written:
+            written.seek(kept)
             while chunk := written.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -734,16 +773,26 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
     return size, digest.hexdigest()
 
 
+def _digest(path: Path, length: int):
+    """SHA-256 of the first `length` bytes of a file (a hash object, to go on with)."""
+    digest, left = hashlib.sha256(), length
+    with path.open("rb") as handle:
+        while left and (chunk := handle.read(min(CHUNK, left))):
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest
+
+
 def _member(name: str, compress_type: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
     info.compress_type = compress_type
     return info
 
 
-def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], *, force_zip64: bool = False) -> dict:
-    """Deflate one member into `archive`; its manifest entry."""
+def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], compress_type: int, *, force_zip64: bool = True) -> dict:
+    """Write one member into `archive`; its manifest entry. Zip64 sizes unless the member is known to be small."""
     digest, size = hashlib.sha256(), 0
-    with archive.open(_member(name, zipfile.ZIP_DEFLATED), "w", force_zip64=force_zip64) as target:
+    with archive.open(_member(name, compress_type), "w", force_zip64=force_zip64) as target:
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)

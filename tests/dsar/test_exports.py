@@ -129,12 +129,16 @@ def test_files_written_by_their_tasks_make_the_same_archive_as_files_streamed_in
     request = request_make(status="processing", email="files@example.com")
     photos = {"a/photo.jpg": b"\xff\xd8" + bytes(range(256)) * 4000, "b.txt": "caf\u00e9\n".encode()}
     notes = {"notes/one.md": b"# one\n" * 1000}
-    connectors = {c.name: c for c in (Stored("photos", photos), Stored("notes", notes), Listed("accounts", _searches(5)))}
+    videos = {"clip.mp4": bytes(range(255, -1, -1)) * 8000}
+    connectors = {c.name: c for c in (Stored("photos", photos), Stored("notes", notes), Stored("videos", videos),
+                                      Listed("accounts", _searches(5)))}
     monkeypatch.setattr(exports, "connector_get", connectors.__getitem__)
+    monkeypatch.setattr(exports, "FRAGMENT_FROM", 100_000)  # photos and videos are worth a zip of their own, the notes are not
     tasks = [ConnectorTask(request=request, connector=name, output=exports.stage_gather(
         connector, Identity(email=request.email), frozenset(request.categories), request_id=request.id, attempt=1))
         for name, connector in connectors.items()]
-    assert default_storage.exists(tasks[0].output["fragment"]) and default_storage.exists(tasks[1].output["fragment"])
+    photos_zip, notes_zip, videos_zip = (task.output["fragment"] for task in tasks[:3])
+    assert default_storage.exists(photos_zip) and notes_zip is None and default_storage.exists(videos_zip)
 
     def built() -> tuple[zipfile.ZipFile, dict]:
         archive = exports.archive_build(request, tasks)
@@ -146,13 +150,14 @@ def test_files_written_by_their_tasks_make_the_same_archive_as_files_streamed_in
         return opened, json.loads(opened.read("manifest.json"))
 
     appended, appended_manifest = built()
-    assert not default_storage.exists(tasks[0].output["fragment"])  # the larger task zip became the archive
+    assert not default_storage.exists(videos_zip) and default_storage.exists(photos_zip)  # the larger became the archive
     streamed, streamed_manifest = built()  # run again: that zip is gone, so everything is streamed
 
     assert set(_members(appended)) == set(_members(streamed))
     assert {n: d for n, d in _members(appended).items() if n != "index.html"} == {n: d for n, d in _members(streamed).items() if n != "index.html"}
     assert {f"files/photos/{p}": d for p, d in photos.items()}.items() <= _members(appended).items()
     assert {f"files/notes/{p}": d for p, d in notes.items()}.items() <= _members(appended).items()
+    assert {f"files/videos/{p}": d for p, d in videos.items()}.items() <= _members(appended).items()
     for manifest, archive in ((appended_manifest, appended), (streamed_manifest, streamed)):
         listed = {entry["path"]: entry for entry in manifest["files"]}
         assert set(listed) == set(_members(archive))
