@@ -69,4 +69,5 @@ def test_an_entry_written_around_the_seal_is_detected(trail, capsys):
 
 def test_an_intact_trail_passes(trail, capsys):
     call_command("verify_audit")
-    assert f"audit trail intact: {len(trail)} entries" in capsys.readouterr().out
+    head = AuditSeal.objects.order_by("-seq").first().hash
+    assert f"audit trail intact: {len(trail)} entries; head {head}" in capsys.readouterr().out
