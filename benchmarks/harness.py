@@ -22,6 +22,8 @@ import psutil
 import psycopg
 import requests
 
+from dsar.stack import WEB_THREADS, WEB_WORKERS
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CODE = re.compile(rb"\b(\d{8})\b")
@@ -62,8 +64,8 @@ def free_port() -> int:
 class Product:
     """The product's processes on a benchmark database: gunicorn and Celery workers."""
 
-    def __init__(self, *, name: str, workers: int = 2, concurrency: int = 1, pool: str = "prefork", web_workers: int = 2,
-                 web_threads: int = 4, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, name: str, workers: int = 2, concurrency: int = 1, pool: str = "prefork", web_workers: int = WEB_WORKERS,
+                 web_threads: int = WEB_THREADS, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.data = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve() / "bench" / name
         self.data.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,7 @@ def _request(product: Product, type: str) -> tuple[float, dict[str, float], floa
     mailbox, session = Mailbox(product.mail), requests.Session()
     watch = _MemoryWatch(product)
     watch.start()
+    os.sync()  # the product and its reference each start with no other writes pending
     request_id, sent = file_and_verify(session, product, mailbox, EMAIL, type=type)
     with product.sql() as conn:
         done = wait_final(conn, [request_id], timeout=900, interval=0.05)[request_id]
@@ -104,6 +105,7 @@ def _copy_rows(product: Product, sql: str) -> float:
 def _export_reference(product: Product) -> float:
     """`zip -0` of the subject's files plus COPY of its rows to nowhere."""
     with tempfile.TemporaryDirectory(dir=product.data) as scratch:
+        os.sync()
         started = time.perf_counter()
         subprocess.run(["zip", "-0", "-q", "-r", f"{scratch}/ref.zip", "."], cwd=_content_dir(product), check=True)
         zipped = time.perf_counter() - started
@@ -114,6 +116,7 @@ def _export_reference(product: Product) -> float:
 
 def _erase_reference(product: Product) -> float:
     """A plain SQL DELETE of the same rows, and removing the same files."""
+    os.sync()
     started = time.perf_counter()
     with psycopg.connect(product.env["DATABASE_URL"] + "_accounts") as conn:
         conn.execute(f"DELETE FROM searches WHERE user_id IN (SELECT id FROM users WHERE lower(email) = '{EMAIL}')")

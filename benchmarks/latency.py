@@ -12,6 +12,7 @@ import statistics
 import requests
 
 from connectors.estate.generate import subject_email
+from dsar.stack import WORKER_POOL
 
 from .harness import Mailbox, Product, figure, file_and_verify, wait_final
 
@@ -20,7 +21,7 @@ SEED = 7
 
 
 def run() -> None:
-    with Product(name="latency", workers=1, concurrency=2) as product:
+    with Product(name="latency", workers=1, concurrency=WORKER_POOL) as product:
         product.database_ensure()
         product.estate_generate(subjects=RUNS + 5, seed=SEED)
         product.start()

@@ -16,6 +16,7 @@ import requests
 
 from connectors.base import Identity
 from connectors.estate.generate import subject_email
+from dsar.stack import WORKER_POOL
 
 from .harness import Mailbox, Product, figure, file_and_verify, note, wait_final
 
@@ -25,7 +26,7 @@ SEED = 11
 CLIENTS = 16
 # The default configuration: one worker process with a pool of 4 (measured best on 2 cores: the
 # pool overlaps the waits on PostgreSQL, Redis and the helpdesk). Overridable for experiments.
-CONCURRENCY = int(os.environ.get("DSAR_BENCH_CONCURRENCY", "4"))
+CONCURRENCY = int(os.environ.get("DSAR_BENCH_CONCURRENCY", str(WORKER_POOL)))
 WORKERS = int(os.environ.get("DSAR_BENCH_WORKERS", "1"))
 POOL = os.environ.get("DSAR_BENCH_POOL", "prefork")
 
