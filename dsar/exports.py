@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from django.core.files.storage import default_storage
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
 from connectors.base import Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record
@@ -52,6 +54,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 ZIP64_FROM = 1 << 30  # a member that may pass this size is written with Zip64 sizes from the start
 FRAGMENT_FROM = 32 * 1024 * 1024  # a task's files past this size go into the archive from the task
+PREFETCH_FROM = 8 * 1024 * 1024  # a streamed archive past this size is built and written by two threads
 INDEX_PREVIEW_RECORDS = 50
 INLINE_BYTES = 256 * 1024  # a connector's output up to this size travels in its task row
 FILES = "__files__.jsonl"  # the staged stream listing content files
@@ -641,11 +644,12 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
         {
             "request": request,
             "generated_at": generated_at,
-            "taxonomy": taxonomy(),
+            "terms_html": _terms_html(),
             "categories": [
                 {
                     "id": category,
                     "info": category_info(category),
+                    "about": _category_about(category),
                     "records": entry["records"],
                     "sources": entry["sources"],
                     "preview": _preview(entry["json"], INDEX_PREVIEW_RECORDS),
@@ -674,8 +678,25 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     if fragments and on_local_disk() and all(default_storage.exists(fragment) for fragment in fragments):
         size, sha256 = _archive_appended(path, summary, file_lists, index_html, manifest)
     else:
-        path, size, sha256 = _archive_streamed(path, summary, file_lists, index_html, manifest)
+        expected = sum((task.output or {}).get("file_bytes", 0) for task in tasks)
+        expected += sum(_staged_size(part) for entry in summary.values() for part in entry["json"])
+        path, size, sha256 = _archive_streamed(path, summary, file_lists, index_html, manifest, big=expected > PREFETCH_FROM)
     return Archive(path=path, bytes=size, sha256=sha256, categories={category: entry["records"] for category, entry in summary.items()})
+
+
+# The report's words from the taxonomy are the same in every export; rendering them was most of the
+# report's cost, and the report a twentieth of a worker's time.
+@lru_cache(maxsize=1)
+def _terms_html() -> str:
+    return mark_safe(render_to_string("exports/terms.html", {"taxonomy": taxonomy()}))  # noqa: S308 (a rendered template)
+
+
+@lru_cache(maxsize=None)
+def _category_about(category: str) -> tuple[str, str]:
+    """A category's description, purposes and legal basis; and its retention and recipients."""
+    info = category_info(category)
+    return tuple(mark_safe(render_to_string("exports/category_about.html", {"info": info, "part": part}))  # noqa: S308
+                 for part in ("why", "keep"))
 
 
 def _data_members(summary: dict[str, dict]) -> Iterator[tuple[str, Iterator[bytes], int]]:
@@ -690,8 +711,9 @@ def _staged_size(part: list | str) -> int:
     return sum(len(text) for text in part) if isinstance(part, list) else default_storage.size(part)
 
 
-def _archive_streamed(path: str, summary: dict, file_lists: list, index_html: bytes, manifest) -> tuple[str, int, str]:
-    """The archive as one stream through the storage API: any storage, files read from their connectors."""
+def _archive_streamed(path: str, summary: dict, file_lists: list, index_html: bytes, manifest, *, big: bool) -> tuple[str, int, str]:
+    """The archive as one stream through the storage API: any storage, files read from their
+    connectors. A big one is built by a thread of its own while it is written."""
     members = _Members()
     zs = ZipStream(compress_type=ZIP_DEFLATED, sized=False)
     for name, chunks, _size in _data_members(summary):
@@ -718,7 +740,7 @@ def _archive_streamed(path: str, summary: dict, file_lists: list, index_html: by
 
     saved = None
     try:
-        saved = default_storage.save(path, _StreamFile(counted(_prefetched(stream())), name="export.zip"))
+        saved = default_storage.save(path, _StreamFile(counted(_prefetched(stream()) if big else stream()), name="export.zip"))
     except BaseException:
         storage_delete(saved or path)
         raise
