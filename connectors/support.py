@@ -12,6 +12,7 @@ by one page of tickets and one ticket's messages, whatever the subject's history
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +39,11 @@ class ZendeskClient:
         self.session = requests.Session()
         self.session.auth = (f"{email}/token", token)
         self.session.headers["Accept"] = "application/json"
+        # The environment's proxy and CA bundle, read once: requests reads them again on every call
+        # (an eighth of this connector's time in the throughput benchmark).
+        self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
 
     def call(
         self, method: str, path: str, *, params: dict | None = None, json: dict | None = None, missing_ok: bool = False
