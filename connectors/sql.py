@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,13 +310,11 @@ class SqlConnector(Connector):
                 firsts = _first_batches(conn, [first for _, _, first in queries], params)
                 for (table, query, _first), (names, rows) in zip(queries, firsts, strict=True):
                     records = self._row_reader(table, names)
-                    for row in rows[:BATCH]:
-                        yield from records(row)
+                    yield from records(rows[:BATCH])
                     if len(rows) > BATCH:
                         key = query.selected_columns[table.primary_key]
                         last = rows[BATCH - 1][names.index(table.primary_key)]
-                        for row in _stream(conn, query.where(key > last), params):
-                            yield from records(row)
+                        yield from records(_stream(conn, query.where(key > last), params))
         except OperationalError as error:
             raise TransientError(f"{self.name}: database unavailable: {error.orig}") from error
         except DBAPIError as error:
@@ -348,8 +346,8 @@ class SqlConnector(Connector):
         query = sa.select(*selected).select_from(t).where(self._belongs(table, t, email))
         return query.order_by(t.c[table.primary_key])
 
-    def _row_reader(self, table: Table, names: list[str]) -> Callable[[tuple], list[Record]]:
-        """A function turning one row of `table` (a tuple, columns named `names`) into its records.
+    def _row_reader(self, table: Table, names: list[str]) -> Callable[[Iterable[tuple]], Iterator[Record]]:
+        """A function turning rows of `table` (tuples, columns named `names`) into their records.
         Worked out once per table, since a subject's table can have millions of rows."""
         at = {name: index for index, name in enumerate(names)}
         system = f"{self.name}.{table.name}"
@@ -397,7 +395,20 @@ class SqlConnector(Connector):
             return [Record(category=category, fields=fields, system=system, source=source, collected_at=collected)
                     for category, fields in by_category.items()]
 
-        return records
+        def stream(rows: Iterable[tuple]) -> Iterator[Record]:
+            if simple and fixed_source is not None and len(plain_columns) == 1:
+                # The commonest table of all, and the one with millions of rows: one column, one record per row.
+                (index, name), = plain_columns
+                for row in rows:
+                    value = row[index]
+                    if value is not None:
+                        collected = row[collected_at] if collected_at is not None else None
+                        yield Record(only_category, {name: value if type(value) is str else _plain(value)}, system, fixed_source, collected)
+                return
+            for row in rows:
+                yield from records(row)
+
+        return stream
 
     # --- Erasing -----------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class _CategoryStage:
     rectangular: bool = True  # every CSV row has every column (none was first seen after a row was written)
     sources: dict[tuple, dict] = field(default_factory=dict)
     csv: io.StringIO = field(default_factory=io.StringIO)
+    lines: list[bytes] = field(default_factory=list)  # JSON lines not yet handed to the spool
 
     def __post_init__(self) -> None:
         self.writer = csv.writer(self.csv)
@@ -242,6 +243,7 @@ def _flat(fields: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 CSV_FLUSH = 64 * 1024
+LINES_FLUSH = 512  # JSON lines handed to the spool together
 
 
 def _json_line(line: dict) -> bytes:
@@ -319,7 +321,10 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 last = (source, system, root, head)
             head = last[3]
             line = {"connector": connector.name, "system": system, "source": head[0], "collected_at": item.collected_at, "fields": fields}
-            spool.write(stage.json_name, _json_line(line))
+            stage.lines.append(_json_line(line))
+            if len(stage.lines) == LINES_FLUSH:
+                spool.write(stage.json_name, b"".join(stage.lines))
+                stage.lines.clear()
             flat = _flat(fields)
             columns = stage.columns
             if not flat.keys() <= columns.keys():
@@ -335,6 +340,8 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 stage.csv.seek(0)
                 stage.csv.truncate()
         for stage in stages.values():
+            if stage.lines:
+                spool.write(stage.json_name, b"".join(stage.lines))
             if stage.csv.tell():
                 spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
         for ready in fragment.rest() if fragment is not None else []:
@@ -403,8 +410,8 @@ def _staged(output: dict, stream: str) -> list[str] | str:
 def _lines(part: list[str] | str) -> Iterator[str]:
     """The lines of one staged JSON-lines stream, without their newline."""
     if isinstance(part, list):
-        for line in part:
-            yield line.rstrip("\n")
+        for text in part:  # each a run of whole lines
+            yield from text.split("\n")[:-1]
         return
     with default_storage.open(part, "rb") as handle:
         for raw in handle:
@@ -779,7 +786,8 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
                                                                           force_zip64=info.file_size > ZIP64_FROM) as target:
                                 shutil.copyfileobj(source, target, CHUNK)
             for name, chunks, size in _data_members(summary):
-                files.append(_member_write(archive, name, chunks, zipfile.ZIP_DEFLATED, force_zip64=size > ZIP64_FROM))
+                files.append(_member_write(archive, name, chunks, zipfile.ZIP_DEFLATED, force_zip64=size > ZIP64_FROM,
+                                           fast=size > PREFETCH_FROM))
             files.append(_member_write(archive, "index.html", [index_html], zipfile.ZIP_DEFLATED, force_zip64=False))
             archive.writestr(_member("manifest.json", zipfile.ZIP_DEFLATED), manifest(files))
             digest = head.result()
@@ -811,10 +819,15 @@ def _member(name: str, compress_type: int) -> zipfile.ZipInfo:
     return info
 
 
-def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], compress_type: int, *, force_zip64: bool = True) -> dict:
-    """Write one member into `archive`; its manifest entry. Zip64 sizes unless the member is known to be small."""
+def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], compress_type: int, *, force_zip64: bool = True,
+                  fast: bool = False) -> dict:
+    """Write one member into `archive`; its manifest entry. Zip64 sizes unless the member is known to
+    be small; `fast`: the quickest deflate (level 1), for a member big enough to be the final step's wait."""
     digest, size = hashlib.sha256(), 0
-    with archive.open(_member(name, compress_type), "w", force_zip64=force_zip64) as target:
+    info = _member(name, compress_type)
+    if fast:
+        info._compresslevel = 1  # zipfile's own per-member level (ZipFile.write/writestr take it as compresslevel)
+    with archive.open(info, "w", force_zip64=force_zip64) as target:
         for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
