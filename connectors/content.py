@@ -123,8 +123,9 @@ def subject_files(storage: Storage, email: str, categories: frozenset[str] | Non
             yield key, category, key[len(top) + 1 :]
 
 
-def _has_directories(storage: Storage) -> bool:
-    """Whether directories are real (a local disk) rather than implied by key names (object stores)."""
+def storage_is_local(storage: Storage) -> bool:
+    """Whether a storage is a local disk (real directories, files that can be renamed) rather than
+    an object store whose directories are implied by key names."""
     try:
         storage.path("")
     except NotImplementedError:
@@ -152,7 +153,7 @@ def subject_files_delete(storage: Storage, email: str, categories: frozenset[str
     for key, category, _ in subject_files(storage, email, categories):
         storage.delete(key)
         deleted[category] = deleted.get(category, 0) + 1
-    if _has_directories(storage):
+    if storage_is_local(storage):
         _prune(storage, subject_prefix(email))
     return deleted
 

@@ -44,6 +44,7 @@ from django.utils.safestring import mark_safe
 from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
 from connectors.base import Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record
+from connectors.content import storage_is_local
 from connectors.registry import connector_get
 from connectors.taxonomy import category_info, category_known, category_root, taxonomy
 
@@ -153,6 +154,7 @@ class _FilesFragment:
         self.zip: zipfile.ZipFile | None = None
         self.pending: list[dict] = []
         self.pending_bytes = 0
+        self.members = _Members()
 
     def offer(self, listed: dict) -> list[dict]:
         """Take one listed file; return the files now ready to stage (copied in, with their SHA-256)."""
@@ -179,15 +181,11 @@ class _FilesFragment:
             handle, self.path = tempfile.mkstemp(prefix="dsar-files-", suffix=".zip", dir=_local_tmp())
             os.close(handle)
             self.zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-        info = zipfile.ZipInfo(arcname, date_time=time.localtime()[:6])
-        info.file_size = size or 0
-        digest, copied = hashlib.sha256(), 0
-        with self.connector.open_file(ref) as source, self.zip.open(info, "w", force_zip64=size is None or size > ZIP64_FROM) as target:
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                copied += len(chunk)
+        with self.zip.open(_member(arcname, zipfile.ZIP_STORED), "w", force_zip64=size is None or size > ZIP64_FROM) as target:
+            for chunk in self.members.hashed(arcname, _file_chunks(self.connector, ref)):
                 target.write(chunk)
-        return copied, digest.hexdigest()
+        copied = self.members.files[-1]
+        return copied["bytes"], copied["sha256"]
 
     def finish(self, target: str) -> str | None:
         """Move the finished zip to `target` in the storage; its path there, or None without files."""
@@ -210,11 +208,7 @@ class _FilesFragment:
 
 def on_local_disk() -> bool:
     """Whether the export storage is a local disk (files can be renamed and appended to)."""
-    try:
-        default_storage.path("")
-    except NotImplementedError:
-        return False
-    return True
+    return storage_is_local(default_storage)
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -280,7 +274,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     fragment = _FilesFragment(connector) if on_local_disk() else None
     try:
         for item in connector.gather(identity):
-            if type(item) is not Record and type(item) is not FileItem and not isinstance(item, (Record, FileItem)):
+            if not isinstance(item, (Record, FileItem)):
                 raise PermanentError(f"{connector.name} yielded {type(item).__name__}, not a Record or FileItem")
             category = item.category
             root = roots.get(category, "") if isinstance(category, str) else ""
@@ -603,8 +597,8 @@ def _category_csv(parts: list[tuple[list | str, dict]], columns: list[str]) -> I
         yield out.getvalue().encode("utf-8")
 
 
-def _file_chunks(connector_name: str, ref: str) -> Iterator[bytes]:
-    with connector_get(connector_name).open_file(ref) as handle:
+def _file_chunks(connector: Connector, ref: str) -> Iterator[bytes]:
+    with connector.open_file(ref) as handle:
         while chunk := handle.read(CHUNK):
             yield chunk
 
@@ -624,9 +618,10 @@ def _preview(parts: list, limit: int) -> list[dict]:
 def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     """Write the export zip for a request whose connector tasks all succeeded.
 
-    On a local disk, where every task with files wrote them into a zip of its own, the largest of
-    those becomes the archive and the rest is appended to it. Otherwise (S3, or a step run again
-    after that zip was taken) the whole archive is streamed, the files read from their connectors.
+    On a local disk, where a task wrote its files into a zip of its own, the largest such zip
+    becomes the archive and the rest is appended to it. Otherwise (S3, no task with that many
+    files, or a step run again after the zip was taken) the whole archive is streamed, the files
+    read from their connectors.
     """
     summary: dict[str, dict] = {
         c: {"label": category_info(c)["label"], "records": 0, "connectors": [], "sources": [], "staged": [], "json": [], "csv": []}
@@ -728,7 +723,8 @@ def _archive_streamed(path: str, summary: dict, file_lists: list, index_html: by
     for connector_name, listed, _fragment in file_lists:
         for line in _lines(listed):
             item = json.loads(line)
-            zs.add(members.hashed(item["path"], _file_chunks(connector_name, item["ref"])), item["path"], compress_type=ZIP_STORED)
+            zs.add(members.hashed(item["path"], _file_chunks(connector_get(connector_name), item["ref"])), item["path"],
+                   compress_type=ZIP_STORED)
     zs.add(members.hashed("index.html", [index_html]), "index.html")
 
     def stream() -> Iterator[bytes]:
@@ -761,7 +757,7 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
     local = Path(default_storage.path(path))
     local.parent.mkdir(parents=True, exist_ok=True)
     base = max((fragment for _, _, fragment in file_lists if fragment), key=default_storage.size)
-    files: list[dict] = []
+    members = _Members()
     try:
         shutil.move(default_storage.path(base), local)  # a rename, on one disk
         with (
@@ -771,46 +767,44 @@ def _archive_appended(path: str, summary: dict, file_lists: list, index_html: by
             # Appending starts at the task zip's central directory (start_dir); the bytes before it
             # stay as they are, so they are hashed meanwhile, on the other core.
             kept = archive.start_dir
-            head = background.submit(_digest, local, kept)  # a thread per archive: cheap beside 32 MiB of files
+            head = background.submit(_digest, local, end=kept)
             for connector_name, listed, fragment in file_lists:
-                if not fragment:  # a few small files, read from their connector now
-                    for item in map(json.loads, _lines(listed)):
-                        chunks = _file_chunks(connector_name, item["ref"])
-                        files.append(_member_write(archive, item["path"], chunks, zipfile.ZIP_STORED, force_zip64=False))
-                    continue
-                files.extend({k: v for k, v in json.loads(line).items() if k != "ref"} for line in _lines(listed))
-                if fragment != base:
+                if fragment == base:
+                    members.files.extend({k: v for k, v in json.loads(line).items() if k != "ref"} for line in _lines(listed))
+                elif fragment:  # another task's zip of files: its members copied in
                     with default_storage.open(fragment, "rb") as handle, zipfile.ZipFile(handle) as other:
                         for info in other.infolist():
-                            with other.open(info) as source, archive.open(_member(info.filename, zipfile.ZIP_STORED), "w",
-                                                                          force_zip64=info.file_size > ZIP64_FROM) as target:
-                                shutil.copyfileobj(source, target, CHUNK)
+                            with other.open(info) as source:
+                                _member_write(archive, members, info.filename, iter(lambda: source.read(CHUNK), b""),
+                                              zipfile.ZIP_STORED, force_zip64=info.file_size > ZIP64_FROM)
+                else:  # a few small files, read from their connector now
+                    connector = connector_get(connector_name)
+                    for item in map(json.loads, _lines(listed)):
+                        _member_write(archive, members, item["path"], _file_chunks(connector, item["ref"]), zipfile.ZIP_STORED)
             for name, chunks, size in _data_members(summary):
-                files.append(_member_write(archive, name, chunks, zipfile.ZIP_DEFLATED, force_zip64=size > ZIP64_FROM,
-                                           fast=size > PREFETCH_FROM))
-            files.append(_member_write(archive, "index.html", [index_html], zipfile.ZIP_DEFLATED, force_zip64=False))
-            archive.writestr(_member("manifest.json", zipfile.ZIP_DEFLATED), manifest(files))
-            digest = head.result()
-        size = kept
-        with local.open("rb") as written:
-            written.seek(kept)
-            while chunk := written.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+                _member_write(archive, members, name, chunks, zipfile.ZIP_DEFLATED, force_zip64=size > ZIP64_FROM,
+                              fast=size > PREFETCH_FROM)
+            _member_write(archive, members, "index.html", [index_html], zipfile.ZIP_DEFLATED)
+            archive.writestr(_member("manifest.json", zipfile.ZIP_DEFLATED), manifest(members.files))
+            digest, _ = head.result()
+        digest, appended = _digest(local, start=kept, digest=digest)
     except BaseException:
         local.unlink(missing_ok=True)
         raise
-    return size, digest.hexdigest()
+    return kept + appended, digest.hexdigest()
 
 
-def _digest(path: Path, length: int):
-    """SHA-256 of the first `length` bytes of a file (a hash object, to go on with)."""
-    digest, left = hashlib.sha256(), length
+def _digest(path: Path, *, start: int = 0, end: int | None = None, digest=None) -> tuple[Any, int]:
+    """Go on hashing (SHA-256 by default) a file's bytes from `start` to `end` (its end when None);
+    the hash object, to go on with, and how many bytes it read."""
+    digest, read = digest or hashlib.sha256(), 0
+    left = float("inf") if end is None else end - start
     with path.open("rb") as handle:
-        while left and (chunk := handle.read(min(CHUNK, left))):
+        handle.seek(start)
+        while read < left and (chunk := handle.read(min(CHUNK, left - read))):
             digest.update(chunk)
-            left -= len(chunk)
-    return digest
+            read += len(chunk)
+    return digest, read
 
 
 def _member(name: str, compress_type: int) -> zipfile.ZipInfo:
@@ -819,20 +813,17 @@ def _member(name: str, compress_type: int) -> zipfile.ZipInfo:
     return info
 
 
-def _member_write(archive: zipfile.ZipFile, name: str, chunks: Iterable[bytes], compress_type: int, *, force_zip64: bool = True,
-                  fast: bool = False) -> dict:
-    """Write one member into `archive`; its manifest entry. Zip64 sizes unless the member is known to
-    be small; `fast`: the quickest deflate (level 1), for a member big enough to be the final step's wait."""
-    digest, size = hashlib.sha256(), 0
+def _member_write(archive: zipfile.ZipFile, members: _Members, name: str, chunks: Iterable[bytes], compress_type: int, *,
+                  force_zip64: bool = False, fast: bool = False) -> None:
+    """Write one member into `archive`, its size and SHA-256 into `members`. `force_zip64` for a
+    member that may pass 2 GiB; `fast`: the quickest deflate (level 1), for one big enough to be the
+    final step's wait."""
     info = _member(name, compress_type)
     if fast:
         info._compresslevel = 1  # zipfile's own per-member level (ZipFile.write/writestr take it as compresslevel)
     with archive.open(info, "w", force_zip64=force_zip64) as target:
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
+        for chunk in members.hashed(name, chunks):
             target.write(chunk)
-    return {"path": name, "bytes": size, "sha256": digest.hexdigest()}
 
 
 def archive_encrypted(export: Export, passphrase: str) -> Iterator[bytes]:
