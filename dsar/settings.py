@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "dsar.middleware.ContentSecurityPolicyMiddleware",  # django-csp's, with a constant policy for the API
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
