@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
 import json
 
 import pytest
@@ -29,6 +30,34 @@ def test_filing_answers_the_same_for_known_and_unknown_emails(api, mailoutbox, e
     assert known.json()["status"] == unknown.json()["status"] == "unverified"
     assert [m.to for m in mailoutbox] == [["alice@example.com"], ["nobody-here@example.com"]]
     assert {m.subject for m in mailoutbox} == {"Your verification code"}
+
+
+def test_a_filing_answers_with_the_request_as_stored(api, mailoutbox):
+    body = _create(api, "answer@example.com").json()
+    stored = Request.objects.get(pk=body["id"])
+    iso = lambda at: at.isoformat().replace("+00:00", "Z")  # noqa: E731
+    assert body == {"id": str(stored.id), "type": "access", "status": "unverified",
+                    "created_at": iso(stored.created_at), "due_at": iso(stored.due_at)}
+
+
+def test_the_code_email_is_text_with_an_html_alternative_both_holding_the_code(api, mailoutbox):
+    _create(api, "parts@example.com")
+    parsed = email.message_from_bytes(mailoutbox[0].message().as_bytes())
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = parsed.get_payload()
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    code = code_from(mailoutbox, "parts@example.com")
+    assert all(code in part.get_payload(decode=True).decode() for part in parts)
+    assert all(parsed.get_boundary() not in part.get_payload(decode=True).decode() for part in parts)
+
+
+def test_api_answers_let_nothing_load_while_pages_keep_the_site_policy(api, client, mailoutbox):
+    answer = _create(api, "policy@example.com")
+    assert answer["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
 
 
 def test_the_code_is_stored_only_as_a_hash(api, mailoutbox):
