@@ -29,7 +29,7 @@ test: install browser
 
 # Figures go to stdout as JSON lines (contract §8); everything else goes to stderr.
 bench: install
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk zip >/dev/null; } >&2
+	@{ command -v wrk && command -v zip && command -v valgrind; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk zip valgrind >/dev/null; } >&2
 	@$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
 
 # Faults on purpose: workers SIGKILLed and the broker killed mid-batch; the last line is the summary.

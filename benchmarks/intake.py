@@ -5,6 +5,10 @@ one does the real work: validation, rate-limit counters in Redis, the row and it
 one transaction, and the code email. The reference is the same server answering a minimal view.
 It also accounts for the machine's CPU during the run: how busy it was, and the CPU time each
 filing cost in the web server, in PostgreSQL and in all (wrk, Redis and the rest included).
+
+Time on a shared machine moves by a third from one run to the next, so the web's cost is also
+counted in instructions (callgrind, `benchmarks/filing_cost.py`), which do not move: a change to
+the filing path shows in that figure whatever the machine is doing.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 
 import psutil
 
-from .harness import Product, figure
+from .harness import PYTHON, ROOT, Product, figure, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -69,6 +74,26 @@ def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, flo
             "busy": busy / (busy + idle), "cpu_ms": 1000 * busy / requests_, **{f"{k}_ms": 1000 * v / requests_ for k, v in used.items()}}
 
 
+def _instructions_per_call(product: Product, paths: list[str], low: int = 20, high: int = 120) -> dict[str, float]:
+    """Instructions the web process spends on one call of each path: two callgrind runs per path
+    (`low` and `high` calls after the same warm-up) run side by side, since a count does not depend
+    on the load, and their difference divided by `high - low`."""
+    runs = {}
+    for path in paths:
+        for count in (low, high):
+            runs[path, count] = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, "-m", "benchmarks.filing_cost", path, str(count)],
+                cwd=ROOT, env=product.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    collected = {}
+    for key, process in runs.items():
+        _, errors = process.communicate()
+        total = re.search(r"Collected : (\d+)", errors)
+        if process.returncode or not total:
+            raise SystemExit(f"counting instructions for {key[0]} failed:\n{errors[-2000:]}")
+        collected[key] = int(total.group(1))
+    return {path: (collected[path, high] - collected[path, low]) / (high - low) for path in paths}
+
+
 def run() -> None:
     with Product(name="intake", workers=1, concurrency=1) as product:
         product.database_ensure()
@@ -85,3 +110,9 @@ def run() -> None:
         figure("intake", "cpu_ms_per_request", measured["cpu_ms"], "ms", reference={"name": "at 500 req/s, 2 cores allow (ms)", "value": 4.0})
         figure("intake", "web_cpu_ms_per_request", measured["web_ms"], "ms")
         figure("intake", "postgres_cpu_ms_per_request", measured["postgres_ms"], "ms")
+        if shutil.which("valgrind"):
+            counted = _instructions_per_call(product, ["/api/v1/requests", "/healthz/ready"])
+            ref = {"name": "the minimal view, in the same process (instructions)", "value": round(counted["/healthz/ready"])}
+            figure("intake", "web_instructions_per_filing", counted["/api/v1/requests"], "instructions", reference=ref)
+        else:
+            note("intake: valgrind is missing, so the web's instructions per filing are not counted")
