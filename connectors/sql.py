@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+# SQLAlchemy loads a dialect on the first create_engine(). Loaded with this module instead, a
+# worker's parent holds PostgreSQL's before it forks its pool, and no pool process spends its first
+# task importing it (0.4 s of CPU each, 4 % of a throughput run's worker time).
+import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 import yaml
 from dateutil.relativedelta import relativedelta
 from sqlalchemy.engine import Compiled
