@@ -642,7 +642,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             file_lists.append((task.connector, _staged(output, FILES), output.get("fragment")))
     generated_at = timezone.now()
     index_html = render_to_string(
-        "exports/index.html",
+        "exports/index.html",  # templates/jinja2/
         {
             "request": request,
             "generated_at": generated_at,
@@ -660,6 +660,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             ],
             "preview_limit": INDEX_PREVIEW_RECORDS,
         },
+        using="jinja2",
     ).encode("utf-8")
 
     def manifest(files: list[dict]) -> bytes:

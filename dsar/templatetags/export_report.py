@@ -1,4 +1,4 @@
-"""Template helpers for the export's index.html: the taxonomy's words beside its ids, and records."""
+"""Helpers for the export report (Jinja2, dsar/jinja2.py) and its parts rendered once (Django's language)."""
 
 from html import escape
 
