@@ -2,7 +2,8 @@
 
 It has what the report used under Django's template language: Django's own `date`, `pluralize`
 and `slugify` filters, and the report's helpers from `templatetags/export_report.py`, so the
-page is byte for byte what Django's engine made of it. Autoescaping is on (Django's default for
+page is what Django's engine made of it, byte for byte but for a quote in a value, which Jinja2
+escapes as &#39; or &#34; (Django: &#x27; or &quot;). Autoescaping is on (Django's default for
 Jinja2), and Django's safe strings (the taxonomy's words, rendered once) are not escaped again.
 """
 

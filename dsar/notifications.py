@@ -34,8 +34,8 @@ class _Email(EmailMultiAlternatives):
     """A text email with its HTML alternative, its MIME boundary random from the start.
 
     Left to itself, Python's generator picks a boundary and then compiles a regular expression to
-    prove it absent from the body: 6 % of the instructions that filing a request costs. 128 random bits cannot
-    collide with a body in practice, which is how most mail software chooses its boundaries.
+    prove it absent from the body: 6 % of the instructions that filing a request costs. 128 random
+    bits cannot collide with a body in practice, which is how most mail software chooses them.
     """
 
     def message(self):
