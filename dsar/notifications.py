@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from email.policy import Compat32
 from typing import Any
 
 from django.conf import settings
@@ -30,18 +32,46 @@ SUBJECTS = {
 }
 
 
-class _Email(EmailMultiAlternatives):
-    """A text email with its HTML alternative, its MIME boundary random from the start.
+# A header value as a mail server reads it unchanged: printable ASCII, spaces and tabs, no line break.
+_PLAIN_HEADER = re.compile(r"[\t\x20-\x7e]*")
 
-    Left to itself, Python's generator picks a boundary and then compiles a regular expression to
-    prove it absent from the body: 6 % of the instructions that filing a request costs. 128 random
-    bits cannot collide with a body in practice, which is how most mail software chooses them.
+
+class _HeaderPolicy(Compat32):
+    """Python's compat32 policy, which Django's messages use, writing a short plain header as it is.
+
+    compat32 runs every header through `email.header.Header` to fold and encode it: 40 % of the
+    instructions that building the code email costs, for headers that fit on one line and need no
+    encoding, where that machinery returns the value unchanged. Anything else still goes through it.
+    """
+
+    def _plain(self, name: str, value) -> bool:
+        return isinstance(value, str) and len(name) + 2 + len(value) <= self.max_line_length and bool(_PLAIN_HEADER.fullmatch(value))
+
+    def fold(self, name, value):
+        return f"{name}: {value}{self.linesep}" if self._plain(name, value) else super().fold(name, value)
+
+    def fold_binary(self, name, value):
+        return f"{name}: {value}{self.linesep}".encode("ascii") if self._plain(name, value) else super().fold_binary(name, value)
+
+
+HEADER_POLICY = _HeaderPolicy()
+
+
+class _Email(EmailMultiAlternatives):
+    """A text email with its HTML alternative, cheap to build on the filing path.
+
+    - Its MIME boundary is random from the start. Left to itself, Python's generator picks a
+      boundary and then compiles a regular expression to prove it absent from the body: 6 % of the
+      instructions that filing a request costs. 128 random bits cannot collide with a body in
+      practice, which is how most mail software chooses them.
+    - Its headers are written by `HEADER_POLICY`, which the generator applies to every part.
     """
 
     def message(self):
         message = super().message()
         if message.is_multipart():
             message.set_boundary(f"=_{secrets.token_hex(16)}")
+        message.policy = HEADER_POLICY
         return message
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import io
 import json
+from email.generator import BytesGenerator
+from email.policy import compat32
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
+from dsar import notifications
 from dsar.models import AuditEntry, Request
 
 from ..conftest import code_from
@@ -49,6 +54,26 @@ def test_the_code_email_is_text_with_an_html_alternative_both_holding_the_code(a
     code = code_from(mailoutbox, "parts@example.com")
     assert all(code in part.get_payload(decode=True).decode() for part in parts)
     assert all(parsed.get_boundary() not in part.get_payload(decode=True).decode() for part in parts)
+
+
+def test_emails_are_written_byte_for_byte_as_pythons_compat32_policy_writes_them(mailoutbox):
+    """The product writes plain headers itself; what it writes must be what the stdlib would."""
+    plain = request_make(email="plain@example.com")
+    long_local = request_make(email=("very.long.local.part." * 3) + "x@" + ("sub." * 8) + "example.com")
+    with transaction.atomic():
+        notifications.email_on_commit(plain, "code", code="12345678", ttl_minutes=30)
+        notifications.email_on_commit(long_local, "denied", reason="Not the account holder.")
+        notifications.staff_email_on_commit([f"staff.member.{n}@example.com" for n in range(6)], "staff_deadline",
+                                            request=plain, kind="overdue", now=timezone.now())
+    assert len(mailoutbox) == 3
+    for sent in mailoutbox:
+        built = sent.message()
+        assert built.policy is notifications.HEADER_POLICY
+        stock = io.BytesIO()
+        BytesGenerator(stock, mangle_from_=False, policy=compat32).flatten(built, linesep="\n")
+        assert built.as_bytes() == stock.getvalue()
+    folded = mailoutbox[2].message().as_bytes().decode()
+    assert "To: staff.member.0@example.com, staff.member.1@example.com,\n staff.member.2" in folded
 
 
 def test_api_answers_let_nothing_load_while_pages_keep_the_site_policy(api, client, mailoutbox):
