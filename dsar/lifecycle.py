@@ -16,7 +16,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from .models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
@@ -106,6 +107,38 @@ def audit_record(
     entry.content_hash = audit_content_hash(entry)
     entry.save(force_insert=True)
     return entry
+
+
+def request_insert(request: Request, *, actor: str, action: str, note: str = "") -> AuditEntry:
+    """Insert a new request together with the audit entry that records it, in one statement.
+
+    Filing is the hottest path the product has, and its two inserts inside BEGIN and COMMIT took
+    four round trips to PostgreSQL. Here both INSERTs are Django's own (its insert compiler fills
+    defaults, `auto_now` and each field's conversion), joined by a WITH into one statement: one
+    round trip, and atomic on its own, so the request never exists without its entry. Inside a
+    transaction it is part of that transaction like any other statement. Model signals are not
+    sent, as `bulk_create` sends none; the product listens to none.
+    """
+    entry = AuditEntry(request_id=request.pk, at=timezone.now(), actor=actor, action=action,
+                       from_status=request.status, to_status=request.status, note=note, data={})
+    entry.content_hash = audit_content_hash(entry)
+    database = transaction.get_connection()  # the connection itself: `django.db.connection` is a proxy, costly per attribute
+    first, first_params = _insert_sql(request, database)
+    second, second_params = _insert_sql(entry, database)
+    with database.cursor() as cursor:
+        cursor.execute(f"WITH inserted AS ({first}) {second}", [*first_params, *second_params])
+    request._state.adding = entry._state.adding = False
+    request._state.db = entry._state.db = database.alias
+    return entry
+
+
+def _insert_sql(row: models.Model, database) -> tuple[str, list]:
+    """The INSERT that saving a new `row` would run, as Django writes it (its auto id left to the database)."""
+    fields = [field for field in row._meta.local_concrete_fields if field is not row._meta.auto_field]
+    query = InsertQuery(type(row))
+    query.insert_values(fields, [row])
+    [(sql, params)] = query.get_compiler(connection=database).as_sql()
+    return sql, list(params)
 
 
 def audit_content_hash(entry: AuditEntry) -> str:

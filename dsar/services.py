@@ -25,7 +25,7 @@ from connectors.taxonomy import category_ids
 from . import exports, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
-from .lifecycle import IllegalTransition, audit_record, request_lock, request_transition
+from .lifecycle import IllegalTransition, audit_record, request_insert, request_lock, request_transition
 from .models import Export, Request, RequestType, Status
 from .notifications import email_on_commit
 
@@ -82,20 +82,20 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
         chosen = [c for c in known if c in set(categories)]
     now = timezone.now()
     code, code_hash = verification.code_new()
-    with transaction.atomic():
-        request = Request.objects.create(
-            type=type,
-            email=email,
-            categories=chosen,
-            jurisdiction=settings.DSAR_JURISDICTION,
-            created_at=now,
-            due_at=due_at_for(now),
-            code_hash=code_hash,
-            code_expires_at=now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES),
-            code_sent_at=now,
-        )
-        audit_record(request, actor=SUBJECT, action="filed", from_status="", note=f"{type} request filed")
-        email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
+    request = Request(
+        type=type,
+        email=email,
+        categories=chosen,
+        jurisdiction=settings.DSAR_JURISDICTION,
+        created_at=now,
+        due_at=due_at_for(now),
+        code_hash=code_hash,
+        code_expires_at=now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES),
+        code_sent_at=now,
+    )
+    # One statement, a transaction of its own: the code email goes once it has committed.
+    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed")
+    email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
     logger.info("request %s: filed (%s)", request.id, type)
     return request
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
-from dsar.lifecycle import TRANSITIONS, IllegalTransition, audit_record, audit_verify, request_lock, request_transition
+from dsar.lifecycle import (
+    TRANSITIONS,
+    IllegalTransition,
+    audit_record,
+    audit_verify,
+    request_insert,
+    request_lock,
+    request_transition,
+)
 from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
 
 from ..factories import request_make
@@ -43,6 +53,38 @@ def test_an_audit_write_outside_a_transaction_is_refused():
     request = request_make()
     with pytest.raises(RuntimeError):
         audit_record(request, actor="system", action="stray")
+
+
+def _new_request(email: str, now: dt.datetime | None = None) -> Request:
+    now = now or timezone.now()
+    return Request(type="access", email=email, categories=["account.profile"], jurisdiction="gdpr", created_at=now,
+                   due_at=now + dt.timedelta(days=30), code_hash="a" * 64, code_expires_at=now, code_sent_at=now)
+
+
+def test_a_request_inserted_with_its_entry_is_the_row_the_orm_would_write_and_is_sealed():
+    now = timezone.now()
+    joined, plain = _new_request("joined@example.com", now), _new_request("plain@example.com", now)
+    entry = request_insert(joined, actor="subject", action="filed", note="access request filed")
+    plain.save()
+    stored = {row["email"]: row for row in Request.objects.values()}
+    drop = {"id", "email", "updated_at"}
+    assert {k: v for k, v in stored["joined@example.com"].items() if k not in drop} == {k: v for k, v in stored["plain@example.com"].items() if k not in drop}
+    assert stored["joined@example.com"]["updated_at"] is not None
+    written = AuditEntry.objects.get(request_id=joined.pk)
+    assert (written.action, written.actor, written.from_status, written.to_status, written.content_hash) == (
+        "filed", "subject", "unverified", "unverified", entry.content_hash)
+    assert AuditSeal.objects.filter(entry=written).exists() and audit_verify() == []
+    joined.status = Status.CANCELED
+    joined.save()  # the instance knows it is stored: an UPDATE, not a second INSERT
+    assert Request.objects.get(pk=joined.pk).status == Status.CANCELED
+
+
+def test_a_request_is_never_stored_without_its_entry():
+    request = _new_request("alone@example.com")
+    with pytest.raises(DatabaseError):
+        request_insert(request, actor="x" * 161, action="filed")  # the entry's actor is too long: its INSERT fails
+    assert not Request.objects.filter(pk=request.pk).exists()
+    assert AuditEntry.objects.count() == 0
 
 
 @pytest.mark.parametrize(
