@@ -246,6 +246,9 @@ else:
     EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Mail is sent from the thread that answers the person: a relay that accepts and never answers must
+# not hold that thread (Django's own default is to wait forever).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DSAR_FROM_EMAIL", "privacy@example.com")
 
 # --- Storage --------------------------------------------------------------------------------------

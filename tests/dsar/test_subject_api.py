@@ -6,6 +6,7 @@ import datetime as dt
 import email
 import io
 import json
+import socket
 from email.generator import BytesGenerator
 from email.policy import compat32
 
@@ -74,6 +75,18 @@ def test_emails_are_written_byte_for_byte_as_pythons_compat32_policy_writes_them
         assert built.as_bytes() == stock.getvalue()
     folded = mailoutbox[2].message().as_bytes().decode()
     assert "To: staff.member.0@example.com, staff.member.1@example.com,\n staff.member.2" in folded
+
+
+@pytest.mark.timeout(60)
+def test_a_mail_relay_that_never_answers_gives_up_and_the_filing_is_still_answered(api, settings, caplog):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never says a word
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", silent.getsockname()[1], 1
+        answer = _create(api, "silent.relay@example.com")
+    assert answer.status_code == 201
+    assert Request.objects.filter(pk=answer.json()["id"]).exists()
+    failure = next(record for record in caplog.records if "could not send code email" in record.getMessage())
+    assert "timed out" in str(failure.exc_info[1])
 
 
 def test_api_answers_let_nothing_load_while_pages_keep_the_site_policy(api, client, mailoutbox):
