@@ -22,8 +22,12 @@ CHUNK = 1024 * 1024
 
 
 def content_bytes(path: str, size: int) -> Iterator[bytes]:
-    """`size` bytes for a generated file: a 1 MiB pattern seeded from its path, repeated, in chunks."""
-    pattern = hashlib.shake_256(f"dsar-estate-content:{path}".encode()).digest(CHUNK)
+    """`size` bytes for a generated file: a 1 MiB pattern seeded from its path, repeated, in chunks.
+
+    SHAKE's shorter outputs are prefixes of its longer ones, so a small file asks for its own size
+    only (the same bytes): a 1 MiB digest for a 2 KiB file was a quarter of generating an estate.
+    """
+    pattern = hashlib.shake_256(f"dsar-estate-content:{path}".encode()).digest(min(size, CHUNK))
     whole, rest = divmod(size, CHUNK)
     for _ in range(whole):
         yield pattern

@@ -50,6 +50,13 @@ def _content(spec: dict) -> bytes:
     return b"".join(content_bytes(spec["path"], spec["size_bytes"]))
 
 
+def test_a_generated_file_is_a_prefix_of_its_paths_pattern_repeated_whatever_its_size():
+    path = "Recordings/memo.ogg"
+    pattern = hashlib.shake_256(f"dsar-estate-content:{path}".encode()).digest(MIB)
+    for size in (0, 1, 2048, MIB, MIB + 1, 3 * MIB - 5):
+        assert b"".join(content_bytes(path, size)) == (pattern * 3)[:size]
+
+
 def _listing(files: list[dict]) -> set[tuple[str, str, int]]:
     return {(spec["category"], spec["path"], len(_content(spec))) for spec in files}
 
