@@ -428,13 +428,13 @@ def _content_write(estate: Estate) -> None:
 def _support_write(estate: Estate) -> None:
     from django.conf import settings
 
-    from .support_load import support_load
+    from .support_load import support_load_many
 
     options = settings.DSAR_CONNECTORS["support"]["options"]
-    for subject in estate.subjects:
-        support = subject.support or Support()
-        support_load(
-            base_url=options["base_url"], email=options["email"], token=options["token"], subject_email=subject.email,
-            chats=[c.model_dump(by_alias=True) for c in support.chats], feedback=[f.model_dump() for f in support.feedback],
-        )
+    subjects = [
+        (subject.email, [c.model_dump(by_alias=True) for c in support.chats], [f.model_dump() for f in support.feedback])
+        for subject in estate.subjects
+        for support in [subject.support or Support()]
+    ]
+    support_load_many(base_url=options["base_url"], email=options["email"], token=options["token"], subjects=subjects)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..base import Identity
@@ -21,15 +23,21 @@ DEFAULT_AGENT = "Support Agent"
 AGENT_DOMAIN = "agents.helpdesk.invalid"
 
 
-def support_load(*, base_url: str, email: str, token: str, subject_email: str, chats: list[dict], feedback: list[dict]) -> None:
+def support_load(*, base_url: str, email: str, token: str, subject_email: str, chats: list[dict], feedback: list[dict],
+                 connector: ZendeskConnector | None = None, agents: dict[tuple[str, bool], int] | None = None) -> None:
     """Write one subject's chats and feedback as helpdesk tickets, replacing any the subject had
     (with neither, the subject is made absent from the helpdesk).
 
     `chats` are `{"topic", "at", "messages": [{"from": "customer|agent|bot", "agent_name", "body"}]}`,
     `feedback` are `{"rating", "text", "at"}`, already validated; `at` is an ISO 8601 string or a
     datetime. Agents are found by name or created; the bot is the agent "Help Bot".
+
+    A loader of many subjects passes one `connector` (one HTTP session, which it closes) and one
+    `agents` map (name, bot -> id) for all of them, so each agent is looked up once per load.
     """
-    connector = ZendeskConnector(base_url=base_url, email=email, token=token)
+    owned = connector is None
+    connector = connector or ZendeskConnector(base_url=base_url, email=email, token=token)
+    agents = {} if agents is None else agents
     try:
         # Erasing first makes a load repeatable: afterwards the subject holds exactly this data.
         connector.erase(Identity(email=subject_email.strip().lower()))
@@ -38,7 +46,6 @@ def support_load(*, base_url: str, email: str, token: str, subject_email: str, c
         client = connector.client
         subject = {"name": subject_email.strip().split("@")[0], "email": subject_email.strip(), "role": "end-user"}
         subject_id = client.call("POST", "users.json", json={"user": subject})["user"]["id"]
-        agents: dict[tuple[str, bool], int] = {}
         for chat in chats:
             at = _iso(chat["at"])
             comments = [
@@ -60,7 +67,41 @@ def support_load(*, base_url: str, email: str, token: str, subject_email: str, c
             }
             client.call("POST", "imports/tickets.json", json={"ticket": ticket})
     finally:
-        connector.close()
+        if owned:
+            connector.close()
+
+
+def support_load_many(*, base_url: str, email: str, token: str, subjects: list[tuple[str, list[dict], list[dict]]], threads: int = 4) -> None:
+    """`support_load` for many (subject email, chats, feedback), `threads` at a time.
+
+    Loading is a series of round trips to the helpdesk, about half of generating an estate when
+    made one after another. Every agent the chats name is found or created first, one by one, so
+    the threads only read the agents map and never create the same agent twice.
+    """
+    credentials = {"base_url": base_url, "email": email, "token": token}
+    agents: dict[tuple[str, bool], int] = {}
+    first = ZendeskConnector(**credentials)
+    connectors, local, lock = [first], threading.local(), threading.Lock()
+    try:
+        for _subject, chats, _feedback in subjects:
+            for chat in chats:
+                for message in chat["messages"]:
+                    if message["from"] != "customer":
+                        _author_id(first.client, message, 0, agents)
+
+        def load(item: tuple[str, list[dict], list[dict]]) -> None:
+            if not hasattr(local, "connector"):
+                local.connector = ZendeskConnector(**credentials)
+                with lock:
+                    connectors.append(local.connector)
+            subject_email, chats, feedback = item
+            support_load(**credentials, subject_email=subject_email, chats=chats, feedback=feedback, connector=local.connector, agents=agents)
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(load, subjects))
+    finally:
+        for connector in connectors:
+            connector.close()
 
 
 def _author_id(client: ZendeskClient, message: dict[str, Any], subject_id: int, agents: dict[tuple[str, bool], int]) -> int:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from connectors.base import PROVIDED, Identity, PermanentError, Record, TransientError
-from connectors.estate.support_load import support_load
+from connectors.estate.support_load import support_load, support_load_many
 from connectors.support import BOT_USAGE, FEEDBACK, SUPPORT, ZendeskConnector
 
 from ..support.processes import process_stop
@@ -192,6 +192,28 @@ def test_load_reuses_an_agent_with_the_same_name(loaded, helpdesk, raw):
 
     assert ana_ids(SAM) == ana_ids(SAM_PROMO)
     assert len(ana_ids(SAM)) == 1
+
+
+def test_loading_many_subjects_at_once_gives_each_its_own_data_and_creates_each_agent_once(helpdesk, raw, connector):
+    agent = "Parallel Agent"
+    chats = lambda n: [{"topic": f"Question {n}", "at": "2024-07-01T10:00:00Z", "messages": [  # noqa: E731
+        {"from": "customer", "body": f"Question number {n}"}, {"from": "agent", "agent_name": agent, "body": f"Answer {n}"},
+        {"from": "bot", "body": "Anything else?"}]}]
+    subjects = [(f"many.{n}@example.com", chats(n), [{"rating": 1 + n % 5, "text": f"rated {n}", "at": "2024-07-02T10:00:00Z"}])
+                for n in range(12)]
+    support_load_many(base_url=helpdesk, email=ADMIN, token=TOKEN, subjects=subjects, threads=4)
+
+    for n in range(12):
+        records = gather(connector, f"many.{n}@example.com")
+        assert sorted(r.category for r in records) == sorted([SUPPORT, BOT_USAGE, FEEDBACK])
+        assert next(r for r in records if r.category == SUPPORT).fields["subject"] == f"Question {n}"
+    authors = set()  # one agent, created once, answered all twelve
+    for n in range(12):
+        (user,) = search(raw, helpdesk, f"many.{n}@example.com")
+        for ticket in raw.get(f"{helpdesk}/api/v2/users/{user['id']}/tickets/requested.json", timeout=5).json()["tickets"]:
+            comments = raw.get(f"{helpdesk}/api/v2/tickets/{ticket['id']}/comments.json", timeout=5).json()["comments"]
+            authors |= {c["author_id"] for c in comments if c["body"].startswith("Answer ")}
+    assert len(authors) == 1
 
 
 def test_load_twice_replaces_the_subjects_data(helpdesk, connector):
