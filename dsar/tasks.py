@@ -6,11 +6,9 @@ import logging
 
 from celery import shared_task
 from celery.signals import task_prerun, worker_init, worker_process_init
-from django.conf import settings
 from django.db import close_old_connections
-from django.utils.module_loading import import_string
 
-from connectors.registry import connectors_reset
+from connectors.registry import connectors_import, connectors_reset
 
 from . import jobs, processing
 from .models import ConnectorTask, Request
@@ -22,8 +20,7 @@ logger = logging.getLogger(__name__)
 def _import_connectors(**_kwargs) -> None:
     """Import every connector's code once in the worker's parent, before it forks its pool:
     children share it instead of each importing it (seconds of CPU, and memory) on first use."""
-    for config in settings.DSAR_CONNECTORS.values():
-        import_string(config["class"])
+    connectors_import()
 
 
 @worker_process_init.connect
