@@ -1,10 +1,13 @@
-"""Pieces every API class shares: strict input, the error shape, documented error answers."""
+"""Pieces every API class shares: strict input, the error shape, documented error answers, and
+content negotiation that answers rather than refuses."""
 
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 
 
 class StrictSerializer(serializers.Serializer):
@@ -51,6 +54,22 @@ class CodeField(_StringsOnly, serializers.RegexField):
 
 class EmailField(_StringsOnly, serializers.EmailField):
     pass
+
+
+class AnswerDespiteAccept(DefaultContentNegotiation):
+    """Honour an Accept header the API can satisfy; answer one it cannot in the API's own format.
+
+    The API has one representation of each answer (JSON, or a download's zip), and DRF's default
+    refuses anything else with 406: `Accept: application/zip` on the download link, or a browser's
+    `text/html`. RFC 9110 (section 12.5.1) lets a server disregard the header instead, which serves
+    such a client; a `?format=` that names no renderer is still a 404.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -33,6 +33,13 @@ def test_the_signed_link_downloads_the_archive(api, completed):
     assert b"".join(answer.streaming_content)[:2] == b"PK"
 
 
+def test_the_link_downloads_for_a_client_that_accepts_only_a_zip(api, completed):
+    _, path = completed
+    answer = api.get(path, HTTP_ACCEPT="application/zip")
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/zip"
+    assert b"".join(answer.streaming_content)[:2] == b"PK"
+
+
 def test_a_forged_or_altered_link_fails(api, completed):
     request_id, path = completed
     signature = path.rsplit("/", 1)[1]

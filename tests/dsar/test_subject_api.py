@@ -89,6 +89,20 @@ def test_a_mail_relay_that_never_answers_gives_up_and_the_filing_is_still_answer
     assert "timed out" in str(failure.exc_info[1])
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/zip", "K#>/J:k`", "application/json"])
+def test_filing_answers_json_whatever_the_accept_header_asks_for(api, mailoutbox, accept):
+    answer = api.post("/api/v1/requests", {"type": "access", "email": "accept@example.com"}, format="json", HTTP_ACCEPT=accept)
+    assert answer.status_code == 201
+    assert answer["Content-Type"] == "application/json"
+    assert Request.objects.filter(pk=answer.json()["id"]).exists()
+
+
+def test_a_format_in_the_query_still_chooses_and_an_unknown_one_is_not_found(api):
+    assert api.get("/api/schema/?format=json")["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert api.get("/api/schema/?format=yaml")["Content-Type"].startswith("application/vnd.oai.openapi;")
+    assert api.get("/api/schema/?format=xml").status_code == 404
+
+
 def test_api_answers_let_nothing_load_while_pages_keep_the_site_policy(api, client, mailoutbox):
     answer = _create(api, "policy@example.com")
     assert answer["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
