@@ -94,6 +94,14 @@ def audit_record(
     """Append one entry to the audit trail, chained to the one before. Call inside a transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
+    entry = _entry_new(request, actor=actor, action=action, from_status=from_status, to_status=to_status, note=note, data=data)
+    entry.save(force_insert=True)
+    return entry
+
+
+def _entry_new(request: Request, *, actor: str, action: str, from_status: str = "", to_status: str = "", note: str = "",
+               data: dict[str, Any] | None = None) -> AuditEntry:
+    """An unsaved entry with its content hash; a status left out is the request's current one."""
     entry = AuditEntry(
         request_id=request.pk,
         at=timezone.now(),
@@ -105,7 +113,6 @@ def audit_record(
         data=data or {},
     )
     entry.content_hash = audit_content_hash(entry)
-    entry.save(force_insert=True)
     return entry
 
 
@@ -119,9 +126,7 @@ def request_insert(request: Request, *, actor: str, action: str, note: str = "")
     transaction it is part of that transaction like any other statement. Model signals are not
     sent, as `bulk_create` sends none; the product listens to none.
     """
-    entry = AuditEntry(request_id=request.pk, at=timezone.now(), actor=actor, action=action,
-                       from_status=request.status, to_status=request.status, note=note, data={})
-    entry.content_hash = audit_content_hash(entry)
+    entry = _entry_new(request, actor=actor, action=action, note=note)
     database = transaction.get_connection()  # the connection itself: `django.db.connection` is a proxy, costly per attribute
     first, first_params = _insert_sql(request, database)
     second, second_params = _insert_sql(entry, database)

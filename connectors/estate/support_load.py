@@ -87,7 +87,7 @@ def support_load_many(*, base_url: str, email: str, token: str, subjects: list[t
             for chat in chats:
                 for message in chat["messages"]:
                     if message["from"] != "customer":
-                        _author_id(first.client, message, 0, agents)
+                        _agent_id(first.client, message, agents)
 
         def load(item: tuple[str, list[dict], list[dict]]) -> None:
             if not hasattr(local, "connector"):
@@ -107,6 +107,11 @@ def support_load_many(*, base_url: str, email: str, token: str, subjects: list[t
 def _author_id(client: ZendeskClient, message: dict[str, Any], subject_id: int, agents: dict[tuple[str, bool], int]) -> int:
     if message["from"] == "customer":
         return subject_id
+    return _agent_id(client, message, agents)
+
+
+def _agent_id(client: ZendeskClient, message: dict[str, Any], agents: dict[tuple[str, bool], int]) -> int:
+    """The agent (or the bot) who wrote a message that is not the customer's, found once per `agents` map."""
     bot = message["from"] == "bot"
     name = BOT_NAME if bot else (message.get("agent_name") or DEFAULT_AGENT)
     if (name, bot) not in agents:
