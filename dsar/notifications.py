@@ -13,6 +13,7 @@ from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 
 from .models import Request
 
@@ -95,7 +96,8 @@ def status_key_valid(request_id, key: str) -> bool:
 
 def email_send(request: Request, template: str, **context: Any) -> None:
     """Send one email now. Logs carry the request id, never the address."""
-    context = {"request": request, "status_url": status_url(request), **context}
+    # Signed only if the template shows it: the code email, sent on every filing, does not.
+    context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}
     message = _Email(
         subject=SUBJECTS[template],
         body=render_to_string(f"emails/{template}.txt", context),
