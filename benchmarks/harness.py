@@ -161,10 +161,13 @@ class Product:
         if not directory:
             return
         Path(directory).mkdir(parents=True, exist_ok=True)
+        # DSAR_BENCH_PROFILE_GIL=1 keeps only samples holding the GIL: where the CPU goes, waits left out.
+        only_cpu = ["--gil"] if os.environ.get("DSAR_BENCH_PROFILE_GIL") == "1" else []
         for index, process in enumerate(list(self.processes)):
             role = "web" if index == 0 else f"worker{index}"
             self.spies.append(subprocess.Popen(
-                [str(Path(PYTHON).parent / "py-spy"), "record", "--subprocesses", "--nonblocking", "-r", os.environ.get("DSAR_BENCH_PROFILE_RATE", "200"), "--format", "raw",
+                [str(Path(PYTHON).parent / "py-spy"), "record", "--subprocesses", "--nonblocking", *only_cpu,
+                 "-r", os.environ.get("DSAR_BENCH_PROFILE_RATE", "200"), "--format", "raw",
                  "-p", str(process.pid), "-o", f"{directory}/{self.name}-{role}.txt"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
