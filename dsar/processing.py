@@ -348,15 +348,21 @@ def _finalize_ring(request_id: str) -> None:
     _ring(request_finalize, request_id)
 
 
+FINALIZE_CLAIM_SQL = """
+UPDATE dsar_request
+   SET finalize_state = 'running', finalize_lease_until = %(lease)s, finalize_attempts = finalize_attempts + 1
+ WHERE id = %(id)s AND status = 'processing'
+   AND (finalize_state = 'queued' OR (finalize_state = 'running' AND finalize_lease_until < %(now)s))
+RETURNING *
+"""
+
+
 def finalize_claim(request_id) -> Request | None:
+    """Take the final step for this worker, or None if it is done or running elsewhere: one
+    conditional UPDATE claims the row and returns it whole, as a model."""
     now = timezone.now()
-    claimable = Q(finalize_state="queued") | Q(finalize_state="running", finalize_lease_until__lt=now)
-    claimed = Request.objects.filter(claimable, pk=request_id, status=Status.PROCESSING).update(
-        finalize_state="running",
-        finalize_lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
-        finalize_attempts=F("finalize_attempts") + 1,
-    )
-    return Request.objects.get(pk=request_id) if claimed else None
+    params = {"id": request_id, "now": now, "lease": now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS)}
+    return next(iter(Request.objects.raw(FINALIZE_CLAIM_SQL, params)), None)
 
 
 def request_finalize_run(request_id) -> None:

@@ -80,3 +80,26 @@ def test_a_task_running_under_a_live_lease_cannot_be_claimed_again(api, reviewer
     assert wait_until_final(request_id).status == "completed"
     assert ConnectorTask.objects.get(pk=task.pk).attempts == 1
     assert Export.objects.filter(request_id=request_id).count() == 1
+
+
+def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it_ends():
+    import datetime as dt
+
+    from django.forms.models import model_to_dict
+    from django.utils import timezone
+
+    from ..factories import request_make
+
+    request = request_make(status="processing", email="final-claim@example.com")
+    Request.objects.filter(pk=request.pk).update(finalize_state="queued")
+    claimed = processing.finalize_claim(str(request.pk))
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.finalize_state, stored.finalize_attempts) == ("running", 1)
+    assert stored.finalize_lease_until > timezone.now()
+    assert model_to_dict(claimed) == model_to_dict(stored) and claimed.categories == request.categories  # the whole row, as a model
+    assert processing.finalize_claim(request.pk) is None  # its lease lives: nobody else takes it
+
+    Request.objects.filter(pk=request.pk).update(finalize_lease_until=timezone.now() - dt.timedelta(seconds=1))
+    assert processing.finalize_claim(request.pk).finalize_attempts == 2  # a lost worker's step is taken over
+    Request.objects.filter(pk=request.pk).update(finalize_state="queued", status="completed")
+    assert processing.finalize_claim(request.pk) is None  # only a request still processing has a final step
