@@ -664,7 +664,9 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     ).encode("utf-8")
 
     def manifest(files: list[dict]) -> bytes:
-        return json.dumps({
+        # orjson writes what json.dumps(indent=2, ensure_ascii=False) writes, without the pure-Python
+        # encoder that indenting falls back to: a twelfth of a typical subject's archive.
+        return orjson.dumps({
             "format_version": 1,
             "request_id": str(request.id),
             "subject_email": request.email,
@@ -674,7 +676,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
                 for category, entry in summary.items()
             },
             "files": files,
-        }, indent=2, ensure_ascii=False).encode("utf-8")
+        }, option=orjson.OPT_INDENT_2)
 
     path = f"exports/{request.id}/{uuid.uuid4().hex}.zip"
     fragments = [fragment for _, _, fragment in file_lists if fragment]

@@ -163,3 +163,18 @@ def test_files_written_by_their_tasks_make_the_same_archive_as_files_streamed_in
         assert set(listed) == set(_members(archive))
         for name, data in _members(archive).items():
             assert listed[name]["bytes"] == len(data) and listed[name]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_the_manifest_is_written_as_pythons_json_encoder_writes_it_indented(monkeypatch):
+    request = request_make(status="processing", email="ünïcode+\"quoted\"@example.com")
+    broker = Source("third_party", "Åcme \"Data\" Ltd\t\u2028\x7f\U0001f600", "data_broker")
+    records = [Record(category="searches_commands", system="third_party.records", source=broker, fields={"q": "x"})]
+    files = {"naïve \"quotes\"\\back\u2029slash.txt": b"a", "\x01control\t.bin": b"bc", "😀.png": b""}
+    connectors = {"third_party": Listed("third_party", records), "docs": Stored("docs", files)}
+    monkeypatch.setattr(exports, "connector_get", connectors.__getitem__)
+    archive = _archive(request, {name: (connector, []) for name, connector in connectors.items()})
+    written = archive.read("manifest.json")
+    assert written == json.dumps(json.loads(written), indent=2, ensure_ascii=False).encode()
+    manifest = json.loads(written)
+    assert {f["path"] for f in manifest["files"]} >= {f"files/docs/{path}" for path in files}
+    assert manifest["categories"]["searches_commands"]["sources"] == [broker.as_dict()]
