@@ -178,3 +178,23 @@ def test_the_manifest_is_written_as_pythons_json_encoder_writes_it_indented(monk
     manifest = json.loads(written)
     assert {f["path"] for f in manifest["files"]} >= {f"files/docs/{path}" for path in files}
     assert manifest["categories"]["searches_commands"]["sources"] == [broker.as_dict()]
+
+
+@pytest.mark.parametrize("appended", [False, True], ids=["streamed", "appended"])
+def test_small_data_members_are_stored_and_large_ones_deflated(monkeypatch, appended):
+    request = request_make(status="processing", email=f"compression-{appended}@example.com")
+    connectors = {"few": Listed("few", [Record(category="voice", system="a", source=OBSERVED, fields={"n": 1})]),
+                  "many": Listed("many", _searches(2000)), "docs": Stored("docs", {"big.bin": bytes(200_000)})}
+    monkeypatch.setattr(exports, "connector_get", connectors.__getitem__)
+    monkeypatch.setattr(exports, "FRAGMENT_FROM", 100_000 if appended else 10**9)
+    tasks = [ConnectorTask(request=request, connector=name, output=exports.stage_gather(
+        connector, Identity(email=request.email), frozenset(request.categories), request_id=request.id, attempt=1))
+        for name, connector in connectors.items()]
+    assert bool(tasks[2].output["fragment"]) == appended
+    with default_storage.open(exports.archive_build(request, tasks).path, "rb") as handle:
+        archive = zipfile.ZipFile(io.BytesIO(handle.read()))
+    kinds = {info.filename: info.compress_type for info in archive.infolist()}
+    assert kinds["data/voice.json"] == kinds["data/voice.csv"] == zipfile.ZIP_STORED
+    assert kinds["data/searches_commands.json"] == kinds["data/searches_commands.csv"] == zipfile.ZIP_DEFLATED
+    assert archive.getinfo("data/searches_commands.json").file_size >= exports.DEFLATE_FROM
+    assert archive.testzip() is None
