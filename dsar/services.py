@@ -27,7 +27,7 @@ from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_record, request_insert, request_lock, request_transition
 from .models import Export, Request, RequestType, Status
-from .notifications import email_on_commit
+from .notifications import code_email_on_commit, email_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     )
     # One statement, a transaction of its own: the code email goes once it has committed.
     request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed")
-    email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
+    code_email_on_commit(request, code)
     logger.info("request %s: filed (%s)", request.id, type)
     return request
 
@@ -178,7 +178,7 @@ def request_code_resend(*, request_id) -> Request:
         request.code_expires_at = now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES)
         request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])
         audit_record(request, actor=SUBJECT, action="code_resent")
-        email_on_commit(request, "code", code=code, ttl_minutes=settings.DSAR_CODE_TTL_MINUTES)
+        code_email_on_commit(request, code)
     return request
 
 
