@@ -210,9 +210,10 @@ def test_a_verify_body_that_is_not_a_code_is_refused_without_counting_an_attempt
 def test_validators_that_share_their_fields_keep_each_threads_input_and_errors_apart():
     from concurrent.futures import ThreadPoolExecutor
 
+    from rest_framework.exceptions import ValidationError
+
     from dsar.api.common import validated
     from dsar.api.subject import RequestCreateApi
-    from rest_framework.exceptions import ValidationError
 
     serializer = RequestCreateApi.RequestCreateInputSerializer
     assert serializer(data={}).fields is serializer(data={}).fields  # built once, not copied per instance
