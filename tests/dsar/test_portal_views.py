@@ -182,6 +182,19 @@ def test_the_emailed_link_opens_the_page_and_drops_the_key(client, db, seen):
     assert response.status_code == 200 and "We are checking your request" in response.content.decode()
 
 
+def test_the_link_in_the_received_email_is_the_same_in_both_parts_and_opens_the_page(client, db, mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="pending_review", email="linked@example.com")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        notifications.email_on_commit(request, "received")
+        notifications.email_on_commit(request, "code", code=CODE, ttl_minutes="30")
+    received, code = mailoutbox
+    links = set(re.findall(r"http://\S+?/requests/[^\s\"<]+", received.body + received.alternatives[0][0]))
+    assert len(links) == 1  # one link, the same in the text and the HTML
+    response = client.get(_path(links.pop().replace("&amp;", "&")), follow=True)
+    assert response.status_code == 200 and "We are checking your request" in response.content.decode()
+    assert "key=" not in code.body + code.alternatives[0][0]  # the code email carries no link
+
+
 def test_the_subject_can_cancel_while_under_review(client, db, seen):
     request = request_make(status="pending_review")
     seen(request)
