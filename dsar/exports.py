@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -261,6 +262,9 @@ def csv_stream(category: str) -> str:
     return f"{category}.csv"
 
 
+_BLANKS = itertools.repeat("")  # the CSV cell of a column a record lacks
+
+
 def stage_gather(connector: Connector, identity: Identity, categories: frozenset[str], *, request_id, attempt: int) -> dict:
     """Run a connector's gather into the work area; return what was staged, for the task row.
 
@@ -296,7 +300,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
-            elif not isinstance(item.fields, Mapping):
+            elif type(item.fields) is not dict and not isinstance(item.fields, Mapping):  # an ABC check is slow: most are dicts
                 raise PermanentError(f"{connector.name} yielded a {category} record whose fields are not a mapping")
             elif root is None:
                 continue
@@ -330,7 +334,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 for name in flat:
                     columns.setdefault(name, len(columns))
             stage.csv.write(head[1])
-            stage.writer.writerow([_iso(item.collected_at), *[flat.get(name, "") for name in columns]])
+            stage.writer.writerow([_iso(item.collected_at), *map(flat.get, columns, _BLANKS)])
             stage.records += 1
             if stage.csv.tell() > CSV_FLUSH:
                 spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
