@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from dsar import processing
 from dsar.models import AuditEntry, ConnectorTask, Export, Request
 
+from ..factories import request_make
 from ..support.flows import approve, file_request, wait_until_final
 from ..support.probe import probe_calls, probe_plan
 
@@ -83,13 +88,6 @@ def test_a_task_running_under_a_live_lease_cannot_be_claimed_again(api, reviewer
 
 
 def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it_ends():
-    import datetime as dt
-
-    from django.forms.models import model_to_dict
-    from django.utils import timezone
-
-    from ..factories import request_make
-
     request = request_make(status="processing", email="final-claim@example.com")
     Request.objects.filter(pk=request.pk).update(finalize_state="queued")
     claimed = processing.finalize_claim(str(request.pk))
