@@ -8,7 +8,8 @@ and what it had to keep. It never imports anything from the workflow (`dsar`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -74,6 +75,37 @@ class FileItem:
     collected_at: dt.datetime | None = None
 
 
+class Cell(enum.Enum):
+    """A value of each record that `RecordRun.render` puts into a template, and how it is written."""
+
+    COLLECTED_AT_JSON = "collected_at as JSON: an ISO 8601 string, as datetime.isoformat() writes it, or null"
+    COLLECTED_AT_CSV = "collected_at as a CSV cell: ISO 8601, or empty"
+    VALUE_JSON = "the field's value as a JSON string"
+    VALUE_CSV = "the field's value as a CSV cell, quoted as Python's csv module quotes it"
+
+
+Template = Sequence[str | Cell]  # text and cells, joined in order, once per record
+
+
+@dataclass(frozen=True)
+class RecordRun:
+    """Many records of one category, system and source, each with the one text field `field_name`,
+    that the system writes out itself instead of yielding them one by one: a SQL system renders
+    them in the database, so a table of millions of rows never passes through Python row by row.
+
+    `render(templates)` yields blocks of records in order, each as a tuple of one text per template
+    (the template applied to every record of the block, joined) and how many records the block
+    holds. It reads from the gather that yielded it, so it is called before that gather goes on.
+    Only `Connector.gather_runs` yields these.
+    """
+
+    category: str
+    system: str
+    field_name: str
+    source: Source
+    render: Callable[[Sequence[Template]], Iterator[tuple[tuple[str, ...], int]]]
+
+
 @dataclass(frozen=True)
 class Retained:
     """Data an erasure kept because a rule requires it."""
@@ -122,6 +154,11 @@ class Connector:
         The caller keeps only the categories the request asked for.
         """
         raise NotImplementedError
+
+    def gather_runs(self, identity: Identity) -> Iterator[Record | FileItem | RecordRun]:
+        """What `gather` yields, except that a long run of simple records may come as one
+        `RecordRun`. A connector that cannot write its records out itself yields them all."""
+        return self.gather(identity)
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file that `gather` yielded, for reading in binary."""

@@ -8,6 +8,7 @@ streamed from a server-side cursor; nothing holds a whole subject in memory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 # SQLAlchemy loads a dialect on the first create_engine(). Loaded with this module instead, a
 # worker's parent holds PostgreSQL's before it forks its pool, and no pool process spends its first
@@ -25,7 +27,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .base import Connector, ErasureReceipt, Identity, PermanentError, Record, Retained, Source, TransientError
+from .base import Cell, Connector, ErasureReceipt, Identity, PermanentError, Record, RecordRun, Retained, Source, TransientError
 from .estate.stores import estate_database_url
 from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
@@ -38,6 +40,14 @@ TRANSFORM_PRESENT = {"last4": lambda value: f"**** {value}"}
 # delete: remove the rows; null: clear the requested columns; mask: replace them with a keyed hash
 # (text columns), so records stay countable and joinable but no longer say who the person is.
 ERASE_STRATEGIES = ("delete", "null", "mask")
+
+# A RecordRun's rows are fetched RUN_BLOCK at a time, and each block is rendered into one text.
+RUN_BLOCK = 5000
+TEXT_TYPES = {25, 1043}  # PostgreSQL's text and varchar, by type OID
+# How to_char spells a collected-at time as datetime.isoformat() does, by type OID (timestamptz,
+# timestamp, date); isoformat() leaves out a fraction of zero microseconds.
+ISO_FORMATS = {1184: ('YYYY-MM-DD"T"HH24:MI:SS', '"+00:00"'), 1114: ('YYYY-MM-DD"T"HH24:MI:SS', ""), 1082: ("YYYY-MM-DD", None)}
+CSV_QUOTED = '[",\r\n]'  # what makes Python's csv writer quote a cell (the excel dialect)
 
 
 class DatasetError(ValueError):
@@ -255,6 +265,7 @@ class SqlConnector(Connector):
         if self._engine is None:
             url = self._url or estate_database_url(self.dataset.system)
             self._engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+            sa.event.listen(self._engine, "connect", _session_in_utc)
         return self._engine
 
     def close(self) -> None:
@@ -284,13 +295,8 @@ class SqlConnector(Connector):
 
     def _run(self, work):
         """Run `work(connection)`, turning driver errors into the connector's error types."""
-        try:
-            with self.engine.connect() as conn:
-                return work(conn)
-        except OperationalError as error:
-            raise TransientError(f"{self.name}: database unavailable: {error.orig}") from error
-        except DBAPIError as error:
-            raise PermanentError(f"{self.name}: {error.orig}") from error
+        with self._errors(), self.engine.connect() as conn:
+            return work(conn)
 
     def managing_organization(self, identity: Identity) -> str | None:
         if not self.dataset.organization:
@@ -304,25 +310,77 @@ class SqlConnector(Connector):
     # --- Gathering ---------------------------------------------------------------------------
 
     def gather(self, identity: Identity) -> Iterator[Record]:
+        return self._gather(identity, runs=False)
+
+    def gather_runs(self, identity: Identity) -> Iterator[Record | RecordRun]:
+        return self._gather(identity, runs=True)
+
+    def _gather(self, identity: Identity, *, runs: bool) -> Iterator[Record | RecordRun]:
         """Every table's first BATCH rows in one round trip (psycopg's pipeline mode): a typical
         subject costs one round trip per system. A table with more rows goes on streaming from
-        the last key it returned, so memory stays bounded at any size."""
+        the last key it returned, so memory stays bounded at any size; with `runs`, a simple
+        table's rest is one RecordRun that the database renders."""
         params = {"email": identity.email}
-        try:
-            with self.engine.connect() as conn:
-                queries = self._gather_queries()
-                firsts = _first_batches(conn, [first for _, _, first in queries], params)
-                for (table, query, _first), (names, rows) in zip(queries, firsts, strict=True):
-                    records = self._row_reader(table, names)
-                    yield from records(rows[:BATCH])
-                    if len(rows) > BATCH:
-                        key = query.selected_columns[table.primary_key]
-                        last = rows[BATCH - 1][names.index(table.primary_key)]
+        with self._errors(), self.engine.connect() as conn:
+            queries = self._gather_queries()
+            firsts = _first_batches(conn, [first for _, _, first in queries], params)
+            for (table, query, _first), (names, types, rows) in zip(queries, firsts, strict=True):
+                records = self._row_reader(table, names)
+                yield from records(rows[:BATCH])
+                if len(rows) > BATCH:
+                    key = query.selected_columns[table.primary_key]
+                    last = rows[BATCH - 1][names.index(table.primary_key)]
+                    run = self._record_run(conn, table, dict(zip(names, types, strict=True)), last, params) if runs and types else None
+                    if run is not None:
+                        yield run
+                    else:
                         yield from records(_stream(conn, query.where(key > last), params))
-        except OperationalError as error:
-            raise TransientError(f"{self.name}: database unavailable: {error.orig}") from error
-        except DBAPIError as error:
-            raise PermanentError(f"{self.name}: {error.orig}") from error
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The database's errors as the connector's: a lost connection is worth retrying."""
+        try:
+            yield
+        except (OperationalError, psycopg.OperationalError) as error:
+            raise TransientError(f"{self.name}: database unavailable: {getattr(error, 'orig', error)}") from error
+        except (DBAPIError, psycopg.Error) as error:
+            raise PermanentError(f"{self.name}: {getattr(error, 'orig', error)}") from error
+
+    def _record_run(self, conn: sa.Connection, table: Table, types: dict[str, int], last: Any, params: dict) -> RecordRun | None:
+        """The subject's rows of `table` past the key `last` as a RecordRun, when the database can write
+        them exactly as the product would: one text column in one category, a fixed source, and a
+        collected-at time (if any) of a type whose ISO form it can spell. None otherwise."""
+        if table.source_column or table.source_name_column or table.source_kind_column or table.category_column:
+            return None
+        if table.secrets or table.retain or len(table.columns) != 1 or table.columns[0].transform:
+            return None
+        (column,) = table.columns
+        if types.get(column.name) not in TEXT_TYPES or (table.collected_at and types.get(table.collected_at) not in ISO_FORMATS):
+            return None
+        t = self._table(table, column.name, *([table.collected_at] if table.collected_at else []))
+        value = sa.cast(t.c[column.name], sa.Text)
+        when = _iso_sql(t.c[table.collected_at], types[table.collected_at]) if table.collected_at else None
+        cells = {
+            Cell.VALUE_JSON: sa.cast(sa.func.to_json(value), sa.Text),
+            Cell.VALUE_CSV: sa.case((value.regexp_match(CSV_QUOTED), '"' + sa.func.replace(value, '"', '""', type_=sa.Text) + '"'), else_=value),
+            Cell.COLLECTED_AT_JSON: sa.func.coalesce('"' + when + '"', "null") if when is not None else sa.literal("null", sa.Text),
+            Cell.COLLECTED_AT_CSV: sa.func.coalesce(when, "") if when is not None else sa.literal("", sa.Text),
+        }
+        key = t.c[table.primary_key]
+        condition = self._belongs(table, t, sa.bindparam("email", type_=sa.String)) & (key > last) & t.c[column.name].isnot(None)
+
+        def render(templates):
+            parts = [sa.func.concat(*(cells[p] if isinstance(p, Cell) else sa.cast(sa.literal(p, sa.Text), sa.Text) for p in template)).label(f"t{n}")
+                     for n, template in enumerate(templates)]
+            compiled = sa.select(*parts).select_from(t).where(condition).order_by(key).compile(dialect=conn.dialect)
+            driver = conn.connection.driver_connection
+            with self._errors(), driver.cursor(name=f"run_{table.name}") as cursor:
+                cursor.execute(str(compiled), compiled.construct_params(params))
+                while rows := cursor.fetchmany(RUN_BLOCK):
+                    yield tuple("".join([row[n] for row in rows]) for n in range(len(parts))), len(rows)
+
+        return RecordRun(category=column.category, system=f"{self.name}.{table.name}", field_name=column.name,
+                         source=Source(table.source), render=render)
 
     def _gather_queries(self) -> list[tuple[Table, sa.Select, Compiled]]:
         """Each table's gather query, and its first batch compiled. Compiled once per connector:
@@ -494,15 +552,16 @@ class SqlConnector(Connector):
             receipt.add_erased(category, count)
 
 
-def _first_batches(conn: sa.Connection, statements: list[Compiled], params: dict) -> list[tuple[list[str], list[tuple]]]:
+def _first_batches(conn: sa.Connection, statements: list[Compiled], params: dict) -> list[tuple[list[str], list[int] | None, list[tuple]]]:
     """Run several small compiled queries in one round trip (psycopg's pipeline mode), or one by
-    one; each result is its column names and its rows as tuples."""
+    one; each result is its column names, their PostgreSQL type OIDs (None from another driver),
+    and its rows as tuples."""
     driver = conn.connection.driver_connection
     if not hasattr(driver, "pipeline"):
         results = []
         for statement in statements:
             result = conn.execute(statement.statement, params)
-            results.append((list(result.keys()), [tuple(row) for row in result]))
+            results.append((list(result.keys()), None, [tuple(row) for row in result]))
         return results
     cursors = []
     with driver.pipeline():
@@ -512,9 +571,30 @@ def _first_batches(conn: sa.Connection, statements: list[Compiled], params: dict
             cursors.append(cursor)
     results = []
     for cursor in cursors:
-        results.append(([column.name for column in cursor.description], cursor.fetchall()))
+        results.append(([column.name for column in cursor.description], [column.type_code for column in cursor.description], cursor.fetchall()))
         cursor.close()
     return results
+
+
+def _session_in_utc(dbapi_connection, _record) -> None:
+    """Times with a zone are read in UTC, whatever the server's default: an export's times are
+    then unambiguous, and the same whether the database or the product writes them."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET in a transaction is undone by its rollback
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.autocommit = autocommit
+
+
+def _iso_sql(column: sa.ColumnElement, type_oid: int) -> sa.ColumnElement:
+    """The column's value as datetime.isoformat() writes what psycopg reads (NULL stays NULL)."""
+    date_time, zone = ISO_FORMATS[type_oid]
+    if zone is None:
+        return sa.func.to_char(column, date_time, type_=sa.Text)
+    if zone:
+        column = sa.func.timezone("UTC", column)  # the session's zone is UTC (_session_in_utc)
+    return sa.case((sa.func.to_char(column, "US", type_=sa.Text) == "000000", sa.func.to_char(column, date_time + zone, type_=sa.Text)),
+                   else_=sa.func.to_char(column, f"{date_time}.US{zone}", type_=sa.Text))
 
 
 def _stream(conn: sa.Connection, query: sa.Select, params: dict) -> Iterator[tuple]:

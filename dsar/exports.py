@@ -44,7 +44,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
-from connectors.base import Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record
+from connectors.base import Cell, Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record, RecordRun
 from connectors.content import storage_is_local
 from connectors.registry import connector_get
 from connectors.taxonomy import category_info, category_known, category_root, taxonomy
@@ -280,8 +280,11 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     file_count = file_bytes = 0
     fragment = _FilesFragment(connector) if on_local_disk() else None
     try:
-        for item in connector.gather(identity):
+        for item in connector.gather_runs(identity):
             if not isinstance(item, (Record, FileItem)):
+                if isinstance(item, RecordRun):
+                    _stage_run(connector, item, categories, stages, heads, spool)
+                    continue
                 raise PermanentError(f"{connector.name} yielded {type(item).__name__}, not a Record or FileItem")
             category = item.category
             root = roots.get(category, "") if isinstance(category, str) else ""
@@ -312,14 +315,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
             system = getattr(item, "system", connector.name)
             source = item.source
             if source is not last[0] or system is not last[1] or root is not last[2]:  # rows come in runs: skip the hashing
-                head = heads.get((root, system, source))
-                if head is None:
-                    cells = io.StringIO()
-                    csv.writer(cells).writerow([connector.name, system, source.type, source.name, source.kind, ""])
-                    # The row's fixed cells, written once: the source's five and the comma before collected_at.
-                    head = heads[(root, system, source)] = (source.as_dict(), cells.getvalue().removesuffix("\r\n"))
-                    stage.sources.setdefault(source, head[0])
-                last = (source, system, root, head)
+                last = (source, system, root, _head(connector, stage, heads, root, system, source))
             head = last[3]
             line = {"connector": connector.name, "system": system, "source": head[0], "collected_at": item.collected_at, "fields": fields}
             stage.lines.append(_json_line(line))
@@ -365,6 +361,56 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
         "files": file_count,
         "file_bytes": file_bytes,
     }
+
+
+def _head(connector: Connector, stage: _CategoryStage, heads: dict, root: str, system: str, source) -> tuple[dict, str]:
+    """The source of a run of records as JSON, and the CSV cells every row of the run starts with:
+    the source's five and the comma before collected_at. Worked out once per run."""
+    head = heads.get((root, system, source))
+    if head is None:
+        cells = io.StringIO()
+        csv.writer(cells).writerow([connector.name, system, source.type, source.name, source.kind, ""])
+        head = heads[(root, system, source)] = (source.as_dict(), cells.getvalue().removesuffix("\r\n"))
+        stage.sources.setdefault(source, head[0])
+    return head
+
+
+def _stage_run(connector: Connector, run: RecordRun, categories: frozenset[str], stages: dict, heads: dict, spool: _Spool) -> None:
+    """Stage a RecordRun: the connector writes its JSON lines and CSV rows from templates of the
+    same lines and rows stage_gather writes for records, so the bytes are the same."""
+    category = run.category
+    if not isinstance(category, str) or not category_known(category):
+        raise PermanentError(f"{connector.name} yielded a record in {category!r}, which is not a category of the taxonomy")
+    root = category_root(category)
+    if root not in categories:
+        return
+    stage = stages.get(root)
+    if stage is None:
+        stage = stages[root] = _CategoryStage(json_stream(root), csv_stream(root))
+    source_json, csv_head = _head(connector, stage, heads, root, run.system, run.source)
+    if run.field_name not in stage.columns:
+        if stage.records:
+            stage.rectangular = False
+        stage.columns[run.field_name] = len(stage.columns)
+    # What is staged so far goes first, so the streams keep the connector's order.
+    if stage.lines:
+        spool.write(stage.json_name, b"".join(stage.lines))
+        stage.lines.clear()
+    if stage.csv.tell():
+        spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
+        stage.csv.seek(0)
+        stage.csv.truncate()
+    line_start = orjson.dumps({"connector": connector.name, "system": run.system, "source": source_json})[:-1].decode()
+    field_start = orjson.dumps({run.field_name: None})[:-len(b"null}")].decode()
+    line = (f'{line_start},"collected_at":', Cell.COLLECTED_AT_JSON, f',"fields":{field_start}', Cell.VALUE_JSON, "}}\n")
+    row: list[str | Cell] = [csv_head, Cell.COLLECTED_AT_CSV]
+    for name in stage.columns:
+        row += [",", Cell.VALUE_CSV] if name == run.field_name else [","]
+    row.append("\r\n")
+    for (lines, rows), count in run.render([line, row]):
+        spool.write(stage.json_name, lines.encode("utf-8"))
+        spool.write(stage.csv_name, rows.encode("utf-8"))
+        stage.records += count
 
 
 def _local_tmp() -> str:

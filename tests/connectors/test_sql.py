@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import Identity
+from connectors.base import Connector, Identity, RecordRun
 from connectors.estate.loader import EstateError, estate_load, estate_parse
 from connectors.estate.stores import estate_database_url
 from connectors.registry import connector_get
@@ -169,3 +172,101 @@ def test_a_table_with_more_rows_than_one_batch_streams_on_from_its_last_key(uniq
     _load({"email": email, "accounts": {"searches": searches}})
     found = [r.fields["query"] for r in _records("accounts", email) if r.category == "searches_commands"]
     assert found == searches
+
+
+AWKWARD = [
+    "plain", "", " leading and trailing ", "comma, here", 'quote " here', '""', "line\nbreak", "cr\rhere", "crlf\r\nhere",
+    "tab\there", "back\\slash", "\\.", "controls " + "".join(chr(c) for c in range(1, 32)), "unicode é ß 日本 🙂",
+    "\u2028\u2029", "del \x7f", "</script>", "x" * 5000,
+]
+PROBES = {  # table: (value column and type, collected-at column and type, category)
+    "probe_tz": ("note text", "seen timestamptz"),
+    "probe_local": ("label varchar(6000)", "at timestamp"),
+    "probe_day": ("word text", "day date"),
+    "probe_plain": ("remark text", None),
+    "probe_int": ("n integer", "seen timestamptz"),
+}
+
+
+@pytest.fixture
+def probes(tmp_path, unique_email):
+    """A subject with more than a batch of rows in tables of each kind a run can render (and one it
+    cannot), all in one category, and a connector to a server whose default time zone is not UTC."""
+    from connectors.sql import BATCH, SqlConnector
+
+    email = unique_email("probe")
+    _load({"email": email, "accounts": {"name": "Pat Probe"}})
+    url = sa.engine.make_url(estate_database_url("accounts"))
+    engine = sa.create_engine(url)
+    rows = BATCH + 300
+    with engine.begin() as conn:
+        user = conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar()
+        for table, (value, when) in PROBES.items():
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            conn.execute(sa.text(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, user_id bigint NOT NULL, {value}{f', {when}' if when else ''})"))
+            value_name, when_name = value.split()[0], when and when.split()[0]
+            for n in range(rows):
+                at = dt.datetime(999 + n * 7 % 9000, 1 + n % 12, 1 + n % 28, n % 24, n % 60, n % 60, 0 if n % 3 else n * 37 % 1000000, tzinfo=dt.UTC)
+                params = {"u": user, "v": None if n % 17 == 5 else (n if value_name == "n" else AWKWARD[n % len(AWKWARD)]),
+                          "w": None if n % 11 == 4 and when_name == "seen" else (at.date() if when_name == "day" else at.replace(tzinfo=None) if when_name == "at" else at)}
+                conn.execute(sa.text(f"INSERT INTO {table} (user_id, {value_name}{f', {when_name}' if when else ''}) VALUES (:u, :v{', :w' if when else ''})"), params)
+    engine.dispose()
+    dataset = tmp_path / "probes.yaml"
+    tables = "".join(
+        f"  - name: {table}\n    parent: {{table: users, column: user_id}}\n    source: observed\n"
+        + (f"    collected_at: {when.split()[0]}\n" if when else "") + f"    columns: {{{value.split()[0]}: searches_commands}}\n"
+        for table, (value, when) in PROBES.items()
+    )
+    dataset.write_text(f"system: accounts\ntables:\n  - name: users\n    identity: {{email: email}}\n    columns: {{name: name_contact}}\n{tables}")
+    zoned = url.update_query_dict({"options": "-c TimeZone=America/St_Johns"}).render_as_string(hide_password=False)
+    connector = SqlConnector(name="accounts", dataset=str(dataset), url=zoned)
+    yield connector, email, rows
+    connector.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in PROBES:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+    engine.dispose()
+
+
+class _RecordsOnly(Connector):
+    """A connector's records, never a run: the staging that writes each record itself."""
+
+    def __init__(self, inner: Connector) -> None:
+        super().__init__(name=inner.name)
+        self.inner = inner
+
+    def gather(self, identity):
+        return self.inner.gather(identity)
+
+
+@pytest.mark.django_db
+def test_rows_the_database_renders_in_a_run_are_the_bytes_the_staging_writes_for_their_records(probes):
+    from dsar import exports
+
+    connector, email, rows = probes
+    identity = Identity(email=email)
+    runs = [item for item in connector.gather_runs(identity) if isinstance(item, RecordRun)]
+    assert [run.system for run in runs] == ["accounts.probe_tz", "accounts.probe_local", "accounts.probe_day", "accounts.probe_plain"]
+
+    categories = frozenset({"searches_commands", "name_contact"})
+    by_runs = exports.stage_gather(connector, identity, categories, request_id="runs", attempt=1)
+    by_records = exports.stage_gather(_RecordsOnly(connector), identity, categories, request_id="records", attempt=1)
+    try:
+        assert by_runs["inline"] is None  # spilled to the work area, as a big subject's are
+        assert {k: v for k, v in by_runs.items() if k != "prefix"} == {k: v for k, v in by_records.items() if k != "prefix"}
+        per_table = rows - len(range(5, rows, 17))
+        assert by_runs["counts"] == {"searches_commands": 5 * per_table, "name_contact": 1}
+        assert by_runs["categories"]["searches_commands"]["columns"] == ["note", "label", "word", "remark", "n"]
+        for stream in ("searches_commands.jsonl", "searches_commands.csv", "name_contact.jsonl", "name_contact.csv"):
+            staged = b"".join(exports._blocks(exports._staged(by_runs, stream)))
+            assert staged == b"".join(exports._blocks(exports._staged(by_records, stream))), stream
+        lines = b"".join(exports._blocks(exports._staged(by_runs, "searches_commands.jsonl"))).decode().split("\n")[:-1]
+        records = [json.loads(line) for line in lines]
+        assert {r["fields"].get("note") for r in records} >= set(AWKWARD)  # every awkward value made it
+        zoned = {r["collected_at"] for r in records if r["system"] == "accounts.probe_tz"}
+        # In UTC, whatever the server's default zone.
+        assert None in zoned and "0999-01-01T00:00:00+00:00" in zoned and all(t is None or t.endswith("+00:00") for t in zoned)
+    finally:
+        exports.stage_discard("runs")
+        exports.stage_discard("records")
