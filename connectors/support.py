@@ -71,13 +71,19 @@ class ZendeskClient:
         except ValueError as error:
             raise PermanentError(f"{self.name}: the helpdesk's answer to {what} is not JSON") from error
 
-    def items(self, path: str, key: str) -> Iterator[dict[str, Any]]:
-        """Every item of a cursor-paginated list, fetching the next page only when this one is used up."""
-        params: dict[str, Any] = {"page[size]": PAGE_SIZE}
+    def items(self, path: str, key: str, *, users: dict[int, dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paginated list, fetching the next page only when this one is used up.
+        With `users`, each page asks for the users it refers to side-loaded (Zendesk's `include=users`)
+        and puts them in `users` by id before its items are yielded."""
+        include = {"include": "users"} if users is not None else {}
+        params: dict[str, Any] = {"page[size]": PAGE_SIZE, **include}
         cursors: set[str] = set()
         while True:
             page = self.call("GET", path, params=params)
             items, meta = _get(page, key, list), _get(page, "meta", dict)
+            if users is not None:
+                for user in _optional(page.get("users"), list, f"{path} users"):
+                    users[_checked(user, f"{path} users")["id"]] = user
             for item in items:
                 yield _checked(item, path)
             if not meta.get("has_more"):
@@ -86,7 +92,7 @@ class ZendeskClient:
             if not isinstance(cursor, str) or not cursor or cursor in cursors:
                 raise PermanentError(f"{self.name}: {path} says it has more but gives no new cursor ({cursor!r})")
             cursors.add(cursor)
-            params = {"page[size]": PAGE_SIZE, "page[after]": cursor}
+            params = {"page[size]": PAGE_SIZE, "page[after]": cursor, **include}
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
         """The live users with exactly this address (compared trimmed and case-insensitively)."""
@@ -198,8 +204,9 @@ class ZendeskConnector(Connector):
     def _ticket_records(self, ticket: dict[str, Any], speakers: dict[int, tuple[str, str | None]]) -> Iterator[Record]:
         conversation: list[dict[str, Any]] = []  # the customer and the agents
         bot_exchange: list[dict[str, Any]] = []  # the bot and the customer
-        for comment in self.client.items(f"tickets/{ticket['id']}/comments.json", "comments"):
-            role, speaker_name = self._speaker(_user_id(comment.get("author_id")), _user_id(ticket.get("requester_id")), speakers)
+        authors: dict[int, dict[str, Any]] = {}  # side-loaded with the comments
+        for comment in self.client.items(f"tickets/{ticket['id']}/comments.json", "comments", users=authors):
+            role, speaker_name = self._speaker(_user_id(comment.get("author_id")), _user_id(ticket.get("requester_id")), speakers, authors)
             message = {"from": role, "body": comment.get("body"), "at": comment.get("created_at")}
             if speaker_name:  # an agent's or a bot's: which bot answered matters as much as which person
                 message["agent_name"] = speaker_name
@@ -219,14 +226,18 @@ class ZendeskConnector(Connector):
             text = _optional(ticket.get("satisfaction_rating"), dict, "satisfaction rating").get("comment")
             yield Record(category=FEEDBACK, fields={"rating": rating, "text": text, "at": ticket.get("created_at")}, **made)
 
-    def _speaker(self, author_id: Any, requester_id: Any, speakers: dict[int, tuple[str, str | None]]) -> tuple[str, str | None]:
-        """Who wrote a comment: ("customer", None), ("agent", name) or ("bot", name). Authors are
-        looked up once per gather: a handful of agents write most comments."""
+    def _speaker(self, author_id: Any, requester_id: Any, speakers: dict[int, tuple[str, str | None]],
+                 authors: dict[int, dict[str, Any]]) -> tuple[str, str | None]:
+        """Who wrote a comment: ("customer", None), ("agent", name) or ("bot", name). An author the
+        helpdesk did not side-load is looked up; each is worked out once per gather."""
         if author_id == requester_id:
             return "customer", None
         if author_id not in speakers:
-            answer = self.client.call("GET", f"users/{author_id}.json", missing_ok=True)
-            user = _optional(answer, dict, "user answer").get("user")
+            if author_id in authors:
+                user = authors[author_id]
+            else:
+                answer = self.client.call("GET", f"users/{author_id}.json", missing_ok=True)
+                user = _optional(answer, dict, "user answer").get("user")
             if user is None:
                 # A vanished author of a comment on the subject's own ticket was, in practice, staff.
                 speakers[author_id] = ("agent", None)

@@ -9,7 +9,8 @@ Routes (all under /api/v2, all `.json`): POST users; GET users/search?query=emai
 case-insensitive); GET and DELETE users/{id} (a soft delete: the user moves to deleted users); GET
 deleted_users; DELETE deleted_users/{id} (permanent, Zendesk's GDPR erasure); POST imports/tickets
 (the Ticket Import API, comments included); GET users/{id}/tickets/requested; GET
-tickets/{id}/comments; DELETE tickets/{id}. Lists use Zendesk's cursor pagination: `page[size]`
+tickets/{id}/comments (with `include=users`, the page's live authors side-loaded as `users`);
+DELETE tickets/{id}. Lists use Zendesk's cursor pagination: `page[size]`
 (1-100, default 100), `page[after]` or `page[before]`; answers carry `meta` (`has_more`,
 `after_cursor`, `before_cursor`) and `links` (`next`, `prev`).
 
@@ -298,7 +299,13 @@ def ticket_requested_list(call: Call) -> tuple[int, dict]:
 
 def comment_list(call: Call) -> tuple[int, dict]:
     call.row("tickets")
-    return 200, call.page("comments", "ticket_id = ?", [call.ids[0]], "comments", _comment)
+    page = call.page("comments", "ticket_id = ?", [call.ids[0]], "comments", _comment)
+    if "users" in call.query.get("include", "").split(","):
+        # Zendesk's side-loading: the page's authors come with it, so no client asks for each one.
+        authors = sorted({comment["author_id"] for comment in page["comments"]})
+        rows = call.db.execute(f"SELECT * FROM users WHERE id IN ({','.join('?' * len(authors))}) AND {LIVE} ORDER BY id", authors)
+        page["users"] = [_user(row) for row in rows]
+    return 200, page
 
 
 def ticket_delete(call: Call) -> tuple[int, None]:

@@ -162,6 +162,38 @@ def test_gather_returns_exactly_the_subjects_chats_bot_usage_and_feedback(loaded
     assert records[0].fields["ticket_id"] == records[1].fields["ticket_id"]  # the bot record is of the same ticket
 
 
+def _calls(connector: ZendeskConnector) -> list[str]:
+    """The paths of the connector's calls from now on, as they went over the wire."""
+    calls: list[str] = []
+    connector.client.session.hooks["response"].append(lambda response, *args, **kwargs: calls.append(response.request.path_url))
+    return calls
+
+
+def test_gather_has_each_tickets_authors_side_loaded_and_looks_none_up(loaded, connector):
+    calls = _calls(connector)
+    assert _shape(gather(connector, SAM)) == _sam_expected()
+    paths = [call.split("?")[0] for call in calls]
+    assert paths[:2] == ["/api/v2/users/search.json", paths[1]] and paths[1].endswith("/tickets/requested.json")
+    assert len(paths) == 2 + 4 and all(p.endswith("/comments.json") for p in paths[2:])  # Sam's four tickets
+    assert all("include=users" in call for call in calls[2:])
+
+
+def test_an_author_the_helpdesk_no_longer_has_is_looked_up_and_shown_as_staff(helpdesk, raw, connector):
+    email = "lee.gone-agent@example.com"
+    load(helpdesk, email, [{"topic": "Lost parcel", "at": "2024-07-01T10:00:00Z", "messages": [
+        {"from": "customer", "body": "Where is it?"}, {"from": "agent", "agent_name": "Departed Dana", "body": "On its way."}]}])
+    (user,) = search(raw, helpdesk, email)
+    (ticket,) = raw.get(f"{helpdesk}/api/v2/users/{user['id']}/tickets/requested.json").json()["tickets"]
+    comments = raw.get(f"{helpdesk}/api/v2/tickets/{ticket['id']}/comments.json").json()["comments"]
+    (agent_id,) = {c["author_id"] for c in comments} - {user["id"]}
+    assert raw.delete(f"{helpdesk}/api/v2/users/{agent_id}.json").status_code == 200  # the agent left: soft-deleted
+
+    calls = _calls(connector)
+    (chat,) = gather(connector, email)
+    assert chat.fields["messages"][1] == {"from": "agent", "body": "On its way.", "at": "2024-07-01T10:00:00Z"}
+    assert f"/api/v2/users/{agent_id}.json" in calls  # not side-loaded, so asked for (and gone)
+
+
 def test_gather_for_a_plus_suffixed_address_finds_only_that_subject(loaded, connector):
     records = gather(connector, SAM_PROMO)
 
