@@ -8,7 +8,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import Connector, Identity, RecordRun
+from connectors.base import Cell, Connector, Identity, RecordRun, TransientError
 from connectors.estate.loader import EstateError, estate_load, estate_parse
 from connectors.estate.stores import estate_database_url
 from connectors.registry import connector_get
@@ -270,3 +270,21 @@ def test_rows_the_database_renders_in_a_run_are_the_bytes_the_staging_writes_for
     finally:
         exports.stage_discard("runs")
         exports.stage_discard("records")
+
+
+@pytest.mark.django_db
+def test_a_connection_lost_in_the_middle_of_a_run_is_a_transient_error(probes):
+    connector, email, _ = probes
+    items = connector.gather_runs(Identity(email=email))
+    run = next(item for item in items if isinstance(item, RecordRun))
+    blocks = run.render([[Cell.VALUE_JSON]])
+    (text,), count = next(blocks)
+    assert count > 0 and text.startswith('"')
+    engine = sa.create_engine(estate_database_url("accounts"))
+    with engine.connect() as conn:  # the system drops the connector's connection
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    engine.dispose()
+    with pytest.raises(TransientError, match="database unavailable"):
+        next(blocks)
+    items.close()
