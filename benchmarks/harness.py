@@ -61,6 +61,51 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class CpuWatch:
+    """CPU seconds each group of processes used between `start()` and `stop()`: the web server and
+    the workers (each with its children), PostgreSQL, Redis, the estate's helpdesk, and this process
+    (the benchmark's client). A process that started in between counts from zero; one that ended in
+    between is lost, so it is read at the end of a run, while the product still runs."""
+
+    def __init__(self, product: Product) -> None:
+        self.product = product
+        self.before: dict[str, dict[int, float]] = {}
+
+    def _groups(self) -> dict[str, list[psutil.Process]]:
+        groups: dict[str, list[psutil.Process]] = {"web": [], "worker": [], "postgres": [], "redis": [], "helpdesk": [],
+                                                   "client": [psutil.Process()]}
+        for index, popen in enumerate(self.product.processes):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = psutil.Process(popen.pid)
+                groups["web" if index == 0 else "worker"] += [parent, *parent.children(recursive=True)]
+        for process in psutil.process_iter(["name", "cmdline"]):
+            command = " ".join(process.info["cmdline"] or [])
+            if process.info["name"] == "postgres":
+                groups["postgres"].append(process)
+            elif process.info["name"] and process.info["name"].startswith("redis-server"):
+                groups["redis"].append(process)
+            elif "connectors.estate.helpdesk" in command:
+                groups["helpdesk"].append(process)
+        return groups
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        seconds: dict[str, dict[int, float]] = {}
+        for name, members in self._groups().items():
+            seconds[name] = {}
+            for process in members:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = process.cpu_times()
+                    seconds[name][process.pid] = times.user + times.system
+        return seconds
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        now = self._read()
+        return {name: sum(value - self.before.get(name, {}).get(pid, 0.0) for pid, value in now[name].items()) for name in now}
+
+
 class Product:
     """The product's processes on a benchmark database: gunicorn and Celery workers."""
 

@@ -13,7 +13,6 @@ the filing path shows in that figure whatever the machine is doing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import tempfile
 
 import psutil
 
-from .harness import PYTHON, ROOT, Product, figure, note
+from .harness import PYTHON, ROOT, CpuWatch, Product, figure, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -39,32 +38,17 @@ end
 """
 
 
-def _cpu_seconds(product: Product) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of each process of the web server, and of PostgreSQL's."""
-    web = psutil.Process(product.processes[0].pid)
-    groups = {"web": [web, *web.children(recursive=True)],
-              "postgres": [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]}
-    seconds: dict[str, dict[int, float]] = {}
-    for name, members in groups.items():
-        seconds[name] = {}
-        for process in members:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = process.cpu_times()
-                seconds[name][process.pid] = times.user + times.system
-    return seconds
-
-
 def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    before = _cpu_seconds(product) if product else {}
+    watch = CpuWatch(product) if product else None
+    if watch:
+        watch.start()
     machine = psutil.cpu_times()
     result = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{DURATION}s", "--latency", "-s", handle.name, url],
                             capture_output=True, text=True, check=True)
     after = psutil.cpu_times()
-    now = _cpu_seconds(product) if product else {}
-    # A process started during the run (a database connection opened then) counts from zero.
-    used = {name: sum(value - before[name].get(pid, 0.0) for pid, value in now[name].items()) for name in now}
+    used = {name: seconds for name, seconds in watch.stop().items() if name in ("web", "postgres")} if watch else {}
     os.unlink(handle.name)
     line = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
     requests_, errors, p50, p99, duration = (int(x) for x in line.groups())
