@@ -44,8 +44,8 @@ ERASE_STRATEGIES = ("delete", "null", "mask")
 # A RecordRun's rows are fetched RUN_BLOCK at a time, and each block is rendered into one text.
 RUN_BLOCK = 5000
 TEXT_TYPES = {25, 1043}  # PostgreSQL's text and varchar, by type OID
-# How to_char spells a collected-at time as datetime.isoformat() does, by type OID (timestamptz,
-# timestamp, date); isoformat() leaves out a fraction of zero microseconds.
+# How to_char spells a collected-at time as datetime.isoformat() does, by type OID: timestamptz (in
+# UTC, see _session_in_utc), timestamp and date. isoformat() leaves out a fraction of zero microseconds.
 ISO_FORMATS = {1184: ('YYYY-MM-DD"T"HH24:MI:SS', '"+00:00"'), 1114: ('YYYY-MM-DD"T"HH24:MI:SS', ""), 1082: ("YYYY-MM-DD", None)}
 CSV_QUOTED = '[",\r\n]'  # what makes Python's csv writer quote a cell (the excel dialect)
 

@@ -303,7 +303,7 @@ def comment_list(call: Call) -> tuple[int, dict]:
     if "users" in call.query.get("include", "").split(","):
         # Zendesk's side-loading: the page's authors come with it, so no client asks for each one.
         authors = sorted({comment["author_id"] for comment in page["comments"]})
-        rows = call.db.execute(f"SELECT * FROM users WHERE id IN ({','.join('?' * len(authors))}) AND {LIVE} ORDER BY id", authors)
+        rows = call.db.execute(f"SELECT * FROM users WHERE id IN ({','.join('?' * len(authors))}) AND {LIVE} ORDER BY id", authors) if authors else []
         page["users"] = [_user(row) for row in rows]
     return 200, page
 
