@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import secrets
+from email.generator import NLCRE, BytesGenerator
 from email.policy import Compat32
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import SafeMIMEMultipart
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.functional import SimpleLazyObject
@@ -58,6 +61,26 @@ class _HeaderPolicy(Compat32):
 HEADER_POLICY = _HeaderPolicy()
 
 
+class _BytesGenerator(BytesGenerator):
+    """Python's BytesGenerator, writing each text of a message in one piece. The stock one writes
+    every line and every line ending apart, two encoded writes a line: half of what serializing the
+    code email costs. The bytes are the same, since the text's line endings become the generator's
+    as its own `NLCRE.split` and joining make them."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(self._NL.join(NLCRE.split(lines)))
+
+
+class _Multipart(SafeMIMEMultipart):
+    """Django's multipart message, written by `_BytesGenerator` (which writes its parts too)."""
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        out = io.BytesIO()
+        _BytesGenerator(out, mangle_from_=False).flatten(self, unixfrom=unixfrom, linesep=linesep)
+        return out.getvalue()
+
+
 class _Email(EmailMultiAlternatives):
     """A text email with its HTML alternative, cheap to build on the filing path.
 
@@ -66,12 +89,15 @@ class _Email(EmailMultiAlternatives):
       instructions that filing a request costs. 128 random bits cannot collide with a body in
       practice, which is how most mail software chooses them.
     - Its headers are written by `HEADER_POLICY`, which the generator applies to every part.
+    - It is written by `_BytesGenerator`.
     """
 
     def message(self):
         message = super().message()
         if message.is_multipart():
             message.set_boundary(f"=_{secrets.token_hex(16)}")
+        if type(message) is SafeMIMEMultipart:
+            message.__class__ = _Multipart
         message.policy = HEADER_POLICY
         return message
 

@@ -63,16 +63,18 @@ def test_emails_are_written_byte_for_byte_as_pythons_compat32_policy_writes_them
     long_local = request_make(email=("very.long.local.part." * 3) + "x@" + ("sub." * 8) + "example.com")
     with transaction.atomic():
         notifications.email_on_commit(plain, "code", code="12345678", ttl_minutes=30)
-        notifications.email_on_commit(long_local, "denied", reason="Not the account holder.")
+        notifications.email_on_commit(long_local, "denied", reason="Not the account holder.\r\nSecond line.\rThird, é.")
         notifications.staff_email_on_commit([f"staff.member.{n}@example.com" for n in range(6)], "staff_deadline",
                                             request=plain, kind="overdue", now=timezone.now())
     assert len(mailoutbox) == 3
     for sent in mailoutbox:
         built = sent.message()
         assert built.policy is notifications.HEADER_POLICY
-        stock = io.BytesIO()
-        BytesGenerator(stock, mangle_from_=False, policy=compat32).flatten(built, linesep="\n")
-        assert built.as_bytes() == stock.getvalue()
+        for linesep in ("\n", "\r\n"):  # as the file backend and as SMTP write it
+            stock = io.BytesIO()
+            BytesGenerator(stock, mangle_from_=False, policy=compat32).flatten(built, linesep=linesep)
+            assert built.as_bytes(linesep=linesep) == stock.getvalue()
+    assert "Third, é." in mailoutbox[1].message().as_bytes().decode()
     folded = mailoutbox[2].message().as_bytes().decode()
     assert "To: staff.member.0@example.com, staff.member.1@example.com,\n staff.member.2" in folded
 
