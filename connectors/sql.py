@@ -97,6 +97,15 @@ class Table:
     retain: Retention | None = None
 
     @property
+    def single_column(self) -> Column | None:
+        """The column, when each row is one record of one plain field from a fixed source: the
+        commonest table, and the one that has millions of rows."""
+        fixed_source = not (self.source_column or self.source_name_column or self.source_kind_column)
+        if fixed_source and not (self.category_column or self.secrets or self.retain) and len(self.columns) == 1:
+            return None if self.columns[0].transform else self.columns[0]
+        return None
+
+    @property
     def categories(self) -> set[str]:
         if self.category_column:
             return set(category_ids())
@@ -350,12 +359,8 @@ class SqlConnector(Connector):
         """The subject's rows of `table` past the key `last` as a RecordRun, when the database can write
         them exactly as the product would: one text column in one category, a fixed source, and a
         collected-at time (if any) of a type whose ISO form it can spell. None otherwise."""
-        if table.source_column or table.source_name_column or table.source_kind_column or table.category_column:
-            return None
-        if table.secrets or table.retain or len(table.columns) != 1 or table.columns[0].transform:
-            return None
-        (column,) = table.columns
-        if types.get(column.name) not in TEXT_TYPES or (table.collected_at and types.get(table.collected_at) not in ISO_FORMATS):
+        column = table.single_column
+        if column is None or types.get(column.name) not in TEXT_TYPES or (table.collected_at and types.get(table.collected_at) not in ISO_FORMATS):
             return None
         t = self._table(table, column.name, *([table.collected_at] if table.collected_at else []))
         value = sa.cast(t.c[column.name], sa.Text)
@@ -458,8 +463,7 @@ class SqlConnector(Connector):
                     for category, fields in by_category.items()]
 
         def stream(rows: Iterable[tuple]) -> Iterator[Record]:
-            if simple and fixed_source is not None and len(plain_columns) == 1:
-                # The commonest table of all, and the one with millions of rows: one column, one record per row.
+            if table.single_column is not None:
                 (index, name), = plain_columns
                 for row in rows:
                     value = row[index]

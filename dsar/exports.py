@@ -94,6 +94,25 @@ class _CategoryStage:
     def __post_init__(self) -> None:
         self.writer = csv.writer(self.csv)
 
+    def widen(self, names: Iterable[str]) -> None:
+        """Add the columns not seen yet; rows already written then lack them."""
+        for name in names:
+            if name not in self.columns:
+                if self.records:
+                    self.rectangular = False
+                self.columns[name] = len(self.columns)
+
+    def flush_lines(self, spool: _Spool) -> None:
+        if self.lines:
+            spool.write(self.json_name, b"".join(self.lines))
+            self.lines.clear()
+
+    def flush_csv(self, spool: _Spool) -> None:
+        if self.csv.tell():
+            spool.write(self.csv_name, self.csv.getvalue().encode("utf-8"))
+            self.csv.seek(0)
+            self.csv.truncate()
+
 
 class _Spool:
     """A connector's staged streams (per category, JSON lines and CSV, and the list of files). A
@@ -281,10 +300,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     fragment = _FilesFragment(connector) if on_local_disk() else None
     try:
         for item in connector.gather_runs(identity):
-            if not isinstance(item, (Record, FileItem)):
-                if isinstance(item, RecordRun):
-                    _stage_run(connector, item, categories, stages, heads, spool)
-                    continue
+            if not isinstance(item, (Record, FileItem, RecordRun)):
                 raise PermanentError(f"{connector.name} yielded {type(item).__name__}, not a Record or FileItem")
             category = item.category
             root = roots.get(category, "") if isinstance(category, str) else ""
@@ -303,6 +319,10 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
                 file_count += 1
                 file_bytes += item.size or 0
                 fields = {"file": arcname, "bytes": item.size}
+            elif isinstance(item, RecordRun):
+                if root is None:
+                    continue
+                fields = None
             elif type(item.fields) is not dict and not isinstance(item.fields, Mapping):  # an ABC check is slow: most are dicts
                 raise PermanentError(f"{connector.name} yielded a {category} record whose fields are not a mapping")
             elif root is None:
@@ -317,30 +337,25 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
             if source is not last[0] or system is not last[1] or root is not last[2]:  # rows come in runs: skip the hashing
                 last = (source, system, root, _head(connector, stage, heads, root, system, source))
             head = last[3]
+            if fields is None:  # a RecordRun: its records are written by its system
+                _stage_run(connector, item, stage, head, spool)
+                continue
             line = {"connector": connector.name, "system": system, "source": head[0], "collected_at": item.collected_at, "fields": fields}
             stage.lines.append(_json_line(line))
             if len(stage.lines) == LINES_FLUSH:
-                spool.write(stage.json_name, b"".join(stage.lines))
-                stage.lines.clear()
+                stage.flush_lines(spool)
             flat = _flat(fields)
             columns = stage.columns
             if not flat.keys() <= columns.keys():
-                if stage.records:
-                    stage.rectangular = False
-                for name in flat:
-                    columns.setdefault(name, len(columns))
+                stage.widen(flat)
             stage.csv.write(head[1])
             stage.writer.writerow([_iso(item.collected_at), *map(flat.get, columns, _BLANKS)])
             stage.records += 1
             if stage.csv.tell() > CSV_FLUSH:
-                spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
-                stage.csv.seek(0)
-                stage.csv.truncate()
+                stage.flush_csv(spool)
         for stage in stages.values():
-            if stage.lines:
-                spool.write(stage.json_name, b"".join(stage.lines))
-            if stage.csv.tell():
-                spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
+            stage.flush_lines(spool)
+            stage.flush_csv(spool)
         for ready in fragment.rest() if fragment is not None else []:
             spool.write(FILES, _json_line(ready))
         inline = spool.finish(prefix)
@@ -375,31 +390,14 @@ def _head(connector: Connector, stage: _CategoryStage, heads: dict, root: str, s
     return head
 
 
-def _stage_run(connector: Connector, run: RecordRun, categories: frozenset[str], stages: dict, heads: dict, spool: _Spool) -> None:
-    """Stage a RecordRun: the connector writes its JSON lines and CSV rows from templates of the
-    same lines and rows stage_gather writes for records, so the bytes are the same."""
-    category = run.category
-    if not isinstance(category, str) or not category_known(category):
-        raise PermanentError(f"{connector.name} yielded a record in {category!r}, which is not a category of the taxonomy")
-    root = category_root(category)
-    if root not in categories:
-        return
-    stage = stages.get(root)
-    if stage is None:
-        stage = stages[root] = _CategoryStage(json_stream(root), csv_stream(root))
-    source_json, csv_head = _head(connector, stage, heads, root, run.system, run.source)
-    if run.field_name not in stage.columns:
-        if stage.records:
-            stage.rectangular = False
-        stage.columns[run.field_name] = len(stage.columns)
+def _stage_run(connector: Connector, run: RecordRun, stage: _CategoryStage, head: tuple[dict, str], spool: _Spool) -> None:
+    """Stage a RecordRun: its system writes the JSON lines and CSV rows from templates of the very
+    lines and rows stage_gather writes for a record, so the bytes are the same."""
+    stage.widen([run.field_name])
     # What is staged so far goes first, so the streams keep the connector's order.
-    if stage.lines:
-        spool.write(stage.json_name, b"".join(stage.lines))
-        stage.lines.clear()
-    if stage.csv.tell():
-        spool.write(stage.csv_name, stage.csv.getvalue().encode("utf-8"))
-        stage.csv.seek(0)
-        stage.csv.truncate()
+    stage.flush_lines(spool)
+    stage.flush_csv(spool)
+    source_json, csv_head = head
     line_start = orjson.dumps({"connector": connector.name, "system": run.system, "source": source_json})[:-1].decode()
     field_start = orjson.dumps({run.field_name: None})[:-len(b"null}")].decode()
     line = (f'{line_start},"collected_at":', Cell.COLLECTED_AT_JSON, f',"fields":{field_start}', Cell.VALUE_JSON, "}}\n")
