@@ -61,6 +61,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def machine_busy(before, after) -> tuple[float, float]:
+    """CPU seconds the whole machine was busy between two `psutil.cpu_times()`, and as a share."""
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    busy = sum(after) - sum(before) - idle
+    return busy, busy / (busy + idle)
+
+
 class CpuWatch:
     """CPU seconds each group of processes used between `start()` and `stop()`: the web server and
     the workers (each with its children), PostgreSQL, Redis, the estate's helpdesk, and this process

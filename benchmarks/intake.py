@@ -21,7 +21,7 @@ import tempfile
 
 import psutil
 
-from .harness import PYTHON, ROOT, CpuWatch, Product, figure, note
+from .harness import PYTHON, ROOT, CpuWatch, Product, figure, machine_busy, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -52,10 +52,9 @@ def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, flo
     os.unlink(handle.name)
     line = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
     requests_, errors, p50, p99, duration = (int(x) for x in line.groups())
-    idle = (after.idle + after.iowait) - (machine.idle + machine.iowait)
-    busy = sum(after) - sum(machine) - idle
+    busy, share = machine_busy(machine, after)
     return {"rps": requests_ / (duration / 1e6), "errors": errors, "p50": p50 / 1000, "p99": p99 / 1000,
-            "busy": busy / (busy + idle), "cpu_ms": 1000 * busy / requests_, **{f"{k}_ms": 1000 * v / requests_ for k, v in used.items()}}
+            "busy": share, "cpu_ms": 1000 * busy / requests_, **{f"{k}_ms": 1000 * v / requests_ for k, v in used.items()}}
 
 
 def _instructions_per_call(product: Product, paths: list[str], low: int = 20, high: int = 120) -> dict[str, float]:

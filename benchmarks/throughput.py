@@ -19,7 +19,7 @@ from connectors.base import Identity
 from connectors.estate.generate import subject_email
 from dsar.stack import WORKER_POOL
 
-from .harness import CpuWatch, Mailbox, Product, figure, file_and_verify, note, wait_final
+from .harness import CpuWatch, Mailbox, Product, figure, file_and_verify, machine_busy, note, wait_final
 
 SUBJECTS = 10_000
 REQUESTS = 500
@@ -60,10 +60,8 @@ def measure(product: Product, offset: int = 0) -> dict[str, float]:
     after = psutil.cpu_times()
     finished = sorted(t - started for t in done.values())
     used = psutil.Process().cpu_times()
-    idle = (after.idle + after.iowait) - (machine.idle + machine.iowait)
-    busy = sum(after) - sum(machine) - idle
     return {"filed": filed - started, "first": finished[0], "half": finished[len(finished) // 2], "all": finished[-1], "failed": failed,
-            "client_cpu": used.user + used.system - client.user - client.system, "busy": busy / (busy + idle),
+            "client_cpu": used.user + used.system - client.user - client.system, "busy": machine_busy(machine, after)[1],
             "cpu_ms": {name: 1000 * seconds / REQUESTS for name, seconds in cpu.items()}}
 
 
