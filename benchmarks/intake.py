@@ -21,7 +21,7 @@ import tempfile
 
 import psutil
 
-from .harness import PYTHON, ROOT, CpuWatch, Product, figure, machine_busy, note
+from .harness import PYTHON, ROOT, CpuWatch, Product, figure, file_create_ms, machine_busy, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -49,6 +49,8 @@ def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, flo
                             capture_output=True, text=True, check=True)
     after = psutil.cpu_times()
     used = {name: seconds for name, seconds in watch.stop().items() if name in ("web", "postgres")} if watch else {}
+    if watch:
+        used["web_system"] = watch.system["web"]
     os.unlink(handle.name)
     line = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
     requests_, errors, p50, p99, duration = (int(x) for x in line.groups())
@@ -92,6 +94,10 @@ def run() -> None:
         figure("intake", "machine_cpu_busy", measured["busy"], "share of 2 cores")
         figure("intake", "cpu_ms_per_request", measured["cpu_ms"], "ms", reference={"name": "at 500 req/s, 2 cores allow (ms)", "value": 4.0})
         figure("intake", "web_cpu_ms_per_request", measured["web_ms"], "ms")
+        figure("intake", "web_system_cpu_ms_per_request", measured["web_system_ms"], "ms")
+        # Why the mail sink is in memory: what a message's file costs there, and on the data disk.
+        ref = {"name": "on the data disk (ms)", "value": round(file_create_ms(product.data), 3)}
+        figure("intake", "mail_file_cpu_ms", file_create_ms(product.mail), "ms", reference=ref)
         figure("intake", "postgres_cpu_ms_per_request", measured["postgres_ms"], "ms")
         if shutil.which("valgrind"):
             counted = _instructions_per_call(product, ["/api/v1/requests", "/healthz/ready"])

@@ -62,7 +62,8 @@ def measure(product: Product, offset: int = 0) -> dict[str, float]:
     used = psutil.Process().cpu_times()
     return {"filed": filed - started, "first": finished[0], "half": finished[len(finished) // 2], "all": finished[-1], "failed": failed,
             "client_cpu": used.user + used.system - client.user - client.system, "busy": machine_busy(machine, after)[1],
-            "cpu_ms": {name: 1000 * seconds / REQUESTS for name, seconds in cpu.items()}}
+            "cpu_ms": {name: 1000 * seconds / REQUESTS for name, seconds in cpu.items()},
+            "system_ms": {name: 1000 * seconds / REQUESTS for name, seconds in watch.system.items()}}
 
 
 def reference(product: Product) -> float:
@@ -110,3 +111,5 @@ def run() -> None:
         figure("throughput", "machine_cpu_busy", timings["busy"], "share of 2 cores")
         for name, ms in timings["cpu_ms"].items():
             figure("throughput", f"{name}_cpu_ms_per_request", ms, "ms")
+        for name in ("web", "worker"):  # of which in the kernel (creating files, sockets)
+            figure("throughput", f"{name}_system_cpu_ms_per_request", timings["system_ms"][name], "ms")
