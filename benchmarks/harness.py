@@ -22,7 +22,7 @@ import psutil
 import psycopg
 import requests
 
-from dsar.stack import WEB_THREADS, WEB_WORKERS
+from dsar.stack import WEB_THREADS, WEB_WORKERS, gunicorn_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -206,8 +206,7 @@ class Product:
     def start(self) -> Product:
         self.reset()
         self.processes.append(subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "dsar.wsgi", "--preload", "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
-             "--threads", str(self.web_threads), "--log-level", "warning"],
+            [PYTHON, *gunicorn_args(f"127.0.0.1:{self.port}", self.web_workers, self.web_threads), "--log-level", "warning"],
             cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
         ))
         for number in range(self.workers):
