@@ -18,3 +18,11 @@ from connectors.registry import connectors_import
 
 connectors_import()
 get_resolver().url_patterns  # noqa: B018 (reading it imports the URLconf)
+
+# Everything loaded so far lives as long as the process: the cyclic garbage collector need never
+# look at it again. Left in its oldest generation, a full collection walks all of it (80 ms in a
+# web worker, every request in flight stalled), and under --preload it would also write to every
+# shared page, so the workers stopped sharing them.
+import gc
+
+gc.freeze()
