@@ -46,6 +46,8 @@ def file_create_ms(directory: Path, count: int = 200) -> float:
     spent = time.process_time() - started
     shutil.rmtree(probe)
     return 1000 * spent / count
+
+
 # A benchmark database starts empty: the audit tables refuse TRUNCATE but to a caller that says so.
 RESET = """
 import pgtrigger
