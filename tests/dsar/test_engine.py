@@ -87,6 +87,25 @@ def test_a_task_running_under_a_live_lease_cannot_be_claimed_again(api, reviewer
     assert Export.objects.filter(request_id=request_id).count() == 1
 
 
+def test_a_task_running_past_its_first_lease_has_it_renewed_and_is_never_claimed_twice(api, reviewer, mailoutbox, unique_email):
+    """The worker's lease is 3 s (tests/conftest.py) and the probe takes 4.5 s: the lease it was
+    claimed with runs out midway, so only renewal keeps a second worker from taking the task."""
+    from ..support.waiting import wait_for
+
+    email = unique_email("renewed")
+    probe_plan(email, sleep=4.5)
+    request_id, _ = file_request(api, mailoutbox, type="access", email=email)
+    approve(reviewer, request_id)
+    task = wait_for(lambda: ConnectorTask.objects.filter(request_id=request_id, connector="probe", status="running").first(), what="the probe task to start")
+    first_lease = task.lease_until
+    wait_for(lambda: timezone.now() > first_lease + dt.timedelta(seconds=0.5), what="the first lease to pass", timeout=10)
+    running = ConnectorTask.objects.get(pk=task.pk)
+    assert running.status == "running" and running.lease_until > timezone.now()
+    assert processing.task_claim(task.pk) is None
+    assert wait_until_final(request_id).status == "completed"
+    assert ConnectorTask.objects.get(pk=task.pk).attempts == 1
+
+
 def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it_ends():
     request = request_make(status="processing", email="final-claim@example.com")
     Request.objects.filter(pk=request.pk).update(finalize_state="queued")
