@@ -18,6 +18,7 @@ import os
 import random
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 
@@ -238,34 +239,76 @@ UPDATE dsar_request SET finalize_lease_until = %(until)s
 """
 
 
+class _LeaseKeeper:
+    """One thread per process, with its own database connection, renewing every lease the
+    process's work holds: each once a third of DSAR_TASK_LEASE_SECONDS has passed since it was
+    taken or last renewed, so no lease held runs out. A worker that dies stops renewing, so its
+    leases run out soon and the sweeper revives the work.
+
+    A thread per claim did the same, but starting, waking and joining it cost about 0.25 ms of CPU
+    a claim, six claims an access request, for leases that a typical task finishes long before
+    renewing once."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a child holds none of its parent's leases
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self.leases: dict[object, tuple[str, dict, float]] = {}  # key -> (sql, params, last renewed)
+        self.thread: threading.Thread | None = None
+
+    def hold(self, key: object, sql: str, params: dict) -> None:
+        with self.lock:
+            self.leases[key] = (sql, params, time.monotonic())
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self.thread.start()
+
+    def release(self, key: object) -> None:
+        with self.lock:
+            self.leases.pop(key, None)
+
+    def _due(self, every: float) -> list[tuple[object, str, dict]]:
+        now = time.monotonic()
+        with self.lock:
+            return [(key, sql, params) for key, (sql, params, renewed) in self.leases.items() if now - renewed >= every]
+
+    def _run(self) -> None:
+        lease = settings.DSAR_TASK_LEASE_SECONDS
+        while True:
+            time.sleep(lease / 12)  # so a lease is renewed between a third and five twelfths of it after the last time
+            due = self._due(lease / 3)
+            if not due:
+                continue
+            try:
+                with connection.cursor() as cursor:
+                    for key, sql, params in due:
+                        cursor.execute(sql, {**params, "until": timezone.now() + dt.timedelta(seconds=lease)})
+                        with self.lock:
+                            if key in self.leases:
+                                self.leases[key] = (sql, params, time.monotonic())
+            except (OperationalError, InterfaceError) as error:
+                logger.warning("could not renew a lease (will try again): %s", error)
+            except Exception:
+                logger.exception("could not renew a lease (will try again)")  # the thread must outlive any one failure
+            finally:
+                connection.close()  # renewals are rare: no connection is held idle between them
+
+
+_keeper = _LeaseKeeper()
+
+
 @contextlib.contextmanager
 def lease_kept(sql: str, params: dict) -> Iterator[None]:
-    """Renew a claim's lease every third of DSAR_TASK_LEASE_SECONDS while the body runs, from a
-    thread with its own database connection. A worker that dies stops renewing, so its lease runs
-    out soon and the sweeper revives the work. The SQL matches the claim's attempt, so a lease
-    taken over by another worker is never extended by this one."""
-    stop = threading.Event()
-    lease = settings.DSAR_TASK_LEASE_SECONDS
-
-    def renew() -> None:
-        try:
-            while not stop.wait(lease / 3):
-                try:
-                    with connection.cursor() as cursor:
-                        cursor.execute(sql, {**params, "until": timezone.now() + dt.timedelta(seconds=lease)})
-                except (OperationalError, InterfaceError) as error:
-                    logger.warning("could not renew a lease (will try again): %s", error)
-                    connection.close()
-        finally:
-            connection.close()
-
-    keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
-    keeper.start()
+    """Keep a claim's lease renewed while the body runs (`_LeaseKeeper`). The SQL matches the
+    claim's attempt, so a lease taken over by another worker is never extended by this one."""
+    key = object()
+    _keeper.hold(key, sql, params)
     try:
         yield
     finally:
-        stop.set()
-        keeper.join()
+        _keeper.release(key)
 
 
 def _describe(error: BaseException) -> str:
