@@ -49,8 +49,9 @@ SYSTEM = "system"
 def tasks_create(request: Request) -> None:
     """One task per configured connector, enqueued when the caller's transaction commits."""
     tasks = ConnectorTask.objects.bulk_create([ConnectorTask(request=request, connector=name) for name in connector_names()])
-    request.finalize_state = ""
-    request.save(update_fields=["finalize_state"])
+    if request.finalize_state:  # the caller holds the row's lock; a request approved for the first time has none
+        request.finalize_state = ""
+        request.save(update_fields=["finalize_state"])
     tasks_enqueue([(task.pk, task.connector) for task in tasks])
 
 
