@@ -120,3 +120,57 @@ def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it
     assert processing.finalize_claim(request.pk).finalize_attempts == 2  # a lost worker's step is taken over
     Request.objects.filter(pk=request.pk).update(finalize_state="queued", status="completed")
     assert processing.finalize_claim(request.pk) is None  # only a request still processing has a final step
+
+
+def _doorbell_on(broker_url: str):
+    """A task of a Celery app of its own on `broker_url`: only its publishing is under test."""
+    from celery import Celery
+
+    app = Celery("doorbells", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_retry = False
+
+    @app.task(name="doorbell")
+    def doorbell(task_id: int) -> None:
+        raise AssertionError("a doorbell ran")
+
+    return doorbell
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A real Redis of the test's own, and a client of it."""
+    import redis
+
+    from dsar.stack import _free_port, redis_server_start
+
+    port = _free_port()
+    process = redis_server_start(tmp_path, port, persist=False)
+    yield f"redis://127.0.0.1:{port}/0", redis.Redis(port=port)
+    process.terminate()
+    process.wait(10)
+
+
+def test_doorbells_go_out_together_and_if_the_broker_refuses_them_are_rung_again_alone(own_broker, caplog):
+    """A batch of doorbells whose publish failed may have been delivered in part, so each is rung
+    again alone; when that fails too the committed change stands (the sweeper rings queued tasks
+    again later), and nothing reaches the caller, which runs after the commit."""
+    url, client = own_broker
+    doorbell = _doorbell_on(url)
+    processing._ring_all(doorbell, [((1,), {}), ((2,), {})])
+    assert client.llen("celery") == 2
+
+    client.config_set("maxmemory", 1)  # full: every write refused, as by a Redis out of memory
+    caplog.set_level("WARNING", logger="dsar.processing")
+    processing._ring_all(doorbell, [((3,), {}), ((4,), {})])
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("a batch of 2 doorbells failed" in message and "maxmemory" in message for message in messages), messages
+    assert any("could not reach the broker for doorbell[(3,), (4,)]" in message for message in messages), messages
+    client.config_set("maxmemory", 0)
+    assert client.llen("celery") == 2
+
+
+def test_doorbells_that_cannot_reach_the_broker_are_left_to_the_sweeper_and_raise_nothing(caplog):
+    caplog.set_level("WARNING", logger="dsar.processing")
+    processing._ring_all(_doorbell_on("redis://127.0.0.1:1/0"), [((1,), {}), ((2,), {})])
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not reach the broker for doorbell[(1,), (2,)]" in message and "Connection refused" in message for message in messages), messages
