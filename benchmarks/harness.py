@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import psutil
 import psycopg
 import requests
 
-from dsar.stack import WEB_THREADS, WEB_WORKERS, gunicorn_args
+from dsar.stack import WEB_THREADS, WEB_WORKERS, free_port, gunicorn_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -75,12 +74,6 @@ def note(message: str) -> None:
     print(f"# {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def machine_busy(before, after) -> tuple[float, float]:
     """CPU seconds the whole machine was busy between two `psutil.cpu_times()`, and as a share."""
     idle = (after.idle + after.iowait) - (before.idle + before.iowait)
@@ -131,10 +124,12 @@ class CpuWatch:
 
     def stop(self) -> dict[str, float]:
         now = self._read()
-        user, system = ({name: sum(times[part] - self.before.get(name, {}).get(pid, (0.0, 0.0))[part] for pid, times in now[name].items())
-                         for name in now} for part in (0, 1))
-        self.system = system
-        return {name: user[name] + system[name] for name in now}
+        user: dict[str, float] = {}
+        for name, times in now.items():
+            before = self.before.get(name, {})
+            user[name] = sum(u - before.get(pid, (0.0, 0.0))[0] for pid, (u, _) in times.items())
+            self.system[name] = sum(s - before.get(pid, (0.0, 0.0))[1] for pid, (_, s) in times.items())
+        return {name: user[name] + self.system[name] for name in now}
 
 
 class Product:

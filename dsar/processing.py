@@ -99,14 +99,17 @@ def _ring_all(task, calls: list[tuple[tuple, dict]]) -> None:
     the change that was committed stands."""
     try:
         with task.app.producer_or_acquire() as producer:
-            try:
-                with producer.batch():
-                    for args, options in calls:
-                        task.apply_async(args, producer=producer, **options)
-            except kombu.exceptions.BatchPublishError as error:
-                logger.warning("a batch of %s doorbells failed (%s); ringing each alone", len(calls), error.__cause__ or error)
+
+            def ring_each() -> None:
                 for args, options in calls:
                     task.apply_async(args, producer=producer, **options)
+
+            try:
+                with producer.batch():
+                    ring_each()
+            except kombu.exceptions.BatchPublishError as error:
+                logger.warning("a batch of %s doorbells failed (%s); ringing each alone", len(calls), error.__cause__ or error)
+                ring_each()
     except (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError) as error:
         logger.warning("could not reach the broker for %s%s; the sweeper will ring again: %s", task.name, [a for a, _ in calls], error)
 

@@ -114,7 +114,7 @@ class Services:
         port_file = directory / "port"
         if port_file.exists() and _answers("127.0.0.1", int(port_file.read_text())):
             return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-        port = _free_port()
+        port = free_port()
         process = redis_server_start(directory, port, persist=True)
         port_file.write_text(str(port))
         self.started.append(("Redis", lambda: (process.terminate(), process.wait(10), port_file.unlink(missing_ok=True))))
@@ -132,7 +132,7 @@ class Services:
         token_file = directory / "helpdesk_token"
         if not token_file.exists():
             token_file.write_text(secrets.token_urlsafe(24))
-        token, port, email = token_file.read_text().strip(), _free_port(), "dsar@example.com"
+        token, port, email = token_file.read_text().strip(), free_port(), "dsar@example.com"
         process = subprocess.Popen(
             [PYTHON, "-m", "connectors.estate.helpdesk", "--host", "127.0.0.1", "--port", str(port), "--db", str(database),
              "--email", email, "--token", token],
@@ -159,7 +159,7 @@ def redis_server_start(directory: Path, port: int, *, persist: bool) -> subproce
     return process
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

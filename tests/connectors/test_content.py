@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ from moto.server import ThreadedMotoServer
 from connectors.base import PROVIDED, Identity, PermanentError, TransientError
 from connectors.content import ContentStorageConnector, content_storage_from_options, subject_prefix
 from connectors.estate.content_load import content_bytes, content_load
+from dsar.stack import free_port
 
 MIB = 1024 * 1024
 S3_BACKEND = "storages.backends.s3.S3Storage"
@@ -63,13 +63,6 @@ def _listing(files: list[dict]) -> set[tuple[str, str, int]]:
 
 def _gathered(connector: ContentStorageConnector, email: str) -> set[tuple[str, str, int]]:
     return {(item.category, item.path, item.size) for item in connector.gather(Identity(email=email))}
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on (bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _s3_options(endpoint: str, bucket: str, **extra) -> dict:
@@ -215,7 +208,7 @@ def test_open_file_refuses_a_ref_outside_subjects(connector, storage, ref):
 
 def test_unreachable_s3_endpoint_is_a_transient_error():
     # A single attempt keeps the test quick; botocore's own retries would only delay the same answer.
-    options = _s3_options(f"http://127.0.0.1:{_free_port()}", "content", client_config=Config(retries={"total_max_attempts": 1}))
+    options = _s3_options(f"http://127.0.0.1:{free_port()}", "content", client_config=Config(retries={"total_max_attempts": 1}))
     connector = ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options)
 
     with pytest.raises(TransientError):

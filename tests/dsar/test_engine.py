@@ -141,9 +141,9 @@ def own_broker(tmp_path):
     """A real Redis of the test's own, and a client of it."""
     import redis
 
-    from dsar.stack import _free_port, redis_server_start
+    from dsar.stack import free_port, redis_server_start
 
-    port = _free_port()
+    port = free_port()
     process = redis_server_start(tmp_path, port, persist=False)
     yield f"redis://127.0.0.1:{port}/0", redis.Redis(port=port)
     process.terminate()
