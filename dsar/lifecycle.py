@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import models, transaction
@@ -116,24 +116,28 @@ def _entry_new(request: Request, *, actor: str, action: str, from_status: str = 
     return entry
 
 
-def request_insert(request: Request, *, actor: str, action: str, note: str = "") -> AuditEntry:
-    """Insert a new request together with the audit entry that records it, in one statement.
+def request_insert(request: Request, *, actor: str, action: str, note: str = "", also: Sequence[models.Model] = ()) -> AuditEntry:
+    """Insert a new request together with the audit entry that records it, and the rows in `also`
+    (which may refer to the request), in one statement.
 
-    Filing is the hottest path the product has, and its two inserts inside BEGIN and COMMIT took
-    four round trips to PostgreSQL. Here both INSERTs are Django's own (its insert compiler fills
+    Filing is the hottest path the product has, and its inserts inside BEGIN and COMMIT took
+    four round trips to PostgreSQL. Here every INSERT is Django's own (its insert compiler fills
     defaults, `auto_now` and each field's conversion), joined by a WITH into one statement: one
     round trip, and atomic on its own, so the request never exists without its entry. Inside a
     transaction it is part of that transaction like any other statement. Model signals are not
-    sent, as `bulk_create` sends none; the product listens to none.
+    sent, as `bulk_create` sends none; the product listens to none. The rows' auto ids are left
+    unread.
     """
     entry = _entry_new(request, actor=actor, action=action, note=note)
     database = transaction.get_connection()  # the connection itself: `django.db.connection` is a proxy, costly per attribute
-    first, first_params = _insert_sql(request, database)
-    second, second_params = _insert_sql(entry, database)
+    rows = [request, *also, entry]
+    inserts = [_insert_sql(row, database) for row in rows]
+    *first, (last, _) = inserts
+    with_ = ", ".join(f"inserted_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
     with database.cursor() as cursor:
-        cursor.execute(f"WITH inserted AS ({first}) {second}", [*first_params, *second_params])
-    request._state.adding = entry._state.adding = False
-    request._state.db = entry._state.db = database.alias
+        cursor.execute(f"WITH {with_} {last}", [param for _, params in inserts for param in params])
+    for row in rows:
+        row._state.adding, row._state.db = False, database.alias
     return entry
 
 

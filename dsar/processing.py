@@ -87,7 +87,8 @@ def tasks_enqueue(tasks: list[tuple[int, str]], *, countdown: float | None = Non
     transaction.on_commit(lambda: _ring_all(connector_task_run, calls))
 
 
-def _ring(task, *args, **options) -> None:
+def ring(task, *args, **options) -> None:
+    """Publish one doorbell, as `_ring_all` does."""
     _ring_all(task, [(args, options)])
 
 
@@ -413,7 +414,7 @@ def finalize_queue(request: Request) -> None:
 def _finalize_ring(request_id: str) -> None:
     from .tasks import request_finalize
 
-    _ring(request_finalize, request_id)
+    ring(request_finalize, request_id)
 
 
 FINALIZE_CLAIM_SQL = """
