@@ -29,7 +29,7 @@ from connectors.registry import connector_get, connector_names
 from . import exports, processing
 from .lifecycle import FINAL, audit_record, request_lock, request_transition
 from .models import DeadlineNotice, Export, PurgeTally, Request, RequestType, Status
-from .notifications import email_on_commit, staff_email_on_commit
+from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
 
 logger = logging.getLogger(__name__)
@@ -91,9 +91,12 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
 
 
 def sweeper(*, now: dt.datetime, limit: int) -> str:
-    """Re-enqueue connector tasks and final steps that a lost worker or message left behind."""
+    """Re-enqueue connector tasks and final steps that a lost worker or message left behind, and
+    ring for the emails that are due."""
     result = processing.tasks_sweep(now=now, limit=limit)
-    return f"sweeper: {result['revived']} tasks revived, {result['failed']} failed after too many sweeps, {result['final_steps']} final steps requeued"
+    emails = emails_sweep(now=now)
+    return (f"sweeper: {result['revived']} tasks revived, {result['failed']} failed after too many sweeps, "
+            f"{result['final_steps']} final steps requeued, {emails} emails due")
 
 
 def export_expiry(*, now: dt.datetime, limit: int) -> str:

@@ -113,6 +113,27 @@ class ConnectorTask(models.Model):
         return f"{self.connector} for {self.request_id}"
 
 
+class OutgoingEmail(models.Model):
+    """An email waiting to go out: written in the transaction of the change it tells of, so it
+    exists exactly when that change committed, and sent by a worker afterwards (dsar/notifications.py).
+    A row that holds a code holds no code: the sender derives it again (dsar/verification.py)."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    to = models.JSONField(default=list, blank=True, help_text="Staff addresses; empty for the subject, whose address is read when sending.")
+    template = models.CharField(max_length=32)
+    context = models.JSONField(default=dict, blank=True, help_text="The template's values (datetimes tagged), besides the request.")
+    created_at = models.DateTimeField()
+    not_before = models.DateTimeField(help_text="Backoff: not to send earlier.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Sends that failed.")
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["not_before"])]
+
+    def __str__(self) -> str:
+        return f"{self.template} email {self.pk}"
+
+
 class Export(models.Model):
     """The downloadable archive of a completed access request."""
 

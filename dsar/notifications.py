@@ -1,24 +1,51 @@
-"""Emails to the data subject, each rendered from a plain-text and an HTML template."""
+"""Emails to the data subject and to staff, each rendered from a plain-text and an HTML template.
+
+An email is a row (OutgoingEmail) written in the transaction of the change it tells of: it exists
+exactly when the change committed, and no mail relay, slow or down, stands in a request's way. Once
+the transaction commits, a doorbell rings for a worker, which renders and sends what is due over
+one SMTP session a batch. A send that fails is tried again with backoff; the sweeper rings for any
+email whose doorbell was lost.
+
+- **The doorbell rings once a burst.** A filing sets a key in Redis only if it is absent (SET NX)
+  and publishes the task only when it set it; the task deletes the key before it looks for rows.
+  So a row committed before a doorbell that found the key taken is one the task has yet to see.
+- **At least once.** A worker killed between a relay's answer and its commit sends that batch
+  again. A duplicate email is the price of never losing one.
+- **Rendered when sent, from the row as it is then.** An email whose news went stale is dropped:
+  a code replaced by a newer one or expired, or a subject whose record was anonymised.
+- **Permanent refusals are given up at once** (an SMTP 5xx), transient failures after
+  DSAR_EMAIL_GIVE_UP_HOURS; either way the request's audit trail records it.
+
+DSAR_EMAIL_DELIVERY=inline sends in the committing process instead, with no worker or doorbell:
+what the tests use to read mail in their own process.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import re
 import secrets
+import smtplib
 from email.generator import NLCRE, BytesGenerator
 from email.policy import Compat32
 from typing import Any
 
+import redis.exceptions
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMultiAlternatives
+from django.core.cache import cache
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import SafeMIMEMultipart
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from .models import Request
+from . import verification
+from .lifecycle import audit_record
+from .models import OutgoingEmail, Request, Status
 
 logger = logging.getLogger(__name__)
 
@@ -120,54 +147,250 @@ def status_key_valid(request_id, key: str) -> bool:
         return False
 
 
-def email_send(request: Request, template: str, **context: Any) -> None:
-    """Send one email now. Logs carry the request id, never the address."""
-    # Signed only if the template shows it: the code email, sent on every filing, does not.
-    context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}
-    message = _Email(
-        subject=SUBJECTS[template],
-        body=render_to_string(f"emails/{template}.txt", context),
-        to=[request.email],
-    )
-    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
-    message.send()
-    logger.info("request %s: sent %s email", request.id, template)
+# --- Queueing ---------------------------------------------------------------------------------------
+
+
+def email_new(request: Request | None, template: str, *, to: list[str] | None = None, **context: Any) -> OutgoingEmail:
+    """An unsaved email: to the request's subject, or to `to` (staff) about the request if any."""
+    now = timezone.now()
+    return OutgoingEmail(request=request, to=to or [], template=template, context=_context_dump(context), created_at=now, not_before=now)
+
+
+def code_email(request: Request) -> OutgoingEmail:
+    """The unsaved email that carries the code issued at the request's `code_sent_at`."""
+    return email_new(request, "code", issued=request.code_sent_at)
+
+
+def email_enqueue(email: OutgoingEmail) -> None:
+    """Write `email` in the current transaction; it goes out once that commits, and only then."""
+    email.save(force_insert=True)
+    emails_ring_on_commit()
 
 
 def email_on_commit(request: Request, template: str, **context: Any) -> None:
-    """Send once the surrounding transaction commits; a mail failure never undoes the change."""
-
-    def send() -> None:
-        try:
-            email_send(request, template, **context)
-        except Exception:
-            logger.exception("request %s: could not send %s email", request.id, template)
-
-    transaction.on_commit(send)
+    """Email the request's subject about the change the current transaction makes."""
+    email_enqueue(email_new(request, template, **context))
 
 
-def code_email_on_commit(request: Request, code: str) -> None:
-    """The verification code, once the transaction commits. Its minutes go to the templates as text:
-    a number in a Django template is localized on every render, a tenth of this email's cost on the
-    filing path, and the emails are written in English with plain numbers."""
-    email_on_commit(request, "code", code=code, ttl_minutes=str(settings.DSAR_CODE_TTL_MINUTES))
-
-
-def staff_email_on_commit(recipients: list[str], template: str, **context: Any) -> None:
+def staff_email_on_commit(recipients: list[str], template: str, *, request: Request | None = None, **context: Any) -> None:
     """Tell staff something once the transaction commits (reminders, escalations, alerts)."""
     if not recipients:
         logger.warning("no staff address to send %s to", template)
         return
-    context = {"console_url": settings.DSAR_PUBLIC_URL + "/console/", **context}
+    email_enqueue(email_new(request, template, to=recipients, **context))
 
-    def send() -> None:
+
+def _context_dump(context: dict[str, Any]) -> dict[str, Any]:
+    """A template's values as JSON: datetimes tagged, anything else JSON has already."""
+    def dump(value):
+        if isinstance(value, dt.datetime):
+            return {"$datetime": value.isoformat()}
+        if isinstance(value, dict):
+            return {key: dump(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [dump(item) for item in value]
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        raise TypeError(f"an email's context holds JSON values and datetimes, not {type(value).__name__}")
+
+    return dump(context)
+
+
+def _context_load(stored: dict[str, Any]) -> dict[str, Any]:
+    def load(value):
+        if isinstance(value, dict):
+            if value.keys() == {"$datetime"}:
+                return dt.datetime.fromisoformat(value["$datetime"])
+            return {key: load(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [load(item) for item in value]
+        return value
+
+    return load(stored)
+
+
+# --- The doorbell ------------------------------------------------------------------------------------
+
+DOORBELL = "mail:doorbell"
+DOORBELL_SECONDS = 30  # a doorbell whose task was lost stops holding the key this soon
+
+
+def emails_ring_on_commit() -> None:
+    transaction.on_commit(_ring, robust=True)
+
+
+def _ring() -> None:
+    if settings.DSAR_EMAIL_DELIVERY == "inline":
+        emails_send()
+        return
+    try:
+        if not cache.add(DOORBELL, 1, DOORBELL_SECONDS):
+            return  # a task is on its way, and has yet to look for rows
+    except (redis.exceptions.RedisError, OSError) as error:  # the cache is Redis, the broker too: the sweeper rings instead
+        logger.warning("could not ring for the outgoing emails; the sweeper will: %s", error)
+        return
+    emails_ring()
+
+
+def emails_ring() -> None:
+    """Publish the sending task (the doorbell's key aside)."""
+    from . import processing, tasks  # both import this module
+
+    processing.ring(tasks.emails_send)
+
+
+# --- Sending -----------------------------------------------------------------------------------------
+
+BATCH = 50  # emails a transaction and an SMTP session; a killed worker sends at most these again
+
+
+def emails_send_rung() -> int:
+    """What the doorbell's task does: take the key down, so a new email rings again, then send."""
+    cache.delete(DOORBELL)
+    return emails_send()
+
+
+def emails_send() -> int:
+    """Send every email that is due, a batch at a time; returns how many were sent."""
+    sent = 0
+    while True:
+        batch_sent, more = _batch_send()
+        sent += batch_sent
+        if not more:
+            return sent
+
+
+def emails_sweep(*, now: dt.datetime) -> int:
+    """Ring for the emails that are due, whatever became of their doorbells; returns how many."""
+    due = OutgoingEmail.objects.filter(not_before__lte=now).count()
+    if due and settings.DSAR_EMAIL_DELIVERY == "inline":
+        emails_send()
+    elif due:
+        emails_ring()
+    return due
+
+
+class _RelayFailed(Exception):
+    """The relay could not take an email now; the rest of the batch waits for it too."""
+
+
+SENT, DROPPED, POSTPONED = "sent", "dropped", "postponed"
+
+
+def _batch_send() -> tuple[int, bool]:
+    """Send one batch under one transaction; returns (sent, whether more may be due)."""
+    with transaction.atomic():
+        batch = list(
+            OutgoingEmail.objects.select_for_update(skip_locked=True, of=("self",)).select_related("request")
+            .filter(not_before__lte=timezone.now()).order_by("id")[:BATCH]
+        )
+        if not batch:
+            return 0, False
+        outcomes: list[str] = []
+        relay = get_connection()
         try:
-            message = _Email(
-                subject=SUBJECTS[template], body=render_to_string(f"emails/{template}.txt", context), to=recipients
-            )
-            message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
-            message.send()
-        except Exception:
-            logger.exception("could not send %s to staff", template)
+            _relay_call(relay.open, refusals=False)
+            for email in batch:
+                outcomes.append(_deliver(email, relay))
+        except _RelayFailed as error:
+            _postpone(batch[len(outcomes)], error.__cause__)
+            outcomes.append(POSTPONED)
+        finally:
+            relay.close()
+        finished = [email.pk for email, outcome in zip(batch, outcomes) if outcome != POSTPONED]
+        OutgoingEmail.objects.filter(pk__in=finished).delete()
+        # A relay that failed leaves the rest of the batch untouched, for the next doorbell or sweep.
+        return outcomes.count(SENT), len(outcomes) == BATCH
 
-    transaction.on_commit(send)
+
+def _relay_call(call, *args, refusals: bool = True):
+    """Call the relay. A failure or a refusal for now (SMTP 4xx) becomes _RelayFailed: the email
+    waits, and the rest of the batch with it. A refusal for good (5xx) of a message is raised as it
+    is when `refusals`, and the batch goes on."""
+    try:
+        return call(*args)
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
+        codes = [code for code, _ in error.recipients.values()] if isinstance(error, smtplib.SMTPRecipientsRefused) else [error.smtp_code]
+        if refusals and min(codes) >= 500:
+            raise
+        raise _RelayFailed() from error
+    except (smtplib.SMTPException, OSError) as error:
+        raise _RelayFailed() from error
+
+
+def _deliver(email: OutgoingEmail, relay) -> str:
+    """Send one email on the open relay; raises _RelayFailed when the relay failed."""
+    try:
+        message = _message(email)
+    except Exception as error:  # a template or a value the product got wrong: kept until fixed
+        logger.exception("email %s (%s): could not be rendered", email.pk, email.template)
+        _postpone(email, error)
+        return POSTPONED
+    if message is None:
+        logger.info("email %s (%s): no longer needed; not sent", email.pk, email.template)
+        return DROPPED
+    try:
+        _relay_call(relay.send_messages, [message])
+    except smtplib.SMTPRecipientsRefused as error:
+        reasons = "; ".join(f"{code} {reason.decode(errors='replace')}" for code, reason in error.recipients.values())
+        _give_up(email, f"the relay refused the address: {reasons}")
+        return DROPPED
+    except smtplib.SMTPResponseException as error:
+        _give_up(email, f"the relay refused it: {error.smtp_code} {error.smtp_error.decode(errors='replace')}")
+        return DROPPED
+    if email.request_id:
+        logger.info("request %s: sent %s email", email.request_id, email.template)
+    return SENT
+
+
+def _postpone(email: OutgoingEmail, error: BaseException) -> None:
+    """Try again later with backoff, or give up once DSAR_EMAIL_GIVE_UP_HOURS have passed."""
+    from .processing import backoff_seconds  # processing imports this module
+
+    email.attempts += 1
+    email.last_error = str(error)[:1000] or type(error).__name__
+    now = timezone.now()
+    if now - email.created_at > dt.timedelta(hours=settings.DSAR_EMAIL_GIVE_UP_HOURS):
+        _give_up(email, f"still failing after {settings.DSAR_EMAIL_GIVE_UP_HOURS} hours: {email.last_error}")
+        email.delete()
+        return
+    email.not_before = now + dt.timedelta(seconds=backoff_seconds(email.attempts))
+    email.save(update_fields=["attempts", "last_error", "not_before"])
+    logger.warning("email %s (%s): not sent, trying again from %s: %s", email.pk, email.template,
+                   email.not_before.isoformat(timespec="seconds"), email.last_error)
+
+
+def _give_up(email: OutgoingEmail, reason: str) -> None:
+    """Stop trying an email, and say so where staff look: the request's audit trail."""
+    logger.error("email %s (%s) for request %s: given up, %s", email.pk, email.template, email.request_id, reason)
+    if email.request is not None:
+        audit_record(email.request, actor="system", action="email_undelivered", note=f"{email.template} email: {reason}"[:1000])
+
+
+def _message(email: OutgoingEmail) -> _Email | None:
+    """The message `email` stands for, rendered now; None when it no longer has anything to say."""
+    request, context = email.request, _context_load(email.context)
+    if email.to:
+        to = email.to
+        context = {"console_url": settings.DSAR_PUBLIC_URL + "/console/", "request": request, **context}
+    else:
+        if request is None or request.anonymized_at is not None:
+            return None
+        if email.template == "code":
+            if not _code_current(request, context["issued"]):
+                return None
+            # The minutes go to the templates as text: a number in a Django template is localized on
+            # every render, and the emails are written in English with plain numbers.
+            context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES)}
+        to = [request.email]
+        # Signed only if the template shows it: the code email does not.
+        context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}
+    message = _Email(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
+    message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
+    return message
+
+
+def _code_current(request: Request, issued: dt.datetime) -> bool:
+    """Whether the code issued at `issued` is still the request's, and still of use."""
+    return (request.status == Status.UNVERIFIED and request.code_sent_at == issued
+            and request.code_expires_at is not None and request.code_expires_at > timezone.now())

@@ -27,7 +27,7 @@ from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_record, request_insert, request_lock, request_transition
 from .models import Export, Request, RequestType, Status
-from .notifications import code_email_on_commit, email_on_commit
+from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +81,12 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
             raise InvalidInput(f"Unknown categories: {', '.join(unknown)}.", code="invalid_category")
         chosen = [c for c in known if c in set(categories)]
     now = timezone.now()
-    code, code_hash = verification.code_new()
-    request = Request(
-        type=type,
-        email=email,
-        categories=chosen,
-        jurisdiction=settings.DSAR_JURISDICTION,
-        created_at=now,
-        due_at=due_at_for(now),
-        code_hash=code_hash,
-        code_expires_at=now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES),
-        code_sent_at=now,
-    )
-    # One statement, a transaction of its own: the code email goes once it has committed.
-    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed")
-    code_email_on_commit(request, code)
+    request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
+                      created_at=now, due_at=due_at_for(now))
+    verification.code_issue(request, now)
+    # One statement, a transaction of its own, writes the request, its audit entry and its code email.
+    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed", also=[code_email(request)])
+    emails_ring_on_commit()
     logger.info("request %s: filed (%s)", request.id, type)
     return request
 
@@ -167,18 +158,15 @@ def request_code_resend_wait(*, request: Request) -> int:
 def request_code_resend(*, request_id) -> Request:
     """Send a fresh code for an unverified request, at most once a minute. Wrong attempts still
     count against the request: a new code does not reset them."""
-    code, code_hash = verification.code_new()
     with transaction.atomic():
         request = _locked_awaiting_code(request_id)
-        now = timezone.now()
         wait = request_code_resend_wait(request=request)
         if wait > 0:
             raise TooSoon(f"A code was sent moments ago. You can ask for another in {wait} seconds.", code="resend_cooldown")
-        request.code_hash, request.code_sent_at = code_hash, now
-        request.code_expires_at = now + dt.timedelta(minutes=settings.DSAR_CODE_TTL_MINUTES)
+        verification.code_issue(request, timezone.now())
         request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])
         audit_record(request, actor=SUBJECT, action="code_resent")
-        code_email_on_commit(request, code)
+        email_enqueue(code_email(request))
     return request
 
 

@@ -197,10 +197,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT + 60
 CELERY_TASK_SOFT_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT
-# Final steps have a queue of their own, listed first: every worker consumes both, in this order.
-CELERY_TASK_QUEUES = [Queue("dsar.final"), Queue("celery")]
+# Emails (a person waits for the code) and final steps have queues of their own, listed first:
+# every worker consumes all three, in this order.
+CELERY_TASK_QUEUES = [Queue("dsar.mail"), Queue("dsar.final"), Queue("celery")]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"dsar.tasks.request_finalize": {"queue": "dsar.final"}}
+CELERY_TASK_ROUTES = {"dsar.tasks.emails_send": {"queue": "dsar.mail"}, "dsar.tasks.request_finalize": {"queue": "dsar.final"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -246,9 +247,14 @@ else:
     EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-# Mail is sent from the thread that answers the person: a relay that accepts and never answers must
-# not hold that thread (Django's own default is to wait forever).
+# A relay that accepts and never answers must not hold a worker forever (Django's own default).
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# Who sends the emails queued in the database (dsar/notifications.py): a worker, rung once the
+# change commits, or ("inline") the process that commits, as the tests do to read mail in-process.
+DSAR_EMAIL_DELIVERY = env("DSAR_EMAIL_DELIVERY", "worker")
+if DSAR_EMAIL_DELIVERY not in ("worker", "inline"):
+    raise ImproperlyConfigured(f"DSAR_EMAIL_DELIVERY must be worker or inline; got {DSAR_EMAIL_DELIVERY!r}")
+DSAR_EMAIL_GIVE_UP_HOURS = env_int("DSAR_EMAIL_GIVE_UP_HOURS", 72)
 DEFAULT_FROM_EMAIL = env("DSAR_FROM_EMAIL", "privacy@example.com")
 
 # --- Storage --------------------------------------------------------------------------------------

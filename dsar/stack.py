@@ -242,6 +242,9 @@ def test(pytest_args: list[str]) -> int:
     os.environ.setdefault("DSAR_CONNECTOR_TIME_LIMITS", json.dumps({"probe": 5}))
     # The suite files hundreds of requests from one address; the limit tests set their own rates.
     os.environ.setdefault("DSAR_RATE_LIMITS", json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "100000/m")))
+    # Each process sends the emails it queues, so a test reads them in its own mailbox; the tests
+    # of delivery by a worker say so.
+    os.environ.setdefault("DSAR_EMAIL_DELIVERY", "inline")
     # A test run keeps its files apart from the demo's, and starts with none.
     for variable, directory in (("DSAR_CONTENT_STORAGE_OPTIONS", DATA_DIR / "estate" / "content-test"),
                                 ("DSAR_STORAGE_OPTIONS", DATA_DIR / "storage-test")):

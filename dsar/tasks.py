@@ -11,7 +11,7 @@ from django.db import close_old_connections
 
 from connectors.registry import connectors_import, connectors_reset
 
-from . import jobs, processing
+from . import jobs, notifications, processing
 from .models import ConnectorTask, Request
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ def request_finalize(request_id: str) -> None:
         processing.request_finalize_run(request_id)
     except Request.DoesNotExist:
         logger.warning("request %s: no longer exists; nothing to finalize", request_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def emails_send() -> None:
+    """Send the emails that are due (rung once a burst by dsar/notifications.py)."""
+    notifications.emails_send_rung()
 
 
 @shared_task(acks_late=True)

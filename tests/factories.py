@@ -11,9 +11,11 @@ from dsar.lifecycle import audit_record
 from dsar.models import Request
 
 
-def request_make(*, status: str = "unverified", type: str = "access", email: str = "someone@example.com", code: str | None = None, token: str | None = None) -> Request:
+def request_make(*, status: str = "unverified", type: str = "access", email: str = "someone@example.com", code: str | None = None,
+                 token: str | None = None, code_issued: bool = False) -> Request:
+    """A request in `status`, with the code `code`, or (`code_issued`) one issued as filing issues it."""
     now = timezone.now()
-    request = Request.objects.create(
+    request = Request(
         type=type,
         status=status,
         email=email,
@@ -25,6 +27,9 @@ def request_make(*, status: str = "unverified", type: str = "access", email: str
         code_expires_at=now + timezone.timedelta(minutes=30) if code else None,
         token_hash=verification.token_hash(token) if token else "",
     )
+    if code_issued:
+        verification.code_issue(request, now)
+    request.save(force_insert=True)
     from django.db import transaction
 
     with transaction.atomic():

@@ -184,9 +184,10 @@ def test_the_emailed_link_opens_the_page_and_drops_the_key(client, db, seen):
 
 def test_the_link_in_the_received_email_is_the_same_in_both_parts_and_opens_the_page(client, db, mailoutbox, django_capture_on_commit_callbacks):
     request = request_make(status="pending_review", email="linked@example.com")
+    unverified = request_make(email="linked@example.com", code_issued=True)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         notifications.email_on_commit(request, "received")
-        notifications.email_on_commit(request, "code", code=CODE, ttl_minutes="30")
+        notifications.email_enqueue(notifications.code_email(unverified))
     received, code = mailoutbox
     links = set(re.findall(r"http://\S+?/requests/[^\s\"<]+", received.body + received.alternatives[0][0]))
     assert len(links) == 1  # one link, the same in the text and the HTML

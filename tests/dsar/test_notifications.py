@@ -1,0 +1,201 @@
+"""The outgoing emails: written with the change they tell of, sent after it commits by whoever
+delivers (a worker, rung once a burst), over a real SMTP relay where the relay's answers matter."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core.cache import cache
+from django.db import transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dsar import jobs, notifications, services, verification
+from dsar.models import AuditEntry, OutgoingEmail, Request
+from dsar.stack import free_port
+
+from ..conftest import CODE, code_from
+from ..factories import request_make
+from ..support.waiting import wait_for
+
+
+class _Relay:
+    """An SMTP server's answers, per recipient: 550 refuses for good, 451 asks to come back later."""
+
+    def __init__(self, refuse: dict[str, str] | None = None) -> None:
+        self.refuse = refuse or {}
+        self.received: list[tuple[int, list[str], str]] = []  # (session, recipients, message)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((id(session), envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(settings):
+    """Mail goes to a real SMTP relay on loopback; `start(relay)` brings it up, until then its port is closed."""
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 0.05, 0.1
+    controllers = []
+
+    def start(relay: _Relay) -> _Relay:
+        controller = Controller(relay, hostname="127.0.0.1", port=port)
+        controller.start()
+        controllers.append(controller)
+        return relay
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def _queued(*requests_and_templates) -> list[OutgoingEmail]:
+    """Queue emails in a committed transaction without sending them (the doorbell is not rung)."""
+    emails = [notifications.email_new(request, template) for request, template in requests_and_templates]
+    with transaction.atomic():
+        for email in emails:
+            email.save()
+    return emails
+
+
+def test_filing_writes_the_request_its_entry_and_its_code_email_in_one_statement_and_stores_no_code(db, django_capture_on_commit_callbacks, mailoutbox):
+    with CaptureQueriesContext(transaction.get_connection()) as queries, django_capture_on_commit_callbacks() as rung:
+        request = services.request_create(type="access", email="one.statement@example.com")
+    assert len(queries) == 1 and queries[0]["sql"].startswith("WITH ")
+    email = OutgoingEmail.objects.get(request=request)
+    assert (email.template, email.to, email.attempts) == ("code", [], 0)
+    assert mailoutbox == [] and len(rung) == 1  # nothing is sent before the commit rings
+    rung[0]()
+    code = code_from(mailoutbox, "one.statement@example.com")
+    assert verification.code_matches(code, Request.objects.get(pk=request.pk).code_hash)
+    assert code not in str(email.context) and not OutgoingEmail.objects.exists()
+
+
+def test_an_email_queued_in_a_transaction_that_rolls_back_never_exists(db, mailoutbox):
+    request = request_make(status="pending_review")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        notifications.email_on_commit(request, "denied", reason="not the holder")
+        raise RuntimeError("the change fails")
+    assert not OutgoingEmail.objects.exists() and mailoutbox == []
+
+
+def test_a_context_holds_json_values_and_datetimes_which_come_back_as_datetimes(db, mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="pending_review")
+    with pytest.raises(TypeError, match="not Request"), transaction.atomic():
+        notifications.email_on_commit(request, "denied", reason=request)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        notifications.email_on_commit(request, "extended", reason="Many systems.", new_due_at=dt.datetime(2027, 3, 4, 12, tzinfo=dt.UTC))
+    [sent] = mailoutbox
+    assert "by 4 March 2027 at the latest" in sent.body
+
+
+def test_a_code_replaced_by_a_newer_one_an_expired_code_and_an_anonymised_subject_get_no_email(db, mailoutbox):
+    replaced = request_make(email="replaced@example.com", code_issued=True)
+    expired = request_make(email="expired@example.com", code_issued=True)
+    anonymised = request_make(status="completed", email="anon:0123")
+    with transaction.atomic():
+        notifications.email_enqueue(notifications.code_email(replaced))
+        notifications.email_enqueue(notifications.code_email(expired))
+        notifications.email_on_commit(anonymised, "completed")
+        verification.code_issue(replaced, timezone.now())
+        replaced.save()
+        notifications.email_enqueue(notifications.code_email(replaced))
+        Request.objects.filter(pk=expired.pk).update(code_expires_at=timezone.now() - dt.timedelta(seconds=1))
+        Request.objects.filter(pk=anonymised.pk).update(anonymized_at=timezone.now())
+    assert notifications.emails_send() == 1
+    [sent] = mailoutbox
+    assert sent.to == ["replaced@example.com"]
+    assert verification.code_matches(CODE.search(sent.body).group(1), Request.objects.get(pk=replaced.pk).code_hash)
+    assert not OutgoingEmail.objects.exists()
+
+
+def test_a_relay_that_is_down_keeps_the_email_which_goes_once_when_the_relay_is_back(db, smtp):
+    request = request_make(email="patient@example.com", code_issued=True)
+    with transaction.atomic():
+        notifications.email_enqueue(notifications.code_email(request))
+    assert notifications.emails_send() == 0
+    kept = OutgoingEmail.objects.get()
+    assert kept.attempts == 1 and "refused" in kept.last_error.lower() and kept.not_before > kept.created_at
+    relay = smtp(_Relay())
+    wait_for(lambda: notifications.emails_send(), timeout=10, what="the email to go once its backoff ends")
+    [(_, recipients, message)] = relay.received
+    assert recipients == ["patient@example.com"] and verification.code_for(request) in message
+    assert not OutgoingEmail.objects.exists()
+
+
+def test_one_smtp_session_carries_a_batch_and_each_refusal_is_handled_alone(db, smtp):
+    relay = smtp(_Relay(refuse={"gone@example.com": "550 5.1.1 No such mailbox", "busy@example.com": "451 4.3.0 Try later"}))
+    addresses = ["first@example.com", "gone@example.com", "second@example.com", "busy@example.com", "after@example.com"]
+    emails = _queued(*[(request_make(status="pending_review", email=address), "received") for address in addresses])
+    assert notifications.emails_send() == 2
+    assert [recipients for _, recipients, _ in relay.received] == [["first@example.com"], ["second@example.com"]]
+    assert len({session for session, _, _ in relay.received}) == 1  # one SMTP session for the batch
+    refused = AuditEntry.objects.get(request_id=emails[1].request_id, action="email_undelivered")
+    assert "550 5.1.1 No such mailbox" in refused.note
+    postponed = OutgoingEmail.objects.get(pk=emails[3].pk)  # 451: kept, and the rest waits for the relay
+    assert postponed.attempts == 1 and "451" in postponed.last_error
+    assert OutgoingEmail.objects.get(pk=emails[4].pk).attempts == 0
+    assert notifications.emails_send() == 1  # the next send takes the one left, not the one backing off
+    assert relay.received[-1][1] == ["after@example.com"]
+    assert set(OutgoingEmail.objects.values_list("pk", flat=True)) == {emails[3].pk}
+
+
+def test_an_email_failing_for_longer_than_the_limit_is_given_up_and_the_trail_says_so(db, smtp, settings):
+    request = request_make(status="pending_review")
+    [email] = _queued((request, "received"))
+    OutgoingEmail.objects.filter(pk=email.pk).update(created_at=timezone.now() - dt.timedelta(hours=settings.DSAR_EMAIL_GIVE_UP_HOURS, minutes=1))
+    assert notifications.emails_send() == 0  # the relay's port is closed
+    assert not OutgoingEmail.objects.exists()
+    entry = AuditEntry.objects.get(request_id=request.pk, action="email_undelivered")
+    assert entry.note.startswith(f"received email: still failing after {settings.DSAR_EMAIL_GIVE_UP_HOURS} hours")
+
+
+def test_an_email_that_cannot_be_rendered_is_kept_and_holds_back_no_other(db, mailoutbox):
+    broken = request_make(email="broken@example.com", code_issued=True)
+    fine = request_make(status="pending_review", email="fine@example.com")
+    _queued((broken, "code"), (fine, "received"))  # a code email without its moment of issue
+    assert notifications.emails_send() == 1
+    assert [m.to for m in mailoutbox] == [["fine@example.com"]]
+    kept = OutgoingEmail.objects.get()
+    assert (kept.request_id, kept.attempts) == (broken.pk, 1) and "issued" in kept.last_error
+
+
+def test_the_sweeper_sends_an_email_whose_doorbell_was_lost(db, mailoutbox):
+    _queued((request_make(status="pending_review", email="swept@example.com"), "received"))
+    assert jobs.job_run("sweeper").endswith("1 emails due")
+    assert [m.to for m in mailoutbox] == [["swept@example.com"]]
+    assert not OutgoingEmail.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_rung_by_the_doorbell_sends_what_a_filing_queued(api, worker, settings, unique_email):
+    settings.DSAR_EMAIL_DELIVERY = "worker"
+    email = unique_email("rung")
+    created = api.post("/api/v1/requests", {"type": "access", "email": email}, format="json")
+    assert created.status_code == 201
+
+    def delivered() -> str | None:
+        for path in worker.mail_dir.iterdir():
+            for message in path.read_text().split("-" * 79):  # the file backend's separator
+                if f"\nTo: {email}\n" in message:
+                    return CODE.search(message.split("\n\n", 1)[1]).group(1)
+        return None
+
+    code = wait_for(delivered, timeout=30, what="the worker to send the code email")
+    verified = api.post(f"/api/v1/requests/{created.json()['id']}/verify", {"code": code}, format="json")
+    assert verified.status_code == 200
+    wait_for(lambda: not OutgoingEmail.objects.filter(request_id=created.json()["id"]).exists(), timeout=10,
+             what="the worker to commit what it sent")
+    assert cache.get(notifications.DOORBELL) is None  # the task took the key down before it looked
