@@ -18,9 +18,9 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
-from redis import Redis
 from redis.commands.core import Script
 
+from .cache import cache_redis
 from .errors import ServiceError
 
 RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
@@ -62,12 +62,6 @@ return counts
 _script: Script | None = None
 
 
-@lru_cache(maxsize=16)
-def _client(pool) -> Redis:
-    """One client per connection pool: building a redis-py client costs more than the script's round trip."""
-    return Redis(connection_pool=pool)
-
-
 def _counted(limits: list[tuple[str, str, str]]) -> None:
     """Count one call against each (scope, value, message); raise Throttled with the first exceeded."""
     global _script
@@ -79,7 +73,7 @@ def _counted(limits: list[tuple[str, str, str]]) -> None:
         keys.append(cache.make_key(f"rl:{scope}:{digest}:{int(now // seconds)}"))
         windows.append(seconds + 1)
         allowed.append(count)
-    client = _client(cache._cache._get_connection_pool(write=True))  # the cache's own pool; no public accessor exists
+    client = cache_redis()
     if _script is None:
         _script = client.register_script(_COUNT)  # called below with the current client, so a changed cache is followed
     counts = _script(keys=keys, args=windows, client=client)
