@@ -1,8 +1,8 @@
 """intake: POST /api/v1/requests from wrk on loopback, 32 connections, 30 seconds.
 
 Every request files a new request for a distinct address (the Lua script numbers them), so each
-one does the real work: validation, rate-limit counters in Redis, the row and its audit entry in
-one transaction, and the code email. The reference is the same server answering a minimal view.
+one does the real work: validation, rate-limit counters in Redis, the row, its audit entry and its
+code email in one statement, and the code email sent by a worker. The reference is the same server answering a minimal view.
 It also accounts for the machine's CPU during the run: how busy it was, and the CPU time each
 filing cost in the web server, in PostgreSQL and in all (wrk, Redis and the rest included).
 
@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import psutil
 
@@ -48,7 +49,7 @@ def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, flo
     result = subprocess.run(["wrk", "-t", "2", "-c", "32", "-d", f"{DURATION}s", "--latency", "-s", handle.name, url],
                             capture_output=True, text=True, check=True)
     after = psutil.cpu_times()
-    used = {name: seconds for name, seconds in watch.stop().items() if name in ("web", "postgres")} if watch else {}
+    used = {name: seconds for name, seconds in watch.stop().items() if name in ("web", "worker", "postgres", "redis")} if watch else {}
     if watch:
         used["web_system"] = watch.system["web"]
     os.unlink(handle.name)
@@ -79,12 +80,26 @@ def _instructions_per_call(product: Product, paths: list[str], low: int = 20, hi
     return {path: (collected[path, high] - collected[path, low]) / (high - low) for path in paths}
 
 
+def _emails_drained(product: Product, timeout: float = 120) -> tuple[int, float]:
+    """Code emails still queued when the load ends, and the seconds until none is."""
+    started = time.monotonic()
+    with product.sql() as sql:
+        pending = left = sql.execute("SELECT count(*) FROM dsar_outgoingemail").fetchone()[0]
+        while left and time.monotonic() - started < timeout:
+            time.sleep(0.05)
+            left = sql.execute("SELECT count(*) FROM dsar_outgoingemail").fetchone()[0]
+    if left:
+        raise SystemExit(f"intake: {left} code emails still queued {timeout:.0f}s after the load ended")
+    return pending, time.monotonic() - started
+
+
 def run() -> None:
     with Product(name="intake", workers=1, concurrency=1) as product:
         product.database_ensure()
         product.start()
         reference = _wrk(f"{product.url}/healthz/ready", FILE_SCRIPT.replace("POST", "GET").replace("/api/v1/requests", "/healthz/ready"))
         measured = _wrk(product.url, FILE_SCRIPT, product)
+        pending, drained = _emails_drained(product)
         ref = {"name": "a minimal view on the same server (req/s)", "value": round(reference["rps"], 1)}
         figure("intake", "requests_per_second", measured["rps"], "req/s", target=500, direction="min", reference=ref)
         figure("intake", "p99_latency", measured["p99"], "ms", target=100, direction="max")
@@ -99,6 +114,11 @@ def run() -> None:
         ref = {"name": "on the data disk (ms)", "value": round(file_create_ms(product.data), 3)}
         figure("intake", "mail_file_cpu_ms", file_create_ms(product.mail), "ms", reference=ref)
         figure("intake", "postgres_cpu_ms_per_request", measured["postgres_ms"], "ms")
+        # The code emails go out from the workers: their CPU, and how far they were behind.
+        figure("intake", "worker_cpu_ms_per_request", measured["worker_ms"], "ms")
+        figure("intake", "redis_cpu_ms_per_request", measured["redis_ms"], "ms")
+        figure("intake", "emails_queued_at_end", pending, "count")
+        figure("intake", "emails_sent_within", drained, "s after the load ended")
         if shutil.which("valgrind"):
             counted = _instructions_per_call(product, ["/api/v1/requests", "/healthz/ready"])
             ref = {"name": "the minimal view, in the same process (instructions)", "value": round(counted["/healthz/ready"])}

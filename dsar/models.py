@@ -118,7 +118,8 @@ class OutgoingEmail(models.Model):
     exists exactly when that change committed, and sent by a worker afterwards (dsar/notifications.py).
     A row that holds a code holds no code: the sender derives it again (dsar/verification.py)."""
 
-    request = models.ForeignKey(Request, on_delete=models.CASCADE, null=True, blank=True, related_name="emails")
+    # No index but the key: the table holds only what is waiting, and each index is written twice an email.
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, null=True, blank=True, related_name="emails", db_index=False)
     to = models.JSONField(default=list, blank=True, help_text="Staff addresses; empty for the subject, whose address is read when sending.")
     template = models.CharField(max_length=32)
     context = models.JSONField(default=dict, blank=True, help_text="The template's values (datetimes tagged), besides the request.")
@@ -126,9 +127,6 @@ class OutgoingEmail(models.Model):
     not_before = models.DateTimeField(help_text="Backoff: not to send earlier.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Sends that failed.")
     last_error = models.TextField(blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["not_before"])]
 
     def __str__(self) -> str:
         return f"{self.template} email {self.pk}"

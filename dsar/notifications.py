@@ -7,8 +7,9 @@ one SMTP session a batch. A send that fails is tried again with backoff; the swe
 email whose doorbell was lost.
 
 - **The doorbell rings once a burst.** A filing sets a key in Redis only if it is absent (SET NX)
-  and publishes the task only when it set it; the task deletes the key before it looks for rows.
-  So a row committed before a doorbell that found the key taken is one the task has yet to see.
+  and publishes the task only when it set it. The task sends for as long as emails keep coming,
+  then deletes the key and looks once more. So an email whose doorbell found the key taken was
+  committed before the task's last look.
 - **At least once.** A worker killed between a relay's answer and its commit sends that batch
   again. A duplicate email is the price of never losing one.
 - **Rendered when sent, from the row as it is then.** An email whose news went stale is dropped:
@@ -28,6 +29,7 @@ import logging
 import re
 import secrets
 import smtplib
+import time
 from email.generator import NLCRE, BytesGenerator
 from email.policy import Compat32
 from typing import Any
@@ -44,6 +46,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from . import verification
+from .cache import cache_redis
 from .lifecycle import audit_record
 from .models import OutgoingEmail, Request, Status
 
@@ -212,7 +215,9 @@ def _context_load(stored: dict[str, Any]) -> dict[str, Any]:
 # --- The doorbell ------------------------------------------------------------------------------------
 
 DOORBELL = "mail:doorbell"
-DOORBELL_SECONDS = 30  # a doorbell whose task was lost stops holding the key this soon
+# The key's life, renewed by the running task at every batch: a task that died holding it (its
+# message lost with it) keeps new emails from ringing this long at most. The sweeper covers the rest.
+DOORBELL_SECONDS = 5
 
 
 def emails_ring_on_commit() -> None:
@@ -224,7 +229,7 @@ def _ring() -> None:
         emails_send()
         return
     try:
-        if not cache.add(DOORBELL, 1, DOORBELL_SECONDS):
+        if not cache_redis().set(cache.make_key(DOORBELL), 1, nx=True, ex=DOORBELL_SECONDS):
             return  # a task is on its way, and has yet to look for rows
     except (redis.exceptions.RedisError, OSError) as error:  # the cache is Redis, the broker too: the sweeper rings instead
         logger.warning("could not ring for the outgoing emails; the sweeper will: %s", error)
@@ -244,19 +249,47 @@ def emails_ring() -> None:
 BATCH = 50  # emails a transaction and an SMTP session; a killed worker sends at most these again
 
 
+RUN_SECONDS = 10  # a doorbell's task sends for at most this long, then rings for the next
+# After a batch, a moment for the next to fill: a burst goes out in batches, not one by one, and
+# whatever is committed within it needs no doorbell of its own.
+LINGER_SECONDS = 0.05
+# Sent emails are deleted, and until vacuum comes their index entries stay, at the low end of the
+# id order a batch is looked for in. So a run looks from a little below the last id it sent: not
+# through every email sent since the last vacuum, and a row that committed late (its id drawn
+# earlier in a longer transaction) still found within a run's end.
+LATE_IDS = 100
+
+
 def emails_send_rung() -> int:
-    """What the doorbell's task does: take the key down, so a new email rings again, then send."""
-    cache.delete(DOORBELL)
-    return emails_send()
+    """The doorbell's task: send for as long as emails keep coming, then take the key down and
+    look once more, for what was committed by someone who found the key still up. So a burst of
+    filings publishes one task, not one each."""
+    deadline, sent, after = time.monotonic() + RUN_SECONDS, 0, 0
+    doorbell = cache.make_key(DOORBELL)
+    while True:
+        cache_redis().set(doorbell, 1, ex=DOORBELL_SECONDS)  # this task is alive
+        taken, batch_sent, last_id, relay_failed = _batch_send(after=after)
+        sent += batch_sent
+        if not taken or relay_failed:
+            break
+        if time.monotonic() > deadline:
+            emails_ring()  # the key stays up: the next task carries on
+            return sent
+        after = max(after, last_id - LATE_IDS)
+        if taken < BATCH:
+            time.sleep(LINGER_SECONDS)
+    cache_redis().delete(doorbell)
+    return sent + (0 if relay_failed else emails_send())
 
 
 def emails_send() -> int:
-    """Send every email that is due, a batch at a time; returns how many were sent."""
-    sent = 0
+    """Send every email that is due, a batch at a time; returns how many were sent. What committed
+    before it began is seen; what comes meanwhile may wait for its own doorbell."""
+    sent, after = 0, 0
     while True:
-        batch_sent, more = _batch_send()
+        taken, batch_sent, after, relay_failed = _batch_send(after=after)
         sent += batch_sent
-        if not more:
+        if taken < BATCH or relay_failed:
             return sent
 
 
@@ -277,17 +310,18 @@ class _RelayFailed(Exception):
 SENT, DROPPED, POSTPONED = "sent", "dropped", "postponed"
 
 
-def _batch_send() -> tuple[int, bool]:
-    """Send one batch under one transaction; returns (sent, whether more may be due)."""
+def _batch_send(*, after: int) -> tuple[int, int, int, bool]:
+    """Send one batch of the emails due with ids above `after`, under one transaction; returns how
+    many emails it took and sent, the last one's id, and whether the relay failed."""
     with transaction.atomic():
         batch = list(
             OutgoingEmail.objects.select_for_update(skip_locked=True, of=("self",)).select_related("request")
-            .filter(not_before__lte=timezone.now()).order_by("id")[:BATCH]
+            .filter(id__gt=after, not_before__lte=timezone.now()).order_by("id")[:BATCH]
         )
         if not batch:
-            return 0, False
+            return 0, 0, after, False
         outcomes: list[str] = []
-        relay = get_connection()
+        relay, relay_failed = get_connection(), False
         try:
             _relay_call(relay.open, refusals=False)
             for email in batch:
@@ -295,12 +329,13 @@ def _batch_send() -> tuple[int, bool]:
         except _RelayFailed as error:
             _postpone(batch[len(outcomes)], error.__cause__)
             outcomes.append(POSTPONED)
+            relay_failed = True
         finally:
             relay.close()
         finished = [email.pk for email, outcome in zip(batch, outcomes) if outcome != POSTPONED]
         OutgoingEmail.objects.filter(pk__in=finished).delete()
         # A relay that failed leaves the rest of the batch untouched, for the next doorbell or sweep.
-        return outcomes.count(SENT), len(outcomes) == BATCH
+        return len(batch), outcomes.count(SENT), batch[-1].pk, relay_failed
 
 
 def _relay_call(call, *args, refusals: bool = True):

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dsar import jobs, notifications, services, verification
+from dsar.cache import cache_redis
 from dsar.models import AuditEntry, OutgoingEmail, Request
 from dsar.stack import free_port
 
@@ -198,4 +199,18 @@ def test_a_worker_rung_by_the_doorbell_sends_what_a_filing_queued(api, worker, s
     assert verified.status_code == 200
     wait_for(lambda: not OutgoingEmail.objects.filter(request_id=created.json()["id"]).exists(), timeout=10,
              what="the worker to commit what it sent")
-    assert cache.get(notifications.DOORBELL) is None  # the task took the key down before it looked
+    wait_for(lambda: cache.get(notifications.DOORBELL) is None, timeout=10,
+             what="the task to take the doorbell's key down once no more emails came")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_doorbell_held_by_a_task_that_died_keeps_emails_waiting_only_until_its_key_runs_out(api, worker, settings, unique_email):
+    settings.DSAR_EMAIL_DELIVERY = "worker"
+    key = cache.make_key(notifications.DOORBELL)
+    cache_redis().set(key, 1, ex=notifications.DOORBELL_SECONDS)  # as a task killed mid-run leaves it
+    first = api.post("/api/v1/requests", {"type": "access", "email": unique_email("held")}, format="json").json()["id"]
+    assert OutgoingEmail.objects.filter(request_id=first).exists()  # queued, and no doorbell rang for it
+    wait_for(lambda: not cache_redis().exists(key), timeout=notifications.DOORBELL_SECONDS + 5, what="the dead task's key to run out")
+    second = api.post("/api/v1/requests", {"type": "access", "email": unique_email("after")}, format="json").json()["id"]
+    wait_for(lambda: not OutgoingEmail.objects.filter(request_id__in=[first, second]).exists(), timeout=30,
+             what="the next doorbell's task to send both emails")
