@@ -2,8 +2,8 @@
 this process, for PATH (`/api/v1/requests` files a request; anything else is a GET).
 
 The intake benchmark runs this under callgrind twice, with two counts, and divides the difference
-in instructions by the difference in calls: what one filing costs the web process, without start-up,
-and the same on a busy machine as on an idle one (wall-clock figures on a shared 2-core machine
+in instructions by the difference in calls: what one filing in a burst costs the web process,
+without start-up, and the same on a busy machine as on an idle one (wall-clock figures on a shared 2-core machine
 move by a third from one run to the next). The database, Redis and the mail files are real.
 """
 
@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import time
 import uuid
 
 WARM = 30  # calls before counting starts matter too: the difference of two runs removes them
@@ -34,6 +35,16 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dsar.settings")
     from dsar.wsgi import application
 
+    # Inside a burst the email task is running and renews its doorbell's key, so a filing only finds
+    # it taken. Renew it here as that task would: a filing under callgrind is so slow that the key
+    # would otherwise run out between filings, and each would ring a task (the workers are stopped).
+    from django.core.cache import cache
+
+    from dsar import notifications
+    from dsar.cache import cache_redis
+
+    doorbell, renewed = cache.make_key(notifications.DOORBELL), 0.0
+
     answers: list[str] = []
 
     def start_response(status, headers, exc_info=None):
@@ -41,6 +52,9 @@ def main() -> int:
 
     run = uuid.uuid4().hex[:12]
     for number in range(WARM + count):
+        if time.monotonic() - renewed > 1:
+            cache_redis().set(doorbell, 1, ex=notifications.DOORBELL_SECONDS)
+            renewed = time.monotonic()
         body = json.dumps({"type": "access", "email": f"cost.{run}.{number}@example.com"}).encode()
         response = application(_environ(path, body), start_response)
         b"".join(response)

@@ -243,6 +243,17 @@ class Product:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
 
+    def workers_stop(self) -> None:
+        """Stop the Celery workers and leave the web server running, as on a web host of its own."""
+        workers, self.processes = self.processes[1:], self.processes[:1]
+        for process in workers:
+            process.send_signal(signal.SIGTERM)  # a warm shutdown: a task running finishes
+        for process in workers:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
     def stop(self) -> None:
         for spy in self.spies:
             spy.send_signal(signal.SIGINT)
