@@ -250,8 +250,10 @@ BATCH = 50  # emails a transaction and an SMTP session; a killed worker sends at
 
 
 RUN_SECONDS = 10  # a doorbell's task sends for at most this long, then rings for the next
-# After a batch, a moment for the next to fill: a burst goes out in batches, not one by one, and
-# whatever is committed within it needs no doorbell of its own.
+# After a batch of several, a moment for the next to fill: a burst goes out in batches, not one by
+# one, and whatever is committed within it needs no doorbell of its own. After a batch of one the
+# task looks again at once, and ends at the first look that finds nothing: emails that come one at
+# a time do not hold a worker process that connector work may be waiting for.
 LINGER_SECONDS = 0.05
 # Sent emails are deleted, and until vacuum comes their index entries stay, at the low end of the
 # id order a batch is looked for in. So a run looks from a little below the last id it sent: not
@@ -276,7 +278,7 @@ def emails_send_rung() -> int:
             emails_ring()  # the key stays up: the next task carries on
             return sent
         after = max(after, last_id - LATE_IDS)
-        if taken < BATCH:
+        if 1 < taken < BATCH:  # emails come faster than one a look; one alone keeps no worker waiting
             time.sleep(LINGER_SECONDS)
     cache_redis().delete(doorbell)
     return sent + (0 if relay_failed else emails_send())
