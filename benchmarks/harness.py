@@ -21,7 +21,7 @@ import psutil
 import psycopg
 import requests
 
-from dsar.stack import WEB_THREADS, WEB_WORKERS, free_port, gunicorn_args
+from dsar.stack import POOL_QUEUES, WEB_THREADS, WEB_WORKERS, free_port, gunicorn_args, mail_worker_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -208,6 +208,9 @@ class Product:
         ))
         for number in range(self.workers):
             self.processes.append(self.worker_spawn(number))
+        self.processes.append(subprocess.Popen(  # after the pool workers, whose places chaos counts on
+            [PYTHON, *mail_worker_args(f"mail-{self.name}@%h"), "-l", "warning", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(requests.RequestException):
@@ -222,7 +225,7 @@ class Product:
         """One Celery worker (a parent and its pool), in a process group of its own."""
         return subprocess.Popen(
             [PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "warning", "-P", self.pool, "-c", str(self.concurrency),
-             "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+             "-Q", POOL_QUEUES, "-n", f"bench{number}-{self.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat"],
             cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
         )
 
