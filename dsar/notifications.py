@@ -41,6 +41,7 @@ from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import SafeMIMEMultipart
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -167,7 +168,7 @@ def code_email(request: Request) -> OutgoingEmail:
 def email_enqueue(email: OutgoingEmail) -> None:
     """Write `email` in the current transaction; it goes out once that commits, and only then."""
     email.save(force_insert=True)
-    emails_ring_on_commit()
+    emails_ring_on_commit([email])
 
 
 def email_on_commit(request: Request, template: str, **context: Any) -> None:
@@ -220,13 +221,15 @@ DOORBELL = "mail:doorbell"
 DOORBELL_SECONDS = 5
 
 
-def emails_ring_on_commit() -> None:
-    transaction.on_commit(_ring, robust=True)
+def emails_ring_on_commit(emails: list[OutgoingEmail]) -> None:
+    """Ring for `emails` once the transaction commits."""
+    transaction.on_commit(lambda: _ring(emails), robust=True)
 
 
-def _ring() -> None:
+def _ring(emails: list[OutgoingEmail]) -> None:
     if settings.DSAR_EMAIL_DELIVERY == "inline":
-        emails_send()
+        # This process sends what it queued (its requests' emails), not what others queued for theirs.
+        emails_send(only=Q(pk__in=[e.pk for e in emails if e.pk]) | Q(request_id__in=[e.request_id for e in emails if not e.pk]))
         return
     try:
         if not cache_redis().set(cache.make_key(DOORBELL), 1, nx=True, ex=DOORBELL_SECONDS):
@@ -284,12 +287,13 @@ def emails_send_rung() -> int:
     return sent + (0 if relay_failed else emails_send())
 
 
-def emails_send() -> int:
-    """Send every email that is due, a batch at a time; returns how many were sent. What committed
-    before it began is seen; what comes meanwhile may wait for its own doorbell."""
+def emails_send(*, only: Q | None = None) -> int:
+    """Send every email that is due (of those `only` selects), a batch at a time; returns how many
+    were sent. What committed before it began is seen; what comes meanwhile may wait for its own
+    doorbell."""
     sent, after = 0, 0
     while True:
-        taken, batch_sent, after, relay_failed = _batch_send(after=after)
+        taken, batch_sent, after, relay_failed = _batch_send(after=after, only=only)
         sent += batch_sent
         if taken < BATCH or relay_failed:
             return sent
@@ -312,13 +316,13 @@ class _RelayFailed(Exception):
 SENT, DROPPED, POSTPONED = "sent", "dropped", "postponed"
 
 
-def _batch_send(*, after: int) -> tuple[int, int, int, bool]:
+def _batch_send(*, after: int, only: Q | None = None) -> tuple[int, int, int, bool]:
     """Send one batch of the emails due with ids above `after`, under one transaction; returns how
     many emails it took and sent, the last one's id, and whether the relay failed."""
     with transaction.atomic():
         batch = list(
             OutgoingEmail.objects.select_for_update(skip_locked=True, of=("self",)).select_related("request")
-            .filter(id__gt=after, not_before__lte=timezone.now()).order_by("id")[:BATCH]
+            .filter(only or Q(), id__gt=after, not_before__lte=timezone.now()).order_by("id")[:BATCH]
         )
         if not batch:
             return 0, 0, after, False

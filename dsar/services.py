@@ -85,8 +85,9 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
                       created_at=now, due_at=due_at_for(now))
     verification.code_issue(request, now)
     # One statement, a transaction of its own, writes the request, its audit entry and its code email.
-    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed", also=[code_email(request)])
-    emails_ring_on_commit()
+    email = code_email(request)
+    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed", also=[email])
+    emails_ring_on_commit([email])
     logger.info("request %s: filed (%s)", request.id, type)
     return request
 
