@@ -141,12 +141,34 @@ def request_insert(request: Request, *, actor: str, action: str, note: str = "",
     return entry
 
 
+# Each model's INSERT text, compiled once per database: (the fields, in order, and the SQL).
+_INSERTS: dict[tuple[type[models.Model], str], tuple[list[models.Field], str]] = {}
+
+
 def _insert_sql(row: models.Model, database) -> tuple[str, list]:
-    """The INSERT that saving a new `row` would run, as Django writes it (its auto id left to the database)."""
-    fields = [field for field in row._meta.local_concrete_fields if field is not row._meta.auto_field]
-    query = InsertQuery(type(row))
+    """The INSERT that saving a new `row` would run, as Django writes it (its auto id left to the database).
+
+    Compiling it was a tenth of a filing's instructions, for a text that is the same every time
+    when every value is a plain one. So the text is kept once Django has compiled it, and a later
+    row only has its values prepared as Django's compiler prepares them (`pre_save`, then
+    `get_db_prep_save`). A row with an expression among its values, or a model with a field that
+    writes its own placeholder, is compiled each time, as Django does.
+    """
+    model = type(row)
+    known = _INSERTS.get((model, database.alias))
+    if known:
+        fields, sql = known
+        values = [field.pre_save(row, add=True) for field in fields]
+        if not any(hasattr(value, "resolve_expression") for value in values):
+            return sql, [field.get_db_prep_save(value, connection=database) for field, value in zip(fields, values)]
+    fields = [field for field in model._meta.local_concrete_fields if field is not model._meta.auto_field]
+    query = InsertQuery(model)
     query.insert_values(fields, [row])
     [(sql, params)] = query.get_compiler(connection=database).as_sql()
+    plain = not any(
+        getattr(field, "get_placeholder", None) or hasattr(getattr(row, field.attname), "resolve_expression") for field in fields)
+    if plain and len(params) == len(fields):
+        _INSERTS[model, database.alias] = fields, sql
     return sql, list(params)
 
 

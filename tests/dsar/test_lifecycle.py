@@ -79,6 +79,44 @@ def test_a_request_inserted_with_its_entry_is_the_row_the_orm_would_write_and_is
     assert Request.objects.get(pk=joined.pk).status == Status.CANCELED
 
 
+def test_inserts_after_the_first_reuse_its_sql_and_write_what_django_compiles_and_an_expression_is_compiled():
+    from django.db.models.functions import Now
+    from django.db.models.sql import InsertQuery
+
+    from dsar import lifecycle
+
+    def compiled(row):  # what Django's insert compiler writes for the row, from nothing kept
+        fields = [field for field in Request._meta.local_concrete_fields if field is not Request._meta.auto_field]
+        query = InsertQuery(Request)
+        query.insert_values(fields, [row])
+        [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+        return sql, list(params)
+
+    now = timezone.now()
+    lifecycle._INSERTS.clear()
+    first = lifecycle._insert_sql(_new_request("first@example.com", now), connection)
+    assert (Request, connection.alias) in lifecycle._INSERTS  # a plain row's text is kept
+    second = _new_request("second@example.com", now)
+    kept = lifecycle._insert_sql(second, connection)
+    assert kept[0] == first[0] and kept[1] != first[1]
+    fresh = compiled(second)
+    assert kept[0] == fresh[0]
+    names = [field.name for field in Request._meta.local_concrete_fields if field is not Request._meta.auto_field]
+
+    def values(params):  # JSON values come wrapped for psycopg, and auto_now stamps each compile afresh
+        return {name: getattr(value, "obj", value) for name, value in zip(names, params, strict=True) if name != "updated_at"}
+
+    assert values(kept[1]) == values(fresh[1])
+    # An expression among the values cannot use the kept text: Django compiles it into the SQL.
+    timed = _new_request("now@example.com", now)
+    timed.created_at = Now()
+    sql, params = lifecycle._insert_sql(timed, connection)
+    assert sql != first[0] and "STATEMENT_TIMESTAMP()" in sql and len(params) == len(first[1]) - 1
+    request_insert(_new_request("stored@example.com", now), actor="subject", action="filed")
+    stored = Request.objects.get(email="stored@example.com")
+    assert stored.created_at == now and stored.categories == ["account.profile"] and audit_verify() == []
+
+
 def test_a_request_is_never_stored_without_its_entry():
     request = _new_request("alone@example.com")
     with pytest.raises(DatabaseError):
