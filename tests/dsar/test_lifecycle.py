@@ -117,6 +117,25 @@ def test_inserts_after_the_first_reuse_its_sql_and_write_what_django_compiles_an
     assert stored.created_at == now and stored.categories == ["account.profile"] and audit_verify() == []
 
 
+def test_the_filing_statement_is_bound_by_the_server_and_passes_through_djangos_wrappers():
+    from django.test.utils import CaptureQueriesContext
+
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):  # as an instrumentation library would hook in
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(wrapper):
+        request_insert(_new_request("bound@example.com"), actor="subject", action="filed")
+    [(sql, params)] = [(sql, params) for sql, params in seen if sql.startswith("WITH")]
+    assert "bound@example.com" in params
+    [logged] = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("WITH")]
+    # The text PostgreSQL received holds placeholders; the values travelled beside it.
+    assert "$1" in logged and "bound@example.com" not in logged
+    assert Request.objects.get(email="bound@example.com").categories == ["account.profile"] and audit_verify() == []
+
+
 def test_a_request_is_never_stored_without_its_entry():
     request = _new_request("alone@example.com")
     with pytest.raises(DatabaseError):
