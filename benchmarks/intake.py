@@ -27,7 +27,7 @@ import time
 
 import psutil
 
-from .harness import PYTHON, ROOT, CpuWatch, Product, figure, file_create_ms, machine_busy, note
+from .harness import PYTHON, CpuWatch, Product, figure, file_create_ms, instructions_counted, machine_busy, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -67,21 +67,10 @@ def _wrk(url: str, script: str, product: Product | None = None) -> dict[str, flo
 
 def _instructions_per_call(product: Product, paths: list[str], low: int = 20, high: int = 120) -> dict[str, float]:
     """Instructions the web process spends on one call of each path: two callgrind runs per path
-    (`low` and `high` calls after the same warm-up) run side by side, since a count does not depend
-    on the load, and their difference divided by `high - low`."""
-    runs = {}
-    for path in paths:
-        for count in (low, high):
-            runs[path, count] = subprocess.Popen(
-                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, "-m", "benchmarks.filing_cost", path, str(count)],
-                cwd=ROOT, env=product.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    collected = {}
-    for key, process in runs.items():
-        _, errors = process.communicate()
-        total = re.search(r"Collected : (\d+)", errors)
-        if process.returncode or not total:
-            raise SystemExit(f"counting instructions for {key[0]} failed:\n{errors[-2000:]}")
-        collected[key] = int(total.group(1))
+    (`low` and `high` calls after the same warm-up) run side by side, and their difference divided
+    by `high - low`."""
+    collected = instructions_counted({(path, count): [PYTHON, "-m", "benchmarks.filing_cost", path, str(count)]
+                                      for path in paths for count in (low, high)}, product.env)
     return {path: (collected[path, high] - collected[path, low]) / (high - low) for path in paths}
 
 

@@ -9,6 +9,7 @@ after: the ratio shows what the workflow costs on top of the connectors themselv
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +20,18 @@ from connectors.base import Identity
 from connectors.estate.generate import subject_email
 from dsar.stack import WORKER_POOL
 
-from .harness import CpuWatch, Mailbox, Product, figure, file_and_verify, machine_busy, note, wait_final
+from .harness import (
+    PYTHON,
+    CpuWatch,
+    Mailbox,
+    Product,
+    figure,
+    file_and_verify,
+    instructions_counted,
+    machine_busy,
+    note,
+    wait_final,
+)
 
 SUBJECTS = 10_000
 REQUESTS = 500
@@ -31,6 +43,8 @@ CONCURRENCY = int(os.environ.get("DSAR_BENCH_CONCURRENCY", str(WORKER_POOL)))
 WORKERS = int(os.environ.get("DSAR_BENCH_WORKERS", "1"))
 POOL = os.environ.get("DSAR_BENCH_POOL", "prefork")
 REFERENCE_BEFORE_OFFSET = 10  # subjects 10, 30, 50, ...: none of the run's (0, 20, 40, ...) nor scale's (offsets 1, 2, 4)
+COST_OFFSET = 5  # subjects 5, 25, 45, ...: for the workers' instruction count, none of the above
+COST_WARM, COST_LOW, COST_HIGH = 3, 2, 12  # requests: warm-up, then the two counts whose difference is taken
 
 
 def estate(product: Product) -> None:
@@ -91,6 +105,34 @@ def reference(product: Product, offset: int = 0) -> float:
     return REQUESTS / (time.perf_counter() - started) * 60
 
 
+def _verified(subjects: list[int]) -> list[str]:
+    """An access request for each subject, filed and verified through the product's services in
+    this process (set up by `reference`), so approved with its tasks created; the workers are
+    stopped, so no one runs them. Each request's task ids, comma-separated."""
+    from dsar import services, verification
+    from dsar.models import ConnectorTask
+
+    verified = []
+    for subject in subjects:
+        request = services.request_create(type="access", email=subject_email(subject, SEED))
+        services.request_verify(request_id=request.pk, code=verification.code_for(request))
+        verified.append(",".join(str(pk) for pk in ConnectorTask.objects.filter(request=request).order_by("pk").values_list("pk", flat=True)))
+    return verified
+
+
+def worker_instructions(product: Product) -> float:
+    """The instructions the workers' code spends on one typical access request (benchmarks/request_cost.py).
+    Two callgrind runs take the same subjects in the same order, one COST_HIGH - COST_LOW further:
+    the difference is what those requests cost, and a subject costs what it did in the last run."""
+    subjects = [COST_OFFSET + number * (SUBJECTS // REQUESTS) for number in range(COST_WARM + COST_HIGH)]
+    runs = {count: _verified(subjects[:COST_WARM + count]) for count in (COST_LOW, COST_HIGH)}
+    # One after the other: side by side, the two took the same subjects' requests at the same time,
+    # and the difference moved by a third from one run to the next; apart, by a thousandth.
+    counted = {count: instructions_counted({count: [PYTHON, "-m", "benchmarks.request_cost", *tasks]}, product.env)[count]
+               for count, tasks in runs.items()}
+    return (counted[COST_HIGH] - counted[COST_LOW]) / (COST_HIGH - COST_LOW)
+
+
 def run() -> None:
     with Product(name="throughput", workers=WORKERS, concurrency=CONCURRENCY, pool=POOL) as product:
         estate(product)
@@ -121,3 +163,7 @@ def run() -> None:
             figure("throughput", f"{name}_cpu_ms_per_request", ms, "ms")
         for name in ("web", "worker"):  # of which in the kernel (creating files, sockets)
             figure("throughput", f"{name}_system_cpu_ms_per_request", timings["system_ms"][name], "ms")
+        if shutil.which("valgrind"):  # a count that does not move with the machine's speed, as intake's
+            figure("throughput", "worker_instructions_per_request", worker_instructions(product), "instructions")
+        else:
+            note("throughput: valgrind is missing, so the workers' instructions per request are not counted")
