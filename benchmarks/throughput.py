@@ -3,7 +3,9 @@
 The figure is completed requests per minute, from the first filing to the last completion, and
 how steadily they finish (when the first, half and all were done). The reference runs the same
 gathers in one process with no queue, no staging and no archive, once before the product and once
-after: the ratio shows what the workflow costs on top of the connectors themselves.
+after: the ratio shows what the workflow costs on top of the connectors themselves. Last, the
+workers' instructions per access request are counted under callgrind (benchmarks/request_cost.py),
+a figure that does not move with the machine's speed.
 """
 
 from __future__ import annotations
