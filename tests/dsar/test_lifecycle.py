@@ -128,7 +128,7 @@ def test_the_filing_statement_is_bound_by_the_server_and_passes_through_djangos_
 
     with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(wrapper):
         request_insert(_new_request("bound@example.com"), actor="subject", action="filed")
-    [(sql, params)] = [(sql, params) for sql, params in seen if sql.startswith("WITH")]
+    [params] = [params for sql, params in seen if sql.startswith("WITH")]
     assert "bound@example.com" in params
     [logged] = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("WITH")]
     # The text PostgreSQL received holds placeholders; the values travelled beside it.
