@@ -27,7 +27,7 @@ import time
 
 import psutil
 
-from .harness import PYTHON, CpuWatch, Product, figure, file_create_ms, instructions_counted, machine_busy, note
+from .harness import PYTHON, ROOT, CpuWatch, Product, figure, file_create_ms, instructions_counted, machine_busy, note
 
 DURATION = int(os.environ.get("DSAR_BENCH_INTAKE_SECONDS", "30"))
 FILE_SCRIPT = """
@@ -72,6 +72,21 @@ def _instructions_per_call(product: Product, paths: list[str], low: int = 20, hi
     collected = instructions_counted({(path, count): [PYTHON, "-m", "benchmarks.filing_cost", path, str(count)]
                                       for path in paths for count in (low, high)}, product.env)
     return {path: (collected[path, high] - collected[path, low]) / (high - low) for path in paths}
+
+
+EMAILS_WARM, EMAILS_LOW, EMAILS_HIGH = 10, 40, 140  # one batch of fifty, and three: they differ by two whole batches
+
+
+def _instructions_per_email(product: Product) -> float:
+    """Instructions the mail worker spends sending one code email (benchmarks/email_cost.py): two
+    callgrind runs, one after the other, over the same warm-up and EMAILS_LOW or EMAILS_HIGH more
+    emails, filed beforehand with the workers stopped."""
+    counted = {}
+    for count in (EMAILS_LOW, EMAILS_HIGH):
+        subprocess.run([PYTHON, "-m", "benchmarks.email_cost", "file", str(count), str(EMAILS_WARM + count)],
+                       cwd=ROOT, env=product.env, check=True)
+        counted.update(instructions_counted({count: [PYTHON, "-m", "benchmarks.email_cost", "send", str(count)]}, product.env))
+    return (counted[EMAILS_HIGH] - counted[EMAILS_LOW]) / (EMAILS_HIGH - EMAILS_LOW)
 
 
 def _emails_drained(product: Product, timeout: float = 120) -> tuple[int, float]:
@@ -127,3 +142,7 @@ def run() -> None:
             note("intake: valgrind is missing, so the web's instructions per filing are not counted")
         with product.sql() as sql:  # the web-alone run's code emails, to addresses that do not exist
             sql.execute("DELETE FROM dsar_outgoingemail")
+        if shutil.which("valgrind"):
+            figure("intake", "mail_instructions_per_email", _instructions_per_email(product), "instructions")
+            with product.sql() as sql:
+                sql.execute("DELETE FROM dsar_outgoingemail")
