@@ -79,13 +79,13 @@ EMAILS_WARM, EMAILS_LOW, EMAILS_HIGH = 10, 40, 140  # one batch of fifty, and th
 
 def _instructions_per_email(product: Product) -> float:
     """Instructions the mail worker spends sending one code email (benchmarks/email_cost.py): two
-    callgrind runs, one after the other, over the same warm-up and EMAILS_LOW or EMAILS_HIGH more
-    emails, filed beforehand with the workers stopped."""
-    counted = {}
+    callgrind runs side by side, each on emails of its own filed beforehand with the workers
+    stopped, over the same warm-up and EMAILS_LOW or EMAILS_HIGH more emails."""
     for count in (EMAILS_LOW, EMAILS_HIGH):
         subprocess.run([PYTHON, "-m", "benchmarks.email_cost", "file", str(count), str(EMAILS_WARM + count)],
                        cwd=ROOT, env=product.env, check=True)
-        counted.update(instructions_counted({count: [PYTHON, "-m", "benchmarks.email_cost", "send", str(count)]}, product.env))
+    counted = instructions_counted({count: [PYTHON, "-m", "benchmarks.email_cost", "send", str(count)] for count in (EMAILS_LOW, EMAILS_HIGH)},
+                                   product.env)
     return (counted[EMAILS_HIGH] - counted[EMAILS_LOW]) / (EMAILS_HIGH - EMAILS_LOW)
 
 
