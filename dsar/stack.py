@@ -144,11 +144,8 @@ class Services:
         if not token_file.exists():
             token_file.write_text(secrets.token_urlsafe(24))
         token, port, email = token_file.read_text().strip(), free_port(), "dsar@example.com"
-        process = subprocess.Popen(
-            [PYTHON, "-m", "connectors.estate.helpdesk", "--host", "127.0.0.1", "--port", str(port), "--db", str(database),
-             "--email", email, "--token", token],
-            cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True,
-        )
+        process = subprocess.Popen(helpdesk_command(port, database, email, token), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   start_new_session=True)
         _wait_for(lambda: _answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
         self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
         say(f"estate helpdesk running on 127.0.0.1:{port}")
@@ -245,6 +242,13 @@ def _supervise(children: list[subprocess.Popen]) -> int:
         if child.poll() is None:
             child.kill()
     return 0 if stopping else 1
+
+
+def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[str]:
+    """The estate's helpdesk on loopback. Values go with their options (`--token=...`): a random
+    token may begin with a dash, which argparse would otherwise take for an option of its own."""
+    return [PYTHON, "-m", "connectors.estate.helpdesk", "--host", "127.0.0.1", f"--port={port}", f"--db={database}",
+            f"--email={email}", f"--token={token}"]
 
 
 def test(pytest_args: list[str]) -> int:
