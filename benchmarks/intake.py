@@ -138,11 +138,8 @@ def run() -> None:
             counted = _instructions_per_call(product, ["/api/v1/requests", "/healthz/ready"])
             ref = {"name": "the minimal view, in the same process (instructions)", "value": round(counted["/healthz/ready"])}
             figure("intake", "web_instructions_per_filing", counted["/api/v1/requests"], "instructions", reference=ref)
-        else:
-            note("intake: valgrind is missing, so the web's instructions per filing are not counted")
-        with product.sql() as sql:  # the web-alone run's code emails, to addresses that do not exist
-            sql.execute("DELETE FROM dsar_outgoingemail")
-        if shutil.which("valgrind"):
             figure("intake", "mail_instructions_per_email", _instructions_per_email(product), "instructions")
-            with product.sql() as sql:
-                sql.execute("DELETE FROM dsar_outgoingemail")
+        else:
+            note("intake: valgrind is missing, so the web's and the mail worker's instructions are not counted")
+        with product.sql() as sql:  # the code emails of the web-alone run and the counts, to addresses that do not exist
+            sql.execute("DELETE FROM dsar_outgoingemail")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 
 def main() -> int:
@@ -22,24 +21,19 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.core.cache import cache
     from django.db import close_old_connections
 
     from connectors.registry import connectors_import
-    from dsar import notifications, processing
-    from dsar.cache import cache_redis
+    from dsar import processing
     from dsar.models import Request, Status
 
+    from .filing_cost import email_doorbell_kept_up
+
     connectors_import()  # as the worker's parent does before it forks its pool
-    # Under load the email task is running and keeps its doorbell's key up, so completing a request
-    # only finds it taken. Renewed here as that task would: under callgrind a request is so slow that
-    # the key would otherwise run out now and then, and that completion would publish a task.
-    doorbell, renewed = cache.make_key(notifications.DOORBELL), 0.0
+    doorbell_up = email_doorbell_kept_up()  # completing a request rings for its email
     for tasks in sys.argv[1:]:
         for task_id in tasks.split(","):
-            if time.monotonic() - renewed > 1:
-                cache_redis().set(doorbell, 1, ex=notifications.DOORBELL_SECONDS)
-                renewed = time.monotonic()
+            doorbell_up()
             close_old_connections()  # as before every task (dsar/tasks.py)
             processing.task_run(int(task_id))
     ids = {int(task_id) for tasks in sys.argv[1:] for task_id in tasks.split(",")}
