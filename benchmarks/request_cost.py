@@ -12,6 +12,7 @@ estate and the export storage are real.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -30,6 +31,7 @@ def main() -> int:
     from .filing_cost import email_doorbell_kept_up
 
     connectors_import()  # as the worker's parent does before it forks its pool
+    gc.freeze()  # as the worker does (dsar/tasks.py): its collections never walk what it started with
     doorbell_up = email_doorbell_kept_up()  # completing a request rings for its email
     for tasks in sys.argv[1:]:
         for task_id in tasks.split(","):
