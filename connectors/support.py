@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import requests
+import urllib3
 
 from .base import PROVIDED, Connector, ErasureReceipt, Identity, PermanentError, Record, TransientError
 
@@ -30,20 +32,23 @@ PAGE_SIZE = 100  # Zendesk's largest page
 
 class ZendeskClient:
     """A session on a Zendesk Support API v2: API-token authentication, a timeout on every call,
-    and failures turned into the connector errors (transient ones are worth retrying)."""
+    and failures turned into the connector errors (transient ones are worth retrying).
+
+    It speaks HTTP through urllib3's connection pools, not through requests on top of them: a
+    typical subject's task (four calls) cost the worker 11.6 M instructions through requests and
+    6.7 M through urllib3 alone, 5 % of an access request. As requests would, it takes the environment's
+    proxy (`HTTPS_PROXY`, `NO_PROXY`, ...) and CA bundle (`REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`;
+    otherwise the system's), once; it follows no redirect and retries nothing itself (the task's
+    retries do)."""
 
     def __init__(self, *, base_url: str, email: str, token: str, timeout: float = 10.0, name: str = "support") -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
         self.name = name
-        self.session = requests.Session()
-        self.session.auth = (f"{email}/token", token)
-        self.session.headers["Accept"] = "application/json"
-        # The environment's proxy and CA bundle, read once: requests reads them again on every call
-        # (an eighth of this connector's time in the throughput benchmark).
-        self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.trust_env = False
+        self.headers = {**urllib3.make_headers(basic_auth=f"{email}/token:{token}"), "Accept": "application/json"}
+        options = {"timeout": urllib3.Timeout(timeout), "retries": False, "maxsize": 4,
+                   "ca_certs": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None}
+        proxy = _environ_proxy(self.base_url)
+        self.pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
     def call(
         self, method: str, path: str, *, params: dict | None = None, json: dict | None = None, missing_ok: bool = False
@@ -52,19 +57,21 @@ class ZendeskClient:
         when `missing_ok`, so that removing what is already gone succeeds)."""
         what = f"{method} /api/v2/{path}"
         url = f"{self.base_url}/api/v2/{path}"
+        if params:
+            url += "?" + urlencode(params)
         try:
-            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
-            raise TransientError(f"{self.name}: the helpdesk did not answer {what}: {error}") from error
-        except requests.RequestException as error:
+            response = self.pool.request(method, url, json=json, headers=self.headers)
+        except urllib3.exceptions.LocationValueError as error:
             raise PermanentError(f"{self.name}: {what} could not be sent: {error}") from error
-        status = response.status_code
+        except urllib3.exceptions.HTTPError as error:  # refused, reset, timed out, cut short
+            raise TransientError(f"{self.name}: the helpdesk did not answer {what}: {error}") from error
+        status = response.status
         if status == 204 or (status == 404 and missing_ok):
             return None
         if status == 429 or status >= 500:
             raise TransientError(f"{self.name}: the helpdesk answered {status} {response.reason} to {what}")
         if status >= 400:
-            detail = response.text[:200]
+            detail = response.data[:200].decode(errors="replace")
             raise PermanentError(f"{self.name}: the helpdesk answered {status} {response.reason} to {what}: {detail}")
         try:
             return response.json()
@@ -104,8 +111,16 @@ class ZendeskClient:
         return [user for user in users if str(user.get("email") or "").strip().lower() == wanted]
 
     def close(self) -> None:
-        """Close the session's connections."""
-        self.session.close()
+        """Close the pool's connections."""
+        self.pool.clear()
+
+
+def _environ_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url`, unless NO_PROXY exempts its host."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 def _get(payload: Any, key: str, kind: type) -> Any:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -164,7 +165,14 @@ def test_gather_returns_exactly_the_subjects_chats_bot_usage_and_feedback(loaded
 def _calls(connector: ZendeskConnector) -> list[str]:
     """The paths of the connector's calls from now on, as they went over the wire."""
     calls: list[str] = []
-    connector.client.session.hooks["response"].append(lambda response, *args, **kwargs: calls.append(response.request.path_url))
+    pool = connector.client.pool
+    sent = pool.urlopen
+
+    def urlopen(method, url, *args, **kwargs):
+        calls.append(urlsplit(url)._replace(scheme="", netloc="").geturl())
+        return sent(method, url, *args, **kwargs)
+
+    pool.urlopen = urlopen
     return calls
 
 
@@ -398,6 +406,47 @@ def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, er
             gather(connector, SAM)
     finally:
         connector.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(monkeypatch):
+    seen: list[tuple[str, str | None]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        """A forward proxy's side of HTTP: the request line holds the whole URL; it answers for the helpdesk."""
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = b'{"users": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_request(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        proxied = ZendeskConnector(base_url="http://helpdesk.invalid", email=ADMIN, token=TOKEN, timeout=5)
+        assert gather(proxied, SAM) == []
+        proxied.close()
+        ((path, authorization),) = seen
+        assert path.startswith("http://helpdesk.invalid/api/v2/users/search.json?query=email") and authorization.startswith("Basic ")
+        monkeypatch.setenv("NO_PROXY", "helpdesk.invalid")
+        direct = ZendeskConnector(base_url="http://helpdesk.invalid", email=ADMIN, token=TOKEN, timeout=5)
+        with pytest.raises(TransientError, match="did not answer"):  # straight to a host no one resolves
+            gather(direct, SAM)
+        direct.close()
+        assert len(seen) == 1
+    finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
