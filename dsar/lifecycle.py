@@ -135,24 +135,26 @@ def request_insert(request: Request, *, actor: str, action: str, note: str = "",
     inserts = [_insert_sql(row, database) for row in rows]
     *first, (last, _) = inserts
     with_ = ", ".join(f"inserted_{number} AS ({sql})" for number, (sql, _) in enumerate(first))
-    with _server_bound_cursor(database) as cursor:
+    with server_bound_cursor(database) as cursor:
         cursor.execute(f"WITH {with_} {last}", [param for _, params in inserts for param in params])
     for row in rows:
         row._state.adding, row._state.db = False, database.alias
     return entry
 
 
-def _server_bound_cursor(database):
+def server_bound_cursor(database=None):
     """A cursor whose parameters PostgreSQL binds, made and wrapped as Django makes its own (the
     health check, error translation, execute wrappers, the debug log).
 
     Django's cursors quote every parameter into the statement's text in Python, which for the
-    filing's forty-odd parameters was a tenth of a filing's instructions; bound by the server they
-    travel beside a text that stays the same. Nothing is prepared (Django leaves prepared
-    statements off, for connection poolers). Only the filing uses it: everything else keeps
-    Django's client-side binding, under which `pgtrigger.ignore()` (a second command before the
-    statement) works, and server-side binding would refuse it.
+    filing's forty-odd parameters was a tenth of a filing's instructions, and for a connector
+    task's result (its staged output, as JSON) a twentieth of the worker's time; bound by the
+    server they travel beside a text that stays the same. Nothing is prepared (Django leaves
+    prepared statements off, for connection poolers). The filing and a task's claim and result
+    use it: everything else keeps Django's client-side binding, under which `pgtrigger.ignore()`
+    (a second command before the statement) works, and server-side binding would refuse it.
     """
+    database = database or transaction.get_connection()  # the default database's connection itself, not its proxy
     database.close_if_health_check_failed()
     database.ensure_connection()
     with database.wrap_database_errors:

@@ -25,17 +25,17 @@ from collections.abc import Iterator
 import kombu.exceptions
 import redis.exceptions
 from celery.exceptions import SoftTimeLimitExceeded
-from psycopg.types.json import Jsonb
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from connectors.base import Identity, PermanentError, TransientError
 from connectors.registry import connector_get, connector_names
 
 from . import exports
-from .lifecycle import request_lock, request_transition
+from .lifecycle import request_lock, request_transition, server_bound_cursor
 from .models import ConnectorTask, Export, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
 
@@ -145,7 +145,7 @@ def task_claim(task_id: int) -> ConnectorTask | None:
     now = timezone.now()
     params = {"id": task_id, "now": now, "lease": now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
               "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    with connection.cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
         row = cursor.fetchone()
     if row is None:
@@ -348,7 +348,7 @@ def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = Non
     case the final step is marked queued, decided under the request's row lock."""
     params = {"id": task.pk, "request": task.request_id, "now": timezone.now(), "counts": Jsonb(counts),
               "output": Jsonb(output) if output is not None else None, "receipt": Jsonb(receipt) if receipt is not None else None}
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), server_bound_cursor() as cursor:
         cursor.execute("SELECT 1 FROM dsar_request WHERE id = %(request)s FOR UPDATE", params)
         cursor.execute(SUCCEED_SQL, params)
         if not cursor.rowcount:
