@@ -466,15 +466,35 @@ def request_finalize_run(request_id) -> None:
         raise
 
 
+# The request's row locked, and what says whether this run's final step still stands.
+COMPLETE_LOCK_SQL = """
+SELECT r.status, r.finalize_state, EXISTS (SELECT 1 FROM dsar_export AS e WHERE e.request_id = r.id)
+  FROM dsar_request AS r
+ WHERE r.id = %(id)s
+   FOR UPDATE OF r
+"""
+
+
 def _complete(request: Request, *, result: dict, archive: exports.Archive | None = None) -> None:
+    """Record the final step's result on `request` (the row as this step claimed it), unless the
+    step was taken over and finished by another worker meanwhile."""
     now = timezone.now()
     with transaction.atomic():
-        locked = request_lock(request.id)
-        if locked.status != Status.PROCESSING or locked.finalize_state != "running" or Export.objects.filter(request=locked).exists():
+        with server_bound_cursor() as cursor:
+            cursor.execute(COMPLETE_LOCK_SQL, {"id": request.pk})
+            row = cursor.fetchone()
+        if row is None:
+            raise Request.DoesNotExist(f"request {request.pk} no longer exists")
+        status, finalize_state, exported = row
+        if status != Status.PROCESSING or finalize_state != "running" or exported:
             logger.warning("request %s: another worker completed it first; discarding this result", request.id)
             if archive is not None:
                 transaction.on_commit(lambda: exports.storage_delete(archive.path))
             return
+        # Still processing and this step's: only the fields written below change, the rest of the
+        # row (which staff may have changed since the claim, a deadline say) is left as it is.
+        locked = request
+        locked.status, locked.finalize_state = status, finalize_state
         export = None
         if archive is not None:
             export = Export.objects.create(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from dsar import processing
+from dsar import exports, processing
 from dsar.models import AuditEntry, ConnectorTask, Export, Request
 
 from ..factories import request_make
@@ -120,6 +122,39 @@ def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it
     assert processing.finalize_claim(request.pk).finalize_attempts == 2  # a lost worker's step is taken over
     Request.objects.filter(pk=request.pk).update(finalize_state="queued", status="completed")
     assert processing.finalize_claim(request.pk) is None  # only a request still processing has a final step
+
+
+def test_a_final_step_taken_over_and_finished_elsewhere_keeps_the_other_result_and_drops_its_own():
+    request = request_make(status="processing", email="taken-over@example.com")
+    Request.objects.filter(pk=request.pk).update(finalize_state="queued")
+    slow = processing.finalize_claim(request.pk)
+    Request.objects.filter(pk=request.pk).update(finalize_lease_until=timezone.now() - dt.timedelta(seconds=1))
+    fast = processing.finalize_claim(request.pk)  # the slow worker's lease ran out: another took the step over
+
+    def archive(name: str) -> exports.Archive:
+        path = default_storage.save(f"exports/{request.pk}/{name}.zip", ContentFile(b"PK" + name.encode()))
+        return exports.Archive(path=path, bytes=2 + len(name), sha256="0" * 64, categories={})
+
+    kept, dropped = archive("fast"), archive("slow")
+    processing._complete(fast, result={"categories": {}, "bytes": kept.bytes}, archive=kept)
+    processing._complete(slow, result={"categories": {}, "bytes": dropped.bytes}, archive=dropped)
+
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.finalize_state, stored.result["bytes"]) == ("completed", "done", kept.bytes)
+    assert list(Export.objects.filter(request=request).values_list("path", flat=True)) == [kept.path]
+    assert default_storage.exists(kept.path) and not default_storage.exists(dropped.path)
+    assert AuditEntry.objects.filter(request=request, action="completed").count() == 1
+
+
+def test_a_final_step_leaves_what_staff_changed_since_its_claim():
+    request = request_make(status="processing", email="extended-meanwhile@example.com")
+    Request.objects.filter(pk=request.pk).update(finalize_state="queued")
+    claimed = processing.finalize_claim(request.pk)
+    later = claimed.due_at + dt.timedelta(days=30)
+    Request.objects.filter(pk=request.pk).update(due_at=later, extended_at=timezone.now())  # extended while it ran
+    processing._complete(claimed, result={"categories": {}, "bytes": 0})
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.due_at, stored.extended_at is not None) == ("completed", later, True)
 
 
 def _doorbell_on(broker_url: str):
