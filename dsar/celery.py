@@ -9,3 +9,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dsar.settings")
 app = Celery("dsar")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def _settings_read_once(sender: Celery, **_kwargs) -> None:
+    """Hand Celery the CELERY_* settings as a plain dict, read when it first needs them.
+
+    Celery looks its settings up on every task it sends or runs, each under two names, and read
+    through Django's settings object every name not set was an exception raised and caught in
+    Python: a quarter of sending a task. So the settings are read once (later changes to them,
+    which nothing makes, would not reach Celery)."""
+    from django.conf import settings
+
+    sender.config_from_object({name: getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}, namespace="CELERY")

@@ -64,3 +64,14 @@ def test_what_a_worker_loaded_is_out_of_the_garbage_collectors_reach_in_its_pare
     frozen, left = _frozen_and_left(WORKER)
     assert frozen > 50_000
     assert left < frozen / 20
+
+
+def test_celery_has_every_celery_setting_of_django_read_into_a_plain_mapping():
+    from django.conf import settings
+
+    from dsar.celery import app
+
+    named = {name.removeprefix("CELERY_").lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+    assert named and all(app.conf[key] == value for key, value in named.items())
+    assert app.conf.task_serializer == "json" and app.conf.worker_prefetch_multiplier == 1
+    assert type(app.loader.conf) is dict  # looked up without Django's lazy settings object in between
