@@ -142,6 +142,26 @@ def request_insert(request: Request, *, actor: str, action: str, note: str = "",
     return entry
 
 
+def rows_insert(rows: Sequence[models.Model]) -> None:
+    """Insert new rows in one statement, each with Django's own INSERT (as `request_insert` does),
+    and give each its auto id. Where `bulk_create` compiled its INSERT anew every time (an eighth
+    of verifying a request, which creates a task per connector), these texts are kept."""
+    if not rows:
+        return
+    database = transaction.get_connection()
+    inserts = [_insert_sql(row, database) for row in rows]
+    quote = database.ops.quote_name
+    with_ = ", ".join(f"inserted_{number} AS ({sql} RETURNING {quote(row._meta.pk.column)})"
+                      for number, (row, (sql, _)) in enumerate(zip(rows, inserts, strict=True)))
+    ids = " UNION ALL ".join(f"SELECT {number}, * FROM inserted_{number}" for number in range(len(rows)))
+    with server_bound_cursor(database) as cursor:
+        cursor.execute(f"WITH {with_} {ids}", [param for _, params in inserts for param in params])
+        for number, pk in cursor.fetchall():
+            rows[number].pk = pk
+    for row in rows:
+        row._state.adding, row._state.db = False, database.alias
+
+
 def server_bound_cursor(database=None):
     """A cursor whose parameters PostgreSQL binds, made and wrapped as Django makes its own (the
     health check, error translation, execute wrappers, the debug log).

@@ -35,7 +35,7 @@ from connectors.base import Identity, PermanentError, TransientError
 from connectors.registry import connector_get, connector_names
 
 from . import exports
-from .lifecycle import request_lock, request_transition, server_bound_cursor
+from .lifecycle import request_lock, request_transition, rows_insert, server_bound_cursor
 from .models import ConnectorTask, Export, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
 
@@ -48,7 +48,8 @@ SYSTEM = "system"
 
 def tasks_create(request: Request) -> None:
     """One task per configured connector, enqueued when the caller's transaction commits."""
-    tasks = ConnectorTask.objects.bulk_create([ConnectorTask(request=request, connector=name) for name in connector_names()])
+    tasks = [ConnectorTask(request=request, connector=name) for name in connector_names()]
+    rows_insert(tasks)
     if request.finalize_state:  # the caller holds the row's lock; a request approved for the first time has none
         request.finalize_state = ""
         request.save(update_fields=["finalize_state"])

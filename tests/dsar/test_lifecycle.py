@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dsar.lifecycle import (
@@ -18,8 +19,9 @@ from dsar.lifecycle import (
     request_insert,
     request_lock,
     request_transition,
+    rows_insert,
 )
-from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
+from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, ConnectorTask, Request, Status
 
 from ..factories import request_make
 
@@ -77,6 +79,26 @@ def test_a_request_inserted_with_its_entry_is_the_row_the_orm_would_write_and_is
     joined.status = Status.CANCELED
     joined.save()  # the instance knows it is stored: an UPDATE, not a second INSERT
     assert Request.objects.get(pk=joined.pk).status == Status.CANCELED
+
+
+def test_rows_inserted_together_are_one_statement_get_their_ids_and_are_what_bulk_create_writes():
+    joined, plain = request_make(email="tasks.joined@example.com"), request_make(email="tasks.plain@example.com")
+    tasks = [ConnectorTask(request=joined, connector=name) for name in ("accounts", "payments", "support")]
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert(tasks)
+    assert len(queries) == 1
+    ConnectorTask.objects.bulk_create([ConnectorTask(request=plain, connector=name) for name in ("accounts", "payments", "support")])
+    stored = {task.pk: task for task in ConnectorTask.objects.filter(request=joined)}
+    assert sorted(stored) == sorted(task.pk for task in tasks) and all(stored[task.pk].connector == task.connector for task in tasks)
+    drop = {"id", "request_id", "created_at", "updated_at"}
+
+    def rows(request):
+        return [{k: v for k, v in row.items() if k not in drop} for row in ConnectorTask.objects.filter(request=request).order_by("connector").values()]
+
+    assert rows(joined) == rows(plain)
+    tasks[0].status = "running"
+    tasks[0].save()  # the instance knows it is stored: an UPDATE, not a second INSERT
+    assert ConnectorTask.objects.get(pk=tasks[0].pk).status == "running"
 
 
 def test_inserts_after_the_first_reuse_its_sql_and_write_what_django_compiles_and_an_expression_is_compiled():
