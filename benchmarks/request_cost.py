@@ -25,12 +25,13 @@ def main() -> int:
     from django.db import close_old_connections
 
     from connectors.registry import connectors_import
-    from dsar import processing
+    from dsar import exports, processing
     from dsar.models import Request, Status
 
     from .filing_cost import email_doorbell_kept_up
 
-    connectors_import()  # as the worker's parent does before it forks its pool
+    connectors_import()  # as the worker's parent does before it forks its pool (dsar/tasks.py)
+    exports.report_prepare()
     gc.freeze()  # as the worker does (dsar/tasks.py): its collections never walk what it started with
     doorbell_up = email_doorbell_kept_up()  # completing a request rings for its email
     for tasks in sys.argv[1:]:

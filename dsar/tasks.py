@@ -11,7 +11,7 @@ from django.db import close_old_connections
 
 from connectors.registry import connectors_import, connectors_reset
 
-from . import jobs, notifications, processing
+from . import exports, jobs, notifications, processing
 from .models import ConnectorTask, Request
 
 logger = logging.getLogger(__name__)
@@ -19,9 +19,11 @@ logger = logging.getLogger(__name__)
 
 @worker_init.connect
 def _import_connectors(**_kwargs) -> None:
-    """Import every connector's code once in the worker's parent, before it forks its pool:
-    children share it instead of each importing it (seconds of CPU, and memory) on first use."""
+    """Import every connector's code, and prepare the export's report, once in the worker's
+    parent before it forks its pool: children share them instead of each importing and
+    compiling them (seconds of CPU, and memory) on first use."""
     connectors_import()
+    exports.report_prepare()
 
 
 @worker_process_init.connect

@@ -75,3 +75,24 @@ def test_celery_has_every_celery_setting_of_django_read_into_a_plain_mapping():
     assert named and all(app.conf[key] == value for key, value in named.items())
     assert app.conf.task_serializer == "json" and app.conf.worker_prefetch_multiplier == 1
     assert type(app.loader.conf) is dict  # looked up without Django's lazy settings object in between
+
+
+PREPARED_PROBE = """
+import sys
+import django
+django.setup()
+from celery.signals import worker_init
+from django.conf import settings
+import dsar.tasks
+from dsar import exports
+before = settings.ROOT_URLCONF in sys.modules, exports._terms_html.cache_info().currsize
+worker_init.send(sender=None)  # what Celery sends in a worker's parent before it forks its pool
+print(*before, settings.ROOT_URLCONF in sys.modules, exports._terms_html.cache_info().currsize)
+"""
+
+
+def test_a_workers_parent_prepares_the_report_and_loads_the_urlconf_before_it_forks():
+    result = subprocess.run([sys.executable, "-c", PREPARED_PROBE], cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "0", "True", "1"]
