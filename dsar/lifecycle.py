@@ -96,7 +96,7 @@ def audit_record(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
     entry = _entry_new(request, actor=actor, action=action, from_status=from_status, to_status=to_status, note=note, data=data)
-    entry.save(force_insert=True)
+    rows_insert([entry])
     return entry
 
 

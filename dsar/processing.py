@@ -498,7 +498,7 @@ def _complete(request: Request, *, result: dict, archive: exports.Archive | None
         locked.status, locked.finalize_state = status, finalize_state
         export = None
         if archive is not None:
-            export = Export.objects.create(
+            export = Export(
                 request=locked,
                 path=archive.path,
                 bytes=archive.bytes,
@@ -507,6 +507,7 @@ def _complete(request: Request, *, result: dict, archive: exports.Archive | None
                 expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
                 released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE else now,
             )
+            rows_insert([export])
         locked.result, locked.completed_at, locked.finalize_state = result, now, "done"
         request_transition(locked, "completed", actor=SYSTEM, update_fields=["result", "completed_at", "finalize_state"])
         if export is None:
