@@ -17,8 +17,10 @@ def _settings_read_once(sender: Celery, **_kwargs) -> None:
 
     Celery looks its settings up on every task it sends or runs, each under two names, and read
     through Django's settings object every name not set was an exception raised and caught in
-    Python: a quarter of sending a task. So the settings are read once (later changes to them,
-    which nothing makes, would not reach Celery)."""
+    Python: a quarter of sending a task. So the settings are read once, under Celery's own names
+    (CELERY_TASK_SERIALIZER is task_serializer: a dict keyed by the prefixed names would read as
+    Celery 3's and be warned about as deprecated). Later changes to them, which nothing makes,
+    would not reach Celery."""
     from django.conf import settings
 
-    sender.config_from_object({name: getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}, namespace="CELERY")
+    sender.config_from_object({name.removeprefix("CELERY_").lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")})

@@ -75,6 +75,7 @@ def test_celery_has_every_celery_setting_of_django_read_into_a_plain_mapping():
     assert named and all(app.conf[key] == value for key, value in named.items())
     assert app.conf.task_serializer == "json" and app.conf.worker_prefetch_multiplier == 1
     assert type(app.loader.conf) is dict  # looked up without Django's lazy settings object in between
+    assert not app.conf.deprecated_settings  # no name is taken for one of Celery 3's
 
 
 PREPARED_PROBE = """
