@@ -19,8 +19,11 @@ def _settings_read_once(sender: Celery, **_kwargs) -> None:
     through Django's settings object every name not set was an exception raised and caught in
     Python: a quarter of sending a task. So the settings are read once, under Celery's own names
     (CELERY_TASK_SERIALIZER is task_serializer: a dict keyed by the prefixed names would read as
-    Celery 3's and be warned about as deprecated). Later changes to them, which nothing makes,
-    would not reach Celery."""
+    Celery 3's and be warned about as deprecated), but for the one Celery's Django fixup asks for
+    by its prefixed name. Later changes to them, which nothing makes, would not reach Celery."""
     from django.conf import settings
 
-    sender.config_from_object({name.removeprefix("CELERY_").lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")})
+    named = {name.removeprefix("CELERY_").lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+    # Without it the fixup closes the database connection after every task.
+    named["CELERY_DB_REUSE_MAX"] = named.pop("db_reuse_max", None)
+    sender.config_from_object(named)
