@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import select
 import socket
@@ -380,15 +381,15 @@ def test_a_service_that_does_not_answer_in_time_is_a_transient_error():
         connector.close()
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "error"),
-    [(503, b'{"error": "down"}', TransientError), (429, b'{"error": "slow down"}', TransientError),
-     (403, b'{"error": "Forbidden"}', PermanentError), (200, b"<html>not json</html>", PermanentError),
-     (200, b'{"unexpected": []}', PermanentError)],
-)
-def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, error):
+@contextlib.contextmanager
+def _answering(status: int, body: bytes, seen: list[tuple[str, str | None]] | None = None) -> Iterator[int]:
+    """A real HTTP server on a loopback port of its own (yielded) that answers every GET with
+    `status` and `body`, noting in `seen` each request line's target and Authorization header."""
+
     class Fixed(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if seen is not None:
+                seen.append((self.path, self.headers.get("Authorization")))
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -400,41 +401,36 @@ def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, er
     server = HTTPServer(("127.0.0.1", 0), Fixed)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    connector = ZendeskConnector(base_url=f"http://127.0.0.1:{server.server_address[1]}", email=ADMIN, token=TOKEN, timeout=5)
     try:
-        with pytest.raises(error):
-            gather(connector, SAM)
+        yield server.server_address[1]
     finally:
-        connector.close()
         server.shutdown()
         server.server_close()
         thread.join(5)
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [(503, b'{"error": "down"}', TransientError), (429, b'{"error": "slow down"}', TransientError),
+     (403, b'{"error": "Forbidden"}', PermanentError), (200, b"<html>not json</html>", PermanentError),
+     (200, b'{"unexpected": []}', PermanentError)],
+)
+def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, error):
+    with _answering(status, body) as port:
+        connector = ZendeskConnector(base_url=f"http://127.0.0.1:{port}", email=ADMIN, token=TOKEN, timeout=5)
+        try:
+            with pytest.raises(error):
+                gather(connector, SAM)
+        finally:
+            connector.close()
+
+
 def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(monkeypatch):
     seen: list[tuple[str, str | None]] = []
-
-    class Proxy(BaseHTTPRequestHandler):
-        """A forward proxy's side of HTTP: the request line holds the whole URL; it answers for the helpdesk."""
-
-        def do_GET(self) -> None:
-            seen.append((self.path, self.headers.get("Authorization")))
-            body = b'{"users": []}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_request(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Proxy)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    try:
+    with _answering(200, b'{"users": []}', seen) as port:  # a forward proxy: the request line holds the whole URL
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
         proxied = ZendeskConnector(base_url="http://helpdesk.invalid", email=ADMIN, token=TOKEN, timeout=5)
         assert gather(proxied, SAM) == []
         proxied.close()
@@ -446,10 +442,6 @@ def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host
             gather(direct, SAM)
         direct.close()
         assert len(seen) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # --- The service itself ----------------------------------------------------------------------------
