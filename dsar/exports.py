@@ -668,6 +668,21 @@ def _preview(parts: list, limit: int) -> list[dict]:
     return records
 
 
+@dataclass(frozen=True, slots=True)
+class _ReportCategory:
+    """A category as the report shows it. Attributes rather than a dict's keys: Jinja2 looks
+    `category.records` up as an attribute first, and on a dict each lookup raised and caught an
+    AttributeError (a third of rendering the report)."""
+
+    id: str
+    slug: str
+    info: dict
+    about: tuple[str, str]
+    records: int
+    sources: list
+    preview: list
+
+
 def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     """Write the export zip for a request whose connector tasks all succeeded.
 
@@ -701,15 +716,9 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             "generated_at": generated_at,
             "terms_html": _terms_html(),
             "categories": [
-                {
-                    "id": category,
-                    "slug": _category_slug(category),
-                    "info": category_info(category),
-                    "about": _category_about(category),
-                    "records": entry["records"],
-                    "sources": entry["sources"],
-                    "preview": _preview(entry["json"], INDEX_PREVIEW_RECORDS),
-                }
+                _ReportCategory(id=category, slug=_category_slug(category), info=category_info(category),
+                                about=_category_about(category), records=entry["records"], sources=entry["sources"],
+                                preview=_preview(entry["json"], INDEX_PREVIEW_RECORDS))
                 for category, entry in summary.items()
             ],
             "preview_limit": INDEX_PREVIEW_RECORDS,
