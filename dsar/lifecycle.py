@@ -16,9 +16,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
-from django.db.models.sql import InsertQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
 
 from .models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
@@ -84,7 +84,7 @@ def request_transition(
     if to in FINAL:
         request.closed_at = timezone.now()
         update_fields.append("closed_at")
-    request.save(update_fields=update_fields)
+    row_update(request, update_fields)
     return audit_record(request, actor=actor, action=action, from_status=from_status, to_status=to, note=note, data=data)
 
 
@@ -166,6 +166,38 @@ def rows_insert(rows: Sequence[models.Model]) -> None:
             rows[number].pk = pk
     for row in rows:
         row._state.adding, row._state.db = False, database.alias
+
+
+def row_update(row: models.Model, update_fields: Iterable[str]) -> None:
+    """Save `update_fields` of a stored row, as `row.save(update_fields=...)` does, with the UPDATE's
+    text kept once Django has compiled it (as `_insert_sql` keeps an INSERT's): compiling it was a
+    twentieth of completing a request. Values are prepared as Django's compiler prepares them
+    (`pre_save`, then `get_db_prep_save`); a value that is an expression goes through `save`."""
+    database = transaction.get_connection()
+    model, names = type(row), tuple(update_fields)
+    fields = [model._meta.get_field(name) for name in names]
+    values = [field.pre_save(row, add=False) for field in fields]
+    if any(hasattr(value, "resolve_expression") or getattr(field, "get_placeholder", None) for field, value in zip(fields, values)):
+        row.save(update_fields=names)
+        return
+    sql = _UPDATES.get((model, names, database.alias))
+    if sql is None:
+        query = UpdateQuery(model)
+        query.add_update_fields([(field, None, value) for field, value in zip(fields, values)])
+        query.add_filter("pk", row.pk)
+        sql, params = query.get_compiler(connection=database).as_sql()
+        if len(params) == len(fields) + 1:
+            _UPDATES[model, names, database.alias] = sql
+    params = [field.get_db_prep_save(value, connection=database) for field, value in zip(fields, values)]
+    params.append(model._meta.pk.get_db_prep_value(row.pk, connection=database))
+    with server_bound_cursor(database) as cursor:
+        cursor.execute(sql, params)
+        if not cursor.rowcount:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+# Each UPDATE text, compiled once per model, fields written and database.
+_UPDATES: dict[tuple[type[models.Model], tuple[str, ...], str], str] = {}
 
 
 def server_bound_cursor(database=None):

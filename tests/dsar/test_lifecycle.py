@@ -19,6 +19,7 @@ from dsar.lifecycle import (
     request_insert,
     request_lock,
     request_transition,
+    row_update,
     rows_insert,
 )
 from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, ConnectorTask, Request, Status
@@ -99,6 +100,25 @@ def test_rows_inserted_together_are_one_statement_get_their_ids_and_are_what_bul
     tasks[0].status = "running"
     tasks[0].save()  # the instance knows it is stored: an UPDATE, not a second INSERT
     assert ConnectorTask.objects.get(pk=tasks[0].pk).status == "running"
+
+
+def test_a_row_updated_with_its_kept_text_is_what_save_with_update_fields_writes():
+    kept, saved = request_make(email="update.kept@example.com"), request_make(email="update.saved@example.com")
+    for number, fields in enumerate((["status", "result", "updated_at"], ["status", "result", "updated_at"], ["referred_to"])):
+        for row in (kept, saved):
+            row.status, row.result, row.referred_to = Status.PROCESSING, {"n": number, "é": [1, None]}, f"Org {number}"
+        with CaptureQueriesContext(connection) as queries:
+            row_update(kept, fields)
+        saved.save(update_fields=fields)
+        assert len(queries) == 1
+        drop = {"id", "email", "updated_at", "created_at", "due_at"}  # all but what each was made with
+        stored = {row["email"]: {k: v for k, v in row.items() if k not in drop} for row in Request.objects.filter(pk__in=[kept.pk, saved.pk]).values()}
+        assert stored["update.kept@example.com"] == stored["update.saved@example.com"]
+    assert Request.objects.get(pk=kept.pk).updated_at > kept.created_at
+    gone = request_make(email="update.gone@example.com")
+    Request.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        row_update(gone, ["status"])
 
 
 def test_inserts_after_the_first_reuse_its_sql_and_write_what_django_compiles_and_an_expression_is_compiled():
