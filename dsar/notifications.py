@@ -49,7 +49,7 @@ from django.utils.functional import SimpleLazyObject, cached_property
 
 from . import verification
 from .cache import cache_redis
-from .lifecycle import audit_record
+from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def code_email(request: Request) -> OutgoingEmail:
 
 def email_enqueue(email: OutgoingEmail) -> None:
     """Write `email` in the current transaction; it goes out once that commits, and only then."""
-    email.save(force_insert=True)
+    rows_insert([email])  # with the kept INSERT text, as audit entries are
     emails_ring_on_commit([email])
 
 
