@@ -208,9 +208,11 @@ def server_bound_cursor(database=None):
     filing's forty-odd parameters was a tenth of a filing's instructions, and for a connector
     task's result (its staged output, as JSON) a twentieth of the worker's time; bound by the
     server they travel beside a text that stays the same. Nothing is prepared (Django leaves
-    prepared statements off, for connection poolers). The filing and a task's claim and result
-    use it: everything else keeps Django's client-side binding, under which `pgtrigger.ignore()`
-    (a second command before the statement) works, and server-side binding would refuse it.
+    prepared statements off, for connection poolers). The product's hot statements use it (the
+    filing, `rows_insert`, `row_update`, a task's claim and result, the final step's lock); the
+    ORM's queries keep Django's client-side binding, under which `pgtrigger.ignore()` (a second
+    command before the statement, as the audit migration runs) works, and a bound statement
+    would refuse it.
     """
     database = database or transaction.get_connection()  # the default database's connection itself, not its proxy
     database.close_if_health_check_failed()
