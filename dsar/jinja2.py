@@ -2,8 +2,9 @@
 
 It has what the report used under Django's template language: Django's own `date` and
 `pluralize` filters (the anchors' slugs come with the categories, each worked out once), and
-the report's helpers from `templatetags/export_report.py`, so the page is what Django's engine made of it, byte for byte but for a quote in a value, which Jinja2
-escapes as &#39; or &#34; (Django: &#x27; or &quot;). Autoescaping is on (Django's default for
+the report's helpers from `templatetags/export_report.py`, so the page is what Django's engine
+made of it, byte for byte but for a quote in a value, which Jinja2 escapes as &#39; or &#34;
+(Django: &#x27; or &quot;). Autoescaping is on (Django's default for
 Jinja2), and Django's safe strings (the taxonomy's words, rendered once) are not escaped again.
 """
 

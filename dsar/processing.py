@@ -493,10 +493,9 @@ def _complete(request: Request, *, result: dict, archive: exports.Archive | None
             if archive is not None:
                 transaction.on_commit(lambda: exports.storage_delete(archive.path))
             return
-        # Still processing and this step's: only the fields written below change, the rest of the
-        # row (which staff may have changed since the claim, a deadline say) is left as it is.
+        # The row as this step claimed it, still processing and this step's: only the fields written
+        # below change, the rest (which staff may have changed since the claim, a deadline say) stays.
         locked = request
-        locked.status, locked.finalize_state = status, finalize_state
         export = None
         if archive is not None:
             export = Export(
