@@ -104,6 +104,36 @@ def test_filing_answers_json_whatever_the_accept_header_asks_for(api, mailoutbox
     assert Request.objects.filter(pk=answer.json()["id"]).exists()
 
 
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "text/html", "application/*"])
+@pytest.mark.parametrize("query", ["", "format=json", "format=yaml", "page=2"])
+def test_negotiation_answers_as_drfs_own_for_every_accept_and_format(accept, query):
+    from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request as ApiRequest
+    from rest_framework.test import APIRequestFactory
+
+    from dsar.api.common import AnswerDespiteAccept
+
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    for renderers in ([JSONRenderer()], [OpenApiYamlRenderer(), OpenApiJsonRenderer()]):
+        request = ApiRequest(APIRequestFactory().get(f"/api/v1/anything?{query}", **headers))
+        try:
+            expected = DefaultContentNegotiation().select_renderer(request, renderers)
+        except Exception as refusal:  # DRF refuses; ours answers only where that refusal is a 406
+            expected = refusal
+        try:
+            chosen = AnswerDespiteAccept().select_renderer(request, renderers)
+        except Exception as refusal:
+            chosen = refusal
+        if isinstance(expected, Exception) and getattr(expected, "status_code", None) == 406:
+            assert chosen == (renderers[0], renderers[0].media_type)
+        elif isinstance(expected, Exception):
+            assert type(chosen) is type(expected)
+        else:
+            assert chosen == expected
+
+
 def test_a_format_in_the_query_still_chooses_and_an_unknown_one_is_not_found(api):
     assert api.get("/api/schema/?format=json")["Content-Type"].startswith("application/vnd.oai.openapi+json")
     assert api.get("/api/schema/?format=yaml")["Content-Type"].startswith("application/vnd.oai.openapi;")
