@@ -168,6 +168,25 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+
+
+def _prepare_threshold() -> int | None:
+    """DSAR_DB_PREPARE_THRESHOLD: after how many runs on a connection psycopg prepares a statement,
+    or `off`. Only the statements PostgreSQL binds are ever prepared (the product's hot ones, see
+    `lifecycle.server_bound_cursor`); Django's own queries are bound in Python and never are."""
+    raw = env("DSAR_DB_PREPARE_THRESHOLD")
+    if raw is not None and raw.lower() == "off":
+        return None
+    threshold = env_int("DSAR_DB_PREPARE_THRESHOLD", 5)
+    if threshold < 0:
+        raise ImproperlyConfigured(f"DSAR_DB_PREPARE_THRESHOLD must be a whole number of at least 0, or off; got {raw!r}")
+    return threshold
+
+
+# Planning the filing's statement was a quarter of PostgreSQL's CPU per filing. Behind a pooler in
+# transaction mode without prepared-statement support (PgBouncer before 1.21, or with
+# max_prepared_statements = 0), set DSAR_DB_PREPARE_THRESHOLD=off.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare_threshold()
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

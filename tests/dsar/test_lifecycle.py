@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -24,6 +27,7 @@ from dsar.lifecycle import (
 )
 from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, ConnectorTask, Request, Status
 
+from ..conftest import ROOT
 from ..factories import request_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,6 +180,47 @@ def test_the_filing_statement_is_bound_by_the_server_and_passes_through_djangos_
     # The text PostgreSQL received holds placeholders; the values travelled beside it.
     assert "$1" in logged and "bound@example.com" not in logged
     assert Request.objects.get(email="bound@example.com").categories == ["account.profile"] and audit_verify() == []
+
+
+def test_the_filing_statement_is_prepared_after_the_threshold_and_djangos_own_queries_never_are():
+    from django.conf import settings
+
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    assert threshold == 5  # the default, which the benchmarks measure
+    connection.ensure_connection()
+    assert connection.connection.prepare_threshold == threshold
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [statement for (statement,) in cursor.fetchall()]
+
+    for number in range(threshold + 1):
+        request_insert(_new_request(f"prepared.{number}@example.com"), actor="subject", action="filed")
+        assert Request.objects.filter(email=f"prepared.{number}@example.com").count() == 1
+    statements = prepared()
+    assert len([s for s in statements if s.startswith('WITH inserted_0 AS (INSERT INTO "dsar_request"')]) == 1
+    assert not [s for s in statements if "COUNT(*)" in s]  # the ORM's count, run as often, is bound in Python
+    assert Request.objects.filter(email__startswith="prepared.").count() == threshold + 1 and audit_verify() == []
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("off", "None"), ("0", "0"), ("12", "12")])
+def test_the_prepare_threshold_is_read_from_the_environment(raw, expected):
+    answer = subprocess.run([sys.executable, "-c", _READ_THRESHOLD], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
+                            cwd=ROOT, capture_output=True, text=True)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "often"])
+def test_a_prepare_threshold_that_is_not_a_count_or_off_is_refused_by_name(raw):
+    answer = subprocess.run([sys.executable, "-c", _READ_THRESHOLD], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
+                            cwd=ROOT, capture_output=True, text=True)
+    assert answer.returncode != 0
+    assert "ImproperlyConfigured: DSAR_DB_PREPARE_THRESHOLD must be a whole number" in answer.stderr
+
+
+_READ_THRESHOLD = "import dsar.settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
 
 
 def test_a_request_is_never_stored_without_its_entry():
