@@ -105,7 +105,11 @@ class CpuWatch:
     """CPU seconds each group of processes used between `start()` and `stop()`: the web server and
     the workers (each with its children), PostgreSQL, Redis, the estate's helpdesk, and this process
     (the benchmark's client). A process that started in between counts from zero; one that ended in
-    between is lost, so it is read at the end of a run, while the product still runs."""
+    between is lost, so it is read at the end of a run, while the product still runs.
+
+    PostgreSQL is also counted apart from its sessions on the benchmark's own databases: its
+    background (autovacuum, the checkpointer, the WAL and I/O workers) and sessions on any other
+    database, which an earlier benchmark may have left working."""
 
     def __init__(self, product: Product) -> None:
         self.product = product
@@ -113,8 +117,9 @@ class CpuWatch:
         self.system: dict[str, float] = {}  # after stop(): the part of each group's seconds spent in the kernel
 
     def _groups(self) -> dict[str, list[psutil.Process]]:
-        groups: dict[str, list[psutil.Process]] = {"web": [], "worker": [], "postgres": [], "redis": [], "helpdesk": [],
-                                                   "client": [psutil.Process()]}
+        groups: dict[str, list[psutil.Process]] = {"web": [], "worker": [], "postgres": [], "postgres_background": [], "redis": [],
+                                                   "helpdesk": [], "client": [psutil.Process()]}
+        own_sessions = re.compile(rf"^postgres: \S+ {re.escape(self.product.database)}(_\w+)? ")  # user, database, client
         for index, popen in enumerate(self.product.processes):
             with contextlib.suppress(psutil.NoSuchProcess):
                 parent = psutil.Process(popen.pid)
@@ -123,6 +128,8 @@ class CpuWatch:
             command = " ".join(process.info["cmdline"] or [])
             if process.info["name"] == "postgres":
                 groups["postgres"].append(process)
+                if not own_sessions.match(command):
+                    groups["postgres_background"].append(process)
             elif process.info["name"] and process.info["name"].startswith("redis-server"):
                 groups["redis"].append(process)
             elif "connectors.estate.helpdesk" in command:
