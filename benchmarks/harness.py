@@ -223,12 +223,13 @@ class Product:
 
     # --- processes ----------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Start from no requests and an empty queue (an earlier, interrupted run may have left both)."""
-        self.manage("shell", "-c", RESET)
+    def reset(self, *, keep_requests: bool = False) -> None:
+        """Start from no requests and an empty queue (an earlier, interrupted run may have left both);
+        with `keep_requests`, only from an empty queue."""
+        self.manage("shell", "-c", "from dsar.celery import app; app.control.purge()" if keep_requests else RESET)
 
-    def start(self) -> Product:
-        self.reset()
+    def start(self, *, keep_requests: bool = False) -> Product:
+        self.reset(keep_requests=keep_requests)
         self.processes.append(subprocess.Popen(
             [PYTHON, *gunicorn_args(f"127.0.0.1:{self.port}", self.web_workers, self.web_threads), "--log-level", "warning"],
             cwd=ROOT, env=self.env, start_new_session=True, stdout=sys.stderr,
