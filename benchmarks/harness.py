@@ -47,15 +47,18 @@ def file_create_ms(directory: Path, count: int = 200) -> float:
     return 1000 * spent / count
 
 
-# A benchmark database starts empty: the audit tables refuse TRUNCATE but to a caller that says so.
+# A benchmark's queue starts empty, and its database too unless it keeps its requests; the audit
+# tables refuse TRUNCATE but to a caller that says so.
+QUEUE_PURGE = """
+from dsar.celery import app
+app.control.purge()
+"""
 RESET = """
 import pgtrigger
 from django.db import connection
-from dsar.celery import app
 with pgtrigger.ignore("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate"), connection.cursor() as cursor:
     cursor.execute("TRUNCATE dsar_request, dsar_connectortask, dsar_export, dsar_auditentry, dsar_auditseal, dsar_deadlinenotice CASCADE")
-app.control.purge()
-"""
+""" + QUEUE_PURGE
 
 
 def figure(bench: str, name: str, value: float, unit: str, *, target: float | None = None, direction: str = "max",
@@ -226,7 +229,7 @@ class Product:
     def reset(self, *, keep_requests: bool = False) -> None:
         """Start from no requests and an empty queue (an earlier, interrupted run may have left both);
         with `keep_requests`, only from an empty queue."""
-        self.manage("shell", "-c", "from dsar.celery import app; app.control.purge()" if keep_requests else RESET)
+        self.manage("shell", "-c", QUEUE_PURGE if keep_requests else RESET)
 
     def start(self, *, keep_requests: bool = False) -> Product:
         self.reset(keep_requests=keep_requests)

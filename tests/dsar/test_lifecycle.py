@@ -204,23 +204,25 @@ def test_the_filing_statement_is_prepared_after_the_threshold_and_djangos_own_qu
     assert Request.objects.filter(email__startswith="prepared.").count() == threshold + 1 and audit_verify() == []
 
 
+def _threshold_read(raw: str) -> subprocess.CompletedProcess:
+    """Load the settings in a fresh interpreter with DSAR_DB_PREPARE_THRESHOLD=raw; print what they made of it."""
+    script = "import dsar.settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    return subprocess.run([sys.executable, "-c", script], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("off", "None"), ("0", "0"), ("12", "12")])
 def test_the_prepare_threshold_is_read_from_the_environment(raw, expected):
-    answer = subprocess.run([sys.executable, "-c", _READ_THRESHOLD], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
-                            cwd=ROOT, capture_output=True, text=True, check=False)
+    answer = _threshold_read(raw)
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == expected
 
 
 @pytest.mark.parametrize("raw", ["-1", "often"])
 def test_a_prepare_threshold_that_is_not_a_count_or_off_is_refused_by_name(raw):
-    answer = subprocess.run([sys.executable, "-c", _READ_THRESHOLD], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
-                            cwd=ROOT, capture_output=True, text=True, check=False)
+    answer = _threshold_read(raw)
     assert answer.returncode != 0
     assert "ImproperlyConfigured: DSAR_DB_PREPARE_THRESHOLD must be a whole number" in answer.stderr
-
-
-_READ_THRESHOLD = "import dsar.settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
 
 
 def test_a_request_is_never_stored_without_its_entry():
