@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt
 	@touch $@
 
 run: install
-	$(PY) -m dsar.stack run
+	$(PY) -m devstack run
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
 browser:
@@ -25,16 +25,16 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install browser
-	$(PY) -m dsar.stack test
+	$(PY) -m devstack test
 
 # Figures go to stdout as JSON lines (contract §8); everything else goes to stderr.
 bench: install
 	@{ command -v wrk && command -v zip && command -v valgrind; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk zip valgrind >/dev/null; } >&2
-	@$(PY) -m dsar.stack bench $(if $(BENCH),--only $(BENCH),)
+	@$(PY) -m devstack bench $(if $(BENCH),--only $(BENCH),)
 
 # Faults on purpose: workers SIGKILLed and the broker killed mid-batch; the last line is the summary.
 chaos: install
-	@$(PY) -m dsar.stack chaos $(CHAOS_ARGS)
+	@$(PY) -m devstack chaos $(CHAOS_ARGS)
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API, which this build
 # machine's registry mirror does not serve).

@@ -32,8 +32,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from connectors.estate.generate import subject_email
-from dsar.stack import redis_server_start
+from estate.generate import subject_email
+from devstack import redis_server_start
 
 from .harness import Mailbox, Product, free_port, note
 

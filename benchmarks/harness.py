@@ -21,7 +21,7 @@ import psutil
 import psycopg
 import requests
 
-from dsar.stack import POOL_QUEUES, WEB_THREADS, WEB_WORKERS, free_port, gunicorn_args, mail_worker_args
+from devstack import POOL_QUEUES, WEB_THREADS, WEB_WORKERS, free_port, gunicorn_args, mail_worker_args
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -135,7 +135,7 @@ class CpuWatch:
                     groups["postgres_background"].append(process)
             elif process.info["name"] and process.info["name"].startswith("redis-server"):
                 groups["redis"].append(process)
-            elif "connectors.estate.helpdesk" in command:
+            elif "estate.helpdesk" in command:
                 groups["helpdesk"].append(process)
         return groups
 

@@ -33,7 +33,7 @@ ROWS = int(os.environ.get("DSAR_BENCH_HEAVY_ROWS", "1000000"))
 def _load(product: Product) -> None:
     """Load (or reload) the heavy subject: its rows with COPY, its files streamed."""
     script = (
-        "from connectors.estate.loader import estate_load, estate_parse;"
+        "from estate.loader import estate_load, estate_parse;"
         f"estate_load(estate_parse({{'subjects': [{{'email': '{EMAIL}', 'accounts': {{'name': 'Heavy',"
         f" 'searches': [f'query {{n}}' for n in range({ROWS})]}},"
         f" 'content': {{'files': [{{'path': f'media/file{{n:04d}}.bin', 'size_bytes': {FILE_BYTES}, 'category': 'content'}}"

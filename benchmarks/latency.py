@@ -11,8 +11,8 @@ import statistics
 
 import requests
 
-from connectors.estate.generate import subject_email
-from dsar.stack import WORKER_POOL
+from estate.generate import subject_email
+from devstack import WORKER_POOL
 
 from .harness import Mailbox, Product, figure, file_and_verify, wait_final
 

@@ -19,8 +19,8 @@ import psutil
 import requests
 
 from connectors.base import Identity
-from connectors.estate.generate import subject_email
-from dsar.stack import WORKER_POOL
+from estate.generate import subject_email
+from devstack import WORKER_POOL
 
 from .harness import (
     PYTHON,

@@ -29,7 +29,6 @@ from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .base import Cell, Connector, ErasureReceipt, Identity, PermanentError, Record, RecordRun, Retained, Source, TransientError
-from .estate.stores import estate_database_url
 from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
 BATCH = 1000
@@ -273,7 +272,7 @@ class SqlConnector(Connector):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            url = self._url or estate_database_url(self.dataset.system)
+            url = with_driver(self._url) if self._url else sibling_database_url(self.dataset.system)
             self._engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
             sa.event.listen(self._engine, "connect", _session_in_utc)
         return self._engine
@@ -567,6 +566,35 @@ class SqlConnector(Connector):
         count = conn.execute(sa.delete(t).where(condition)).rowcount
         for category in table.categories:
             receipt.add_erased(category, count)
+
+
+def with_driver(url: str) -> str:
+    """A PostgreSQL URL as SQLAlchemy reaches it through psycopg 3 (the driver the product ships)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sibling_database_url(system: str) -> str:
+    """The SQLAlchemy URL of the database `<product database>_<system>` on the product's own
+    PostgreSQL server: where an SQL system lives when its configuration names no URL (the demo
+    estate's systems do). Read from Django's connection settings when first needed, so a test run's
+    database gives its own systems."""
+    from django.db import connections
+
+    db = connections["default"].settings_dict
+    on_socket = str(db.get("HOST", "")).startswith("/")
+    url = sa.engine.URL.create(
+        "postgresql+psycopg",
+        username=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=None if on_socket else (db.get("HOST") or None),
+        port=int(db["PORT"]) if db.get("PORT") else None,
+        database=f"{db['NAME']}_{system}",
+        query={"host": db["HOST"]} if on_socket else {},
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def _first_batches(conn: sa.Connection, statements: list[Compiled], params: dict) -> list[tuple[list[str], list[int] | None, list[tuple]]]:

@@ -22,7 +22,7 @@ DATA_DIR = Path(os.environ.get("DSAR_DATA_DIR", BASE_DIR / "var")).resolve()
 
 
 def _services_env() -> dict[str, str]:
-    """URLs of the embedded services that `dsar.stack` started, if it did."""
+    """URLs of the embedded services that `devstack` started, if it did."""
     path = DATA_DIR / "services.env"
     if not path.exists():
         return {}
@@ -100,7 +100,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "dsar",
-    "connectors",
+    "estate",  # the demo estate: `load_estate` and `generate_estate`
 ]
 
 MIDDLEWARE = [
@@ -323,17 +323,17 @@ DSAR_JOB_BATCH = env_int("DSAR_JOB_BATCH", 500)
 # Connectors: name -> {"class": dotted path, "options": {...}}. A deployment lists its own systems
 # here (an SQL system's "url" option, or DSAR_<SYSTEM>_DATABASE_URL, says where its database is;
 # by default the demo estate's database on the product's server); DSAR_EXTRA_CONNECTORS ("name=dotted.Class,other=...") adds more without editing this file.
-_DATASETS = BASE_DIR / "connectors" / "datasets"
+_DATASETS = BASE_DIR / "estate" / "datasets"  # the demo estate's systems
 
 
 DSAR_CONNECTORS: dict[str, dict] = {
     "accounts": {
         "class": "connectors.sql.SqlConnector",
-        "options": {"dataset": str(_DATASETS / "accounts.yaml")},
+        "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": env("DSAR_ACCOUNTS_DATABASE_URL")},
     },
     "payments": {
         "class": "connectors.sql.SqlConnector",
-        "options": {"dataset": str(_DATASETS / "payments.yaml")},
+        "options": {"dataset": str(_DATASETS / "payments.yaml"), "url": env("DSAR_PAYMENTS_DATABASE_URL")},
     },
     "content": {
         "class": "connectors.content.ContentStorageConnector",
@@ -352,7 +352,7 @@ DSAR_CONNECTORS: dict[str, dict] = {
     },
     "third_party": {
         "class": "connectors.third_party.ThirdPartyConnector",
-        "options": {"dataset": str(_DATASETS / "third_party.yaml")},
+        "options": {"dataset": str(_DATASETS / "third_party.yaml"), "url": env("DSAR_THIRD_PARTY_DATABASE_URL")},
     },
 }
 for _item in filter(None, (env("DSAR_EXTRA_CONNECTORS") or "").split(",")):

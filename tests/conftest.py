@@ -1,6 +1,6 @@
 """The test harness: real PostgreSQL, real Redis, and a real Celery worker process.
 
-Run through `make test` (or `python -m dsar.stack test -k ...`), which starts the services and
+Run through `make test` (or `python -m devstack test -k ...`), which starts the services and
 configures the probe connector for the worker and for this process alike.
 """
 
@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from connectors.estate.loader import estate_load, estate_parse
-from connectors.estate.stores import estate_database_drop
+from estate.loader import estate_load, estate_parse
+from estate.stores import estate_database_drop
 from dsar.celery import app as celery_app
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_token_create, staff_user_ensure
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_configure(config):
     if "probe" not in settings.DSAR_CONNECTORS:
-        raise pytest.UsageError("Run the tests with `make test` or `python -m dsar.stack test`: the probe connector is not configured.")
+        raise pytest.UsageError("Run the tests with `make test` or `python -m devstack test`: the probe connector is not configured.")
     _teardown_may_truncate_the_audit_trail()
 
 
@@ -66,7 +66,7 @@ def estate(django_db_setup, django_db_blocker):
         estate_database_drop("accounts")
         import json
 
-        estate_load(estate_parse(json.loads((ROOT / "connectors" / "estate" / "demo.json").read_text())))
+        estate_load(estate_parse(json.loads((ROOT / "estate" / "demo.json").read_text())))
     yield
     with django_db_blocker.unblock():
         estate_database_drop("accounts")

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from connectors.estate.loader import estate_load, estate_parse
+from estate.loader import estate_load, estate_parse
 from dsar import notifications, services
 from dsar.models import Request
 

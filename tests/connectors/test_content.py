@@ -15,8 +15,8 @@ from moto.server import ThreadedMotoServer
 
 from connectors.base import PROVIDED, Identity, PermanentError, TransientError
 from connectors.content import ContentStorageConnector, content_storage_from_options, subject_prefix
-from connectors.estate.content_load import content_bytes, content_load
-from dsar.stack import free_port
+from estate.content_load import content_bytes, content_load
+from devstack import free_port
 
 MIB = 1024 * 1024
 S3_BACKEND = "storages.backends.s3.S3Storage"

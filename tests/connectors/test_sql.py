@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import Cell, Connector, Identity, RecordRun, TransientError
-from connectors.estate.loader import EstateError, estate_load, estate_parse
-from connectors.estate.stores import estate_database_url
+from estate.loader import EstateError, estate_load, estate_parse
+from estate.stores import estate_database_url
 from connectors.registry import connector_get
 
 pytestmark = pytest.mark.usefixtures("estate")

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from connectors.base import PROVIDED, Identity, PermanentError, Record, TransientError
-from connectors.estate.support_load import support_load, support_load_many
+from estate.support_load import support_load, support_load_many
 from connectors.support import BOT_USAGE, FEEDBACK, SUPPORT, ZendeskConnector
-from dsar.stack import helpdesk_command
+from devstack import helpdesk_command
 
 from ..support.processes import process_stop
 from ..support.waiting import wait_for

@@ -176,7 +176,7 @@ def own_broker(tmp_path):
     """A real Redis of the test's own, and a client of it."""
     import redis
 
-    from dsar.stack import free_port, redis_server_start
+    from devstack import free_port, redis_server_start
 
     port = free_port()
     process = redis_server_start(tmp_path, port, persist=False)

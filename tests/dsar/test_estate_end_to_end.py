@@ -7,8 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from connectors.estate.loader import EstateError, estate_load, estate_parse
-from connectors.estate.stores import estate_database_url
+from estate.loader import EstateError, estate_load, estate_parse
+from estate.stores import estate_database_url
 from connectors.taxonomy import category_ids
 
 from ..support.flows import approve, download, file_request, subject_view, wait_until_final
@@ -21,7 +21,7 @@ CARD = "4000056655665556"
 
 def everything(email: str) -> dict:
     """The demo's richest subject under a new address, with a distinctive card."""
-    demo = json.loads(open("connectors/estate/demo.json").read())["subjects"][0]
+    demo = json.loads(open("estate/demo.json").read())["subjects"][0]
     demo["email"] = email
     demo["payments"]["cards"] = [{"number": CARD, "cvc": CVC, "exp": "02/31"}]
     return demo

@@ -117,7 +117,7 @@ def test_closed_request_records_are_anonymised_after_24_months_and_the_trail_sta
 
 @pytest.mark.usefixtures("worker")
 def test_erasure_verification_flags_data_planted_after_a_deletion(api, reviewer, mailoutbox, unique_email, staff_mail):
-    from connectors.estate.loader import estate_load, estate_parse
+    from estate.loader import estate_load, estate_parse
 
     planted, clean = unique_email("planted"), unique_email("clean")
     estate_load(estate_parse({"subjects": [{"email": e, "accounts": {"name": "P", "searches": ["q"]}} for e in (planted, clean)]}))

@@ -15,7 +15,7 @@ from django.utils import timezone
 from dsar import jobs, notifications, services, verification
 from dsar.cache import cache_redis
 from dsar.models import AuditEntry, OutgoingEmail, Request
-from dsar.stack import free_port
+from devstack import free_port
 
 from ..conftest import CODE, code_from
 from ..factories import request_make

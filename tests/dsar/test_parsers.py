@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Identity, PermanentError, Record, TransientError
-from connectors.estate.loader import EstateError, estate_parse
+from estate.loader import EstateError, estate_parse
 from connectors.sql import DatasetError, dataset_load
 from connectors.support import ZendeskConnector
 from dsar import exports, services
@@ -50,7 +50,7 @@ def _mutated(document, draw_path: list[int], replacement):
     return document
 
 
-DEMO = json.loads((ROOT / "connectors" / "estate" / "demo.json").read_text())
+DEMO = json.loads((ROOT / "estate" / "demo.json").read_text())
 
 
 @FUZZ
@@ -72,7 +72,7 @@ def test_the_estate_parser_refuses_arbitrary_json_cleanly(document):
         estate_parse(document if document != {"subjects": []} else {"subjects": None})
 
 
-DATASET = yaml.safe_load((ROOT / "connectors" / "datasets" / "accounts.yaml").read_text())
+DATASET = yaml.safe_load((ROOT / "estate" / "datasets" / "accounts.yaml").read_text())
 
 
 @FUZZ

@@ -8,7 +8,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from connectors.estate.stores import estate_database_url
+from estate.stores import estate_database_url
 from dsar.models import AuditEntry
 
 from ..support.flows import approve, download, file_request, subject_view, wait_until_final
@@ -53,7 +53,7 @@ def test_access_request_yields_an_archive_whose_manifest_checksums_match(api, re
 
 def test_deletion_request_erases_the_accounts_data_and_the_receipt_says_so(api, reviewer, mailoutbox, unique_email):
     email = unique_email("dora")
-    from connectors.estate.loader import estate_load, estate_parse
+    from estate.loader import estate_load, estate_parse
 
     estate_load(estate_parse({"subjects": [{"email": email, "accounts": {"name": "Dora", "searches": ["a", "b", "c"]}}]}))
     request_id, token = file_request(api, mailoutbox, type="deletion", email=email)

@@ -2,7 +2,7 @@
 Support REST API v2, so the support connector talks to it as it would to Zendesk. Standard library
 only (the estate needs nothing installed to run it), and no Django.
 
-    python -m connectors.estate.helpdesk --host 127.0.0.1 --port 8025 --db helpdesk.sqlite3 --email ADMIN --token TOKEN
+    python -m estate.helpdesk --host 127.0.0.1 --port 8025 --db helpdesk.sqlite3 --email ADMIN --token TOKEN
 
 Every call needs Zendesk's API-token authentication: HTTP Basic with `{email}/token` and the token.
 Routes (all under /api/v2, all `.json`): POST users; GET users/search?query=email:ADDRESS (exact,

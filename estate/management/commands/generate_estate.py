@@ -4,8 +4,8 @@ from itertools import islice
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connectors.estate.generate import generate_subjects
-from connectors.estate.loader import EstateError, estate_load, estate_parse
+from estate.generate import generate_subjects
+from estate.loader import EstateError, estate_load, estate_parse
 
 BATCH = 200
 

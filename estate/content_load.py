@@ -16,7 +16,7 @@ from typing import Any
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 
-from ..content import content_key, subject_files_delete
+from connectors.content import content_key, subject_files_delete
 
 CHUNK = 1024 * 1024
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connectors.estate.loader import EstateError, estate_load, estate_parse
+from estate.loader import EstateError, estate_load, estate_parse
 
-DEMO = Path(__file__).resolve().parents[2] / "estate" / "demo.json"
+DEMO = Path(__file__).resolve().parents[2] / "demo.json"
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from ..taxonomy import category_ids, source_kinds
+from connectors.taxonomy import category_ids, source_kinds
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 TOPICS = ["cycling", "jazz", "chess", "hiking", "cooking", "football", "gardening", "film", "photography", "travel"]

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..taxonomy import category_known, source_kinds
-from ..third_party import suppressed_sources
+from connectors.taxonomy import category_known, source_kinds
+from connectors.third_party import suppressed_sources
 from .stores import estate_database_ensure, estate_database_url
 
 SCHEMAS = Path(__file__).parent
@@ -415,7 +415,7 @@ def _third_party_write(conn: sa.Connection, subject: Subject) -> None:
 def _content_write(estate: Estate) -> None:
     from django.conf import settings
 
-    from ..content import content_storage_from_options
+    from connectors.content import content_storage_from_options
     from .content_load import content_load
 
     options = settings.DSAR_CONNECTORS["content"]["options"]

