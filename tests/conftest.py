@@ -1,13 +1,14 @@
 """The test harness: real PostgreSQL, real Redis, and a real Celery worker process.
 
 Run through `make test` (or `python -m devstack test -k ...`), which starts the services and
-configures the probe connector for the worker and for this process alike.
+points DJANGO_SETTINGS_MODULE at tests/settings.py (the probe connector, mail read in-process).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -34,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config):
     if "probe" not in settings.DSAR_CONNECTORS:
         raise pytest.UsageError("Run the tests with `make test` or `python -m devstack test`: the probe connector is not configured.")
+    # A test run starts with no exports and no content files.
+    shutil.rmtree(settings.STORAGES["default"]["OPTIONS"]["location"], ignore_errors=True)
+    shutil.rmtree(settings.DSAR_CONNECTORS["content"]["options"]["storage_options"]["location"], ignore_errors=True)
     _teardown_may_truncate_the_audit_trail()
 
 
@@ -78,16 +82,7 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
     mail_dir = tmp_path_factory.mktemp("worker-mail")
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "EMAIL_FILE_PATH": str(mail_dir),
-        "DSAR_RETRY_BASE_SECONDS": "0.05",
-        "DSAR_RETRY_MAX_SECONDS": "0.5",
-        # Leases run out 3 s after a worker dies, so tests of killed workers revive work quickly.
-        "DSAR_TASK_LEASE_SECONDS": "3",
-        "DSAR_PUBLIC_URL": "http://testserver",
-    }
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": url, "EMAIL_FILE_PATH": str(mail_dir)}
     celery_app.control.purge()
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     log = tmp_path_factory.mktemp("worker-log") / "worker.log"
