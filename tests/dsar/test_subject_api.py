@@ -208,27 +208,3 @@ def test_a_verify_body_that_is_not_a_code_is_refused_without_counting_an_attempt
     for body in ({"code": "12ab"}, {"code": 12345678}, {}, {"code": "1" * 20}):
         assert api.post(f"/api/v1/requests/{request_id}/verify", body, format="json").status_code == 400
     assert Request.objects.get(pk=request_id).code_attempts == 0
-
-
-def test_validators_that_share_their_fields_keep_each_threads_input_and_errors_apart():
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rest_framework.exceptions import ValidationError
-
-    from dsar.api.common import validated
-    from dsar.api.subject import RequestCreateApi
-
-    serializer = RequestCreateApi.RequestCreateInputSerializer
-    assert serializer(data={}).fields is serializer(data={}).fields  # built once, not copied per instance
-
-    def check(number: int) -> None:
-        if number % 2:
-            body = {"type": "access", "email": f"thread.{number}@example.com", "categories": ["name_contact"] * (number % 3)}
-            assert validated(serializer, body) == body
-        else:
-            with pytest.raises(ValidationError) as refused:
-                validated(serializer, {"type": "rectify", "email": f"not an email {number}", f"extra{number}": 1})
-            assert set(refused.value.detail) == {f"extra{number}"}  # unknown fields are refused first, and only this call's
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(check, range(400)))
