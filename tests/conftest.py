@@ -38,21 +38,18 @@ def pytest_configure(config):
     # A test run starts with no exports and no content files.
     shutil.rmtree(settings.STORAGES["default"]["OPTIONS"]["location"], ignore_errors=True)
     shutil.rmtree(settings.DSAR_CONNECTORS["content"]["options"]["storage_options"]["location"], ignore_errors=True)
-    _teardown_may_truncate_the_audit_trail()
 
 
-def _teardown_may_truncate_the_audit_trail() -> None:
+AUDIT_TRUNCATE_GUARDS = ("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
     """A transactional test ends by truncating every table; the audit tables refuse TRUNCATE to
-    anyone who does not name their guards, as the harness does here and nowhere else."""
-    from django.test import TransactionTestCase
-
-    teardown = TransactionTestCase._fixture_teardown
-
-    def _fixture_teardown(self):
-        with pgtrigger.ignore("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate"):
-            teardown(self)
-
-    TransactionTestCase._fixture_teardown = _fixture_teardown
+    anyone who does not name their guards, as the harness does here, around the tests' teardown
+    and nowhere else."""
+    with pgtrigger.ignore(*AUDIT_TRUNCATE_GUARDS):
+        return (yield)
 
 
 def database_url(db: dict) -> str:
@@ -110,21 +107,26 @@ def api(estate) -> APIClient:
     return APIClient()
 
 
-def _staff_client(username: str, role: str) -> APIClient:
+def _staff_client(token: str) -> APIClient:
     client = APIClient()
-    token = staff_token_create(user=staff_user_ensure(username=username, role=role))
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
 @pytest.fixture
-def reviewer(db) -> APIClient:
-    return _staff_client("rita", ROLE_REVIEWER)
+def reviewer_token(db) -> str:
+    """A staff API token of the reviewer rita."""
+    return staff_token_create(user=staff_user_ensure(username="rita", role=ROLE_REVIEWER))
+
+
+@pytest.fixture
+def reviewer(reviewer_token) -> APIClient:
+    return _staff_client(reviewer_token)
 
 
 @pytest.fixture
 def admin_client(db) -> APIClient:
-    return _staff_client("ada", ROLE_ADMIN)
+    return _staff_client(staff_token_create(user=staff_user_ensure(username="ada", role=ROLE_ADMIN)))
 
 
 @pytest.fixture
