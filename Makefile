@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench chaos install browser audit
+.PHONY: run test bench chaos install browser audit config-docs
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -41,3 +41,7 @@ chaos: install
 audit: install
 	$(PY) -m pip install --quiet pip-audit==2.10.1
 	$(PY) -m pip_audit -r requirements.txt --vulnerability-service pypi --progress-spinner off
+
+# The configuration reference, generated from dsar/config.py (tests/dsar/test_config.py checks it is current).
+config-docs: install
+	$(PY) -m dsar.config > docs/configuration.md

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -149,7 +147,7 @@ class Services:
         _wait_for(lambda: _answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
         self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
         say(f"estate helpdesk running on 127.0.0.1:{port}")
-        return {"DSAR_HELPDESK_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
+        return {"DSAR_HELPDESK_URL": f"http://{quote(email, safe='')}:{quote(token, safe='')}@127.0.0.1:{port}"}
 
 
 def redis_server_start(directory: Path, port: int, *, persist: bool) -> subprocess.Popen:
@@ -253,19 +251,7 @@ def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[
 
 def test(pytest_args: list[str]) -> int:
     """The whole suite against real services (embedded ones unless configured)."""
-    os.environ.setdefault("DSAR_EXTRA_CONNECTORS", "probe=tests.support.probe.ProbeConnector")
-    # The probe's attempts are cut at 5 s, so a test can make it time out.
-    os.environ.setdefault("DSAR_CONNECTOR_TIME_LIMITS", json.dumps({"probe": 5}))
-    # The suite files hundreds of requests from one address; the limit tests set their own rates.
-    os.environ.setdefault("DSAR_RATE_LIMITS", json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "100000/m")))
-    # Each process sends the emails it queues, so a test reads them in its own mailbox; the tests
-    # of delivery by a worker say so.
-    os.environ.setdefault("DSAR_EMAIL_DELIVERY", "inline")
-    # A test run keeps its files apart from the demo's, and starts with none.
-    for variable, directory in (("DSAR_CONTENT_STORAGE_OPTIONS", DATA_DIR / "estate" / "content-test"),
-                                ("DSAR_STORAGE_OPTIONS", DATA_DIR / "storage-test")):
-        shutil.rmtree(directory, ignore_errors=True)
-        os.environ.setdefault(variable, json.dumps({"location": str(directory)}))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")  # the probe connector, mail read in-process
     with Services(mode="test"):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
 

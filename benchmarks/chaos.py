@@ -69,10 +69,7 @@ class Chaos:
             name="chaos", workers=workers, concurrency=2, web_workers=2, web_threads=4,
             env={
                 "REDIS_URL": self.broker.url,
-                "DSAR_TASK_LEASE_SECONDS": "3",  # a dead worker's task is revived within seconds
-                "DSAR_SWEEP_QUEUED_MINUTES": "0.1",  # and a message the broker lost, within 6 s
-                "DSAR_RETRY_BASE_SECONDS": "0.2",
-                "DSAR_RETRY_MAX_SECONDS": "2",
+                "DJANGO_SETTINGS_MODULE": "benchmarks.chaos_settings",  # faults recovered from within seconds
             },
         )
         self.ids: list[str] = []

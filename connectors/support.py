@@ -12,7 +12,6 @@ by one page of tickets and one ticket's messages, whatever the subject's history
 from __future__ import annotations
 
 import datetime as dt
-import os
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -37,16 +36,15 @@ class ZendeskClient:
     It speaks HTTP through urllib3's connection pools, not through requests on top of them: a
     typical subject's task (four calls) cost the worker 11.6 M instructions through requests and
     6.7 M through urllib3 alone, 5 % of an access request. As requests would, it takes the environment's
-    proxy (`HTTPS_PROXY`, `NO_PROXY`, ...) and CA bundle (`REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`;
-    otherwise the system's), once; it follows no redirect and retries nothing itself (the task's
+    proxy (`HTTPS_PROXY`, `NO_PROXY`, ...), once, and trusts the system's certificate authorities
+    (or the bundle OpenSSL's `SSL_CERT_FILE` names); it follows no redirect and retries nothing itself (the task's
     retries do)."""
 
     def __init__(self, *, base_url: str, email: str, token: str, timeout: float = 10.0, name: str = "support") -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.headers = {**urllib3.make_headers(basic_auth=f"{email}/token:{token}"), "Accept": "application/json"}
-        options = {"timeout": urllib3.Timeout(timeout), "retries": False, "maxsize": 4,
-                   "ca_certs": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None}
+        options = {"timeout": urllib3.Timeout(timeout), "retries": False, "maxsize": 4}
         proxy = _environ_proxy(self.base_url)
         self.pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 
 import sqlalchemy as sa
 
@@ -21,7 +20,7 @@ def suppression_key() -> bytes:
     """The key of the suppression hash: DSAR_SUPPRESSION_KEY, or one derived from the secret key."""
     from django.conf import settings
 
-    configured = os.environ.get("DSAR_SUPPRESSION_KEY")
+    configured = settings.DSAR_SUPPRESSION_KEY
     return configured.encode() if configured else hashlib.sha256(f"suppression:{settings.SECRET_KEY}".encode()).digest()
 
 

@@ -17,21 +17,16 @@ email whose doorbell was lost.
 - **Permanent refusals are given up at once** (an SMTP 5xx), transient failures after
   DSAR_EMAIL_GIVE_UP_HOURS; either way the request's audit trail records it.
 
-DSAR_EMAIL_DELIVERY=inline sends in the committing process instead, with no worker or doorbell:
-what the tests use to read mail in their own process.
+With the setting DSAR_EMAIL_DELIVERY = "inline", the committing process sends instead, with no
+worker or doorbell: what the tests use to read mail in their own process.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
-import re
-import secrets
 import smtplib
 import time
-from email.generator import NLCRE
-from email.utils import formatdate, make_msgid
 from typing import Any
 
 import redis.exceptions
@@ -39,13 +34,11 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.message import RFC5322_EMAIL_LINE_LENGTH_LIMIT
-from django.core.mail.utils import DNS_NAME
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.functional import SimpleLazyObject, cached_property
+from django.utils.functional import SimpleLazyObject
 
 from . import verification
 from .cache import cache_redis
@@ -66,105 +59,6 @@ SUBJECTS = {
     "staff_deadline": "Request deadline",
     "staff_erasure_alert": "Data found after an erasure",
 }
-
-
-# A header value that Python's compat32 policy (which Django's messages use) writes as it is:
-# printable ASCII words one space apart, on a line of at most 78 characters with its name.
-_PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
-_HEADER_LINE = 78
-
-
-class _Email(EmailMultiAlternatives):
-    """A text email with its HTML alternative, whose `message()` is a `_Message`."""
-
-    def message(self) -> _Message:
-        return _Message(self)
-
-    def stock_message(self, *, date: str, message_id: str, boundary: str):
-        """Django's message of this email, built by Python's email package with these values."""
-        stock = copy.copy(self)
-        stock.extra_headers = {**self.extra_headers, "Date": date, "Message-ID": message_id}
-        message = EmailMultiAlternatives.message(stock)
-        if message.is_multipart():
-            message.set_boundary(boundary)
-        return message
-
-
-class _Message:
-    """The MIME message of an `_Email`, as Django's mail backends use one: `as_bytes()` (SMTP, the
-    file and console backends) and `get_charset()` (the file and console backends).
-
-    Building a message with Python's email package and writing it out costs 1.5 M instructions
-    (0.2 M here): 55 % of what the mail worker spent on a code email, for bytes that differ from one code email
-    to the next in a handful of values. So a message of the product's usual shape (a plain text and
-    its HTML in UTF-8, lines within RFC 5322's limit, subject, sender and recipients as plain short
-    headers) is written here, straight to the bytes that package writes for it. Any other message,
-    and any other use of this one, goes through the package itself, built with the same Date,
-    Message-ID and MIME boundary, so both ways give the same bytes (tests/dsar/test_subject_api.py).
-
-    The boundary is random, not left to the package, which would pick one and then compile a regular
-    expression to prove it absent from the body: 128 random bits cannot collide with a body in
-    practice, which is how most mail software chooses them.
-    """
-
-    def __init__(self, email: _Email) -> None:
-        self._email = email
-        self._date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
-        self._message_id = make_msgid(domain=DNS_NAME)
-        self._boundary = f"=_{secrets.token_hex(16)}"
-
-    @cached_property
-    def stock(self):
-        """The message as Python's email package builds it."""
-        return self._email.stock_message(date=self._date, message_id=self._message_id, boundary=self._boundary)
-
-    def __getattr__(self, name: str):
-        return getattr(self.stock, name)
-
-    @cached_property
-    def direct(self) -> tuple[list[tuple[str, str]], str, str] | None:
-        """The headers Django would set, the text and the HTML, when the message has the usual shape
-        and is written here; None when the package writes it."""
-        email = self._email
-        if (email.cc or email.reply_to or email.extra_headers or email.attachments or not email.body
-                or email.content_subtype != "plain" or email.alternative_subtype != "alternative"
-                or (email.encoding or settings.DEFAULT_CHARSET) != "utf-8"
-                or [mimetype for _, mimetype in email.alternatives] != ["text/html"]):
-            return None
-        headers = [("Subject", str(email.subject)), ("From", str(email.from_email)), ("To", ", ".join(map(str, email.to))),
-                   ("Date", self._date), ("Message-ID", self._message_id)]
-        if not all(len(name) + 2 + len(value) <= _HEADER_LINE and _PLAIN_VALUE.fullmatch(value) for name, value in headers):
-            return None
-        text, html = email.body, email.alternatives[0].content
-        for part in (text, html):
-            if not isinstance(part, str):
-                return None
-            if max(map(len, part.encode(errors="surrogateescape").splitlines()), default=0) > RFC5322_EMAIL_LINE_LENGTH_LIMIT:
-                return None  # quoted-printable, which Django chooses for a long line
-        return headers, text, html
-
-    def get_charset(self):
-        return None if self.direct else self.stock.get_charset()
-
-    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
-        if unixfrom or not self.direct:
-            return self.stock.as_bytes(unixfrom=unixfrom, linesep=linesep)
-        headers, text, html = self.direct
-        delimiter = f"--{self._boundary}{linesep}"
-        head = (f"Content-Type: multipart/alternative;{linesep} boundary=\"{self._boundary}\"{linesep}MIME-Version: 1.0{linesep}"
-                + "".join(f"{name}: {value}{linesep}" for name, value in headers) + linesep + delimiter)
-        return b"".join((head.encode(), self._part("plain", text, linesep), f"{linesep}{delimiter}".encode(),
-                         self._part("html", html, linesep), f"{linesep}--{self._boundary}--{linesep}".encode()))
-
-    @staticmethod
-    def _part(subtype: str, content: str, linesep: str) -> bytes:
-        encoding = "7bit" if content.isascii() else "8bit"
-        head = (f'Content-Type: text/{subtype}; charset="utf-8"{linesep}MIME-Version: 1.0{linesep}'
-                f"Content-Transfer-Encoding: {encoding}{linesep}{linesep}")
-        # Line endings become `linesep`, as the package's generator makes them (its regular expression
-        # costs more than the rest of the message together, so only for a text that has a CR).
-        lines = linesep.join(NLCRE.split(content)) if "\r" in content else content.replace("\n", linesep)
-        return head.encode() + lines.encode(errors="surrogateescape")
 
 
 STATUS_SALT = "dsar.status"
@@ -442,7 +336,7 @@ def _give_up(email: OutgoingEmail, reason: str) -> None:
         audit_record(email.request, actor="system", action="email_undelivered", note=f"{email.template} email: {reason}"[:1000])
 
 
-def _message(email: OutgoingEmail) -> _Email | None:
+def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
     """The message `email` stands for, rendered now; None when it no longer has anything to say."""
     request, context = email.request, _context_load(email.context)
     if email.to:
@@ -460,7 +354,7 @@ def _message(email: OutgoingEmail) -> _Email | None:
         to = [request.email]
         # Signed only if the template shows it: the code email does not.
         context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}
-    message = _Email(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
+    message = EmailMultiAlternatives(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message
 

@@ -1,88 +1,22 @@
-"""Settings for the DSAR workflow system.
+"""Django settings of the DSAR workflow system.
 
-Every value that differs between deployments comes from the environment, read here and nowhere
-else (contract §2). `make run` and `make test` start embedded PostgreSQL and Redis when
-DATABASE_URL / REDIS_URL are unset and record their URLs in $DSAR_DATA_DIR/services.env, which is
-read below so that `manage.py` works beside a running stack.
+What differs between deployments is read from the environment by `dsar/config.py` (the reference
+is docs/configuration.md) and mapped here onto Django's settings; everything else is a constant.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from pathlib import Path
-
 import dj_database_url
 from kombu import Queue
-from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("DSAR_DATA_DIR", BASE_DIR / "var")).resolve()
+from .config import BASE_DIR, Storage, config_load
 
+config = config_load()
 
-def _services_env() -> dict[str, str]:
-    """URLs of the embedded services that `devstack` started, if it did."""
-    path = DATA_DIR / "services.env"
-    if not path.exists():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
-_EMBEDDED = _services_env()
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name) or _EMBEDDED.get(name) or default
-
-
-def env_int(name: str, default: int) -> int:
-    raw = env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = env(name)
-    if raw is None:
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be 1 or 0, got {raw!r}")
-
-
-def env_json(name: str) -> dict:
-    raw = env(name)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ImproperlyConfigured(f"{name} must be a JSON object: {error}") from None
-    if not isinstance(value, dict):
-        raise ImproperlyConfigured(f"{name} must be a JSON object")
-    return value
-
-
-def env_required(name: str, hint: str) -> str:
-    value = env(name)
-    if not value:
-        raise ImproperlyConfigured(f"{name} is not set. {hint}")
-    return value
-
-
-DEBUG = env_bool("DSAR_DEBUG", False)
-SECRET_KEY = env("DJANGO_SECRET_KEY") or env_required(
-    "DSAR_SECRET_KEY", "Set DJANGO_SECRET_KEY, or start the product with `make run`, which makes one."
-)
-ALLOWED_HOSTS = (env("DSAR_ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",")
+DATA_DIR = config.data_dir
+DEBUG = False
+SECRET_KEY = config.secret_key.get_secret_value()
+ALLOWED_HOSTS = config.allowed_hosts
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -161,44 +95,22 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------------
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_required("DATABASE_URL", "Point it at PostgreSQL, or use `make run`, which starts one."),
-        conn_max_age=env_int("DSAR_DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
-
-
-def _prepare_threshold() -> int | None:
-    """DSAR_DB_PREPARE_THRESHOLD: after how many runs on a connection psycopg prepares a statement,
-    or `off`. Only the statements PostgreSQL binds are ever prepared (the product's hot ones, see
-    `lifecycle.server_bound_cursor`); Django's own queries are bound in Python and never are."""
-    raw = env("DSAR_DB_PREPARE_THRESHOLD")
-    if raw is not None and raw.lower() == "off":
-        return None
-    threshold = env_int("DSAR_DB_PREPARE_THRESHOLD", 5)
-    if threshold < 0:
-        raise ImproperlyConfigured(f"DSAR_DB_PREPARE_THRESHOLD must be a whole number of at least 0, or off; got {raw!r}")
-    return threshold
-
-
-# Planning the filing's statement was a quarter of PostgreSQL's CPU per filing. Behind a pooler in
-# transaction mode without prepared-statement support (PgBouncer before 1.21, or with
-# max_prepared_statements = 0), set DSAR_DB_PREPARE_THRESHOLD=off.
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare_threshold()
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL")
+DATABASES = {"default": dj_database_url.parse(config.database_url, conn_max_age=60, conn_health_checks=True)}
+# After how many runs on a connection psycopg prepares a statement. Only the statements PostgreSQL
+# binds are ever prepared (the product's hot ones); Django's own queries are bound in Python and
+# never are. Behind a pooler in transaction mode, the pooler must keep prepared statements
+# (PgBouncer 1.21 or later, with max_prepared_statements set).
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ---------------------------------------------------------------------------------------
 # The database row is the job; the message only says which row to look at. Hence: late
 # acknowledgement (a killed worker's message comes back), one message prefetched at a time, no
 # result backend, and a visibility timeout longer than any task may run, so Redis does not hand a
-# running task to a second worker.
+# running task to a second worker. dsar/celery.py reads every CELERY_* name below.
 
-REDIS_URL = env_required("REDIS_URL", "Point it at Redis, or use `make run`, which starts one.")
-CONNECTOR_TASK_TIME_LIMIT = env_int("DSAR_CONNECTOR_TIME_LIMIT", 30 * 60)
+REDIS_URL = config.redis_url
+CONNECTOR_TASK_TIME_LIMIT = 30 * 60  # seconds; a connector may set a shorter "time_limit" of its own
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -224,9 +136,10 @@ CELERY_TASK_ROUTES = {"dsar.tasks.emails_send": {"queue": "dsar.mail"}, "dsar.ta
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A worker keeps its database connection across tasks (a new one costs PostgreSQL a process
-# start per task); dsar/tasks.py checks it before each task, as Django does per web request.
-CELERY_DB_REUSE_MAX = env_int("DSAR_WORKER_DB_REUSE_MAX", 500)
+# A worker keeps its database connection across tasks (a new one costs PostgreSQL a process start
+# per task); dsar/tasks.py checks it before each task, as Django does per web request. Celery's
+# Django fixup reads this name as it is.
+CELERY_DB_REUSE_MAX = 500
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Publishing gives up fast when the broker is down: the committed row is the job, and the sweeper
 # rings again, so a web request never hangs on a dead broker.
@@ -234,17 +147,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Rate limits that are security controls (dsar/throttle.py), counted in the cache's Redis.
-DSAR_RATE_LIMITS = {
-    "file_ip": "30/m",
-    "file_email": "5/h",
-    "verify_ip": "60/10m",
-    "verify_email": "20/h",
-    **env_json("DSAR_RATE_LIMITS"),
-}
-for _scope, _rate in DSAR_RATE_LIMITS.items():
-    if not isinstance(_rate, str) or not re.fullmatch(r"\d+/\d*[smhd]", _rate):
-        raise ImproperlyConfigured(f"DSAR_RATE_LIMITS: {_scope} must be calls/window, such as 30/m, 60/10m or 5/h; got {_rate!r}")
-DSAR_TRUSTED_PROXIES = [p for p in (env("DSAR_TRUSTED_PROXIES") or "").split(",") if p]
+DSAR_RATE_LIMITS = config.rate_limits.model_dump()
+DSAR_TRUSTED_PROXIES = config.trusted_proxies
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -256,36 +160,27 @@ CACHES = {
 
 # --- Email ----------------------------------------------------------------------------------------
 
-EMAIL_FILE_PATH = env("EMAIL_FILE_PATH")
-if EMAIL_FILE_PATH:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = env("EMAIL_HOST", "localhost")
-    EMAIL_PORT = env_int("EMAIL_PORT", 25)
-    EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = config.email_file_path and str(config.email_file_path)
+EMAIL_BACKEND = f"django.core.mail.backends.{'filebased' if EMAIL_FILE_PATH else 'smtp'}.EmailBackend"
+_smtp = config.smtp
+EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _smtp.host, _smtp.port, _smtp.user, _smtp.password
+EMAIL_USE_TLS, EMAIL_USE_SSL = _smtp.use_tls, _smtp.use_ssl
 # A relay that accepts and never answers must not hold a worker forever (Django's own default).
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = config.from_email
 # Who sends the emails queued in the database (dsar/notifications.py): a worker, rung once the
 # change commits, or ("inline") the process that commits, as the tests do to read mail in-process.
-DSAR_EMAIL_DELIVERY = env("DSAR_EMAIL_DELIVERY", "worker")
-if DSAR_EMAIL_DELIVERY not in ("worker", "inline"):
-    raise ImproperlyConfigured(f"DSAR_EMAIL_DELIVERY must be worker or inline; got {DSAR_EMAIL_DELIVERY!r}")
-DSAR_EMAIL_GIVE_UP_HOURS = env_int("DSAR_EMAIL_GIVE_UP_HOURS", 72)
-DEFAULT_FROM_EMAIL = env("DSAR_FROM_EMAIL", "privacy@example.com")
+DSAR_EMAIL_DELIVERY = "worker"
+DSAR_EMAIL_GIVE_UP_HOURS = 72  # an email the relay kept failing this long is given up, and the audit trail says so
 
 # --- Storage --------------------------------------------------------------------------------------
 # Exports and the work area connector tasks write to before assembly. Both go through Django's
-# storage API: S3 via django-storages is configuration (DSAR_STORAGE_BACKEND and its OPTIONS).
+# storage API: S3 via django-storages is configuration (DSAR_STORAGE).
 
-_storage_backend = env("DSAR_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
-_storage_options = env_json("DSAR_STORAGE_OPTIONS") or (
-    {"location": str(DATA_DIR / "storage")} if _storage_backend.endswith("FileSystemStorage") else {}
-)
+_LOCAL_FILES = "django.core.files.storage.FileSystemStorage"
+_storage = config.storage or Storage(backend=_LOCAL_FILES, options={"location": str(DATA_DIR / "storage")})
 STORAGES = {
-    "default": {"BACKEND": _storage_backend, "OPTIONS": _storage_options},
+    "default": {"BACKEND": _storage.backend, "OPTIONS": _storage.options},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 STATIC_URL = "static/"
@@ -293,79 +188,67 @@ STATIC_ROOT = DATA_DIR / "static"
 
 # --- The product ----------------------------------------------------------------------------------
 
-DSAR_PUBLIC_URL = (env("DSAR_PUBLIC_URL") or f"http://{env('HOST', '127.0.0.1')}:{env('PORT', '8000')}").rstrip("/")
-DSAR_AUTO_APPROVE = env_bool("DSAR_AUTO_APPROVE", False)
-DSAR_EXPORT_TTL_DAYS = env_int("DSAR_EXPORT_TTL_DAYS", 7)
-DSAR_JURISDICTION = (env("DSAR_JURISDICTION") or "gdpr").lower()
-DSAR_CODE_TTL_MINUTES = env_int("DSAR_CODE_TTL_MINUTES", 30)
-DSAR_CODE_MAX_ATTEMPTS = 5
-DSAR_CODE_RESEND_SECONDS = env_int("DSAR_CODE_RESEND_SECONDS", 60)
+DSAR_PUBLIC_URL = config.public_url
+DSAR_AUTO_APPROVE = config.auto_approve
+DSAR_EXPORT_TTL_DAYS = config.export_ttl_days
+DSAR_JURISDICTION = config.jurisdiction
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
-DSAR_REVIEW_BEFORE_RELEASE = env_bool("DSAR_REVIEW_BEFORE_RELEASE", False)
-DSAR_CONNECTOR_MAX_ATTEMPTS = env_int("DSAR_CONNECTOR_MAX_ATTEMPTS", 5)
+DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
+DSAR_CODE_TTL_MINUTES = 30
+DSAR_CODE_MAX_ATTEMPTS = 5
+DSAR_CODE_RESEND_SECONDS = 60
+DSAR_CONNECTOR_MAX_ATTEMPTS = 5
 # A running task (or final step) holds a lease that its worker renews every third of it; once a
 # dead worker's lease runs out, the sweeper revives the work. Short, so recovery takes a minute or
 # two rather than the time limit.
-DSAR_TASK_LEASE_SECONDS = env_int("DSAR_TASK_LEASE_SECONDS", 60)
-DSAR_RETRY_BASE_SECONDS = float(env("DSAR_RETRY_BASE_SECONDS") or 2.0)
-DSAR_RETRY_MAX_SECONDS = float(env("DSAR_RETRY_MAX_SECONDS") or 300.0)
+DSAR_TASK_LEASE_SECONDS = 60
+# Transient errors are retried with exponential backoff from the base, capped at the maximum.
+DSAR_RETRY_BASE_SECONDS = 2.0
+DSAR_RETRY_MAX_SECONDS = 300.0
 DSAR_MAX_BODY_BYTES = 64 * 1024
 
 # Scheduled jobs (dsar/jobs.py). Each is bounded per run; the schedule itself lives in the database.
-DSAR_REMINDER_DAYS = [int(d) for d in (env("DSAR_REMINDER_DAYS") or "7,2").split(",")]
-DSAR_SWEEP_QUEUED_MINUTES = float(env("DSAR_SWEEP_QUEUED_MINUTES") or 10)
-DSAR_MAX_SWEEPS = env_int("DSAR_MAX_SWEEPS", 3)
-DSAR_UNVERIFIED_PURGE_DAYS = env_int("DSAR_UNVERIFIED_PURGE_DAYS", 7)
-DSAR_RECORD_RETENTION_MONTHS = env_int("DSAR_RECORD_RETENTION_MONTHS", 24)
-DSAR_ERASURE_CHECK_HOURS = env_int("DSAR_ERASURE_CHECK_HOURS", 24)
-DSAR_JOB_BATCH = env_int("DSAR_JOB_BATCH", 500)
+DSAR_REMINDER_DAYS = [7, 2]  # staff are reminded this many days before a request is due
+DSAR_SWEEP_QUEUED_MINUTES = 10.0  # a queued task this long past due lost its message: ring again
+DSAR_MAX_SWEEPS = 3
+DSAR_UNVERIFIED_PURGE_DAYS = 7
+DSAR_RECORD_RETENTION_MONTHS = 24
+DSAR_ERASURE_CHECK_HOURS = 24
+DSAR_JOB_BATCH = 500
 
-# Connectors: name -> {"class": dotted path, "options": {...}}. A deployment lists its own systems
-# here (an SQL system's "url" option, or DSAR_<SYSTEM>_DATABASE_URL, says where its database is;
-# by default the demo estate's database on the product's server); DSAR_EXTRA_CONNECTORS ("name=dotted.Class,other=...") adds more without editing this file.
-_DATASETS = BASE_DIR / "estate" / "datasets"  # the demo estate's systems
-
+# Connectors: name -> {"class": dotted path, "options": {...}, optionally "time_limit": seconds, a
+# limit per attempt shorter than CONNECTOR_TASK_TIME_LIMIT, past which the attempt is stopped and
+# retried like any transient error}. These are the demo estate's systems; an SQL system without
+# its own database URL has a database `<product's>_<system>` on the product's server.
+_DATASETS = BASE_DIR / "estate" / "datasets"
+_content = config.content_storage or Storage(backend=_LOCAL_FILES, options={"location": str(DATA_DIR / "estate" / "content")})
+_helpdesk = config.helpdesk
 
 DSAR_CONNECTORS: dict[str, dict] = {
     "accounts": {
         "class": "connectors.sql.SqlConnector",
-        "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": env("DSAR_ACCOUNTS_DATABASE_URL")},
+        "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": config.accounts_database_url},
     },
     "payments": {
         "class": "connectors.sql.SqlConnector",
-        "options": {"dataset": str(_DATASETS / "payments.yaml"), "url": env("DSAR_PAYMENTS_DATABASE_URL")},
+        "options": {"dataset": str(_DATASETS / "payments.yaml"), "url": config.payments_database_url},
     },
     "content": {
         "class": "connectors.content.ContentStorageConnector",
-        "options": {
-            "backend": env("DSAR_CONTENT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
-            "storage_options": env_json("DSAR_CONTENT_STORAGE_OPTIONS") or {"location": str(DATA_DIR / "estate" / "content")},
-        },
+        "options": {"backend": _content.backend, "storage_options": _content.options},
     },
     "support": {
         "class": "connectors.support.ZendeskConnector",
-        "options": {
-            "base_url": env("DSAR_HELPDESK_URL", "http://127.0.0.1:8025"),
-            "email": env("DSAR_HELPDESK_EMAIL", "dsar@example.com"),
-            "token": env("DSAR_HELPDESK_TOKEN", ""),
-        },
+        "options": {"base_url": _helpdesk.base_url, "email": _helpdesk.email, "token": _helpdesk.token},
     },
     "third_party": {
         "class": "connectors.third_party.ThirdPartyConnector",
-        "options": {"dataset": str(_DATASETS / "third_party.yaml"), "url": env("DSAR_THIRD_PARTY_DATABASE_URL")},
+        "options": {"dataset": str(_DATASETS / "third_party.yaml"), "url": config.third_party_database_url},
     },
 }
-for _item in filter(None, (env("DSAR_EXTRA_CONNECTORS") or "").split(",")):
-    _name, _, _path = _item.partition("=")
-    if not _path:
-        raise ImproperlyConfigured(f"DSAR_EXTRA_CONNECTORS entry {_item!r} is not name=dotted.path")
-    DSAR_CONNECTORS[_name.strip()] = {"class": _path.strip(), "options": {}}
-# A connector's own time limit per attempt ({"support": 120}); past it the attempt is stopped and
-# retried like any transient error. Unset: DSAR_CONNECTOR_TIME_LIMIT.
-for _name, _seconds in env_json("DSAR_CONNECTOR_TIME_LIMITS").items():
-    if _name not in DSAR_CONNECTORS or not isinstance(_seconds, int) or _seconds < 1:
-        raise ImproperlyConfigured(f"DSAR_CONNECTOR_TIME_LIMITS: {_name!r} must name a connector and give whole seconds")
-    DSAR_CONNECTORS[_name]["time_limit"] = _seconds
+# The key of the third-party suppression list's hashes (connectors/third_party.py); None: derived
+# from SECRET_KEY.
+DSAR_SUPPRESSION_KEY = config.suppression_key and config.suppression_key.get_secret_value()
 
 # --- API ------------------------------------------------------------------------------------------
 
@@ -409,9 +292,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# Behind TLS (DSAR_TLS=1): cookies only over HTTPS, HSTS, and redirects to HTTPS. A proxy that
-# terminates TLS must set X-Forwarded-Proto.
-if env_bool("DSAR_TLS", False):
+# Reached over HTTPS (an https:// DSAR_PUBLIC_URL): cookies only over HTTPS, HSTS, and redirects to
+# HTTPS. A proxy that terminates TLS must set X-Forwarded-Proto.
+if config.tls:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -447,7 +330,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("DSAR_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": config.log_level},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-DSAR_TAXONOMY_FILE = env("DSAR_TAXONOMY_FILE", str(BASE_DIR / "dsar" / "taxonomy.yaml"))
+DSAR_TAXONOMY_FILE = str(config.taxonomy_file)

@@ -18,12 +18,13 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+from redis import Redis
 from redis.commands.core import Script
 
 from .cache import cache_redis
+from .config import RATE
 from .errors import ServiceError
 
-RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -34,7 +35,7 @@ class Throttled(ServiceError):
 @lru_cache(maxsize=64)
 def rate_parse(rate: str) -> tuple[int, int]:
     """'30/m', '60/10m', '5/h' -> (calls allowed, window in seconds)."""
-    match = RATE.match(rate)
+    match = re.match(RATE, rate)
     if not match:
         raise ValueError(f"a rate is calls/window, such as 30/m, 60/10m or 5/h; got {rate!r}")
     count, multiple, unit = match.groups()
@@ -59,12 +60,16 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
-_script: Script | None = None
+
+
+@lru_cache(maxsize=4)
+def _script(client: Redis) -> Script:
+    """The counting script on `client`, registered once per client."""
+    return client.register_script(_COUNT)
 
 
 def _counted(limits: list[tuple[str, str, str]]) -> None:
     """Count one call against each (scope, value, message); raise Throttled with the first exceeded."""
-    global _script
     now = time.time()
     keys, windows, allowed = [], [], []
     for scope, value, _message in limits:
@@ -73,10 +78,7 @@ def _counted(limits: list[tuple[str, str, str]]) -> None:
         keys.append(cache.make_key(f"rl:{scope}:{digest}:{int(now // seconds)}"))
         windows.append(seconds + 1)
         allowed.append(count)
-    client = cache_redis()
-    if _script is None:
-        _script = client.register_script(_COUNT)  # called below with the current client, so a changed cache is followed
-    counts = _script(keys=keys, args=windows, client=client)
+    counts = _script(cache_redis())(keys=keys, args=windows)
     for (_scope, _value, message), limit, count in zip(limits, allowed, counts, strict=True):
         if count > limit:
             raise Throttled(message)

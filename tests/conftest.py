@@ -1,13 +1,14 @@
 """The test harness: real PostgreSQL, real Redis, and a real Celery worker process.
 
 Run through `make test` (or `python -m devstack test -k ...`), which starts the services and
-configures the probe connector for the worker and for this process alike.
+points DJANGO_SETTINGS_MODULE at tests/settings.py (the probe connector, mail read in-process).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -34,21 +35,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config):
     if "probe" not in settings.DSAR_CONNECTORS:
         raise pytest.UsageError("Run the tests with `make test` or `python -m devstack test`: the probe connector is not configured.")
-    _teardown_may_truncate_the_audit_trail()
+    # A test run starts with no exports and no content files.
+    shutil.rmtree(settings.STORAGES["default"]["OPTIONS"]["location"], ignore_errors=True)
+    shutil.rmtree(settings.DSAR_CONNECTORS["content"]["options"]["storage_options"]["location"], ignore_errors=True)
 
 
-def _teardown_may_truncate_the_audit_trail() -> None:
+AUDIT_TRUNCATE_GUARDS = ("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
     """A transactional test ends by truncating every table; the audit tables refuse TRUNCATE to
-    anyone who does not name their guards, as the harness does here and nowhere else."""
-    from django.test import TransactionTestCase
-
-    teardown = TransactionTestCase._fixture_teardown
-
-    def _fixture_teardown(self):
-        with pgtrigger.ignore("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate"):
-            teardown(self)
-
-    TransactionTestCase._fixture_teardown = _fixture_teardown
+    anyone who does not name their guards, as the harness does here, around the tests' teardown
+    and nowhere else."""
+    with pgtrigger.ignore(*AUDIT_TRUNCATE_GUARDS):
+        return (yield)
 
 
 def database_url(db: dict) -> str:
@@ -78,16 +79,7 @@ def worker(django_db_setup, django_db_blocker, estate, tmp_path_factory):
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
     mail_dir = tmp_path_factory.mktemp("worker-mail")
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "EMAIL_FILE_PATH": str(mail_dir),
-        "DSAR_RETRY_BASE_SECONDS": "0.05",
-        "DSAR_RETRY_MAX_SECONDS": "0.5",
-        # Leases run out 3 s after a worker dies, so tests of killed workers revive work quickly.
-        "DSAR_TASK_LEASE_SECONDS": "3",
-        "DSAR_PUBLIC_URL": "http://testserver",
-    }
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": url, "EMAIL_FILE_PATH": str(mail_dir)}
     celery_app.control.purge()
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     log = tmp_path_factory.mktemp("worker-log") / "worker.log"
@@ -115,21 +107,26 @@ def api(estate) -> APIClient:
     return APIClient()
 
 
-def _staff_client(username: str, role: str) -> APIClient:
+def _staff_client(token: str) -> APIClient:
     client = APIClient()
-    token = staff_token_create(user=staff_user_ensure(username=username, role=role))
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
 @pytest.fixture
-def reviewer(db) -> APIClient:
-    return _staff_client("rita", ROLE_REVIEWER)
+def reviewer_token(db) -> str:
+    """A staff API token of the reviewer rita."""
+    return staff_token_create(user=staff_user_ensure(username="rita", role=ROLE_REVIEWER))
+
+
+@pytest.fixture
+def reviewer(reviewer_token) -> APIClient:
+    return _staff_client(reviewer_token)
 
 
 @pytest.fixture
 def admin_client(db) -> APIClient:
-    return _staff_client("ada", ROLE_ADMIN)
+    return _staff_client(staff_token_create(user=staff_user_ensure(username="ada", role=ROLE_ADMIN)))
 
 
 @pytest.fixture

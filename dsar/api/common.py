@@ -12,24 +12,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 class StrictSerializer(serializers.Serializer):
     """Input validation that refuses fields it does not declare, so a typo is an error, not a
-    silent default.
-
-    Its fields are built and bound once per class. DRF deep-copies every declared field for each
-    instance, so that an instance may change its own fields; these serializers never do, take no
-    context and are never partial, and the copy was half of what validating a filing cost. Fields
-    keep no state while they validate, so threads share them safely.
-    """
-
-    @property
-    def fields(self) -> serializers.BindingDict:
-        shared = type(self).__dict__.get("_shared_fields")
-        if shared is None:
-            template = type(self)()  # an instance that only holds the fields
-            shared = serializers.BindingDict(template)
-            for name, field in template.get_fields().items():
-                shared[name] = field
-            type(self)._shared_fields = shared
-        return shared
+    silent default."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

@@ -74,7 +74,8 @@ def test_a_broker_outage_answers_503_and_creates_nothing(api, settings, mailoutb
 
 
 def test_django_deploy_checks_pass_behind_tls():
-    deployment = {"DSAR_TLS": "1", "DJANGO_SECRET_KEY": "k" * 64 + "-deploy-check-Zq9!x", "DSAR_ALLOWED_HOSTS": "privacy.example.com"}
+    deployment = {"DJANGO_SETTINGS_MODULE": "dsar.settings", "DSAR_PUBLIC_URL": "https://privacy.example.com",
+                  "DSAR_SECRET_KEY": "k" * 64 + "-deploy-check-Zq9!x", "DSAR_ALLOWED_HOSTS": "privacy.example.com"}
     # The browser tests' process allows async-unsafe calls; a deployment never does.
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"} | deployment
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,

@@ -32,14 +32,13 @@ def two_subjects(api, mailoutbox, unique_email):
 
 
 @pytest.mark.parametrize("credential", ["none", "other subject", "tampered", "staff token as bearer", "wrong scheme"])
-def test_subject_endpoints_refuse_anyone_but_the_requests_own_token(api, reviewer, two_subjects, credential):
+def test_subject_endpoints_refuse_anyone_but_the_requests_own_token(api, reviewer_token, two_subjects, credential):
     mine, my_token, theirs, their_token = two_subjects
-    staff_token = reviewer._credentials["HTTP_AUTHORIZATION"].split()[1]
     header = {
         "none": None,
         "other subject": f"Bearer {their_token}",
         "tampered": f"Bearer {my_token[:-1]}{'A' if my_token[-1] != 'A' else 'B'}",
-        "staff token as bearer": f"Bearer {staff_token}",
+        "staff token as bearer": f"Bearer {reviewer_token}",
         "wrong scheme": f"Token {my_token}",
     }[credential]
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
@@ -59,7 +58,7 @@ def test_a_used_code_cannot_be_replayed_for_a_second_token(api, mailoutbox, uniq
 
 @pytest.mark.parametrize(("method", "path"), STAFF_CALLS)
 @pytest.mark.parametrize("credential", ["none", "unknown token", "subject bearer token", "deactivated staff"])
-def test_staff_endpoints_refuse_callers_who_are_not_active_staff(api, two_subjects, method, path, credential, reviewer):
+def test_staff_endpoints_refuse_callers_who_are_not_active_staff(api, two_subjects, method, path, credential, reviewer_token):
     mine, my_token, _, _ = two_subjects
     client = APIClient()
     if credential == "unknown token":
@@ -69,7 +68,7 @@ def test_staff_endpoints_refuse_callers_who_are_not_active_staff(api, two_subjec
     elif credential == "deactivated staff":
         from django.contrib.auth import get_user_model
 
-        client.credentials(HTTP_AUTHORIZATION=reviewer._credentials["HTTP_AUTHORIZATION"])
+        client.credentials(HTTP_AUTHORIZATION=f"Token {reviewer_token}")
         get_user_model().objects.filter(username="rita").update(is_active=False)
     answer = getattr(client, method)(path.format(id=mine), {"reason": "x", "days": 1}, format="json")
     assert answer.status_code == 401

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -27,7 +24,6 @@ from dsar.lifecycle import (
 )
 from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, ConnectorTask, Request, Status
 
-from ..conftest import ROOT
 from ..factories import request_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -202,27 +198,6 @@ def test_the_filing_statement_is_prepared_after_the_threshold_and_djangos_own_qu
     assert len([s for s in statements if s.startswith('WITH inserted_0 AS (INSERT INTO "dsar_request"')]) == 1
     assert not [s for s in statements if "COUNT(*)" in s]  # the ORM's count, run as often, is bound in Python
     assert Request.objects.filter(email__startswith="prepared.").count() == threshold + 1 and audit_verify() == []
-
-
-def _threshold_read(raw: str) -> subprocess.CompletedProcess:
-    """Load the settings in a fresh interpreter with DSAR_DB_PREPARE_THRESHOLD=raw; print what they made of it."""
-    script = "import dsar.settings as s; print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
-    return subprocess.run([sys.executable, "-c", script], env={**os.environ, "DSAR_DB_PREPARE_THRESHOLD": raw},
-                          cwd=ROOT, capture_output=True, text=True, check=False)
-
-
-@pytest.mark.parametrize(("raw", "expected"), [("off", "None"), ("0", "0"), ("12", "12")])
-def test_the_prepare_threshold_is_read_from_the_environment(raw, expected):
-    answer = _threshold_read(raw)
-    assert answer.returncode == 0, answer.stderr
-    assert answer.stdout.strip() == expected
-
-
-@pytest.mark.parametrize("raw", ["-1", "often"])
-def test_a_prepare_threshold_that_is_not_a_count_or_off_is_refused_by_name(raw):
-    answer = _threshold_read(raw)
-    assert answer.returncode != 0
-    assert "ImproperlyConfigured: DSAR_DB_PREPARE_THRESHOLD must be a whole number" in answer.stderr
 
 
 def test_a_request_is_never_stored_without_its_entry():

@@ -4,6 +4,7 @@ delivers (a worker, rung once a burst), over a real SMTP relay where the relay's
 from __future__ import annotations
 
 import datetime as dt
+from email import message_from_bytes, policy
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -136,6 +137,26 @@ def test_a_relay_that_is_down_keeps_the_email_which_goes_once_when_the_relay_is_
     assert not OutgoingEmail.objects.exists()
 
 
+def test_an_email_goes_as_plain_text_with_an_html_alternative_from_the_deployments_sender(db, smtp, settings):
+    settings.DEFAULT_FROM_EMAIL = "privacy@company.example"
+    relay = smtp(_Relay())
+    request = request_make(status="pending_review", email="reader@example.com")
+    with transaction.atomic():
+        notifications.email_on_commit(request, "denied", reason="Not the account holder.\r\nSecond line, é.")
+    assert notifications.emails_send() == 1
+    [(_, recipients, raw)] = relay.received
+    message = message_from_bytes(raw.encode(), policy=policy.default)
+    assert recipients == ["reader@example.com"]
+    assert (message["Subject"], message["From"], message["To"]) == ("About your request", "privacy@company.example", "reader@example.com")
+    assert message["Message-ID"] and message["Date"]
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.iter_parts()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    lines = text.get_content().splitlines()
+    assert lines[lines.index("Not the account holder.") + 1] == "Second line, é."
+    assert "Second line, é." in html.get_content()
+
+
 def test_one_smtp_session_carries_a_batch_and_each_refusal_is_handled_alone(db, smtp):
     relay = smtp(_Relay(refuse={"gone@example.com": "550 5.1.1 No such mailbox", "busy@example.com": "451 4.3.0 Try later"}))
     addresses = ["first@example.com", "gone@example.com", "second@example.com", "busy@example.com", "after@example.com"]
@@ -153,14 +174,15 @@ def test_one_smtp_session_carries_a_batch_and_each_refusal_is_handled_alone(db, 
     assert set(OutgoingEmail.objects.values_list("pk", flat=True)) == {emails[3].pk}
 
 
-def test_an_email_failing_for_longer_than_the_limit_is_given_up_and_the_trail_says_so(db, smtp, settings):
+@pytest.mark.parametrize(("age", "given_up"), [(dt.timedelta(hours=71, minutes=59), False), (dt.timedelta(hours=72, minutes=1), True)])
+def test_an_email_failing_for_longer_than_three_days_is_given_up_and_the_trail_says_so(db, smtp, age, given_up):
     request = request_make(status="pending_review")
     [email] = _queued((request, "received"))
-    OutgoingEmail.objects.filter(pk=email.pk).update(created_at=timezone.now() - dt.timedelta(hours=settings.DSAR_EMAIL_GIVE_UP_HOURS, minutes=1))
+    OutgoingEmail.objects.filter(pk=email.pk).update(created_at=timezone.now() - age)
     assert notifications.emails_send() == 0  # the relay's port is closed
-    assert not OutgoingEmail.objects.exists()
-    entry = AuditEntry.objects.get(request_id=request.pk, action="email_undelivered")
-    assert entry.note.startswith(f"received email: still failing after {settings.DSAR_EMAIL_GIVE_UP_HOURS} hours")
+    assert OutgoingEmail.objects.filter(pk=email.pk).exists() is not given_up
+    entries = AuditEntry.objects.filter(request_id=request.pk, action="email_undelivered")
+    assert [entry.note.startswith("received email: still failing after 72 hours") for entry in entries] == ([True] if given_up else [])
 
 
 def test_an_email_that_cannot_be_rendered_is_kept_and_holds_back_no_other(db, mailoutbox):

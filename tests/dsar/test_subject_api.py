@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import io
 import json
 import socket
-from email.generator import BytesGenerator
-from email.policy import compat32
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
-from dsar import notifications
 from dsar.models import AuditEntry, OutgoingEmail, Request
 
 from ..conftest import code_from
@@ -55,33 +50,6 @@ def test_the_code_email_is_text_with_an_html_alternative_both_holding_the_code(a
     code = code_from(mailoutbox, "parts@example.com")
     assert all(code in part.get_payload(decode=True).decode() for part in parts)
     assert all(parsed.get_boundary() not in part.get_payload(decode=True).decode() for part in parts)
-
-
-def test_emails_are_written_byte_for_byte_as_pythons_email_package_writes_them(mailoutbox):
-    """The product writes an email of the usual shape itself; the bytes must be the stdlib's."""
-    plain = request_make(email="plain@example.com", code_issued=True)
-    long_local = request_make(email=("very.long.local.part." * 3) + "x@" + ("sub." * 8) + "example.com")
-    with transaction.atomic():
-        notifications.email_enqueue(notifications.code_email(plain))
-        notifications.email_on_commit(plain, "denied", reason="Not the account holder.\r\nSecond line.\rThird, é.")
-        notifications.email_on_commit(long_local, "denied", reason="No account.")
-        notifications.staff_email_on_commit([f"staff.member.{n}@example.com" for n in range(6)], "staff_deadline",
-                                            request=plain, kind="overdue", now=timezone.now())
-    assert len(mailoutbox) == 4
-    written = [sent.message() for sent in mailoutbox]
-    # The code email and the one with line breaks of every kind and a non-ASCII letter are written
-    # directly; a recipient too long for one header line, or six of them, go through the package.
-    assert [message.direct is not None for message in written] == [True, True, False, False]
-    for message in written:
-        for linesep in ("\n", "\r\n"):  # as the file backend and as SMTP write it
-            stock = io.BytesIO()
-            BytesGenerator(stock, mangle_from_=False, policy=compat32).flatten(message.stock, linesep=linesep)
-            assert message.as_bytes(linesep=linesep) == stock.getvalue()
-    assert written[0].get_charset() is written[0].stock.get_charset() is None
-    denied = written[1].as_bytes().decode()
-    assert "Content-Transfer-Encoding: 8bit" in denied and "Second line.\nThird, é." in denied
-    folded = written[3].as_bytes().decode()
-    assert "To: staff.member.0@example.com, staff.member.1@example.com,\n staff.member.2" in folded
 
 
 @pytest.mark.timeout(60)
@@ -240,27 +208,3 @@ def test_a_verify_body_that_is_not_a_code_is_refused_without_counting_an_attempt
     for body in ({"code": "12ab"}, {"code": 12345678}, {}, {"code": "1" * 20}):
         assert api.post(f"/api/v1/requests/{request_id}/verify", body, format="json").status_code == 400
     assert Request.objects.get(pk=request_id).code_attempts == 0
-
-
-def test_validators_that_share_their_fields_keep_each_threads_input_and_errors_apart():
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rest_framework.exceptions import ValidationError
-
-    from dsar.api.common import validated
-    from dsar.api.subject import RequestCreateApi
-
-    serializer = RequestCreateApi.RequestCreateInputSerializer
-    assert serializer(data={}).fields is serializer(data={}).fields  # built once, not copied per instance
-
-    def check(number: int) -> None:
-        if number % 2:
-            body = {"type": "access", "email": f"thread.{number}@example.com", "categories": ["name_contact"] * (number % 3)}
-            assert validated(serializer, body) == body
-        else:
-            with pytest.raises(ValidationError) as refused:
-                validated(serializer, {"type": "rectify", "email": f"not an email {number}", f"extra{number}": 1})
-            assert set(refused.value.detail) == {f"extra{number}"}  # unknown fields are refused first, and only this call's
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(check, range(400)))

@@ -1,0 +1,399 @@
+"""The deployment's configuration: every environment variable the product reads, with its type,
+default and meaning, in one typed class. `dsar/settings.py` maps it onto Django's settings, and no
+other module reads the environment.
+
+`make run` and `make test` start PostgreSQL and Redis when DATABASE_URL and REDIS_URL are unset,
+and `make run` records their URLs in $DSAR_DATA_DIR/services.env, which is read after the
+environment so that `manage.py` works beside a running stack.
+
+A value that cannot be used stops start-up with an ImproperlyConfigured naming the variable and
+what is wrong with it. `python -m dsar.config` prints the reference, docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import sys
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, SettingsConfigDict
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = BASE_DIR / "var"
+EMBEDDED_SERVICES_FILE = "services.env"  # written by `make run` (devstack.py) under DSAR_DATA_DIR
+
+# A rate limit: calls per window, such as 30/m, 60/10m or 5/h (dsar/throttle.py parses it).
+RATE = r"^(\d+)/(\d*)([smhd])$"
+
+
+def _matching(pattern: str, what: str):
+    """A validator of text that must match `pattern`, saying `what` it must be otherwise."""
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+Rate = Annotated[str, _matching(RATE, "calls per window, such as 30/m, 60/10m, 5/h or 1/d")]
+DottedPath = Annotated[str, _matching(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", "the dotted path of a class")]
+# Lists are written comma-separated and JSON is parsed here, so a wrong value gets a plain message.
+CommaSeparated = Annotated[list[str], NoDecode]
+
+
+class RateLimits(BaseModel):
+    """The limits that are security controls: filing and code attempts, per address and per email."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file_ip: Rate = "30/m"
+    file_email: Rate = "5/h"
+    verify_ip: Rate = "60/10m"
+    verify_email: Rate = "20/h"
+
+
+class Storage(BaseModel):
+    """A Django storage: its class and the keyword arguments it is built with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: DottedPath
+    options: dict[str, Any] = {}
+
+
+class Smtp(BaseModel):
+    """An SMTP relay, read from a URL: smtp:// (plain), smtp+tls:// (STARTTLS) or smtps:// (TLS)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    use_tls: bool
+    use_ssl: bool
+
+
+class Helpdesk(BaseModel):
+    """A Zendesk API (the support connector's system): its address and the agent's API token."""
+
+    base_url: str
+    email: str
+    token: str
+
+
+def _json_object(raw: Any) -> Any:
+    """A JSON object given as text (pydantic would only say the text is not an object)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error})") from None
+
+
+def _url(raw: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes:
+        raise ValueError(f"must be a URL beginning with {' or '.join(f'{s}://' for s in schemes)}")
+    if not parts.netloc and parts.scheme != "unix":
+        raise ValueError("names no host")
+    return raw
+
+
+def setting(default: Any = ..., *, env: str, group: str, description: str, shown: str | None = None, **constraints: Any) -> Any:
+    """A field read from the environment variable `env`; `shown` is the default as the reference
+    states it, where the value itself depends on the machine or on other variables."""
+    return Field(default, alias=env, description=description, json_schema_extra={"group": group, "shown": shown}, **constraints)
+
+
+class Config(BaseSettings):
+    """Everything a deployment can set, read from the environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", validate_default=True)
+
+    # --- Services ---------------------------------------------------------------------------------
+    database_url: str = setting(
+        env="DATABASE_URL", group="Services", shown="`make run`/`make test`: an embedded PostgreSQL under `DSAR_DATA_DIR`",
+        description="The product's PostgreSQL database, `postgresql://user:password@host:port/name`.")
+    redis_url: str = setting(
+        env="REDIS_URL", group="Services", shown="`make run`/`make test`: an embedded Redis under `DSAR_DATA_DIR`",
+        description="Redis: the Celery broker, the cache, rate-limit counters and the email doorbell.")
+    data_dir: Path = setting(
+        DEFAULT_DATA_DIR, env="DSAR_DATA_DIR", group="Services", shown="`var/` in the checkout",
+        description="Where embedded services, exports and other local state live.")
+    storage: Annotated[Storage, NoDecode] | None = setting(
+        None, env="DSAR_STORAGE", group="Services", shown="files under `DSAR_DATA_DIR/storage`",
+        description='The Django storage of exports and the connectors\' work area, `{"backend": dotted class, '
+                    '"options": {...}}`; for S3, `storages.backends.s3.S3Storage` with options such as `bucket_name` and '
+                    "`endpoint_url`.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
+        "INFO", env="DSAR_LOG_LEVEL", group="Services", description="The least severe log records written.")
+
+    # --- Web --------------------------------------------------------------------------------------
+    host: str = setting("127.0.0.1", env="HOST", group="Web", description="The address `make run` binds the web server to.")
+    port: int = setting(8000, env="PORT", group="Web", ge=1, le=65535, description="The port `make run` binds the web server to.")
+    public_url: str | None = setting(
+        None, env="DSAR_PUBLIC_URL", group="Web", shown="`http://HOST:PORT`",
+        description="The address people reach the product at; links in emails use it. An `https://` address turns on "
+                    "HTTPS-only cookies, HSTS (a year, subdomains included, preload) and redirects to HTTPS; a proxy that "
+                    "terminates TLS must then set `X-Forwarded-Proto`.")
+    allowed_hosts: CommaSeparated | None = setting(
+        None, env="DSAR_ALLOWED_HOSTS", group="Web", shown="the public URL's host, `127.0.0.1`, `localhost`",
+        description="Host names the web server answers to (Django's `ALLOWED_HOSTS`).")
+    trusted_proxies: CommaSeparated = setting(
+        [], env="DSAR_TRUSTED_PROXIES", group="Web", shown="none",
+        description="Addresses of reverse proxies whose `X-Forwarded-For` names the client; the rate "
+                    "limits count the address it names.")
+    rate_limits: Annotated[RateLimits, NoDecode] = setting(
+        RateLimits(), env="DSAR_RATE_LIMITS", group="Web",
+        description="Calls per window (`30/m`, `60/10m`, `5/h`, `1/d`) for filing a request and for trying a code, "
+                    "per client address and per email. Keys left out keep their default.")
+    secret_key: SecretStr = setting(
+        env="DSAR_SECRET_KEY", group="Web", shown="`make run`/`make test`: made once in `DSAR_DATA_DIR/secret_key`",
+        description="Django's signing key; codes, tokens and status links are keyed with it. 50 or more random characters.")
+
+    # --- Mail -------------------------------------------------------------------------------------
+    email_file_path: Path | None = setting(
+        None, env="EMAIL_FILE_PATH", group="Mail", shown="`make run`: `DSAR_DATA_DIR/mail`; otherwise unset",
+        description="When set, outgoing mail is written as files into this directory (Django's file backend) instead "
+                    "of going to the SMTP relay.")
+    smtp_url: str = setting(
+        "smtp://localhost:25", env="DSAR_SMTP_URL", group="Mail",
+        description="The SMTP relay: `smtp://` (plain, port 25), `smtp+tls://` (STARTTLS, port 587) or `smtps://` (TLS, "
+                    "port 465), with `user:password@` if it asks for a login (percent-encode `@`, `:` and `/` in them).")
+    from_email: str = setting(
+        "privacy@example.com", env="DSAR_FROM_EMAIL", group="Mail", description="The sender of every email.")
+
+    # --- Requests ---------------------------------------------------------------------------------
+    auto_approve: bool = setting(
+        False, env="DSAR_AUTO_APPROVE", group="Requests",
+        description="`1`: a verified request goes straight to processing, with no staff review.")
+    review_before_release: bool = setting(
+        False, env="DSAR_REVIEW_BEFORE_RELEASE", group="Requests",
+        description="`1`: a completed access request's export waits for staff to release it after a look at its summary.")
+    export_ttl_days: int = setting(
+        7, env="DSAR_EXPORT_TTL_DAYS", group="Requests", ge=1,
+        description="Days an export can be downloaded before it is deleted.")
+    jurisdiction: Literal["gdpr", "ccpa"] = setting(
+        "gdpr", env="DSAR_JURISDICTION", group="Requests",
+        description="The deadline rule: `gdpr` (one month, extendable once by two more) or `ccpa` (45 days, extendable "
+                    "once by 45 more).")
+    taxonomy_file: FilePath = setting(
+        BASE_DIR / "dsar" / "taxonomy.yaml", env="DSAR_TAXONOMY_FILE", group="Requests", shown="`dsar/taxonomy.yaml`",
+        description="The data categories with the organisation's own wording: what each is, why it is processed, how long "
+                    "it is kept, who receives it. The ids must stay those of TAXONOMY.md.")
+
+    # --- Systems ----------------------------------------------------------------------------------
+    accounts_database_url: str | None = setting(
+        None, env="DSAR_ACCOUNTS_DATABASE_URL", group="Systems", shown="a database `<product's>_accounts` on the product's server",
+        description="The accounts system's database (the `accounts` connector).")
+    payments_database_url: str | None = setting(
+        None, env="DSAR_PAYMENTS_DATABASE_URL", group="Systems", shown="a database `<product's>_payments` on the product's server",
+        description="The payments system's database (the `payments` connector).")
+    third_party_database_url: str | None = setting(
+        None, env="DSAR_THIRD_PARTY_DATABASE_URL", group="Systems",
+        shown="a database `<product's>_third_party` on the product's server",
+        description="The database of data obtained from other organisations (the `third_party` connector).")
+    suppression_key: SecretStr | None = setting(
+        None, env="DSAR_SUPPRESSION_KEY", group="Systems", shown="derived from `DSAR_SECRET_KEY`",
+        description="The key of the third-party suppression list's hashes. Set it before the secret key is ever rotated: "
+                    "the list must keep matching the people it suppresses.")
+    content_storage: Annotated[Storage, NoDecode] | None = setting(
+        None, env="DSAR_CONTENT_STORAGE", group="Systems", shown="files under `DSAR_DATA_DIR/estate/content`",
+        description="The object store the `content` connector reads and erases, in the form of `DSAR_STORAGE`.")
+    helpdesk_url: str = setting(
+        "http://127.0.0.1:8025", env="DSAR_HELPDESK_URL", group="Systems", shown="`make run`: the demo estate's helpdesk",
+        description="The Zendesk API the `support` connector calls, with the agent's email and API token as its user and "
+                    "password: `https://agent%40example.com:TOKEN@example.zendesk.com`.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, value: str) -> str:
+        return _url(value, ("postgresql", "postgres"))
+
+    @field_validator("accounts_database_url", "payments_database_url", "third_party_database_url")
+    @classmethod
+    def _system_database(cls, value: str | None) -> str | None:
+        return value and _url(value, ("postgresql", "postgres"))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        return _url(value, ("redis", "rediss", "unix"))
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        return value and _url(value, ("http", "https")).rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str) -> str:
+        return _url(value, ("smtp", "smtp+tls", "smtps"))
+
+    @field_validator("helpdesk_url")
+    @classmethod
+    def _helpdesk(cls, value: str) -> str:
+        return _url(value, ("http", "https"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+    @field_validator("rate_limits", "storage", "content_storage", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return _json_object(value)
+
+    @field_validator("jurisdiction", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Config:
+        """Fill in the defaults that follow from other values."""
+        self.data_dir = self.data_dir.resolve()
+        if self.public_url is None:
+            self.public_url = f"http://{self.host}:{self.port}"
+        if self.allowed_hosts is None:
+            self.allowed_hosts = list(dict.fromkeys([urlsplit(self.public_url).hostname, "127.0.0.1", "localhost"]))
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether people reach the product over HTTPS."""
+        return self.public_url.startswith("https://")
+
+    @property
+    def smtp(self) -> Smtp:
+        """The SMTP relay's address, login and encryption."""
+        parts = urlsplit(self.smtp_url)
+        secure = {"smtp": 25, "smtp+tls": 587, "smtps": 465}
+        return Smtp(host=parts.hostname or "localhost", port=parts.port or secure[parts.scheme], user=unquote(parts.username or ""),
+                    password=unquote(parts.password or ""), use_tls=parts.scheme == "smtp+tls", use_ssl=parts.scheme == "smtps")
+
+    @property
+    def helpdesk(self) -> Helpdesk:
+        """The helpdesk's address without its login, and the login."""
+        parts = urlsplit(self.helpdesk_url)
+        port = f":{parts.port}" if parts.port else ""
+        return Helpdesk(base_url=f"{parts.scheme}://{parts.hostname}{port}{parts.path}".rstrip("/"),
+                        email=unquote(parts.username or ""), token=unquote(parts.password or ""))
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        """The environment first, then the services `make run` started (their file lives in the data directory,
+        which the environment may move)."""
+        data_dir = Path(env_settings().get("DSAR_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=data_dir / EMBEDDED_SERVICES_FILE)
+
+
+def config_load() -> Config:
+    """The configuration, from the environment; ImproperlyConfigured naming each variable that is
+    missing or wrong."""
+    try:
+        return Config()
+    except ValidationError as error:
+        raise ImproperlyConfigured("\n".join(_problem(problem) for problem in error.errors())) from None
+
+
+def _problem(problem: dict) -> str:
+    """One line per problem: the variable, the key inside its JSON if any, and what is wrong."""
+    variable, *inside = problem["loc"]
+    where = variable + "".join(f"[{key!r}]" for key in inside)
+    if problem["type"] == "missing" and not inside:
+        field = next(f for f in Config.model_fields.values() if f.alias == variable)
+        return f"{variable} is not set: {field.description} Set it, or use `make run`, which sets it."
+    shown = "" if isinstance(problem["input"], dict) else f" (got {problem['input']!r})"
+    return f"{where}: {problem['msg'].removeprefix('Value error, ')}{shown}"
+
+
+# --- The reference -----------------------------------------------------------------------------------
+
+REFERENCE_HEADER = """# Configuration
+
+Every environment variable the product reads, generated from `dsar/config.py` by
+`python -m dsar.config > docs/configuration.md` (`make config-docs`); a test fails when the two
+disagree. Only `dsar/config.py` reads the environment. A value that cannot be used stops start-up
+with a message naming the variable and what is wrong with it.
+
+Booleans take `1`/`0` (or `true`/`false`, `yes`/`no`, `on`/`off`). An empty variable counts as unset.
+Under `make run`, `DATABASE_URL`, `REDIS_URL`, `DSAR_SECRET_KEY` and `DSAR_HELPDESK_URL` need not be
+set: it starts or makes what they name and records it in `DSAR_DATA_DIR/services.env`, which the
+settings read after the environment.
+
+Libraries read a few variables of their own: the `support` connector honours the usual proxy
+variables (`HTTPS_PROXY`, `NO_PROXY`) and trusts the system's certificate authorities or the bundle
+OpenSSL's `SSL_CERT_FILE` names; S3 storage takes its credentials from the usual `AWS_*` variables.
+Timings inside the product (leases, retries, batch sizes, time limits) are constants in
+`dsar/settings.py`, not configuration.
+"""
+
+
+def config_reference() -> str:
+    """The reference of every variable, in Markdown, grouped as in the class."""
+    groups: dict[str, list[str]] = {}
+    for field in Config.model_fields.values():
+        extra = field.json_schema_extra
+        default = extra["shown"] or _shown(field.default)
+        row = f"| `{field.alias}` | {_kind(field)} | {field.description} | {default} |"
+        groups.setdefault(extra["group"], []).append(row)
+    sections = [f"## {group}\n\n| variable | type | meaning | default |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+                for group, rows in groups.items()]
+    return "\n".join([REFERENCE_HEADER, *sections])
+
+
+def _shown(default: Any) -> str:
+    if default is ...:
+        return "required"
+    if isinstance(default, bool):
+        return f"`{int(default)}`"
+    if isinstance(default, BaseModel):
+        return f"`{json.dumps(default.model_dump())}`"
+    return f"`{default}`"
+
+
+def _kind(field: FieldInfo) -> str:
+    """What sort of value a variable takes, in words."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, UnionType):  # optional: the reference says what unset means
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Literal:
+        return " or ".join(f"`{value}`" for value in get_args(annotation))
+    if get_origin(annotation) is list:
+        return "comma-separated list"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "JSON object"
+    words = {SecretStr: "secret", bool: "boolean", int: "whole number", Path: "path"}
+    return words.get(annotation, "URL" if field.alias.endswith("_URL") else "text")
+
+
+if __name__ == "__main__":
+    sys.stdout.write(config_reference())

@@ -1,0 +1,101 @@
+"""dsar/throttle.py: the rate limits that are security controls, counted in the real Redis."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.core.cache import cache
+from django.test import RequestFactory
+
+from dsar.cache import cache_redis
+from dsar.throttle import Throttled, client_address, rate_parse, throttle_filing, throttle_verify
+
+from ..support.waiting import wait_for
+
+
+@pytest.fixture
+def limits(settings):
+    settings.DSAR_RATE_LIMITS = {"file_ip": "3/m", "file_email": "2/h", "verify_ip": "4/10m", "verify_email": "1/d"}
+    settings.DSAR_TRUSTED_PROXIES = []
+    cache.clear()
+    yield settings.DSAR_RATE_LIMITS
+    cache.clear()
+
+
+def _from(address: str, forwarded: str | None = None):
+    extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+    return RequestFactory().post("/api/v1/requests", REMOTE_ADDR=address, **extra)
+
+
+@pytest.mark.parametrize(("rate", "parsed"), [
+    ("30/m", (30, 60)), ("60/10m", (60, 600)), ("5/h", (5, 3600)), ("1/d", (1, 86400)), ("2/s", (2, 1)), ("7/2h", (7, 7200)),
+])
+def test_a_rate_is_calls_per_window_in_seconds(rate, parsed):
+    assert rate_parse(rate) == parsed
+
+
+@pytest.mark.parametrize("rate", ["often", "30/min", "30", "/m", "-1/m", "30/m "])
+def test_a_rate_of_another_form_is_refused(rate):
+    with pytest.raises(ValueError, match="calls/window"):
+        rate_parse(rate)
+
+
+def test_the_client_is_the_connecting_address_unless_a_trusted_proxy_forwarded_the_call(settings):
+    settings.DSAR_TRUSTED_PROXIES = ["10.0.0.2"]
+    assert client_address(_from("198.51.100.7")) == "198.51.100.7"
+    assert client_address(_from("198.51.100.7", forwarded="203.0.113.9")) == "198.51.100.7"  # anyone can write the header
+    assert client_address(_from("10.0.0.2", forwarded="203.0.113.9")) == "203.0.113.9"
+    # The proxy appends the address it saw; what the client wrote before it is not believed.
+    assert client_address(_from("10.0.0.2", forwarded="192.0.2.1, 203.0.113.9")) == "203.0.113.9"
+
+
+def test_filing_is_limited_per_client_address(limits):
+    for number in range(3):
+        throttle_filing(_from("198.51.100.1"), f"flood.{number}@example.com")
+    with pytest.raises(Throttled, match="Too many requests from your network") as refused:
+        throttle_filing(_from("198.51.100.1"), "flood.3@example.com")
+    assert (refused.value.status, refused.value.code) == (429, "throttled")
+    throttle_filing(_from("198.51.100.2"), "flood.4@example.com")  # another address has its own count
+
+
+def test_filing_is_limited_per_email_across_addresses(limits):
+    throttle_filing(_from("198.51.100.1"), "victim@example.com")
+    throttle_filing(_from("198.51.100.2"), "victim@example.com")
+    with pytest.raises(Throttled, match="Too many requests for this email address"):
+        throttle_filing(_from("198.51.100.3"), "victim@example.com")
+
+
+def test_code_attempts_are_limited_per_email_and_per_address_apart_from_filing(limits):
+    throttle_filing(_from("198.51.100.1"), "guess@example.com")  # filing counts do not spend attempts
+    throttle_verify(_from("198.51.100.1"), "guess@example.com")
+    with pytest.raises(Throttled, match="Too many code attempts for this email address"):
+        throttle_verify(_from("198.51.100.2"), "guess@example.com")
+    for number in range(4):
+        throttle_verify(_from("198.51.100.9"), f"other.{number}@example.com")
+    with pytest.raises(Throttled, match="Too many code attempts from your network"):
+        throttle_verify(_from("198.51.100.9"), "other.9@example.com")
+
+
+def test_redis_holds_counts_under_keyed_hashes_that_expire_with_their_window(limits):
+    throttle_filing(_from("198.51.100.77"), "private.person@example.com")
+    keys = [key.decode() for key in cache_redis().scan_iter(match=cache.make_key("rl:*"))]
+    assert len(keys) == 2
+    assert not [key for key in keys if "198.51.100.77" in key or "private.person" in key]
+    ttls = sorted(cache_redis().ttl(key) for key in keys)
+    assert 0 < ttls[0] <= 61 and 3540 < ttls[1] <= 3601  # a minute's window and an hour's, one second more
+
+
+def test_a_count_starts_again_in_the_next_window(settings, limits):
+    settings.DSAR_RATE_LIMITS = {**limits, "file_ip": "1/s"}
+    throttle_filing(_from("198.51.100.5"), "first@example.com")
+    emails = (f"again.{number}@example.com" for number in itertools.count())  # each its own email count
+
+    def allowed_again() -> bool:
+        try:
+            throttle_filing(_from("198.51.100.5"), next(emails))
+        except Throttled:
+            return False
+        return True
+
+    wait_for(allowed_again, timeout=3, interval=0.1, what="the next one-second window")
