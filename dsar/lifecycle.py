@@ -75,7 +75,7 @@ def request_transition(
     return audit_record(request, actor=actor, action=action, from_status=from_status, to_status=to, note=note, data=data)
 
 
-def audit_record(
+def audit_entry_new(
     request: Request | None,
     *,
     actor: str,
@@ -85,11 +85,8 @@ def audit_record(
     note: str = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry to the audit trail, about `request` (a status left out is its current one)
-    or, with None, about staff management. Call inside the transaction of the change it records:
-    the database seals it into the chain when that commits."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit entries are written inside the transaction of the change they record")
+    """An unsaved audit entry with its content hash, about `request` (a status left out is its
+    current one) or, with None, about staff management."""
     entry = AuditEntry(
         request=request,
         at=timezone.now(),
@@ -101,6 +98,24 @@ def audit_record(
         data=data or {},
     )
     entry.content_hash = audit_content_hash(entry)
+    return entry
+
+
+def audit_record(
+    request: Request | None,
+    *,
+    actor: str,
+    action: str,
+    from_status: str = "",
+    to_status: str = "",
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit trail (as `audit_entry_new` makes it). Call inside the
+    transaction of the change it records: the database seals it into the chain when that commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit entries are written inside the transaction of the change they record")
+    entry = audit_entry_new(request, actor=actor, action=action, from_status=from_status, to_status=to_status, note=note, data=data)
     entry.save(force_insert=True)
     return entry
 

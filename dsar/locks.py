@@ -6,7 +6,8 @@ transactions never wait on each other in a circle:
 1. a scheduled job's advisory lock (`job_lock`), held across the job's transactions;
 2. a staff member's user row (`staff_user_lock`): staff management, which locks nothing else;
 3. the request row (`request_lock`, or `requests_lock_free` for a batch);
-4. its connector tasks (`task_lock`);
+4. its connector tasks, locked by the UPDATE that records a task's result, taken with the
+   request's row locked;
 5. its final step (`final_step_lock`);
 6. its export (`export_lock`);
 7. last, at commit and taken by the database itself: the audit chain's advisory lock
@@ -27,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 
-from .models import ConnectorTask, Export, FinalStep, Request
+from .models import Export, FinalStep, Request
 
 
 class JobBusy(Exception):
@@ -65,11 +66,6 @@ def requests_lock_free(requests: QuerySet[Request], *, limit: int) -> list[Reque
     """Lock at most `limit` of `requests`, skipping rows another transaction holds: for batch jobs,
     which come back for the skipped ones on their next run."""
     return list(requests.select_for_update(skip_locked=True)[:limit])
-
-
-def task_lock(task_id: int) -> ConnectorTask | None:
-    """Lock one connector task (its request locked first), or None when it is gone."""
-    return ConnectorTask.objects.select_for_update().filter(pk=task_id).first()
 
 
 def final_step_lock(request_id: Any) -> FinalStep | None:

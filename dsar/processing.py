@@ -342,7 +342,12 @@ def final_step_create(request: Request) -> bool:
 
 def final_step_requeue(request: Request) -> None:
     """Queue a locked request's final step again (a retry), and ring for it on commit."""
-    FinalStep.objects.update_or_create(request=request, defaults={"status": TaskStatus.QUEUED, "lease_until": None, "sweeps": 0})
+    step = locks.final_step_lock(request.pk)
+    if step is None:
+        FinalStep.objects.create(request=request)
+    else:
+        step.status, step.lease_until, step.sweeps = TaskStatus.QUEUED, None, 0
+        step.save(update_fields=["status", "lease_until", "sweeps", "updated_at"])
     final_step_ring_on_commit(request.pk)
 
 
@@ -397,20 +402,25 @@ def final_step_run(request_id) -> None:
         raise
 
 
-def _still_claimed(step: FinalStep) -> QuerySet[FinalStep]:
-    """The step's row, if it is still running under this claim (not taken over by another worker)."""
-    return FinalStep.objects.filter(pk=step.pk, status=TaskStatus.RUNNING, attempts=step.attempts)
+def _final_step_locked(step: FinalStep) -> tuple[Request, bool]:
+    """Lock the step's request, then the step; and say whether the step still runs under this
+    claim, its request processing (not taken over by another worker and finished meanwhile)."""
+    request = locks.request_lock(step.request_id)
+    current = locks.final_step_lock(step.request_id)
+    still_claimed = current is not None and (current.status, current.attempts) == (TaskStatus.RUNNING, step.attempts)
+    return request, still_claimed and request.status == Status.PROCESSING
 
 
 def final_step_fail(step: FinalStep, reason: str) -> None:
     """The final step failed for good: it and its request fail with the reason; staff can retry."""
-    now = timezone.now()
     with transaction.atomic():
-        request = locks.request_lock(step.request_id)
-        failed = _still_claimed(step).update(status=TaskStatus.FAILED, lease_until=None, last_error=reason, last_error_at=now,
-                                             finished_at=now, updated_at=now)
-        if failed and request.status == Status.PROCESSING:
-            request_fail(request, reason)
+        request, still_claimed = _final_step_locked(step)
+        if not still_claimed:
+            return
+        step.status, step.lease_until, step.last_error = TaskStatus.FAILED, None, reason
+        step.last_error_at = step.finished_at = timezone.now()
+        step.save(update_fields=["status", "lease_until", "last_error", "last_error_at", "finished_at", "updated_at"])
+        request_fail(request, reason)
 
 
 def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archive | None = None) -> None:
@@ -418,13 +428,14 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
     another worker meanwhile (whose result then stands, and this one's archive is deleted)."""
     now = timezone.now()
     with transaction.atomic():
-        request = locks.request_lock(step.request_id)
-        if request.status != Status.PROCESSING or not _still_claimed(step).update(
-                status=TaskStatus.SUCCEEDED, lease_until=None, finished_at=now, updated_at=now):
+        request, still_claimed = _final_step_locked(step)
+        if not still_claimed:
             logger.warning("request %s: its final step was taken over by another worker; discarding this result", request.id)
             if archive is not None:
                 transaction.on_commit(lambda: exports.storage_delete(archive.path))
             return
+        step.status, step.lease_until, step.finished_at = TaskStatus.SUCCEEDED, None, now
+        step.save(update_fields=["status", "lease_until", "finished_at", "updated_at"])
         export = None
         if archive is not None:
             export = Export.objects.create(

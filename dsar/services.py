@@ -22,12 +22,12 @@ from connectors.base import Identity, TransientError
 from connectors.registry import connector_get, connector_names
 from connectors.taxonomy import category_ids
 
-from . import exports, locks, processing, verification
+from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
-from .lifecycle import IllegalTransition, audit_record, request_transition, transition_target
+from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
 from .models import Export, Request, RequestType, Status
-from .notifications import code_email, email_enqueue, email_on_commit
+from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,9 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
                       created_at=now, due_at=due_at_for(now))
     verification.code_issue(request, now)
-    with transaction.atomic():
-        request.save(force_insert=True)
-        audit_record(request, actor=SUBJECT, action="filed", note=f"{type} request filed")
-        email_enqueue(code_email(request))
+    email = code_email(request)
+    orm_bypass.request_file(request, audit_entry_new(request, actor=SUBJECT, action="filed", note=f"{type} request filed"), email)
+    emails_ring_on_commit([email])
     logger.info("request %s: filed (%s)", request.id, type)
     return request
 

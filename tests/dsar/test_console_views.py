@@ -23,6 +23,7 @@ from ..factories import request_make
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-staff-passphrase"
+QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 0, 0  # sessions, the user, their role and second factor, then the page's own
 
 
 def _staff(username: str, role: str):
@@ -488,3 +489,30 @@ def test_the_settings_page_names_connectors_but_never_their_options(admin_client
     assert "GDPR" in content and "1 month" in content and "2 months" in content
     assert "vault" in content and "example.Vault" in content and "connectors.sql.SqlConnector" in content
     assert "s3cr3t-token" not in content and "accounts.yaml" not in content
+
+
+# --- Queries: a page costs the same whatever it lists ------------------------------------------------------
+
+
+def test_the_queue_page_takes_a_fixed_number_of_queries_for_fifty_rows(reviewer_client, django_assert_num_queries):
+    for number in range(50):
+        request_make(status="pending_review", email=f"q{number}@example.com")
+    with django_assert_num_queries(QUEUE_QUERIES):
+        response = reviewer_client.get(reverse("console:queue"))
+    assert len(response.context["page"]) == 50
+
+
+def test_the_request_page_takes_a_fixed_number_of_queries_for_many_tasks_and_entries(reviewer_client, django_assert_num_queries):
+    request = request_make(status="failed")
+    for connector in ("accounts", "payments", "content", "support", "third_party", "probe"):
+        ConnectorTask.objects.create(request=request, connector=connector, status="succeeded", counts={"name_contact": 1})
+    from django.db import transaction
+
+    from dsar.lifecycle import audit_record
+
+    with transaction.atomic():
+        for number in range(20):
+            audit_record(request, actor="system", action="noted", note=str(number))
+    with django_assert_num_queries(REQUEST_PAGE_QUERIES):
+        response = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert len(response.context["tasks"]) == 6 and response.content.count(b">noted<") == 20
