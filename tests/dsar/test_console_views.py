@@ -23,7 +23,9 @@ from ..factories import request_make
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-staff-passphrase"
-QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 0, 0  # sessions, the user, their role and second factor, then the page's own
+# The session, the user, their roles, their second factor; then the page's own: the queue's count and
+# rows, or the request (with its export), its tasks and its audit trail.
+QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 7
 
 
 def _staff(username: str, role: str):

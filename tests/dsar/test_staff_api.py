@@ -14,7 +14,9 @@ from ..factories import request_make
 from ..support.flows import file_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
-LIST_QUERIES, DETAIL_QUERIES = 0, 0  # the token, its user and role, then the page's own
+# The token (with its user) and its last use, the user's roles; then the queue's count and rows, or
+# the request (with its export), its tasks and its audit trail.
+LIST_QUERIES, DETAIL_QUERIES = 5, 6
 
 
 def test_signed_out_and_bad_tokens_are_refused(db):
