@@ -164,6 +164,8 @@ def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
     assert confirmed.status_code == 302 and confirmed["Location"] == "/console/settings"
     assert TOTPDevice.objects.get(user=user).confirmed
     assert client.get(reverse("console:staff")).status_code == 200
+    assert _staff_audit()[-2:] == [("staff:adele", "staff_second_factor_issued", {"staff": "adele"}),
+                                   ("staff:adele", "staff_second_factor_set", {"staff": "adele"})]
 
     later = Client()  # the next sign-in asks for a code, not a new device
     assert _sign_in(later, "adele").status_code == 302
@@ -480,6 +482,26 @@ def test_an_admin_resets_a_lost_second_factor(admin_client):
     TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
     admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]))
     assert not TOTPDevice.objects.filter(user=rita).exists()
+    assert _staff_audit()[-1] == ("staff:ada", "staff_second_factor_reset", {"staff": "rita"})
+
+
+def _staff_audit() -> list[tuple[str, str, dict]]:
+    return list(AuditEntry.objects.filter(request__isnull=True).order_by("id").values_list("actor", "action", "data"))
+
+
+def test_every_staff_change_made_in_the_console_is_in_the_audit_trail(admin_client):
+    before = len(_staff_audit())
+    admin_client.post(reverse("console:staff"), {"username": "rob", "email": "", "role": ROLE_REVIEWER, "password": PASSWORD})
+    rob = get_user_model().objects.get(username="rob")
+    admin_client.post(reverse("console:staff-role", args=[rob.pk]), {"role": ROLE_ADMIN})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "0"})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "1"})
+    assert _staff_audit()[before:] == [
+        ("staff:ada", "staff_created", {"staff": "rob", "role": "reviewer"}),
+        ("staff:ada", "staff_role_changed", {"staff": "rob", "role": "admin"}),
+        ("staff:ada", "staff_deactivated", {"staff": "rob"}),
+        ("staff:ada", "staff_reactivated", {"staff": "rob"}),
+    ]
 
 
 def test_the_settings_page_names_connectors_but_never_their_options(admin_client, settings):

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -344,3 +345,11 @@ def test_nobody_changes_their_own_role_or_access_and_a_name_is_taken_once():
     ada = get_user_model().objects.get(pk=ada.pk)
     assert staff_has_role(ada, ROLE_ADMIN) and ada.is_active
     assert [action for _, action, _ in _staff_entries()] == ["staff_created", "staff_created"]
+
+
+def test_the_staff_token_command_creates_the_member_and_a_token_and_audits_both(capsys):
+    call_command("staff_token", "tok", "--role", ROLE_ADMIN)
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert staff_token_user(token).username == "tok"
+    assert _staff_entries() == [("system", "staff_created", {"staff": "tok", "role": "admin"}),
+                                ("system", "staff_token_created", {"staff": "tok"})]
