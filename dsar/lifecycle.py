@@ -101,21 +101,13 @@ def audit_entry_new(
     return entry
 
 
-def audit_record(
-    request: Request | None,
-    *,
-    actor: str,
-    action: str,
-    from_status: str = "",
-    to_status: str = "",
-    note: str = "",
-    data: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry to the audit trail (as `audit_entry_new` makes it). Call inside the
-    transaction of the change it records: the database seals it into the chain when that commits."""
+def audit_record(request: Request | None, *, actor: str, action: str, **details: Any) -> AuditEntry:
+    """Append one entry to the audit trail, made by `audit_entry_new` (whose keyword arguments
+    `details` are: from_status, to_status, note, data). Call inside the transaction of the change it
+    records: the database seals it into the chain when that commits."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written inside the transaction of the change they record")
-    entry = audit_entry_new(request, actor=actor, action=action, from_status=from_status, to_status=to_status, note=note, data=data)
+    entry = audit_entry_new(request, actor=actor, action=action, **details)
     entry.save(force_insert=True)
     return entry
 
