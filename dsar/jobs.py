@@ -111,7 +111,7 @@ def unverified_purge(*, now: dt.datetime, limit: int) -> str:
     day. Their audit entries stay: they hold the request id and what happened, no personal data."""
     cutoff = now - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS)
     with transaction.atomic():
-        old = locks.requests_lock_free(Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff), limit=limit)
+        old = locks.rows_lock_free(Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff), limit=limit)
         deleted = Request.objects.filter(pk__in=[request.pk for request in old]).delete()[1].get("dsar.Request", 0)
         if deleted:
             tally, _ = PurgeTally.objects.get_or_create(day=now.date())
@@ -126,7 +126,7 @@ def record_retention(*, now: dt.datetime, limit: int) -> str:
     done = 0
     with transaction.atomic():
         old = Request.objects.filter(status__in=FINAL, anonymized_at__isnull=True, closed_at__lt=cutoff).order_by("closed_at")
-        for request in locks.requests_lock_free(old, limit=limit):
+        for request in locks.rows_lock_free(old, limit=limit):
             request.email = f"anon:{_pseudonym(request.email)}"
             request.code_hash = request.token_hash = ""
             request.erasure_check = None

@@ -5,7 +5,7 @@ transactions never wait on each other in a circle:
 
 1. a scheduled job's advisory lock (`job_lock`), held across the job's transactions;
 2. a staff member's user row (`staff_user_lock`): staff management, which locks nothing else;
-3. the request row (`request_lock`, or `requests_lock_free` for a batch);
+3. the request row (`request_lock`, or `rows_lock_free` for a batch of requests);
 4. its connector tasks, locked by the UPDATE that records a task's result, taken with the
    request's row locked;
 5. its final step (`final_step_lock`);
@@ -13,7 +13,8 @@ transactions never wait on each other in a circle:
 7. last, at commit and taken by the database itself: the audit chain's advisory lock
    (`AUDIT_CHAIN_LOCK`, the `audit_seal` trigger in dsar/models.py).
 
-A worker's claim on a job row is not a lock in this sense: it is one conditional UPDATE of that
+A batch of outgoing emails (`rows_lock_free`) is locked by the sender in a transaction that locks
+nothing else. A worker's claim on a job row is not a lock in this sense: it is one conditional UPDATE of that
 one row, in a transaction of its own, so it never holds one row while waiting for another.
 """
 
@@ -62,10 +63,10 @@ def request_lock(request_id: Any) -> Request:
     return Request.objects.select_for_update().get(pk=request_id)
 
 
-def requests_lock_free(requests: QuerySet[Request], *, limit: int) -> list[Request]:
-    """Lock at most `limit` of `requests`, skipping rows another transaction holds: for batch jobs,
-    which come back for the skipped ones on their next run."""
-    return list(requests.select_for_update(skip_locked=True)[:limit])
+def rows_lock_free(rows: QuerySet, *, limit: int) -> list:
+    """Lock at most `limit` of `rows` (the queryset's own table only, not those it joins), skipping
+    rows another transaction holds: for batches, which come back for the skipped ones next time."""
+    return list(rows.select_for_update(skip_locked=True, of=("self",))[:limit])
 
 
 def final_step_lock(request_id: Any) -> FinalStep | None:

@@ -80,11 +80,11 @@ def test_a_batch_lock_passes_over_rows_another_transaction_holds():
     held, free, other = request_make(email="held@example.com"), request_make(email="free@example.com"), request_make(email="other@example.com")
     batch = Request.objects.filter(pk__in=[held.pk, free.pk]).order_by("email")
     with Holder(lambda: locks.request_lock(held.pk)), transaction.atomic():
-        assert [request.email for request in locks.requests_lock_free(batch, limit=10)] == ["free@example.com"]
+        assert [request.email for request in locks.rows_lock_free(batch, limit=10)] == ["free@example.com"]
         assert _waits(lambda: locks.request_lock(held.pk))
     with transaction.atomic():
-        assert [request.email for request in locks.requests_lock_free(batch, limit=1)] == ["free@example.com"]
-        assert [request.email for request in locks.requests_lock_free(Request.objects.order_by("email"), limit=2)] == [
+        assert [request.email for request in locks.rows_lock_free(batch, limit=1)] == ["free@example.com"]
+        assert [request.email for request in locks.rows_lock_free(Request.objects.order_by("email"), limit=2)] == [
             "free@example.com", "held@example.com"]
     assert Request.objects.filter(pk=other.pk).exists()
 
