@@ -340,3 +340,32 @@ def test_doorbells_that_cannot_reach_the_broker_are_left_to_the_sweeper_and_rais
     ring_all("doorbell", [((1,), {}), ((2,), {})], app=_app_on("redis://127.0.0.1:1/0"))
     messages = [record.getMessage() for record in caplog.records]
     assert any("could not reach the broker for doorbell[(1,), (2,)]" in message and "Connection refused" in message for message in messages), messages
+
+
+# --- The migration that gave the final step its own row ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_final_steps_in_flight_when_migrating_are_carried_over_to_their_own_rows():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("dsar", "0005_outgoing_email")], [("dsar", "0006_final_step")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("dsar", "Request")
+    now = timezone.now()
+    lease = now + MINUTE
+
+    def filed(email: str, **final) -> str:
+        return str(old.objects.create(type="access", status="processing", email=email, categories=[], jurisdiction="gdpr",
+                                      created_at=now, due_at=now + dt.timedelta(days=30), **final).pk)
+
+    queued, running = filed("queued@example.com", finalize_state="queued"), filed(
+        "running@example.com", finalize_state="running", finalize_lease_until=lease, finalize_attempts=2)
+    filed("done@example.com", finalize_state="done", finalize_attempts=1)
+    filed("none@example.com")
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    steps = {str(step.request_id): (step.status, step.lease_until, step.attempts, step.sweeps) for step in FinalStep.objects.all()}
+    assert steps == {queued: ("queued", None, 0, 0), running: ("running", lease, 2, 0)}
+    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
