@@ -228,7 +228,7 @@ class Chaos:
             # How hard the faults hit: tasks the sweeper revived, attempts cut short and run again.
             revived, repeated, finals = conn.execute(
                 """SELECT coalesce(sum(t.sweeps), 0), coalesce(sum(t.attempts - 1) FILTER (WHERE t.attempts > 1), 0),
-                          (SELECT coalesce(sum(finalize_attempts - 1), 0) FROM dsar_request WHERE id = ANY(%s::uuid[]))
+                          (SELECT coalesce(sum(attempts - 1), 0) FROM dsar_finalstep WHERE request_id = ANY(%s::uuid[]))
                      FROM dsar_connectortask t WHERE t.request_id = ANY(%s::uuid[])""",
                 [self.ids, self.ids],
             ).fetchone()

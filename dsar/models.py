@@ -54,11 +54,6 @@ class Request(models.Model):
     result = models.JSONField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
 
-    # The one step that runs after the last connector task: build the export or the receipt.
-    finalize_state = models.CharField(max_length=8, default="", blank=True)
-    finalize_lease_until = models.DateTimeField(null=True, blank=True)
-    finalize_attempts = models.PositiveSmallIntegerField(default=0)
-
     anonymized_at = models.DateTimeField(null=True, blank=True, help_text="Personal data replaced by a keyed hash.")
     erasure_check = models.JSONField(null=True, blank=True, help_text="What the connectors still held a day after erasure.")
 
@@ -75,6 +70,8 @@ class Request(models.Model):
 
 
 class TaskStatus(models.TextChoices):
+    """Where a job row stands: a connector task or a request's final step."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -111,6 +108,31 @@ class ConnectorTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector} for {self.request_id}"
+
+
+class FinalStep(models.Model):
+    """The one job that runs after a request's last connector task succeeded: it builds the export
+    (access) or merges the receipts (deletion), then completes the request. Claimed, leased and
+    swept like a connector task; one row per request."""
+
+    request = models.OneToOneField(Request, on_delete=models.CASCADE, related_name="final_step")
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Claims by a worker, redeliveries included.")
+    sweeps = models.PositiveSmallIntegerField(default=0, help_text="Times the sweeper revived it after a lost worker or message.")
+    claimed_by = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it.")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "lease_until"])]
+
+    def __str__(self) -> str:
+        return f"final step of {self.request_id}"
 
 
 class OutgoingEmail(models.Model):
@@ -158,11 +180,13 @@ def _no_truncate(name: str) -> pgtrigger.Trigger:
 
 class AuditEntry(models.Model):
     """An append-only record of every transition and staff action. Its content hash is computed by
-    the application; the database seals it into the chain when the transaction commits."""
+    the application; the database seals it into the chain when the transaction commits. An entry
+    about staff management rather than a request (a staff member added, a role changed) has no
+    request."""
 
     # No database constraint: the trail outlives a purged unverified request (its entries hold no
     # personal data), and the append-only trigger forbids the cascade a constraint would need.
-    request = models.ForeignKey(Request, on_delete=models.DO_NOTHING, db_constraint=False, related_name="audit")
+    request = models.ForeignKey(Request, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="audit")
     at = models.DateTimeField()
     actor = models.CharField(max_length=160, help_text="'subject', 'system', or 'staff:<username>'.")
     action = models.CharField(max_length=40)

@@ -170,9 +170,9 @@ def _ring(emails: list[OutgoingEmail]) -> None:
 
 def emails_ring() -> None:
     """Publish the sending task (the doorbell's key aside)."""
-    from . import processing, tasks  # both import this module
+    from .doorbell import EMAILS_SEND, ring
 
-    processing.ring(tasks.emails_send)
+    ring(EMAILS_SEND)
 
 
 # --- Sending -----------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def _deliver(email: OutgoingEmail, relay) -> str:
 
 def _postpone(email: OutgoingEmail, error: BaseException) -> None:
     """Try again later with backoff, or give up once DSAR_EMAIL_GIVE_UP_HOURS have passed."""
-    from .processing import backoff_seconds  # processing imports this module
+    from .doorbell import backoff_seconds
 
     email.attempts += 1
     email.last_error = str(error)[:1000] or type(error).__name__

@@ -22,10 +22,10 @@ from connectors.base import Identity, TransientError
 from connectors.registry import connector_get, connector_names
 from connectors.taxonomy import category_ids
 
-from . import exports, processing, verification
+from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
-from .lifecycle import IllegalTransition, audit_record, request_insert, request_lock, request_transition
+from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
 from .models import Export, Request, RequestType, Status
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 
@@ -46,13 +46,9 @@ def email_normalize(email: str) -> str:
     return normalized
 
 
-def staff_actor(user) -> str:
-    return f"staff:{user.get_username()}"
-
-
 def _locked(request_id) -> Request:
     try:
-        return request_lock(request_id)
+        return locks.request_lock(request_id)
     except Request.DoesNotExist:
         raise NotFound("No such request.") from None
 
@@ -84,9 +80,8 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
                       created_at=now, due_at=due_at_for(now))
     verification.code_issue(request, now)
-    # One statement, a transaction of its own, writes the request, its audit entry and its code email.
     email = code_email(request)
-    request_insert(request, actor=SUBJECT, action="filed", note=f"{type} request filed", also=[email])
+    orm_bypass.request_file(request, audit_entry_new(request, actor=SUBJECT, action="filed", note=f"{type} request filed"), email)
     emails_ring_on_commit([email])
     logger.info("request %s: filed (%s)", request.id, type)
     return request
@@ -228,6 +223,14 @@ def request_deny(*, request_id, actor: str, reason: str) -> Request:
     return request
 
 
+def _extend_refusal(request: Request) -> Conflict | None:
+    if request.status not in OPEN_STATUSES:
+        return Conflict(f"A {request.status} request has no deadline to extend.", code="illegal_transition")
+    if request.extended_at is not None:
+        return Conflict("This request's deadline was already extended once.", code="already_extended")
+    return None
+
+
 def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request:
     """Move the deadline once, by at most the jurisdiction's extension; the subject is told why."""
     if not reason.strip():
@@ -236,10 +239,8 @@ def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request
         raise InvalidInput("days must be at least 1.", code="invalid_days")
     with transaction.atomic():
         request = _locked(request_id)
-        if request.status not in OPEN_STATUSES:
-            raise Conflict(f"A {request.status} request has no deadline to extend.", code="illegal_transition")
-        if request.extended_at is not None:
-            raise Conflict("This request's deadline was already extended once.", code="already_extended")
+        if refusal := _extend_refusal(request):
+            raise refusal
         new_due = request.due_at + dt.timedelta(days=days)
         limit = extension_limit(request.due_at, request.jurisdiction)
         if new_due > limit:
@@ -252,16 +253,24 @@ def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request
     return request
 
 
+def _release_refusal(request: Request, export: Export | None) -> Conflict | None:
+    if request.status != Status.COMPLETED or export is None or export.deleted_at is not None:
+        return Conflict("Only a completed access request with an export can be released.", code="illegal_transition")
+    if export.released_at is not None:
+        return Conflict("This export was already released.", code="already_released")
+    if not settings.DSAR_REVIEW_BEFORE_RELEASE:
+        return Conflict("This deployment releases each export as soon as it is made.", code="illegal_transition")
+    return None
+
+
 def request_release(*, request_id, actor: str, note: str = "") -> Request:
     """Release a completed access request's export to the subject after review (when the
     deployment reviews exports before release). The subject is emailed the download link."""
     with transaction.atomic():
         request = _locked(request_id)
-        export = Export.objects.select_for_update().filter(request=request, deleted_at__isnull=True).first()
-        if request.status != Status.COMPLETED or export is None:
-            raise Conflict("Only a completed access request with an export can be released.", code="illegal_transition")
-        if export.released_at is not None:
-            raise Conflict("This export was already released.", code="already_released")
+        export = locks.export_lock(request.pk)
+        if refusal := _release_refusal(request, export):
+            raise refusal
         export.released_at = timezone.now()
         export.save(update_fields=["released_at"])
         audit_record(request, actor=actor, action="released", note=note)
@@ -277,3 +286,18 @@ def request_retry(*, request_id, actor: str) -> Request:
         _transition(request, "retried", actor=actor, note=reason, update_fields=["failure_reason"])
         processing.tasks_retry(request)
     return request
+
+
+# The review actions whose rule is the state machine's, by the transition each makes.
+_REVIEW_TRANSITIONS = {"approve": "approved", "deny": "denied", "retry": "retried"}
+
+
+def request_actions_allowed(*, request: Request) -> set[str]:
+    """The review actions (approve, deny, extend, retry, release) the services would accept for
+    `request` as it is now: what the console offers. Its export, if any, is read from the request."""
+    allowed = {name for name, action in _REVIEW_TRANSITIONS.items() if transition_target(request.status, action)}
+    if _extend_refusal(request) is None:
+        allowed.add("extend")
+    if _release_refusal(request, getattr(request, "export", None)) is None:
+        allowed.add("release")
+    return allowed

@@ -1,4 +1,9 @@
-"""Staff members, their roles (reviewer, admin) and their API tokens."""
+"""Staff members, their roles (reviewer, admin), their second factor and their API tokens.
+
+Every change to staff is a service here that writes its audit entry in the same transaction, into
+the same tamper-evident chain as the requests' (an entry with no request). `by` is the staff
+member acting, or None for the operator at the command line.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,26 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from . import locks
+from .errors import Conflict, InvalidInput, NotFound
+from .lifecycle import audit_record
 from .models import StaffToken
 
 ROLE_REVIEWER = "reviewer"
 ROLE_ADMIN = "admin"
 ROLES = (ROLE_REVIEWER, ROLE_ADMIN)
+OPERATOR = "system"
 
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def staff_actor(user) -> str:
+    """How the audit trail names a staff member acting, or the operator (None)."""
+    return f"staff:{user.get_username()}" if user is not None else OPERATOR
 
 
 def staff_has_role(user, role: str) -> bool:
@@ -29,25 +44,108 @@ def staff_has_role(user, role: str) -> bool:
     return ROLE_ADMIN in names or user.is_superuser or role in names
 
 
-@transaction.atomic
-def staff_user_ensure(*, username: str, role: str):
-    """The staff user, created if needed, holding exactly `role`."""
+def _audit(by, action: str, member, **data) -> None:
+    audit_record(None, actor=staff_actor(by), action=action, data={"staff": member.get_username(), **data})
+
+
+def _role_give(user, role: str) -> None:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    user, _ = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}.", code="invalid_role")
+    groups = [Group.objects.get_or_create(name=name)[0] for name in ROLES]
+    user.groups.remove(*groups)
+    user.groups.add(*[group for group in groups if group.name == role])
+
+
+@transaction.atomic
+def staff_user_ensure(*, username: str, role: str, by=None):
+    """The staff user `username`, created if needed, holding exactly `role`."""
+    user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": True})
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-    groups = [Group.objects.get_or_create(name=name)[0] for name in ROLES]
-    user.groups.remove(*groups)
-    user.groups.add(Group.objects.get(name=role))
+    _role_give(user, role)
+    _audit(by, "staff_created" if created else "staff_role_changed", user, role=role)
     return user
 
 
-def staff_token_create(*, user) -> str:
+@transaction.atomic
+def staff_member_create(*, username: str, email: str, role: str, password: str, by=None):
+    """A new staff member with a role and an initial password (already validated by the caller)."""
+    if get_user_model().objects.filter(username__iexact=username).exists():
+        raise Conflict("A user with that username already exists.", code="username_taken")
+    user = get_user_model().objects.create_user(username=username, email=email, password=password, is_staff=True)
+    _role_give(user, role)
+    _audit(by, "staff_created", user, role=role)
+    return user
+
+
+def _member_locked(user_id, by):
+    """Lock another staff member's row; nobody changes their own role or access (an admin could
+    leave the console with no admin at all)."""
+    if by is not None and str(by.pk) == str(user_id):
+        raise Conflict("You cannot change your own role or access: ask another admin.", code="own_account")
+    try:
+        return locks.staff_user_lock(user_id)
+    except get_user_model().DoesNotExist:
+        raise NotFound("No such staff member.") from None
+
+
+@transaction.atomic
+def staff_role_change(*, user_id, role: str, by=None):
+    """Give another staff member a different role."""
+    member = _member_locked(user_id, by)
+    _role_give(member, role)
+    _audit(by, "staff_role_changed", member, role=role)
+    return member
+
+
+@transaction.atomic
+def staff_active_set(*, user_id, active: bool, by=None):
+    """Deactivate a staff member (their sessions and API tokens stop working at once), or reactivate."""
+    member = _member_locked(user_id, by)
+    member.is_active = active
+    member.save(update_fields=["is_active"])
+    _audit(by, "staff_reactivated" if active else "staff_deactivated", member)
+    return member
+
+
+@transaction.atomic
+def staff_second_factor_reset(*, user_id, by=None):
+    """Remove a staff member's TOTP devices (a lost phone); they set one up at their next sign-in."""
+    member = _member_locked(user_id, by)
+    TOTPDevice.objects.filter(user=member).delete()
+    _audit(by, "staff_second_factor_reset", member)
+    return member
+
+
+@transaction.atomic
+def staff_second_factor_device(*, user) -> TOTPDevice:
+    """The staff member's TOTP device being set up, made with a new secret if there is none. It
+    keeps the secret between showing it and confirming it; the OTP middleware ignores unconfirmed
+    devices, so it grants nothing until then."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+        _audit(user, "staff_second_factor_issued", user)
+    return device
+
+
+@transaction.atomic
+def staff_second_factor_confirm(*, user, device: TOTPDevice) -> None:
+    """A staff member confirmed a new TOTP device with a code: it replaces any earlier one."""
+    locks.staff_user_lock(user.pk)
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+    device.confirmed = True
+    _audit(user, "staff_second_factor_set", user)
+
+
+@transaction.atomic
+def staff_token_create(*, user, by=None) -> str:
     """A new API token for a staff user. Only its hash is kept: show the key once."""
     key = secrets.token_urlsafe(32)
     StaffToken.objects.create(user=user, key_hash=_digest(key))
+    _audit(by, "staff_token_created", user)
     return key
 
 

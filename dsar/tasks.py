@@ -1,4 +1,8 @@
-"""Celery tasks: doorbells that carry an id and call a service. The database row is the job."""
+"""Celery tasks: doorbells that carry an id and call a service. The database row is the job.
+
+This module imports the workflow; the workflow never imports it, and rings for these tasks by
+name (dsar/doorbell.py).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +65,7 @@ def connector_task_run(task_id: int) -> None:
 def request_finalize(request_id: str) -> None:
     """Build the export or the receipt once every connector has finished."""
     try:
-        processing.request_finalize_run(request_id)
+        processing.final_step_run(request_id)
     except Request.DoesNotExist:
         logger.warning("request %s: no longer exists; nothing to finalize", request_id)
 

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
+from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
 
@@ -113,7 +114,7 @@ class StaffApproveApi(StaffApi):
     @extend_schema(operation_id="staff_request_approve", request=ApproveInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.ApproveInputSerializer, http_request.data)
-        services.request_approve(request_id=request_id, actor=services.staff_actor(http_request.user), note=data["note"])
+        services.request_approve(request_id=request_id, actor=staff_actor(http_request.user), note=data["note"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
@@ -124,7 +125,7 @@ class StaffDenyApi(StaffApi):
     @extend_schema(operation_id="staff_request_deny", request=DenyInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.DenyInputSerializer, http_request.data)
-        services.request_deny(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"])
+        services.request_deny(request_id=request_id, actor=staff_actor(http_request.user), reason=data["reason"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
@@ -136,12 +137,12 @@ class StaffExtendApi(StaffApi):
     @extend_schema(operation_id="staff_request_extend", request=ExtendInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.ExtendInputSerializer, http_request.data)
-        services.request_extend(request_id=request_id, actor=services.staff_actor(http_request.user), reason=data["reason"], days=data["days"])
+        services.request_extend(request_id=request_id, actor=staff_actor(http_request.user), reason=data["reason"], days=data["days"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffRetryApi(StaffApi):
     @extend_schema(operation_id="staff_request_retry", request=None, responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404, 409)})
     def post(self, http_request, request_id):
-        services.request_retry(request_id=request_id, actor=services.staff_actor(http_request.user))
+        services.request_retry(request_id=request_id, actor=staff_actor(http_request.user))
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)

@@ -10,6 +10,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import prefetch_related_objects
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_otp import user_has_device
@@ -46,6 +47,7 @@ def console_access(view=None, *, role: str = ROLE_REVIEWER, second_factor_step: 
             user = request.user
             if not user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
+            prefetch_related_objects([user], "groups")  # read once for the role checks below
             if not staff_has_role(user, ROLE_REVIEWER):
                 return forbidden(request, "This console is for privacy staff only.")
             step = second_factor_due(user)

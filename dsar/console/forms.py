@@ -6,11 +6,10 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
 
 from ..deadlines import extension_limit
 from ..models import Request, RequestType, Status
-from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_user_ensure
+from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000
 ROLE_CHOICES = [(ROLE_REVIEWER, "Reviewer: acts on requests"), (ROLE_ADMIN, "Admin: also manages staff and settings")]
@@ -131,10 +130,7 @@ class StaffCreateForm(forms.Form):
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
-        user_model = get_user_model()
-        user_model.username_validator(username)
-        if user_model.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("A user with that username already exists.")
+        get_user_model().username_validator(username)
         return username
 
     def clean(self):
@@ -145,14 +141,6 @@ class StaffCreateForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password", error)
         return data
-
-    @transaction.atomic
-    def save(self):
-        user = staff_user_ensure(username=self.cleaned_data["username"], role=self.cleaned_data["role"])
-        user.email = self.cleaned_data["email"]
-        user.set_password(self.cleaned_data["password"])
-        user.save(update_fields=["email", "password"])
-        return user
 
 
 class StaffRoleForm(forms.Form):

@@ -16,12 +16,9 @@ import django_otp
 import qrcode
 import qrcode.image.svg
 from dateutil.relativedelta import relativedelta
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,16 +26,22 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from connectors.taxonomy import category_ids, category_info, category_known, category_root
 
-from .. import services
+from .. import selectors, services
 from ..errors import NotFound, ServiceError
-from ..lifecycle import transition_target
 from ..models import Export, Request, Status
-from ..staff import ROLE_ADMIN, staff_user_ensure
-from .. import selectors
+from ..staff import (
+    ROLE_ADMIN,
+    staff_active_set,
+    staff_actor,
+    staff_member_create,
+    staff_role_change,
+    staff_second_factor_confirm,
+    staff_second_factor_device,
+    staff_second_factor_reset,
+)
 from . import forms
 from .access import console_access
 
@@ -128,27 +131,12 @@ def _export(request: Request) -> Export | None:
     return getattr(request, "export", None)
 
 
-def _releasable(request: Request) -> bool:
-    export = _export(request)
-    return (
-        settings.DSAR_REVIEW_BEFORE_RELEASE
-        and request.status == Status.COMPLETED
-        and export is not None
-        and export.released_at is None
-        and export.deleted_at is None
-    )
-
-
-def _allowed_by_state_machine(action: str) -> Callable[[Request], bool]:
-    return lambda request: transition_target(request.status, action) is not None
-
-
 @dataclass(frozen=True)
 class Action:
-    """A review action: its form, when the page offers it, the service it calls, what it says after."""
+    """A review action: its form, the service it calls, what it says after. Whether the page
+    offers it is the services' call (`services.request_actions_allowed`)."""
 
     form: type[forms.ActionForm]
-    offered: Callable[[Request], bool]
     perform: Callable[[Request, str, dict], object]
     done: str
 
@@ -156,19 +144,16 @@ class Action:
 ACTIONS: dict[str, Action] = {
     "approve": Action(
         forms.ApproveForm,
-        _allowed_by_state_machine("approved"),
         lambda request, actor, data: services.request_approve(request_id=request.pk, actor=actor, note=data["note"]),
         "Approved. The connectors are gathering the data now.",
     ),
     "deny": Action(
         forms.DenyForm,
-        _allowed_by_state_machine("denied"),
         lambda request, actor, data: services.request_deny(request_id=request.pk, actor=actor, reason=data["reason"]),
         "Denied. The person has been emailed the reason.",
     ),
     "extend": Action(
         forms.ExtendForm,
-        lambda request: request.status in services.OPEN_STATUSES and request.extended_at is None,
         lambda request, actor, data: services.request_extend(
             request_id=request.pk, actor=actor, reason=data["reason"], days=data["days"]
         ),
@@ -176,13 +161,11 @@ ACTIONS: dict[str, Action] = {
     ),
     "retry": Action(
         forms.RetryForm,
-        _allowed_by_state_machine("retried"),
         lambda request, actor, data: services.request_retry(request_id=request.pk, actor=actor),
         "Retrying what failed.",
     ),
     "release": Action(
         forms.ReleaseForm,
-        _releasable,
         lambda request, actor, data: services.request_release(request_id=request.pk, actor=actor, note=data["note"]),
         "Released. The person has been emailed the download link.",
     ),
@@ -199,6 +182,7 @@ def _request_or_404(request_id) -> Request:
 def _request_page(http_request, request: Request, *, bound: dict[str, forms.ActionForm] | None = None):
     bound = bound or {}
     result = request.result or {}
+    allowed = services.request_actions_allowed(request=request)
     context = {
         "req": request,
         "deadline": _deadline(request, timezone.now()),
@@ -214,7 +198,7 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
         "actions": {
             name: bound.get(name) or action.form(request=request, auto_id=f"{name}_%s")
             for name, action in ACTIONS.items()
-            if action.offered(request)
+            if name in allowed
         },
     }
     return render(http_request, "console/request.html", context)
@@ -242,12 +226,12 @@ def request_act(http_request, request_id, action: str):
     form = spec.form(http_request.POST, request=request, auto_id=f"{action}_%s")
     if form.is_valid():
         try:
-            spec.perform(request, services.staff_actor(http_request.user), form.cleaned_data)
+            spec.perform(request, staff_actor(http_request.user), form.cleaned_data)
         except ServiceError as error:
             messages.error(http_request, error.detail)
         else:
             messages.success(http_request, spec.done)
-    elif spec.offered(request):
+    elif action in services.request_actions_allowed(request=request):
         return _request_page(http_request, request, bound={action: form})
     else:
         messages.error(http_request, f"That action is not available while the request is {request.get_status_display().lower()}.")
@@ -291,18 +275,11 @@ def otp_setup(request):
     has_device = django_otp.user_has_device(user)
     if has_device and not user.is_verified():
         return redirect(_with_next("console:otp-verify", request))
-    # The unconfirmed device keeps the secret between showing it and confirming it; the OTP
-    # middleware ignores unconfirmed devices, so it grants nothing until then.
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first() or TOTPDevice.objects.create(
-        user=user, name="Authenticator app", confirmed=False
-    )
+    device = staff_second_factor_device(user=user)
     form = forms.OtpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
-            with transaction.atomic():
-                TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
-                TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
-            device.confirmed = True
+            staff_second_factor_confirm(user=user, device=device)
             django_otp.login(request, device)
             messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
             return redirect(_next_url(request))
@@ -354,33 +331,40 @@ def staff(request):
     """Staff members with their role and second factor; add one."""
     form = forms.StaffCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        messages.success(
-            request, f"{user.username} can now sign in as {form.cleaned_data['role']}. Give them their password safely."
-        )
-        return redirect("console:staff")
+        data = form.cleaned_data
+        try:
+            user = staff_member_create(username=data["username"], email=data["email"], role=data["role"],
+                                                      password=data["password"], by=request.user)
+        except ServiceError as error:
+            form.add_error("username", error.detail)
+        else:
+            messages.success(request, f"{user.username} can now sign in as {data['role']}. Give them their password safely.")
+            return redirect("console:staff")
     return render(request, "console/staff.html", {"members": selectors.staff_list(), "form": form, "roles": forms.ROLE_CHOICES})
 
 
-def _staff_member(request, user_id):
-    member = get_object_or_404(get_user_model(), pk=user_id, is_staff=True)
-    # An admin changing their own role or access could leave the console with no admin at all.
-    if member.pk == request.user.pk:
-        messages.error(request, "You cannot change your own role or access: ask another admin.")
-        return None
-    return member
+def _staff_change(request, change: Callable[[], object], done: Callable[[object], str]) -> None:
+    """Run a staff-management service on a member; show what it did, or why it refused."""
+    try:
+        member = change()
+    except NotFound:
+        raise Http404("No such staff member.") from None
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, done(member))
 
 
 @console_access(role=ROLE_ADMIN)
 @require_POST
 def staff_role(request, user_id):
     """Give a staff member a different role."""
-    member = _staff_member(request, user_id)
     form = forms.StaffRoleForm(request.POST)
-    if member is not None and form.is_valid():
-        staff_user_ensure(username=member.username, role=form.cleaned_data["role"])
-        messages.success(request, f"{member.username} is now {form.cleaned_data['role']}.")
-    elif member is not None:
+    if form.is_valid():
+        role = form.cleaned_data["role"]
+        _staff_change(request, lambda: staff_role_change(user_id=user_id, role=role, by=request.user),
+                      lambda member: f"{member.username} is now {role}.")
+    else:
         messages.error(request, "Choose a role.")
     return redirect("console:staff")
 
@@ -389,12 +373,11 @@ def staff_role(request, user_id):
 @require_POST
 def staff_active(request, user_id):
     """Deactivate a staff member (their sessions and API tokens stop working at once), or reactivate."""
-    member = _staff_member(request, user_id)
     form = forms.StaffActiveForm(request.POST)
-    if member is not None and form.is_valid():
-        member.is_active = form.cleaned_data["active"]
-        member.save(update_fields=["is_active"])
-        messages.success(request, f"{member.username} is {'active again' if member.is_active else 'deactivated'}.")
+    if form.is_valid():
+        active = form.cleaned_data["active"]
+        _staff_change(request, lambda: staff_active_set(user_id=user_id, active=active, by=request.user),
+                      lambda member: f"{member.username} is {'active again' if active else 'deactivated'}.")
     return redirect("console:staff")
 
 
@@ -402,10 +385,8 @@ def staff_active(request, user_id):
 @require_POST
 def staff_otp_reset(request, user_id):
     """Remove a staff member's TOTP devices (a lost phone); they set one up at their next sign-in."""
-    member = _staff_member(request, user_id)
-    if member is not None:
-        TOTPDevice.objects.filter(user=member).delete()
-        messages.success(request, f"{member.username}'s two-factor sign-in is reset.")
+    _staff_change(request, lambda: staff_second_factor_reset(user_id=user_id, by=request.user),
+                  lambda member: f"{member.username}'s two-factor sign-in is reset.")
     return redirect("console:staff")
 
 

@@ -23,6 +23,9 @@ from ..factories import request_make
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-staff-passphrase"
+# The session, the user, their roles, their second factor; then the page's own: the queue's count and
+# rows, or the request (with its export), its tasks and its audit trail.
+QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 7
 
 
 def _staff(username: str, role: str):
@@ -161,6 +164,8 @@ def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
     assert confirmed.status_code == 302 and confirmed["Location"] == "/console/settings"
     assert TOTPDevice.objects.get(user=user).confirmed
     assert client.get(reverse("console:staff")).status_code == 200
+    assert _staff_audit()[-2:] == [("staff:adele", "staff_second_factor_issued", {"staff": "adele"}),
+                                   ("staff:adele", "staff_second_factor_set", {"staff": "adele"})]
 
     later = Client()  # the next sign-in asks for a code, not a new device
     assert _sign_in(later, "adele").status_code == 302
@@ -477,6 +482,26 @@ def test_an_admin_resets_a_lost_second_factor(admin_client):
     TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
     admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]))
     assert not TOTPDevice.objects.filter(user=rita).exists()
+    assert _staff_audit()[-1] == ("staff:ada", "staff_second_factor_reset", {"staff": "rita"})
+
+
+def _staff_audit() -> list[tuple[str, str, dict]]:
+    return list(AuditEntry.objects.filter(request__isnull=True).order_by("id").values_list("actor", "action", "data"))
+
+
+def test_every_staff_change_made_in_the_console_is_in_the_audit_trail(admin_client):
+    before = len(_staff_audit())
+    admin_client.post(reverse("console:staff"), {"username": "rob", "email": "", "role": ROLE_REVIEWER, "password": PASSWORD})
+    rob = get_user_model().objects.get(username="rob")
+    admin_client.post(reverse("console:staff-role", args=[rob.pk]), {"role": ROLE_ADMIN})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "0"})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "1"})
+    assert _staff_audit()[before:] == [
+        ("staff:ada", "staff_created", {"staff": "rob", "role": "reviewer"}),
+        ("staff:ada", "staff_role_changed", {"staff": "rob", "role": "admin"}),
+        ("staff:ada", "staff_deactivated", {"staff": "rob"}),
+        ("staff:ada", "staff_reactivated", {"staff": "rob"}),
+    ]
 
 
 def test_the_settings_page_names_connectors_but_never_their_options(admin_client, settings):
@@ -488,3 +513,30 @@ def test_the_settings_page_names_connectors_but_never_their_options(admin_client
     assert "GDPR" in content and "1 month" in content and "2 months" in content
     assert "vault" in content and "example.Vault" in content and "connectors.sql.SqlConnector" in content
     assert "s3cr3t-token" not in content and "accounts.yaml" not in content
+
+
+# --- Queries: a page costs the same whatever it lists ------------------------------------------------------
+
+
+def test_the_queue_page_takes_a_fixed_number_of_queries_for_fifty_rows(reviewer_client, django_assert_num_queries):
+    for number in range(50):
+        request_make(status="pending_review", email=f"q{number}@example.com")
+    with django_assert_num_queries(QUEUE_QUERIES):
+        response = reviewer_client.get(reverse("console:queue"))
+    assert len(response.context["page"]) == 50
+
+
+def test_the_request_page_takes_a_fixed_number_of_queries_for_many_tasks_and_entries(reviewer_client, django_assert_num_queries):
+    request = request_make(status="failed")
+    for connector in ("accounts", "payments", "content", "support", "third_party", "probe"):
+        ConnectorTask.objects.create(request=request, connector=connector, status="succeeded", counts={"name_contact": 1})
+    from django.db import transaction
+
+    from dsar.lifecycle import audit_record
+
+    with transaction.atomic():
+        for number in range(20):
+            audit_record(request, actor="system", action="noted", note=str(number))
+    with django_assert_num_queries(REQUEST_PAGE_QUERIES):
+        response = reviewer_client.get(reverse("console:request", args=[request.pk]))
+    assert len(response.context["tasks"]) == 6 and response.content.count(b">noted<") == 20

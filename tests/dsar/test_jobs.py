@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from dsar import jobs
 from dsar.lifecycle import audit_verify
+from dsar.locks import job_lock
 from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, PurgeTally, Request
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
 
@@ -214,7 +215,7 @@ def test_a_run_finds_the_lock_held_by_another_and_does_nothing(staff_mail, name)
     held, release = threading.Event(), threading.Event()
 
     def hold():
-        with jobs.job_lock(name):
+        with job_lock(name):
             held.set()
             release.wait(30)
         connection.close()

@@ -14,6 +14,9 @@ from ..factories import request_make
 from ..support.flows import file_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# The token (with its user) and its last use, the user's roles; then the queue's count and rows, or
+# the request (with its export), its tasks and its audit trail.
+LIST_QUERIES, DETAIL_QUERIES = 5, 6
 
 
 def test_signed_out_and_bad_tokens_are_refused(db):
@@ -80,3 +83,28 @@ def test_a_filed_request_is_due_one_calendar_month_after_receipt(api):
     created = api.post("/api/v1/requests", {"type": "access", "email": "due@example.com"}, format="json").json()
     request = Request.objects.get(pk=created["id"])
     assert request.due_at == due_at_for(request.created_at, "gdpr")
+
+
+def test_the_queue_takes_a_fixed_number_of_queries_for_fifty_rows(reviewer, django_assert_num_queries):
+    for number in range(50):
+        request_make(status="pending_review", email=f"q{number}@example.com")
+    with django_assert_num_queries(LIST_QUERIES):
+        body = reviewer.get("/api/v1/staff/requests").json()
+    assert (body["count"], len(body["results"])) == (50, 50)
+
+
+def test_a_request_with_its_tasks_and_trail_takes_a_fixed_number_of_queries(reviewer, django_assert_num_queries):
+    from django.db import transaction
+
+    from dsar.lifecycle import audit_record
+    from dsar.models import ConnectorTask
+
+    request = request_make(status="failed")
+    for connector in ("accounts", "payments", "content", "support", "third_party", "probe"):
+        ConnectorTask.objects.create(request=request, connector=connector, status="succeeded")
+    with transaction.atomic():
+        for number in range(20):
+            audit_record(request, actor="system", action="noted", note=str(number))
+    with django_assert_num_queries(DETAIL_QUERIES):
+        body = reviewer.get(f"/api/v1/staff/requests/{request.pk}").json()
+    assert (len(body["tasks"]), len(body["audit"])) == (6, 21)

@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_member_create
 
 
 class Command(BaseCommand):
@@ -16,7 +16,5 @@ class Command(BaseCommand):
         for username, role in (("admin", ROLE_ADMIN), ("reviewer", ROLE_REVIEWER)):
             if get_user_model().objects.filter(username=username).exists():
                 continue
-            user = staff_user_ensure(username=username, role=role)
-            user.set_password(password)
-            user.save(update_fields=["password"])
+            staff_member_create(username=username, email="", role=role, password=password)
             self.stdout.write(f"created demo staff user {username} ({role})")

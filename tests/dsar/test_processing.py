@@ -1,0 +1,371 @@
+"""dsar/processing.py and dsar/doorbell.py, in this process against the real database: claims and
+their races, the bound on attempts, the sweeper's revival of lost work, and the one final step.
+
+Tests that need no second connection run inside one transaction that never commits, so nothing
+they queue is rung for (a Celery worker of the test run may be up)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+
+import pytest
+from celery import Celery
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.utils import timezone
+
+from dsar import exports, processing
+from dsar.doorbell import backoff_seconds, ring_all
+from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
+
+from ..factories import request_make
+from ..support.probe import probe_calls, probe_plan
+
+SECOND = dt.timedelta(seconds=1)
+MINUTE = dt.timedelta(minutes=1)
+
+
+def _task(request: Request, connector: str = "probe", **fields) -> ConnectorTask:
+    return ConnectorTask.objects.create(request=request, connector=connector, **fields)
+
+
+def _together(count: int, call) -> list:
+    """Run `call(number)` in `count` threads released at the same moment; their results in order."""
+    start, results = threading.Barrier(count), [None] * count
+
+    def run(number: int) -> None:
+        start.wait()
+        try:
+            results[number] = call(number)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+# --- Claims --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_claim_takes_a_queued_task_for_this_worker_under_a_lease(settings):
+    settings.DSAR_TASK_LEASE_SECONDS = 60
+    task = _task(request_make(status="processing"))
+    before = timezone.now()
+    claimed = processing.task_claim(task.pk)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (claimed.pk, claimed.attempts, claimed.request.status) == (task.pk, 1, "processing")
+    assert (stored.status, stored.attempts, stored.claimed_by) == ("running", 1, f"{socket.gethostname()}:{os.getpid()}")
+    assert before + dt.timedelta(seconds=59) < stored.lease_until < timezone.now() + dt.timedelta(seconds=61)
+
+
+@pytest.mark.django_db
+def test_a_task_not_due_running_under_its_lease_finished_or_of_a_request_not_processing_is_not_claimed():
+    now = timezone.now()
+    processing_request = request_make(status="processing")
+    waiting = _task(processing_request, "accounts", not_before=now + MINUTE)
+    leased = _task(processing_request, "payments", status="running", attempts=1, lease_until=now + MINUTE)
+    done = _task(processing_request, "support", status="succeeded", attempts=1)
+    of_failed = _task(request_make(status="failed"))
+    for task in (waiting, leased, done, of_failed):
+        assert processing.task_claim(task.pk) is None, task.connector
+    assert list(ConnectorTask.objects.order_by("pk").values_list("status", "attempts")) == [
+        ("queued", 0), ("running", 1), ("succeeded", 1), ("queued", 0)]
+
+
+@pytest.mark.django_db
+def test_a_task_due_again_or_whose_lease_ran_out_is_claimed_with_the_attempt_counted():
+    now = timezone.now()
+    request = request_make(status="processing")
+    due_again = _task(request, "accounts", attempts=2, not_before=now - SECOND)
+    lost = _task(request, "payments", status="running", attempts=1, lease_until=now - SECOND)
+    assert processing.task_claim(due_again.pk).attempts == 3
+    assert processing.task_claim(lost.pk).attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_workers_claiming_the_same_task_exactly_one_gets_it():
+    request = request_make(status="processing")
+    now = timezone.now()
+    for round_ in range(8):
+        task = _task(request, f"connector-{round_}", status="running", attempts=1, lease_until=now - SECOND)
+        claims = _together(2, lambda _: processing.task_claim(task.pk))
+        assert sorted(claim is None for claim in claims) == [False, True], round_
+        assert ConnectorTask.objects.get(pk=task.pk).attempts == 2
+
+
+# --- Attempts ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_task_claimed_past_the_attempt_bound_fails_without_calling_its_connector(settings, unique_email):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 3
+    request = request_make(status="processing", type="deletion", email=unique_email("bound"))
+    task = _task(request, attempts=3, last_error="TransientError: probe: 503")
+    processing.task_run(task.pk)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts) == ("failed", 4)
+    assert stored.last_error == "gave up after 3 attempts; last error: TransientError: probe: 503"
+    failed = Request.objects.get(pk=request.pk)
+    assert (failed.status, failed.failure_reason) == ("failed", "probe: gave up after 3 attempts; last error: TransientError: probe: 503")
+    assert probe_calls(request.email) == 0
+
+
+@pytest.mark.django_db
+def test_a_transient_error_is_retried_after_a_backoff_until_the_last_attempt_fails_it(settings, unique_email):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 2
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 4, 60
+    email = unique_email("transient")
+    probe_plan(email, transient_failures=5)
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)
+    processing.task_run(task.pk)
+    retried = ConnectorTask.objects.get(pk=task.pk)
+    assert (retried.status, retried.attempts, retried.last_error) == ("queued", 1, "TransientError: probe: timed out (planned failure 1)")
+    assert retried.last_error_at + dt.timedelta(seconds=2) <= retried.not_before <= retried.last_error_at + dt.timedelta(seconds=4)
+    assert processing.task_claim(task.pk) is None  # not due yet
+
+    ConnectorTask.objects.filter(pk=task.pk).update(not_before=timezone.now() - SECOND)
+    processing.task_run(task.pk)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts) == ("failed", 2)
+    assert stored.last_error == "gave up after 2 attempts; last error: TransientError: probe: timed out (planned failure 2)"
+    assert Request.objects.get(pk=request.pk).status == "failed"
+    assert probe_calls(email) == 2
+
+
+def test_the_backoff_doubles_each_attempt_with_half_of_it_random_up_to_the_cap(settings):
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 2, 10
+    for attempt, (low, high) in {1: (1, 2), 2: (2, 4), 3: (4, 8), 4: (5, 10), 9: (5, 10)}.items():
+        waits = [backoff_seconds(attempt) for _ in range(200)]
+        assert low <= min(waits) and max(waits) <= high, attempt
+        assert max(waits) - min(waits) > (high - low) / 2, attempt  # jittered, not fixed
+
+
+# --- Results and the final step ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_every_task_succeeds_at_once_exactly_one_creates_the_final_step():
+    request = request_make(status="processing", type="deletion")
+    tasks = [_task(request, f"connector-{n}", status="running", attempts=1) for n in range(6)]
+    lasts = _together(len(tasks), lambda n: processing.task_succeed(tasks[n], counts={"x": n}))
+    assert sorted(lasts) == [False] * 5 + [True]
+    assert list(FinalStep.objects.filter(request=request).values_list("status", "attempts")) == [("queued", 0)]
+    assert sorted(ConnectorTask.objects.filter(request=request).values_list("status", flat=True)) == ["succeeded"] * 6
+
+
+@pytest.mark.django_db
+def test_a_result_recorded_twice_counts_once_and_a_request_no_longer_processing_gets_no_final_step():
+    request = request_make(status="processing", type="deletion")
+    first, second = _task(request, "accounts", status="running", attempts=1), _task(request, "payments", status="running", attempts=1)
+    assert processing.task_succeed(first, counts={"name_contact": 1}) is False  # the other is still running
+    assert processing.task_succeed(first, counts={"name_contact": 9}) is False  # a redelivery: already recorded
+    assert ConnectorTask.objects.get(pk=first.pk).counts == {"name_contact": 1}
+    Request.objects.filter(pk=request.pk).update(status="failed")
+    assert processing.task_succeed(second, counts={}) is False
+    assert not FinalStep.objects.filter(request=request).exists()
+
+
+@pytest.mark.django_db
+def test_the_final_step_is_claimed_once_while_its_lease_lives_and_again_after_it_ends():
+    request = request_make(status="processing")
+    FinalStep.objects.create(request=request)
+    claimed = processing.final_step_claim(request.pk)
+    stored = FinalStep.objects.get(request=request)
+    assert (claimed.attempts, claimed.request.pk, stored.status, stored.attempts) == (1, request.pk, "running", 1)
+    assert stored.lease_until > timezone.now()
+    assert processing.final_step_claim(str(request.pk)) is None  # its lease lives: nobody else takes it
+
+    FinalStep.objects.filter(request=request).update(lease_until=timezone.now() - SECOND)
+    assert processing.final_step_claim(request.pk).attempts == 2  # a lost worker's step is taken over
+    FinalStep.objects.filter(request=request).update(status="queued")
+    Request.objects.filter(pk=request.pk).update(status="completed")
+    assert processing.final_step_claim(request.pk) is None  # only a request still processing has a final step
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_workers_claiming_the_same_final_step_exactly_one_gets_it():
+    for round_ in range(6):
+        request = request_make(status="processing")
+        FinalStep.objects.create(request=request)
+        claims = _together(2, lambda _: processing.final_step_claim(request.pk))
+        assert sorted(claim is None for claim in claims) == [False, True], round_
+        assert FinalStep.objects.get(request=request).attempts == 1
+
+
+def _archive(request: Request, name: str) -> exports.Archive:
+    path = default_storage.save(f"exports/{request.pk}/{name}.zip", ContentFile(b"PK" + name.encode()))
+    return exports.Archive(path=path, bytes=2 + len(name), sha256="0" * 64, categories={})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_step_taken_over_keeps_the_result_of_the_worker_holding_it_and_drops_the_others():
+    request = request_make(status="processing")
+    FinalStep.objects.create(request=request)
+    slow = processing.final_step_claim(request.pk)
+    FinalStep.objects.filter(request=request).update(lease_until=timezone.now() - SECOND)
+    fast = processing.final_step_claim(request.pk)  # the slow worker's lease ran out: another took the step over
+    dropped, kept = _archive(request, "slow"), _archive(request, "fast")
+    processing.final_step_complete(slow, result={"categories": {}, "bytes": dropped.bytes}, archive=dropped)
+    assert Request.objects.get(pk=request.pk).status == "processing"  # the slow worker's claim no longer stands
+    processing.final_step_complete(fast, result={"categories": {}, "bytes": kept.bytes}, archive=kept)
+
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.result["bytes"]) == ("completed", 6)
+    assert FinalStep.objects.get(request=request).status == "succeeded"
+    assert list(Export.objects.filter(request=request).values_list("path", flat=True)) == [kept.path]
+    assert default_storage.exists(kept.path) and not default_storage.exists(dropped.path)
+    assert AuditEntry.objects.filter(request=request, action="completed").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_final_step_leaves_what_staff_changed_since_its_claim():
+    request = request_make(status="processing", type="deletion")
+    FinalStep.objects.create(request=request)
+    claimed = processing.final_step_claim(request.pk)
+    later = request.due_at + dt.timedelta(days=30)
+    Request.objects.filter(pk=request.pk).update(due_at=later, extended_at=timezone.now())  # extended while it ran
+    processing.final_step_complete(claimed, result={"erased": {}, "retained": []})
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.due_at, stored.extended_at is not None, stored.result) == (
+        "completed", later, True, {"erased": {}, "retained": []})
+
+
+# --- The sweeper -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_sweeper_requeues_a_task_past_its_lease_or_long_queued_and_fails_one_lost_too_often(settings):
+    settings.DSAR_MAX_SWEEPS, settings.DSAR_SWEEP_QUEUED_MINUTES = 3, 10
+    now = timezone.now()
+    request = request_make(status="processing")
+    lost = _task(request, "accounts", status="running", attempts=1, lease_until=now - SECOND)
+    leased = _task(request, "payments", status="running", attempts=1, lease_until=now + MINUTE)
+    stale = _task(request, "support")
+    fresh = _task(request, "content")
+    ConnectorTask.objects.filter(pk=stale.pk).update(updated_at=now - 11 * MINUTE)
+    ConnectorTask.objects.filter(pk=fresh.pk).update(updated_at=now - 9 * MINUTE)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 2, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    rows = {task.connector: (task.status, task.sweeps, task.lease_until) for task in ConnectorTask.objects.filter(request=request)}
+    assert rows == {"accounts": ("queued", 1, None), "payments": ("running", 0, leased.lease_until),
+                    "support": ("queued", 1, None), "content": ("queued", 0, None)}
+
+    ConnectorTask.objects.filter(pk=lost.pk).update(status="running", sweeps=3, lease_until=now - SECOND)
+    assert processing.tasks_sweep(now=now, limit=10)["failed"] == 1
+    failed = Request.objects.get(pk=request.pk)
+    assert failed.status == "failed"
+    assert failed.failure_reason == "accounts: lost 4 times (its worker or message vanished); not trying again"
+    assert ConnectorTask.objects.get(pk=lost.pk).status == "failed"
+
+
+@pytest.mark.django_db
+def test_the_sweeper_requeues_a_lost_final_step_and_fails_the_request_of_one_lost_too_often(settings):
+    settings.DSAR_MAX_SWEEPS = 3
+    now = timezone.now()
+    revived, given_up = request_make(status="processing"), request_make(status="processing")
+    FinalStep.objects.create(request=revived, status="running", attempts=1, lease_until=now - SECOND)
+    FinalStep.objects.create(request=given_up, status="running", attempts=4, sweeps=3, lease_until=now - SECOND)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 1, "final_steps_failed": 1}
+    assert FinalStep.objects.filter(request=revived).values_list("status", "sweeps", "lease_until").get() == ("queued", 1, None)
+    step = FinalStep.objects.get(request=given_up)
+    assert (step.status, step.last_error) == ("failed", "lost 4 times (its worker or message vanished); not trying again")
+    failed = Request.objects.get(pk=given_up.pk)
+    assert (failed.status, failed.failure_reason) == ("failed", "final step: lost 4 times (its worker or message vanished); not trying again")
+
+
+@pytest.mark.django_db
+def test_the_sweeper_leaves_work_of_requests_no_longer_processing():
+    now = timezone.now()
+    request = request_make(status="failed")
+    task = _task(request, status="running", attempts=1, lease_until=now - SECOND)
+    FinalStep.objects.create(request=request, status="running", attempts=1, lease_until=now - SECOND)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    assert ConnectorTask.objects.get(pk=task.pk).status == FinalStep.objects.get(request=request).status == "running"
+
+
+# --- Doorbells ---------------------------------------------------------------------------------------------
+
+
+def _app_on(broker_url: str) -> Celery:
+    """A Celery app of its own on `broker_url`: only its publishing is under test."""
+    app = Celery("doorbells", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_retry = False
+    return app
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A real Redis of the test's own, and a client of it."""
+    import redis
+
+    from devstack import free_port, redis_server_start
+
+    port = free_port()
+    process = redis_server_start(tmp_path, port, persist=False)
+    yield f"redis://127.0.0.1:{port}/0", redis.Redis(port=port)
+    process.terminate()
+    process.wait(10)
+
+
+def test_doorbells_go_out_together_and_if_the_broker_refuses_them_are_rung_again_alone(own_broker, caplog):
+    """A batch of doorbells whose publish failed may have been delivered in part, so each is rung
+    again alone; when that fails too the committed change stands (the sweeper rings queued tasks
+    again later), and nothing reaches the caller, which runs after the commit."""
+    url, client = own_broker
+    app = _app_on(url)
+    ring_all("doorbell", [((1,), {}), ((2,), {})], app=app)
+    assert client.llen("celery") == 2
+
+    client.config_set("maxmemory", 1)  # full: every write refused, as by a Redis out of memory
+    caplog.set_level("WARNING", logger="dsar.doorbell")
+    ring_all("doorbell", [((3,), {}), ((4,), {})], app=app)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("a batch of 2 doorbells failed" in message and "maxmemory" in message for message in messages), messages
+    assert any("could not reach the broker for doorbell[(3,), (4,)]" in message for message in messages), messages
+    client.config_set("maxmemory", 0)
+    assert client.llen("celery") == 2
+
+
+def test_doorbells_that_cannot_reach_the_broker_are_left_to_the_sweeper_and_raise_nothing(caplog):
+    caplog.set_level("WARNING", logger="dsar.doorbell")
+    ring_all("doorbell", [((1,), {}), ((2,), {})], app=_app_on("redis://127.0.0.1:1/0"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("could not reach the broker for doorbell[(1,), (2,)]" in message and "Connection refused" in message for message in messages), messages
+
+
+# --- The migration that gave the final step its own row ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_final_steps_in_flight_when_migrating_are_carried_over_to_their_own_rows():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("dsar", "0005_outgoing_email")], [("dsar", "0006_final_step")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("dsar", "Request")
+    now = timezone.now()
+    lease = now + MINUTE
+
+    def filed(email: str, **final) -> str:
+        return str(old.objects.create(type="access", status="processing", email=email, categories=[], jurisdiction="gdpr",
+                                      created_at=now, due_at=now + dt.timedelta(days=30), **final).pk)
+
+    queued, running = filed("queued@example.com", finalize_state="queued"), filed(
+        "running@example.com", finalize_state="running", finalize_lease_until=lease, finalize_attempts=2)
+    filed("done@example.com", finalize_state="done", finalize_attempts=1)
+    filed("none@example.com")
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    steps = {str(step.request_id): (step.status, step.lease_until, step.attempts, step.sweeps) for step in FinalStep.objects.all()}
+    assert steps == {queued: ("queued", None, 0, 0), running: ("running", lease, 2, 0)}
+    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -1,0 +1,355 @@
+"""dsar/services.py and dsar/staff.py: each service's rules, its audit entry, and what it refuses.
+
+These run inside one transaction that never commits, so nothing they queue is rung for or sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from dsar import services, verification
+from dsar.errors import Conflict, InvalidInput, NotFound
+from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, OutgoingEmail, Request, StaffToken
+from dsar.staff import (
+    ROLE_ADMIN,
+    ROLE_REVIEWER,
+    staff_active_set,
+    staff_has_role,
+    staff_member_create,
+    staff_role_change,
+    staff_second_factor_reset,
+    staff_token_create,
+    staff_token_user,
+)
+
+from ..factories import request_make
+
+pytestmark = pytest.mark.django_db
+UTC = dt.UTC
+
+
+def _actions(request: Request) -> list[str]:
+    return list(AuditEntry.objects.filter(request=request).order_by("id").values_list("action", flat=True))
+
+
+def _status(request: Request) -> str:
+    return Request.objects.get(pk=request.pk).status
+
+
+# --- Filing ----------------------------------------------------------------------------------------------
+
+
+def test_filing_stores_the_request_its_entry_and_its_code_email():
+    request = services.request_create(type="deletion", email="  Someone@Example.COM ", categories=["searches_commands", "name_contact"])
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.type, stored.status, stored.email, stored.jurisdiction) == ("deletion", "unverified", "someone@example.com", "gdpr")
+    assert stored.categories == ["name_contact", "searches_commands"]  # in the taxonomy's order
+    entry = AuditEntry.objects.get(request=request)
+    assert (entry.action, entry.actor, entry.from_status, entry.to_status, entry.note) == (
+        "filed", "subject", "unverified", "unverified", "deletion request filed")
+    assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["code"]
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"type": "export", "email": "a@example.com"}, "invalid_type"),
+    ({"type": "access", "email": "not an address"}, "invalid_email"),
+    ({"type": "access", "email": "a@example.com", "categories": ["dna_sequences"]}, "invalid_category"),
+])
+def test_filing_refuses_bad_input_and_stores_nothing(fields, code):
+    with pytest.raises(InvalidInput) as refused:
+        services.request_create(**fields)
+    assert refused.value.code == code
+    assert (Request.objects.count(), AuditEntry.objects.count(), OutgoingEmail.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("type", ["access", "deletion"])
+def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_to_it(estate, settings, type):
+    settings.DSAR_AUTO_APPROVE = False
+    request = services.request_create(type=type, email="carol@school.example.org")
+    services.request_verify(request_id=request.pk, code=verification.code_for(request))
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.referred_to, stored.result) == ("referred", "Northside School District", {"referred_to": "Northside School District"})
+    assert _actions(request) == ["filed", "referred"]
+    assert not ConnectorTask.objects.filter(request=request).exists()
+
+
+@pytest.mark.parametrize(("auto_approve", "status", "actions"), [(False, "pending_review", ["filed", "verified"]),
+                                                                 (True, "processing", ["filed", "auto_approved"])])
+def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, auto_approve, status, actions):
+    settings.DSAR_AUTO_APPROVE = auto_approve
+    request = services.request_create(type="access", email="nobody-known@example.com")
+    verified, token = services.request_verify(request_id=request.pk, code=verification.code_for(request))
+    assert (verified.status, _status(request), _actions(request)) == (status, status, actions)
+    assert token and Request.objects.get(pk=request.pk).token_hash == verification.token_hash(token)
+    assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
+
+
+# --- Review ----------------------------------------------------------------------------------------------
+
+
+def test_approving_fans_out_one_task_per_connector():
+    request = request_make(status="pending_review")
+    services.request_approve(request_id=request.pk, actor="staff:rita", note="identity checked")
+    assert _status(request) == "processing"
+    assert sorted(ConnectorTask.objects.filter(request=request).values_list("connector", "status")) == [
+        ("accounts", "queued"), ("content", "queued"), ("payments", "queued"), ("probe", "queued"), ("support", "queued"),
+        ("third_party", "queued")]
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note) == ("approved", "staff:rita", "identity checked")
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_deny_needs_a_reason(reason):
+    request = request_make(status="pending_review")
+    with pytest.raises(InvalidInput) as refused:
+        services.request_deny(request_id=request.pk, actor="staff:rita", reason=reason)
+    assert refused.value.code == "reason_required"
+    assert (_status(request), _actions(request)) == ("pending_review", ["filed"])
+
+
+def test_a_denied_request_tells_the_subject_why_and_cannot_then_be_approved():
+    request = request_make(status="pending_review")
+    services.request_deny(request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
+    assert OutgoingEmail.objects.get(request=request).template == "denied"
+    with pytest.raises(Conflict) as refused:
+        services.request_approve(request_id=request.pk, actor="staff:rita")
+    assert (refused.value.code, refused.value.detail) == ("illegal_transition", "This request is denied; it cannot be approved.")
+    assert (_status(request), _actions(request)) == ("denied", ["filed", "denied"])
+    assert not ConnectorTask.objects.filter(request=request).exists()
+
+
+def test_an_unknown_request_is_not_found():
+    with pytest.raises(NotFound):
+        services.request_approve(request_id="00000000-0000-0000-0000-000000000000", actor="staff:rita")
+
+
+# --- Extensions: GDPR allows two months past the due date, once ------------------------------------------------
+
+
+def _due(request: Request, due_at: dt.datetime) -> Request:
+    Request.objects.filter(pk=request.pk).update(due_at=due_at)
+    return Request.objects.get(pk=request.pk)
+
+
+@pytest.mark.parametrize(("due_at", "most_days"), [
+    (dt.datetime(2026, 2, 28, 12, tzinfo=UTC), 59),  # to 28 April
+    (dt.datetime(2026, 12, 31, 9, tzinfo=UTC), 59),  # to 28 February: a calendar month ends early
+    (dt.datetime(2027, 12, 31, 9, tzinfo=UTC), 60),  # to 29 February of a leap year
+    (dt.datetime(2026, 7, 15, 0, tzinfo=UTC), 62),   # to 15 September, over two months of 31 days
+])
+def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(due_at, most_days):
+    request = _due(request_make(status="pending_review"), due_at)
+    with pytest.raises(InvalidInput) as refused:
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days + 1)
+    assert refused.value.code == "extension_too_long"
+    assert Request.objects.get(pk=request.pk).due_at == due_at
+    services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days)
+    extended = Request.objects.get(pk=request.pk)
+    assert extended.due_at == due_at + dt.timedelta(days=most_days) and extended.extended_at is not None
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.note, entry.data) == (
+        "extended", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
+
+
+def test_a_deadline_is_extended_once_only_while_open_and_with_a_reason():
+    request = request_make(status="processing")
+    with pytest.raises(InvalidInput):
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason=" ", days=5)
+    with pytest.raises(InvalidInput):
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=0)
+    services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=5)
+    with pytest.raises(Conflict) as again:
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason="busier", days=5)
+    assert again.value.code == "already_extended"
+    closed = request_make(status="completed")
+    with pytest.raises(Conflict) as refused:
+        services.request_extend(request_id=closed.pk, actor="staff:rita", reason="busy", days=5)
+    assert refused.value.code == "illegal_transition"
+
+
+# --- Release -------------------------------------------------------------------------------------------
+
+
+def _export(request: Request, **fields) -> Export:
+    now = timezone.now()
+    return Export.objects.create(request=request, path=f"exports/{request.pk}/export.zip", bytes=10, sha256="0" * 64,
+                                 created_at=now, expires_at=now + dt.timedelta(days=7), **fields)
+
+
+def test_release_only_of_a_completed_requests_unreleased_export(settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    processing, no_export, deleted = request_make(status="processing"), request_make(status="completed"), request_make(status="completed")
+    _export(processing)
+    _export(deleted, deleted_at=timezone.now())
+    for request in (processing, no_export, deleted):
+        with pytest.raises(Conflict) as refused:
+            services.request_release(request_id=request.pk, actor="staff:rita")
+        assert refused.value.code == "illegal_transition"
+    assert Export.objects.filter(released_at__isnull=False).count() == 0
+
+    ready = request_make(status="completed")
+    _export(ready)
+    services.request_release(request_id=ready.pk, actor="staff:rita", note="looked fine")
+    assert Export.objects.get(request=ready).released_at is not None
+    assert OutgoingEmail.objects.get(request=ready).template == "completed"
+    with pytest.raises(Conflict) as again:
+        services.request_release(request_id=ready.pk, actor="staff:rita")
+    assert again.value.code == "already_released"
+    assert _actions(ready) == ["filed", "released"]
+
+
+def test_nothing_is_released_by_staff_where_exports_are_released_when_made(settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = False
+    request = request_make(status="completed")
+    _export(request)
+    with pytest.raises(Conflict):
+        services.request_release(request_id=request.pk, actor="staff:rita")
+    assert Export.objects.get(request=request).released_at is None
+
+
+# --- Retry -----------------------------------------------------------------------------------------------
+
+
+def test_retry_requeues_the_failed_tasks_of_a_failed_request():
+    request = request_make(status="failed")
+    Request.objects.filter(pk=request.pk).update(failure_reason="accounts: PermanentError: no")
+    ConnectorTask.objects.create(request=request, connector="accounts", status="failed", attempts=5, last_error="no")
+    ConnectorTask.objects.create(request=request, connector="payments", status="succeeded", attempts=1)
+    services.request_retry(request_id=request.pk, actor="staff:rita")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.failure_reason) == ("processing", "")
+    assert sorted(ConnectorTask.objects.filter(request=request).values_list("connector", "status", "attempts")) == [
+        ("accounts", "queued", 0), ("payments", "succeeded", 1)]
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.note) == ("retried", "accounts: PermanentError: no")
+    assert not FinalStep.objects.filter(request=request).exists()
+
+
+def test_retry_of_a_failed_final_step_queues_it_again():
+    request = request_make(status="failed")
+    Request.objects.filter(pk=request.pk).update(failure_reason="export: OSError: No space left on device")
+    ConnectorTask.objects.create(request=request, connector="accounts", status="succeeded", attempts=1)
+    FinalStep.objects.create(request=request, status="failed", attempts=1, sweeps=2, last_error="export: OSError")
+    services.request_retry(request_id=request.pk, actor="staff:rita")
+    assert _status(request) == "processing"
+    assert FinalStep.objects.filter(request=request).values_list("status", "sweeps", "attempts").get() == ("queued", 0, 1)
+    assert ConnectorTask.objects.get(request=request).status == "succeeded"
+
+
+@pytest.mark.parametrize("status", ["pending_review", "processing", "completed", "denied"])
+def test_only_a_failed_request_is_retried(status):
+    request = request_make(status=status)
+    with pytest.raises(Conflict):
+        services.request_retry(request_id=request.pk, actor="staff:rita")
+    assert (_status(request), _actions(request)) == (status, ["filed"])
+
+
+# --- What the console offers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "export", "offered"), [
+    ("unverified", None, {"extend"}),
+    ("pending_review", None, {"approve", "deny", "extend"}),
+    ("processing", None, {"extend"}),
+    ("failed", None, {"retry", "extend"}),
+    ("completed", None, set()),
+    ("completed", "unreleased", {"release"}),
+    ("completed", "released", set()),
+    ("completed", "deleted", set()),
+    ("denied", None, set()),
+    ("canceled", None, set()),
+    ("expired", None, set()),
+    ("referred", None, set()),
+])
+def test_the_actions_offered_are_those_the_services_accept(settings, status, export, offered):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    request = request_make(status=status)
+    if export:
+        _export(request, released_at=timezone.now() if export == "released" else None,
+                deleted_at=timezone.now() if export == "deleted" else None)
+    assert services.request_actions_allowed(request=Request.objects.select_related("export").get(pk=request.pk)) == offered
+
+
+def test_an_extended_request_is_not_offered_another_extension():
+    request = request_make(status="pending_review")
+    services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=3)
+    assert services.request_actions_allowed(request=Request.objects.get(pk=request.pk)) == {"approve", "deny"}
+
+
+# --- The subject -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "allowed"), [("unverified", True), ("pending_review", True), ("processing", False), ("completed", False)])
+def test_the_subject_cancels_only_before_processing(status, allowed):
+    request = request_make(status=status)
+    if allowed:
+        services.request_cancel(request_id=request.pk)
+        assert (_status(request), _actions(request)) == ("canceled", ["filed", "canceled"])
+    else:
+        with pytest.raises(Conflict):
+            services.request_cancel(request_id=request.pk)
+        assert _status(request) == status
+
+
+# --- Staff management ------------------------------------------------------------------------------------
+
+
+def _staff_entries() -> list[tuple[str, str, dict]]:
+    return list(AuditEntry.objects.filter(request__isnull=True).order_by("id").values_list("actor", "action", "data"))
+
+
+def test_every_change_to_staff_is_audited_with_who_did_it():
+    ada = staff_member_create(username="ada", email="ada@example.com", role=ROLE_ADMIN, password="a-long-passphrase")
+    rob = staff_member_create(username="rob", email="", role=ROLE_REVIEWER, password="a-long-passphrase", by=ada)
+    assert rob.check_password("a-long-passphrase") and staff_has_role(rob, ROLE_REVIEWER) and not staff_has_role(rob, ROLE_ADMIN)
+    staff_role_change(user_id=rob.pk, role=ROLE_ADMIN, by=ada)
+    TOTPDevice.objects.create(user=rob, name="phone", confirmed=True)
+    staff_second_factor_reset(user_id=rob.pk, by=ada)
+    token = staff_token_create(user=rob, by=ada)
+    staff_active_set(user_id=rob.pk, active=False, by=ada)
+    rob = get_user_model().objects.get(pk=rob.pk)
+    assert staff_has_role(rob, ROLE_ADMIN) is False and rob.is_active is False and not TOTPDevice.objects.filter(user=rob).exists()
+    assert staff_token_user(token) is None  # a deactivated member's token no longer works
+    assert StaffToken.objects.filter(user=rob).count() == 1
+    assert _staff_entries() == [
+        ("system", "staff_created", {"staff": "ada", "role": "admin"}),
+        ("staff:ada", "staff_created", {"staff": "rob", "role": "reviewer"}),
+        ("staff:ada", "staff_role_changed", {"staff": "rob", "role": "admin"}),
+        ("staff:ada", "staff_second_factor_reset", {"staff": "rob"}),
+        ("staff:ada", "staff_token_created", {"staff": "rob"}),
+        ("staff:ada", "staff_deactivated", {"staff": "rob"}),
+    ]
+
+
+def test_nobody_changes_their_own_role_or_access_and_a_name_is_taken_once():
+    ada = staff_member_create(username="ada", email="", role=ROLE_ADMIN, password="a-long-passphrase")
+    for change in (lambda: staff_role_change(user_id=ada.pk, role=ROLE_REVIEWER, by=ada),
+                   lambda: staff_active_set(user_id=ada.pk, active=False, by=ada),
+                   lambda: staff_second_factor_reset(user_id=ada.pk, by=ada)):
+        with pytest.raises(Conflict) as refused:
+            change()
+        assert refused.value.code == "own_account"
+    with pytest.raises(Conflict) as taken:
+        staff_member_create(username="ADA", email="", role=ROLE_REVIEWER, password="a-long-passphrase", by=ada)
+    assert taken.value.code == "username_taken"
+    with pytest.raises(InvalidInput):
+        staff_role_change(user_id=staff_member_create(username="rob", email="", role=ROLE_REVIEWER, password="p-a-s-s-w-o-r-d", by=ada).pk,
+                          role="owner", by=ada)
+    with pytest.raises(NotFound):
+        staff_role_change(user_id=987654, role=ROLE_REVIEWER, by=ada)
+    ada = get_user_model().objects.get(pk=ada.pk)
+    assert staff_has_role(ada, ROLE_ADMIN) and ada.is_active
+    assert [action for _, action, _ in _staff_entries()] == ["staff_created", "staff_created"]
+
+
+def test_the_staff_token_command_creates_the_member_and_a_token_and_audits_both(capsys):
+    call_command("staff_token", "tok", "--role", ROLE_ADMIN)
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert staff_token_user(token).username == "tok"
+    assert _staff_entries() == [("system", "staff_created", {"staff": "tok", "role": "admin"}),
+                                ("system", "staff_token_created", {"staff": "tok"})]
