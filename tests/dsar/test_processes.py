@@ -89,9 +89,9 @@ from celery.signals import worker_init
 from django.conf import settings
 import dsar.tasks
 from dsar import exports
-before = settings.ROOT_URLCONF in sys.modules, exports._terms_html.cache_info().currsize
+before = settings.ROOT_URLCONF in sys.modules, exports.report.terms_html.cache_info().currsize
 worker_init.send(sender=None)  # what Celery sends in a worker's parent before it forks its pool
-print(*before, settings.ROOT_URLCONF in sys.modules, exports._terms_html.cache_info().currsize)
+print(*before, settings.ROOT_URLCONF in sys.modules, exports.report.terms_html.cache_info().currsize)
 """
 
 
