@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from .base import Connector, ErasureReceipt, Identity, PermanentError, Record, Retained, Source, TransientError
 from .sql_dataset import Dataset, DatasetError, Table, dataset_load
 
-__all__ = ["BATCH", "DatasetError", "SqlConnector", "dataset_load", "sibling_database_url", "with_driver"]
+__all__ = ["BATCH", "DatasetError", "SqlConnector", "TableRead", "database_errors", "dataset_load", "sibling_database_url", "with_driver"]
 
 BATCH = 1000
 # What each transform does in the database, and how its result is shown. Only the last four digits
@@ -51,7 +51,7 @@ class SqlConnector(Connector):
         self._url = url
         self._mask_key = mask_key
         self._engine: sa.Engine | None = None
-        self._reads: list[_TableRead] | None = None
+        self._reads: list[TableRead] | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -93,15 +93,9 @@ class SqlConnector(Connector):
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sa.Connection]:
-        """A connection, with the database's errors turned into the connector's: a lost connection
-        is worth retrying, anything else the database refuses is not."""
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as error:
-            raise TransientError(f"{self.name}: database unavailable: {error.orig}") from error
-        except DBAPIError as error:
-            raise PermanentError(f"{self.name}: {error.orig}") from error
+        """A connection, with the database's errors turned into the connector's."""
+        with database_errors(self.name), self.engine.connect() as conn:
+            yield conn
 
     def managing_organization(self, identity: Identity) -> str | None:
         """The organisation named in the dataset's `organization` column for the subject, if any."""
@@ -119,22 +113,31 @@ class SqlConnector(Connector):
     def gather(self, identity: Identity) -> Iterator[Record]:
         """Every table's rows of the subject, in key order, as records. Secrets are reduced to
         whether they are set in the database; they never travel."""
+        return self._gather(identity, self._rest_records)
+
+    def _gather(self, identity: Identity, rest: Callable[[sa.Connection, TableRead, dict], Iterator[Any]]) -> Iterator[Any]:
+        """Each table's first batch of rows as records, and what `rest` makes of a longer table's
+        other rows (`params` then hold the last key read, as `after`)."""
         params = {"email": identity.email}
         with self._connection() as conn:
             for read in self._table_reads():
                 rows = conn.execute(read.first, params).all()
                 yield from read.records(rows[:BATCH])
                 if len(rows) > BATCH:
-                    yield from read.records(conn.execute(read.rest, {**params, "after": rows[BATCH - 1][0]}))
+                    yield from rest(conn, read, {**params, "after": rows[BATCH - 1][0]})
 
-    def _table_reads(self) -> list[_TableRead]:
+    def _rest_records(self, conn: sa.Connection, read: TableRead, params: dict) -> Iterator[Record]:
+        for batch in conn.execute(read.rest, params).partitions():
+            yield from read.records(batch)
+
+    def _table_reads(self) -> list[TableRead]:
         """Each table's queries and row reader, made once per connector; the subject is a bound
         parameter, so SQLAlchemy compiles each query once too."""
         if self._reads is None:
             self._reads = [self._table_read(table) for table in self.dataset.tables]
         return self._reads
 
-    def _table_read(self, table: Table) -> _TableRead:
+    def _table_read(self, table: Table) -> TableRead:
         plain = [c.name for c in table.columns if not c.transform]
         extra = [table.source_column, table.source_name_column, table.source_kind_column, table.category_column,
                  table.data_column, table.collected_at, table.retain and table.retain.date_column,
@@ -152,15 +155,16 @@ class SqlConnector(Connector):
         columns = [(next(transformed), c.name, c.category, TRANSFORMS[c.transform][1]) if c.transform else (at[c.name], c.name, c.category, _plain)
                    for c in table.columns]
         secrets = [(next(transformed), s.name, s.category, at[s.changed_at] if s.changed_at else None) for s in table.secrets]
-        return _TableRead(
+        return TableRead(
             first=query.limit(BATCH + 1),
-            # A server-side cursor, fetching BATCH rows at a time: constant memory at any size.
+            # A server-side cursor, fetched in partitions of BATCH rows: constant memory at any size.
             rest=query.where(key > sa.bindparam("after")).execution_options(yield_per=BATCH),
             table=table,
             system=f"{self.name}.{table.name}",
             columns=columns,
             secrets=secrets,
             at=at,
+            source=None if (table.source_column or table.source_name_column or table.source_kind_column) else Source(table.source),
         )
 
     # --- Erasing -----------------------------------------------------------------------------
@@ -242,7 +246,7 @@ class SqlConnector(Connector):
 
 
 @dataclass(frozen=True)
-class _TableRead:
+class TableRead:
     """How one table's rows are read and turned into records. Worked out once per table, since a
     subject's table can have millions of rows.
 
@@ -258,39 +262,66 @@ class _TableRead:
     columns: list[tuple[int, str, str, Callable[[Any], Any]]]  # position, name, category, how it is shown
     secrets: list[tuple[int, str, str, int | None]]  # position of "is set", name, category, position of changed-at
     at: dict[str, int]
+    source: Source | None  # every row's, unless the rows name their own
+
+    @property
+    def categories(self) -> set[str]:
+        return {category for _, _, category, _ in self.columns} | {category for _, _, category, _ in self.secrets}
 
     def records(self, rows: Iterable[sa.Row]) -> Iterator[Record]:
         """The records of `rows`: one per category a row holds a value in."""
         table, at = self.table, self.at
-        fixed = None if (table.source_column or table.source_name_column or table.source_kind_column) else Source(table.source)
-        collected_at = at.get(table.collected_at) if table.collected_at else None
+        collected_at = at[table.collected_at] if table.collected_at else None
+        if self.source is not None and len(self.categories) == 1 and not (table.category_column or self.secrets or table.retain):
+            # The commonest table, and the one with millions of rows: each row is one record.
+            (category,) = self.categories
+            for row in rows:
+                fields = {name: shown(row[index]) for index, name, _, shown in self.columns if row[index] is not None}
+                if fields:
+                    yield Record(category, fields, self.system, self.source, _utc(row[collected_at]) if collected_at is not None else None)
+            return
         for row in rows:
-            source = fixed or Source(
-                row[at[table.source_column]] if table.source_column else table.source,
-                row[at[table.source_name_column]] if table.source_name_column else None,
-                row[at[table.source_kind_column]] if table.source_kind_column else None,
-            )
-            collected = _utc(row[collected_at]) if collected_at is not None else None
-            by_category: dict[str, dict[str, Any]] = {}
-            if table.category_column:
-                by_category[row[at[table.category_column]]] = dict(row[at[table.data_column]] or {})
-            for index, name, category, shown in self.columns:
-                value = row[index]
-                if value is not None:
-                    by_category.setdefault(category, {})[name] = shown(value)
-            for index, name, category, changed_at in self.secrets:
-                if row[index]:
-                    fields = by_category.setdefault(category, {})
-                    fields[name] = SECRET_SET
-                    if changed_at is not None:
-                        fields[f"{name}_last_changed"] = _plain(row[changed_at])
-            if table.retain and row[at[table.retain.date_column]] is not None:
-                until = _plain(table.retain.until(_utc(row[at[table.retain.date_column]])))
-                for fields in by_category.values():
-                    fields["retained_until"] = until
-                    fields["retained_because"] = table.retain.reason
-            for category, fields in by_category.items():
-                yield Record(category, fields, self.system, source, collected)
+            yield from self._row_records(row, _utc(row[collected_at]) if collected_at is not None else None)
+
+    def _row_records(self, row: sa.Row, collected: dt.datetime | None) -> Iterator[Record]:
+        table, at = self.table, self.at
+        source = self.source or Source(
+            row[at[table.source_column]] if table.source_column else table.source,
+            row[at[table.source_name_column]] if table.source_name_column else None,
+            row[at[table.source_kind_column]] if table.source_kind_column else None,
+        )
+        by_category: dict[str, dict[str, Any]] = {}
+        if table.category_column:
+            by_category[row[at[table.category_column]]] = dict(row[at[table.data_column]] or {})
+        for index, name, category, shown in self.columns:
+            value = row[index]
+            if value is not None:
+                by_category.setdefault(category, {})[name] = shown(value)
+        for index, name, category, changed_at in self.secrets:
+            if row[index]:
+                fields = by_category.setdefault(category, {})
+                fields[name] = SECRET_SET
+                if changed_at is not None:
+                    fields[f"{name}_last_changed"] = _plain(row[changed_at])
+        if table.retain and row[at[table.retain.date_column]] is not None:
+            until = _plain(table.retain.until(_utc(row[at[table.retain.date_column]])))
+            for fields in by_category.values():
+                fields["retained_until"] = until
+                fields["retained_because"] = table.retain.reason
+        for category, fields in by_category.items():
+            yield Record(category, fields, self.system, source, collected)
+
+
+@contextlib.contextmanager
+def database_errors(system: str) -> Iterator[None]:
+    """The database's errors as the connector's: a lost connection is worth retrying, anything
+    else the database refuses is not."""
+    try:
+        yield
+    except OperationalError as error:
+        raise TransientError(f"{system}: database unavailable: {error.orig}") from error
+    except DBAPIError as error:
+        raise PermanentError(f"{system}: {error.orig}") from error
 
 
 def with_driver(url: str) -> str:
@@ -324,8 +355,8 @@ def sibling_database_url(system: str) -> str:
 
 def _utc(value: Any) -> Any:
     """A time with a zone in UTC, whatever zone the database answered in: an export's times are then
-    unambiguous. Anything else as it is."""
-    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) and value.tzinfo is not None else value
+    unambiguous. Anything else as it is (a time already at UTC's offset too: it is written the same)."""
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) and value.utcoffset() else value
 
 
 def _day(value: dt.datetime | dt.date) -> dt.date:
