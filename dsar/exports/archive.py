@@ -161,16 +161,17 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     # The tasks' zips of files still there (a run of this step that died may have taken one).
     zips = {connector: output.files_zip for connector, output in staged.items()
             if local and output.files_zip and default_storage.exists(output.files_zip)}
-    base = max(zips.values(), key=default_storage.size, default=None)
+    # The largest becomes the archive's start (on a local disk), its files already in place.
+    based_on = max(zips, key=lambda connector: default_storage.size(zips[connector]), default=None)
     path = f"exports/{request.id}/{uuid.uuid4().hex}.zip"
     with contextlib.ExitStack() as opened:
         if local:
-            in_base = next((output.staged_files() for connector, output in staged.items() if zips.get(connector) == base), [])
+            base, in_base = (zips[based_on], staged[based_on].staged_files()) if based_on else (None, [])
             writer: ArchiveWriter = opened.enter_context(LocalArchive(path, base=base, in_base=in_base))
         else:
             writer = opened.enter_context(StreamedArchive(path))
         for connector, output in staged.items():
-            if connector in zips and zips[connector] == base:
+            if connector == based_on:
                 continue  # its files are in the archive already
             zipped = opened.enter_context(zipfile.ZipFile(default_storage.open(zips[connector], "rb"))) if connector in zips else None
             for file in output.staged_files():

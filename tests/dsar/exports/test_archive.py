@@ -62,8 +62,8 @@ def _digest(data: bytes) -> str:
 def test_a_small_subjects_archive_holds_these_members_and_this_manifest(listed, storage):
     request = _requested(f"small-{storage}@example.com", ["searches_commands", "content"])
     connectors = listed(
-        accounts={"records": [Record("searches_commands", {"query": "one"}, "accounts.searches", OBSERVED, dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))]},
         docs={"files": {"notes/a.txt": b"hello\n"}},
+        accounts={"records": [Record("searches_commands", {"query": "one"}, "accounts.searches", OBSERVED, dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))]},
     )
     archive, opened, data = _built(request, connectors)
 
