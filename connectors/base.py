@@ -8,8 +8,7 @@ and what it had to keep. It never imports anything from the workflow (`dsar`).
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -43,6 +42,7 @@ class Source:
     kind: str | None = None  # the third-party source kind, for third_party
 
     def as_dict(self) -> dict[str, str | None]:
+        """The source as the export writes it."""
         return {"type": self.type, "name": self.name, "kind": self.kind}
 
 
@@ -53,8 +53,12 @@ INFERRED = Source("inferred")
 
 @dataclass(slots=True)
 class Record:
-    """One item of personal data in one category, with where it came from. Treat it as a value;
-    it is not frozen because a subject can have millions, and a frozen one costs twice as much to make."""
+    """One item of personal data in one category, with where it came from.
+
+    `fields` holds what the export shows: text, numbers, booleans, None, and lists and mappings of
+    them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known. Treat a
+    record as a value; it is not frozen because a subject can have millions, and a frozen one costs
+    twice as much to make."""
 
     category: str
     fields: Mapping[str, Any]
@@ -73,37 +77,6 @@ class FileItem:
     size: int | None = None
     source: Source = PROVIDED
     collected_at: dt.datetime | None = None
-
-
-class Cell(enum.Enum):
-    """A value of each record that `RecordRun.render` puts into a template, and how it is written."""
-
-    COLLECTED_AT_JSON = "collected_at as JSON: an ISO 8601 string, as datetime.isoformat() writes it, or null"
-    COLLECTED_AT_CSV = "collected_at as a CSV cell: ISO 8601, or empty"
-    VALUE_JSON = "the field's value as a JSON string"
-    VALUE_CSV = "the field's value as a CSV cell, quoted as Python's csv module quotes it"
-
-
-Template = Sequence[str | Cell]  # text and cells, joined in order, once per record
-
-
-@dataclass(frozen=True)
-class RecordRun:
-    """Many records of one category, system and source, each with the one text field `field_name`,
-    that the system writes out itself instead of yielding them one by one: a SQL system renders
-    them in the database, so a table of millions of rows never passes through Python row by row.
-
-    `render(templates)` yields blocks of records in order, each as a tuple of one text per template
-    (the template applied to every record of the block, joined) and how many records the block
-    holds. It reads from the gather that yielded it, so it is called before that gather goes on.
-    Only `Connector.gather_runs` yields these.
-    """
-
-    category: str
-    system: str
-    field_name: str
-    source: Source
-    render: Callable[[Sequence[Template]], Iterator[tuple[tuple[str, ...], int]]]
 
 
 @dataclass(frozen=True)
@@ -154,11 +127,6 @@ class Connector:
         The caller keeps only the categories the request asked for.
         """
         raise NotImplementedError
-
-    def gather_runs(self, identity: Identity) -> Iterator[Record | FileItem | RecordRun]:
-        """What `gather` yields, except that a long run of simple records may come as one
-        `RecordRun`. A connector that cannot write its records out itself yields them all."""
-        return self.gather(identity)
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file that `gather` yielded, for reading in binary."""

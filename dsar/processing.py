@@ -121,8 +121,8 @@ def task_run(task_id: int) -> None:
             identity = Identity(email=request.email)
             categories = frozenset(request.categories)
             if request.type == RequestType.ACCESS:
-                output = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
-                last = task_succeed(task, counts=output["counts"], output=output)
+                staged = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
+                last = task_succeed(task, counts=staged.counts, output=staged.as_json())
             else:
                 receipt = connector.erase(identity, categories)
                 last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from botocore.config import Config
 from django.core.files.base import ContentFile
-from moto.server import ThreadedMotoServer
 
 from connectors.base import PROVIDED, Identity, PermanentError, TransientError
 from connectors.content import ContentStorageConnector, content_storage_from_options, subject_prefix
 from estate.content_load import content_bytes, content_load
 from devstack import free_port
 
+from ..support.s3 import S3_BACKEND, s3_bucket_create, s3_client, s3_endpoint, s3_options  # noqa: F401 (s3_endpoint: a fixture)
+
 MIB = 1024 * 1024
-S3_BACKEND = "storages.backends.s3.S3Storage"
 PAT = "pat@example.com"
 PAT_WORK = "pat+work@example.com"
 
@@ -65,48 +63,13 @@ def _gathered(connector: ContentStorageConnector, email: str) -> set[tuple[str, 
     return {(item.category, item.path, item.size) for item in connector.gather(Identity(email=email))}
 
 
-def _s3_options(endpoint: str, bucket: str, **extra) -> dict:
-    return {
-        "bucket_name": bucket,
-        "endpoint_url": endpoint,
-        "access_key": "testing",
-        "secret_key": "testing",
-        "region_name": "us-east-1",
-        **extra,
-    }
-
-
-def _s3_client(endpoint: str):
-    return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-
-
-def _bucket_create(endpoint: str) -> str:
-    bucket = f"content-{uuid.uuid4().hex[:12]}"
-    _s3_client(endpoint).create_bucket(Bucket=bucket)
-    return bucket
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """An S3 API on a free loopback port, served by moto in this process."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["local", "s3"])
 def options(request, tmp_path) -> dict:
     """The connector's options for an empty store: a temporary directory, or a new S3 bucket."""
     if request.param == "local":
         return {"storage_options": {"location": str(tmp_path / "content")}}
     endpoint = request.getfixturevalue("s3_endpoint")
-    return {"backend": S3_BACKEND, "storage_options": _s3_options(endpoint, _bucket_create(endpoint))}
+    return {"backend": S3_BACKEND, "storage_options": s3_options(endpoint, s3_bucket_create(endpoint))}
 
 
 @pytest.fixture
@@ -187,13 +150,13 @@ def test_content_load_replaces_the_subjects_files(connector, storage):
 
 
 def test_a_large_size_bytes_file_reaches_s3_in_parts_not_in_one_buffered_request(s3_endpoint):
-    bucket = _bucket_create(s3_endpoint)
-    storage = content_storage_from_options(S3_BACKEND, _s3_options(s3_endpoint, bucket))
+    bucket = s3_bucket_create(s3_endpoint)
+    storage = content_storage_from_options(S3_BACKEND, s3_options(s3_endpoint, bucket))
     big = next(spec for spec in PAT_FILES if "size_bytes" in spec)
 
     content_load(storage=storage, subject_email=PAT, files=[big])
 
-    head = _s3_client(s3_endpoint).head_object(Bucket=bucket, Key=f"{subject_prefix(PAT)}/{big['category']}/{big['path']}")
+    head = s3_client(s3_endpoint).head_object(Bucket=bucket, Key=f"{subject_prefix(PAT)}/{big['category']}/{big['path']}")
     assert head["ContentLength"] == BIG_SIZE
     assert "-" in head["ETag"], "a multipart upload's ETag ends in -<parts>; a single PUT's does not"
 
@@ -208,7 +171,7 @@ def test_open_file_refuses_a_ref_outside_subjects(connector, storage, ref):
 
 def test_unreachable_s3_endpoint_is_a_transient_error():
     # A single attempt keeps the test quick; botocore's own retries would only delay the same answer.
-    options = _s3_options(f"http://127.0.0.1:{free_port()}", "content", client_config=Config(retries={"total_max_attempts": 1}))
+    options = s3_options(f"http://127.0.0.1:{free_port()}", "content", client_config=Config(retries={"total_max_attempts": 1}))
     connector = ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options)
 
     with pytest.raises(TransientError):
@@ -216,7 +179,7 @@ def test_unreachable_s3_endpoint_is_a_transient_error():
 
 
 def test_missing_bucket_is_a_permanent_error(s3_endpoint):
-    options = _s3_options(s3_endpoint, "no-such-bucket")
+    options = s3_options(s3_endpoint, "no-such-bucket")
     connector = ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options)
 
     with pytest.raises(PermanentError):

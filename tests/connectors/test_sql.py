@@ -1,27 +1,40 @@
-"""The SQL connectors (accounts, payments, third-party) against their real PostgreSQL databases."""
+"""The SQL connector against the demo estate's real PostgreSQL databases: what a gather yields,
+row by row, and what an erasure removes, clears, masks and keeps."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import Cell, Connector, Identity, RecordRun, TransientError
+from connectors.base import OBSERVED, PROVIDED, Identity, Record, Retained, Source, TransientError
+from connectors.registry import connector_get
+from connectors.sql import BATCH, SqlConnector
 from estate.loader import EstateError, estate_load, estate_parse
 from estate.stores import estate_database_url
-from connectors.registry import connector_get
 
-pytestmark = pytest.mark.usefixtures("estate")
+pytestmark = [pytest.mark.usefixtures("estate"), pytest.mark.django_db]
+
+UTC = dt.UTC
+INVOICES = "Invoices are kept for 10 years because tax law requires it"
 
 
 def _load(*subjects: dict) -> None:
     estate_load(estate_parse({"subjects": list(subjects)}))
 
 
-def _records(connector: str, email: str) -> list:
+def _records(connector: str, email: str) -> list[Record]:
     return list(connector_get(connector).gather(Identity(email=email)))
+
+
+def _run(system: str, sql: str, **params) -> None:
+    engine = sa.create_engine(estate_database_url(system))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+    finally:
+        engine.dispose()
 
 
 def _count(system: str, sql: str, **params) -> int:
@@ -31,6 +44,12 @@ def _count(system: str, sql: str, **params) -> int:
             return conn.execute(sa.text(sql), params).scalar()
     finally:
         engine.dispose()
+
+
+def _connector(tmp_path, system: str, dataset: str, **options) -> SqlConnector:
+    path = tmp_path / f"{system}.yaml"
+    path.write_text(dataset)
+    return SqlConnector(name=system, dataset=str(path), **options)
 
 
 @pytest.fixture
@@ -51,61 +70,65 @@ def twins(unique_email):
     return email, other
 
 
-@pytest.mark.django_db
 def test_gather_finds_exactly_the_subject_and_not_a_plus_suffixed_twin(twins):
     email, other = twins
-    for connector in ("accounts", "payments", "third_party"):
-        mine = _records(connector, email)
-        assert mine, connector
-        theirs = _records(connector, other)
-        assert len(mine) == len(theirs)
-    searches = [r.fields["query"] for r in _records("accounts", email) if r.category == "searches_commands"]
-    assert sorted(searches) == ["one", "two"]
-    assert all(r.fields.get("email") != other for r in _records("accounts", email))
+    searches = [r.fields for r in _records("accounts", email) if r.category == "searches_commands"]
+    assert searches == [{"query": "one"}, {"query": "two"}]
+    contacts = [r.fields for r in _records("accounts", email) if r.category == "contacts_relationships"]
+    assert contacts == [{"name": "Kim"}]
+    names = [r.fields for r in _records("accounts", email) if r.category == "name_contact"]
+    assert names == [{"email": email, "name": "Twin"}]
+    assert [r.fields for r in _records("accounts", other) if r.category == "name_contact"] == [{"email": other, "name": "Twin"}]
 
 
-@pytest.mark.django_db
+def test_a_tables_rows_become_records_with_their_values_as_text_and_times_in_iso_8601(twins):
+    email, _ = twins
+    transactions = [r for r in _records("payments", email) if r.system == "payments.transactions"]  # in key order
+    assert transactions == [
+        Record("interactions.account_history",
+               {"item": "x", "amount": "5.00", "currency": "GBP", "at": "2026-01-01T00:00:00+00:00",
+                "retained_until": "2036-01-01T00:00:00+00:00", "retained_because": INVOICES},
+               "payments.transactions", OBSERVED, dt.datetime(2026, 1, 1, tzinfo=UTC)),
+        Record("interactions.account_history",
+               {"item": "old", "amount": "7.00", "currency": "GBP", "at": "2010-01-01T00:00:00+00:00",
+                "retained_until": "2020-01-01T00:00:00+00:00", "retained_because": INVOICES},
+               "payments.transactions", OBSERVED, dt.datetime(2010, 1, 1, tzinfo=UTC)),
+    ]
+    (subscription,) = [r for r in _records("payments", email) if r.system == "payments.subscriptions"]
+    assert subscription == Record("subscription", {"product": "Music", "status": "active"}, "payments.subscriptions", PROVIDED, None)
+
+
 def test_secrets_never_leave_the_database_and_cards_show_four_digits(twins):
     email, _ = twins
-    records = _records("accounts", email) + _records("payments", email)
-    text = repr([r.fields for r in records])
-    assert "s3cret-pass" not in text and "sha256$" not in text and "5555555555554444" not in text
-    values = [value for r in records for value in r.fields.values()]
-    assert "987" not in values and not any("cvc" in r.fields for r in records)  # the security code, too short to grep for
-    card = next(r.fields for r in records if r.system == "payments.cards")
-    assert card["number"] == "**** 4444"
-    assert card["security_code"].startswith("set")
-    credentials = next(r.fields for r in records if r.category == "credentials")
-    assert credentials["password"].startswith("set") and credentials["password_last_changed"]
+    (card,) = [r for r in _records("payments", email) if r.system == "payments.cards"]
+    assert card.category == "payment"
+    assert set(card.fields) == {"exp", "number", "security_code", "security_code_last_changed"}
+    assert (card.fields["number"], card.fields["exp"], card.fields["security_code"]) == ("**** 4444", "01/30", "set (never exported)")
+    (credentials,) = [r for r in _records("accounts", email) if r.category == "credentials"]
+    assert set(credentials.fields) == {"password", "password_last_changed"}
+    assert credentials.fields["password"] == "set (never exported)"
+    everything = repr([r.fields for r in _records("accounts", email) + _records("payments", email)])
+    assert "s3cret-pass" not in everything and "sha256$" not in everything and "5555555555554444" not in everything
+    assert "987" not in everything
 
 
-@pytest.mark.django_db
 def test_third_party_records_carry_their_source_name_and_kind(twins):
     email, _ = twins
-    (record,) = _records("third_party", email)
-    assert record.category == "demographic"
-    assert record.source.as_dict() == {"type": "third_party", "name": "Northwind Insights", "kind": "data_broker"}
-    assert record.fields == {"income_band": "B"}
+    assert _records("third_party", email) == [
+        Record("demographic", {"income_band": "B"}, "third_party.records", Source("third_party", "Northwind Insights", "data_broker"),
+               dt.datetime(2026, 1, 1, tzinfo=UTC)),
+    ]
 
 
-@pytest.mark.django_db
 def test_erase_keeps_invoices_under_retention_and_leaves_the_twin_untouched(twins):
     email, other = twins
     receipt = connector_get("payments").erase(Identity(email=email))
-    assert receipt.erased["payment"] == 2  # the customer row and the card
-    assert receipt.erased["subscription"] == 1
-    assert receipt.erased["interactions.account_history"] == 1  # the invoice past its 10 years
-    (kept,) = receipt.retained
-    assert (kept.category, kept.count) == ("interactions.account_history", 1)
-    assert "tax law" in kept.reason and "legal_obligation" in kept.reason
-    assert kept.until.year == 2036
-    left = _records("payments", email)
-    assert [r.system for r in left] == ["payments.transactions"]
-    assert left[0].fields["retained_until"].startswith("2036-01-01")
-    assert len(_records("payments", other)) == len(_records("payments", other)) > 1
+    assert receipt.erased == {"payment": 2, "subscription": 1, "interactions.account_history": 1}  # customer and card; the 2010 invoice
+    assert receipt.retained == [Retained("interactions.account_history", 1, f"{INVOICES} (legal_obligation)", dt.date(2036, 1, 1))]
+    assert [r.fields["item"] for r in _records("payments", email)] == ["x"]
+    assert len(_records("payments", other)) == 5  # customer, card, subscription, two invoices
 
 
-@pytest.mark.django_db
 def test_erase_twice_is_harmless_and_finds_nothing_the_second_time(twins):
     email, other = twins
     first = connector_get("accounts").erase(Identity(email=email))
@@ -116,12 +139,10 @@ def test_erase_twice_is_harmless_and_finds_nothing_the_second_time(twins):
     assert _records("accounts", other)
 
 
-@pytest.mark.django_db
 def test_erasing_third_party_data_suppresses_the_source_and_a_reimport_is_refused(twins):
     email, other = twins
     receipt = connector_get("third_party").erase(Identity(email=email))
     assert receipt.suppressed_sources == ["Northwind Insights"]
-    assert _count("third_party", "SELECT count(*) FROM suppressions") >= 1
     assert _count("third_party", "SELECT count(*) FROM suppressions WHERE identity_hash = :e", e=email) == 0  # never the email
     again = {"email": email, "third_party": [{"source": "Northwind Insights", "source_type": "data_broker", "category": "demographic",
                                               "acquired_at": "2026-02-01T00:00:00Z"}]}
@@ -131,7 +152,6 @@ def test_erasing_third_party_data_suppresses_the_source_and_a_reimport_is_refuse
     _load({"email": other, "third_party": again["third_party"]})  # the twin was not erased: allowed
 
 
-@pytest.mark.django_db
 def test_a_partial_deletion_erases_only_the_requested_categories(twins):
     email, _ = twins
     receipt = connector_get("accounts").erase(Identity(email=email), frozenset({"searches_commands"}))
@@ -140,33 +160,23 @@ def test_a_partial_deletion_erases_only_the_requested_categories(twins):
     assert "searches_commands" not in categories and "name_contact" in categories
 
 
-@pytest.mark.django_db
 def test_a_mask_strategy_replaces_values_with_a_keyed_hash_and_keeps_the_row(tmp_path, unique_email):
-    from connectors.sql import SqlConnector
-
     email = unique_email("masked")
     _load({"email": email, "accounts": {"name": "Maria Masked", "phone": "+44 1"}})
-    dataset = tmp_path / "masked.yaml"
-    dataset.write_text(
-        "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n    erase: mask\n"
-        "    columns: {name: name_contact, phone: name_contact}\n"
-    )
-    connector = SqlConnector(name="masked", dataset=str(dataset), mask_key="k")
+    connector = _connector(tmp_path, "accounts", "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n    erase: mask\n"
+                                                 "    columns: {name: name_contact, phone: name_contact}\n", mask_key="k")
     try:
-        receipt = connector.erase(Identity(email=email))
-        assert receipt.erased == {"name_contact": 1}
+        assert connector.erase(Identity(email=email)).erased == {"name_contact": 1}
         (record,) = list(connector.gather(Identity(email=email)))
-        assert record.fields["name"] != "Maria Masked" and len(record.fields["name"]) == 64
-        assert record.fields["phone"] != record.fields["name"]
+        # The hex SHA-256 of the key and the value: sha256(b"kMaria Masked"), sha256(b"k+44 1").
+        assert record.fields == {"name": "cec51239c476a9898ab2d42844294dbb2409bab58bcbb77866e69c263850d7c4",
+                                 "phone": "c950ba6e5b595eecfe5b84642a0ccce3be67d89f62b5fadfe415c7e7c1b0081d"}
         assert connector.erase(Identity(email=email)).erased == {}  # masked already: nothing left to mask
     finally:
         connector.close()
 
 
-@pytest.mark.django_db
 def test_a_table_with_more_rows_than_one_batch_streams_on_from_its_last_key(unique_email):
-    from connectors.sql import BATCH
-
     email = unique_email("many")
     searches = [f"query {n:05d}" for n in range(2 * BATCH + 7)]
     _load({"email": email, "accounts": {"searches": searches}})
@@ -174,117 +184,89 @@ def test_a_table_with_more_rows_than_one_batch_streams_on_from_its_last_key(uniq
     assert found == searches
 
 
-AWKWARD = [
-    "plain", "", " leading and trailing ", "comma, here", 'quote " here', '""', "line\nbreak", "cr\rhere", "crlf\r\nhere",
-    "tab\there", "back\\slash", "\\.", "controls " + "".join(chr(c) for c in range(1, 32)), "unicode é ß 日本 🙂",
-    "\u2028\u2029", "del \x7f", "</script>", "x" * 5000,
-]
-PROBES = {  # table: (value column and type, collected-at column and type, category)
-    "probe_tz": ("note text", "seen timestamptz"),
-    "probe_local": ("label varchar(6000)", "at timestamp"),
-    "probe_day": ("word text", "day date"),
-    "probe_plain": ("remark text", None),
-    "probe_int": ("n integer", "seen timestamptz"),
-}
+# --- Values of every kind, read from a server whose own time zone is not UTC ------------------------
 
 
 @pytest.fixture
-def probes(tmp_path, unique_email):
-    """A subject with more than a batch of rows in tables of each kind a run can render (and one it
-    cannot), all in one category, and a connector to a server whose default time zone is not UTC."""
-    from connectors.sql import BATCH, SqlConnector
-
-    email = unique_email("probe")
-    _load({"email": email, "accounts": {"name": "Pat Probe"}})
+def kinds(tmp_path, unique_email):
+    """A table with a column of each kind, and a connector to the server with its session's time
+    zone set to Newfoundland's (UTC-03:30 in winter): times with a zone must still come out in UTC."""
+    email = unique_email("kinds")
+    _load({"email": email, "accounts": {"name": "Kim Kinds"}})
+    _run("accounts", "DROP TABLE IF EXISTS kinds")
+    _run("accounts", "CREATE TABLE kinds (id bigserial PRIMARY KEY, user_id bigint NOT NULL, note text, seen timestamptz,"
+                     " local_at timestamp, day date, amount numeric(8, 2), flag boolean, n integer)")
     url = sa.engine.make_url(estate_database_url("accounts"))
-    engine = sa.create_engine(url)
-    rows = BATCH + 300
-    with engine.begin() as conn:
-        user = conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar()
-        for table, (value, when) in PROBES.items():
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-            conn.execute(sa.text(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, user_id bigint NOT NULL, {value}{f', {when}' if when else ''})"))
-            value_name, when_name = value.split()[0], when and when.split()[0]
-            for n in range(rows):
-                at = dt.datetime(999 + n * 7 % 9000, 1 + n % 12, 1 + n % 28, n % 24, n % 60, n % 60, 0 if n % 3 else n * 37 % 1000000, tzinfo=dt.UTC)
-                params = {"u": user, "v": None if n % 17 == 5 else (n if value_name == "n" else AWKWARD[n % len(AWKWARD)]),
-                          "w": None if n % 11 == 4 and when_name == "seen" else (at.date() if when_name == "day" else at.replace(tzinfo=None) if when_name == "at" else at)}
-                conn.execute(sa.text(f"INSERT INTO {table} (user_id, {value_name}{f', {when_name}' if when else ''}) VALUES (:u, :v{', :w' if when else ''})"), params)
-    engine.dispose()
-    dataset = tmp_path / "probes.yaml"
-    tables = "".join(
-        f"  - name: {table}\n    parent: {{table: users, column: user_id}}\n    source: observed\n"
-        + (f"    collected_at: {when.split()[0]}\n" if when else "") + f"    columns: {{{value.split()[0]}: searches_commands}}\n"
-        for table, (value, when) in PROBES.items()
-    )
-    dataset.write_text(f"system: accounts\ntables:\n  - name: users\n    identity: {{email: email}}\n    columns: {{name: name_contact}}\n{tables}")
     zoned = url.update_query_dict({"options": "-c TimeZone=America/St_Johns"}).render_as_string(hide_password=False)
-    connector = SqlConnector(name="accounts", dataset=str(dataset), url=zoned)
-    yield connector, email, rows
+    connector = _connector(tmp_path, "accounts", "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n"
+                                                 "    columns: {name: name_contact}\n"
+                                                 "  - name: kinds\n    parent: {table: users, column: user_id}\n    source: observed\n"
+                                                 "    collected_at: seen\n    columns: {note: interests, seen: interests, local_at: interests,"
+                                                 " day: interests, amount: interests, flag: interests, n: interests}\n", url=zoned)
+    yield connector, email
     connector.close()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for table in PROBES:
-            conn.execute(sa.text(f"DROP TABLE {table}"))
-    engine.dispose()
+    _run("accounts", "DROP TABLE kinds")
 
 
-class _RecordsOnly(Connector):
-    """A connector's records, never a run: the staging that writes each record itself."""
-
-    def __init__(self, inner: Connector) -> None:
-        super().__init__(name=inner.name)
-        self.inner = inner
-
-    def gather(self, identity):
-        return self.inner.gather(identity)
-
-
-@pytest.mark.django_db
-def test_rows_the_database_renders_in_a_run_are_the_bytes_the_staging_writes_for_their_records(probes):
-    from dsar import exports
-
-    connector, email, rows = probes
-    identity = Identity(email=email)
-    runs = [item for item in connector.gather_runs(identity) if isinstance(item, RecordRun)]
-    assert [run.system for run in runs] == ["accounts.probe_tz", "accounts.probe_local", "accounts.probe_day", "accounts.probe_plain"]
-
-    categories = frozenset({"searches_commands", "name_contact"})
-    by_runs = exports.stage_gather(connector, identity, categories, request_id="runs", attempt=1)
-    by_records = exports.stage_gather(_RecordsOnly(connector), identity, categories, request_id="records", attempt=1)
-    try:
-        assert by_runs["inline"] is None  # spilled to the work area, as a big subject's are
-        assert {k: v for k, v in by_runs.items() if k != "prefix"} == {k: v for k, v in by_records.items() if k != "prefix"}
-        per_table = rows - len(range(5, rows, 17))
-        assert by_runs["counts"] == {"searches_commands": 5 * per_table, "name_contact": 1}
-        assert by_runs["categories"]["searches_commands"]["columns"] == ["note", "label", "word", "remark", "n"]
-        for stream in ("searches_commands.jsonl", "searches_commands.csv", "name_contact.jsonl", "name_contact.csv"):
-            staged = b"".join(exports._blocks(exports._staged(by_runs, stream)))
-            assert staged == b"".join(exports._blocks(exports._staged(by_records, stream))), stream
-        lines = b"".join(exports._blocks(exports._staged(by_runs, "searches_commands.jsonl"))).decode().split("\n")[:-1]
-        records = [json.loads(line) for line in lines]
-        assert {r["fields"].get("note") for r in records} >= set(AWKWARD)  # every awkward value made it
-        zoned = {r["collected_at"] for r in records if r["system"] == "accounts.probe_tz"}
-        # In UTC, whatever the server's default zone.
-        assert None in zoned and "0999-01-01T00:00:00+00:00" in zoned and all(t is None or t.endswith("+00:00") for t in zoned)
-    finally:
-        exports.stage_discard("runs")
-        exports.stage_discard("records")
+def test_values_of_each_kind_come_out_as_json_values_and_times_with_a_zone_in_utc(kinds):
+    connector, email = kinds
+    _run("accounts", "INSERT INTO kinds (user_id, note, seen, local_at, day, amount, flag, n)"
+                     " SELECT id, 'comma, \"quote\"\nline', '2026-01-15 10:00:00.25+00', '2026-01-15 10:00:00', '2026-01-15', 12.5, true, 7"
+                     " FROM users WHERE email = :e", e=email)
+    _run("accounts", "INSERT INTO kinds (user_id, seen) SELECT id, '0999-01-01 00:00:00+00' FROM users WHERE email = :e", e=email)
+    _run("accounts", "INSERT INTO kinds (user_id, note) SELECT id, 'no time' FROM users WHERE email = :e", e=email)
+    records = [r for r in connector.gather(Identity(email=email)) if r.system == "accounts.kinds"]
+    assert records == [
+        Record("interests", {"note": 'comma, "quote"\nline', "seen": "2026-01-15T10:00:00.250000+00:00", "local_at": "2026-01-15T10:00:00",
+                             "day": "2026-01-15", "amount": "12.50", "flag": True, "n": 7},
+               "accounts.kinds", OBSERVED, dt.datetime(2026, 1, 15, 10, 0, 0, 250000, tzinfo=UTC)),
+        Record("interests", {"seen": "0999-01-01T00:00:00+00:00"}, "accounts.kinds", OBSERVED, dt.datetime(999, 1, 1, tzinfo=UTC)),
+        Record("interests", {"note": "no time"}, "accounts.kinds", OBSERVED, None),
+    ]
+    assert all(r.collected_at is None or r.collected_at.utcoffset() == dt.timedelta(0) for r in records)
 
 
-@pytest.mark.django_db
-def test_a_connection_lost_in_the_middle_of_a_run_is_a_transient_error(probes):
-    connector, email, _ = probes
-    items = connector.gather_runs(Identity(email=email))
-    run = next(item for item in items if isinstance(item, RecordRun))
-    blocks = run.render([[Cell.VALUE_JSON]])
-    (text,), count = next(blocks)
-    assert count > 0 and text.startswith('"')
-    engine = sa.create_engine(estate_database_url("accounts"))
-    with engine.connect() as conn:  # the system drops the connector's connection
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                             " WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-    engine.dispose()
+def test_a_connection_lost_while_a_table_streams_is_a_transient_error(kinds):
+    connector, email = kinds
+    _run("accounts", "INSERT INTO kinds (user_id, n) SELECT u.id, g FROM users u, generate_series(1, :rows) g WHERE u.email = :e",
+         rows=3 * BATCH, e=email)
+    items = connector.gather(Identity(email=email))
+    for _ in range(1 + BATCH + 1):  # the user's record, the first batch, and one row of the streamed rest
+        next(items)
+    _run("accounts", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
     with pytest.raises(TransientError, match="database unavailable"):
-        next(blocks)
-    items.close()
+        list(items)
+
+
+# --- Retention: a day either side of the rule ----------------------------------------------------------
+
+
+class _OnMidsummer(SqlConnector):
+    """The connector on 15 June 2026 at noon, UTC."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def test_erasure_keeps_invoices_from_exactly_ten_years_back_and_removes_the_day_before(tmp_path, unique_email):
+    email = unique_email("boundary")
+    _load({"email": email, "payments": {"transactions": [
+        {"amount": 1, "currency": "EUR", "at": "2016-06-14T12:00:00Z", "item": "a day too old"},
+        {"amount": 2, "currency": "EUR", "at": "2016-06-15T12:00:00Z", "item": "ten years to the second"},
+        {"amount": 3, "currency": "EUR", "at": "2016-06-16T12:00:00Z", "item": "a day inside"},
+    ]}})
+    path = tmp_path / "payments.yaml"
+    path.write_text("system: payments\ntables:\n  - name: transactions\n    identity: {email: billing_email}\n    source: observed\n"
+                    "    collected_at: at\n    columns: {item: interactions.account_history}\n"
+                    "    retain: {years: 10, basis: legal_obligation, reason: tax law, date_column: at}\n")
+    connector = _OnMidsummer(name="payments", dataset=str(path))
+    try:
+        receipt = connector.erase(Identity(email=email))
+        assert receipt.erased == {"interactions.account_history": 1}
+        assert receipt.retained == [Retained("interactions.account_history", 2, "tax law (legal_obligation)", dt.date(2026, 6, 16))]
+        assert [r.fields for r in connector.gather(Identity(email=email))] == [
+            {"item": "ten years to the second", "retained_until": "2026-06-15T12:00:00+00:00", "retained_because": "tax law"},
+            {"item": "a day inside", "retained_until": "2026-06-16T12:00:00+00:00", "retained_because": "tax law"},
+        ]
+    finally:
+        connector.close()

@@ -87,13 +87,11 @@ import django
 django.setup()
 from celery.signals import worker_init
 from django.conf import settings
-from django.template import engines
 import dsar.tasks
-def compiled():
-    return any(name == "exports/index.html" for _, name in engines["jinja2"].env.cache.keys())
-before = settings.ROOT_URLCONF in sys.modules, compiled()
+from dsar import exports
+before = settings.ROOT_URLCONF in sys.modules, exports.report.terms_html.cache_info().currsize
 worker_init.send(sender=None)  # what Celery sends in a worker's parent before it forks its pool
-print(*before, settings.ROOT_URLCONF in sys.modules, compiled())
+print(*before, settings.ROOT_URLCONF in sys.modules, exports.report.terms_html.cache_info().currsize)
 """
 
 

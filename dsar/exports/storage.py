@@ -1,0 +1,62 @@
+"""Where exports and the work area live: Django's default storage, a local disk or an object store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from connectors.content import storage_is_local
+
+
+def on_local_disk() -> bool:
+    """Whether the export storage is a local disk (files can be renamed and appended to)."""
+    return storage_is_local(default_storage)
+
+
+def local_tmp() -> Path:
+    """A directory for this host's temporary files, on the data volume rather than in /tmp."""
+    path = settings.DATA_DIR / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class FinishedFile(File):
+    """A finished local temporary file: FileSystemStorage moves it into place instead of copying
+    (Django moves any file that has a `temporary_file_path`), other storages upload it."""
+
+    def temporary_file_path(self) -> str:
+        """The file's local path."""
+        return self.file.name
+
+
+def storage_save(path: str, local: Path) -> str:
+    """Put a finished local file at `path` in the storage, replacing what is there; its name there."""
+    storage_delete(path)
+    with local.open("rb") as handle:
+        return default_storage.save(path, FinishedFile(handle, name=local.name))
+
+
+def storage_delete(path: str) -> None:
+    """Delete one file from the storage; one already gone is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        default_storage.delete(path)
+
+
+def storage_delete_tree(prefix: str) -> None:
+    """Delete everything under a storage prefix, and the local directories it leaves empty."""
+    try:
+        directories, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return
+    for name in files:
+        storage_delete(f"{prefix}/{name}")
+    for name in directories:
+        storage_delete_tree(f"{prefix}/{name}")
+    if on_local_disk():
+        with contextlib.suppress(OSError):
+            os.rmdir(default_storage.path(prefix))
