@@ -107,7 +107,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The database row is the job; the message only says which row to look at. Hence: late
 # acknowledgement (a killed worker's message comes back), one message prefetched at a time, no
 # result backend, and a visibility timeout longer than any task may run, so Redis does not hand a
-# running task to a second worker. dsar/celery.py reads every CELERY_* name below.
+# running task to a second worker. dsar/celery.py reads every CELERY_* name below, and sets the
+# one setting whose CELERY_ name Celery would take for one of its Celery 3 names.
 
 REDIS_URL = config.redis_url
 CONNECTOR_TASK_TIME_LIMIT = 30 * 60  # seconds; a connector may set a shorter "time_limit" of its own
@@ -121,7 +122,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 10,
     "socket_connect_timeout": 5,
 }
-CELERY_RESULT_BACKEND = None
+# JSON only and no result backend are Celery's own defaults; results are not even stored.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -133,17 +134,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = CONNECTOR_TASK_TIME_LIMIT
 CELERY_TASK_QUEUES = [Queue("dsar.mail"), Queue("dsar.final"), Queue("celery")]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"dsar.tasks.emails_send": {"queue": "dsar.mail"}, "dsar.tasks.request_finalize": {"queue": "dsar.final"}}
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A worker keeps its database connection across tasks (a new one costs PostgreSQL a process start
 # per task); dsar/tasks.py checks it before each task, as Django does per web request. Celery's
 # Django fixup reads this name as it is.
 CELERY_DB_REUSE_MAX = 500
 CELERY_WORKER_SEND_TASK_EVENTS = False
-# Publishing gives up fast when the broker is down: the committed row is the job, and the sweeper
-# rings again, so a web request never hangs on a dead broker.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Rate limits that are security controls (dsar/throttle.py), counted in the cache's Redis.

@@ -201,7 +201,10 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
 def test_celery_reads_the_celery_settings_under_its_own_names():
     conf = celery_app.conf
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost, conf.worker_prefetch_multiplier) == (True, True, 1)
-    assert (conf.task_ignore_result, conf.result_backend, conf.task_serializer) == (True, None, "json")
+    # JSON only and no result backend: Celery's defaults, which the settings rely on.
+    assert (conf.task_ignore_result, conf.result_backend, conf.task_serializer, list(conf.accept_content)) == (True, None, "json", ["json"])
+    assert conf.task_publish_retry_policy == {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+    assert not conf.deprecated_settings  # no CELERY_ name that Celery would take for one of Celery 3's
     assert (conf.task_time_limit, conf.task_soft_time_limit) == (1860, 1800)
     assert conf.broker_transport_options["visibility_timeout"] == 3900
     assert [queue.name for queue in conf.task_queues] == ["dsar.mail", "dsar.final", "celery"]
