@@ -32,7 +32,7 @@ from django.utils import timezone
 from connectors.base import Identity, PermanentError, TransientError
 from connectors.registry import connector_get, connector_names
 
-from . import doorbell, exports, locks
+from . import doorbell, exports, locks, orm_bypass
 from .lifecycle import request_transition
 from .models import ConnectorTask, Export, FinalStep, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
@@ -158,10 +158,7 @@ def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = Non
     now = timezone.now()
     with transaction.atomic():
         request = locks.request_lock(task.request_id)
-        succeeded = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
-            status=TaskStatus.SUCCEEDED, counts=counts, output=output, receipt=receipt, lease_until=None,
-            finished_at=now, updated_at=now)
-        if not succeeded:
+        if not orm_bypass.task_result_record(task.pk, counts=counts, output=output, receipt=receipt, now=now):
             logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
             return False
         last = (request.status == Status.PROCESSING and not request.tasks.exclude(status=TaskStatus.SUCCEEDED).exists()

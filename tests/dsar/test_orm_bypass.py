@@ -1,5 +1,5 @@
 """dsar/orm_bypass.py: a request filed in one statement is stored exactly as the plain ORM stores it,
-and all of it or none of it is."""
+and all of it or none of it is; a task's result bound by the server is stored as `update` stores it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from dsar import orm_bypass
 from dsar.lifecycle import audit_entry_new, audit_record, audit_verify
-from dsar.models import AuditEntry, AuditSeal, OutgoingEmail, Request
+from dsar.models import AuditEntry, AuditSeal, ConnectorTask, OutgoingEmail, Request
+
+from ..factories import request_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,3 +64,19 @@ def test_a_request_is_never_stored_without_its_entry_and_email():
     assert not Request.objects.filter(pk=request.pk).exists()
     assert not AuditEntry.objects.filter(request=request.pk).exists()
     assert not OutgoingEmail.objects.filter(request=request.pk).exists()
+
+
+def test_a_task_result_bound_by_the_server_is_stored_as_the_orms_update_stores_it_and_only_on_a_running_task():
+    request = request_make(status="processing")
+    bound, plain = (ConnectorTask.objects.create(request=request, connector=name, status="running", attempts=1) for name in ("bound", "plain"))
+    now = timezone.now()
+    result = {"counts": {"name_contact": 2}, "output": {"inline": {"name_contact.json": ['{"a": "\u00e9\\"}\n', "it's\n"]}, "files": 0},
+              "receipt": None}
+    assert orm_bypass.task_result_record(bound.pk, **result, now=now) is True
+    ConnectorTask.objects.filter(pk=plain.pk, status="running").update(status="succeeded", **result, lease_until=None, finished_at=now,
+                                                                      updated_at=now)
+    leave_out = {"id", "connector", "created_at"}  # the two rows' own: made a moment apart
+    rows = {row["connector"]: {k: v for k, v in row.items() if k not in leave_out} for row in ConnectorTask.objects.values()}
+    assert rows["bound"] == rows["plain"]
+    assert (rows["bound"]["status"], rows["bound"]["receipt"], rows["bound"]["output"]) == ("succeeded", None, result["output"])
+    assert orm_bypass.task_result_record(bound.pk, **result, now=now) is False  # no longer running: nothing changes
