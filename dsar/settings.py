@@ -328,7 +328,7 @@ _DATASETS = BASE_DIR / "estate" / "datasets"  # the demo estate's systems
 
 DSAR_CONNECTORS: dict[str, dict] = {
     "accounts": {
-        "class": "connectors.sql.SqlConnector",
+        "class": "connectors.sql_rendered.RenderedSqlConnector",
         "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": env("DSAR_ACCOUNTS_DATABASE_URL")},
     },
     "payments": {
