@@ -222,7 +222,7 @@ _helpdesk = config.helpdesk
 
 DSAR_CONNECTORS: dict[str, dict] = {
     "accounts": {
-        "class": "connectors.sql.SqlConnector",
+        "class": "connectors.sql_rendered.RenderedSqlConnector",
         "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": config.accounts_database_url},
     },
     "payments": {

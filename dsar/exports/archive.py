@@ -40,20 +40,8 @@ from connectors.taxonomy import category_info
 
 from ..models import ConnectorTask, Request
 from .report import report_category, report_render
-from .staging import (
-    CHUNK,
-    CSV_FIXED_COLUMNS,
-    CSV_FLUSH,
-    ZIP64_FROM,
-    Staged,
-    StagedFile,
-    Tally,
-    csv_stream,
-    file_chunks,
-    json_stream,
-    member_info,
-)
-from .storage import on_local_disk, storage_delete
+from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_stream, json_stream
+from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
 # A data member smaller than this is stored, not deflated: setting up a compressor costs several
 # times what storing such a member does, to save a few KiB of download (a typical subject has fifty).

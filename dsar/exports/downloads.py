@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..models import Export
-from .staging import CHUNK
+from .storage import CHUNK
 
 DOWNLOAD_SALT = "dsar.download"
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import itertools
 import json
 import os
 import shutil
 import tempfile
-import time
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +35,10 @@ from connectors.base import Connector, FileItem, Identity, PermanentError, Recor
 from connectors.sql_rendered import RenderedRecords, RenderedSqlConnector
 from connectors.taxonomy import category_known, category_root
 
-from .storage import local_tmp, on_local_disk, storage_delete_tree, storage_save
+from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, local_tmp, member_info, on_local_disk, storage_delete_tree, storage_save
 
-CHUNK = 1024 * 1024
 INLINE_BYTES = 256 * 1024  # a task's staged streams up to this size travel in its task row
 FILES_ZIP_FROM = 32 * 1024 * 1024  # a task's files past this size go into a zip of its own
-ZIP64_FROM = 1 << 30  # a member that may pass this size is written with Zip64 sizes from the start
 FILES_STREAM = "__files__.jsonl"  # the staged stream listing content files (no category has this id)
 CSV_FIXED_COLUMNS = ["connector", "system", "source_type", "source_name", "source_kind", "collected_at"]
 CSV_FLUSH = 64 * 1024
@@ -227,39 +223,6 @@ def iso_time(value: dt.datetime | dt.date) -> str:
     """A time (or date) in ISO 8601, exactly as its isoformat() writes it: orjson writes the same
     text at a third of the cost, and a subject can have millions of records."""
     return orjson.dumps(value)[1:-1].decode()
-
-
-def member_info(name: str, *, compressed: bool) -> zipfile.ZipInfo:
-    """A new archive member, dated now."""
-    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    return info
-
-
-def file_chunks(connector: Connector, ref: str) -> Iterator[bytes]:
-    """The bytes of one of a connector's files, read as they are needed."""
-    with connector.open_file(ref) as handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
-class Tally:
-    """The size and SHA-256 of bytes as they pass."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.digest = hashlib.sha256()
-
-    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The same chunks, counted and hashed."""
-        for chunk in chunks:
-            self.digest.update(chunk)
-            self.bytes += len(chunk)
-            yield chunk
-
-    def hexdigest(self) -> str:
-        """The SHA-256 so far, in hex."""
-        return self.digest.hexdigest()
 
 
 class _Spool:

@@ -1,16 +1,25 @@
-"""Where exports and the work area live: Django's default storage, a local disk or an object store."""
+"""Where exports and the work area live (Django's default storage, a local disk or an object
+store), and how bytes move there: in chunks, counted and hashed, into zip members."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from connectors.base import Connector
 from connectors.content import storage_is_local
+
+CHUNK = 1024 * 1024
+ZIP64_FROM = 1 << 30  # a member that may pass this size is written with Zip64 sizes from the start
 
 
 def on_local_disk() -> bool:
@@ -60,3 +69,36 @@ def storage_delete_tree(prefix: str) -> None:
     if on_local_disk():
         with contextlib.suppress(OSError):
             os.rmdir(default_storage.path(prefix))
+
+
+def member_info(name: str, *, compressed: bool) -> zipfile.ZipInfo:
+    """A new archive member, dated now."""
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    return info
+
+
+def file_chunks(connector: Connector, ref: str) -> Iterator[bytes]:
+    """The bytes of one of a connector's files, read as they are needed."""
+    with connector.open_file(ref) as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+class Tally:
+    """The size and SHA-256 of bytes as they pass."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.digest = hashlib.sha256()
+
+    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The same chunks, counted and hashed."""
+        for chunk in chunks:
+            self.digest.update(chunk)
+            self.bytes += len(chunk)
+            yield chunk
+
+    def hexdigest(self) -> str:
+        """The SHA-256 so far, in hex."""
+        return self.digest.hexdigest()
