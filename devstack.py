@@ -251,8 +251,8 @@ def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[
             f"--email={email}", f"--token={token}"]
 
 
-def test(pytest_args: list[str]) -> int:
-    """The whole suite against real services (embedded ones unless configured)."""
+def suite_environment() -> None:
+    """The configuration the suite runs under, here and in the mutation run (tests/mutation)."""
     os.environ.setdefault("DSAR_EXTRA_CONNECTORS", "probe=tests.support.probe.ProbeConnector")
     # The probe's attempts are cut at 5 s, so a test can make it time out.
     os.environ.setdefault("DSAR_CONNECTOR_TIME_LIMITS", json.dumps({"probe": 5}))
@@ -266,6 +266,11 @@ def test(pytest_args: list[str]) -> int:
                                 ("DSAR_STORAGE_OPTIONS", DATA_DIR / "storage-test")):
         shutil.rmtree(directory, ignore_errors=True)
         os.environ.setdefault(variable, json.dumps({"location": str(directory)}))
+
+
+def test(pytest_args: list[str]) -> int:
+    """The whole suite against real services (embedded ones unless configured)."""
+    suite_environment()
     with Services(mode="test"):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
 
