@@ -18,6 +18,7 @@ import argparse
 import fnmatch
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -25,8 +26,11 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = ROOT / "var" / "mutation"
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 # The highest share of a module's mutants that may survive (or meet no test).
 SURVIVAL_LIMIT = 0.10
 # `mutmut results --all=true` prints one line a mutant: "    dsar.deadlines.x_due_at_for__mutmut_1: killed".
@@ -43,8 +47,22 @@ def module_name(path: str) -> str:
     return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
-def mutmut(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).with_name("mutmut")), *args], cwd=ROOT, **kwargs)
+def mutmut_run(args: list[str]) -> int:
+    """`mutmut run`, stopped with what it started on SIGTERM; on Ctrl-C it stops itself."""
+    process = subprocess.Popen([MUTMUT, "run", *args], cwd=ROOT)
+
+    def stop(signum, frame) -> None:
+        # A mutant's run first (the plugin stops the processes it started), then mutmut.
+        for child in psutil.Process(process.pid).children():
+            child.terminate()
+        process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # mutmut had it too: it stops its mutant's run, then prints what it has
+            continue
 
 
 def mutants_run(paths: list[str]) -> int:
@@ -60,12 +78,13 @@ def mutants_run(paths: list[str]) -> int:
     devstack.suite_environment()
     # One mutant at a time: the tests of a run share one test database, Redis and Celery queue.
     with devstack.Services(mode="test"):
-        return mutmut("run", "--max-children", "1", *[f"{module_name(path)}.*" for path in paths]).returncode
+        return mutmut_run(["--max-children", "1", *[f"{module_name(path)}.*" for path in paths]])
 
 
 def summary(paths: list[str]) -> bool:
-    """Print each module's counts and survivors; False when a module's survivors reach the limit."""
-    listing = mutmut("results", "--all=true", capture_output=True, text=True, check=True).stdout
+    """Print each module's counts and survivors; False unless every module was tested through and
+    fewer than SURVIVAL_LIMIT of its mutants survived or met no test."""
+    listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     statuses: dict[str, Counter] = {module_name(path): Counter() for path in paths}
     survivors = []
     for line in listing.splitlines():
@@ -73,19 +92,21 @@ def summary(paths: list[str]) -> bool:
             statuses[match["module"]][match["status"]] += 1
             if match["status"] in ("survived", "no tests"):
                 survivors.append(line.strip())
-    print(f"\n{'module':<24} {'mutants':>8} {'killed':>7} {'survived':>9} {'timeout':>8} {'no tests':>9} {'other':>6} {'survival':>9}")
+    print(f"\n{'module':<24} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no tests':>9} {'other':>6} {'survival':>9}")
     within = True
     for path, counts in zip(paths, statuses.values()):
-        total = sum(counts.values())
+        total, unchecked = sum(counts.values()), counts["not checked"]
+        checked = total - unchecked
         surviving = counts["survived"] + counts["no tests"]
-        other = total - surviving - counts["killed"] - counts["timeout"]
+        other = checked - counts["killed"] - counts["timeout"] - surviving  # suspicious, segfault, interrupted
+        rate = surviving / checked if checked else 1.0
+        within &= rate < SURVIVAL_LIMIT and not unchecked
+        shown = f"{rate:.1%}" if checked else "-"
+        note = f"  ({unchecked} not tested yet)" if unchecked else ""
         if not total:
-            print(f"{path:<24} no mutants: is the path right, and has `make mutate` run since it was added?")
-            continue
-        rate = surviving / total
-        within &= rate < SURVIVAL_LIMIT
-        print(f"{path:<24} {total:>8} {counts['killed']:>7} {counts['survived']:>9} {counts['timeout']:>8} "
-              f"{counts['no tests']:>9} {other:>6} {rate:>8.1%}")
+            note = "  no mutants: is the path right?"
+        print(f"{path:<24} {total:>8} {counts['killed']:>7} {counts['timeout']:>8} {counts['survived']:>9} "
+              f"{counts['no tests']:>9} {other:>6} {shown:>9}{note}")
     print("\n".join(["", "survivors (`mutmut show NAME` shows one):", *survivors] if survivors else []))
     return within
 

@@ -10,6 +10,10 @@ In the run that learns which tests reach which function (MUTANT_UNDER_TEST=stats
 those processes ran are read at the end of each test from MUTATION_HITS_FILE (startup/sitecustomize.py
 writes them) and recorded for that test, as mutmut's trampolines record the calls made in this process.
 A task still running when its test ends is credited to the next test.
+
+mutmut lists a mutant's tests fastest first, and stops at the first failure; pytest-django puts the
+tests without a database last. Those are the unit tests, the quickest to fail, so in the runs of
+mutants they go first again (the database tests keep pytest-django's order among themselves).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import pytest
 from mutmut.stats import record_trampoline_hit
 
 STOPPING_SIGNALS = (signal.SIGXCPU, signal.SIGTERM)
+# What makes pytest-django give a test a database.
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
 
 
 def stop_children_then_die(signum: int, frame) -> None:
@@ -71,12 +77,22 @@ class MutationPlugin:
             signal.signal(signum, handler)
         self.hits = None
 
+    # After pytest-django's own ordering, which the sort keeps among the database tests.
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+            items.sort(key=uses_database)
+
     # First, so that the hits are recorded before mutmut credits this test with them.
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item) -> None:
         if self.hits:
             for name in self.hits.read():
                 record_trampoline_hit(name)
+
+
+def uses_database(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker("django_db")) or not DATABASE_FIXTURES.isdisjoint(item.fixturenames)
 
 
 def pytest_configure(config) -> None:
