@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench chaos install browser audit config-docs
+.PHONY: run test bench chaos install browser audit config-docs mutate
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -35,6 +35,11 @@ bench: install
 # Faults on purpose: workers SIGKILLed and the broker killed mid-batch; the last line is the summary.
 chaos: install
 	@$(PY) -m devstack chaos $(CHAOS_ARGS)
+
+# Mutants of the modules that carry the guarantees, each against the tests that reach it, and a summary
+# per module (tests/mutation). MUTATE=dsar/deadlines.py for some of them. Hours for them all.
+mutate: install
+	$(PY) -m tests.mutation $(MUTATE)
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API, which this build
 # machine's registry mirror does not serve).

@@ -249,9 +249,14 @@ def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[
             f"--email={email}", f"--token={token}"]
 
 
+def suite_environment() -> None:
+    """The configuration the suite runs under, here and in the mutation run (tests/mutation)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")  # the probe connector, mail read in-process
+
+
 def test(pytest_args: list[str]) -> int:
     """The whole suite against real services (embedded ones unless configured)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")  # the probe connector, mail read in-process
+    suite_environment()
     with Services(mode="test"):
         return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
 
