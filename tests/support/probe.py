@@ -41,8 +41,11 @@ class ProbeConnector(Connector):
 
     def _call(self, email: str) -> dict:
         client = _redis()
-        calls = client.incr(CALLS.format(email))
-        plan = json.loads(client.get(PLAN.format(email)) or "{}")
+        try:
+            calls = client.incr(CALLS.format(email))
+            plan = json.loads(client.get(PLAN.format(email)) or "{}")
+        except redis.ConnectionError as error:  # the probe keeps its plan in the broker's Redis, down in the chaos test
+            raise TransientError(f"probe: its Redis is unreachable: {error}") from None
         if plan.get("sleep") and calls <= plan.get("slow_calls", calls):
             time.sleep(plan["sleep"])
         if plan.get("permanent"):
