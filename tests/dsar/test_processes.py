@@ -73,7 +73,7 @@ def test_celery_runs_with_the_settings_the_product_relies_on():
 
     from dsar.celery import app
 
-    assert (app.conf.task_serializer, app.conf.accept_content, app.conf.worker_prefetch_multiplier) == ("json", ["json"], 1)
+    assert (app.conf.task_serializer, list(app.conf.accept_content), app.conf.worker_prefetch_multiplier) == ("json", ["json"], 1)
     assert (app.conf.task_acks_late, app.conf.task_reject_on_worker_lost, app.conf.task_ignore_result) == (True, True, True)
     assert app.conf.task_routes["dsar.tasks.request_finalize"] == {"queue": "dsar.final"}
     assert app.conf.task_routes["dsar.tasks.emails_send"] == {"queue": "dsar.mail"}
