@@ -1,10 +1,11 @@
-"""The one place the product writes around Django's ORM, on its two hottest writes:
+"""The one place the product writes around Django's ORM, on its hottest paths:
 
 - a new request, its audit entry and its code email, inserted in one SQL statement
   (docs/decisions/0101-filing-in-one-statement.md);
-- a connector task's result, whose staged output can be hundreds of kilobytes of JSON, sent as a
-  parameter PostgreSQL binds rather than quoted into the statement's text
-  (docs/decisions/0102-task-results-bound-by-the-server.md).
+- a connector task's claim and its result, each one statement PostgreSQL binds and prepares, the
+  result's staged output (often hundreds of kilobytes of JSON) sent as a parameter rather than
+  quoted into the text (docs/decisions/0102-connector-tasks-in-sql.md). The final step, once a
+  request, stays in the ORM.
 
 Filing is the hottest path the product has. The plain way (`request.save()`, `audit_record`,
 `email_enqueue` inside `transaction.atomic()`) is five round trips to PostgreSQL (BEGIN, three
@@ -18,10 +19,11 @@ rows' auto ids (left unread), and the ORM's knowing the instances are stored (`s
 afterwards would try to insert them again). tests/dsar/test_orm_bypass.py holds it to writing the
 rows the plain way writes.
 
-A task's result is recorded with a cursor whose parameters PostgreSQL binds: Django's cursors quote
-every value into the statement's text in Python's process, and libpq's quoting of a large JSON
-document costs about thirty instructions a byte. The cursor is Django's wrapper around psycopg's
-own server-binding cursor, so errors, execute wrappers and the query log are Django's as ever.
+A task's statements run on a cursor whose parameters PostgreSQL binds: Django's cursors quote every
+value into the statement's text in Python's process (libpq's quoting of a large JSON document costs
+about thirty instructions a byte), and compile each query anew. The cursor is Django's wrapper
+around psycopg's own server-binding cursor, so errors, execute wrappers and the query log are
+Django's as ever. tests/dsar/test_orm_bypass.py holds these statements to what the ORM's would do.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import psycopg
 from django.db import connection, models
 from psycopg.types.json import Jsonb
 
-from .models import AuditEntry, ConnectorTask, OutgoingEmail, Request, TaskStatus
+from .models import AuditEntry, ConnectorTask, OutgoingEmail, Request, Status, TaskStatus
 
 
 def _columns(model: type[models.Model]) -> list[models.Field]:
@@ -86,19 +88,66 @@ def _server_bound_cursor():
     return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
-def _task_result_statement() -> str:
-    table = connection.ops.quote_name(ConnectorTask._meta.db_table)
-    return (f"UPDATE {table} SET status = %s, counts = %s, output = %s, receipt = %s, lease_until = NULL, finished_at = %s,"
-            " updated_at = %s WHERE id = %s AND status = %s")
+def task_claim(task_id: int, *, now: dt.datetime, lease_until: dt.datetime, worker: str) -> ConnectorTask | None:
+    """Claim a task for `worker` with one conditional UPDATE that also reads what the run needs:
+    queued and due, or running past its lease, of a request still processing. The task (with its
+    request's id, type, email and categories), or None when another worker has it or it is not due."""
+    with _server_bound_cursor() as cursor:
+        cursor.execute(_CLAIM, {"id": task_id, "now": now, "lease": lease_until, "worker": worker})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    task_pk, connector, attempts, last_error, request_pk, request_type, email, categories = row
+    # Django's PostgreSQL backend loads jsonb as text, for the JSONField to parse.
+    request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories), status=Status.PROCESSING)
+    return ConnectorTask(pk=task_pk, request=request, connector=connector, attempts=attempts, last_error=last_error,
+                         status=TaskStatus.RUNNING)
 
 
-def task_result_record(task_id: int, *, counts: dict, output: dict | None, receipt: dict | None, now) -> bool:
-    """Mark a running task succeeded with its result, as `QuerySet.update` would; False when the
-    task was no longer running."""
+_CLAIM = """
+UPDATE dsar_connectortask AS t
+   SET status = 'running', attempts = t.attempts + 1, lease_until = %(lease)s, started_at = %(now)s,
+       claimed_by = %(worker)s, updated_at = %(now)s
+  FROM dsar_request AS r
+ WHERE t.id = %(id)s AND r.id = t.request_id AND r.status = 'processing'
+   AND ((t.status = 'queued' AND (t.not_before IS NULL OR t.not_before <= %(now)s))
+        OR (t.status = 'running' AND t.lease_until < %(now)s))
+RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories
+"""
+
+
+def task_result_record(task_id: int, *, request_id, counts: dict, output: dict | None, receipt: dict | None,
+                       now: dt.datetime, final_step: bool) -> tuple[bool, bool]:
+    """Mark a running task succeeded with its result, as `QuerySet.update` would; then, with
+    `final_step` (its request is processing), if no task of the request is left unfinished, create
+    the request's final step (queued). Call with the request locked: of tasks finishing together,
+    exactly one creates it. Returns whether the result was recorded (False: the task was no longer
+    running) and whether this task's result created the final step."""
     def jsonb(value):
         return None if value is None else Jsonb(value)
 
+    params = {"id": task_id, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
+              "receipt": jsonb(receipt)}
     with _server_bound_cursor() as cursor:
-        cursor.execute(_task_result_statement(), [TaskStatus.SUCCEEDED.value, jsonb(counts), jsonb(output), jsonb(receipt), now, now,
-                                                   task_id, TaskStatus.RUNNING.value])
-        return cursor.rowcount == 1
+        cursor.execute(_SUCCEED, params)
+        if cursor.rowcount != 1:
+            return False, False
+        if not final_step:
+            return True, False
+        cursor.execute(_LAST_ONE, params)
+        return True, cursor.fetchone() is not None
+
+
+_SUCCEED = """
+UPDATE dsar_connectortask
+   SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s,
+       lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'running'
+"""
+_LAST_ONE = """
+INSERT INTO dsar_finalstep (request_id, status, attempts, sweeps, claimed_by, last_error, created_at, updated_at)
+SELECT %(request)s, 'queued', 0, 0, '', '', %(now)s, %(now)s
+ WHERE NOT EXISTS (SELECT 1 FROM dsar_connectortask WHERE request_id = %(request)s AND status <> 'succeeded')
+ON CONFLICT (request_id) DO NOTHING
+RETURNING id
+"""

@@ -89,19 +89,12 @@ def _processing(request_field: str = "request_id") -> Exists:
 
 
 def task_claim(task_id: int) -> ConnectorTask | None:
-    """Take a task for this worker, or None if it is done, running elsewhere, or not due yet.
-
-    One conditional UPDATE claims the row: of two workers given the same task, exactly one
-    updates it. Its conditions are on the task's own row (which PostgreSQL checks again once a
-    concurrent claim commits) and its request still processing.
-    """
+    """Take a task for this worker, or None if it is done, running elsewhere, or not due yet: one
+    conditional UPDATE (queued and due, or running past its lease, of a request still processing)
+    claims the row, so of two workers given the same task exactly one gets it."""
     now = timezone.now()
-    due = Q(status=TaskStatus.QUEUED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
-    lost = Q(status=TaskStatus.RUNNING, lease_until__lt=now)
-    claimed = ConnectorTask.objects.filter(due | lost, _processing(), pk=task_id).update(
-        status=TaskStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, updated_at=now,
-        lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS), claimed_by=_worker())
-    return ConnectorTask.objects.select_related("request").get(pk=task_id) if claimed else None
+    return orm_bypass.task_claim(task_id, now=now, lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
+                                 worker=_worker())
 
 
 def task_run(task_id: int) -> None:
@@ -158,11 +151,11 @@ def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = Non
     now = timezone.now()
     with transaction.atomic():
         request = locks.request_lock(task.request_id)
-        if not orm_bypass.task_result_record(task.pk, counts=counts, output=output, receipt=receipt, now=now):
+        recorded, last = orm_bypass.task_result_record(task.pk, request_id=request.pk, counts=counts, output=output, receipt=receipt,
+                                                       now=now, final_step=request.status == Status.PROCESSING)
+        if not recorded:
             logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
             return False
-        last = (request.status == Status.PROCESSING and not request.tasks.exclude(status=TaskStatus.SUCCEEDED).exists()
-                and final_step_create(request))
     logger.info("request %s: %s succeeded", task.request_id, task.connector)
     return last
 
@@ -327,14 +320,6 @@ def _describe(error: BaseException) -> str:
 
 
 # --- The final step ---------------------------------------------------------------------------------
-
-
-def final_step_create(request: Request) -> bool:
-    """Create the final step of a locked request whose tasks all succeeded; False when it has one."""
-    if FinalStep.objects.filter(request=request).exists():
-        return False
-    FinalStep.objects.create(request=request)
-    return True
 
 
 def final_step_requeue(request: Request) -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dsar import orm_bypass
 from dsar.lifecycle import audit_entry_new, audit_record, audit_verify
-from dsar.models import AuditEntry, AuditSeal, ConnectorTask, OutgoingEmail, Request
+from dsar.models import AuditEntry, AuditSeal, ConnectorTask, FinalStep, OutgoingEmail, Request
 
 from ..factories import request_make
 
@@ -66,17 +66,49 @@ def test_a_request_is_never_stored_without_its_entry_and_email():
     assert not OutgoingEmail.objects.filter(request=request.pk).exists()
 
 
-def test_a_task_result_bound_by_the_server_is_stored_as_the_orms_update_stores_it_and_only_on_a_running_task():
+def test_a_task_result_is_stored_as_the_orms_update_stores_it_and_only_on_a_running_task():
     request = request_make(status="processing")
     bound, plain = (ConnectorTask.objects.create(request=request, connector=name, status="running", attempts=1) for name in ("bound", "plain"))
     now = timezone.now()
     result = {"counts": {"name_contact": 2}, "output": {"inline": {"name_contact.json": ['{"a": "\u00e9\\"}\n', "it's\n"]}, "files": 0},
               "receipt": None}
-    assert orm_bypass.task_result_record(bound.pk, **result, now=now) is True
+    with transaction.atomic():
+        assert orm_bypass.task_result_record(bound.pk, request_id=request.pk, **result, now=now, final_step=False) == (True, False)
     ConnectorTask.objects.filter(pk=plain.pk, status="running").update(status="succeeded", **result, lease_until=None, finished_at=now,
                                                                       updated_at=now)
     leave_out = {"id", "connector", "created_at"}  # the two rows' own: made a moment apart
     rows = {row["connector"]: {k: v for k, v in row.items() if k not in leave_out} for row in ConnectorTask.objects.values()}
     assert rows["bound"] == rows["plain"]
     assert (rows["bound"]["status"], rows["bound"]["receipt"], rows["bound"]["output"]) == ("succeeded", None, result["output"])
-    assert orm_bypass.task_result_record(bound.pk, **result, now=now) is False  # no longer running: nothing changes
+    with transaction.atomic():  # no longer running: nothing changes, and no final step
+        assert orm_bypass.task_result_record(bound.pk, request_id=request.pk, **result, now=now, final_step=True) == (False, False)
+    assert not FinalStep.objects.filter(request=request).exists()
+
+
+def test_the_last_result_creates_the_final_step_once():
+    request = request_make(status="processing")
+    first, second = (ConnectorTask.objects.create(request=request, connector=name, status="running", attempts=1) for name in ("a", "b"))
+    now = timezone.now()
+    with transaction.atomic():
+        assert orm_bypass.task_result_record(first.pk, request_id=request.pk, counts={}, output=None, receipt=None, now=now,
+                                             final_step=True) == (True, False)
+        assert orm_bypass.task_result_record(second.pk, request_id=request.pk, counts={}, output=None, receipt=None, now=now,
+                                             final_step=True) == (True, True)
+    step = FinalStep.objects.get(request=request)
+    assert (step.status, step.attempts, step.sweeps, step.lease_until, step.created_at) == ("queued", 0, 0, None, now)
+
+
+def test_a_claim_reads_what_the_run_needs_and_takes_only_a_due_task_of_a_processing_request():
+    request = request_make(status="processing", type="deletion", email="claim@example.com")
+    task = ConnectorTask.objects.create(request=request, connector="accounts", last_error="TransientError: busy", attempts=1)
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=60)
+    claimed = orm_bypass.task_claim(task.pk, now=now, lease_until=lease, worker="host:1")
+    assert (claimed.pk, claimed.connector, claimed.attempts, claimed.last_error, claimed.status) == (
+        task.pk, "accounts", 2, "TransientError: busy", "running")
+    assert (claimed.request.pk, claimed.request.type, claimed.request.email, claimed.request.categories) == (
+        request.pk, "deletion", "claim@example.com", request.categories)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts, stored.lease_until, stored.started_at, stored.claimed_by) == ("running", 2, lease, now, "host:1")
+    assert orm_bypass.task_claim(task.pk, now=now, lease_until=lease, worker="host:2") is None  # its lease lives
+    assert orm_bypass.task_claim(task.pk, now=lease + dt.timedelta(seconds=1), lease_until=lease, worker="host:2").attempts == 3
