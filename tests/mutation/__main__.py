@@ -7,9 +7,11 @@ tests each mutant, one at a time, against those tests only. This starts the serv
 needs (devstack's, with the suite's configuration, under var/mutation so that `make test` can run
 meanwhile), runs `mutmut run`, and prints a summary per module.
 
-The results stay in mutants/: `make mutate` again tests only the mutants of functions that changed
-since (delete mutants/ to start afresh; `mutmut show NAME` shows a mutant). Naming modules tests
-all of their mutants again.
+The results stay in mutants/: `make mutate` again tests only the mutants not tested yet and those of
+functions changed since. After adding tests, name the module to test all its mutants again (they meet
+the new tests); after changing tests that already existed, delete mutants/ to start afresh, since
+which tests reach which function is learnt once. From the checkout, without services:
+`mutmut results` lists the mutants not killed, `mutmut show NAME` shows one, `mutmut browse` both.
 """
 
 from __future__ import annotations
