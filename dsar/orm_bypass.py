@@ -82,7 +82,9 @@ def request_file(request: Request, entry: AuditEntry, email: OutgoingEmail) -> N
 
 def _server_bound_cursor():
     """A Django cursor over psycopg's server-binding cursor, on Django's own connection (in its
-    transaction, if one is open)."""
+    transaction, if one is open). As Django does before each cursor it makes, a connection that
+    failed its health check (a worker's, after the database restarted) is replaced first."""
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     cursor = psycopg.Cursor(connection.connection)
     return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)

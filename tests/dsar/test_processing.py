@@ -15,7 +15,7 @@ import pytest
 from celery import Celery
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from dsar import exports, processing
@@ -100,6 +100,22 @@ def test_of_two_workers_claiming_the_same_task_exactly_one_gets_it():
         claims = _together(2, lambda _: processing.task_claim(task.pk))
         assert sorted(claim is None for claim in claims) == [False, True], round_
         assert ConnectorTask.objects.get(pk=task.pk).attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_on_a_connection_the_database_dropped_between_tasks_reconnects_first():
+    task = _task(request_make(status="processing"))
+    close_old_connections()  # as before every task (dsar/tasks.py): the connection is checked at its next use
+    backend = connection.connection.info.backend_pid
+    assert _together(1, lambda _: _terminate(backend)) == [True]  # the database restarted, say
+    claimed = processing.task_claim(task.pk)
+    assert claimed is not None and claimed.attempts == 1
+
+
+def _terminate(backend: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+        return cursor.fetchone()[0]
 
 
 # --- Attempts ----------------------------------------------------------------------------------------------
