@@ -89,6 +89,7 @@ def reference(product: Product, offset: int = 0) -> float:
     import os
 
     os.environ.update({k: v for k, v in product.env.items() if k.startswith(("DATABASE_URL", "DSAR_"))})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dsar.settings")  # when run alone, no earlier benchmark set it
     import django
 
     django.setup()
