@@ -1,5 +1,5 @@
-"""Loaded into every pytest session mutmut starts (`pytest_add_cli_args` in pyproject.toml), for two
-things mutmut cannot know about this suite.
+"""Loaded into every pytest session mutmut starts (`pytest_add_cli_args` in pyproject.toml), for what
+mutmut cannot know about this suite.
 
 A test run starts processes of its own, the Celery worker above all, and they carry the mutant under
 test: they inherit MUTANT_UNDER_TEST. When mutmut stops a run that timed out (SIGXCPU) or that it
@@ -11,14 +11,16 @@ those processes ran are read at the end of each test from MUTATION_HITS_FILE (st
 writes them) and recorded for that test, as mutmut's trampolines record the calls made in this process.
 A task still running when its test ends is credited to the next test.
 
-mutmut lists a mutant's tests fastest first, and stops at the first failure; pytest-django puts the
-tests without a database last. Those are the unit tests, the quickest to fail, so in the runs of
-mutants they go first again (the database tests keep pytest-django's order among themselves).
+mutmut lists a mutant's tests fastest first and stops at the first failure, but pytest-django puts
+the tests without a database last. In the run of a mutant, the tests go in this order: those that
+killed another mutant of its function (KILLERS, kept in mutants/ between runs), the tests without a
+database (the unit tests, the quickest to fail), then the database tests in pytest-django's order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from pathlib import Path
@@ -30,6 +32,7 @@ from mutmut.stats import record_trampoline_hit
 STOPPING_SIGNALS = (signal.SIGXCPU, signal.SIGTERM)
 # What makes pytest-django give a test a database.
 DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+KILLERS = "mutation-killers.json"
 
 
 def stop_children_then_die(signum: int, frame) -> None:
@@ -61,10 +64,34 @@ class SubprocessHits:
         return set(complete.decode().split())
 
 
+class Killers:
+    """For each mutated function, the tests that failed against one of its mutants."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def of(self, function: str) -> list[str]:
+        return self.read().get(function, [])
+
+    def add(self, function: str, test: str) -> None:
+        known = self.read()
+        if test not in known.setdefault(function, []):
+            known[function].append(test)
+            self.path.write_text(json.dumps(known, indent=1))
+
+    def read(self) -> dict[str, list[str]]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+
 class MutationPlugin:
-    def __init__(self) -> None:
+    def __init__(self, config) -> None:
         self.previous_handlers: dict[int, object] = {}
         self.hits: SubprocessHits | None = None
+        self.killers = Killers(config.rootpath / KILLERS)
+        mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+        # The function of the mutant under test ("dsar.deadlines.x_due_at_for"); none in mutmut's
+        # other runs (stats, clean, forced failure).
+        self.function = mutant.partition("__mutmut_")[0] if "__mutmut_" in mutant else ""
 
     def pytest_sessionstart(self, session) -> None:
         for signum in STOPPING_SIGNALS:
@@ -80,8 +107,13 @@ class MutationPlugin:
     # After pytest-django's own ordering, which the sort keeps among the database tests.
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        if os.environ.get("MUTANT_UNDER_TEST") != "stats":
-            items.sort(key=uses_database)
+        if self.function:
+            killers = set(self.killers.of(self.function))
+            items.sort(key=lambda item: (item.nodeid not in killers, uses_database(item)))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.function and report.failed:
+            self.killers.add(self.function, report.nodeid)
 
     # First, so that the hits are recorded before mutmut credits this test with them.
     @pytest.hookimpl(tryfirst=True)
@@ -96,4 +128,4 @@ def uses_database(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config) -> None:
-    config.pluginmanager.register(MutationPlugin(), "mutation")
+    config.pluginmanager.register(MutationPlugin(config), "mutation")
