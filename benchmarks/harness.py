@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,9 @@ class Product:
         self.data = Path(os.environ.get("DSAR_DATA_DIR", ROOT / "var")).resolve() / "bench" / name
         self.data.mkdir(parents=True, exist_ok=True)
         in_memory = MAIL_ROOT.is_dir() and os.access(MAIL_ROOT, os.W_OK)
-        self.mail = MAIL_ROOT / f"dsar-bench-{name}-mail" if in_memory else self.data / "mail"
+        # Named for the checkout too: two checkouts' runs at once must not empty each other's mail.
+        checkout = zlib.crc32(str(self.data).encode())
+        self.mail = MAIL_ROOT / f"dsar-bench-{name}-{checkout:08x}-mail" if in_memory else self.data / "mail"
         shutil.rmtree(self.mail, ignore_errors=True)  # codes of an earlier run would be taken for new ones
         self.mail.mkdir()
         self.port = free_port()
