@@ -5,10 +5,12 @@ transactions never wait on each other in a circle:
 
 1. a scheduled job's advisory lock (`job_lock`), held across the job's transactions;
 2. a staff member's user row (`staff_user_lock`): staff management, which locks nothing else;
-3. the request row (`request_lock`, or `rows_lock_free` for a batch of requests);
+3. the request row (`request_lock`, or `rows_lock_free` for a batch of requests; a task's result
+   takes it as the first of its statements, `orm_bypass.task_result_record`);
 4. its connector tasks, locked by the UPDATE that records a task's result, taken with the
    request's row locked;
-5. its final step (`final_step_lock`);
+5. its final step (`final_step_lock`, or the UPDATE that records its end, taken with the
+   request's row locked);
 6. its export (`export_lock`);
 7. last, at commit and taken by the database itself: the audit chain's advisory lock
    (`AUDIT_CHAIN_LOCK`, the `audit_seal` trigger in dsar/models.py).

@@ -2,10 +2,10 @@
 
 - a new request, its audit entry and its code email, inserted in one SQL statement
   (docs/decisions/0101-filing-in-one-statement.md);
-- a connector task's claim and its result, each one statement PostgreSQL binds and prepares, the
-  result's staged output (often hundreds of kilobytes of JSON) sent as a parameter rather than
-  quoted into the text (docs/decisions/0102-connector-tasks-in-sql.md). The final step, once a
-  request, stays in the ORM.
+- a connector task's claim and its result, and a final step's claim, each one statement PostgreSQL
+  binds and prepares, the result's staged output (often hundreds of kilobytes of JSON) sent as a
+  parameter rather than quoted into the text (docs/decisions/0102-connector-tasks-in-sql.md). The
+  rest of the final step stays in the ORM.
 
 Filing is the hottest path the product has. The plain way (`request.save()`, `audit_record`,
 `email_enqueue` inside `transaction.atomic()`) is five round trips to PostgreSQL (BEGIN, three
@@ -19,7 +19,7 @@ rows' auto ids (left unread), and the ORM's knowing the instances are stored (`s
 afterwards would try to insert them again). tests/dsar/test_orm_bypass.py holds it to writing the
 rows the plain way writes.
 
-A task's statements run on a cursor whose parameters PostgreSQL binds: Django's cursors quote every
+A job's statements run on a cursor whose parameters PostgreSQL binds: Django's cursors quote every
 value into the statement's text in Python's process (libpq's quoting of a large JSON document costs
 about thirty instructions a byte), and compile each query anew. The cursor is Django's wrapper
 around psycopg's own server-binding cursor, so errors, execute wrappers and the query log are
@@ -37,7 +37,7 @@ import psycopg
 from django.db import connection, models
 from psycopg.types.json import Jsonb
 
-from .models import AuditEntry, ConnectorTask, OutgoingEmail, Request, Status, TaskStatus
+from .models import AuditEntry, ConnectorTask, FinalStep, OutgoingEmail, Request, Status, TaskStatus
 
 
 def _columns(model: type[models.Model]) -> list[models.Field]:
@@ -119,27 +119,33 @@ RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.
 
 
 def task_result_record(task_id: int, *, request_id, counts: dict, output: dict | None, receipt: dict | None,
-                       now: dt.datetime, final_step: bool) -> tuple[bool, bool]:
-    """Mark a running task succeeded with its result, as `QuerySet.update` would; then, with
-    `final_step` (its request is processing), if no task of the request is left unfinished, create
-    the request's final step (queued). Call with the request locked: of tasks finishing together,
-    exactly one creates it. Returns whether the result was recorded (False: the task was no longer
-    running) and whether this task's result created the final step."""
+                       now: dt.datetime) -> tuple[bool, bool]:
+    """Lock the task's request (its row, as `locks.request_lock` does), mark the running task
+    succeeded with its result, as `QuerySet.update` would; then, if the request is processing and no
+    task of it is left unfinished, create its final step (queued). Call inside a transaction, which
+    holds the lock: of tasks finishing together, exactly one creates the step. Returns whether the
+    result was recorded (False: the task was no longer running) and whether it created the step.
+    Raises Request.DoesNotExist when the request is gone."""
     def jsonb(value):
         return None if value is None else Jsonb(value)
 
     params = {"id": task_id, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
               "receipt": jsonb(receipt)}
     with _server_bound_cursor() as cursor:
+        cursor.execute(_REQUEST_LOCK, params)
+        locked = cursor.fetchone()
+        if locked is None:
+            raise Request.DoesNotExist(f"request {request_id} does not exist")
         cursor.execute(_SUCCEED, params)
         if cursor.rowcount != 1:
             return False, False
-        if not final_step:
+        if locked[0] != Status.PROCESSING:
             return True, False
         cursor.execute(_LAST_ONE, params)
         return True, cursor.fetchone() is not None
 
 
+_REQUEST_LOCK = "SELECT status FROM dsar_request WHERE id = %(request)s FOR UPDATE"
 _SUCCEED = """
 UPDATE dsar_connectortask
    SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s,
@@ -152,4 +158,31 @@ SELECT %(request)s, 'queued', 0, 0, '', '', %(now)s, %(now)s
  WHERE NOT EXISTS (SELECT 1 FROM dsar_connectortask WHERE request_id = %(request)s AND status <> 'succeeded')
 ON CONFLICT (request_id) DO NOTHING
 RETURNING id
+"""
+
+
+def final_step_claim(request_id, *, now: dt.datetime, lease_until: dt.datetime, worker: str) -> FinalStep | None:
+    """Claim a request's final step for `worker` as a task is claimed (queued, or running past its
+    lease, of a request still processing), reading what the step needs: the step, with its
+    request's id, type, email, categories and filing time; or None when there is nothing to do."""
+    with _server_bound_cursor() as cursor:
+        cursor.execute(_FINAL_STEP_CLAIM, {"request": request_id, "now": now, "lease": lease_until, "worker": worker})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    step_pk, attempts, request_pk, request_type, email, categories, created_at = row
+    request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories), created_at=created_at,
+                      status=Status.PROCESSING)
+    return FinalStep(pk=step_pk, request=request, attempts=attempts, status=TaskStatus.RUNNING, claimed_by=worker,
+                     lease_until=lease_until, started_at=now)
+
+
+_FINAL_STEP_CLAIM = """
+UPDATE dsar_finalstep AS s
+   SET status = 'running', attempts = s.attempts + 1, lease_until = %(lease)s, started_at = %(now)s,
+       claimed_by = %(worker)s, updated_at = %(now)s
+  FROM dsar_request AS r
+ WHERE s.request_id = %(request)s AND r.id = s.request_id AND r.status = 'processing'
+   AND (s.status = 'queued' OR (s.status = 'running' AND s.lease_until < %(now)s))
+RETURNING s.id, s.attempts, r.id, r.type, r.email, r.categories, r.created_at
 """

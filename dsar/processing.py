@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from connectors.base import Identity, PermanentError, TransientError
@@ -78,11 +78,6 @@ def tasks_ring(tasks: Iterable[ConnectorTask], *, countdown: float | None = None
 
 def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _processing(request_field: str = "request_id") -> Exists:
-    """Whether the job row's request is still processing: a job of a failed request waits for a retry."""
-    return Exists(Request.objects.filter(pk=OuterRef(request_field), status=Status.PROCESSING))
 
 
 # --- One connector task ------------------------------------------------------------------------------
@@ -150,9 +145,8 @@ def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = Non
     lock: of tasks finishing together, exactly one sees none left."""
     now = timezone.now()
     with transaction.atomic():
-        request = locks.request_lock(task.request_id)
-        recorded, last = orm_bypass.task_result_record(task.pk, request_id=request.pk, counts=counts, output=output, receipt=receipt,
-                                                       now=now, final_step=request.status == Status.PROCESSING)
+        recorded, last = orm_bypass.task_result_record(task.pk, request_id=task.request_id, counts=counts, output=output, receipt=receipt,
+                                                       now=now)
         if not recorded:
             logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
             return False
@@ -347,11 +341,8 @@ def final_step_claim(request_id) -> FinalStep | None:
     """Take a request's final step for this worker, or None if it is done, running elsewhere, or
     its request no longer processing: one conditional UPDATE, as a connector task is claimed."""
     now = timezone.now()
-    claimed = FinalStep.objects.filter(
-        Q(status=TaskStatus.QUEUED) | Q(status=TaskStatus.RUNNING, lease_until__lt=now), _processing(), request_id=request_id,
-    ).update(status=TaskStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, updated_at=now,
-             lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS), claimed_by=_worker())
-    return FinalStep.objects.select_related("request").get(request_id=request_id) if claimed else None
+    return orm_bypass.final_step_claim(request_id, now=now, lease_until=now + dt.timedelta(seconds=settings.DSAR_TASK_LEASE_SECONDS),
+                                       worker=_worker())
 
 
 def final_step_run(request_id) -> None:
@@ -384,25 +375,25 @@ def final_step_run(request_id) -> None:
         raise
 
 
-def _final_step_locked(step: FinalStep) -> tuple[Request, bool]:
-    """Lock the step's request, then the step; and say whether the step still runs under this
-    claim, its request processing (not taken over by another worker and finished meanwhile)."""
+def _final_step_end(step: FinalStep, status: TaskStatus, *, now: dt.datetime, **fields) -> Request | None:
+    """Lock the step's request, then end the step with `status` (and `fields`) by a conditional
+    UPDATE, if it still runs under this claim and its request is processing. The request, locked;
+    or None when another worker took the step over meanwhile (and perhaps finished it)."""
     request = locks.request_lock(step.request_id)
-    current = locks.final_step_lock(step.request_id)
-    still_claimed = current is not None and (current.status, current.attempts) == (TaskStatus.RUNNING, step.attempts)
-    return request, still_claimed and request.status == Status.PROCESSING
+    if request.status != Status.PROCESSING:
+        return None
+    ended = FinalStep.objects.filter(pk=step.pk, status=TaskStatus.RUNNING, attempts=step.attempts).update(
+        status=status, lease_until=None, finished_at=now, updated_at=now, **fields)
+    return request if ended else None
 
 
 def final_step_fail(step: FinalStep, reason: str) -> None:
     """The final step failed for good: it and its request fail with the reason; staff can retry."""
+    now = timezone.now()
     with transaction.atomic():
-        request, still_claimed = _final_step_locked(step)
-        if not still_claimed:
-            return
-        step.status, step.lease_until, step.last_error = TaskStatus.FAILED, None, reason
-        step.last_error_at = step.finished_at = timezone.now()
-        step.save(update_fields=["status", "lease_until", "last_error", "last_error_at", "finished_at", "updated_at"])
-        request_fail(request, reason)
+        request = _final_step_end(step, TaskStatus.FAILED, now=now, last_error=reason, last_error_at=now)
+        if request is not None:
+            request_fail(request, reason)
 
 
 def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archive | None = None) -> None:
@@ -410,14 +401,12 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
     another worker meanwhile (whose result then stands, and this one's archive is deleted)."""
     now = timezone.now()
     with transaction.atomic():
-        request, still_claimed = _final_step_locked(step)
-        if not still_claimed:
-            logger.warning("request %s: its final step was taken over by another worker; discarding this result", request.id)
+        request = _final_step_end(step, TaskStatus.SUCCEEDED, now=now)
+        if request is None:
+            logger.warning("request %s: its final step was taken over by another worker; discarding this result", step.request_id)
             if archive is not None:
                 transaction.on_commit(lambda: exports.storage_delete(archive.path))
             return
-        step.status, step.lease_until, step.finished_at = TaskStatus.SUCCEEDED, None, now
-        step.save(update_fields=["status", "lease_until", "finished_at", "updated_at"])
         export = None
         if archive is not None:
             export = Export.objects.create(

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from dsar import locks
-from dsar.models import Export, FinalStep, Request
+from dsar import locks, orm_bypass
+from dsar.models import ConnectorTask, Export, FinalStep, Request
 
 from ..factories import request_make
 
@@ -139,3 +139,17 @@ def test_a_job_runs_once_at_a_time_and_its_lock_is_released_after():
         holder.join(30)
     with locks.job_lock("sweeper"):
         pass
+
+
+def test_a_tasks_result_waits_for_the_request_a_holder_has_locked():
+    request = request_make(status="processing")
+    task = ConnectorTask.objects.create(request=request, connector="a", status="running", attempts=1)
+
+    def record():
+        return orm_bypass.task_result_record(task.pk, request_id=request.pk, counts={}, output=None, receipt=None, now=timezone.now())
+
+    with Holder(lambda: locks.request_lock(request.pk)):
+        assert _waits(record)
+    assert ConnectorTask.objects.get(pk=task.pk).status == "running"  # the attempt that waited was rolled back
+    with transaction.atomic():
+        assert record() == (True, True)
