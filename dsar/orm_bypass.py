@@ -90,13 +90,18 @@ def _server_bound_cursor():
     return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
+def _claimed(statement: str, params: dict) -> tuple | None:
+    """A claim's UPDATE … RETURNING: the row it returns, or None when it claimed nothing."""
+    with _server_bound_cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()
+
+
 def task_claim(task_id: int, *, now: dt.datetime, lease_until: dt.datetime, worker: str) -> ConnectorTask | None:
     """Claim a task for `worker` with one conditional UPDATE that also reads what the run needs:
     queued and due, or running past its lease, of a request still processing. The task (with its
     request's id, type, email and categories), or None when another worker has it or it is not due."""
-    with _server_bound_cursor() as cursor:
-        cursor.execute(_CLAIM, {"id": task_id, "now": now, "lease": lease_until, "worker": worker})
-        row = cursor.fetchone()
+    row = _claimed(_CLAIM, {"id": task_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
     task_pk, connector, attempts, last_error, request_pk, request_type, email, categories = row
@@ -165,9 +170,7 @@ def final_step_claim(request_id, *, now: dt.datetime, lease_until: dt.datetime, 
     """Claim a request's final step for `worker` as a task is claimed (queued, or running past its
     lease, of a request still processing), reading what the step needs: the step, with its
     request's id, type, email, categories and filing time; or None when there is nothing to do."""
-    with _server_bound_cursor() as cursor:
-        cursor.execute(_FINAL_STEP_CLAIM, {"request": request_id, "now": now, "lease": lease_until, "worker": worker})
-        row = cursor.fetchone()
+    row = _claimed(_FINAL_STEP_CLAIM, {"request": request_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
     step_pk, attempts, request_pk, request_type, email, categories, created_at = row
