@@ -5,8 +5,8 @@ with a gap, and never with half-written state left where anyone could see it."""
 
 from __future__ import annotations
 
-import random
 import os
+import random
 import subprocess
 import zipfile
 from pathlib import Path
