@@ -258,6 +258,16 @@ def test_an_entry_removed_with_its_seal_and_the_hashes_rebuilt_leaves_a_gap_in_t
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_seal_whose_hash_was_replaced_shows_its_entry_moved_or_replaced():
+    for status in ("unverified", "pending_review"):
+        request_make(status=status)
+    last = AuditSeal.objects.order_by("seq").last()
+    last.hash = "f" * 64  # the links before it hold: only its own hash is wrong
+    _forge([last])
+    assert audit_verify() == [f"entry {last.entry_id}: does not follow the entry before it (it was moved or replaced)"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_entry_is_sealed_only_when_its_transaction_commits():
     request = request_make()
     with transaction.atomic():
