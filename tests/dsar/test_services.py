@@ -229,7 +229,7 @@ def test_release_only_of_a_completed_requests_unreleased_export(settings):
     for request in (processing, no_export, deleted):
         with pytest.raises(Conflict) as refused:
             services.request_release(request_id=request.pk, actor="staff:rita")
-        assert refused.value.code == "illegal_transition"
+        assert (refused.value.code, refused.value.detail) == ("illegal_transition", "Only a completed access request with an export can be released.")
     assert Export.objects.filter(released_at__isnull=False).count() == 0
 
     ready = request_make(status="completed")
