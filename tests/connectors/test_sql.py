@@ -176,6 +176,19 @@ def test_a_mask_strategy_replaces_values_with_a_keyed_hash_and_keeps_the_row(tmp
         connector.close()
 
 
+def test_a_closed_connector_connects_again_on_its_next_use(tmp_path, unique_email):
+    email = unique_email("closed")
+    _load({"email": email, "accounts": {"name": "Carla Closed"}})
+    connector = _connector(tmp_path, "accounts", "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n"
+                                                 "    columns: {name: name_contact}\n")
+    try:
+        assert [record.fields for record in connector.gather(Identity(email=email))] == [{"name": "Carla Closed"}]
+        connector.close()
+        assert [record.fields for record in connector.gather(Identity(email=email))] == [{"name": "Carla Closed"}]
+    finally:
+        connector.close()
+
+
 def test_a_table_with_more_rows_than_one_batch_streams_on_from_its_last_key(unique_email):
     email = unique_email("many")
     searches = [f"query {n:05d}" for n in range(2 * BATCH + 7)]

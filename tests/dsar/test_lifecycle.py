@@ -3,17 +3,29 @@ the same transaction; the audit trail is append-only and its chain shows any rem
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import threading
+import uuid
 
 import pgtrigger
 import pytest
+import time_machine
 from django.db import DatabaseError, connection, transaction
 
-from dsar.lifecycle import TRANSITIONS, IllegalTransition, audit_record, audit_verify, request_transition, transition_target
+from dsar.lifecycle import (
+    TRANSITIONS,
+    IllegalTransition,
+    audit_entry_new,
+    audit_record,
+    audit_verify,
+    request_transition,
+    rows_insert,
+    transition_target,
+)
 from dsar.locks import request_lock
-from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, Request, Status
+from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, OutgoingEmail, Request, Status
 
 from ..factories import request_make
 
@@ -80,6 +92,40 @@ def test_a_refused_transition_raises_and_changes_nothing(from_status, action):
 
 
 @pytest.mark.django_db
+def test_an_action_the_state_machine_does_not_know_is_refused():
+    assert transition_target("pending_review", "archived") is None
+    request = request_make(status="pending_review")
+    with pytest.raises(IllegalTransition), transaction.atomic():
+        request_transition(request_lock(request.pk), "archived", actor="staff:rita")
+    assert Request.objects.get(pk=request.pk).status == "pending_review"
+
+
+@pytest.mark.django_db
+def test_a_refused_transition_says_what_was_refused():
+    request = request_make(status="denied")
+    with pytest.raises(IllegalTransition) as refused, transaction.atomic():
+        request_transition(request_lock(request.pk), "approved", actor="staff:rita")
+    assert str(refused.value) == "a denied request cannot be approved"
+
+
+@pytest.mark.django_db
+def test_a_transition_given_no_note_records_none():
+    request = request_make(status="pending_review")
+    with transaction.atomic():
+        entry = request_transition(request_lock(request.pk), "canceled", actor="subject")
+    assert AuditEntry.objects.get(pk=entry.pk).note == ""
+
+
+@pytest.mark.django_db
+def test_an_entry_that_moves_no_status_records_the_requests_status_as_both():
+    request = request_make(status="pending_review")
+    with transaction.atomic():
+        entry = audit_record(request_lock(request.pk), actor="system", action="email_undelivered", note="denied email: 550")
+    stored = AuditEntry.objects.get(pk=entry.pk)
+    assert (stored.from_status, stored.to_status) == ("pending_review", "pending_review")
+
+
+@pytest.mark.django_db
 def test_a_transition_saves_the_fields_it_is_given_and_no_others():
     request = request_make(status="processing")
     with transaction.atomic():
@@ -104,6 +150,38 @@ def test_an_audit_write_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match="inside the transaction of the change they record"):
         audit_record(request, actor="system", action="stray")
     assert list(AuditEntry.objects.filter(request=request).values_list("action", flat=True)) == ["filed"]
+
+
+# An entry's content hash is SHA-256 over this canonical JSON (keys sorted, no spaces): entries already
+# written are verified against it, so it never changes.
+APPROVED = ('{"action":"approved","actor":"staff:rita","at":"2026-03-01T09:30:00+00:00","data":{"n":1},"from":"pending_review",'
+            '"note":"identity checked","request":"00000000-0000-4000-8000-000000000001","to":"processing"}')
+STAFF_CREATED = ('{"action":"staff_created","actor":"staff:ada","at":"2026-03-01T09:30:00+00:00","data":{"staff":"rob"},"from":"",'
+                 '"note":"","request":null,"to":""}')
+
+
+@pytest.mark.parametrize(("about_a_request", "canonical"), [(True, APPROVED), (False, STAFF_CREATED)])
+def test_an_entrys_content_hash_is_the_sha256_of_its_canonical_json(about_a_request, canonical):
+    with time_machine.travel(dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC), tick=False):
+        if about_a_request:
+            request = Request(pk=uuid.UUID("00000000-0000-4000-8000-000000000001"), status="pending_review")
+            entry = audit_entry_new(request, actor="staff:rita", action="approved", from_status="pending_review", to_status="processing",
+                                    note="identity checked", data={"n": 1})
+        else:
+            entry = audit_entry_new(None, actor="staff:ada", action="staff_created", data={"staff": "rob"})
+    assert entry.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [1, 3])
+def test_rows_inserted_together_take_one_statement_and_each_gets_its_id(django_assert_num_queries, count):
+    now = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
+    emails = [OutgoingEmail(to=[f"dpo{n}@example.com"], template="staff_deadline", context={}, created_at=now, not_before=now)
+              for n in range(count)]
+    with django_assert_num_queries(1):
+        rows_insert(emails)
+    assert all(email.pk is not None for email in emails)
+    assert sorted(OutgoingEmail.objects.values_list("to", flat=True)) == [[f"dpo{n}@example.com"] for n in range(count)]
 
 
 # --- The trail in the database (each commit is real, so the seals are written) ----------------------------
@@ -177,6 +255,16 @@ def test_an_entry_removed_with_its_seal_and_the_hashes_rebuilt_leaves_a_gap_in_t
         previous = seal.hash
     _forge(seals)
     assert audit_verify() == [f"entry {seals[1].entry_id}: does not follow the entry before it (one was removed or reordered)"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seal_whose_hash_was_replaced_shows_its_entry_moved_or_replaced():
+    for status in ("unverified", "pending_review"):
+        request_make(status=status)
+    last = AuditSeal.objects.order_by("seq").last()
+    last.hash = "f" * 64  # the links before it hold: only its own hash is wrong
+    _forge([last])
+    assert audit_verify() == [f"entry {last.entry_id}: does not follow the entry before it (it was moved or replaced)"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -22,8 +24,11 @@ from dsar import exports, processing
 from dsar.doorbell import backoff_seconds, ring_all
 from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
 
+from ..conftest import ROOT, database_url
 from ..factories import request_make
 from ..support.probe import probe_calls, probe_plan
+from ..support.processes import process_stop
+from ..support.waiting import wait_for
 
 SECOND = dt.timedelta(seconds=1)
 MINUTE = dt.timedelta(minutes=1)
@@ -306,6 +311,51 @@ def test_the_sweeper_leaves_work_of_requests_no_longer_processing():
     FinalStep.objects.create(request=request, status="running", attempts=1, lease_until=now - SECOND)
     assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
     assert ConnectorTask.objects.get(pk=task.pk).status == FinalStep.objects.get(request=request).status == "running"
+
+
+# --- Leases ------------------------------------------------------------------------------------------------
+
+
+def _task_run_in_a_worker_process(task_id: int) -> subprocess.Popen:
+    """Run one task as a worker process of the test run does (tests/worker_settings.py: a lease of
+    3 s), in a process of its own, so its lease keeper starts with it."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": database_url(connection.settings_dict)}
+    code = f"import django; django.setup(); from dsar import processing; processing.task_run({task_id})"
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_running_for_twice_its_lease_has_the_lease_renewed_a_third_of_it_apart_and_is_never_swept(unique_email):
+    email = unique_email("long")
+    probe_plan(email, sleep=6, records=1)  # the probe takes 6 s; the worker's lease is 3 s
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)
+    _task(request, "accounts")  # not run: the request stays processing, with no final step to take
+    worker = _task_run_in_a_worker_process(task.pk)
+    try:
+        leases = [wait_for(lambda: ConnectorTask.objects.filter(pk=task.pk, status="running").values_list("lease_until", flat=True).first(),
+                           timeout=60, what="the task to start")]
+
+        def finished_with_its_lease_never_run_out() -> bool:
+            status, lease_until = ConnectorTask.objects.filter(pk=task.pk).values_list("status", "lease_until").get()
+            if status != "running":
+                return True
+            now = timezone.now()
+            assert lease_until > now, f"the lease ran out at {lease_until}, renewed at {leases}"
+            assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+            if lease_until != leases[-1]:
+                leases.append(lease_until)
+            return False
+
+        wait_for(finished_with_its_lease_never_run_out, timeout=60, what="the task to finish")
+        assert worker.wait(30) == 0
+    finally:
+        process_stop(worker)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts, stored.sweeps, stored.lease_until) == ("succeeded", 1, 0, None)
+    assert len(leases) >= 4, leases  # claimed, then renewed over the 6 s about every second
+    gaps = [later - earlier for earlier, later in zip(leases, leases[1:])]
+    assert min(gaps) >= dt.timedelta(seconds=1), gaps  # a third of the lease: renewals are database writes, kept rare
 
 
 # --- Doorbells ---------------------------------------------------------------------------------------------

@@ -5,15 +5,18 @@ These run inside one transaction that never commits, so nothing they queue is ru
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dsar import services, verification
-from dsar.errors import Conflict, InvalidInput, NotFound
+from dsar.errors import Conflict, InvalidInput, NotFound, TooSoon
 from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, OutgoingEmail, Request, StaffToken
 from dsar.staff import (
     ROLE_ADMIN,
@@ -87,6 +90,43 @@ def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(es
     assert (verified.status, _status(request), _actions(request)) == (status, status, actions)
     assert token and Request.objects.get(pk=request.pk).token_hash == verification.token_hash(token)
     assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
+
+
+# --- A fresh code --------------------------------------------------------------------------------------------
+
+
+def _code_sent(seconds_ago: float) -> Request:
+    request = request_make(code_issued=True)
+    Request.objects.filter(pk=request.pk).update(code_sent_at=timezone.now() - dt.timedelta(seconds=seconds_ago))
+    return Request.objects.get(pk=request.pk)
+
+
+def test_a_code_asked_for_again_in_the_last_second_of_the_wait_is_refused(settings):
+    settings.DSAR_CODE_RESEND_SECONDS = 60
+    request = _code_sent(59.1)  # less than a second of the wait is left
+    assert services.request_code_resend_wait(request=request) == 1
+    with pytest.raises(TooSoon) as refused:
+        services.request_code_resend(request_id=request.pk)
+    assert (refused.value.code, refused.value.detail) == (
+        "resend_cooldown", "A code was sent moments ago. You can ask for another in 1 seconds.")
+    assert Request.objects.get(pk=request.pk).code_sent_at == request.code_sent_at
+    assert _actions(request) == ["filed"]
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+def test_a_code_asked_for_again_once_the_wait_is_over_is_sent_and_audited(settings):
+    settings.DSAR_CODE_RESEND_SECONDS, settings.DSAR_CODE_TTL_MINUTES = 60, 30
+    request = _code_sent(61)
+    assert services.request_code_resend_wait(request=request) == 0
+    before = timezone.now()
+    services.request_code_resend(request_id=request.pk)
+    stored = Request.objects.get(pk=request.pk)
+    assert stored.code_sent_at >= before and stored.code_expires_at == stored.code_sent_at + dt.timedelta(minutes=30)
+    assert stored.code_hash not in ("", request.code_hash)
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.from_status, entry.to_status) == ("code_resent", "subject", "unverified", "unverified")
+    assert _actions(request) == ["filed", "code_resent"]
+    assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["code"]
 
 
 # --- Review ----------------------------------------------------------------------------------------------
@@ -189,7 +229,7 @@ def test_release_only_of_a_completed_requests_unreleased_export(settings):
     for request in (processing, no_export, deleted):
         with pytest.raises(Conflict) as refused:
             services.request_release(request_id=request.pk, actor="staff:rita")
-        assert refused.value.code == "illegal_transition"
+        assert (refused.value.code, refused.value.detail) == ("illegal_transition", "Only a completed access request with an export can be released.")
     assert Export.objects.filter(released_at__isnull=False).count() == 0
 
     ready = request_make(status="completed")
@@ -201,6 +241,34 @@ def test_release_only_of_a_completed_requests_unreleased_export(settings):
         services.request_release(request_id=ready.pk, actor="staff:rita")
     assert again.value.code == "already_released"
     assert _actions(ready) == ["filed", "released"]
+
+
+@pytest.mark.parametrize(("given", "note"), [({"note": "looked fine"}, "looked fine"), ({}, "")])
+def test_a_release_is_audited_with_who_released_it_and_their_note_if_any(settings, given, note):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    request = request_make(status="completed")
+    _export(request)
+    services.request_release(request_id=request.pk, actor="staff:rita", **given)
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note, entry.from_status, entry.to_status) == (
+        "released", "staff:rita", note, "completed", "completed")
+
+
+def test_a_released_export_is_emailed_with_a_link_that_downloads_it_and_when_the_link_ends(
+        settings, client, mailoutbox, django_capture_on_commit_callbacks):
+    settings.DSAR_REVIEW_BEFORE_RELEASE, settings.DSAR_PUBLIC_URL = True, "https://privacy.example.com"
+    request = request_make(status="completed", email="reader@example.com")
+    path = default_storage.save(f"exports/{request.pk}/export.zip", ContentFile(b"PK the export"))
+    Export.objects.create(request=request, path=path, bytes=13, sha256="0" * 64, created_at=timezone.now(),
+                          expires_at=dt.datetime(2031, 1, 14, 9, 30, tzinfo=UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_release(request_id=request.pk, actor="staff:rita")
+    [message] = [message for message in mailoutbox if message.to == ["reader@example.com"]]
+    assert "The link works until 14 January 2031, 09:30 UTC." in message.body
+    link = re.search(rf"https://privacy\.example\.com(/api/v1/requests/{request.pk}/download/\S+)", message.body)
+    assert link, message.body
+    answer = client.get(link.group(1))
+    assert answer.status_code == 200 and b"".join(answer.streaming_content) == b"PK the export"
 
 
 def test_nothing_is_released_by_staff_where_exports_are_released_when_made(settings):

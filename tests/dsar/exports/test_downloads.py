@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import tracemalloc
 import zipfile
 from urllib.parse import urlparse
 
@@ -24,11 +25,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ARCHIVE = b"PK\x05\x06" + b"\x00" * 18  # an empty zip
 
 
-def _export(email: str, *, released: bool = True, expires_in: dt.timedelta = dt.timedelta(days=7), deleted: bool = False) -> Export:
+def _export(email: str, *, released: bool = True, expires_in: dt.timedelta = dt.timedelta(days=7), deleted: bool = False,
+            archive: bytes = ARCHIVE) -> Export:
     request = request_make(status="completed", email=email)
     now = timezone.now()
-    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(ARCHIVE))
-    return Export.objects.create(request=request, path=path, bytes=len(ARCHIVE), sha256="0" * 64, created_at=now, expires_at=now + expires_in,
+    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(archive))
+    return Export.objects.create(request=request, path=path, bytes=len(archive), sha256="0" * 64, created_at=now, expires_at=now + expires_in,
                                  released_at=now if released else None, deleted_at=now if deleted else None)
 
 
@@ -119,3 +121,46 @@ def test_an_encrypted_download_refuses_a_short_passphrase_and_a_bad_link(api, co
     request_id, path = completed
     assert api.post(path, {"passphrase": "short"}, format="json").status_code == 400
     assert api.post(f"/api/v1/requests/{request_id}/download/forged", {"passphrase": "long enough passphrase"}, format="json").status_code == 404
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    """A stored archive holding `members`; a name ending in / is a folder."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_an_encrypted_download_holds_each_file_of_the_export_readable_by_its_owner_only(api):
+    from stream_unzip import stream_unzip
+
+    export = _export("owner-only@example.com", archive=_zip({"index.html": b"<h1>Your data</h1>", "data/": b"",
+                                                             "data/feedback.json": b'[{"rating": 5}]'}))
+    answer = api.post(_path(export), {"passphrase": "correct battery horse"}, format="json")
+    assert answer.status_code == 200
+    encrypted = b"".join(answer.streaming_content)
+    modes = {info.filename: info.external_attr >> 16 for info in zipfile.ZipFile(io.BytesIO(encrypted)).infolist()}
+    assert modes == {"index.html": 0o600, "data/feedback.json": 0o600}  # rw------- once unpacked
+    unpacked = {name.decode(): b"".join(chunks) for name, _size, chunks in stream_unzip([encrypted], password="correct battery horse")}
+    assert unpacked == {"index.html": b"<h1>Your data</h1>", "data/feedback.json": b'[{"rating": 5}]'}
+
+
+def test_an_encrypted_download_of_a_large_file_holds_only_a_few_mebibytes_of_it_in_memory(api):
+    from stream_unzip import stream_unzip
+
+    small = _export("small@example.com", archive=_zip({"index.html": b"<h1>Your data</h1>"}))
+    b"".join(api.post(_path(small), {"passphrase": "correct battery horse"}, format="json").streaming_content)  # code loaded, caches filled
+    large = 48 * 1024 * 1024
+    export = _export("large@example.com", archive=_zip({"media/recording.wav": bytes(large)}))  # deflates to a few kB
+    tracemalloc.start()
+    try:
+        answer = api.post(_path(export), {"passphrase": "correct battery horse"}, format="json")
+        encrypted = b"".join(answer.streaming_content)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert answer.status_code == 200
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held at once"
+    sizes = {name.decode(): sum(len(chunk) for chunk in chunks) for name, _size, chunks in stream_unzip([encrypted], password="correct battery horse")}
+    assert sizes == {"media/recording.wav": large}
