@@ -80,7 +80,7 @@ class Services:
         self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
         self.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._postgres()
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
-        if not os.environ.get("DSAR_HELPDESK_URL"):
+        if not os.environ.get("DSAR_SYSTEMS") and not os.environ.get("DSAR_HELPDESK_BASE_URL"):  # the demo estate's
             self.env.update(self._helpdesk())
         if self.mode == "run":  # what `manage.py` beside a running stack should reach
             ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
@@ -147,7 +147,7 @@ class Services:
         _wait_for(lambda: _answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
         self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
         say(f"estate helpdesk running on 127.0.0.1:{port}")
-        return {"DSAR_HELPDESK_URL": f"http://{quote(email, safe='')}:{quote(token, safe='')}@127.0.0.1:{port}"}
+        return {"DSAR_HELPDESK_BASE_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
 
 
 def redis_server_start(directory: Path, port: int, *, persist: bool) -> subprocess.Popen:
@@ -252,6 +252,7 @@ def helpdesk_command(port: int, database: Path, email: str, token: str) -> list[
 def suite_environment() -> None:
     """The configuration the suite runs under, here and in the mutation run (tests/mutation)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")  # the probe connector, mail read in-process
+    os.environ.setdefault("DSAR_ESTATE_CONTENT_DIR", str(DATA_DIR / "estate" / "content-test"))  # apart from the demo's
 
 
 def test(pytest_args: list[str]) -> int:

@@ -190,8 +190,8 @@ class Product:
             "DSAR_AUTO_APPROVE": "1",
             "DSAR_PUBLIC_URL": self.url,
             "DSAR_RATE_LIMITS": json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "1000000/m")),
-            **{variable: json.dumps({"backend": "django.core.files.storage.FileSystemStorage", "options": {"location": str(self.data / where)}})
-               for variable, where in (("DSAR_STORAGE", "storage"), ("DSAR_CONTENT_STORAGE", "content"))},
+            "DSAR_STORAGE": json.dumps({"backend": "django.core.files.storage.FileSystemStorage", "options": {"location": str(self.data / "storage")}}),
+            "DSAR_ESTATE_CONTENT_DIR": str(self.data / "content"),
             "DSAR_LOG_LEVEL": "WARNING",
             **(env or {}),
         }

@@ -105,7 +105,7 @@ class ErasureReceipt:
 class Connector:
     """Base class. Subclasses set `name` and `categories` and implement gather and erase.
 
-    `options` come from the deployment's DSAR_CONNECTORS setting, so one class can serve several
+    `options` come from the system's file (connectors/systems.py), so one class can serve several
     systems of the same kind.
     """
 

@@ -76,11 +76,11 @@ def content_key(email: str, category: str, path: str) -> str:
 def content_storage_from_options(backend: str | None = None, storage_options: dict[str, Any] | None = None) -> Storage:
     """The Storage the connector and the demo-estate loader both use, built from the connector's options.
 
-    FileSystemStorage without a `location` uses `<DATA_DIR>/estate/content`.
+    FileSystemStorage without a `location` (or with an empty one) uses `<DATA_DIR>/estate/content`.
     """
     storage_class = import_string(backend or DEFAULT_BACKEND)
     options = dict(storage_options or {})
-    if issubclass(storage_class, FileSystemStorage) and "location" not in options:
+    if issubclass(storage_class, FileSystemStorage) and not options.get("location"):
         from django.conf import settings
 
         options["location"] = str(settings.DATA_DIR / "estate" / "content")

@@ -1,4 +1,4 @@
-"""The connectors a deployment runs, built from the DSAR_CONNECTORS setting."""
+"""The connectors a deployment runs, one per system of the DSAR_SYSTEMS setting (connectors/systems.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,25 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .base import Connector
+from .systems import System, SystemsError
 from .taxonomy import category_known
 
 _instances: dict[str, Connector] = {}
 _lock = threading.Lock()
 
 
+def systems() -> dict[str, System]:
+    """The configured systems by name, in their files' order; ImproperlyConfigured lists every
+    problem of a bad system file."""
+    try:
+        return dict(settings.DSAR_SYSTEMS)
+    except SystemsError as error:
+        raise ImproperlyConfigured(f"the system files are wrong:\n{error}") from None
+
+
 def connector_names() -> list[str]:
-    """Names of the configured connectors, in settings order."""
-    return list(settings.DSAR_CONNECTORS)
+    """Names of the configured connectors, in the systems' order."""
+    return list(settings.DSAR_SYSTEMS)
 
 
 def connectors_import() -> None:
@@ -26,8 +36,14 @@ def connectors_import() -> None:
     Called in a parent before it forks (the Celery worker's, and gunicorn's with --preload), so its
     children share the code instead of each spending a third of a second importing it on first use.
     """
-    for config in settings.DSAR_CONNECTORS.values():
-        import_string(config["class"])
+    for system in systems().values():
+        import_string(system.connector_class)
+
+
+def connector_time_limit(name: str) -> int | None:
+    """Seconds one attempt of this connector may run, when its system sets a limit of its own."""
+    system = settings.DSAR_SYSTEMS.get(name)
+    return system.time_limit if system else None
 
 
 def connector_get(name: str) -> Connector:
@@ -36,13 +52,13 @@ def connector_get(name: str) -> Connector:
         if name in _instances:
             return _instances[name]
         try:
-            config = settings.DSAR_CONNECTORS[name]
+            system = settings.DSAR_SYSTEMS[name]
         except KeyError:
-            raise ImproperlyConfigured(f"no connector named {name!r} in DSAR_CONNECTORS") from None
-        connector = import_string(config["class"])(name=name, **config.get("options", {}))
+            raise ImproperlyConfigured(f"no system named {name!r} in DSAR_SYSTEMS") from None
+        connector = system.connector()
         unknown = sorted(c for c in connector.categories if not category_known(c))
         if unknown:
-            raise ImproperlyConfigured(f"connector {name!r} declares unknown categories: {unknown}")
+            raise ImproperlyConfigured(f"system {name!r} declares unknown categories: {unknown}")
         _instances[name] = connector
         return connector
 

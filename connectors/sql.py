@@ -39,14 +39,14 @@ SECRET_SET = "set (never exported)"
 class SqlConnector(Connector):
     """Reads and erases a subject's rows in one SQL database, as its dataset file describes.
 
-    Options: `dataset` (the file), `url` (SQLAlchemy's; unset: the database beside the product's
-    named after the system), `mask_key` (the key of the `mask` erase strategy; unset: derived from
-    the product's secret key).
+    Options: `dataset` (the system file's tables, parsed), `url` (SQLAlchemy's; unset: the database
+    beside the product's named after the system), `mask_key` (the key of the `mask` erase strategy;
+    unset: derived from the product's secret key).
     """
 
-    def __init__(self, *, name: str | None = None, dataset: str, url: str | None = None, mask_key: str | None = None, **options: Any) -> None:
+    def __init__(self, *, name: str | None = None, dataset: Dataset, url: str | None = None, mask_key: str | None = None, **options: Any) -> None:
         super().__init__(name=name, **options)
-        self.dataset: Dataset = dataset_load(dataset)
+        self.dataset = dataset
         self.categories = frozenset(c for t in self.dataset.tables for c in t.categories)
         self._url = url
         self._mask_key = mask_key

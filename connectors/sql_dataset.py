@@ -123,14 +123,24 @@ class Dataset:
 
 
 def dataset_load(path: str | Path) -> Dataset:
-    """Parse and check a dataset file; DatasetError names the bad key."""
+    """Parse and check a dataset file (a mapping with `system`, `tables` and `organization`)."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as error:
         raise DatasetError(f"{path}: not YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{path}: the file: must be a mapping")
+    if not isinstance(raw.get("system"), str) or not raw["system"]:
+        raise DatasetError(f"{path}: system: must be a non-empty string")
+    return dataset_parse(raw, source=str(path), system=raw["system"])
+
+
+def dataset_parse(raw: dict, *, source: str, system: str) -> Dataset:
+    """Check a dataset's `tables` (and `organization`) of system `system`, read from `source`;
+    DatasetError says `source: path: what`."""
 
     def fail(where: str, problem: str) -> DatasetError:
-        return DatasetError(f"{path}: {where}{': ' if where else ''}{problem}")
+        return DatasetError(f"{source}: {where}{': ' if where else ''}{problem}")
 
     def need(mapping: dict, key: str, where: str) -> Any:
         if key not in mapping or mapping[key] is None:
@@ -161,7 +171,6 @@ def dataset_load(path: str | Path) -> Dataset:
             raise fail(where, f"must be one of {', '.join(sorted(allowed))}")
         return value
 
-    raw = mapping(raw, "the file")
     specs = need(raw, "tables", "")
     if not isinstance(specs, list) or not specs:
         raise fail("tables", "must be a non-empty list")
@@ -176,7 +185,7 @@ def dataset_load(path: str | Path) -> Dataset:
             transform = spec_col.get("transform")
             if transform is not None:
                 one_of(transform, TRANSFORMS, f"{at}.transform")
-            column_erase = spec_col.get("erase")
+            column_erase = _erase_spelled(spec_col)
             if column_erase is not None:
                 one_of(column_erase, ("null", "mask"), f"{at}.erase")
             columns.append(Column(text(name, at), category(need(spec_col, "category", at), f"{at}.category"), transform, column_erase))
@@ -218,7 +227,7 @@ def dataset_load(path: str | Path) -> Dataset:
                 parent=(text(need(parent, "table", f"{where}.parent"), f"{where}.parent.table"),
                         text(need(parent, "column", f"{where}.parent"), f"{where}.parent.column")) if parent else None,
                 source=one_of(spec.get("source", "provided"), SOURCE_TYPES, f"{where}.source"),
-                erase=one_of(spec.get("erase", "delete"), ERASE_STRATEGIES, f"{where}.erase"),
+                erase=one_of(_erase_spelled(spec) or "delete", ERASE_STRATEGIES, f"{where}.erase"),
                 retain=retain,
                 **optional_columns,
             )
@@ -241,4 +250,12 @@ def dataset_load(path: str | Path) -> Dataset:
     if org is not None:
         org = mapping(org, "organization")
         org = (text(need(org, "table", "organization"), "organization.table"), text(need(org, "column", "organization"), "organization.column"))
-    return Dataset(system=text(need(raw, "system", ""), "system"), tables=tables, organization=org)
+    return Dataset(system=system, tables=tables, organization=org)
+
+
+def _erase_spelled(spec: dict) -> Any:
+    """The `erase` a table or column declares, None when it declares none. YAML reads an unquoted
+    `erase: null` (or `~`, or nothing after the colon) as no value: that is the `null` strategy."""
+    if "erase" not in spec:
+        return None
+    return "null" if spec["erase"] is None else spec["erase"]

@@ -14,7 +14,7 @@ for the measured gain. tests/connectors/test_sql_rendered.py proves the archive'
 out byte for byte as the plain path writes them, awkward values included.
 
 A deployment chooses it by naming `connectors.sql_rendered.RenderedSqlConnector` as a PostgreSQL
-system's class; everything else about the system (its dataset file, its erasure) is SqlConnector's.
+system's class; everything else about the system (its tables, its erasure) is SqlConnector's.
 """
 
 from __future__ import annotations

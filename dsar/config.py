@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,13 +23,15 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import dotenv_values
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = BASE_DIR / "var"
-EMBEDDED_SERVICES_FILE = "services.env"  # written by `make run` (devstack.py) under DSAR_DATA_DIR
+EMBEDDED_SERVICES_FILE = "services.env"
+DEMO_SYSTEMS = "estate/systems"  # the demo estate's system files, served when DSAR_SYSTEMS is unset  # written by `make run` (devstack.py) under DSAR_DATA_DIR
 
 # A rate limit: calls per window, such as 30/m, 60/10m or 5/h (dsar/throttle.py parses it).
 RATE = r"^(\d+)/(\d*)([smhd])$"
@@ -79,14 +82,6 @@ class Smtp(BaseModel):
     password: str
     use_tls: bool
     use_ssl: bool
-
-
-class Helpdesk(BaseModel):
-    """A Zendesk API (the support connector's system): its address and the agent's API token."""
-
-    base_url: str
-    email: str
-    token: str
 
 
 def _json_object(raw: Any) -> Any:
@@ -192,37 +187,20 @@ class Config(BaseSettings):
                     "it is kept, who receives it. The ids must stay those of TAXONOMY.md.")
 
     # --- Systems ----------------------------------------------------------------------------------
-    accounts_database_url: str | None = setting(
-        None, env="DSAR_ACCOUNTS_DATABASE_URL", group="Systems", shown="a database `<product's>_accounts` on the product's server",
-        description="The accounts system's database (the `accounts` connector).")
-    payments_database_url: str | None = setting(
-        None, env="DSAR_PAYMENTS_DATABASE_URL", group="Systems", shown="a database `<product's>_payments` on the product's server",
-        description="The payments system's database (the `payments` connector).")
-    third_party_database_url: str | None = setting(
-        None, env="DSAR_THIRD_PARTY_DATABASE_URL", group="Systems",
-        shown="a database `<product's>_third_party` on the product's server",
-        description="The database of data obtained from other organisations (the `third_party` connector).")
+    systems: Path | None = setting(
+        None, env="DSAR_SYSTEMS", group="Systems", shown="the demo estate's systems, `estate/systems/`",
+        description="A directory of system files, one `*.yaml` a system where the company keeps personal data "
+                    "(docs/connect-a-system.md). `${VAR}` in a file is read from the environment. Set, only those "
+                    "systems are served and `make run` loads no demo data.")
     suppression_key: SecretStr | None = setting(
         None, env="DSAR_SUPPRESSION_KEY", group="Systems", shown="derived from `DSAR_SECRET_KEY`",
         description="The key of the third-party suppression list's hashes. Set it before the secret key is ever rotated: "
                     "the list must keep matching the people it suppresses.")
-    content_storage: Annotated[Storage, NoDecode] | None = setting(
-        None, env="DSAR_CONTENT_STORAGE", group="Systems", shown="files under `DSAR_DATA_DIR/estate/content`",
-        description="The object store the `content` connector reads and erases, in the form of `DSAR_STORAGE`.")
-    helpdesk_url: str = setting(
-        "http://127.0.0.1:8025", env="DSAR_HELPDESK_URL", group="Systems", shown="`make run`: the demo estate's helpdesk",
-        description="The Zendesk API the `support` connector calls, with the agent's email and API token as its user and "
-                    "password: `https://agent%40example.com:TOKEN@example.zendesk.com`.")
 
     @field_validator("database_url")
     @classmethod
     def _postgresql(cls, value: str) -> str:
         return _url(value, ("postgresql", "postgres"))
-
-    @field_validator("accounts_database_url", "payments_database_url", "third_party_database_url")
-    @classmethod
-    def _system_database(cls, value: str | None) -> str | None:
-        return value and _url(value, ("postgresql", "postgres"))
 
     @field_validator("redis_url")
     @classmethod
@@ -239,11 +217,6 @@ class Config(BaseSettings):
     def _smtp(cls, value: str) -> str:
         return _url(value, ("smtp", "smtp+tls", "smtps"))
 
-    @field_validator("helpdesk_url")
-    @classmethod
-    def _helpdesk(cls, value: str) -> str:
-        return _url(value, ("http", "https"))
-
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
@@ -259,7 +232,7 @@ class Config(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
-    @field_validator("rate_limits", "storage", "content_storage", mode="before")
+    @field_validator("rate_limits", "storage", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return _json_object(value)
@@ -297,14 +270,6 @@ class Config(BaseSettings):
         return Smtp(host=parts.hostname or "localhost", port=parts.port or secure[parts.scheme], user=unquote(parts.username or ""),
                     password=unquote(parts.password or ""), use_tls=parts.scheme == "smtp+tls", use_ssl=parts.scheme == "smtps")
 
-    @property
-    def helpdesk(self) -> Helpdesk:
-        """The helpdesk's address without its login, and the login."""
-        parts = urlsplit(self.helpdesk_url)
-        port = f":{parts.port}" if parts.port else ""
-        return Helpdesk(base_url=f"{parts.scheme}://{parts.hostname}{port}{parts.path}".rstrip("/"),
-                        email=unquote(parts.username or ""), token=unquote(parts.password or ""))
-
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         """The environment first, then the services `make run` started (their file lives in the data directory,
@@ -320,6 +285,12 @@ def config_load() -> Config:
         return Config()
     except ValidationError as error:
         raise ImproperlyConfigured("\n".join(_problem(problem) for problem in error.errors())) from None
+
+
+def systems_environment(config: Config) -> dict[str, str]:
+    """What `${VAR}` in a system file reads: the environment, then the services `make run` started."""
+    services = config.data_dir / EMBEDDED_SERVICES_FILE
+    return {**(dotenv_values(services) if services.exists() else {}), **os.environ}
 
 
 def _problem(problem: dict) -> str:
@@ -339,13 +310,14 @@ REFERENCE_HEADER = """# Configuration
 
 Every environment variable the product reads, generated from `dsar/config.py` by
 `python -m dsar.config > docs/configuration.md` (`make config-docs`); a test fails when the two
-disagree. Only `dsar/config.py` reads the environment. A value that cannot be used stops start-up
+disagree. Only `dsar/config.py` reads the environment (for system files too). A value that cannot be used stops start-up
 with a message naming the variable and what is wrong with it.
 
 Booleans take `1`/`0` (or `true`/`false`, `yes`/`no`, `on`/`off`). An empty variable counts as unset.
-Under `make run`, `DATABASE_URL`, `REDIS_URL`, `DSAR_SECRET_KEY` and `DSAR_HELPDESK_URL` need not be
-set: it starts or makes what they name and records it in `DSAR_DATA_DIR/services.env`, which the
-settings read after the environment.
+Under `make run`, `DATABASE_URL`, `REDIS_URL` and `DSAR_SECRET_KEY` need not be set: it starts or
+makes what they name and records it in `DSAR_DATA_DIR/services.env`, which the settings read after
+the environment. System files (`DSAR_SYSTEMS`) read the variables they name as `${VAR}`; those of
+the demo estate's files are listed last.
 
 Libraries read a few variables of their own: the `support` connector honours the usual proxy
 variables (`HTTPS_PROXY`, `NO_PROXY`) and trusts the system's certificate authorities or the bundle
@@ -365,7 +337,20 @@ def config_reference() -> str:
         groups.setdefault(extra["group"], []).append(row)
     sections = [f"## {group}\n\n| variable | type | meaning | default |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
                 for group, rows in groups.items()]
-    return "\n".join([REFERENCE_HEADER, *sections])
+    return "\n".join([REFERENCE_HEADER, *sections, _demo_systems_reference()])
+
+
+def _demo_systems_reference() -> str:
+    """The variables the demo estate's system files read, each with the comment on its line."""
+    rows = []
+    for path in sorted((BASE_DIR / DEMO_SYSTEMS).glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            for match in re.finditer(r"\$\{(\w+)(?::-([^}]*))?\}", line):
+                meaning = line.partition(" # ")[2].strip() or "—"
+                default = f"`{match[2]}`" if match[2] else ("—" if match[2] is not None else "required")
+                rows.append(f"| `{match[1]}` | `{DEMO_SYSTEMS}/{path.name}` | {meaning} | {default} |")
+    return ("## The demo estate's systems\n\nRead by the demo estate's system files, which serve when `DSAR_SYSTEMS` is unset.\n\n"
+            "| variable | file | meaning | default |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def _shown(default: Any) -> str:

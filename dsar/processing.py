@@ -30,7 +30,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from connectors.base import Identity, PermanentError, TransientError
-from connectors.registry import connector_get, connector_names
+from connectors.registry import connector_get, connector_names, connector_time_limit
 
 from . import doorbell, exports, locks, orm_bypass
 from .lifecycle import request_transition
@@ -62,8 +62,7 @@ def tasks_retry(request: Request) -> None:
 
 def time_limit(connector: str) -> int:
     """Seconds one attempt of this connector may run before it is stopped and retried."""
-    config = settings.DSAR_CONNECTORS.get(connector, {})
-    return config.get("time_limit") or settings.CONNECTOR_TASK_TIME_LIMIT
+    return connector_time_limit(connector) or settings.CONNECTOR_TASK_TIME_LIMIT
 
 
 def tasks_ring(tasks: Iterable[ConnectorTask], *, countdown: float | None = None) -> None:

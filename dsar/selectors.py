@@ -191,5 +191,5 @@ def workflow_settings() -> dict:
         "export_ttl_days": settings.DSAR_EXPORT_TTL_DAYS,
         "review_before_release": settings.DSAR_REVIEW_BEFORE_RELEASE,
         "connector_max_attempts": settings.DSAR_CONNECTOR_MAX_ATTEMPTS,
-        "connectors": [(name, config["class"]) for name, config in settings.DSAR_CONNECTORS.items()],
+        "connectors": [(name, system.connector_class) for name, system in settings.DSAR_SYSTEMS.items()],
     }

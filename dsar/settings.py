@@ -9,7 +9,9 @@ from __future__ import annotations
 import dj_database_url
 from kombu import Queue
 
-from .config import BASE_DIR, Storage, config_load
+from connectors.systems import SystemsDirectory
+
+from .config import BASE_DIR, DEMO_SYSTEMS, Storage, config_load, systems_environment
 
 config = config_load()
 
@@ -212,36 +214,10 @@ DSAR_RECORD_RETENTION_MONTHS = 24
 DSAR_ERASURE_CHECK_HOURS = 24
 DSAR_JOB_BATCH = 500
 
-# Connectors: name -> {"class": dotted path, "options": {...}, optionally "time_limit": seconds, a
-# limit per attempt shorter than CONNECTOR_TASK_TIME_LIMIT, past which the attempt is stopped and
-# retried like any transient error}. These are the demo estate's systems; an SQL system without
-# its own database URL has a database `<product's>_<system>` on the product's server.
-_DATASETS = BASE_DIR / "estate" / "datasets"
-_content = config.content_storage or Storage(backend=_LOCAL_FILES, options={"location": str(DATA_DIR / "estate" / "content")})
-_helpdesk = config.helpdesk
-
-DSAR_CONNECTORS: dict[str, dict] = {
-    "accounts": {
-        "class": "connectors.sql_rendered.RenderedSqlConnector",
-        "options": {"dataset": str(_DATASETS / "accounts.yaml"), "url": config.accounts_database_url},
-    },
-    "payments": {
-        "class": "connectors.sql.SqlConnector",
-        "options": {"dataset": str(_DATASETS / "payments.yaml"), "url": config.payments_database_url},
-    },
-    "content": {
-        "class": "connectors.content.ContentStorageConnector",
-        "options": {"backend": _content.backend, "storage_options": _content.options},
-    },
-    "support": {
-        "class": "connectors.support.ZendeskConnector",
-        "options": {"base_url": _helpdesk.base_url, "email": _helpdesk.email, "token": _helpdesk.token},
-    },
-    "third_party": {
-        "class": "connectors.third_party.ThirdPartyConnector",
-        "options": {"dataset": str(_DATASETS / "third_party.yaml"), "url": config.third_party_database_url},
-    },
-}
+# The systems that hold personal data, one file each (connectors/systems.py): DSAR_SYSTEMS, or
+# the demo estate's, whose data `make run` then loads.
+DSAR_DEMO_ESTATE = config.systems is None
+DSAR_SYSTEMS = SystemsDirectory(config.systems or BASE_DIR / DEMO_SYSTEMS, environ=systems_environment(config))
 # The key of the third-party suppression list's hashes (connectors/third_party.py); None: derived
 # from SECRET_KEY.
 DSAR_SUPPRESSION_KEY = config.suppression_key and config.suppression_key.get_secret_value()

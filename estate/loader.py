@@ -418,7 +418,7 @@ def _content_write(estate: Estate) -> None:
     from connectors.content import content_storage_from_options
     from .content_load import content_load
 
-    options = settings.DSAR_CONNECTORS["content"]["options"]
+    options = settings.DSAR_SYSTEMS["content"].options
     storage = content_storage_from_options(options.get("backend"), options.get("storage_options"))
     for subject in estate.subjects:
         files = [f.model_dump(exclude_none=True) for f in subject.content.files] if subject.content else []
@@ -430,7 +430,7 @@ def _support_write(estate: Estate) -> None:
 
     from .support_load import support_load_many
 
-    options = settings.DSAR_CONNECTORS["support"]["options"]
+    options = settings.DSAR_SYSTEMS["support"].options
     subjects = [
         (subject.email, [c.model_dump(by_alias=True) for c in support.chats], [f.model_dump() for f in support.feedback])
         for subject in estate.subjects

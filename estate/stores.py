@@ -13,7 +13,8 @@ from connectors.sql import sibling_database_url, with_driver
 
 
 def _configured_url(system: str) -> str | None:
-    return settings.DSAR_CONNECTORS.get(system, {}).get("options", {}).get("url")
+    configured = settings.DSAR_SYSTEMS.get(system)
+    return configured.options.get("url") if configured else None
 
 
 def estate_database_url(system: str) -> str:

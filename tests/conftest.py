@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config):
-    if "probe" not in settings.DSAR_CONNECTORS:
+    if "probe" not in settings.DSAR_SYSTEMS:
         raise pytest.UsageError("Run the tests with `make test` or `python -m devstack test`: the probe connector is not configured.")
     # A test run starts with no exports and no content files.
     shutil.rmtree(settings.STORAGES["default"]["OPTIONS"]["location"], ignore_errors=True)
-    shutil.rmtree(settings.DSAR_CONNECTORS["content"]["options"]["storage_options"]["location"], ignore_errors=True)
+    shutil.rmtree(settings.DSAR_SYSTEMS["content"].options["storage_options"]["location"], ignore_errors=True)
 
 
 AUDIT_TRUNCATE_GUARDS = ("dsar.AuditEntry:audit_no_truncate", "dsar.AuditSeal:seal_no_truncate")

@@ -6,16 +6,13 @@ tests start; the real worker takes tests/worker_settings.py, which builds on thi
 """
 
 from dsar.settings import *  # noqa: F403
-from dsar.settings import DATA_DIR, DSAR_CONNECTORS, DSAR_RATE_LIMITS, STORAGES
+from connectors.systems import SystemsDirectory
+from dsar.config import BASE_DIR, DEMO_SYSTEMS, systems_environment
+from dsar.settings import DATA_DIR, DSAR_RATE_LIMITS, STORAGES, config
 
-# The probe obeys a plan each test sets in Redis; its attempts are cut at 5 s, so a test can make
-# it time out.
-DSAR_CONNECTORS = {
-    **DSAR_CONNECTORS,
-    "content": {**DSAR_CONNECTORS["content"], "options": {**DSAR_CONNECTORS["content"]["options"],
-                                                          "storage_options": {"location": str(DATA_DIR / "estate" / "content-test")}}},
-    "probe": {"class": "tests.support.probe.ProbeConnector", "options": {}, "time_limit": 5},
-}
+# The demo estate's systems (their content files apart from the demo's, by devstack's
+# DSAR_ESTATE_CONTENT_DIR) and the probe (tests/systems/probe.yaml).
+DSAR_SYSTEMS = SystemsDirectory(BASE_DIR / DEMO_SYSTEMS, BASE_DIR / "tests" / "systems", environ=systems_environment(config))
 # The suite files hundreds of requests from one address; the tests of the limits set their own.
 DSAR_RATE_LIMITS = dict.fromkeys(DSAR_RATE_LIMITS, "100000/m")
 # Each process sends the emails it queues, so a test reads them in its own mailbox; the tests of

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from connectors.base import OBSERVED, PROVIDED, Identity, Record, Retained, Source, TransientError
 from connectors.registry import connector_get
-from connectors.sql import BATCH, SqlConnector
+from connectors.sql import BATCH, SqlConnector, dataset_load
 from estate.loader import EstateError, estate_load, estate_parse
 from estate.stores import estate_database_url
 
@@ -49,7 +49,7 @@ def _count(system: str, sql: str, **params) -> int:
 def _connector(tmp_path, system: str, dataset: str, **options) -> SqlConnector:
     path = tmp_path / f"{system}.yaml"
     path.write_text(dataset)
-    return SqlConnector(name=system, dataset=str(path), **options)
+    return SqlConnector(name=system, dataset=dataset_load(path), **options)
 
 
 @pytest.fixture
@@ -272,7 +272,7 @@ def test_erasure_keeps_invoices_from_exactly_ten_years_back_and_removes_the_day_
     path.write_text("system: payments\ntables:\n  - name: transactions\n    identity: {email: billing_email}\n    source: observed\n"
                     "    collected_at: at\n    columns: {item: interactions.account_history}\n"
                     "    retain: {years: 10, basis: legal_obligation, reason: tax law, date_column: at}\n")
-    connector = _OnMidsummer(name="payments", dataset=str(path))
+    connector = _OnMidsummer(name="payments", dataset=dataset_load(path))
     try:
         receipt = connector.erase(Identity(email=email))
         assert receipt.erased == {"interactions.account_history": 1}

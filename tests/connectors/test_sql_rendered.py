@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from django.core.files.storage import default_storage
 
 from connectors.base import Identity, TransientError
-from connectors.sql import BATCH, SqlConnector
+from connectors.sql import BATCH, SqlConnector, dataset_load
 from connectors.sql_rendered import RenderedRecords, RenderedSqlConnector
 from dsar import exports
 from dsar.models import ConnectorTask
@@ -71,7 +71,7 @@ def subject(tmp_path, unique_email):
         for table, (value, when) in TABLES.items()))
     zoned = sa.engine.make_url(estate_database_url("accounts")).update_query_dict({"options": "-c TimeZone=America/St_Johns"})
     url = zoned.render_as_string(hide_password=False)
-    plain, rendered = SqlConnector(name="accounts", dataset=str(dataset), url=url), RenderedSqlConnector(name="accounts", dataset=str(dataset), url=url)
+    plain, rendered = SqlConnector(name="accounts", dataset=dataset_load(dataset), url=url), RenderedSqlConnector(name="accounts", dataset=dataset_load(dataset), url=url)
     yield email, plain, rendered
     plain.close()
     rendered.close()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from connectors.systems import System
 from dsar import selectors
 from dsar.models import AuditEntry, ConnectorTask, Export, Request
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_user_ensure
@@ -505,10 +506,7 @@ def test_every_staff_change_made_in_the_console_is_in_the_audit_trail(admin_clie
 
 
 def test_the_settings_page_names_connectors_but_never_their_options(admin_client, settings):
-    settings.DSAR_CONNECTORS = {
-        **settings.DSAR_CONNECTORS,
-        "vault": {"class": "example.Vault", "options": {"token": "s3cr3t-token"}},
-    }
+    settings.DSAR_SYSTEMS = {**settings.DSAR_SYSTEMS, "vault": System("vault", "example.Vault", {"token": "s3cr3t-token"})}
     content = admin_client.get(reverse("console:settings")).content.decode()
     assert "GDPR" in content and "1 month" in content and "2 months" in content
     assert "vault" in content and "example.Vault" in content and "connectors.sql.SqlConnector" in content

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from connectors.base import Identity, PermanentError, Record, TransientError
 from estate.loader import EstateError, estate_parse
-from connectors.sql import DatasetError, dataset_load
+from connectors.systems import SystemsError, system_load
 from connectors.support import ZendeskConnector
 from dsar import exports, services
 from dsar.errors import InvalidInput, NotFound
@@ -72,20 +72,20 @@ def test_the_estate_parser_refuses_arbitrary_json_cleanly(document):
         estate_parse(document if document != {"subjects": []} else {"subjects": None})
 
 
-DATASET = yaml.safe_load((ROOT / "estate" / "datasets" / "accounts.yaml").read_text())
+SYSTEM = yaml.safe_load((ROOT / "estate" / "systems" / "accounts.yaml").read_text())
 
 
 @FUZZ
 @given(path=st.lists(st.integers(0, 50), min_size=1, max_size=7), replacement=json_values)
-def test_the_dataset_parser_refuses_any_malformed_file_with_the_bad_key_named(tmp_path_factory, path, replacement):
-    file = tmp_path_factory.mktemp("dataset") / "dataset.yaml"
-    file.write_text(yaml.safe_dump(_mutated(DATASET, path, replacement)))
+def test_the_system_file_parser_refuses_any_malformed_file_with_the_file_and_key_named(tmp_path_factory, path, replacement):
+    file = tmp_path_factory.mktemp("systems") / "accounts.yaml"
+    file.write_text(yaml.safe_dump(_mutated(SYSTEM, path, replacement)))
     try:
-        dataset = dataset_load(file)
-    except DatasetError as error:
-        assert str(file) in str(error)
+        system = system_load(file, environ={})
+    except SystemsError as error:
+        assert error.problems and all(line.startswith(f"{file}: ") for line in error.problems)
     else:
-        assert dataset.tables and isinstance(dataset.system, str)
+        assert system.options["dataset"].tables and isinstance(system.name, str)
 
 
 class _Helpdesk(BaseHTTPRequestHandler):

@@ -15,7 +15,7 @@ import sys
 import dsar.wsgi
 from django.conf import settings
 from connectors.base import Connector
-modules = [config["class"].rsplit(".", 1)[0] for config in settings.DSAR_CONNECTORS.values()]
+modules = [system.connector_class.rsplit(".", 1)[0] for system in settings.DSAR_SYSTEMS.values()]
 modules += [settings.ROOT_URLCONF, "dsar.api.staff", "django.contrib.admin.sites"]
 print(all(module in sys.modules for module in modules), sum(isinstance(o, Connector) for o in gc.get_objects()))
 """

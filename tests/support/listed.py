@@ -1,5 +1,5 @@
 """A connector for tests that yields the records and files it is configured with, and a fixture
-that makes such connectors the deployment's (DSAR_CONNECTORS), as the final step looks them up."""
+that makes such connectors the deployment's systems (DSAR_SYSTEMS), as the final step looks them up."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from connectors.base import Connector, FileItem, PermanentError, Record
 from connectors.registry import connectors_reset
+from connectors.systems import System
 
 
 class ListedConnector(Connector):
@@ -46,7 +47,7 @@ def listed(settings) -> Iterator[Callable[..., dict[str, Connector]]]:
     from connectors.registry import connector_get
 
     def configure(**connectors: dict) -> dict[str, Connector]:
-        settings.DSAR_CONNECTORS = {name: {"class": f"{__name__}.ListedConnector", "options": options} for name, options in connectors.items()}
+        settings.DSAR_SYSTEMS = {name: System(name, f"{__name__}.ListedConnector", options) for name, options in connectors.items()}
         connectors_reset()
         return {name: connector_get(name) for name in connectors}
 

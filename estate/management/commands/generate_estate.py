@@ -2,6 +2,7 @@
 
 from itertools import islice
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from estate.generate import generate_subjects
@@ -21,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--file-bytes", type=int, default=2048, help="bytes per content file")
 
     def handle(self, *args, subjects: int, seed: int, interactions: int, files: int, file_bytes: int, **options):
+        if not settings.DSAR_DEMO_ESTATE:
+            raise CommandError("DSAR_SYSTEMS names the deployment's own systems: the demo estate is not one of them")
         if subjects < 1:
             raise CommandError("--subjects must be at least 1")
         stream = generate_subjects(count=subjects, seed=seed, interactions=interactions, files=files, file_bytes=file_bytes)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from estate.loader import EstateError, estate_load, estate_parse
@@ -17,6 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("file", nargs="?", help="the estate JSON file (default: the demo estate)")
 
     def handle(self, *args, file: str | None = None, **options):
+        if not settings.DSAR_DEMO_ESTATE:
+            if file:
+                raise CommandError("DSAR_SYSTEMS names the deployment's own systems: the demo estate is not one of them")
+            self.stdout.write("DSAR_SYSTEMS is set: no demo data loaded")
+            return
         path = Path(file) if file else DEMO
         try:
             data = json.loads(path.read_text())

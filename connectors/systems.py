@@ -1,0 +1,248 @@
+"""A deployment's systems, one YAML file a system in a directory (DSAR_SYSTEMS).
+
+A system file names the system, its kind and how to reach it; `${VAR}` (or `${VAR:-default}`) in
+any text is taken from the environment, so no secret is written in a file:
+
+    name: shop                      # the connector's name: lower case, digits, underscores
+    kind: sql                       # sql | object_store | python
+    connection: {url: "${SHOP_DATABASE_URL}"}
+    time_limit: 600                 # optional: seconds an attempt may take before it is retried
+    tables: [...]                   # sql: the dataset (connectors/sql_dataset.py)
+
+`class` replaces the kind's connector by a subclass of it (the demo's accounts system renders its
+long tables in PostgreSQL that way); the `python` kind names any Connector class and gives it
+`options`. A mistake is a SystemsError with one line per problem, `FILE: path: what`, and no system
+of the directory is used: nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from django.utils.module_loading import import_string
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, TypeAdapter, ValidationError
+
+from .base import Connector
+from .sql_dataset import DatasetError, dataset_parse
+
+KINDS = ("sql", "object_store", "python")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+DottedPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")]
+
+
+class SystemsError(ValueError):
+    """One or more system files are wrong: `problems` are lines `FILE: path: what`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class System:
+    """One configured system: the connector class that reaches it and the options it is built with."""
+
+    name: str
+    connector_class: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "python"
+    time_limit: int | None = None  # seconds per attempt, when shorter than the product's limit
+    file: Path | None = None
+
+    def connector(self) -> Connector:
+        """A new connector for this system."""
+        return import_string(self.connector_class)(name=self.name, **self.options)
+
+
+class SystemsDirectory(Mapping[str, System]):
+    """The systems of one or more directories of system files, read when first looked at (Django's
+    settings name it before the taxonomy a dataset is checked against can be read)."""
+
+    def __init__(self, *directories: str | Path, environ: Mapping[str, str]) -> None:
+        self.directories = [Path(directory) for directory in directories]
+        self._environ = dict(environ)
+
+    @functools.cached_property
+    def _systems(self) -> dict[str, System]:
+        systems: dict[str, System] = {}
+        for directory in self.directories:
+            loaded = systems_load(directory, self._environ)
+            if clash := sorted(systems.keys() & loaded.keys()):
+                raise SystemsError([f"{loaded[name].file}: name: {name!r} is also the name of {systems[name].file}" for name in clash])
+            systems.update(loaded)
+        return systems
+
+    def __getitem__(self, name: str) -> System:
+        return self._systems[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._systems)
+
+    def __len__(self) -> int:
+        return len(self._systems)
+
+    def __repr__(self) -> str:
+        return f"SystemsDirectory({', '.join(str(d) for d in self.directories)})"
+
+
+# --- The file's shape ------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _SqlConnection(_Strict):
+    url: str | None = None  # SQLAlchemy's; unset: a database `<product's>_<name>` beside the product's
+    mask_key: str | None = None
+
+
+class _StoreConnection(_Strict):
+    backend: DottedPath | None = None  # a Django Storage class; unset: files on this machine
+    options: dict[str, Any] = {}
+
+
+class _File(_Strict):
+    name: Name
+    time_limit: PositiveInt | None = None
+
+
+class _SqlFile(_File):
+    kind: Literal["sql"]
+    class_: DottedPath = Field("connectors.sql.SqlConnector", alias="class")
+    connection: _SqlConnection = _SqlConnection()
+    tables: Any = None  # checked by dataset_parse, which names its own paths
+    organization: Any = None
+
+
+class _ObjectStoreFile(_File):
+    kind: Literal["object_store"]
+    class_: DottedPath = Field("connectors.content.ContentStorageConnector", alias="class")
+    connection: _StoreConnection = _StoreConnection()
+
+
+class _PythonFile(_File):
+    kind: Literal["python"]
+    class_: DottedPath = Field(alias="class")
+    options: dict[str, Any] = {}
+
+
+_SYSTEM_FILE = TypeAdapter(Annotated[_SqlFile | _ObjectStoreFile | _PythonFile, Field(discriminator="kind")])
+
+
+# --- Loading ---------------------------------------------------------------------------------------
+
+
+def systems_load(directory: str | Path, environ: Mapping[str, str]) -> dict[str, System]:
+    """Every system of the directory's `*.yaml` files, by name; SystemsError lists every problem."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SystemsError([f"{directory}: not a directory of system files"])
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        raise SystemsError([f"{directory}: no system files (*.yaml) in it"])
+    systems: dict[str, System] = {}
+    problems: list[str] = []
+    for path in paths:
+        try:
+            system = system_load(path, environ)
+        except SystemsError as error:
+            problems.extend(error.problems)
+            continue
+        if system.name in systems:
+            problems.append(f"{path}: name: {system.name!r} is also the name of {systems[system.name].file}")
+        systems[system.name] = system
+    if problems:
+        raise SystemsError(problems)
+    return systems
+
+
+def system_load(path: Path, environ: Mapping[str, str]) -> System:
+    """One system file, checked, with its `${VAR}`s filled in."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise SystemsError([f"{path}: cannot be read: {error}"]) from None
+    except yaml.YAMLError as error:
+        raise SystemsError([f"{path}: not YAML: {' '.join(str(error).split())}"]) from None
+    if not isinstance(raw, dict):
+        raise SystemsError([f"{path}: must be a mapping of name, kind and the system's settings"])
+    raw, missing = _expanded(raw, environ, "")
+    if missing:
+        raise SystemsError([f"{path}: {where}: ${{{name}}} is not set in the environment" for where, name in missing])
+    try:
+        spec = _SYSTEM_FILE.validate_python(raw)
+    except ValidationError as error:
+        raise SystemsError([_problem(path, problem) for problem in error.errors()]) from None
+    options: dict[str, Any]
+    if isinstance(spec, _SqlFile):
+        try:
+            dataset = dataset_parse({"tables": spec.tables, "organization": spec.organization}, source=str(path), system=spec.name)
+        except DatasetError as error:
+            raise SystemsError([str(error)]) from None
+        options = {"dataset": dataset, "url": spec.connection.url, "mask_key": spec.connection.mask_key}
+    elif isinstance(spec, _ObjectStoreFile):
+        options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}
+    else:
+        options = spec.options
+    return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path)
+
+
+def _expanded(value: Any, environ: Mapping[str, str], where: str) -> tuple[Any, list[tuple[str, str]]]:
+    """The value with `${VAR}` and `${VAR:-default}` filled in from `environ`, and the (path, variable)
+    of each variable that is unset and has no default. A variable set but empty counts as unset."""
+    missing: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        def fill(match: re.Match) -> str:
+            name, default = match[1], match[2]
+            if environ.get(name):
+                return environ[name]
+            if default is None:
+                missing.append((where or "the file", name))
+            return default or ""
+
+        return VARIABLE.sub(fill, value), missing
+    if isinstance(value, dict):
+        filled = {}
+        for key, item in value.items():
+            filled[key], inner = _expanded(item, environ, f"{where}.{key}".lstrip("."))
+            missing += inner
+        return filled, missing
+    if isinstance(value, list):
+        filled_list = []
+        for index, item in enumerate(value):
+            filled_item, inner = _expanded(item, environ, f"{where}[{index}]")
+            filled_list.append(filled_item)
+            missing += inner
+        return filled_list, missing
+    return value, missing
+
+
+def _problem(path: Path, problem: dict) -> str:
+    """`FILE: path: what` from one of pydantic's errors (whose path starts with the kind it tried)."""
+    loc = list(problem["loc"])
+    if loc and loc[0] in KINDS:
+        loc = loc[1:]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    kind = problem["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        where, what = "kind", f"must be one of {', '.join(KINDS)}"
+    elif kind == "missing":
+        what = "is required"
+    elif kind == "extra_forbidden":
+        what = "is not a setting of this kind of system"
+    elif kind == "string_pattern_mismatch" and where == "name":
+        what = "must be lower case letters, digits and underscores, starting with a letter (at most 40)"
+    elif kind == "string_pattern_mismatch" and where == "class":
+        what = "must be the dotted path of a class"
+    else:
+        what = problem["msg"].removeprefix("Value error, ")
+    return f"{path}: {where}: {what}" if where else f"{path}: {what}"
