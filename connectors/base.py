@@ -102,6 +102,16 @@ class ErasureReceipt:
             self.erased[category] = self.erased.get(category, 0) + count
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a check of a system found at `where` in its file. A problem means the system cannot
+    serve as its file says; advice (`problem=False`) does not stop it."""
+
+    where: str
+    what: str
+    problem: bool = True
+
+
 class Connector:
     """Base class. Subclasses set `name` and `categories` and implement gather and erase.
 
@@ -136,6 +146,10 @@ class Connector:
         """Make sure the identity's data in `categories` (None: all) is absent, except what a
         rule keeps. Safe to repeat."""
         raise NotImplementedError
+
+    def check(self) -> list[Finding]:
+        """Whether the system answers and fits its file (`systems check`). The base checks nothing."""
+        return []
 
     def close(self) -> None:
         """Release connections. Called when the connector instance is dropped."""

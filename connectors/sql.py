@@ -21,8 +21,10 @@ import sqlalchemy as sa
 # task importing it.
 import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 
-from .base import Connector, ErasureReceipt, Identity, PermanentError, Record, Retained, Source, TransientError
+from .base import Connector, ConnectorError, ErasureReceipt, Finding, Identity, PermanentError, Record, Retained, Source, TransientError
+from .sql_check import schema_findings
 from .sql_dataset import Dataset, DatasetError, Table, dataset_load
 
 __all__ = ["BATCH", "DatasetError", "SqlConnector", "TableRead", "database_errors", "dataset_load", "sibling_database_url", "with_driver"]
@@ -30,8 +32,27 @@ __all__ = ["BATCH", "DatasetError", "SqlConnector", "TableRead", "database_error
 BATCH = 1000
 # What each transform does in the database, and how its result is shown. Only the last four digits
 # of a card number ever leave the database.
+class last4(sa.sql.expression.FunctionElement):
+    """The last four characters of a text, in the database: `right(x, 4)`, spelt `substr(x, -4)` by
+    SQLite (SQLAlchemy's custom compilation)."""
+
+    type = sa.String()
+    name = "last4"
+    inherit_cache = True
+
+
+@compiles(last4)
+def _last4(element: last4, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    return f"right({compiler.process(element.clauses, **kw)}, 4)"
+
+
+@compiles(last4, "sqlite")
+def _last4_sqlite(element: last4, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, -4)"
+
+
 TRANSFORMS: dict[str, tuple[Callable[[sa.ColumnElement], sa.ColumnElement], Callable[[Any], str]]] = {
-    "last4": (lambda column: sa.func.right(column, 4), lambda value: f"**** {value}"),
+    "last4": (last4, lambda value: f"**** {value}"),
 }
 SECRET_SET = "set (never exported)"
 
@@ -107,6 +128,22 @@ class SqlConnector(Connector):
         query = sa.select(t.c[column]).where(self._belongs(table, t, identity.email), t.c[column].isnot(None)).limit(1)
         with self._connection() as conn:
             return conn.execute(query).scalar()
+
+    # --- Checking ----------------------------------------------------------------------------
+
+    def check(self) -> list[Finding]:
+        """The file fitted against the live schema (connectors/sql_check.py), changing nothing."""
+        try:
+            with self._connection() as conn, conn.begin() as transaction:
+                findings = schema_findings(self, conn)
+                transaction.rollback()
+                return findings
+        except ConnectorError as error:
+            return [Finding("connection", str(error).removeprefix(f"{self.name}: "))]
+
+    def lookup(self, table: Table) -> sa.Select:
+        """The statement that reads the subject's first rows of `table` (bound parameter `email`)."""
+        return self._table_reads()[self.dataset.tables.index(table)].first
 
     # --- Gathering ---------------------------------------------------------------------------
 

@@ -199,13 +199,13 @@ class Config(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _postgresql(cls, value: str) -> str:
-        return _url(value, ("postgresql", "postgres"))
+    def _postgresql(cls, value: str | None) -> str | None:
+        return value and _url(value, ("postgresql", "postgres"))
 
     @field_validator("redis_url")
     @classmethod
-    def _redis(cls, value: str) -> str:
-        return _url(value, ("redis", "rediss", "unix"))
+    def _redis(cls, value: str | None) -> str | None:
+        return value and _url(value, ("redis", "rediss", "unix"))
 
     @field_validator("public_url")
     @classmethod
@@ -278,11 +278,20 @@ class Config(BaseSettings):
         return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=data_dir / EMBEDDED_SERVICES_FILE)
 
 
-def config_load() -> Config:
+class SystemsCommandConfig(Config):
+    """What `manage.py systems` reads: it reaches only the systems, so the product's own database,
+    broker and secret may be absent."""
+
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    secret_key: SecretStr | None = Field(None, alias="DSAR_SECRET_KEY")
+
+
+def config_load(kind: type[Config] = Config) -> Config:
     """The configuration, from the environment; ImproperlyConfigured naming each variable that is
     missing or wrong."""
     try:
-        return Config()
+        return kind()
     except ValidationError as error:
         raise ImproperlyConfigured("\n".join(_problem(problem) for problem in error.errors())) from None
 

@@ -265,3 +265,13 @@ class StaffToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+
+class SystemCheck(models.Model):
+    """The last `systems check` of one system: what it found. Workers refuse a system whose last
+    check found a problem, until a check finds none."""
+
+    system = models.CharField(max_length=40, unique=True)
+    checked_at = models.DateTimeField()
+    problems = models.JSONField(default=list, help_text="Lines `where: what` of what stops the system from serving.")
+    advice = models.JSONField(default=list, help_text="Lines `where: what` of what would serve it better.")

@@ -30,12 +30,13 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from connectors.base import Identity, PermanentError, TransientError
-from connectors.registry import connector_get, connector_names, connector_time_limit
+from connectors.registry import connector_names, connector_time_limit
 
 from . import doorbell, exports, locks, orm_bypass
 from .lifecycle import request_transition
 from .models import ConnectorTask, Export, FinalStep, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
+from .system_checks import connector_for_work
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
@@ -104,7 +105,7 @@ def task_run(task_id: int) -> None:
     logger.info("request %s: %s started (attempt %s)", request.id, task.connector, task.attempts)
     try:
         with lease_kept(ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, attempts=task.attempts)):
-            connector = connector_get(task.connector)
+            connector = connector_for_work(task.connector)
             identity = Identity(email=request.email)
             categories = frozenset(request.categories)
             if request.type == RequestType.ACCESS:

@@ -1,0 +1,188 @@
+"""`systems check` for an SQL system: its file fitted against the live schema.
+
+What it reads: SQLAlchemy's inspector (tables, columns, types, NOT NULL, foreign keys), the
+database's own query plan for each table's lookup (the same statement the connector runs), and the
+triggers the database lists. What it reports:
+
+- problems, which mean the system cannot serve as its file says: a table or column that is not
+  there, a time column that holds no time, `last4` or `mask` on a column that holds no text, a
+  `null` erasure of a NOT NULL column, a delete that another table's foreign key would refuse;
+- advice, which does not: a lookup no index serves (with the `CREATE INDEX` that would), and the
+  triggers that run when the erasure writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from .base import Finding
+from .sql_dataset import Table
+
+if TYPE_CHECKING:
+    from .sql import SqlConnector
+
+PROBE_EMAIL = "systems-check@example.invalid"  # the lookups are planned for this address, never run
+TIMES = (sa.Date, sa.DateTime)
+# What refuses a parent's delete while a child row still points at it.
+REFUSING = {"NO ACTION", "RESTRICT"}
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """What the inspector says of the tables the file names."""
+
+    conn: sa.Connection
+    inspector: sa.Inspector
+    tables: set[str]
+
+    def columns(self, table: str) -> dict[str, dict]:
+        return {column["name"]: column for column in self.inspector.get_columns(table)}
+
+
+def schema_findings(connector: SqlConnector, conn: sa.Connection) -> list[Finding]:
+    """Every problem and piece of advice for the connector's tables, in the file's order."""
+    inspector = sa.inspect(conn)
+    schema = _Schema(conn, inspector, set(inspector.get_table_names()))
+    findings: list[Finding] = []
+    for index, table in enumerate(connector.dataset.tables):
+        where = f"tables[{index}]"
+        if table.name not in schema.tables:
+            findings.append(Finding(f"{where}.name", f"no table {table.name} in the database"))
+            continue
+        table_findings = list(_column_findings(table, schema.columns(table.name), where))
+        findings += table_findings
+        if any(f.problem for f in table_findings):
+            continue  # the statements below would name what is not there
+        findings += _erase_findings(connector, table, schema, where)
+        findings += _lookup_findings(connector, conn, table, where)
+        findings += _trigger_findings(conn, table, where)
+    return findings
+
+
+def _column_findings(table: Table, columns: dict[str, dict], where: str) -> Iterator[Finding]:
+    named = {table.primary_key: "primary_key", table.identity_email or table.parent[1]: "identity" if table.identity_email else "parent"}
+    named |= {c.name: f"columns.{c.name}" for c in table.columns}
+    named |= {s.column: f"secrets.{s.name}" for s in table.secrets}
+    named |= {getattr(table, key): key for key in ("source_column", "source_name_column", "source_kind_column", "category_column",
+                                                    "data_column", "collected_at") if getattr(table, key)}
+    times = {table.collected_at: "collected_at", table.retain and table.retain.date_column: "retain.date_column"}
+    times |= {s.changed_at: f"secrets.{s.name}.changed_at" for s in table.secrets if s.changed_at}
+    named |= {column: key for column, key in times.items() if column}
+    for column, key in named.items():
+        if column not in columns:
+            yield Finding(f"{where}.{key}", f"{table.name} has no column {column}")
+    for column, key in times.items():
+        if column in columns and not _is(columns[column]["type"], TIMES):
+            yield Finding(f"{where}.{key}", f"{table.name}.{column} holds {columns[column]['type']}, not a date or time")
+    texts = {c.name: f"columns.{c.name}" for c in table.columns if c.transform == "last4" or (c.erase or table.erase) == "mask"}
+    for column, key in texts.items():
+        if column in columns and not _is(columns[column]["type"], (sa.String,)):
+            yield Finding(f"{where}.{key}", f"{table.name}.{column} holds {columns[column]['type']}, not text: `last4` and `mask` need text")
+
+
+def _erase_findings(connector: SqlConnector, table: Table, schema: _Schema, where: str) -> Iterator[Finding]:
+    columns = schema.columns(table.name)
+    nulled = {c.name: f"columns.{c.name}.erase" if c.erase else "erase" for c in table.columns if (c.erase or table.erase) == "null"}
+    nulled |= {s.column: "erase" for s in table.secrets if table.erase != "delete"}
+    for column, key in nulled.items():
+        if not columns[column]["nullable"]:
+            yield Finding(f"{where}.{key}", f"`null` cannot clear {table.name}.{column}: the column is NOT NULL (erase the table by "
+                                            "`delete`, or the column by `mask`)")
+    if table.erase != "delete":
+        return
+    children = {(child.name, child.parent[1]) for child in connector.dataset.children(table.name)}
+    for other in sorted(schema.tables):
+        for key in schema.inspector.get_foreign_keys(other):
+            if key["referred_table"] != table.name or (other, key["constrained_columns"][0]) in children:
+                continue
+            on_delete = _on_delete(schema.conn, other, key)
+            if on_delete in REFUSING:
+                yield Finding(f"{where}.erase", f"deleting from {table.name} would be refused while {other}.{', '.join(key['constrained_columns'])} "
+                                                f"points at the row (ON DELETE {on_delete}): add {other} to the file with {table.name} as its "
+                                                "parent, or erase this table by `null` or `mask`")
+
+
+def _on_delete(conn: sa.Connection, table: str, key: dict) -> str:
+    """The rule of a foreign key (SQLite's reflection leaves it out: its pragma has it)."""
+    rule = key.get("options", {}).get("ondelete")
+    if rule is None and conn.dialect.name == "sqlite":
+        for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({_quoted(conn, table)})"):
+            if row[2] == key["referred_table"] and row[3] == key["constrained_columns"][0]:
+                rule = row[6]
+    return (rule or "NO ACTION").upper()
+
+
+def _lookup_findings(connector: SqlConnector, conn: sa.Connection, table: Table, where: str) -> Iterator[Finding]:
+    """Advice when the database would read the whole table to find the subject's rows."""
+    query = connector.lookup(table).params(email=PROBE_EMAIL)
+    if table.name not in _scanned(conn, query):
+        return
+    if table.identity_email:
+        column, expression = table.identity_email, f"lower(trim({_quoted(conn, table.identity_email)}))"
+    else:
+        column = expression = table.parent[1]
+        expression = _quoted(conn, column)
+    name = _quoted(conn, f"{table.name}_{column}_dsar")
+    yield Finding(f"{where}.{'identity' if table.identity_email else 'parent'}",
+                  f"no index serves the lookup, so each request reads the whole table: "
+                  f"CREATE INDEX {name} ON {_quoted(conn, table.name)} ({expression});", problem=False)
+
+
+def _scanned(conn: sa.Connection, query: sa.Select) -> set[str]:
+    """The tables the database's plan for `query` reads whole."""
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # any usable index, however small the table
+        [plan] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
+        conn.exec_driver_sql("RESET enable_seqscan")
+        return set(_seq_scans(plan["Plan"]))
+    if dialect == "sqlite":
+        details = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+        return {detail.split()[1] for detail in details if detail.startswith("SCAN ") and " USING " not in detail}
+    if dialect in ("mysql", "mariadb"):
+        rows = conn.exec_driver_sql(f"EXPLAIN {sql}").mappings()
+        return {row["table"] for row in rows if row["type"] == "ALL"}
+    return set()  # a dialect whose plans the check does not read
+
+
+def _seq_scans(node: dict) -> Iterator[str]:
+    """Relations a plan reads whole: by a sequential scan, or by an index it walks end to end with
+    no condition on it (what PostgreSQL falls back to when sequential scans are off)."""
+    whole = node.get("Node Type") == "Seq Scan" or (node.get("Node Type") in ("Index Scan", "Index Only Scan") and "Index Cond" not in node)
+    if whole:
+        yield node["Relation Name"]
+    for child in node.get("Plans", []):
+        yield from _seq_scans(child)
+
+
+def _trigger_findings(conn: sa.Connection, table: Table, where: str) -> Iterator[Finding]:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        rows = conn.execute(sa.text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal ORDER BY tgname"),
+                            {"t": _quoted(conn, table.name)}).scalars()
+    elif dialect == "sqlite":
+        rows = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY name"),
+                            {"t": table.name}).scalars()
+    elif dialect in ("mysql", "mariadb"):
+        rows = conn.execute(sa.text("SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = DATABASE() "
+                                    "AND event_object_table = :t ORDER BY trigger_name"), {"t": table.name}).scalars()
+    else:
+        return
+    for name in rows:
+        yield Finding(f"{where}.erase", f"trigger {name} on {table.name} runs when the erasure writes: make sure it neither blocks "
+                                        "nor copies the data",
+                      problem=False)
+
+
+def _is(column_type: sa.types.TypeEngine, kinds: tuple[type, ...]) -> bool:
+    """Whether a reflected type is one of `kinds`; a column of no declared type (SQLite) passes."""
+    return isinstance(column_type, (*kinds, sa.types.NullType))
+
+
+def _quoted(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)

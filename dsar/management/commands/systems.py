@@ -1,0 +1,41 @@
+"""python manage.py systems check: the deployment's systems against their files (contract §10)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from connectors.registry import systems
+from dsar.system_checks import system_check_recorded, system_check_run
+
+
+class Command(BaseCommand):
+    help = "Work with the deployment's systems (DSAR_SYSTEMS) without the product running."
+    # These commands reach only the systems: Django's own checks would want the product's database.
+    requires_system_checks: list[str] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        check = actions.add_parser("check", help="Connect to each system and fit its file against it; exit 1 on any problem.")
+        check.add_argument("names", nargs="*", metavar="NAME", help="the systems to check (default: every one)")
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, action.replace("-", "_"))(**options)
+
+    def check(self, *, names: list[str], **options) -> None:
+        configured = systems()
+        unknown = [name for name in names if name not in configured]
+        if unknown:
+            raise CommandError(f"no system named {', '.join(unknown)}; the systems are {', '.join(configured)}")
+        problems = 0
+        for name in names or configured:
+            findings = system_check_run(name)
+            for finding in findings:
+                line = f"{name}: {finding.where}: {finding.what}" if finding.problem else f"{name}: {finding.where}: advice: {finding.what}"
+                self.stdout.write(line)
+            problems += sum(f.problem for f in findings)
+            system_check_recorded(name, findings)
+            if not any(f.problem for f in findings):
+                self.stdout.write(f"{name}: fits its file")
+        if problems:
+            raise SystemExit(1)

@@ -1,0 +1,56 @@
+"""The last check of each system (`manage.py systems check`, or an admin on the Systems page), and
+the rule that follows from it: a system whose last check found a problem is not run."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
+from django.utils import timezone
+
+from connectors.base import Connector, Finding, PermanentError
+from connectors.registry import connector_get
+
+from .models import SystemCheck
+
+def system_check_run(name: str) -> list[Finding]:
+    """Check one system now; what it found, in its file's order."""
+    try:
+        return connector_get(name).check()
+    except PermanentError as error:  # a connector that cannot even be built
+        return [Finding("connection", str(error))]
+
+
+def system_check_record(name: str, findings: list[Finding]) -> SystemCheck:
+    """Keep a check's findings as the system's last check."""
+    check, _ = SystemCheck.objects.update_or_create(system=name, defaults={
+        "checked_at": timezone.now(),
+        "problems": [f"{f.where}: {f.what}" for f in findings if f.problem],
+        "advice": [f"{f.where}: {f.what}" for f in findings if not f.problem],
+    })
+    return check
+
+
+def system_refusal(name: str) -> str | None:
+    """Why a worker must not run this system (its last check's problems), or None."""
+    check = SystemCheck.objects.filter(system=name).exclude(problems=[]).values("checked_at", "problems").first()
+    if check is None:
+        return None
+    return (f"the last check of {name} ({check['checked_at']:%Y-%m-%d %H:%M} UTC) found {len(check['problems'])} problem(s): "
+            f"{'; '.join(check['problems'])}. Fix the system or its file, then run `manage.py systems check {name}`")
+
+
+def connector_for_work(name: str) -> Connector:
+    """The system's connector, unless its last check found a problem (PermanentError says which)."""
+    if refusal := system_refusal(name):
+        raise PermanentError(refusal)
+    return connector_get(name)
+
+
+def system_check_recorded(name: str, findings: list[Finding]) -> bool:
+    """Record a check when the product's database can be reached (the `systems` commands run without
+    it too); whether it was recorded."""
+    try:
+        system_check_record(name, findings)
+    except (DatabaseError, ImproperlyConfigured):  # no product database here
+        return False
+    return True

@@ -1,0 +1,126 @@
+"""connectors/sql_check.py: `systems check` fits an SQL system's file against the live schema, on
+real PostgreSQL and SQLite: what cannot work is a problem, a lookup no index serves gets the exact
+CREATE INDEX that serves it, and running that statement makes the advice go away."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Finding
+from connectors.systems import system_load
+from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
+
+SCHEMA = [
+    "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, full_name varchar(200) NOT NULL, "
+    "phone varchar(40), card varchar(40), born date, joined timestamp)",
+    "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), total integer, placed_at timestamp)",
+    "CREATE TABLE review (id integer PRIMARY KEY, customer_id integer REFERENCES customer (id) ON DELETE CASCADE, body text)",
+]
+FITS = """\
+    name: shop
+    kind: sql
+    connection: {url: "URL"}
+    tables:
+      - name: customer
+        identity: {email: email}
+        collected_at: joined
+        columns: {email: name_contact, full_name: name_contact, phone: name_contact, card: {category: payment, transform: last4}}
+      - name: orders
+        parent: {table: customer, column: customer_id}
+        collected_at: placed_at
+        columns: {total: payment}
+    """
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request, tmp_path):
+    """An empty database of each kind; its URL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+        return
+    estate_database_drop("shopcheck")
+    estate_database_ensure("shopcheck")
+    yield estate_database_url("shopcheck")
+    estate_database_drop("shopcheck")
+
+
+def _run(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def _check(tmp_path, url: str, text: str = FITS) -> list[Finding]:
+    file = tmp_path / "shop.yaml"
+    file.write_text(textwrap.dedent(text).replace("URL", url))
+    connector = system_load(file, {}).connector()
+    try:
+        return connector.check()
+    finally:
+        connector.close()
+
+
+def test_a_file_that_fits_with_its_lookups_indexed_finds_nothing(tmp_path, database):
+    _run(database, *SCHEMA, "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
+    assert _check(tmp_path, database) == []
+
+
+def test_a_lookup_no_index_serves_is_advised_the_index_and_the_advice_is_right(tmp_path, database):
+    _run(database, *SCHEMA)
+    identity = "CREATE INDEX customer_email_dsar ON customer (lower(trim(email)));"
+    parent = "CREATE INDEX orders_customer_id_dsar ON orders (customer_id);"
+    assert _check(tmp_path, database) == [
+        Finding("tables[0].identity", f"no index serves the lookup, so each request reads the whole table: {identity}", problem=False),
+        Finding("tables[1].parent", f"no index serves the lookup, so each request reads the whole table: {parent}", problem=False),
+    ]
+    _run(database, identity.rstrip(";"), parent.rstrip(";"))
+    assert _check(tmp_path, database) == []
+
+
+def test_tables_and_columns_the_database_lacks_and_columns_of_the_wrong_type_are_problems(tmp_path, database):
+    _run(database, *SCHEMA)
+    broken = FITS.replace("collected_at: joined", "collected_at: full_name").replace("phone: name_contact", "mobile: name_contact")
+    broken = broken.replace("card: {category: payment, transform: last4}", "born: {category: payment, transform: last4}")
+    broken = broken.replace("name: orders", "name: purchases")
+    assert [(f.where, f.what, f.problem) for f in _check(tmp_path, database, broken)] == [
+        ("tables[0].columns.mobile", "customer has no column mobile", True),
+        ("tables[0].collected_at", "customer.full_name holds VARCHAR(200), not a date or time", True),
+        ("tables[0].columns.born", "customer.born holds DATE, not text: `last4` and `mask` need text", True),
+        ("tables[1].name", "no table purchases in the database", True),
+    ]
+
+
+def test_an_erasure_the_constraints_would_refuse_is_a_problem_and_one_they_allow_is_not(tmp_path, database):
+    _run(database, *SCHEMA, "CREATE TABLE note (id integer PRIMARY KEY, customer_id integer REFERENCES customer (id) ON DELETE RESTRICT)",
+         "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
+    nulled = FITS.replace("full_name: name_contact", "full_name: {category: name_contact, erase: null}")
+    # orders is in the file under customer, so it is deleted first; review cascades; note refuses.
+    assert [(f.where, f.what) for f in _check(tmp_path, database, nulled)] == [
+        ("tables[0].columns.full_name.erase", "`null` cannot clear customer.full_name: the column is NOT NULL (erase the table by `delete`, "
+                                              "or the column by `mask`)"),
+        ("tables[0].erase", "deleting from customer would be refused while note.customer_id points at the row (ON DELETE RESTRICT): add "
+                            "note to the file with customer as its parent, or erase this table by `null` or `mask`"),
+    ]
+
+
+def test_a_trigger_on_a_table_the_erasure_writes_is_told_as_advice(tmp_path, database):
+    _run(database, *SCHEMA, "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
+    if database.startswith("sqlite"):
+        _run(database, "CREATE TRIGGER keep_copy AFTER DELETE ON orders BEGIN SELECT 1; END")
+    else:
+        _run(database, "CREATE FUNCTION nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
+             "CREATE TRIGGER keep_copy AFTER DELETE ON orders FOR EACH ROW EXECUTE FUNCTION nothing()")
+    assert _check(tmp_path, database) == [
+        Finding("tables[1].erase", "trigger keep_copy on orders runs when the erasure writes: make sure it neither blocks nor copies the data",
+                problem=False)]
+
+
+def test_a_database_that_cannot_be_reached_is_a_problem_of_the_connection(tmp_path):
+    [finding] = _check(tmp_path, "postgresql://nobody@127.0.0.1:9/shop")
+    assert (finding.where, finding.problem) == ("connection", True)
+    assert finding.what.startswith("database unavailable: ")

@@ -1,0 +1,97 @@
+"""dsar/system_checks.py and `manage.py systems check`: a check's result is kept as the system's
+last check, a worker refuses a system whose last check found a problem (the reason on the request),
+and the command works with only the systems' own settings in the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Finding
+from dsar import processing
+from dsar.models import ConnectorTask, Request, SystemCheck
+from dsar.system_checks import system_check_record, system_check_run
+
+from ..conftest import ROOT
+from ..factories import request_make
+from ..support.probe import probe_calls, probe_plan
+
+
+@pytest.mark.django_db
+def test_a_check_is_kept_as_the_systems_last_one_problems_apart_from_advice():
+    system_check_record("probe", [Finding("tables[0]", "a problem"), Finding("tables[1].parent", "an index", problem=False)])
+    system_check_record("probe", [Finding("tables[0].erase", "another problem")])
+    [check] = SystemCheck.objects.filter(system="probe")
+    assert (check.problems, check.advice) == (["tables[0].erase: another problem"], [])
+
+
+@pytest.mark.django_db
+def test_a_worker_refuses_a_system_whose_last_check_failed_with_the_reason_on_the_request(unique_email):
+    email = unique_email("refused")
+    probe_plan(email, records=1)
+    system_check_record("probe", [Finding("tables[0].name", "no table customers in the database")])
+    checked_at = SystemCheck.objects.get(system="probe").checked_at
+    request = request_make(status="processing", type="access", email=email)
+    task = ConnectorTask.objects.create(request=request, connector="probe")
+    processing.task_run(task.pk)
+    reason = (f"the last check of probe ({checked_at:%Y-%m-%d %H:%M} UTC) found 1 problem(s): tables[0].name: no table customers in "
+              "the database. Fix the system or its file, then run `manage.py systems check probe`")
+    assert ConnectorTask.objects.values_list("status", "last_error").get(pk=task.pk) == ("failed", f"PermanentError: {reason}")
+    assert Request.objects.values_list("status", "failure_reason").get(pk=request.pk) == ("failed", f"probe: PermanentError: {reason}")
+    assert probe_calls(email) == 0
+
+
+@pytest.mark.django_db
+def test_a_check_that_passes_lets_the_system_run_again(unique_email):
+    email = unique_email("passes")
+    probe_plan(email, records=1)
+    system_check_record("probe", [Finding("tables[0].name", "no table customers in the database")])
+    system_check_record("probe", [Finding("tables[0].identity", "an index would serve it", problem=False)])
+    request = request_make(status="processing", type="access", email=email)
+    task = ConnectorTask.objects.create(request=request, connector="probe")
+    processing.task_run(task.pk)
+    assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
+    assert probe_calls(email) == 1
+
+
+def _systems_check(directory, *names: str) -> subprocess.CompletedProcess:
+    """`manage.py systems check` with none of the product's settings in the environment."""
+    product = {"DATABASE_URL", "REDIS_URL", "DSAR_SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DSAR_DATA_DIR"}
+    env = {**{k: v for k, v in os.environ.items() if k not in product}, "DSAR_SYSTEMS": str(directory), "DSAR_DATA_DIR": str(directory)}
+    return subprocess.run([sys.executable, "manage.py", "systems", "check", *names], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_check_command_needs_only_the_systems_settings_and_exits_1_on_a_problem(tmp_path):
+    database = tmp_path / "shop.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text NOT NULL, name text)"))
+    engine.dispose()
+    (tmp_path / "shop.yaml").write_text("name: shop\nkind: sql\nconnection: {url: '${SHOP_URL}'}\ntables:\n  - name: customer\n"
+                                        "    identity: {email: email}\n    columns: {email: name_contact, name: name_contact, phone: name_contact}\n")
+    os.environ["SHOP_URL"] = f"sqlite:///{database}"
+    try:
+        failed = _systems_check(tmp_path)
+        assert (failed.returncode, failed.stdout.splitlines()) == (1, [
+            "shop: tables[0].columns.phone: customer has no column phone"]), failed.stderr
+        (tmp_path / "shop.yaml").write_text((tmp_path / "shop.yaml").read_text().replace(", phone: name_contact", ""))
+        passed = _systems_check(tmp_path, "shop")
+        assert (passed.returncode, passed.stdout.splitlines()) == (0, [
+            "shop: tables[0].identity: advice: no index serves the lookup, so each request reads the whole table: "
+            "CREATE INDEX customer_email_dsar ON customer (lower(trim(email)));",
+            "shop: fits its file"]), passed.stderr
+        unknown = _systems_check(tmp_path, "crm")
+        assert unknown.returncode == 1
+        assert "CommandError: no system named crm; the systems are shop" in unknown.stderr
+    finally:
+        del os.environ["SHOP_URL"]
+
+
+def test_the_demo_estates_systems_fit_their_files_with_every_lookup_indexed(estate):
+    findings = {name: system_check_run(name) for name in ("accounts", "payments", "third_party", "content", "support")}
+    assert findings == dict.fromkeys(findings, [])
