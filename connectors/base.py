@@ -27,10 +27,11 @@ class PermanentError(ConnectorError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who the request is about. `email` is trimmed and lower-cased; connectors may add ids."""
+    """Who the request is about. `email` is trimmed and lower-cased; `ids` are the other identities
+    the systems found the subject by (a customer number, a phone), each with its values."""
 
     email: str
-    ids: Mapping[str, Any] = field(default_factory=dict)
+    ids: Mapping[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -95,22 +95,40 @@ class SqlConnector(Connector):
     # --- Reaching the subject ---------------------------------------------------------------
 
     def _table(self, table: Table, *columns: str) -> sa.TableClause:
-        """The table with its key, the column that reaches the subject, and `columns`."""
-        reach = table.identity_email or table.parent[1]
-        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([table.primary_key, reach, *columns])))
+        """The table with its key, the columns that reach the subject, and `columns`."""
+        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([*table.primary_key, *table.reach, *columns])))
 
-    def _belongs(self, table: Table, t: sa.TableClause, email: str | sa.BindParameter) -> sa.ColumnElement:
-        """The condition that a row of `table` (as `t`) is the subject's: its email, or its parent's
-        key. A condition rather than a list of keys, so the planner reads each table once."""
-        if table.identity_email:
-            return sa.func.lower(sa.func.trim(t.c[table.identity_email])) == email
-        parent_table, column = table.parent
-        return t.c[column].in_(self._keys(self.dataset.table(parent_table), email))
+    def _key(self, table: Table, t: sa.TableClause) -> list[sa.ColumnClause]:
+        return [t.c[column] for column in table.primary_key]
 
-    def _keys(self, table: Table, email: str | sa.BindParameter) -> sa.Select:
+    def _belongs(self, table: Table, t: sa.TableClause) -> sa.ColumnElement:
+        """The condition that a row of `table` (as `t`) is the subject's: its identity column holds
+        one of the subject's values of that identity (bound as `identity_<name>`, or
+        `identity_<name>_folded` trimmed and lower-cased), or its parent's key is one of the subject's
+        parent rows. A condition rather than a list of keys, so the planner reads each table once."""
+        if table.identity:
+            column, name = t.c[table.identity.column], table.identity.name
+            if table.identity.match == "case_insensitive":
+                return sa.func.lower(sa.func.trim(column)).in_(sa.bindparam(f"identity_{name}_folded", expanding=True))
+            return column.in_(sa.bindparam(f"identity_{name}", expanding=True))
+        mine = [t.c[column] for column in table.parent.columns]
+        return _row(mine).in_(self._keys(self.dataset.table(table.parent.table)))
+
+    def _keys(self, table: Table) -> sa.Select:
         """SELECT of `table`'s primary keys that belong to the subject."""
         t = self._table(table)
-        return sa.select(t.c[table.primary_key]).where(self._belongs(table, t, email))
+        return sa.select(*self._key(table, t)).where(self._belongs(table, t))
+
+    def identity_params(self, identity: Identity) -> dict[str, list[Any]]:
+        """The subject's values of every identity, as the statements bind them. An identity the
+        subject has no value of binds none, and its tables find nothing."""
+        values = {name: [] for t in self.dataset.tables if t.identity for name in [t.identity.name]}
+        values |= {name: list(found) for name, found in identity.ids.items()} | {"email": [identity.email]}
+        params: dict[str, list[Any]] = {}
+        for name, found in values.items():
+            params[f"identity_{name}"] = found
+            params[f"identity_{name}_folded"] = [str(value).strip().lower() for value in found]
+        return params
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sa.Connection]:
@@ -122,12 +140,38 @@ class SqlConnector(Connector):
         """The organisation named in the dataset's `organization` column for the subject, if any."""
         if not self.dataset.organization:
             return None
-        table_name, column = self.dataset.organization
-        table = self.dataset.table(table_name)
+        table = self.dataset.table(self.dataset.organization.table)
+        column = self.dataset.organization.column
         t = self._table(table, column)
-        query = sa.select(t.c[column]).where(self._belongs(table, t, identity.email), t.c[column].isnot(None)).limit(1)
+        query = sa.select(t.c[column]).where(self._belongs(table, t), t.c[column].isnot(None)).limit(1)
         with self._connection() as conn:
-            return conn.execute(query).scalar()
+            return conn.execute(query, self._subject_params(conn, identity)).scalar()
+
+    def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
+        """The values of each identity this system's tables `provide` for the subject (a customer
+        number, a phone), for the systems found by them; distinct and in order."""
+        with self._connection() as conn:
+            return self._provided(conn, self._subject_params(conn, identity))
+
+    def _provided(self, conn: sa.Connection, params: dict) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for table in self.dataset.tables:
+            for name, column in table.provides.items():
+                t = self._table(table, column)
+                query = sa.select(t.c[column]).where(self._belongs(table, t), t.c[column].isnot(None)).distinct().order_by(t.c[column])
+                values = found.setdefault(name, [])
+                values += [value for value in conn.execute(query, params).scalars() if value not in values]
+        return found
+
+    def _subject_params(self, conn: sa.Connection, identity: Identity) -> dict[str, list[Any]]:
+        """`identity_params`, with the identities this system provides to its own tables found first
+        (a table found by the customer number its customer table holds)."""
+        own = self.dataset.identities_provided() & self.dataset.identities_needed()
+        params = self.identity_params(identity)
+        for _ in own:  # each round can find the identities one table further on
+            found = {name: values for name, values in self._provided(conn, params).items() if name in own}
+            params = self.identity_params(Identity(identity.email, {**identity.ids, **found}))
+        return params
 
     # --- Checking ----------------------------------------------------------------------------
 
@@ -142,7 +186,7 @@ class SqlConnector(Connector):
             return [Finding("connection", str(error).removeprefix(f"{self.name}: "))]
 
     def lookup(self, table: Table) -> sa.Select:
-        """The statement that reads the subject's first rows of `table` (bound parameter `email`)."""
+        """The statement that reads the subject's first rows of `table` (its identity bound)."""
         return self._table_reads()[self.dataset.tables.index(table)].first
 
     # --- Gathering ---------------------------------------------------------------------------
@@ -154,14 +198,16 @@ class SqlConnector(Connector):
 
     def _gather(self, identity: Identity, rest: Callable[[sa.Connection, TableRead, dict], Iterator[Any]]) -> Iterator[Any]:
         """Each table's first batch of rows as records, and what `rest` makes of a longer table's
-        other rows (`params` then hold the last key read, as `after`)."""
-        params = {"email": identity.email}
+        other rows (`params` then hold the last key read, as `after_0`, `after_1`, …)."""
         with self._connection() as conn:
+            params = self._subject_params(conn, identity)
             for read in self._table_reads():
                 rows = conn.execute(read.first, params).all()
                 yield from read.records(rows[:BATCH])
                 if len(rows) > BATCH:
-                    yield from rest(conn, read, {**params, "after": rows[BATCH - 1][0]})
+                    last = rows[BATCH - 1]
+                    after = {f"after_{index}": last[index] for index in range(len(read.table.primary_key))}
+                    yield from rest(conn, read, {**params, **after})
 
     def _rest_records(self, conn: sa.Connection, read: TableRead, params: dict) -> Iterator[Record]:
         for batch in conn.execute(read.rest, params).partitions():
@@ -179,14 +225,14 @@ class SqlConnector(Connector):
         extra = [table.source_column, table.source_name_column, table.source_kind_column, table.category_column,
                  table.data_column, table.collected_at, table.retain and table.retain.date_column,
                  *(s.changed_at for s in table.secrets)]
-        names = list(dict.fromkeys([table.primary_key, *plain, *(c for c in extra if c)]))
+        names = list(dict.fromkeys([*table.primary_key, *plain, *(c for c in extra if c)]))
         t = self._table(table, *names, *(c.name for c in table.columns if c.transform))
         selected = [t.c[name] for name in names]
         selected += [TRANSFORMS[c.transform][0](t.c[c.name]) for c in table.columns if c.transform]
         # Only whether a secret is set leaves the database, never the secret itself.
         selected += [sa.literal_column(s.column).isnot(None) for s in table.secrets]
-        key = t.c[table.primary_key]
-        query = sa.select(*selected).select_from(t).where(self._belongs(table, t, sa.bindparam("email", type_=sa.String))).order_by(key)
+        key = self._key(table, t)
+        query = sa.select(*selected).select_from(t).where(self._belongs(table, t)).order_by(*key)
         at = {name: index for index, name in enumerate(names)}
         transformed = iter(range(len(names), len(selected)))
         columns = [(next(transformed), c.name, c.category, TRANSFORMS[c.transform][1]) if c.transform else (at[c.name], c.name, c.category, _plain)
@@ -195,7 +241,7 @@ class SqlConnector(Connector):
         return TableRead(
             first=query.limit(BATCH + 1),
             # A server-side cursor, fetched in partitions of BATCH rows: constant memory at any size.
-            rest=query.where(key > sa.bindparam("after")).execution_options(yield_per=BATCH),
+            rest=query.where(after_key(key)).execution_options(yield_per=BATCH),
             table=table,
             system=f"{self.name}.{table.name}",
             columns=columns,
@@ -209,13 +255,15 @@ class SqlConnector(Connector):
     def erase(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
         """Children before parents, in one transaction. A table is deleted when all its categories,
         and all its descendants', are requested; otherwise only the requested columns are cleared
-        (or masked). Rows a retention rule covers are kept and listed in the receipt."""
+        (or masked). Rows a retention rule covers, and what the file keeps, stay and are listed in
+        the receipt; so does a row whose descendants stay, since deleting it would take them too."""
         wanted = set(categories) if categories else set(self.categories)
         receipt = ErasureReceipt()
         with self._connection() as conn, conn.begin():
+            params = self._subject_params(conn, identity)
             self.before_erase(conn, identity, wanted, receipt)
             for table in reversed(self.dataset.ordered()):
-                self._erase_table(conn, table, identity.email, wanted, receipt)
+                self._erase_table(conn, table, params, wanted, receipt)
         return receipt
 
     def before_erase(self, conn: sa.Connection, identity: Identity, wanted: set[str], receipt: ErasureReceipt) -> None:
@@ -224,25 +272,49 @@ class SqlConnector(Connector):
     def _whole_subtree_wanted(self, table: Table, wanted: set[str]) -> bool:
         return table.categories <= wanted and all(self._whole_subtree_wanted(c, wanted) for c in self.dataset.children(table.name))
 
-    def _erase_table(self, conn: sa.Connection, table: Table, email: str, wanted: set[str], receipt: ErasureReceipt) -> None:
+    def _erase_table(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
         if not table.categories & wanted:
             return
-        if table.erase == "delete" and (table.category_column or self._whole_subtree_wanted(table, wanted)):
-            self._delete_rows(conn, table, email, wanted, receipt)
+        if table.erase == "keep":
+            self._keep_rows(conn, table, params, wanted, receipt)
             return
-        columns = [c.name for c in table.columns if c.category in wanted] + [s.column for s in table.secrets if s.category in wanted]
+        if table.erase == "delete" and (table.category_column or self._whole_subtree_wanted(table, wanted)):
+            self._delete_rows(conn, table, params, wanted, receipt)
+            return
+        strategy = {c.name: c.erase or table.erase for c in table.columns}
+        columns = [c.name for c in table.columns if c.category in wanted and strategy[c.name] != "keep"]
+        columns += [s.column for s in table.secrets if s.category in wanted]
+        kept = [c for c in table.columns if c.category in wanted and strategy[c.name] == "keep"]
+        if kept:
+            self._keep_columns(conn, table, params, kept, receipt)
         if not columns:
             return
         t = self._table(table, *columns)
-        strategy = {c.name: c.erase or table.erase for c in table.columns}
         values = {c: self._mask(t.c[c]) if strategy.get(c) == "mask" else None for c in columns}
         # A masked value is 64 hex digits: rows already masked or cleared are left alone.
         pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy.get(c) == "mask" else t.c[c].isnot(None)
                            for c in columns))
-        count = conn.execute(sa.update(t).where(self._belongs(table, t, email), pending).values(values)).rowcount
+        count = conn.execute(sa.update(t).where(self._belongs(table, t), pending).values(values), params).rowcount
         erased = {c.category for c in table.columns if c.name in columns} | {s.category for s in table.secrets if s.column in columns}
         for category in erased:
             receipt.add_erased(category, count)
+
+    def _keep_rows(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
+        """A table the file keeps whole: its rows stay, counted in the receipt with the file's reason."""
+        t = self._table(table)
+        count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t)), params).scalar()
+        if count:
+            for category in sorted(table.categories & wanted):
+                receipt.retained.append(Retained(category, count, table.reason))
+
+    def _keep_columns(self, conn: sa.Connection, table: Table, params: dict, kept: list, receipt: ErasureReceipt) -> None:
+        """Columns the file keeps: the rows holding a value in them, counted with the column's reason."""
+        t = self._table(table, *(c.name for c in kept))
+        for column in kept:
+            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t), t.c[column.name].isnot(None)),
+                                 params).scalar()
+            if count:
+                receipt.retained.append(Retained(column.category, count, column.reason or table.reason))
 
     def _mask(self, column: sa.ColumnClause) -> sa.ColumnElement:
         """A keyed SHA-256 of the value, computed in the database so the value never travels."""
@@ -257,27 +329,51 @@ class SqlConnector(Connector):
             self._mask_key = hashlib.sha256(f"mask:{self.name}:{settings.SECRET_KEY}".encode()).hexdigest()
         return self._mask_key
 
-    def _delete_rows(self, conn: sa.Connection, table: Table, email: str, wanted: set[str], receipt: ErasureReceipt) -> None:
+    def _staying(self, table: Table, t: sa.TableClause) -> sa.ColumnElement | None:
+        """The condition that a row of `table` has a descendant that stays (kept by the file or by a
+        retention rule): deleting it would take that descendant too, or be refused."""
+        conditions = []
+        for child in self.dataset.children(table.name):
+            c = self._table(child, *(column for column in [child.retain and child.retain.date_column] if column))
+            stays = self._staying(child, c)
+            if child.erase == "keep":
+                stays = sa.true()
+            elif child.retain:
+                dated = c.c[child.retain.date_column] >= child.retain.kept_from(self.now())
+                stays = dated if stays is None else (dated | stays)
+            if stays is not None:
+                mine = _row([c.c[column] for column in child.parent.columns])
+                conditions.append(sa.exists().where(mine == _row(self._key(table, t)), stays))
+        return sa.or_(*conditions) if conditions else None
+
+    def _delete_rows(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
         t = self._table(table, *(c for c in (table.category_column, table.retain and table.retain.date_column) if c))
-        condition = self._belongs(table, t, email)
+        condition = self._belongs(table, t)
         if table.category_column:
             condition &= t.c[table.category_column].in_(sorted(wanted))
         if table.retain:
             kept_from = table.retain.kept_from(self.now())
             date = t.c[table.retain.date_column]
-            kept, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(date)).where(condition, date >= kept_from)).one()
+            kept, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(date)).where(condition, date >= kept_from), params).one()
             if kept:
                 until = _day(table.retain.until(_utc(newest)))
                 for category in sorted(table.categories & wanted):
                     receipt.retained.append(Retained(category, kept, f"{table.retain.reason} ({table.retain.basis})", until))
             condition &= date < kept_from
+        if (staying := self._staying(table, t)) is not None:
+            held = conn.execute(sa.select(sa.func.count()).select_from(t).where(condition, staying), params).scalar()
+            if held:
+                for category in sorted(table.categories & wanted):
+                    receipt.retained.append(Retained(category, held, "kept while records under it are kept"))
+            condition &= ~staying
         if table.category_column:
-            counts = conn.execute(sa.select(t.c[table.category_column], sa.func.count()).where(condition).group_by(t.c[table.category_column]))
+            counts = conn.execute(sa.select(t.c[table.category_column], sa.func.count()).where(condition).group_by(t.c[table.category_column]),
+                                  params)
             for category, count in counts:
                 receipt.add_erased(category, count)
-            conn.execute(sa.delete(t).where(condition))
+            conn.execute(sa.delete(t).where(condition), params)
             return
-        count = conn.execute(sa.delete(t).where(condition)).rowcount
+        count = conn.execute(sa.delete(t).where(condition), params).rowcount
         for category in table.categories:
             receipt.add_erased(category, count)
 
@@ -388,6 +484,16 @@ def sibling_database_url(system: str) -> str:
         query={"host": db["HOST"]} if on_socket else {},
     )
     return url.render_as_string(hide_password=False)
+
+
+def _row(columns: list[sa.ColumnElement]) -> sa.ColumnElement:
+    """One column as itself, several as a row value `(a, b)`: how a composite key is compared."""
+    return columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+
+
+def after_key(key: list[sa.ColumnClause]) -> sa.ColumnElement:
+    """The condition that a row's key comes after the key bound as `after_0`, `after_1`, …"""
+    return _row(key) > _row([sa.bindparam(f"after_{index}") for index in range(len(key))])
 
 
 def _utc(value: Any) -> Any:

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .base import Finding
+from .base import Finding, Identity
 from .sql_dataset import Table
 
 if TYPE_CHECKING:
     from .sql import SqlConnector
 
-PROBE_EMAIL = "systems-check@example.invalid"  # the lookups are planned for this address, never run
+# The lookups are planned for these values, never run.
+PROBE_EMAIL = "systems-check@example.invalid"
+PROBE_VALUE = "systems-check"
 TIMES = (sa.Date, sa.DateTime)
 # What refuses a parent's delete while a child row still points at it.
 REFUSING = {"NO ACTION", "RESTRICT"}
@@ -53,18 +55,39 @@ def schema_findings(connector: SqlConnector, conn: sa.Connection) -> list[Findin
         if table.name not in schema.tables:
             findings.append(Finding(f"{where}.name", f"no table {table.name} in the database"))
             continue
-        table_findings = list(_column_findings(table, schema.columns(table.name), where))
+        table_findings = list(_key_findings(table, schema, where)) or list(_column_findings(table, schema.columns(table.name), where))
         findings += table_findings
         if any(f.problem for f in table_findings):
             continue  # the statements below would name what is not there
         findings += _erase_findings(connector, table, schema, where)
-        findings += _lookup_findings(connector, conn, table, where)
+        findings += _lookup_findings(connector, conn, schema, table, where)
         findings += _trigger_findings(conn, table, where)
     return findings
 
 
+def _key_findings(table: Table, schema: _Schema, where: str) -> Iterator[Finding]:
+    """A file's key that the table lacks. A table with no primary key at all is refused: nothing
+    then names one row, to read past a batch or to erase."""
+    columns = schema.columns(table.name)
+    if all(column in columns for column in table.primary_key):
+        return
+    key = schema.inspector.get_pk_constraint(table.name)["constrained_columns"]
+    if key:
+        yield Finding(f"{where}.primary_key", f"{table.name} has no column {', '.join(c for c in table.primary_key if c not in columns)}; "
+                                              f"its primary key is {', '.join(key)}: write `primary_key: {_listed(key)}`")
+    else:
+        yield Finding(f"{where}.primary_key", f"{table.name} has no primary key: add one to the table (the product needs a key that "
+                                              "names one row, to read on past a batch and to erase)")
+
+
+def _listed(columns: list[str]) -> str:
+    return columns[0] if len(columns) == 1 else f"[{', '.join(columns)}]"
+
+
 def _column_findings(table: Table, columns: dict[str, dict], where: str) -> Iterator[Finding]:
-    named = {table.primary_key: "primary_key", table.identity_email or table.parent[1]: "identity" if table.identity_email else "parent"}
+    named = {column: "primary_key" for column in table.primary_key}
+    named |= {column: "identity" if table.identity else "parent" for column in table.reach}
+    named |= {column: f"provides.{name}" for name, column in table.provides.items()}
     named |= {c.name: f"columns.{c.name}" for c in table.columns}
     named |= {s.column: f"secrets.{s.name}" for s in table.secrets}
     named |= {getattr(table, key): key for key in ("source_column", "source_name_column", "source_kind_column", "category_column",
@@ -94,10 +117,10 @@ def _erase_findings(connector: SqlConnector, table: Table, schema: _Schema, wher
                                             "`delete`, or the column by `mask`)")
     if table.erase != "delete":
         return
-    children = {(child.name, child.parent[1]) for child in connector.dataset.children(table.name)}
+    children = {(child.name, child.parent.columns) for child in connector.dataset.children(table.name)}
     for other in sorted(schema.tables):
         for key in schema.inspector.get_foreign_keys(other):
-            if key["referred_table"] != table.name or (other, key["constrained_columns"][0]) in children:
+            if key["referred_table"] != table.name or (other, tuple(key["constrained_columns"])) in children:
                 continue
             on_delete = _on_delete(schema.conn, other, key)
             if on_delete in REFUSING:
@@ -116,36 +139,47 @@ def _on_delete(conn: sa.Connection, table: str, key: dict) -> str:
     return (rule or "NO ACTION").upper()
 
 
-def _lookup_findings(connector: SqlConnector, conn: sa.Connection, table: Table, where: str) -> Iterator[Finding]:
+def _probe(connector: SqlConnector, schema: _Schema) -> Identity:
+    """A subject to plan the lookups for: a value of each identity that its columns' type takes."""
+    ids = {}
+    for table in connector.dataset.tables:
+        if table.identity and table.identity.name != "email" and table.name in schema.tables:
+            column_type = schema.columns(table.name).get(table.identity.column, {}).get("type")
+            ids[table.identity.name] = [0 if isinstance(column_type, (sa.Integer, sa.Numeric)) else PROBE_VALUE]
+    return Identity(email=PROBE_EMAIL, ids=ids)
+
+
+def _lookup_findings(connector: SqlConnector, conn: sa.Connection, schema: _Schema, table: Table, where: str) -> Iterator[Finding]:
     """Advice when the database would read the whole table to find the subject's rows."""
-    query = connector.lookup(table).params(email=PROBE_EMAIL)
+    query = connector.lookup(table).params(connector.identity_params(_probe(connector, schema)))
     if table.name not in _scanned(conn, query):
         return
-    if table.identity_email:
-        column, expression = table.identity_email, f"lower(trim({_quoted(conn, table.identity_email)}))"
-    else:
-        column = expression = table.parent[1]
-        expression = _quoted(conn, column)
-    name = _quoted(conn, f"{table.name}_{column}_dsar")
-    yield Finding(f"{where}.{'identity' if table.identity_email else 'parent'}",
+    columns = [_quoted(conn, column) for column in table.reach]
+    if table.identity and table.identity.match == "case_insensitive":
+        columns = [f"lower(trim({columns[0]}))"]
+    name = _quoted(conn, f"{table.name}_{'_'.join(table.reach)}_dsar")
+    yield Finding(f"{where}.{'identity' if table.identity else 'parent'}",
                   f"no index serves the lookup, so each request reads the whole table: "
-                  f"CREATE INDEX {name} ON {_quoted(conn, table.name)} ({expression});", problem=False)
+                  f"CREATE INDEX {name} ON {_quoted(conn, table.name)} ({', '.join(columns)});", problem=False)
 
 
 def _scanned(conn: sa.Connection, query: sa.Select) -> set[str]:
     """The tables the database's plan for `query` reads whole."""
-    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    compiled = query.compile(conn)
+    expanded = compiled.construct_expanded_state()  # the IN lists spelt out, with the values bound to the query
+    params = expanded.positional_parameters if compiled.positional else expanded.parameters
+    sql = expanded.statement
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # any usable index, however small the table
-        [plan] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
+        [plan] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params).scalar_one()
         conn.exec_driver_sql("RESET enable_seqscan")
         return set(_seq_scans(plan["Plan"]))
     if dialect == "sqlite":
-        details = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+        details = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
         return {detail.split()[1] for detail in details if detail.startswith("SCAN ") and " USING " not in detail}
     if dialect in ("mysql", "mariadb"):
-        rows = conn.exec_driver_sql(f"EXPLAIN {sql}").mappings()
+        rows = conn.exec_driver_sql(f"EXPLAIN {sql}", params).mappings()
         return {row["table"] for row in rows if row["type"] == "ALL"}
     return set()  # a dialect whose plans the check does not read
 

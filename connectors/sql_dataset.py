@@ -1,62 +1,90 @@
-"""The dataset file of an SQL system (YAML), parsed and checked.
+"""The tables of an SQL system, as its system file describes them (connectors/systems.py), checked.
 
-The dataset names the tables, how each reaches the subject (a root table by an email column, the
-others through a foreign key to a parent), the category of each column, the secrets that are
-reported but never read, how each table is erased, and what a retention rule keeps. A mistake in
-the file is a DatasetError naming the key.
+Each table says how it reaches the subject: found by an identity (a column holding the subject's
+email, phone, or an identity another table `provides`), or through a foreign key to a parent
+table. It names the category of each column, the secrets that are reported but never read, how it
+is erased, and what a retention rule keeps. The models are pydantic's, so a mistake names its path
+in the file (`tables[2].columns.email.category`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from dateutil.relativedelta import relativedelta
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
 # Transforms a column may declare; the SQL connector applies them in the database.
 TRANSFORMS = ("last4",)
 # delete: remove the rows; null: clear the requested columns; mask: replace them with a keyed hash
-# (text columns), so records stay countable and joinable but no longer say who the person is.
-ERASE_STRATEGIES = ("delete", "null", "mask")
+# (text columns), so records stay countable and joinable but no longer say who the person is;
+# keep: leave them, and say so in the receipt.
+ERASE_STRATEGIES = ("delete", "null", "mask", "keep")
+# The identities a request carries itself; any other is one a table `provides`.
+REQUEST_IDENTITIES = ("email",)
+MATCHES = ("exact", "case_insensitive")
 
 
 class DatasetError(ValueError):
-    """The dataset file is wrong; the message names the key."""
+    """The dataset is wrong; the message names the key."""
 
 
-@dataclass(frozen=True)
-class Column:
+def _category(value: str) -> str:
+    if not category_known(value):
+        raise ValueError(f"{value!r} is not a category of the taxonomy")
+    return value
+
+
+Category = Annotated[str, AfterValidator(_category)]
+Name = Annotated[str, Field(min_length=1)]
+Erase = Literal["delete", "null", "mask", "keep"]
+
+
+def _erase_spelled(data: Any) -> Any:
+    """YAML reads an unquoted `erase: null` (or `~`, or nothing after the colon) as no value: that
+    is the `null` strategy."""
+    if isinstance(data, dict) and "erase" in data and data["erase"] is None:
+        return {**data, "erase": "null"}
+    return data
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Model):
     """A column holding personal data, its category, and how it leaves the database."""
 
-    name: str
-    category: str
-    transform: str | None = None
-    erase: str | None = None  # null | mask; None: the table's strategy
+    name: Name
+    category: Category
+    transform: Literal["last4"] | None = None
+    erase: Literal["null", "mask", "keep"] | None = None  # None: the table's strategy
+    reason: Name | None = None  # why `keep` keeps it, as the receipt says
+
+    _spelled = model_validator(mode="before")(_erase_spelled)
 
 
-@dataclass(frozen=True)
-class Secret:
+class Secret(_Model):
     """A column that is never read: the export says only whether it is set, and when it changed."""
 
-    name: str
-    column: str
-    category: str
-    changed_at: str | None
+    name: Name
+    column: Name
+    category: Category
+    changed_at: Name | None = None
 
 
-@dataclass(frozen=True)
-class Retention:
+class Retention(_Model):
     """A rule that keeps a table's rows for `years` after the date in `date_column`, erasure or not."""
 
-    years: int
-    basis: str
-    reason: str
-    date_column: str
+    years: int = Field(strict=True, ge=1, le=100)
+    basis: Literal[LEGAL_BASES]  # type: ignore[valid-type]
+    reason: Name
+    date_column: Name
 
     def kept_from(self, now: dt.datetime) -> dt.datetime:
         """The earliest date a row can have and still be kept at `now`: `years` before it."""
@@ -67,25 +95,104 @@ class Retention:
         return date + relativedelta(years=self.years)
 
 
-@dataclass
-class Table:
+class IdentityKey(_Model):
+    """The column that finds the subject's rows by one identity, and how values are compared."""
+
+    name: Name
+    column: Name
+    match: Literal["exact", "case_insensitive"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_identity(cls, data: Any) -> Any:
+        """`{email: column}` or `{customer_number: column, match: exact}`."""
+        if not isinstance(data, dict) or "name" in data:
+            return data
+        named = {key: value for key, value in data.items() if key != "match"}
+        if len(named) != 1:
+            raise ValueError("must name one identity and its column, such as {email: email} or {customer_number: cust_no, match: exact}")
+        [(name, column)] = named.items()
+        default = "case_insensitive" if name == "email" else "exact"
+        return {"name": name, "column": column, "match": data.get("match", default)}
+
+
+class Parent(_Model):
+    """The table a table reaches the subject through, and this table's columns holding its key."""
+
+    table: Name
+    columns: tuple[Name, ...] = Field(alias="column", min_length=1)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class Organization(_Model):
+    """Where a system says which organisation manages an account."""
+
+    table: Name
+    column: Name
+
+
+class Table(_Model):
     """One table of the system: how it reaches the subject, what it holds, how it is erased."""
 
-    name: str
-    primary_key: str
-    columns: list[Column]
-    secrets: list[Secret] = field(default_factory=list)
-    identity_email: str | None = None
-    parent: tuple[str, str] | None = None  # (parent table, this table's column referencing its key)
-    source: str = "provided"
-    source_column: str | None = None
-    source_name_column: str | None = None
-    source_kind_column: str | None = None
-    category_column: str | None = None  # per-row category (with data_column holding the fields)
-    data_column: str | None = None
-    collected_at: str | None = None
-    erase: str = "delete"
+    name: Name
+    primary_key: tuple[Name, ...] = Field(("id",), min_length=1)
+    column_specs: dict[str, Column] = Field({}, alias="columns")
+    secret_specs: dict[str, Secret] = Field({}, alias="secrets")
+    identity: IdentityKey | None = None
+    parent: Parent | None = None
+    provides: dict[Name, Name] = {}  # identity name -> the column whose values are that identity
+    source: Literal[SOURCE_TYPES] = "provided"  # type: ignore[valid-type]
+    source_column: Name | None = None
+    source_name_column: Name | None = None
+    source_kind_column: Name | None = None
+    category_column: Name | None = None  # per-row category (with data_column holding the fields)
+    data_column: Name | None = None
+    collected_at: Name | None = None
+    erase: Erase = "delete"
+    reason: Name | None = None  # why `keep` keeps the table (or its kept columns), as the receipt says
     retain: Retention | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        """Columns and secrets are written as mappings by name (a column's value may be just its
+        category); each model holds its own name."""
+        data = _erase_spelled(data)
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in ("columns", "secrets"):
+            if isinstance(data.get(key), dict):
+                data[key] = {name: {"name": name, "category": spec} if isinstance(spec, str) else
+                             {"name": name, **spec} if isinstance(spec, dict) else spec for name, spec in data[key].items()}
+        return data
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _key_columns(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _reached_once(self) -> Table:
+        if (self.identity is None) == (self.parent is None):
+            raise ValueError("needs exactly one of identity or parent")
+        if self.category_column and not self.data_column:
+            raise ValueError("category_column needs a data_column holding the fields")
+        if not self.reason and (self.erase == "keep" or any(c.erase == "keep" and not c.reason for c in self.columns)):
+            raise ValueError("`erase: keep` needs a `reason`, which the receipt gives")
+        return self
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return tuple(self.column_specs.values())
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        return tuple(self.secret_specs.values())
 
     @property
     def categories(self) -> set[str]:
@@ -94,14 +201,36 @@ class Table:
             return set(category_ids())
         return {c.category for c in self.columns} | {s.category for s in self.secrets}
 
+    @property
+    def reach(self) -> tuple[str, ...]:
+        """The columns that tie a row to the subject: its identity column, or its parent's key."""
+        return (self.identity.column,) if self.identity else self.parent.columns
 
-@dataclass
-class Dataset:
+
+class Dataset(_Model):
     """A system's tables, and where it says which organisation manages an account."""
 
-    system: str
-    tables: list[Table]
-    organization: tuple[str, str] | None = None
+    system: Name
+    tables: list[Table] = Field(min_length=1)
+    organization: Organization | None = None
+
+    @model_validator(mode="after")
+    def _tables_reach_the_subject(self) -> Dataset:
+        names = [t.name for t in self.tables]
+        if len(set(names)) != len(names):
+            raise ValueError("two tables have the same name")
+        for t in self.tables:
+            if t.parent and t.parent.table not in names:
+                raise ValueError(f"table {t.name}: parent {t.parent.table} is not a table of this system")
+        reachable = {t.name for t in self.tables if t.identity}
+        pending = [t for t in self.tables if t.parent]
+        while pending:  # every table must reach an identity table through its parents: no cycles
+            ready = [t for t in pending if t.parent.table in reachable]
+            if not ready:
+                raise ValueError(f"table {pending[0].name}: its parents never reach a table with an identity (a cycle)")
+            reachable.update(t.name for t in ready)
+            pending = [t for t in pending if t not in ready]
+        return self
 
     def table(self, name: str) -> Table:
         """The table called `name`."""
@@ -109,153 +238,49 @@ class Dataset:
 
     def children(self, name: str) -> list[Table]:
         """The tables whose parent is `name`."""
-        return [t for t in self.tables if t.parent and t.parent[0] == name]
+        return [t for t in self.tables if t.parent and t.parent.table == name]
 
     def ordered(self) -> list[Table]:
         """Tables with every parent before its children."""
         ordered: list[Table] = []
         pending = list(self.tables)
         while pending:
-            ready = next(t for t in pending if not t.parent or t.parent[0] in {o.name for o in ordered})
+            ready = next(t for t in pending if not t.parent or t.parent.table in {o.name for o in ordered})
             ordered.append(ready)
             pending.remove(ready)
         return ordered
 
+    def identities_needed(self) -> set[str]:
+        """The identities the system's tables are found by."""
+        return {t.identity.name for t in self.tables if t.identity}
+
+    def identities_provided(self) -> set[str]:
+        """The identities the system's tables provide to other systems."""
+        return {name for t in self.tables for name in t.provides}
+
 
 def dataset_load(path: str | Path) -> Dataset:
-    """Parse and check a dataset file (a mapping with `system`, `tables` and `organization`)."""
+    """A dataset file (`system`, `tables`, `organization`) checked; DatasetError names the key."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as error:
         raise DatasetError(f"{path}: not YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise DatasetError(f"{path}: the file: must be a mapping")
-    if not isinstance(raw.get("system"), str) or not raw["system"]:
-        raise DatasetError(f"{path}: system: must be a non-empty string")
-    return dataset_parse(raw, source=str(path), system=raw["system"])
+    try:
+        return Dataset.model_validate(raw)
+    except ValidationError as error:
+        raise DatasetError("\n".join(f"{path}: {problem_where(p)}: {problem_what(p)}" for p in error.errors())) from None
 
 
-def dataset_parse(raw: dict, *, source: str, system: str) -> Dataset:
-    """Check a dataset's `tables` (and `organization`) of system `system`, read from `source`;
-    DatasetError says `source: path: what`."""
-
-    def fail(where: str, problem: str) -> DatasetError:
-        return DatasetError(f"{source}: {where}{': ' if where else ''}{problem}")
-
-    def need(mapping: dict, key: str, where: str) -> Any:
-        if key not in mapping or mapping[key] is None:
-            raise fail(f"{where}.{key}".lstrip("."), "is required")
-        return mapping[key]
-
-    def mapping(value: Any, where: str, *, optional: bool = False) -> dict:
-        if value is None and optional:
-            return {}
-        if not isinstance(value, dict):
-            raise fail(where, "must be a mapping")
-        return value
-
-    def text(value: Any, where: str, *, optional: bool = False) -> str | None:
-        if value is None and optional:
-            return None
-        if not isinstance(value, str) or not value:
-            raise fail(where, "must be a non-empty string")
-        return value
-
-    def category(value: Any, where: str) -> str:
-        if not isinstance(value, str) or not category_known(value):
-            raise fail(where, f"{value!r} is not a category of the taxonomy")
-        return value
-
-    def one_of(value: Any, allowed, where: str) -> Any:
-        if not isinstance(value, str) or value not in allowed:
-            raise fail(where, f"must be one of {', '.join(sorted(allowed))}")
-        return value
-
-    specs = need(raw, "tables", "")
-    if not isinstance(specs, list) or not specs:
-        raise fail("tables", "must be a non-empty list")
-    tables = []
-    for index, spec in enumerate(specs):
-        where = f"tables[{index}]"
-        spec = mapping(spec, where)
-        columns = []
-        for name, value in mapping(spec.get("columns"), f"{where}.columns", optional=True).items():
-            at = f"{where}.columns.{name}"
-            spec_col = mapping(value, at) if not isinstance(value, str) else {"category": value}
-            transform = spec_col.get("transform")
-            if transform is not None:
-                one_of(transform, TRANSFORMS, f"{at}.transform")
-            column_erase = _erase_spelled(spec_col)
-            if column_erase is not None:
-                one_of(column_erase, ("null", "mask"), f"{at}.erase")
-            columns.append(Column(text(name, at), category(need(spec_col, "category", at), f"{at}.category"), transform, column_erase))
-        secrets = []
-        for name, value in mapping(spec.get("secrets"), f"{where}.secrets", optional=True).items():
-            at = f"{where}.secrets.{name}"
-            secret = mapping(value, at)
-            secrets.append(Secret(text(name, at), text(need(secret, "column", at), f"{at}.column"),
-                                  category(need(secret, "category", at), f"{at}.category"),
-                                  text(secret.get("changed_at"), f"{at}.changed_at", optional=True)))
-        identity = mapping(spec.get("identity"), f"{where}.identity", optional=True)
-        parent = mapping(spec.get("parent"), f"{where}.parent", optional=True)
-        if bool(identity) == bool(parent):
-            raise fail(where, "needs exactly one of identity or parent")
-        retain = None
-        if spec.get("retain"):
-            r = mapping(spec["retain"], f"{where}.retain")
-            years = need(r, "years", f"{where}.retain")
-            if not isinstance(years, int) or isinstance(years, bool) or not 0 < years <= 100:
-                raise fail(f"{where}.retain.years", "must be a whole number of years from 1 to 100")
-            if not identity:
-                raise fail(f"{where}.retain", "needs a table reached by identity, so its parent is never erased under it")
-            retain = Retention(years, one_of(need(r, "basis", f"{where}.retain"), LEGAL_BASES, f"{where}.retain.basis"),
-                               text(need(r, "reason", f"{where}.retain"), f"{where}.retain.reason"),
-                               text(need(r, "date_column", f"{where}.retain"), f"{where}.retain.date_column"))
-        optional_columns = {
-            key: text(spec.get(key), f"{where}.{key}", optional=True)
-            for key in ("source_column", "source_name_column", "source_kind_column", "category_column", "data_column", "collected_at")
-        }
-        if optional_columns["category_column"] and not optional_columns["data_column"]:
-            raise fail(f"{where}.category_column", "needs a data_column holding the fields")
-        tables.append(
-            Table(
-                name=text(need(spec, "name", where), f"{where}.name"),
-                primary_key=text(spec.get("primary_key", "id"), f"{where}.primary_key"),
-                columns=columns,
-                secrets=secrets,
-                identity_email=text(need(identity, "email", f"{where}.identity"), f"{where}.identity.email") if identity else None,
-                parent=(text(need(parent, "table", f"{where}.parent"), f"{where}.parent.table"),
-                        text(need(parent, "column", f"{where}.parent"), f"{where}.parent.column")) if parent else None,
-                source=one_of(spec.get("source", "provided"), SOURCE_TYPES, f"{where}.source"),
-                erase=one_of(_erase_spelled(spec) or "delete", ERASE_STRATEGIES, f"{where}.erase"),
-                retain=retain,
-                **optional_columns,
-            )
-        )
-    names = [t.name for t in tables]
-    if len(set(names)) != len(names):
-        raise fail("tables", "two tables have the same name")
-    reachable = {t.name for t in tables if t.identity_email}
-    pending = [t for t in tables if t.parent]
-    for t in pending:
-        if t.parent[0] not in names:
-            raise fail(f"table {t.name}", f"parent {t.parent[0]} is not a table of this dataset")
-    while pending:  # every table must reach an identity table through its parents: no cycles
-        ready = [t for t in pending if t.parent[0] in reachable]
-        if not ready:
-            raise fail(f"table {pending[0].name}", "its parents never reach a table with an identity (a cycle)")
-        reachable.update(t.name for t in ready)
-        pending = [t for t in pending if t not in ready]
-    org = raw.get("organization")
-    if org is not None:
-        org = mapping(org, "organization")
-        org = (text(need(org, "table", "organization"), "organization.table"), text(need(org, "column", "organization"), "organization.column"))
-    return Dataset(system=system, tables=tables, organization=org)
+def problem_where(problem: dict, skip: int = 0) -> str:
+    """A pydantic error's place as a path in the file: `tables[2].columns.email.category`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"][skip:]).lstrip(".")
 
 
-def _erase_spelled(spec: dict) -> Any:
-    """The `erase` a table or column declares, None when it declares none. YAML reads an unquoted
-    `erase: null` (or `~`, or nothing after the colon) as no value: that is the `null` strategy."""
-    if "erase" not in spec:
-        return None
-    return "null" if spec["erase"] is None else spec["erase"]
+def problem_what(problem: dict) -> str:
+    """A pydantic error's message, in the words of a system file."""
+    kind = problem["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known setting"
+    return problem["msg"].removeprefix("Value error, ")

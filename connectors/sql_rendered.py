@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .base import Identity, Record, Source
-from .sql import SqlConnector, TableRead, database_errors
+from .sql import SqlConnector, TableRead, after_key, database_errors
 
 RENDER_BLOCK = 5000  # rows fetched and joined into one text at a time
 CSV_QUOTED = '[",\r\n]'  # what makes Python's csv writer (the excel dialect) quote a cell
@@ -106,9 +106,9 @@ class RenderedSqlConnector(SqlConnector):
         cell = sa.case((value.regexp_match(CSV_QUOTED), '"' + sa.func.replace(value, '"', '""', type_=sa.Text) + '"'), else_=value)
         row = sa.func.concat(sa.bindparam("row_start", type_=sa.Text), when_csv, sa.bindparam("before", type_=sa.Text), cell,
                              sa.bindparam("end", type_=sa.Text))
-        key = t.c[table.primary_key]
-        condition = self._belongs(table, t, sa.bindparam("email", type_=sa.String)) & (key > sa.bindparam("after")) & t.c[column.name].isnot(None)
-        return sa.select(line, row).select_from(t).where(condition).order_by(key).execution_options(yield_per=RENDER_BLOCK)
+        key = self._key(table, t)
+        condition = self._belongs(table, t) & after_key(key) & t.c[column.name].isnot(None)
+        return sa.select(line, row).select_from(t).where(condition).order_by(*key).execution_options(yield_per=RENDER_BLOCK)
 
 
 def _iso(column: sa.ColumnElement, kind: sa.types.TypeEngine) -> sa.ColumnElement:

@@ -29,7 +29,7 @@ from django.utils.module_loading import import_string
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, TypeAdapter, ValidationError
 
 from .base import Connector
-from .sql_dataset import DatasetError, dataset_parse
+from .sql_dataset import Dataset, Organization, Table, problem_what, problem_where
 
 KINDS = ("sql", "object_store", "python")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -119,8 +119,8 @@ class _SqlFile(_File):
     kind: Literal["sql"]
     class_: DottedPath = Field("connectors.sql.SqlConnector", alias="class")
     connection: _SqlConnection = _SqlConnection()
-    tables: Any = None  # checked by dataset_parse, which names its own paths
-    organization: Any = None
+    tables: list[Table] = Field(min_length=1)
+    organization: Organization | None = None
 
 
 class _ObjectStoreFile(_File):
@@ -185,9 +185,9 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
     options: dict[str, Any]
     if isinstance(spec, _SqlFile):
         try:
-            dataset = dataset_parse({"tables": spec.tables, "organization": spec.organization}, source=str(path), system=spec.name)
-        except DatasetError as error:
-            raise SystemsError([str(error)]) from None
+            dataset = Dataset(system=spec.name, tables=spec.tables, organization=spec.organization)
+        except ValidationError as error:
+            raise SystemsError([f"{path}: tables: {problem_what(problem)}" for problem in error.errors()]) from None
         options = {"dataset": dataset, "url": spec.connection.url, "mask_key": spec.connection.mask_key}
     elif isinstance(spec, _ObjectStoreFile):
         options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}
@@ -228,21 +228,16 @@ def _expanded(value: Any, environ: Mapping[str, str], where: str) -> tuple[Any, 
 
 def _problem(path: Path, problem: dict) -> str:
     """`FILE: path: what` from one of pydantic's errors (whose path starts with the kind it tried)."""
-    loc = list(problem["loc"])
-    if loc and loc[0] in KINDS:
-        loc = loc[1:]
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    where = problem_where(problem, skip=1 if problem["loc"] and problem["loc"][0] in KINDS else 0)
     kind = problem["type"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         where, what = "kind", f"must be one of {', '.join(KINDS)}"
-    elif kind == "missing":
-        what = "is required"
-    elif kind == "extra_forbidden":
+    elif kind == "extra_forbidden" and "." not in where and "[" not in where:
         what = "is not a setting of this kind of system"
     elif kind == "string_pattern_mismatch" and where == "name":
         what = "must be lower case letters, digits and underscores, starting with a letter (at most 40)"
     elif kind == "string_pattern_mismatch" and where == "class":
         what = "must be the dotted path of a class"
     else:
-        what = problem["msg"].removeprefix("Value error, ")
+        what = problem_what(problem)
     return f"{path}: {where}: {what}" if where else f"{path}: {what}"

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
+from dateutil.relativedelta import relativedelta
 
 from connectors.base import OBSERVED, PROVIDED, Identity, Record, Retained, Source, TransientError
 from connectors.registry import connector_get
@@ -283,3 +284,122 @@ def test_erasure_keeps_invoices_from_exactly_ten_years_back_and_removes_the_day_
         ]
     finally:
         connector.close()
+
+
+# --- A schema of the deployment's own: identities it provides, composite keys, keep, retention anywhere ---
+
+SHOP_SCHEMA = [
+    "CREATE TABLE customer (id integer PRIMARY KEY, email text NOT NULL, full_name text, loyalty_no text, support_pin text)",
+    "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), placed_at timestamptz NOT NULL)",
+    "CREATE TABLE order_line (order_id integer REFERENCES orders (id), line_no integer, item text, PRIMARY KEY (order_id, line_no))",
+    "CREATE TABLE line_note (order_id integer, line_no integer, note text, id serial PRIMARY KEY, "
+    "FOREIGN KEY (order_id, line_no) REFERENCES order_line (order_id, line_no))",
+    "CREATE TABLE loyalty (card text PRIMARY KEY, points integer, tier text)",
+    "CREATE TABLE review (id integer PRIMARY KEY, customer_id integer REFERENCES customer (id), stars integer, body text)",
+]
+SHOP = """\
+system: shop
+tables:
+  - name: customer
+    identity: {email: email}
+    provides: {loyalty_card: loyalty_no}
+    columns: {email: name_contact, full_name: name_contact, support_pin: {category: credentials, erase: keep, reason: "Fraud checks need it"}}
+  - name: orders
+    parent: {table: customer, column: customer_id}
+    columns: {placed_at: interactions.account_history}
+    retain: {years: 6, basis: legal_obligation, reason: "Commercial law keeps orders", date_column: placed_at}
+  - name: order_line
+    primary_key: [order_id, line_no]
+    parent: {table: orders, column: order_id}
+    columns: {item: interactions.account_history}
+  - name: line_note
+    parent: {table: order_line, column: [order_id, line_no]}
+    columns: {note: other_input}
+  - name: loyalty
+    primary_key: card
+    identity: {loyalty_card: card}
+    columns: {points: subscription, tier: subscription}
+  - name: review
+    parent: {table: customer, column: customer_id}
+    erase: keep
+    reason: "Published reviews stay, as the terms say"
+    columns: {stars: feedback_ratings, body: feedback_ratings}
+"""
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A shop database of its own beside the product's: its URL, and a connector over it."""
+    from estate.stores import estate_database_drop, estate_database_ensure
+
+    estate_database_drop("shopdata")
+    estate_database_ensure("shopdata")
+    url = estate_database_url("shopdata")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in SHOP_SCHEMA:
+            conn.execute(sa.text(statement))
+    path = tmp_path / "shop.yaml"
+    path.write_text(SHOP)
+    connector = SqlConnector(name="shop", dataset=dataset_load(path), url=url, mask_key="k")
+    yield engine, connector
+    connector.close()
+    engine.dispose()
+    estate_database_drop("shopdata")
+
+
+def _shop_rows(engine, **rows: list[dict]) -> None:
+    with engine.begin() as conn:
+        for table, values in rows.items():
+            conn.execute(sa.table(table, *(sa.column(c) for c in values[0])).insert(), values)
+
+
+def _shop_count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+
+
+def test_a_table_is_found_by_an_identity_another_table_of_the_system_provides(shop):
+    engine, connector = shop
+    _shop_rows(engine, customer=[{"id": 1, "email": " Ada@Example.com", "full_name": "Ada", "loyalty_no": "L-7", "support_pin": "4411"},
+                                 {"id": 2, "email": "bob@example.com", "full_name": "Bob", "loyalty_no": "l-7", "support_pin": None}],
+               loyalty=[{"card": "L-7", "points": 120, "tier": "gold"}, {"card": "l-7", "points": 1, "tier": "basic"}])
+    identity = Identity(email="ada@example.com")
+    assert connector.identities_found(identity) == {"loyalty_card": ["L-7"]}  # matched exactly: not bob's l-7
+    loyalty = [r.fields for r in connector.gather(identity) if r.system == "shop.loyalty"]
+    assert loyalty == [{"points": 120, "tier": "gold"}]
+
+
+def test_rows_with_a_composite_key_are_read_in_key_order_past_a_batch_and_their_children_found(shop):
+    engine, connector = shop
+    now = dt.datetime.now(UTC)
+    _shop_rows(engine, customer=[{"id": 1, "email": "ada@example.com", "full_name": "Ada", "loyalty_no": None, "support_pin": None}],
+               orders=[{"id": 10, "customer_id": 1, "placed_at": now}, {"id": 11, "customer_id": 1, "placed_at": now}])
+    lines = [{"order_id": order, "line_no": line, "item": f"{order}/{line}"} for order in (11, 10) for line in range(BATCH // 2 + 3, 0, -1)]
+    _shop_rows(engine, order_line=lines, line_note=[{"order_id": 11, "line_no": 2, "note": "gift wrap"}])
+    items = [r.fields["item"] for r in connector.gather(Identity(email="ada@example.com")) if r.system == "shop.order_line"]
+    assert len(items) == BATCH + 6
+    assert items[:2] == ["10/1", "10/2"] and items[BATCH // 2 + 2: BATCH // 2 + 4] == ["10/503", "11/1"] and items[-1] == "11/503"
+    notes = [r.fields for r in connector.gather(Identity(email="ada@example.com")) if r.system == "shop.line_note"]
+    assert notes == [{"note": "gift wrap"}]
+
+
+def test_erasure_keeps_what_the_file_keeps_and_a_row_whose_retained_children_stay(shop):
+    engine, connector = shop
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    connector.now = lambda: now
+    recent, old = now - dt.timedelta(days=400), now - dt.timedelta(days=7 * 366)
+    _shop_rows(engine, customer=[{"id": 1, "email": "ada@example.com", "full_name": "Ada", "loyalty_no": None, "support_pin": "4411"}],
+               orders=[{"id": 10, "customer_id": 1, "placed_at": recent}, {"id": 11, "customer_id": 1, "placed_at": old}],
+               order_line=[{"order_id": 11, "line_no": 1, "item": "old tea"}],
+               review=[{"id": 5, "customer_id": 1, "stars": 4, "body": "fine"}])
+    receipt = connector.erase(Identity(email="ada@example.com"))
+    assert receipt.erased == {"interactions.account_history": 2}
+    assert receipt.retained == [  # children first, as they are erased
+        Retained("feedback_ratings", 1, "Published reviews stay, as the terms say"),
+        Retained("interactions.account_history", 1, "Commercial law keeps orders (legal_obligation)", (recent + relativedelta(years=6)).date()),
+        Retained("credentials", 1, "kept while records under it are kept"),
+        Retained("name_contact", 1, "kept while records under it are kept"),
+    ]
+    # The old order and its line are gone; the recent order, the review and the customer they hang from stay.
+    assert [_shop_count(engine, t) for t in ("order_line", "orders", "review", "customer")] == [0, 1, 1, 1]

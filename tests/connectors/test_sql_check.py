@@ -124,3 +124,25 @@ def test_a_database_that_cannot_be_reached_is_a_problem_of_the_connection(tmp_pa
     [finding] = _check(tmp_path, "postgresql://nobody@127.0.0.1:9/shop")
     assert (finding.where, finding.problem) == ("connection", True)
     assert finding.what.startswith("database unavailable: ")
+
+
+def test_a_table_without_the_files_key_is_told_its_key_and_one_with_no_primary_key_is_refused(tmp_path, database):
+    _run(database, "CREATE TABLE customer (customer_no integer PRIMARY KEY, email varchar(200) NOT NULL)",
+         "CREATE TABLE orders (customer_id integer, total integer)")
+    keyless = """\
+        name: shop
+        kind: sql
+        connection: {url: "URL"}
+        tables:
+          - name: customer
+            identity: {email: email}
+            columns: {email: name_contact}
+          - name: orders
+            parent: {table: customer, column: customer_id}
+            columns: {total: payment}
+        """
+    assert [(f.where, f.what) for f in _check(tmp_path, database, keyless)] == [
+        ("tables[0].primary_key", "customer has no column id; its primary key is customer_no: write `primary_key: customer_no`"),
+        ("tables[1].primary_key", "orders has no primary key: add one to the table (the product needs a key that names one row, to read on "
+                                  "past a batch and to erase)"),
+    ]

@@ -56,7 +56,7 @@ def test_a_directory_of_files_gives_each_system_its_connector_class_options_and_
     shop = systems["shop"]
     assert (shop.kind, shop.connector_class, shop.time_limit, shop.file) == ("sql", "connectors.sql.SqlConnector", 120, directory / "shop.yaml")
     assert shop.options["url"] == "postgresql://shop.internal/shop"
-    assert [(t.name, t.identity_email, [c.name for c in t.columns]) for t in shop.options["dataset"].tables] == [
+    assert [(t.name, t.identity.column, [c.name for c in t.columns]) for t in shop.options["dataset"].tables] == [
         ("customer", "email", ["email", "full_name"])]
     assert systems["files"] == System("files", "connectors.content.ContentStorageConnector", {
         "backend": "storages.backends.s3.S3Storage", "storage_options": {"bucket_name": "uploads"}}, kind="object_store",
@@ -84,13 +84,21 @@ def test_a_variable_set_in_the_environment_wins_over_the_files_default_and_an_em
     ("name: shop\nkind: python\n", "class: is required"),
     ("name: shop\nkind: python\nclass: CrmConnector\n", "class: must be the dotted path of a class"),
     ("name: shop\nkind: python\nclass: a.B\nconection: {}\n", "conection: is not a setting of this kind of system"),
-    ("name: shop\nkind: object_store\nconnection: {url: x}\n", "connection.url: is not a setting of this kind of system"),
+    ("name: shop\nkind: object_store\nconnection: {url: x}\n", "connection.url: is not a known setting"),
     ("name: shop\nkind: python\nclass: a.B\ntime_limit: 0\n", "time_limit: Input should be greater than 0"),
     ("name: shop\nkind: sql\nconnection: {url: '${SHOP_DATABASE_URL}'}\ntables: []\n", "connection.url: ${SHOP_DATABASE_URL} is not set in the environment"),
     ("name: shop\nkind: sql\n", "tables: is required"),
     ("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {email: emails}\n",
      "tables[0].columns.email.category: 'emails' is not a category of the taxonomy"),
     ("name: shop\nkind: sql\ntables:\n  - name: orders\n    columns: {total: payment}\n", "tables[0]: needs exactly one of identity or parent"),
+    ("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {email: email, phone: phone}\n",
+     "tables[0].identity: must name one identity and its column, such as {email: email} or {customer_number: cust_no, match: exact}"),
+    ("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {phone: phone, match: fuzzy}\n",
+     "tables[0].identity.match: Input should be 'exact' or 'case_insensitive'"),
+    ("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {email: email}\n    erase: keep\n",
+     "tables[0]: `erase: keep` needs a `reason`, which the receipt gives"),
+    ("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {email: email}\n  - name: orders\n    parent: {table: cart, column: c}\n",
+     "tables: table orders: parent cart is not a table of this system"),
 ])
 def test_each_mistake_in_a_file_is_named_with_the_file_the_path_inside_it_and_what_is_wrong(tmp_path, text, problem):
     (tmp_path / "shop.yaml").write_text(text)
@@ -162,3 +170,14 @@ def test_with_systems_of_its_own_a_deployment_serves_only_those_and_loads_no_dem
         refused = _manage(*command, systems=tmp_path)
         assert refused.returncode == 1
         assert "DSAR_SYSTEMS names the deployment's own systems: the demo estate is not one of them" in refused.stderr
+
+
+def test_a_table_may_be_found_by_any_identity_with_a_composite_key_and_provide_identities(tmp_path):
+    (tmp_path / "shop.yaml").write_text("name: shop\nkind: sql\ntables:\n  - name: customer\n    identity: {email: email}\n"
+                                        "    provides: {loyalty_card: card_no}\n  - name: loyalty\n    primary_key: [card, issued]\n"
+                                        "    identity: {loyalty_card: card}\n  - name: member\n    identity: {phone: mobile, match: case_insensitive}\n")
+    customer, loyalty, member = system_load(tmp_path / "shop.yaml", {}).options["dataset"].tables
+    assert (customer.identity.name, customer.identity.column, customer.identity.match, customer.provides) == (
+        "email", "email", "case_insensitive", {"loyalty_card": "card_no"})
+    assert (loyalty.identity.name, loyalty.identity.match, loyalty.primary_key) == ("loyalty_card", "exact", ("card", "issued"))
+    assert (member.identity.name, member.identity.column, member.identity.match) == ("phone", "mobile", "case_insensitive")
