@@ -17,8 +17,19 @@ printed file is a proposal that a person reads before using it:
 
 from __future__ import annotations
 
+import json
+import re
 import sys
-from dataclasses import dataclass
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # --- The category table ---------------------------------------------------------------------------
 
@@ -250,6 +261,542 @@ def category_mapping(fides_category: str) -> tuple[CategoryMapping, bool] | None
             return _BY_KEY[key], key == fides_category
         key = key.rpartition(".")[0]
     return None
+
+
+# --- The dataset file's shape ------------------------------------------------------------------------
+
+
+class _Shape(BaseModel):
+    # A Fides file holds much that the conversion does not need (descriptions, data uses, ...).
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Reference(_Shape):
+    dataset: str
+    field: str
+    direction: Literal["from", "to"] | None = None
+
+
+class _MaskingHint(_Shape):
+    strategy: str
+
+
+class _FieldMeta(_Shape):
+    identity: str | None = None
+    primary_key: bool | None = None
+    references: list[_Reference] | None = None
+    masking_strategy_override: _MaskingHint | None = None
+    read_only: bool | None = None
+
+
+class _Field(_Shape):
+    name: str
+    data_categories: list[str] | None = None
+    fides_meta: _FieldMeta | None = None
+    fidesops_meta: _FieldMeta | None = None
+    fields: list[_Field] | None = None
+
+    @property
+    def meta(self) -> _FieldMeta:
+        return self.fides_meta or self.fidesops_meta or _FieldMeta()
+
+    @property
+    def meta_key(self) -> str:
+        """Where the file spells the field's meta (older files: fidesops_meta)."""
+        return "fides_meta" if self.fides_meta or not self.fidesops_meta else "fidesops_meta"
+
+
+class _CollectionMeta(_Shape):
+    skip_processing: bool | None = None
+    masking_strategy_override: _MaskingHint | None = None
+
+
+class _Collection(_Shape):
+    name: str
+    fields: list[_Field]
+    fides_meta: _CollectionMeta | None = None
+    fidesops_meta: _CollectionMeta | None = None
+
+    @property
+    def meta(self) -> _CollectionMeta:
+        return self.fides_meta or self.fidesops_meta or _CollectionMeta()
+
+
+class _Dataset(_Shape):
+    fides_key: str
+    collections: list[_Collection]
+
+
+class _File(_Shape):
+    dataset: list[_Dataset]
+
+
+class FidesError(ValueError):
+    """The Fides file, or an argument, cannot be converted; the message is `FILE: path: what`."""
+
+
+# --- Converting ------------------------------------------------------------------------------------
+
+SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+VARIABLE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
+# Masking hints (`masking_strategy_override.strategy`) that mean what a column's `erase:` means here.
+ERASE_BY_STRATEGY = {"null_rewrite": "null", "hash": "mask", "hmac": "mask",
+                     "random_string_rewrite": "mask", "string_rewrite": "mask"}
+REWRITES = ("random_string_rewrite", "string_rewrite")
+
+
+def fides_dataset_convert(path: Path, *, name: str, url: str, dataset: str | None = None) -> str:
+    """The system file (YAML text with comments) converted from the Fides dataset file at `path`,
+    for a system called `name` at database `url`; `dataset` picks one of several datasets in the
+    file by its fides_key. FidesError names the file, the path inside it and what is wrong."""
+    if not SYSTEM_NAME.match(name):
+        raise FidesError(f"--name: {name!r} must be lower case letters, digits and underscores, "
+                         "starting with a letter (at most 40)")
+    connection = _connection_lines(url, name)
+    spec, where = _dataset_read(path, dataset)
+    tables = _Conversion(spec, where, str(path)).lines()
+    header = [
+        f"# Converted by `manage.py systems import-fides` from the Fides dataset {spec.fides_key} ({path.name}).",
+        "# The comments say what was left out and why: read them before using the file. A table's rows are",
+        "# erased by deleting them (the default) unless it says otherwise; Fides instead masks the fields its",
+        "# erasure policy names, so give `erase: null` or `erase: mask` to tables whose rows must stay.",
+        f"name: {name}",
+        "kind: sql",
+        *connection,
+        "tables:",
+    ]
+    return "\n".join([*header, *tables]) + "\n"
+
+
+def _connection_lines(url: str, name: str) -> list[str]:
+    """The file's connection: the URL as given when it holds no password, else a ${VAR} for it."""
+    if VARIABLE.match(url):
+        return [f"connection: {{url: {_scalar(url)}}}"]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise FidesError(f"--url: {url!r} is not a database URL (dialect://user@host/database)") from None
+    secret_options = [key for key in parsed.query if re.search(r"pass|pwd|secret|token|key", key, re.IGNORECASE)]
+    if (parsed.password is None or VARIABLE.match(parsed.password)) and not secret_options:
+        return [f"connection: {{url: {_scalar(url)}}}"]
+    variable = f"{name.upper()}_DATABASE_URL"
+    return [f"# The --url given (a {parsed.get_backend_name()} database) holds a password, which never goes in a file:",
+            f"# set {variable} to it where the product runs.",
+            f"connection: {{url: {_scalar('${' + variable + '}')}}}"]
+
+
+def _dataset_read(path: Path, key: str | None) -> tuple[_Dataset, str]:
+    """The dataset of the file (the one called `key` when the file holds several), and its path."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise FidesError(f"{path}: cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise FidesError(f"{path}: cannot be read: {error}") from None
+    except yaml.YAMLError as error:
+        raise FidesError(f"{path}: not YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(raw, dict) or "dataset" not in raw:
+        raise FidesError(f"{path}: not a Fides dataset file: it needs a top-level `dataset:` list")
+    try:
+        datasets = _File.model_validate(raw).dataset
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]).lstrip(".")
+        what = "is required" if problem["type"] == "missing" else problem["msg"]
+        raise FidesError(f"{path}: {where}: {what}") from None
+    keys = [d.fides_key for d in datasets]
+    if key is not None:
+        if key not in keys:
+            raise FidesError(f"{path}: no dataset {key!r}; the file holds {', '.join(keys) or 'none'}")
+        return datasets[keys.index(key)], f"dataset[{keys.index(key)}]"
+    if len(datasets) != 1:
+        raise FidesError(f"{path}: dataset: holds {len(datasets)} datasets ({', '.join(keys)}); choose one with --dataset KEY")
+    return datasets[0], "dataset[0]"
+
+
+class _Label(NamedTuple):
+    """One data category on a field (or on a field nested in it, at `path`), and its row."""
+
+    fides: str
+    path: tuple[str, ...]
+    mapping: CategoryMapping
+    own: bool  # the category's own row, not a parent's
+
+
+@dataclass
+class _Column:
+    """What one top-level field of a collection becomes."""
+
+    name: str
+    category: str | None = None  # None: not in the file
+    how: str = NOT_EXPORTED
+    erase: str | None = None
+    notes: list[str] = field(default_factory=list)  # comment lines written above it
+    reason: str = ""  # why it is not in the file
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """A way a table finds the person's rows: identity `name` in `column`."""
+
+    name: str
+    column: str
+    exact: bool = False  # match: exact (email is matched ignoring case, phone exactly, by default)
+    shared: str = ""  # for an identity shared with another dataset's system: what that system must say
+
+    @property
+    def rank(self) -> int:
+        """The order a table's identities are preferred in: email, phone, any other, another system's."""
+        return 3 if self.shared else {"email": 0, "phone": 1}.get(self.name, 2)
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """A reference between two collections of the dataset: `down` is found from `up`'s rows, by
+    its column `down_path` holding values of `up`'s column `up_path`."""
+
+    up: str
+    up_path: tuple[str, ...]
+    down: str
+    down_path: tuple[str, ...]
+
+
+@dataclass
+class _Table:
+    """A collection on its way to a table."""
+
+    spec: _Collection
+    where: str
+    columns: list[_Column]
+    key: list[str]  # the declared primary key
+    identities: list[_Identity] = field(default_factory=list)
+    provides: list[_Identity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parent: tuple[str, str] | None = None
+    chosen_key: str | None = None  # the key a child's reference needs, when none is declared
+    blocked: list[str] = field(default_factory=list)  # why references into it cannot be followed
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def holds_data(self) -> bool:
+        return any(c.category for c in self.columns) or bool(self.provides)
+
+
+class _Conversion:
+    """One dataset converted: its collections read, the ways to reach each worked out, and the
+    tables written."""
+
+    def __init__(self, spec: _Dataset, where: str, file: str) -> None:
+        self.spec, self.file = spec, file
+        self.edges: list[_Edge] = []
+        self.tables: dict[str, _Table] = {}
+        for index, collection in enumerate(spec.collections):
+            at = f"{where}.collections[{index}]"
+            if collection.name in self.tables:
+                raise self._error(f"{at}.name", f"{collection.name!r} is the name of another collection too")
+            self.tables[collection.name] = _Table(collection, at, [], [f.name for f in collection.fields if f.meta.primary_key])
+        for table in self.tables.values():
+            table.columns = [self._column(f, f"{table.where}.fields[{i}]") for i, f in enumerate(table.spec.fields)]
+            for index, spec_field in enumerate(table.spec.fields):
+                self._ways_in(table, spec_field, f"{table.where}.fields[{index}]")
+        self._reach()
+
+    def _error(self, where: str, what: str) -> FidesError:
+        return FidesError(f"{self.file}: {where}: {what}")
+
+    # --- Fields
+
+    def _column(self, spec: _Field, where: str) -> _Column:
+        column = _Column(spec.name)
+        labels = list(self._categories(spec, where, ()))
+        if not labels:
+            column.reason = "no data category"
+        else:
+            self._categorise(column, spec, labels)
+        self._erase_hint(column, spec)
+        return column
+
+    def _categories(self, spec: _Field, where: str, path: tuple[str, ...]) -> Iterator[_Label]:
+        """The labels of the field and of every field nested in it."""
+        for index, category in enumerate(spec.data_categories or ()):
+            found = category_mapping(category)
+            if found is None:
+                raise self._error(f"{where}.data_categories[{index}]", f"{category!r} is not a fideslang data category "
+                                  "the converter knows (docs/fides-categories.md)")
+            yield _Label(category, path, *found)
+        for index, nested in enumerate(spec.fields or ()):
+            yield from self._categories(nested, f"{where}.fields[{index}]", (*path, nested.name))
+
+    def _categorise(self, column: _Column, spec: _Field, labels: list[_Label]) -> None:
+        """The column's category and how it leaves the database, from every label it carries."""
+        exported = [label for label in labels if label.mapping.how != NOT_EXPORTED]
+        if not exported:
+            column.reason = f"{labels[0].fides} ({labels[0].mapping.why})"
+            return
+        rank = {SECRET: 0, LAST4: 1, COLUMN: 2}
+        chosen = min(exported, key=lambda label: rank[label.mapping.how])  # the first of the strictest
+        column.category, column.how = chosen.mapping.category, chosen.mapping.how
+        if not chosen.own:
+            column.notes.append(f"{chosen.fides} is not listed; its parent {chosen.mapping.fides} is")
+        others = sorted({label.mapping.category for label in exported} - {column.category})
+        if others:
+            column.notes.append(f"also labelled as {', '.join(others)}: a column has one category here")
+        if spec.fields:
+            paths = dict.fromkeys(label.path for label in labels if label.path)
+            nested = ", ".join(".".join((spec.name, *path)) for path in paths)
+            column.notes.append(f"its nested fields ({nested}) are read as this one column")
+            if column.how == LAST4:
+                column.how = SECRET
+                column.notes.append(f"{'.'.join((spec.name, *chosen.path))} holds a card or account number, which cannot be cut "
+                                    "to its last four inside the column: the whole column is a secret")
+        if column.how != SECRET and column.category.partition(".")[0] == "payment" and spec.name.lower() in SECURITY_CODE_NAMES:
+            column.how = SECRET
+            column.notes.append("a card security code, by its name: a secret")
+
+    def _erase_hint(self, column: _Column, spec: _Field) -> None:
+        """The column's `erase:` from the field's masking hint, or a comment saying why not."""
+        hint = spec.meta.masking_strategy_override
+        if hint is not None:
+            strategy = hint.strategy
+            if not column.category:
+                column.reason += f"; its masking hint ({strategy}) is not needed"
+            elif column.how == SECRET:
+                column.notes.append(f"Fides masks it with {strategy}; a secret is erased with its table")
+            elif strategy in ERASE_BY_STRATEGY:
+                column.erase = ERASE_BY_STRATEGY[strategy]
+                if strategy in REWRITES:
+                    column.notes.append(f"Fides rewrites it ({strategy}); here it is masked (a keyed hash) instead")
+            else:
+                column.notes.append(f"Fides masks it with {strategy}, which has no equivalent here: the table's erase applies")
+        if spec.meta.read_only and column.category:
+            column.notes.append("read_only in Fides, whose erasures leave it alone: check the table's erase suits it")
+        for path, nested in _nested(spec):
+            if nested.meta.masking_strategy_override is not None:
+                column.notes.append(f"Fides masks {'.'.join(path)} with {nested.meta.masking_strategy_override.strategy}; "
+                                    "the column is erased as a whole")
+
+    # --- Identities and references
+
+    def _ways_in(self, table: _Table, spec: _Field, where: str) -> None:
+        """The identities the field gives its table, and the references it makes."""
+        if spec.meta.identity:
+            table.identities.append(_identity(spec.meta.identity, spec.name))
+        for path, nested in _nested(spec):
+            dotted = ".".join(path)
+            if nested.meta.identity:
+                table.notes.append(f"{dotted} is the identity {nested.meta.identity}, "
+                                   "but a nested field cannot be looked up here")
+            if nested.meta.references:
+                table.notes.append(f"{dotted} references other fields, but a nested field cannot be joined on here")
+        for index, reference in enumerate(spec.meta.references or ()):
+            at = f"{where}.{spec.meta_key}.references[{index}].field"
+            collection, _, rest = reference.field.partition(".")
+            if not collection or not rest:
+                raise self._error(at, f"{reference.field!r} must name a collection and its field: collection.field")
+            path = tuple(rest.split("."))
+            if reference.dataset != self.spec.fides_key:
+                self._across(table, spec.name, reference, collection, path)
+                continue
+            if collection not in self.tables:
+                raise self._error(at, f"{reference.field!r}: the dataset has no collection {collection!r}")
+            if not _field_at(self.tables[collection].spec.fields, path):
+                raise self._error(at, f"{reference.field!r}: collection {collection!r} has no field {'.'.join(path)!r}")
+            here, there = (table.name, (spec.name,)), (collection, path)
+            # "from": values flow from the referenced field into this one, so this table is found
+            # from that one's rows; "to" the other way; no direction either way, tried in that order.
+            if reference.direction in ("from", None):
+                self.edges.append(_Edge(*there, *here))
+            if reference.direction in ("to", None):
+                self.edges.append(_Edge(*here, *there))
+
+    def _across(self, table: _Table, column: str, reference: _Reference, collection: str, path: tuple[str, ...]) -> None:
+        """A reference into another dataset: an identity that system provides, or one this provides."""
+        name = _identity_name(reference.dataset, collection, *path)
+        field_name = ".".join(path)
+        source = f"{reference.dataset}.{reference.field}"
+        if reference.direction == "to":
+            table.provides.append(_Identity(name, column, exact=True, shared=(
+                f"{column} holds values of {source}: the system of dataset {reference.dataset} must say "
+                f"`identity: {{{name}: {field_name}, match: exact}}` on its table {collection}")))
+        else:
+            table.identities.append(_Identity(name, column, exact=True, shared=(
+                f"found by values of {source}: the system of dataset {reference.dataset} must say "
+                f"`provides: {{{name}: {field_name}}}` on its table {collection}")))
+
+    def _reach(self) -> None:
+        """Each table's way to the person: its own identity, else a parent found breadth first from
+        the tables that have one, through references whose ends the format can join."""
+        live = {name: t for name, t in self.tables.items() if not t.spec.meta.skip_processing}
+        queue = [t for t in live.values() if t.identities]
+        reached = {t.name for t in queue}
+        while queue:
+            up = queue.pop(0)
+            for edge in (e for e in self.edges if e.up == up.name and e.down in live and e.down not in reached):
+                down = live[edge.down]
+                problem = self._join_problem(edge, up)
+                if problem:
+                    down.blocked.append(problem)
+                    continue
+                if not up.key:
+                    up.chosen_key = edge.up_path[0]
+                down.parent = (up.name, edge.down_path[0])
+                reached.add(down.name)
+                queue.append(down)
+
+    def _join_problem(self, edge: _Edge, up: _Table) -> str | None:
+        """Why `edge` cannot make `up` the parent of its other end, or None when it can."""
+        for table, path in ((edge.up, edge.up_path), (edge.down, edge.down_path)):
+            if len(path) > 1:
+                return f"Fides finds it through the nested field {table}.{'.'.join(path)}, which cannot be joined on here"
+        key = up.key or ([up.chosen_key] if up.chosen_key else [])
+        if key and key != [edge.up_path[0]]:
+            return (f"Fides finds it through {up.name}.{edge.up_path[0]}, which is not {up.name}'s primary key "
+                    f"({', '.join(key)}); here a table is found only by a column of its own holding its parent's primary key")
+        return None
+
+    # --- Writing
+
+    def lines(self) -> list[str]:
+        """The `tables:` list's lines, in the dataset's order, with a comment for each left out."""
+        kept = self._kept()
+        if not kept:
+            raise FidesError(f"{self.file}: dataset {self.spec.fides_key}: no collection that holds data about the person can be "
+                             "reached from an identity, so there is nothing to convert")
+        lines: list[str] = []
+        for table in self.tables.values():
+            if table.name in kept:
+                lines += self._table_lines(table, kept)
+            else:
+                lines += _comment(2, f"{table.name}: left out: {self._left_out_reason(table)}.")
+        return lines
+
+    def _kept(self) -> set[str]:
+        """The tables written: those reached that hold data, and every parent on their way."""
+        reached = {t.name for t in self.tables.values() if (t.identities and not t.spec.meta.skip_processing) or t.parent}
+        kept = {name for name in reached if self.tables[name].holds_data}
+        for name in list(kept):
+            while self.tables[name].parent:
+                name = self.tables[name].parent[0]
+                kept.add(name)
+        return kept
+
+    def _left_out_reason(self, table: _Table) -> str:
+        if table.spec.meta.skip_processing:
+            return "skip_processing: Fides leaves it out of privacy requests"
+        if not table.holds_data:
+            return "it holds no data about the person"
+        why = "; ".join(table.blocked) or "it has no identity field and no reference chain to a collection with one"
+        return f"it cannot be reached from the person: {why}"
+
+    def _table_lines(self, table: _Table, kept: set[str]) -> list[str]:
+        lines = [f"  - name: {_scalar(table.name)}"]
+        if not table.holds_data:
+            children = ", ".join(t.name for t in self.tables.values() if t.name in kept and t.parent and t.parent[0] == table.name)
+            lines += _comment(4, f"it holds no data about the person: it is here as the way to {children}")
+        for note in table.notes:
+            lines += _comment(4, note)
+        key = table.key or ([table.chosen_key] if table.chosen_key else [])
+        if len(key) > 1:
+            lines.append(f"    primary_key: [{', '.join(_scalar(k) for k in key)}]")
+        elif key:
+            if not table.key:
+                lines += _comment(4, "primary_key: the dataset declares none; this is the field its children reference, "
+                                     "which must be unique")
+            lines.append(f"    primary_key: {_scalar(key[0])}")
+        elif "id" not in {f.name for f in table.spec.fields}:
+            lines += _comment(4, "primary_key: the dataset declares none, and id (the default) is not one of its fields: "
+                                 "name the key")
+        if table.identities:
+            lines += self._identity_lines(table)
+        else:
+            parent, column = table.parent
+            lines.append(f"    parent: {{table: {_scalar(parent)}, column: {_scalar(column)}}}")
+        if table.provides:
+            for provided in table.provides:
+                lines += _comment(4, f"provides: {provided.shared}")
+            lines.append(f"    provides: {{{', '.join(f'{_scalar(p.name)}: {_scalar(p.column)}' for p in table.provides)}}}")
+        hint = table.spec.meta.masking_strategy_override
+        if hint is not None and hint.strategy == "delete":
+            lines += _comment(4, "erase: Fides deletes this collection's rows (masking_strategy_override: delete)")
+            lines.append("    erase: delete")
+        elif hint is not None:
+            lines += _comment(4, f"erase: Fides erases this collection by {hint.strategy}, which has no equivalent here")
+        lines += self._column_lines(table)
+        return lines
+
+    def _identity_lines(self, table: _Table) -> list[str]:
+        """The table's most preferred identity, and a comment for each other one."""
+        chosen, *others = sorted(table.identities, key=lambda identity: identity.rank)
+        lines = _comment(4, f"identity: {chosen.shared}") if chosen.shared else []
+        match = ", match: exact" if chosen.exact else ""
+        lines.append(f"    identity: {{{_scalar(chosen.name)}: {_scalar(chosen.column)}{match}}}")
+        for other in others:
+            lines += _comment(4, f"also found by {other.name} in {other.column}: a table has one identity column here")
+        return lines
+
+    def _column_lines(self, table: _Table) -> list[str]:
+        columns, secrets, left_out = [], [], []
+        for column in table.columns:
+            notes = [line for note in column.notes for line in _comment(6, f"{column.name}: {note}")]
+            if column.how == SECRET:
+                name = _scalar(column.name)
+                secrets += [*notes, f"      {name}: {{column: {name}, category: {column.category}}}"]
+            elif column.category:
+                options = [f"category: {column.category}"]
+                options += ["transform: last4"] if column.how == LAST4 else []
+                # `erase: null` is YAML's null, which the system file reads as the null strategy.
+                options += [f"erase: {column.erase}"] if column.erase else []
+                value = column.category if len(options) == 1 else "{" + ", ".join(options) + "}"
+                columns += [*notes, f"      {_scalar(column.name)}: {value}"]
+            else:
+                left_out += _comment(4, f"{column.name}: not exported: {column.reason}")
+        lines = ["    columns:", *columns] if columns else []
+        lines += ["    secrets:", *secrets] if secrets else []
+        return lines + left_out
+
+
+def _comment(indent: int, text: str) -> list[str]:
+    """`text` as YAML comment lines at `indent`, wrapped to the file's width."""
+    lines = textwrap.wrap(text, width=110 - indent, break_long_words=False, break_on_hyphens=False)
+    return [f"{' ' * indent}# {lines[0]}", *(f"{' ' * indent}#   {line}" for line in lines[1:])]
+
+
+def _nested(spec: _Field, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], _Field]]:
+    """Every field nested in `spec`, with its path from the top-level field's name."""
+    for nested in spec.fields or ():
+        at = (*(path or (spec.name,)), nested.name)
+        yield at, nested
+        yield from _nested(nested, at)
+
+
+def _field_at(fields: list[_Field], path: tuple[str, ...]) -> _Field | None:
+    found = next((f for f in fields if f.name == path[0]), None)
+    if found is None or len(path) == 1:
+        return found
+    return _field_at(found.fields or [], path[1:])
+
+
+def _identity(kind: str, column: str) -> _Identity:
+    """A Fides identity of a column: email and phone are the product's own; any other is matched exactly."""
+    if kind in ("email", "phone_number"):
+        return _Identity(kind.removesuffix("_number"), column)
+    return _Identity(_identity_name(kind), column, exact=True)
+
+
+def _identity_name(*parts: str) -> str:
+    """An identity name (lower case, digits, underscores) made of `parts`."""
+    name = re.sub(r"[^a-z0-9_]+", "_", "_".join(parts).lower()).strip("_")
+    return name if re.match(r"[a-z]", name) else f"fides_{name}"
+
+
+def _scalar(value: str) -> str:
+    """`value` as a YAML scalar: bare when YAML reads it back as the same text, else quoted."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value)
 
 
 # --- The reference page ----------------------------------------------------------------------------
