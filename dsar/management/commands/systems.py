@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from connectors.fides import FidesError, fides_dataset_convert
 from connectors.registry import systems
 from dsar.system_checks import system_check_recorded, system_check_run
 
@@ -18,6 +21,11 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         check = actions.add_parser("check", help="Connect to each system and fit its file against it; exit 1 on any problem.")
         check.add_argument("names", nargs="*", metavar="NAME", help="the systems to check (default: every one)")
+        fides = actions.add_parser("import-fides", help="Print a system file converted from a Fides (fideslang) dataset file.")
+        fides.add_argument("file", type=Path, metavar="FILE", help="the Fides dataset file (YAML)")
+        fides.add_argument("--name", required=True, help="the system's name: lower case letters, digits and underscores")
+        fides.add_argument("--url", required=True, help="the system's database URL; written in the file only when it holds no password")
+        fides.add_argument("--dataset", metavar="KEY", help="the fides_key of the dataset to convert, when the file holds several")
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, action.replace("-", "_"))(**options)
@@ -39,3 +47,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: fits its file")
         if problems:
             raise SystemExit(1)
+
+    def import_fides(self, *, file: Path, name: str, url: str, dataset: str | None, **options) -> None:
+        try:
+            self.stdout.write(fides_dataset_convert(file, name=name, url=url, dataset=dataset), ending="")
+        except FidesError as error:
+            raise CommandError(str(error)) from None
