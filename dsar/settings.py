@@ -217,6 +217,7 @@ DSAR_JOB_BATCH = 500
 # The systems that hold personal data, one file each (connectors/systems.py): DSAR_SYSTEMS, or
 # the demo estate's, whose data `make run` then loads.
 DSAR_DEMO_ESTATE = config.systems is None
+DSAR_SYSTEMS_AT_START_UP = True  # read and checked when Django starts
 DSAR_SYSTEMS = SystemsDirectory(config.systems or BASE_DIR / DEMO_SYSTEMS, environ=systems_environment(config))
 # The key of the third-party suppression list's hashes (connectors/third_party.py); None: derived
 # from SECRET_KEY.

@@ -27,5 +27,7 @@ LOGGING_CONFIG = None
 
 DSAR_TAXONOMY_FILE = config.taxonomy_file
 DSAR_DEMO_ESTATE = config.systems is None
+# Read by the commands that use them (check, preview): scan and import-fides need none configured.
+DSAR_SYSTEMS_AT_START_UP = False
 DSAR_SYSTEMS = SystemsDirectory(config.systems or BASE_DIR / DEMO_SYSTEMS, environ=systems_environment(config))
 DSAR_SUPPRESSION_KEY = config.suppression_key and config.suppression_key.get_secret_value()

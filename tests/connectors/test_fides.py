@@ -224,12 +224,13 @@ def test_the_shops_system_file_loads_with_the_tables_identities_parents_and_colu
     system = system_load(tmp_path / "shop.yaml", {"SHOP_DATABASE_URL": "postgresql://shop@db.internal/shop"})
     assert (system.name, system.kind, system.options["url"]) == ("shop", "sql", "postgresql://shop@db.internal/shop")
     tables = system.options["dataset"].tables
-    assert [(t.name, t.primary_key, t.identity_email, t.parent, t.erase) for t in tables] == [
-        ("customer", "id", "email", None, "delete"),
-        ("login", "id", None, ("customer", "customer_id"), "delete"),
-        ("orders", "id", None, ("customer", "customer_id"), "delete"),
-        ("order_item", "id", None, ("orders", "order_id"), "delete"),
-        ("payment_card", "id", None, ("customer", "customer_id"), "delete"),
+    assert [(t.name, t.primary_key, t.identity and t.identity.column, t.parent and (t.parent.table, t.parent.columns), t.erase)
+            for t in tables] == [
+        ("customer", ("id",), "email", None, "delete"),
+        ("login", ("id",), None, ("customer", ("customer_id",)), "delete"),
+        ("orders", ("id",), None, ("customer", ("customer_id",)), "delete"),
+        ("order_item", ("id",), None, ("orders", ("order_id",)), "delete"),
+        ("payment_card", ("id",), None, ("customer", ("customer_id",)), "delete"),
     ]
     assert {t.name: [(c.name, c.category, c.transform, c.erase) for c in t.columns] for t in tables} == {
         "customer": [("email", "name_contact", None, None), ("full_name", "name_contact", None, "mask"),
@@ -244,8 +245,19 @@ def test_the_shops_system_file_loads_with_the_tables_identities_parents_and_colu
         "login": [("password_hash", "password_hash", "credentials")], "payment_card": [("cvc", "cvc", "payment")]}
 
 
-def test_nested_fields_other_identities_and_a_reference_into_another_dataset_become_this_file():
-    assert _import(EXAMPLES / "crm.yml", "--name", "crm", "--url", "postgresql://crm@db.internal/crm") == CRM
+def test_nested_fields_other_identities_and_a_reference_into_another_dataset_become_this_file(tmp_path):
+    converted = _import(EXAMPLES / "crm.yml", "--name", "crm", "--url", "postgresql://crm@db.internal/crm")
+    assert converted == CRM
+    (tmp_path / "crm.yaml").write_text(converted)
+    tables = system_load(tmp_path / "crm.yaml", {}).options["dataset"].tables
+    assert [(t.name, t.primary_key, t.identity and (t.identity.name, t.identity.match), t.parent and t.parent.table, t.provides)
+            for t in tables] == [
+        ("contact", ("contact_id",), ("corner_shop_customer_id", "exact"), None, {"mailer_subscriber_crm_id": "contact_id"}),
+        ("sms_consent", ("phone",), ("phone", "exact"), None, {}),
+        ("loyalty_account", ("card_no",), ("email", "case_insensitive"), None, {}),
+        ("ticket", ("id",), None, "contact", {}),
+        ("ticket_message", ("ticket_id", "seq"), None, "ticket", {}),
+    ]
 
 
 def test_an_older_file_with_fidesops_meta_and_the_first_taxonomys_categories_converts_and_loads(tmp_path):

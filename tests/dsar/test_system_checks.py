@@ -95,3 +95,16 @@ def test_the_check_command_needs_only_the_systems_settings_and_exits_1_on_a_prob
 def test_the_demo_estates_systems_fit_their_files_with_every_lookup_indexed(estate):
     findings = {name: system_check_run(name) for name in ("accounts", "payments", "third_party", "content", "support")}
     assert findings == dict.fromkeys(findings, [])
+
+
+def test_the_commands_that_need_no_system_work_while_the_configured_ones_are_wrong(tmp_path):
+    (tmp_path / "broken.yaml").write_text("name: broken\nkind: ftp\n")
+    product = {"DATABASE_URL", "REDIS_URL", "DSAR_SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    env = {**{k: v for k, v in os.environ.items() if k not in product}, "DSAR_SYSTEMS": str(tmp_path)}
+    fides = ROOT / "tests" / "connectors" / "fides" / "legacy.yml"
+    converted = subprocess.run([sys.executable, "manage.py", "systems", "import-fides", str(fides), "--name", "legacy", "--url", "sqlite://"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (converted.returncode, converted.stdout.count("name: legacy\n")) == (0, 1), converted.stderr
+    checked = _systems_check(tmp_path)
+    assert checked.returncode == 1
+    assert f"{tmp_path / 'broken.yaml'}: kind: must be one of sql, object_store, python" in checked.stderr
