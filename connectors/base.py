@@ -90,17 +90,61 @@ class Retained:
     until: dt.date | None = None
 
 
+@dataclass(frozen=True)
+class Found:
+    """So many records (or files) of a category that an access request would gather in one place."""
+
+    where: str
+    category: str
+    count: int
+    files: bool = False
+
+    def __str__(self) -> str:
+        noun = ("file" if self.files else "record") + ("" if self.count == 1 else "s")
+        return f"{self.where}: {self.category}: {self.count} {noun}"
+
+
+@dataclass(frozen=True)
+class ErasureStep:
+    """What an erasure did in one place (a table, a store) to one category: so many items deleted,
+    nulled, masked, or kept with the reason and until when."""
+
+    where: str
+    action: str  # deleted | nulled | masked | kept
+    category: str
+    count: int
+    reason: str | None = None
+    until: dt.date | None = None
+
+    def __str__(self) -> str:
+        kept = f" until {self.until.isoformat()}" if self.until else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.where}: {self.category}: {self.action} {self.count}{kept}{why}"
+
+
 @dataclass
 class ErasureReceipt:
-    """What one connector erased (records per category) and what it kept, and why."""
+    """What one connector erased (records per category) and what it kept, and why; `steps` say
+    where and how."""
 
     erased: dict[str, int] = field(default_factory=dict)
     retained: list[Retained] = field(default_factory=list)
     suppressed_sources: list[str] = field(default_factory=list)
+    steps: list[ErasureStep] = field(default_factory=list)
 
     def add_erased(self, category: str, count: int) -> None:
         if count:
             self.erased[category] = self.erased.get(category, 0) + count
+
+    def record(self, step: ErasureStep) -> None:
+        """Count a step: what was kept is retained, anything else erased."""
+        if not step.count:
+            return
+        self.steps.append(step)
+        if step.action == "kept":
+            self.retained.append(Retained(step.category, step.count, step.reason or "", step.until))
+        else:
+            self.add_erased(step.category, step.count)
 
 
 @dataclass(frozen=True)
@@ -147,6 +191,24 @@ class Connector:
         """Make sure the identity's data in `categories` (None: all) is absent, except what a
         rule keeps. Safe to repeat."""
         raise NotImplementedError
+
+    def gather_preview(self, identity: Identity, categories: frozenset[str] | None = None) -> list[Found]:
+        """What an access request would gather, counted per table (or store) and category."""
+        wanted = categories or self.categories
+        counts: dict[tuple[str, str, bool], int] = {}
+        for item in self.gather(identity):
+            if item.category in wanted:
+                key = (item.system, item.category, False) if isinstance(item, Record) else (self.name, item.category, True)
+                counts[key] = counts.get(key, 0) + 1
+        return [Found(where, category, count, files) for (where, category, files), count in counts.items()]
+
+    def erase_preview(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
+        """What `erase` would do, changing nothing. Here: everything `gather_preview` finds, deleted;
+        a system that can say more (what it would keep) says it."""
+        receipt = ErasureReceipt()
+        for found in self.gather_preview(identity, categories):
+            receipt.record(ErasureStep(found.where, "deleted", found.category, found.count))
+        return receipt
 
     def check(self) -> list[Finding]:
         """Whether the system answers and fits its file (`systems check`). The base checks nothing."""

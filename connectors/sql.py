@@ -23,9 +23,9 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
-from .base import Connector, ConnectorError, ErasureReceipt, Finding, Identity, PermanentError, Record, Retained, Source, TransientError
+from .base import Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Record, Source, TransientError
 from .sql_check import schema_findings
-from .sql_dataset import Dataset, DatasetError, Table, dataset_load
+from .sql_dataset import Column, Dataset, DatasetError, Table, dataset_load
 
 __all__ = ["BATCH", "DatasetError", "SqlConnector", "TableRead", "database_errors", "dataset_load", "sibling_database_url", "with_driver"]
 
@@ -73,6 +73,7 @@ class SqlConnector(Connector):
         self._mask_key = mask_key
         self._engine: sa.Engine | None = None
         self._reads: list[TableRead] | None = None
+        self._types: dict[str, dict[str, sa.types.TypeEngine]] | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -95,8 +96,10 @@ class SqlConnector(Connector):
     # --- Reaching the subject ---------------------------------------------------------------
 
     def _table(self, table: Table, *columns: str) -> sa.TableClause:
-        """The table with its key, the columns that reach the subject, and `columns`."""
-        return sa.table(table.name, *(sa.column(c) for c in dict.fromkeys([*table.primary_key, *table.reach, *columns])))
+        """The table with its key, the columns that reach the subject, and `columns`, each of the
+        type the database gives it (so that SQLite's times come back as times)."""
+        types = (self._types or {}).get(table.name, {})
+        return sa.table(table.name, *(sa.column(c, types.get(c)) for c in dict.fromkeys([*table.primary_key, *table.reach, *columns])))
 
     def _key(self, table: Table, t: sa.TableClause) -> list[sa.ColumnClause]:
         return [t.c[column] for column in table.primary_key]
@@ -134,6 +137,13 @@ class SqlConnector(Connector):
     def _connection(self) -> Iterator[sa.Connection]:
         """A connection, with the database's errors turned into the connector's."""
         with database_errors(self.name), self.engine.connect() as conn:
+            if self._types is None:  # once: the tables' column types, read before any statement is built
+                inspector = sa.inspect(conn)
+                names = set(inspector.get_table_names())
+                self._types = {t.name: {c["name"]: c["type"] for c in inspector.get_columns(t.name)}
+                               for t in self.dataset.tables if t.name in names}
+                if conn.in_transaction():
+                    conn.commit()
             yield conn
 
     def managing_organization(self, identity: Identity) -> str | None:
@@ -257,13 +267,22 @@ class SqlConnector(Connector):
         and all its descendants', are requested; otherwise only the requested columns are cleared
         (or masked). Rows a retention rule covers, and what the file keeps, stay and are listed in
         the receipt; so does a row whose descendants stay, since deleting it would take them too."""
+        return self._erase(identity, categories, keep_changes=True)
+
+    def erase_preview(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
+        """What `erase` would do, found by doing it in a transaction that is then rolled back."""
+        return self._erase(identity, categories, keep_changes=False)
+
+    def _erase(self, identity: Identity, categories: frozenset[str] | None, *, keep_changes: bool) -> ErasureReceipt:
         wanted = set(categories) if categories else set(self.categories)
         receipt = ErasureReceipt()
-        with self._connection() as conn, conn.begin():
+        with self._connection() as conn, conn.begin() as transaction:
             params = self._subject_params(conn, identity)
             self.before_erase(conn, identity, wanted, receipt)
             for table in reversed(self.dataset.ordered()):
                 self._erase_table(conn, table, params, wanted, receipt)
+            if not keep_changes:
+                transaction.rollback()
         return receipt
 
     def before_erase(self, conn: sa.Connection, identity: Identity, wanted: set[str], receipt: ErasureReceipt) -> None:
@@ -275,46 +294,39 @@ class SqlConnector(Connector):
     def _erase_table(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
         if not table.categories & wanted:
             return
+        where = f"{self.name}.{table.name}"
         if table.erase == "keep":
-            self._keep_rows(conn, table, params, wanted, receipt)
+            t = self._table(table)
+            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t)), params).scalar()
+            for category in sorted(table.categories & wanted):
+                receipt.record(ErasureStep(where, "kept", category, count, table.reason))
             return
         if table.erase == "delete" and (table.category_column or self._whole_subtree_wanted(table, wanted)):
             self._delete_rows(conn, table, params, wanted, receipt)
             return
-        strategy = {c.name: c.erase or table.erase for c in table.columns}
-        columns = [c.name for c in table.columns if c.category in wanted and strategy[c.name] != "keep"]
-        columns += [s.column for s in table.secrets if s.category in wanted]
-        kept = [c for c in table.columns if c.category in wanted and strategy[c.name] == "keep"]
-        if kept:
-            self._keep_columns(conn, table, params, kept, receipt)
-        if not columns:
+        strategy = {c.name: c.erase or table.erase for c in table.columns} | {s.column: table.erase for s in table.secrets}
+        category = {c.name: c.category for c in table.columns} | {s.column: s.category for s in table.secrets}
+        requested = [column for column in category if category[column] in wanted]
+        t = self._table(table, *requested)
+        for column in requested:
+            if strategy[column] == "keep":
+                count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t), t.c[column].isnot(None)),
+                                     params).scalar()
+                receipt.record(ErasureStep(where, "kept", category[column], count, self._column(table, column).reason or table.reason))
+        cleared = [column for column in requested if strategy[column] != "keep"]
+        if not cleared:
             return
-        t = self._table(table, *columns)
-        values = {c: self._mask(t.c[c]) if strategy.get(c) == "mask" else None for c in columns}
+        values = {c: self._mask(t.c[c]) if strategy[c] == "mask" else None for c in cleared}
         # A masked value is 64 hex digits: rows already masked or cleared are left alone.
-        pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy.get(c) == "mask" else t.c[c].isnot(None)
-                           for c in columns))
+        pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy[c] == "mask" else t.c[c].isnot(None)
+                           for c in cleared))
         count = conn.execute(sa.update(t).where(self._belongs(table, t), pending).values(values), params).rowcount
-        erased = {c.category for c in table.columns if c.name in columns} | {s.category for s in table.secrets if s.column in columns}
-        for category in erased:
-            receipt.add_erased(category, count)
+        done = {(category[c], "masked" if strategy[c] == "mask" else "nulled") for c in cleared}
+        for step_category, action in sorted(done):
+            receipt.record(ErasureStep(where, action, step_category, count))
 
-    def _keep_rows(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
-        """A table the file keeps whole: its rows stay, counted in the receipt with the file's reason."""
-        t = self._table(table)
-        count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t)), params).scalar()
-        if count:
-            for category in sorted(table.categories & wanted):
-                receipt.retained.append(Retained(category, count, table.reason))
-
-    def _keep_columns(self, conn: sa.Connection, table: Table, params: dict, kept: list, receipt: ErasureReceipt) -> None:
-        """Columns the file keeps: the rows holding a value in them, counted with the column's reason."""
-        t = self._table(table, *(c.name for c in kept))
-        for column in kept:
-            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._belongs(table, t), t.c[column.name].isnot(None)),
-                                 params).scalar()
-            if count:
-                receipt.retained.append(Retained(column.category, count, column.reason or table.reason))
+    def _column(self, table: Table, name: str) -> Column:
+        return next(c for c in table.columns if c.name == name)
 
     def _mask(self, column: sa.ColumnClause) -> sa.ColumnElement:
         """A keyed SHA-256 of the value, computed in the database so the value never travels."""
@@ -347,6 +359,7 @@ class SqlConnector(Connector):
         return sa.or_(*conditions) if conditions else None
 
     def _delete_rows(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:
+        where = f"{self.name}.{table.name}"
         t = self._table(table, *(c for c in (table.category_column, table.retain and table.retain.date_column) if c))
         condition = self._belongs(table, t)
         if table.category_column:
@@ -358,24 +371,23 @@ class SqlConnector(Connector):
             if kept:
                 until = _day(table.retain.until(_utc(newest)))
                 for category in sorted(table.categories & wanted):
-                    receipt.retained.append(Retained(category, kept, f"{table.retain.reason} ({table.retain.basis})", until))
+                    receipt.record(ErasureStep(where, "kept", category, kept, f"{table.retain.reason} ({table.retain.basis})", until))
             condition &= date < kept_from
         if (staying := self._staying(table, t)) is not None:
             held = conn.execute(sa.select(sa.func.count()).select_from(t).where(condition, staying), params).scalar()
-            if held:
-                for category in sorted(table.categories & wanted):
-                    receipt.retained.append(Retained(category, held, "kept while records under it are kept"))
+            for category in sorted(table.categories & wanted):
+                receipt.record(ErasureStep(where, "kept", category, held, "kept while records under it are kept"))
             condition &= ~staying
         if table.category_column:
             counts = conn.execute(sa.select(t.c[table.category_column], sa.func.count()).where(condition).group_by(t.c[table.category_column]),
                                   params)
             for category, count in counts:
-                receipt.add_erased(category, count)
+                receipt.record(ErasureStep(where, "deleted", category, count))
             conn.execute(sa.delete(t).where(condition), params)
             return
         count = conn.execute(sa.delete(t).where(condition), params).rowcount
-        for category in table.categories:
-            receipt.add_erased(category, count)
+        for category in sorted(table.categories):
+            receipt.record(ErasureStep(where, "deleted", category, count))
 
 
 @dataclass(frozen=True)

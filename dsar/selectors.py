@@ -25,6 +25,9 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from connectors.base import ConnectorError, ErasureStep, Identity
+from connectors.registry import connector_get, connector_names
+
 from .deadlines import deadline_rule
 from .errors import NotFound
 from .models import AuditEntry, ConnectorTask, Request, TaskStatus
@@ -193,3 +196,24 @@ def workflow_settings() -> dict:
         "connector_max_attempts": settings.DSAR_CONNECTOR_MAX_ATTEMPTS,
         "connectors": [(name, system.connector_class) for name, system in settings.DSAR_SYSTEMS.items()],
     }
+
+
+@dataclass(frozen=True)
+class SystemPreview:
+    """What a deletion would do in one system: its steps, or why the system cannot say."""
+
+    system: str
+    steps: list[ErasureStep]
+    error: str | None = None
+
+
+def request_erasure_preview(*, request: Request) -> list[SystemPreview]:
+    """What approving this deletion would do in each system, each connector's dry run; changes nothing."""
+    identity, categories = Identity(email=request.email), frozenset(request.categories)
+    previews = []
+    for name in connector_names():
+        try:
+            previews.append(SystemPreview(name, connector_get(name).erase_preview(identity, categories).steps))
+        except ConnectorError as error:
+            previews.append(SystemPreview(name, [], str(error)))
+    return previews

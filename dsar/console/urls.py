@@ -14,6 +14,7 @@ urlpatterns = [
     path("dashboard", views.dashboard, name="dashboard"),
     path("requests/<uuid:request_id>", views.request_detail, name="request"),
     path("requests/<uuid:request_id>/status", views.request_status, name="request-status"),
+    path("requests/<uuid:request_id>/preview", views.request_preview, name="request-preview"),
     *(
         path(f"requests/<uuid:request_id>/{action}", views.request_act, {"action": action}, name=f"request-{action}")
         for action in views.ACTIONS

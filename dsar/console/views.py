@@ -31,7 +31,7 @@ from connectors.taxonomy import category_ids, category_info, category_known, cat
 
 from .. import selectors, services
 from ..errors import NotFound, ServiceError
-from ..models import Export, Request, Status
+from ..models import Export, Request, RequestType, Status
 from ..staff import (
     ROLE_ADMIN,
     staff_active_set,
@@ -208,6 +208,17 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
 def request_detail(http_request, request_id):
     """A request: who, what, when, its connector tasks, its audit trail and the actions its status allows."""
     return _request_page(http_request, _request_or_404(request_id))
+
+
+@console_access
+def request_preview(http_request, request_id):
+    """What approving a deletion would do in each system (deleted, cleared, kept and why), changing nothing."""
+    request = _request_or_404(request_id)
+    if request.type != RequestType.DELETION:
+        raise Http404("only a deletion has a preview")
+    previews = selectors.request_erasure_preview(request=request)
+    labelled = [(preview, [(step, _category_label(step.category)) for step in preview.steps]) for preview in previews]
+    return render(http_request, "console/preview.html", {"req": request, "previews": labelled})
 
 
 @console_access

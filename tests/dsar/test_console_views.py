@@ -538,3 +538,30 @@ def test_the_request_page_takes_a_fixed_number_of_queries_for_many_tasks_and_ent
     with django_assert_num_queries(REQUEST_PAGE_QUERIES):
         response = reviewer_client.get(reverse("console:request", args=[request.pk]))
     assert len(response.context["tasks"]) == 6 and response.content.count(b">noted<") == 20
+
+
+# --- What a deletion would do ---------------------------------------------------------------------------
+
+
+def test_a_pending_deletion_links_to_a_preview_of_each_system_that_changes_nothing(reviewer_client, estate, unique_email):
+    from connectors.base import Identity
+    from connectors.registry import connector_get
+    from estate.loader import estate_load, estate_parse
+
+    email = unique_email("preview")
+    estate_load(estate_parse({"subjects": [{"email": email, "accounts": {"name": "Pre View"},
+                                            "payments": {"transactions": [{"amount": 9, "currency": "EUR", "at": "2025-05-05T10:00:00Z",
+                                                                           "item": "tea"}]}}]}))
+    request = _pending(type="deletion", email=email)
+    page = reviewer_client.get(reverse("console:request", args=[request.pk])).content.decode()
+    assert f'href="/console/requests/{request.pk}/preview"' in page
+    preview = reviewer_client.get(reverse("console:request-preview", args=[request.pk])).content.decode()
+    rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr><td><code>.*?</tr>", preview, re.S)]
+    assert "payments.transactions Purchases and account activity kept 1 Invoices are kept for 10 years because tax law requires it "\
+           "(legal_obligation) 5 May 2035" in rows
+    assert "accounts.users Name and contact details deleted 1" in rows
+    assert [r.category for r in connector_get("payments").gather(Identity(email=email)) if r.system == "payments.transactions"] == [
+        "interactions.account_history"]
+    assert [r.fields["name"] for r in connector_get("accounts").gather(Identity(email=email)) if r.system == "accounts.users"] == ["Pre View"]
+    access = _pending(type="access", email=email)
+    assert reviewer_client.get(reverse("console:request-preview", args=[access.pk])).status_code == 404

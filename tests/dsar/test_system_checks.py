@@ -108,3 +108,42 @@ def test_the_commands_that_need_no_system_work_while_the_configured_ones_are_wro
     checked = _systems_check(tmp_path)
     assert checked.returncode == 1
     assert f"{tmp_path / 'broken.yaml'}: kind: must be one of sql, object_store, python" in checked.stderr
+
+
+def test_preview_says_what_an_access_and_a_deletion_would_do_in_each_system_and_changes_nothing(tmp_path):
+    database = tmp_path / "shop.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, name text, pin text)"))
+        conn.execute(sa.text("CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer, item text, placed_at timestamp)"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'Ada@Example.com', 'Ada', '12'), (2, 'bob@example.com', 'Bob', NULL)"))
+        conn.execute(sa.text("INSERT INTO orders VALUES (10, 1, 'tea', '2025-03-01 10:00:00'), (11, 1, 'cup', '2012-03-01 10:00:00'),"
+                             " (12, 2, 'pot', '2025-03-01 10:00:00')"))
+    (tmp_path / "shop.yaml").write_text(
+        f"name: shop\nkind: sql\nconnection: {{url: 'sqlite:///{database}'}}\ntables:\n  - name: customer\n    identity: {{email: email}}\n"
+        "    erase: null\n    columns: {name: name_contact, pin: {category: credentials, erase: keep, reason: Fraud checks}}\n"
+        "  - name: orders\n    parent: {table: customer, column: customer_id}\n    collected_at: placed_at\n"
+        "    columns: {item: interactions.account_history}\n"
+        "    retain: {years: 6, basis: legal_obligation, reason: Commercial law, date_column: placed_at}\n")
+    product = {"DATABASE_URL", "REDIS_URL", "DSAR_SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    env = {**{k: v for k, v in os.environ.items() if k not in product}, "DSAR_SYSTEMS": str(tmp_path)}
+
+    def preview(*args: str) -> list[str]:
+        answer = subprocess.run([sys.executable, "manage.py", "systems", "preview", *args], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert answer.returncode == 0, answer.stderr
+        return answer.stdout.splitlines()
+
+    assert preview("ada@example.com") == [
+        "shop.customer: name_contact: 1 record", "shop.customer: credentials: 1 record", "shop.orders: interactions.account_history: 2 records"]
+    assert preview(" ADA@example.com ", "--type", "deletion") == [
+        "shop.orders: interactions.account_history: kept 1 until 2031-03-01 (Commercial law (legal_obligation))",
+        "shop.orders: interactions.account_history: deleted 1",
+        "shop.customer: credentials: kept 1 (Fraud checks)",
+        "shop.customer: name_contact: nulled 1",
+    ]
+    assert preview("nobody@example.com", "--type", "deletion") == ["shop: nothing"]
+    with engine.connect() as conn:  # nothing changed
+        assert conn.execute(sa.text("SELECT count(*), count(name) FROM customer")).one() == (2, 2)
+        assert conn.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 3
+    engine.dispose()

@@ -1,4 +1,5 @@
-"""python manage.py systems check: the deployment's systems against their files (contract §10)."""
+"""python manage.py systems check|preview|import-fides: the deployment's systems, without the product
+running (contract §10)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connectors.fides import FidesError, fides_dataset_convert
-from connectors.registry import systems
+from connectors.base import ConnectorError, Identity
+from connectors.registry import connector_get, systems
 from dsar.system_checks import system_check_recorded, system_check_run
 
 
@@ -21,6 +23,9 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         check = actions.add_parser("check", help="Connect to each system and fit its file against it; exit 1 on any problem.")
         check.add_argument("names", nargs="*", metavar="NAME", help="the systems to check (default: every one)")
+        preview = actions.add_parser("preview", help="Show what a request about EMAIL would gather or erase, changing nothing.")
+        preview.add_argument("email", metavar="EMAIL", help="the subject's email")
+        preview.add_argument("--type", choices=["access", "deletion"], default="access", help="the request's type (default: access)")
         fides = actions.add_parser("import-fides", help="Print a system file converted from a Fides (fideslang) dataset file.")
         fides.add_argument("file", type=Path, metavar="FILE", help="the Fides dataset file (YAML)")
         fides.add_argument("--name", required=True, help="the system's name: lower case letters, digits and underscores")
@@ -47,6 +52,20 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: fits its file")
         if problems:
             raise SystemExit(1)
+
+    def preview(self, *, email: str, type: str, **options) -> None:
+        identity = Identity(email=email.strip().lower())
+        for name in systems():
+            connector = connector_get(name)
+            try:
+                lines = connector.gather_preview(identity) if type == "access" else connector.erase_preview(identity).steps
+            except ConnectorError as error:
+                self.stdout.write(f"{name}: cannot say: {error}")
+                continue
+            for line in lines:
+                self.stdout.write(str(line))
+            if not lines:
+                self.stdout.write(f"{name}: nothing")
 
     def import_fides(self, *, file: Path, name: str, url: str, dataset: str | None, **options) -> None:
         try:
