@@ -192,6 +192,10 @@ class Connector:
         rule keeps. Safe to repeat."""
         raise NotImplementedError
 
+    def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
+        """The values of the identities this system finds for others (a customer number), by name."""
+        return {}
+
     def gather_preview(self, identity: Identity, categories: frozenset[str] | None = None) -> list[Found]:
         """What an access request would gather, counted per table (or store) and category."""
         wanted = categories or self.categories

@@ -46,6 +46,18 @@ def connector_time_limit(name: str) -> int | None:
     return system.time_limit if system else None
 
 
+def connector_waits_for(name: str) -> frozenset[str]:
+    """The other systems that find identities this one is found by: they run first, and it runs once
+    they have all succeeded, with what they found."""
+    needs = settings.DSAR_SYSTEMS[name].needs
+    return frozenset(other for other, system in settings.DSAR_SYSTEMS.items() if other != name and system.provides & needs)
+
+
+def connector_provides(name: str) -> bool:
+    """Whether this system finds identities for others."""
+    return bool(settings.DSAR_SYSTEMS[name].provides)
+
+
 def connector_get(name: str) -> Connector:
     """The process-wide instance of one configured connector (it keeps its connection pool)."""
     with _lock:

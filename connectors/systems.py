@@ -29,7 +29,7 @@ from django.utils.module_loading import import_string
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, TypeAdapter, ValidationError
 
 from .base import Connector
-from .sql_dataset import Dataset, Organization, Table, problem_what, problem_where
+from .sql_dataset import REQUEST_IDENTITIES, Dataset, Organization, Table, problem_what, problem_where
 
 KINDS = ("sql", "object_store", "python")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -56,6 +56,8 @@ class System:
     kind: str = "python"
     time_limit: int | None = None  # seconds per attempt, when shorter than the product's limit
     file: Path | None = None
+    needs: frozenset[str] = frozenset()  # identities other systems must find first (a customer number)
+    provides: frozenset[str] = frozenset()  # identities it finds for other systems
 
     def connector(self) -> Connector:
         """A new connector for this system."""
@@ -78,6 +80,7 @@ class SystemsDirectory(Mapping[str, System]):
             if clash := sorted(systems.keys() & loaded.keys()):
                 raise SystemsError([f"{loaded[name].file}: name: {name!r} is also the name of {systems[name].file}" for name in clash])
             systems.update(loaded)
+        systems_stages(systems)
         return systems
 
     def __getitem__(self, name: str) -> System:
@@ -165,6 +168,27 @@ def systems_load(directory: str | Path, environ: Mapping[str, str]) -> dict[str,
     return systems
 
 
+def systems_stages(systems: Mapping[str, System]) -> list[list[str]]:
+    """The systems in the order their identities allow: the first stage needs only what a request
+    carries, each later one what the stages before it find. SystemsError names an identity no system
+    provides, and systems that need each other's."""
+    provided = {identity: {s.name for s in systems.values() if identity in s.provides} for s in systems.values() for identity in s.needs}
+    problems = [f"{system.file or system.name}: identity {identity!r} is needed but no system provides it"
+                for system in systems.values() for identity in sorted(system.needs) if not provided[identity]]
+    if problems:
+        raise SystemsError(problems)
+    stages, placed = [], set()
+    while len(placed) < len(systems):
+        stage = [name for name, system in systems.items()
+                 if name not in placed and all(provided[identity] & placed for identity in system.needs)]
+        if not stage:
+            waiting = ", ".join(name for name in systems if name not in placed)
+            raise SystemsError([f"{waiting}: these systems need identities only they find, each waiting for another"])
+        stages.append(stage)
+        placed.update(stage)
+    return stages
+
+
 def system_load(path: Path, environ: Mapping[str, str]) -> System:
     """One system file, checked, with its `${VAR}`s filled in."""
     try:
@@ -193,7 +217,12 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}
     else:
         options = spec.options
-    return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path)
+    needs = provides = frozenset()
+    if isinstance(spec, _SqlFile):
+        provides = frozenset(dataset.identities_provided())
+        needs = frozenset(dataset.identities_needed()) - provides - set(REQUEST_IDENTITIES)
+    return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
+                  needs=needs, provides=provides)
 
 
 def _expanded(value: Any, environ: Mapping[str, str], where: str) -> tuple[Any, list[tuple[str, str]]]:

@@ -72,6 +72,7 @@ class Request(models.Model):
 class TaskStatus(models.TextChoices):
     """Where a job row stands: a connector task or a request's final step."""
 
+    WAITING = "waiting"  # a connector task waiting for identities other systems find
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -95,6 +96,7 @@ class ConnectorTask(models.Model):
     counts = models.JSONField(default=dict, blank=True, help_text="Records per category (access) or erased per category (deletion).")
     output = models.JSONField(null=True, blank=True, help_text="Where the gathered records and files were staged.")
     receipt = models.JSONField(null=True, blank=True, help_text="What a deletion erased and retained.")
+    identities = models.JSONField(null=True, blank=True, help_text="Identities the system found for others: name -> values.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

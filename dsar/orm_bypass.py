@@ -124,7 +124,7 @@ RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.
 
 
 def task_result_record(task_id: int, *, request_id, counts: dict, output: dict | None, receipt: dict | None,
-                       now: dt.datetime) -> tuple[bool, bool]:
+                       identities: dict | None = None, now: dt.datetime) -> tuple[bool, bool]:
     """Lock the task's request (its row, as `locks.request_lock` does), mark the running task
     succeeded with its result, as `QuerySet.update` would; then, if the request is processing and no
     task of it is left unfinished, create its final step (queued). Call inside a transaction, which
@@ -135,7 +135,7 @@ def task_result_record(task_id: int, *, request_id, counts: dict, output: dict |
         return None if value is None else Jsonb(value)
 
     params = {"id": task_id, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
-              "receipt": jsonb(receipt)}
+              "receipt": jsonb(receipt), "identities": jsonb(identities)}
     with _server_bound_cursor() as cursor:
         cursor.execute(_REQUEST_LOCK, params)
         locked = cursor.fetchone()
@@ -153,7 +153,7 @@ def task_result_record(task_id: int, *, request_id, counts: dict, output: dict |
 _REQUEST_LOCK = "SELECT status FROM dsar_request WHERE id = %(request)s FOR UPDATE"
 _SUCCEED = """
 UPDATE dsar_connectortask
-   SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s,
+   SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s, identities = %(identities)s,
        lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
  WHERE id = %(id)s AND status = 'running'
 """

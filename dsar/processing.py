@@ -30,7 +30,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from connectors.base import Identity, PermanentError, TransientError
-from connectors.registry import connector_names, connector_time_limit
+from connectors.registry import connector_names, connector_provides, connector_time_limit, connector_waits_for
 
 from . import doorbell, exports, locks, orm_bypass
 from .lifecycle import request_transition
@@ -46,9 +46,36 @@ SYSTEM = "system"
 
 
 def tasks_create(request: Request) -> None:
-    """One task per configured connector for a locked request, rung for once the transaction commits."""
-    tasks = ConnectorTask.objects.bulk_create([ConnectorTask(request=request, connector=name) for name in connector_names()])
-    tasks_ring(tasks)
+    """One task per configured connector for a locked request, rung for once the transaction commits.
+    A system found by identities other systems find waits for them (`tasks_wake`)."""
+    tasks = ConnectorTask.objects.bulk_create([
+        ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else TaskStatus.QUEUED)
+        for name in connector_names()])
+    tasks_ring([task for task in tasks if task.status == TaskStatus.QUEUED])
+
+
+def tasks_wake(request_id, *, now: dt.datetime) -> None:
+    """Queue the waiting tasks of a request whose systems' providers have all succeeded; under the
+    request's lock, in the transaction that recorded a provider's result, so none is woken twice or
+    left asleep."""
+    tasks = list(ConnectorTask.objects.filter(request_id=request_id).only("pk", "connector", "status"))
+    done = {task.connector for task in tasks if task.status == TaskStatus.SUCCEEDED}
+    ready = [task for task in tasks if task.status == TaskStatus.WAITING and connector_waits_for(task.connector) <= done]
+    if ready:
+        ConnectorTask.objects.filter(pk__in=[task.pk for task in ready], status=TaskStatus.WAITING).update(
+            status=TaskStatus.QUEUED, updated_at=now)
+        tasks_ring(ready)
+
+
+def _identity(request: Request, connector: str) -> Identity:
+    """Who the request is about, with the identities the systems this one waits for found."""
+    ids: dict[str, list] = {}
+    if waits_for := connector_waits_for(connector):
+        found = ConnectorTask.objects.filter(request_id=request.id, connector__in=waits_for, status=TaskStatus.SUCCEEDED)
+        for identities in found.exclude(identities=None).values_list("identities", flat=True):
+            for name, values in identities.items():
+                ids.setdefault(name, []).extend(value for value in values if value not in ids[name])
+    return Identity(email=request.email, ids=ids)
 
 
 def tasks_retry(request: Request) -> None:
@@ -106,14 +133,16 @@ def task_run(task_id: int) -> None:
     try:
         with lease_kept(ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, attempts=task.attempts)):
             connector = connector_for_work(task.connector)
-            identity = Identity(email=request.email)
+            identity = _identity(request, task.connector)
             categories = frozenset(request.categories)
+            # Found before an erasure takes the rows that hold them.
+            found = connector.identities_found(identity) if connector_provides(task.connector) else None
             if request.type == RequestType.ACCESS:
                 staged = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
-                last = task_succeed(task, counts=staged.counts, output=staged.as_json())
+                last = task_succeed(task, counts=staged.counts, output=staged.as_json(), identities=found)
             else:
                 receipt = connector.erase(identity, categories)
-                last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt))
+                last = task_succeed(task, counts=receipt.erased, receipt=exports.receipt_as_dict(receipt), identities=found)
     except TransientError as error:
         task_reschedule(task, _describe(error))
     except SoftTimeLimitExceeded:
@@ -139,17 +168,21 @@ def task_run(task_id: int) -> None:
             final_step_ring(request.id)
 
 
-def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = None, receipt: dict | None = None) -> bool:
-    """Record a task's result. Returns True when it was the last of its request's tasks to
-    succeed, in which case the request's final step has been created, decided under the request's
-    lock: of tasks finishing together, exactly one sees none left."""
+def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = None, receipt: dict | None = None,
+                 identities: dict | None = None) -> bool:
+    """Record a task's result (with the identities its system found for others, which may wake the
+    tasks waiting for them). Returns True when it was the last of its request's tasks to succeed, in
+    which case the request's final step has been created, decided under the request's lock: of tasks
+    finishing together, exactly one sees none left."""
     now = timezone.now()
     with transaction.atomic():
         recorded, last = orm_bypass.task_result_record(task.pk, request_id=task.request_id, counts=counts, output=output, receipt=receipt,
-                                                       now=now)
+                                                       identities=identities, now=now)
         if not recorded:
             logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
             return False
+        if identities is not None and not last:
+            tasks_wake(task.request_id, now=now)
     logger.info("request %s: %s succeeded", task.request_id, task.connector)
     return last
 

@@ -181,3 +181,27 @@ def test_a_table_may_be_found_by_any_identity_with_a_composite_key_and_provide_i
         "email", "email", "case_insensitive", {"loyalty_card": "card_no"})
     assert (loyalty.identity.name, loyalty.identity.match, loyalty.primary_key) == ("loyalty_card", "exact", ("card", "issued"))
     assert (member.identity.name, member.identity.column, member.identity.match) == ("phone", "mobile", "case_insensitive")
+
+
+def test_systems_run_in_stages_by_the_identities_they_find_and_an_identity_nobody_finds_is_refused(tmp_path):
+    from connectors.systems import systems_stages
+
+    def sql(name: str, table: str) -> str:
+        return f"name: {name}\nkind: sql\ntables:\n{table}"
+
+    shop = sql("shop", "  - name: customer\n    identity: {email: email}\n    provides: {customer_number: number}\n")
+    crm = sql("crm", "  - name: contact\n    identity: {customer_number: cust}\n    provides: {crm_id: id}\n")
+    mail = sql("mail", "  - name: list\n    identity: {crm_id: contact}\n")
+    other = sql("other", "  - name: note\n    identity: {email: email}\n")
+    directory = _directory(tmp_path, shop=shop, crm=crm, mail=mail, other=other)
+    systems = systems_load(directory, {})
+    assert (systems["crm"].needs, systems["crm"].provides) == (frozenset({"customer_number"}), frozenset({"crm_id"}))
+    assert systems_stages(systems) == [["other", "shop"], ["crm"], ["mail"]]
+    (directory / "shop.yaml").unlink()
+    with pytest.raises(SystemsError) as refused:
+        dict(SystemsDirectory(directory, environ={}))
+    assert refused.value.problems == [f"{directory / 'crm.yaml'}: identity 'customer_number' is needed but no system provides it"]
+    (directory / "shop.yaml").write_text(sql("shop", "  - name: customer\n    identity: {crm_id: crm}\n    provides: {customer_number: number}\n"))
+    with pytest.raises(SystemsError) as refused:
+        dict(SystemsDirectory(directory, environ={}))
+    assert refused.value.problems == ["crm, mail, shop: these systems need identities only they find, each waiting for another"]

@@ -435,3 +435,67 @@ def test_final_steps_in_flight_when_migrating_are_carried_over_to_their_own_rows
     steps = {str(step.request_id): (step.status, step.lease_until, step.attempts, step.sweeps) for step in FinalStep.objects.all()}
     assert steps == {queued: ("queued", None, 0, 0), running: ("running", lease, 2, 0)}
     MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+# --- Stages: systems found by identities other systems find ------------------------------------------
+
+
+@pytest.fixture
+def staged_systems(settings, tmp_path):
+    """crm finds a customer number by email; billing finds invoices by that number. Both SQLite."""
+    import sqlalchemy as sa
+
+    from connectors.registry import connectors_reset
+    from connectors.systems import systems_load
+
+    crm_db, billing_db = tmp_path / "crm.sqlite3", tmp_path / "billing.sqlite3"
+    with sa.create_engine(f"sqlite:///{crm_db}").begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, customer_no text, name text)"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'ada@example.com', 'C-1', 'Ada'), (2, 'bob@example.com', 'C-2', 'Bob')"))
+    with sa.create_engine(f"sqlite:///{billing_db}").begin() as conn:
+        conn.execute(sa.text("CREATE TABLE invoice (id integer PRIMARY KEY, customer_no text, item text)"))
+        conn.execute(sa.text("INSERT INTO invoice VALUES (10, 'C-1', 'tea'), (11, 'C-1', 'cup'), (12, 'C-2', 'pot'), (13, 'c-1', 'not hers')"))
+    files = tmp_path / "systems"
+    files.mkdir()
+    (files / "crm.yaml").write_text(f"name: crm\nkind: sql\nconnection: {{url: 'sqlite:///{crm_db}'}}\ntables:\n  - name: customer\n"
+                                    "    identity: {email: email}\n    provides: {customer_number: customer_no}\n    columns: {name: name_contact}\n")
+    (files / "billing.yaml").write_text(f"name: billing\nkind: sql\nconnection: {{url: 'sqlite:///{billing_db}'}}\ntables:\n  - name: invoice\n"
+                                        "    identity: {customer_number: customer_no}\n    columns: {item: interactions.account_history}\n")
+    settings.DSAR_SYSTEMS = systems_load(files, {})
+    connectors_reset()
+    yield billing_db
+    connectors_reset()
+
+
+@pytest.mark.django_db
+def test_a_system_found_by_an_identity_another_finds_waits_for_it_and_runs_with_its_values(staged_systems):
+    request = request_make(status="processing", type="access", email="ada@example.com")
+    processing.tasks_create(request)
+    tasks = {task.connector: task for task in request.tasks.all()}
+    assert {name: task.status for name, task in tasks.items()} == {"crm": "queued", "billing": "waiting"}
+    assert processing.task_claim(tasks["billing"].pk) is None  # a waiting task cannot be claimed
+
+    processing.task_run(tasks["crm"].pk)
+    crm, billing = (ConnectorTask.objects.get(pk=tasks[name].pk) for name in ("crm", "billing"))
+    assert (crm.status, crm.identities, billing.status) == ("succeeded", {"customer_number": ["C-1"]}, "queued")
+    assert not FinalStep.objects.filter(request=request).exists()
+
+    processing.task_run(tasks["billing"].pk)
+    billing = ConnectorTask.objects.get(pk=tasks["billing"].pk)
+    assert (billing.status, billing.counts) == ("succeeded", {"interactions.account_history": 2})  # tea and cup: C-1 exactly
+    assert Request.objects.get(pk=request.pk).status == "completed"  # this worker took the final step
+
+
+@pytest.mark.django_db
+def test_a_deletion_finds_the_identities_before_erasing_the_rows_that_hold_them(staged_systems):
+    import sqlalchemy as sa
+
+    request = request_make(status="processing", type="deletion", email="ada@example.com")
+    processing.tasks_create(request)
+    tasks = {task.connector: task for task in request.tasks.all()}
+    processing.task_run(tasks["crm"].pk)
+    assert ConnectorTask.objects.get(pk=tasks["crm"].pk).identities == {"customer_number": ["C-1"]}
+    processing.task_run(tasks["billing"].pk)
+    assert ConnectorTask.objects.get(pk=tasks["billing"].pk).receipt["erased"] == {"interactions.account_history": 2}
+    with sa.create_engine(f"sqlite:///{staged_systems}").connect() as conn:
+        assert conn.execute(sa.text("SELECT item FROM invoice ORDER BY id")).scalars().all() == ["pot", "not hers"]
