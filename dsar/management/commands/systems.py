@@ -18,6 +18,11 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         check = actions.add_parser("check", help="Connect to each system and fit its file against it; exit 1 on any problem.")
         check.add_argument("names", nargs="*", metavar="NAME", help="the systems to check (default: every one)")
+        scan = actions.add_parser("scan", help="Print a proposed system file for the database at URL; sampled values are never printed.")
+        scan.add_argument("url", metavar="URL", help="the database's SQLAlchemy URL (never written to the file: it may hold a password)")
+        scan.add_argument("--name", required=True, help="the system's name: lower case letters, digits and underscores")
+        scan.add_argument("--identity", metavar="TABLE.COLUMN", help="the subject's table and email column (default: found by name and content)")
+        scan.add_argument("--schema", help="the schema to scan (default: the connection's)")
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, action.replace("-", "_"))(**options)
@@ -39,3 +44,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: fits its file")
         if problems:
             raise SystemExit(1)
+
+    def scan(self, *, url: str, name: str, identity: str | None, schema: str | None, **options) -> None:
+        from connectors.scan import ScanError, database_scan
+
+        try:
+            self.stdout.write(database_scan(url, name=name, identity=identity, schema=schema), ending="")
+        except ScanError as error:
+            raise CommandError(str(error)) from None
