@@ -10,8 +10,28 @@ one), and Chinook into a SQLite file as well, then scanned as `manage.py systems
 A proposal is right when the column's label is the category it proposes (or "secret" for a column
 under `secrets:`). Precision: right proposals over proposals; recall: right proposals over labels.
 The detection figures ask only whether a personal column was proposed at all, whatever its
-category. Overall figures add up the PostgreSQL runs. Figures go to stdout as JSON lines; the
+category; `placed_recall` counts only the labels of tables the file holds, apart from those the
+file format cannot reach (a table the subject's row points at, one without a single-column key).
+Overall figures add up the PostgreSQL runs. Figures go to stdout as JSON lines; the
 columns proposed wrongly and those missed go to stderr.
+
+Measured (PostgreSQL 18, embedded; Chinook on SQLite gives the same):
+
+| schema | labelled | precision | recall | recall in the file's tables |
+|---|---|---|---|---|
+| Pagila | 17 | 1.00 | 0.53 | 1.00 |
+| Chinook | 21 | 1.00 | 0.95 | 1.00 |
+| openstreetmap-website | 64 | 0.95 | 0.59 | 0.67 |
+| overall | 102 | 0.97 | 0.66 | 0.78 |
+
+The first run, with the labels written before it, gave precision 1.00 / 0.65 / overall 0.79 and
+recall 0.41 / 0.95 / 0.41 / overall 0.52: a table's name gave its flags and enum codes a category,
+`pass_crypt` was not a secret, coordinates kept as integers were missed, and the subject's account
+state and consents were left out. Most of what is still missed is out of the file format's reach
+(Pagila's address, city, country and rented film, Chinook's bought track, openstreetmap's
+gps_points without a key and user_preferences with a composite one); the rest are settings and
+times whose names say little (home_zoom, preferred_editor, gpx_files.timestamp). Free text goes to
+`other_input` where the labels say `content` or account history.
 """
 
 from __future__ import annotations
@@ -34,9 +54,13 @@ def accuracy(proposal: str, labels: dict[str, str]) -> dict[str, float]:
     proposed = _proposed(proposal)
     right = sum(1 for key, category in proposed.items() if labels.get(key) == category)
     found = sum(1 for key in proposed if key in labels)
+    tables = {table["name"] for table in yaml.safe_load(proposal)["tables"]}
+    placed = [key for key in labels if key.split(".")[0] in tables]
+    placed_right = sum(1 for key in placed if proposed.get(key) == labels[key])
     return {"proposed": len(proposed), "labelled": len(labels), "right": right, "precision": _ratio(right, len(proposed)),
             "recall": _ratio(right, len(labels)), "found": found, "detection_precision": _ratio(found, len(proposed)),
-            "detection_recall": _ratio(found, len(labels))}
+            "detection_recall": _ratio(found, len(labels)), "placed": len(placed), "placed_right": placed_right,
+            "placed_recall": _ratio(placed_right, len(placed))}
 
 
 def _proposed(proposal: str) -> dict[str, str]:
@@ -70,7 +94,7 @@ def _scanned(name: str, url: str) -> str:
 
 def _report(label: str, proposal: str, labels: dict[str, str]) -> dict[str, float]:
     scores = accuracy(proposal, labels)
-    for key in ("precision", "recall", "detection_precision", "detection_recall"):
+    for key in ("precision", "recall", "detection_precision", "detection_recall", "placed_recall"):
         figure(BENCH, f"{label}.{key}", scores[key], "ratio", direction="min")
     proposed = _proposed(proposal)
     wrong = sorted(f"{key} ({category}, labelled {labels.get(key, 'not personal')})" for key, category in proposed.items()
@@ -88,7 +112,7 @@ def run() -> None:
     from tests.connectors.schemas import SCHEMAS
     from tests.connectors.test_scan import LABELS
 
-    totals = {"proposed": 0, "labelled": 0, "right": 0, "found": 0}
+    totals = {"proposed": 0, "labelled": 0, "right": 0, "found": 0, "placed": 0, "placed_right": 0}
     for name, schema in SCHEMAS.items():
         system = f"scan_accuracy_{name}"
         estate_database_drop(system)
@@ -106,6 +130,7 @@ def run() -> None:
     figure(BENCH, "overall.recall", _ratio(totals["right"], totals["labelled"]), "ratio", direction="min")
     figure(BENCH, "overall.detection_precision", _ratio(totals["found"], totals["proposed"]), "ratio", direction="min")
     figure(BENCH, "overall.detection_recall", _ratio(totals["found"], totals["labelled"]), "ratio", direction="min")
+    figure(BENCH, "overall.placed_recall", _ratio(totals["placed_right"], totals["placed"]), "ratio", direction="min")
 
 
 def main() -> int:

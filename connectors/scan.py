@@ -331,7 +331,7 @@ def _why_left_out(tables: dict[str, TableShape], table: TableShape, near: str, p
         to = [f for f in table.foreign_keys if f.table == near]
         why = (f"its foreign key to {near} ({', '.join(to[0].columns)} -> {', '.join(to[0].referred)}) is not to {near}'s "
                "single-column primary key, which a child's `parent` needs")
-    personal = [p for p in (column_propose(table, column, sample(table.name, column), subject=False)
+    personal = [p for p in (column_propose(table, column, sample(table.name, column), subject=False, by_table=False)
                             for column in table.columns if column not in _keys(table)) if p.category or p.secret]
     if personal:
         why += "; columns that look personal: " + ", ".join(f"{p.column} ({'secret' if p.secret else p.category})" for p in personal)
@@ -387,8 +387,7 @@ def _table_propose(table: TableShape, placement: _Placement, sample: Sampler, su
 
 # --- One column ------------------------------------------------------------------------------------
 
-_TEXT = ("text", "unknown", "array", "json")
-_NUMBERS = ("integer", "number", "unknown", "text")
+_TEXT = ("text", "code", "unknown", "array", "json")
 
 
 @dataclass(frozen=True)
@@ -421,7 +420,8 @@ NAME_RULES = [
     _Rule(r"(^|_)(gender|sex|marital(_?status)?|nationality|citizenship|ethnicity|religion|locale|language|lang|languages|"
           r"age|age_?range|country|country_?code)($|_)", "demographic", "a basic fact about a person", (*_TEXT, "integer")),
     _Rule(r"(^|_)(time_?zone|tz)($|_)", "interactions.device_config", "a region setting"),
-    _Rule(r"(^|_)(lat|latitude|lng|lon|long|longitude)($|_)", "location", "a coordinate", ("number", "unknown", "text")),
+    _Rule(r"(^|_)(o?auth_?(provider|uid)|identity_?provider|provider_?uid)($|_)", "credentials", "how the person signs in elsewhere"),
+    _Rule(r"(^|_)(lat|latitude|lng|lon|long|longitude)(_?e\d)?($|_)", "location", "a coordinate", ("number", "integer", "unknown", "text")),
     _Rule(r"(^|_)(geo|geom|geometry|geography|coordinates?|gps|geo_?location|location)($|_)", "location", "a place",
           ("text", "unknown", "json", "geo")),
     _Rule(r"(^|_)(card_?(type|brand|holder|expiry|exp)|exp(iry|iration)?(_?(month|year|date))?|cc_?(type|exp)|last_?(4|four|digits)|"
@@ -444,6 +444,11 @@ COLLECTED = re.compile(r"(^|_)(created|added|registered|joined|signed_?up|insert
                        r"^date_?(created|added|joined|registered)$")
 SUPPORT = re.compile(r"(^|_)(support|tickets?|complaints?|help|cases?|chats?|inquir(y|ies)|enquir(y|ies))($|_)")
 FREE_TEXT_NAMES = re.compile(r"(^|_)(message|body|comments?|content|text|notes?|bio|about|description|remarks|subject)($|_)")
+# A name ending so holds a code about the thing named before it (description_format), not text.
+CODE_NAMES = re.compile(r"_(format|type|kind|code|status|mode|flag|id|count|lang|language)$")
+# In the subject's own table: the account's state, or a consent given.
+ACCOUNT_STATE = re.compile(r"(^|_)(status|active|enabled|disabled|verified|confirmed|valid|approved|banned|suspended|terms|tos|tou|"
+                           r"consent(ed)?|agreed|accepted|opt_?in|opt_?out|newsletter|marketing)")
 # What a child table's name says its rows are, for its columns no rule above places.
 TOPICS = [
     (SUPPORT, "interactions.support", "help and support"),
@@ -461,14 +466,16 @@ TOPICS = [
     (re.compile(r"(^|_)(settings?|preferences?|markers?)($|_)"), "interactions.device_usage", "settings"),
     (re.compile(r"(^|_)(history|visits?|page_?views?|browsing)($|_)"), "interactions.browse_history", "web pages visited"),
 ]
-SECRET = re.compile(r"(^|_)(pass_?word|passwd|pwd|passphrase|salt|hint|token|secret|api_?key|private_?key|access_?key|otp|totp|mfa|"
+SECRET = re.compile(r"(^|_)(pass_?word|passwd|pwd|pass|passphrase|crypt|crypted|encrypted|salt|hint|token|secret|api_?key|private_?key|"
+                    r"access_?key|otp|totp|mfa|"
                     r"backup_?codes?|recovery_?codes?|security_?answer|secret_?answer|session_?(id|key))($|_)|pass_?word|passwd")
 CARD_SECRET = re.compile(r"(^|_)(cvc|cvv2?|csc|security_?code|card_?code|card_?verification)($|_)")
 
 
-def column_propose(table: TableShape, column: str, values: list[Any], *, subject: bool) -> ColumnProposal:
+def column_propose(table: TableShape, column: str, values: list[Any], *, subject: bool, by_table: bool = True) -> ColumnProposal:
     """What one column of `table` holds, from its name, its type and its sampled `values` (never
-    quoted: the reason says counts only). `subject`: the table is the subject's own."""
+    quoted: the reason says counts only). `subject`: the table is the subject's own; `by_table`:
+    a column nothing else places may take the category its table's name says its rows hold."""
     words = _words(column)
     kind = _kind(table.columns[column], values)
     if secret := _secret_why(column, table.columns[column]):
@@ -483,7 +490,7 @@ def column_propose(table: TableShape, column: str, values: list[Any], *, subject
         return _free_text(table, column, words, f"{_percent(_share(values, _is_free_text), values)} are free text")
     if BOOKKEEPING.search(words):
         return ColumnProposal(column, "bookkeeping of the row, not personal data in itself")
-    if not subject and kind != "binary" and (topic := _topic(table.name)):
+    if by_table and not subject and kind not in ("binary", "flag", "code") and not CODE_NAMES.search(words) and (topic := _topic(table.name)):
         category, what = topic
         return ColumnProposal(column, f"a column of {table.name}, whose rows are {what}", category=category)
     return ColumnProposal(column, f"nothing in its name or its {_sampled(values)}values says personal data ({kind})")
@@ -536,8 +543,11 @@ def _by_name(table: TableShape, column: str, words: str, kind: str, values: list
         if re.match(r"(ship|shipping|delivery)_", words) and rule.category == "demographic":
             category = "name_contact"
         return ColumnProposal(column, why, category=category)
-    if FREE_TEXT_NAMES.search(words) and kind in ("text", "unknown"):
+    if FREE_TEXT_NAMES.search(words) and not CODE_NAMES.search(words) and kind in ("text", "unknown"):
         return _free_text(table, column, words, f"{_named(column)}: text a person writes")
+    if subject and ACCOUNT_STATE.search(words) and kind in ("flag", "time", "code", "integer", "text", "unknown"):
+        return ColumnProposal(column, f"{_named(column)} in the subject's own table: the account's state or a consent",
+                              category="interactions.account_history")
     return None
 
 
@@ -750,6 +760,8 @@ def _kind(column_type: sa.types.TypeEngine, values: list[Any]) -> str:
         return "network"
     if name in ("geometry", "geography", "point"):
         return "geo"
+    if isinstance(column_type, sa.Enum):
+        return "code"  # one of a few values the schema lists: a code, not free text
     if isinstance(column_type, (sa.String, sa.Uuid)):
         return "uuid" if isinstance(column_type, sa.Uuid) else "text"
     if isinstance(column_type, sa.types.NullType):

@@ -117,6 +117,22 @@ def test_the_proposal_places_each_column_and_reaches_every_table_below_the_custo
     }
 
 
+def test_codes_and_flags_take_no_category_from_their_table_but_the_subjects_own_state_is_account_history(database):
+    _run(database, [
+        "CREATE TABLE member (id integer PRIMARY KEY, email varchar(200), status varchar(20), terms_accepted_at timestamp, "
+        "pass_crypt varchar(60))",
+        "CREATE TABLE messages (id integer PRIMARY KEY, member_id integer REFERENCES member (id), body text, body_format varchar(10), "
+        "is_read boolean, lat_e7 integer)",
+    ], [("INSERT INTO member VALUES (:i, :email, 'active', '2024-01-01', 'x')", {"i": i, "email": f"m{i}@example.com"}) for i in range(5)]
+       + [("INSERT INTO messages VALUES (:i, :i, 'See you at the north gate at noon', 'markdown', true, 515000000)", {"i": i})
+          for i in range(5)])
+    tables = _tables(_scan(database, "--name", "club"))
+    assert (tables["member"]["columns"], tables["member"]["secrets"]) == (
+        {"email": "name_contact", "status": "interactions.account_history", "terms_accepted_at": "interactions.account_history"},
+        {"pass_crypt": {"column": "pass_crypt", "category": "credentials"}})
+    assert tables["messages"]["columns"] == {"body": "content", "lat_e7": "location"}
+
+
 def test_every_choice_and_every_column_left_out_carries_its_reason(database):
     _run(database, SHOP, _shop_rows())
     text = _scan(database, "--name", "shop")
@@ -336,7 +352,7 @@ LABELS: dict[str, dict[str, str]] = {
 }
 # The figures measured when these labels were written (benchmarks/scan_accuracy.py, PostgreSQL):
 # a proposal that does worse is a regression.
-FLOORS = {"pagila": (1.0, 0.41), "chinook": (1.0, 0.95), "openstreetmap": (0.65, 0.40)}
+FLOORS = {"pagila": (1.0, 0.52), "chinook": (1.0, 0.95), "openstreetmap": (0.95, 0.59)}
 
 
 def test_the_accuracy_measure_counts_categories_and_secrets_as_written():
@@ -348,7 +364,8 @@ def test_the_accuracy_measure_counts_categories_and_secrets_as_written():
         """)
     labels = {"customer.email": NC, "customer.phone": NC, "customer.password_hash": "secret", "address.city": NC}
     assert accuracy(proposal, labels) == {"proposed": 4, "labelled": 4, "right": 2, "precision": 0.5, "recall": 0.5,
-                                          "found": 3, "detection_precision": 0.75, "detection_recall": 0.75}
+                                          "found": 3, "detection_precision": 0.75, "detection_recall": 0.75,
+                                          "placed": 3, "placed_right": 2, "placed_recall": 0.6667}
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
