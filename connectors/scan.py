@@ -19,8 +19,8 @@ How it decides:
   IP addresses, card numbers passing the Luhn check, coordinates, birth dates, URLs, free text), or
   left out with a comment saying what it is.
 
-The functions over the inspector's shapes and the samples (`identity_find`, `system_propose`,
-`column_propose`) read no database; `database_scan` is the one that connects.
+The functions over the inspector's shapes (`identity_find`, `system_propose`, `column_propose`)
+reach no database themselves, only through the sampler they are given; `database_scan` connects.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,13 +103,14 @@ def schema_read(inspector: sa.Inspector, schema: str | None = None) -> dict[str,
 
 def sampler(conn: sa.Connection, tables: dict[str, TableShape], schema: str | None = None) -> Sampler:
     """A reader of up to SAMPLE_SIZE non-null values of a column, each column read once. Binary
-    columns are not read: nothing is learnt from their bytes that their name does not say."""
+    columns and types the scan does not know (tsvector, domains) are not read: nothing would be
+    learnt from their values that their name does not say."""
     read: dict[tuple[str, str], list[Any]] = {}
 
     def sample(table: str, column: str) -> list[Any]:
         if (table, column) not in read:
             column_type = tables[table].columns[column]
-            if isinstance(column_type, sa.LargeBinary) or _type_name(column_type) in ("tsvector", "bytea", "blob"):
+            if _kind(column_type, []) in ("binary", "other"):
                 read[table, column] = []
             else:
                 c = sa.column(column)  # untyped: a value SQLite holds against its column's type is read as it is
@@ -355,28 +357,27 @@ def _keys(table: TableShape) -> set[str]:
 
 
 def _table_propose(table: TableShape, placement: _Placement, sample: Sampler, subject: Identity) -> TableProposal:
+    """The table's place in the file and a proposal for each of its columns but its key and the
+    column reaching its parent (the file names those already)."""
     is_subject = placement.parent is None
-    proposal = TableProposal(table.name, table.key, placement.reach, identity=subject.column if is_subject else None,
-                             parent=placement.parent, notes=list(placement.notes))
-    foreign = {f.columns[0]: f for f in table.foreign_keys if len(f.columns) == 1}
     skipped = set(table.primary_key) | ({placement.parent[1]} if placement.parent else set())
-    secrets = {column: _secret_why(column, table.columns[column]) for column in table.columns if column not in skipped}
-    changed = {}
-    for column, why in secrets.items():
-        if why:
-            changed[column] = _changed_at(column, table)
-    collected = _collected_at(table, skipped | set(foreign) | {c for c, why in secrets.items() if why} | set(changed.values()))
-    proposal.collected_at = collected
+    foreign = {f.columns[0]: f for f in table.foreign_keys if len(f.columns) == 1 and f.columns[0] not in skipped}
+    secrets = {c for c in table.columns if c not in skipped | set(foreign) and _secret_why(c, table.columns[c])}
+    changed = {c: _changed_at(c, table) for c in secrets}
+    times = {c for c in changed.values() if c}
+    collected = _collected_at(table, skipped | set(foreign) | secrets | times)
+    proposal = TableProposal(table.name, table.key, placement.reach, identity=subject.column if is_subject else None,
+                             parent=placement.parent, collected_at=collected, notes=list(placement.notes))
     for column in table.columns:
         if column in skipped:
             continue
         if column in foreign:
             key = foreign[column]
             proposal.columns.append(ColumnProposal(column, f"a foreign key to {key.table}.{key.referred[0]}: a key, not personal data"))
-        elif secrets[column]:
-            proposal.columns.append(ColumnProposal(column, secrets[column], category=_secret_category(column), secret=True,
-                                                   changed_at=changed[column]))
-        elif column in changed.values():
+        elif column in secrets:
+            proposal.columns.append(ColumnProposal(column, _secret_why(column, table.columns[column]), category=_secret_category(column),
+                                                   secret=True, changed_at=changed[column]))
+        elif column in times:
             proposal.columns.append(ColumnProposal(column, "when a secret changed (its `changed_at`)"))
         elif collected and column == collected[0]:
             proposal.columns.append(ColumnProposal(column, "the table's `collected_at`"))
@@ -535,7 +536,9 @@ def _by_name(table: TableShape, column: str, words: str, kind: str, values: list
         why = f"{_named(column)}: {rule.what}"
         if rule.category == "demographic" and "birth" in rule.what and values:
             why += f"; {_percent(_share(values, _is_birth_date), values)} are plausible birth dates"
-        elif rule.category == "location" and rule.what == "a coordinate" and values:
+        elif rule.what == "a coordinate" and kind == "integer":
+            why += " kept as a whole number (degrees times a power of ten)"
+        elif rule.what == "a coordinate" and values:
             why += f"; {_percent(_share(values, _is_coordinate), values)} are within coordinate ranges"
         elif rule.what == "a phone number" and values:
             why += f"; {_percent(_share(values, lambda v: _is_phone(v, formatted=False)), values)} look like phone numbers"
@@ -855,11 +858,16 @@ def database_scan(url: str, *, name: str, identity: str | None = None, schema: s
     # The scan's statements and rows must never be logged, whatever level logging is configured at.
     logging.getLogger(f"sqlalchemy.engine.Engine.{LOGGER}").setLevel(logging.WARNING)
     try:
-        engine = sa.create_engine(with_driver(url), logging_name=LOGGER, hide_parameters=True)
+        parsed = sa.engine.make_url(with_driver(url))
     except sa.exc.ArgumentError:
         raise ScanError("URL: SQLAlchemy cannot read it as a database URL") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(parsed.database).is_file():
+        # SQLite would create an empty database there, and the scan would find no tables in it.
+        raise ScanError(f"URL: no SQLite database at {parsed.database}")
+    try:
+        engine = sa.create_engine(parsed, logging_name=LOGGER, hide_parameters=True)
     except (sa.exc.NoSuchModuleError, ModuleNotFoundError):
-        raise ScanError(f"URL: no driver installed for {sa.engine.make_url(url).drivername}") from None
+        raise ScanError(f"URL: no driver installed for {parsed.drivername}") from None
     try:
         with engine.connect() as conn:
             _read_only(conn)

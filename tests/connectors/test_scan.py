@@ -291,6 +291,13 @@ def test_a_database_without_email_addresses_asks_for_the_identity(database):
                                 "--identity TABLE.COLUMN")
 
 
+def test_a_sqlite_file_that_is_not_there_is_refused_and_not_created(tmp_path):
+    missing = tmp_path / "missing.sqlite3"
+    with pytest.raises(CommandError) as error:
+        _scan(f"sqlite:///{missing}", "--name", "shop")
+    assert (str(error.value), missing.exists()) == (f"URL: no SQLite database at {missing}", False)
+
+
 def test_a_url_sqlalchemy_cannot_read_is_refused_without_repeating_it():
     with pytest.raises(CommandError) as error:
         _scan("not a url:secret-part", "--name", "shop")
