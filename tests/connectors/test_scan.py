@@ -7,9 +7,12 @@ written out here (benchmarks/scan_accuracy.py prints the figures).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import textwrap
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +23,7 @@ from benchmarks.scan_accuracy import accuracy
 from connectors.systems import system_load
 from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
 
-from .schemas import CHINOOK, OPENSTREETMAP, PAGILA, SCHEMAS, schema_load
+from .schemas import CHINOOK, SCHEMAS, Schema, schema_load
 
 # A shop of our own: two hops below the customer, a table the customer points at, a table with two
 # keys to the customer, one with a composite key, and two tables linked to nothing.
@@ -190,22 +193,42 @@ def test_no_sampled_value_is_printed_or_logged(database, caplog):
     assert [part for part in ("Vexmoor", "900461", "7896", "Obsidian", "heron", "5150", "100.77", "4779") if part in printed] == []
 
 
-@pytest.mark.parametrize("schema", [PAGILA, CHINOOK, OPENSTREETMAP], ids=lambda s: s.name)
-def test_the_proposal_for_each_published_schema_loads(schema, tmp_path):
-    url = estate_database_url("scantest")
-    estate_database_drop("scantest")
-    estate_database_ensure("scantest")
-    try:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            schema_load(conn, schema)
-        engine.dispose()
-        (tmp_path / f"{schema.name}.yaml").write_text(_scan(url, "--name", schema.name))
-    finally:
+@contextlib.contextmanager
+def _published(schema: Schema, dialect: str = "postgresql", tmp_path: Path | None = None) -> Iterator[str]:
+    """A fresh database holding a published schema and its made-up rows; its URL."""
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / schema.name}.sqlite3"
+    else:
         estate_database_drop("scantest")
+        estate_database_ensure("scantest")
+        url = estate_database_url("scantest")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        schema_load(conn, schema)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if dialect != "sqlite":
+            estate_database_drop("scantest")
+
+
+PLACED = {
+    "pagila": ["customer", "payment", "rental"],
+    "chinook": ["customer", "invoice", "invoice_line"],
+    "openstreetmap": ["users", "changeset_comments", "changesets", "diary_comments", "diary_entries", "friends", "gpx_files", "issues",
+                      "messages", "note_comments", "oauth_access_tokens", "oauth_applications", "reports", "user_blocks", "user_roles",
+                      "gpx_file_tags"],
+}
+
+
+@pytest.mark.parametrize("schema, dialect", [(s, d) for s in SCHEMAS.values() for d in s.dialects], ids=lambda p: getattr(p, "name", p))
+def test_the_proposal_for_each_published_schema_loads_with_the_tables_below_the_subject(schema, dialect, tmp_path):
+    with _published(schema, dialect, tmp_path) as url:
+        (tmp_path / f"{schema.name}.yaml").write_text(_scan(url, "--name", schema.name))
     system = system_load(tmp_path / f"{schema.name}.yaml", {f"{schema.name.upper()}_DATABASE_URL": url})
-    assert system.options["url"] == url
-    assert system.options["dataset"].tables[0].identity_email == {"pagila": "email", "chinook": "email", "openstreetmap": "email"}[schema.name]
+    assert (system.options["url"], [t.name for t in system.options["dataset"].tables]) == (url, PLACED[schema.name])
+    assert system.options["dataset"].tables[0].identity_email == "email"
 
 
 def test_the_shop_proposal_loads_and_systems_check_finds_only_the_deletes_it_warned_of(database, tmp_path):
@@ -235,18 +258,18 @@ def test_a_schema_named_with_the_option_is_scanned_and_the_file_says_how_to_reac
             schema_load(conn, CHINOOK)
         engine.dispose()
         text = _scan(url, "--name", "music", "--schema", "music")
-        assert ("  # The tables are in schema music: the URL must make it the search path (PostgreSQL: end it with "
-                "?options=-csearch_path%3Dmusic)") in text.splitlines()
-        assert list(_tables(text)) == ["customer", "invoice", "invoice_line"]
         (tmp_path / "music.yaml").write_text(text)
         reaching = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Dmusic"
         connector = system_load(tmp_path / "music.yaml", {"MUSIC_DATABASE_URL": reaching}).connector()
         try:
-            assert [f for f in connector.check() if f.problem] == []
+            problems = [f for f in connector.check() if f.problem]
         finally:
             connector.close()
     finally:
         estate_database_drop("scantest")
+    assert ("  # The tables are in schema music: the URL must make it the search path (PostgreSQL: end it with "
+            "?options=-csearch_path%3Dmusic)") in text.splitlines()
+    assert (list(_tables(text)), problems) == (["customer", "invoice", "invoice_line"], [])
 
 
 def test_the_subject_table_is_found_by_content_and_a_persons_table_name_wins(database):
@@ -378,17 +401,8 @@ def test_the_accuracy_measure_counts_categories_and_secrets_as_written():
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_each_published_schema_is_scanned_at_least_as_well_as_when_measured(name):
-    url = estate_database_url("scantest")
-    estate_database_drop("scantest")
-    estate_database_ensure("scantest")
-    try:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            schema_load(conn, SCHEMAS[name])
-        engine.dispose()
+    with _published(SCHEMAS[name]) as url:
         scores = accuracy(_scan(url, "--name", name), LABELS[name])
-    finally:
-        estate_database_drop("scantest")
     precision, recall = FLOORS[name]
     assert (scores["precision"] >= precision, scores["recall"] >= recall) == (True, True), scores
 
