@@ -1,5 +1,5 @@
-"""python manage.py systems check|preview|import-fides: the deployment's systems, without the product
-running (contract §10)."""
+"""python manage.py systems check|preview|scan|import-fides: the deployment's systems, without the
+product running (contract §10)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connectors.fides import FidesError, fides_dataset_convert
+from connectors.scan import ScanError, database_scan
 from connectors.base import ConnectorError, Identity
 from connectors.registry import connector_get, systems
 from dsar.system_checks import system_check_recorded, system_check_run
@@ -31,6 +32,11 @@ class Command(BaseCommand):
         fides.add_argument("--name", required=True, help="the system's name: lower case letters, digits and underscores")
         fides.add_argument("--url", required=True, help="the system's database URL; written in the file only when it holds no password")
         fides.add_argument("--dataset", metavar="KEY", help="the fides_key of the dataset to convert, when the file holds several")
+        scan = actions.add_parser("scan", help="Print a proposed system file for the database at URL; sampled values are never printed.")
+        scan.add_argument("url", metavar="URL", help="the database's SQLAlchemy URL (never written to the file: it may hold a password)")
+        scan.add_argument("--name", required=True, help="the system's name: lower case letters, digits and underscores")
+        scan.add_argument("--identity", metavar="TABLE.COLUMN", help="the subject's table and email column (default: found by name and content)")
+        scan.add_argument("--schema", help="the schema to scan (default: the connection's)")
 
     def handle(self, *args, action: str, **options) -> None:
         getattr(self, action.replace("-", "_"))(**options)
@@ -71,4 +77,10 @@ class Command(BaseCommand):
         try:
             self.stdout.write(fides_dataset_convert(file, name=name, url=url, dataset=dataset), ending="")
         except FidesError as error:
+            raise CommandError(str(error)) from None
+
+    def scan(self, *, url: str, name: str, identity: str | None, schema: str | None, **options) -> None:
+        try:
+            self.stdout.write(database_scan(url, name=name, identity=identity, schema=schema), ending="")
+        except ScanError as error:
             raise CommandError(str(error)) from None
