@@ -9,7 +9,7 @@ import time
 
 from .harness import note
 
-BENCHMARKS = ["latency", "throughput", "heavy_export", "heavy_erase", "intake", "scale"]
+BENCHMARKS = ["latency", "throughput", "heavy_export", "heavy_erase", "intake", "scale", "shop"]
 MODULES = {"heavy_export": "heavy", "heavy_erase": "heavy"}
 
 
