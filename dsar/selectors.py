@@ -1,5 +1,5 @@
 """Reads behind the staff console and the staff API: the review queue, one request, the dashboard,
-the staff list and the deployment's workflow settings. Nothing here writes."""
+the staff list, the deployment's workflow settings and its systems. Nothing here writes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import (
     Aggregate,
     CharField,
@@ -20,17 +21,19 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Window,
 )
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, RowNumber
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from connectors.base import ConnectorError, ErasureStep, Identity
-from connectors.registry import connector_get, connector_names
+from connectors.registry import connector_get, connector_names, connector_waits_for, systems
+from connectors.systems import System
 
 from .deadlines import deadline_rule
 from .errors import NotFound
-from .models import AuditEntry, ConnectorTask, Request, TaskStatus
+from .models import AuditEntry, ConnectorTask, Request, SystemCheck, TaskStatus
 from .services import OPEN_STATUSES
 from .staff import ROLE_ADMIN, ROLES
 
@@ -217,3 +220,80 @@ def request_erasure_preview(*, request: Request) -> list[SystemPreview]:
         except ConnectorError as error:
             previews.append(SystemPreview(name, [], str(error)))
     return previews
+
+
+# --- The Systems page -------------------------------------------------------------------------------
+
+SYSTEM_RUNS = 5
+FAILURE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """One configured system as staff see it: what its file declares, its last check, its latest
+    tasks and its failures of the last FAILURE_DAYS days."""
+
+    name: str
+    system: System
+    categories: frozenset[str]
+    waits_for: list[str]  # the systems that find the identities it needs (`system.needs`) first
+    broken: str | None  # why its connector cannot be built, if it cannot
+    check: SystemCheck | None
+    runs: list[ConnectorTask]
+    failures: int
+    last_failure: ConnectorTask | None
+
+    @property
+    def refused(self) -> bool:
+        """Whether workers refuse it now: its last check found a problem (dsar.system_checks.system_refusal)."""
+        return bool(self.check and self.check.problems)
+
+
+def system_list(*, now: dt.datetime | None = None) -> list[SystemStatus]:
+    """Every configured system in DSAR_SYSTEMS' order, with its last check, its SYSTEM_RUNS most
+    recently active tasks and its failed tasks of the last FAILURE_DAYS days: three queries, whatever
+    the number of systems, requests or tasks. Building a connector opens no connection."""
+    now = now or timezone.now()
+    configured = systems()
+    names = list(configured)
+    checks = {check.system: check for check in SystemCheck.objects.filter(system__in=names)}
+    runs: dict[str, list[ConnectorTask]] = {}
+    latest = (
+        ConnectorTask.objects.filter(connector__in=names)
+        .annotate(place=Window(RowNumber(), partition_by=F("connector"), order_by=[F("updated_at").desc(), F("id").desc()]))
+        .filter(place__lte=SYSTEM_RUNS)
+        .only("request_id", "connector", "status", "finished_at", "updated_at")
+        .order_by("connector", "place")
+    )
+    for task in latest:
+        runs.setdefault(task.connector, []).append(task)
+    # Each system's most recent failure, with how many there were: DISTINCT ON keeps the first row of
+    # each connector, and the count over the connector's rows is taken before it does.
+    failed = (
+        ConnectorTask.objects.filter(connector__in=names, status=TaskStatus.FAILED, finished_at__gte=now - dt.timedelta(days=FAILURE_DAYS))
+        .annotate(failures=Window(Count("id"), partition_by=F("connector")))
+        .only("request_id", "connector", "last_error", "finished_at")
+        .order_by("connector", "-finished_at", "-id")
+        .distinct("connector")
+    )
+    failures = {task.connector: task for task in failed}
+    statuses = []
+    for name, system in configured.items():
+        categories, broken = frozenset(), None
+        try:
+            categories = connector_get(name).categories
+        except (ImproperlyConfigured, ImportError, ConnectorError) as error:
+            broken = str(error)
+        waits_for, last_failure = connector_waits_for(name), failures.get(name)
+        statuses.append(SystemStatus(
+            name=name,
+            system=system,
+            categories=categories,
+            waits_for=[other for other in names if other in waits_for],
+            broken=broken,
+            check=checks.get(name),
+            runs=runs.get(name, []),
+            failures=last_failure.failures if last_failure else 0,
+            last_failure=last_failure,
+        ))
+    return statuses

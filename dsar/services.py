@@ -26,8 +26,9 @@ from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import Export, Request, RequestType, Status
+from .models import Export, Request, RequestType, Status, SystemCheck
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
+from .system_checks import system_check_record, system_check_run
 
 logger = logging.getLogger(__name__)
 
@@ -301,3 +302,20 @@ def request_actions_allowed(*, request: Request) -> set[str]:
     if _release_refusal(request, getattr(request, "export", None)) is None:
         allowed.add("release")
     return allowed
+
+
+# --- Staff on the systems ------------------------------------------------------------------------------
+
+
+def system_check(*, name: str, actor: str) -> SystemCheck:
+    """Check one configured system now and keep the result as its last check, which workers obey
+    (a problem stops them running it), with an audit entry naming who checked and what was found."""
+    if name not in connector_names():
+        raise NotFound("No such system.")
+    # Reaching the system can take a while: no transaction of the product's is held open meanwhile.
+    findings = system_check_run(name)
+    with transaction.atomic():
+        check = system_check_record(name, findings)
+        audit_record(None, actor=actor, action="system_checked",
+                     data={"system": name, "problems": len(check.problems), "advice": len(check.advice)})
+    return check

@@ -19,6 +19,8 @@ urlpatterns = [
         path(f"requests/<uuid:request_id>/{action}", views.request_act, {"action": action}, name=f"request-{action}")
         for action in views.ACTIONS
     ),
+    path("systems", views.systems, name="systems"),
+    path("systems/<slug:name>/check", views.system_check, name="system-check"),
     path("staff", views.staff, name="staff"),
     path("staff/<int:user_id>/role", views.staff_role, name="staff-role"),
     path("staff/<int:user_id>/active", views.staff_active, name="staff-active"),

@@ -1,5 +1,5 @@
 """The staff review console: sign-in and the second factor, the queue, a request and its review
-actions, the dashboard, and the admins' staff and settings pages.
+actions, the dashboard, the systems, and the admins' staff and settings pages.
 
 Views read through `selectors` and act through `dsar.services`; every workflow rule lives there.
 """
@@ -10,12 +10,14 @@ import datetime as dt
 from base64 import b32encode
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import django_otp
 import qrcode
 import qrcode.image.svg
 from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.paginator import Paginator
@@ -36,6 +38,7 @@ from ..staff import (
     ROLE_ADMIN,
     staff_active_set,
     staff_actor,
+    staff_has_role,
     staff_member_create,
     staff_role_change,
     staff_second_factor_confirm,
@@ -407,3 +410,54 @@ def workflow_settings(request):
     values = selectors.workflow_settings()
     context = {"values": values, "respond_within": _period(values["respond_within"]), "extension": _period(values["extension"])}
     return render(request, "console/settings.html", context)
+
+
+# --- Systems -------------------------------------------------------------------------------------------
+
+
+def _repo_path(path: Path | None) -> str:
+    """Where a system's file is, relative to the product's directory when it lies inside it."""
+    if path is None:
+        return ""
+    path = path.resolve()
+    return str(path.relative_to(settings.BASE_DIR)) if path.is_relative_to(settings.BASE_DIR) else str(path)
+
+
+@console_access
+def systems(request):
+    """Each configured system: what its file declares, its last check and whether workers refuse it,
+    its latest tasks and recent failures; admins can check a system from here."""
+    rows = [
+        {
+            "status": status,
+            "file": _repo_path(status.system.file),
+            "needs": sorted(status.system.needs),
+            "provides": sorted(status.system.provides),
+            # The taxonomy's order, which groups related categories (as `_counts` sorts them).
+            "categories": [(category, label) for category, label, _ in _counts(dict.fromkeys(status.categories, 0))],
+            "last_error": status.last_failure.last_error.partition("\n")[0] if status.last_failure else "",
+        }
+        for status in selectors.system_list()
+    ]
+    context = {
+        "systems": rows,
+        "runs": selectors.SYSTEM_RUNS,
+        "failure_days": selectors.FAILURE_DAYS,
+        "can_check": staff_has_role(request.user, ROLE_ADMIN),
+    }
+    return render(request, "console/systems.html", context)
+
+
+@console_access(role=ROLE_ADMIN)
+@require_POST
+def system_check(request, name: str):
+    """Check one system now, as `manage.py systems check NAME` does, and say what the check found."""
+    try:
+        check = services.system_check(name=name, actor=staff_actor(request.user))
+    except NotFound:
+        raise Http404("No such system.") from None
+    if problems := len(check.problems):
+        messages.error(request, f"{name}: {problems} problem{'s' if problems != 1 else ''}. Workers refuse it until a check finds none.")
+    else:
+        messages.success(request, f"{name} fits its file.")
+    return redirect("console:systems")

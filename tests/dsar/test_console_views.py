@@ -565,3 +565,222 @@ def test_a_pending_deletion_links_to_a_preview_of_each_system_that_changes_nothi
     assert [r.fields["name"] for r in connector_get("accounts").gather(Identity(email=email)) if r.system == "accounts.users"] == ["Pre View"]
     access = _pending(type="access", email=email)
     assert reviewer_client.get(reverse("console:request-preview", args=[access.pk])).status_code == 404
+
+
+# --- Systems --------------------------------------------------------------------------------------------
+
+# The session, the user, their roles, their second factor; then the systems' last checks, their latest
+# tasks and their recent failures.
+SYSTEMS_PAGE_QUERIES = 7
+
+
+def _system_rows(response) -> dict[str, dict]:
+    return {row["status"].name: row for row in response.context["systems"]}
+
+
+def _section(content: str, name: str) -> str:
+    """The text of one system's section of the page, tags removed."""
+    html = re.search(rf'<section aria-labelledby="system-{name}".*?</section>', content, re.S)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_systems_page_lists_the_configured_systems_with_what_their_files_declare(reviewer_client):
+    response = reviewer_client.get(reverse("console:systems"))
+    assert response.status_code == 200
+    rows = _system_rows(response)
+    assert [(name, row["status"].system.kind, row["file"]) for name, row in rows.items()] == [
+        ("accounts", "sql", "estate/systems/accounts.yaml"),
+        ("content", "object_store", "estate/systems/content.yaml"),
+        ("payments", "sql", "estate/systems/payments.yaml"),
+        ("support", "python", "estate/systems/support.yaml"),
+        ("third_party", "sql", "estate/systems/third_party.yaml"),
+        ("probe", "python", "tests/systems/probe.yaml"),
+    ]
+    content = response.content.decode()
+    assert _section(content, "payments").startswith(
+        "payments Kind sql Connector connectors.sql.SqlConnector File estate/systems/payments.yaml Needs Only what the request gives "
+        "Provides Nothing for other systems Categories Payment details payment Subscriptions and licences subscription "
+        "Purchases and account activity interactions.account_history Last check Never checked Workers Run it "
+        "Failures None in the last 7 days No request has reached it yet.")
+    assert _section(content, "support").startswith(
+        "support Kind python Connector connectors.support.ZendeskConnector File estate/systems/support.yaml Needs Only what the "
+        "request gives Provides Nothing for other systems Categories Help and support requests interactions.support Use of bots and add-ons "
+        "interactions.bot_usage Feedback, surveys and reviews feedback_ratings Last check Never checked")
+    assert "Time limit 5 seconds an attempt" in _section(content, "probe")
+    assert f'href="{reverse("console:systems")}" aria-current="page">Systems<' in content
+    assert "Run check" not in content
+    assert reverse("console:systems") in reviewer_client.get(reverse("console:queue")).content.decode()
+    signed_out = Client().get(reverse("console:systems"))
+    assert signed_out.status_code == 302 and signed_out["Location"].startswith("/console/login/?next=")
+
+
+def test_a_failing_last_check_shows_its_problems_and_that_workers_refuse_the_system(reviewer_client):
+    from connectors.base import Finding
+    from dsar.system_checks import system_check_record
+
+    system_check_record("payments", [Finding("tables[1].columns.exp", "cards has no column exp"),
+                                     Finding("tables[3].identity", "no index serves the lookup", problem=False)])
+    system_check_record("support", [])
+    response = reviewer_client.get(reverse("console:systems"))
+    refused = {name: row["status"].refused for name, row in _system_rows(response).items()}
+    assert refused == {"accounts": False, "content": False, "payments": True, "support": False, "third_party": False, "probe": False}
+    content = response.content.decode()
+    payments = _section(content, "payments")
+    assert ": 1 problem, with advice Workers Refused until a check finds no problem" in payments
+    assert "Problems the last check found tables[1].columns.exp: cards has no column exp" in payments
+    assert "Advice from the last check tables[3].identity: no index serves the lookup" in payments
+    assert ": fits its file Workers Run it" in _section(content, "support")
+    assert "Last check Never checked Workers Run it" in _section(content, "accounts")
+    overview = re.search(r"<tbody>.*?</tbody>", content, re.S)[0]
+    assert overview.count("Refused") == 1 and overview.count("Never checked") == 4
+
+
+def test_the_page_shows_each_systems_latest_tasks_and_failures_of_the_last_seven_days(reviewer_client):
+    now = timezone.now()
+    requests = [_pending(email=f"runs{number}@example.com") for number in range(8)]
+
+    def task(request: Request, status: str, *, active_ago: float, error: str = "") -> ConnectorTask:
+        made = ConnectorTask.objects.create(request=request, connector="support", status=status, last_error=error)
+        at = now - dt.timedelta(days=active_ago)
+        ConnectorTask.objects.filter(pk=made.pk).update(updated_at=at, finished_at=None if status == "running" else at)
+        return made
+
+    oldest = task(requests[0], "failed", active_ago=10, error="PermanentError: too old to count")
+    failed = task(requests[1], "failed", active_ago=2, error="TransientError: helpdesk timed out\nTraceback line")
+    last_failed = task(requests[2], "failed", active_ago=1, error="PermanentError: the helpdesk refused the key\nsecond line")
+    done = [task(requests[3 + n], "succeeded", active_ago=3 + n) for n in range(4)]
+    running = task(requests[7], "running", active_ago=0)
+
+    support = _system_rows(reviewer_client.get(reverse("console:systems")))["support"]
+    assert [t.pk for t in support["status"].runs] == [running.pk, last_failed.pk, failed.pk, done[0].pk, done[1].pk]
+    assert support["status"].failures == 2 and support["status"].last_failure.pk == last_failed.pk
+    assert support["last_error"] == "PermanentError: the helpdesk refused the key"
+    assert oldest.pk not in [t.pk for t in support["status"].runs]
+
+    content = reviewer_client.get(reverse("console:systems")).content.decode()
+    section = _section(content, "support")
+    failed_at = timezone.localtime(now - dt.timedelta(days=1))
+    assert f"Failures 2 failed tasks in the last 7 days; the last, {failed_at:%-d %b %Y, %H:%M} ( request {str(requests[2].pk)[:8]} ): " \
+           "PermanentError: the helpdesk refused the key Its last 5 tasks" in section
+    assert "second line" not in section and "too old to count" not in section
+    assert f'href="/console/requests/{requests[7].pk}"' in content and f'href="/console/requests/{requests[0].pk}"' not in content
+    assert section.count("Succeeded") == 2 and section.count("Failed") == 2 and section.count("Not yet") == 1
+    assert re.search(r'<a href="#system-support">support</a></th>.*?<td class="num">2</td>', content, re.S)
+
+
+def test_a_reviewer_has_no_run_check_button_and_a_forged_post_is_refused(reviewer_client):
+    url = reverse("console:system-check", args=["probe"])
+    assert reviewer_client.post(url).status_code == 403
+    assert reviewer_client.get(url).status_code == 403
+    from dsar.models import SystemCheck
+
+    assert not SystemCheck.objects.exists()
+    assert not AuditEntry.objects.filter(action="system_checked").exists()
+
+
+@pytest.fixture
+def sqlite_systems(settings, tmp_path):
+    """`configure(name=tables, ...)` makes those systems the deployment's only ones, each a file in
+    tmp_path whose `tables:` are `tables` (YAML), on one SQLite database with a table
+    `customer (id, email, name)`."""
+    import sqlalchemy as sa
+
+    from connectors.registry import connectors_reset
+    from connectors.systems import system_load
+
+    database = tmp_path / "shop.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text NOT NULL, name text)"))
+    engine.dispose()
+
+    def configure(**systems: str) -> None:
+        for name, tables in systems.items():
+            (tmp_path / f"{name}.yaml").write_text(f"name: {name}\nkind: sql\nconnection: {{url: 'sqlite:///{database}'}}\ntables:\n{tables}")
+        settings.DSAR_SYSTEMS = {name: system_load(tmp_path / f"{name}.yaml", environ={}) for name in systems}
+        connectors_reset()
+
+    yield configure
+    connectors_reset()
+
+
+def _customer(columns: str) -> str:
+    return f"  - name: customer\n    identity: {{email: email}}\n    columns: {{{columns}}}\n"
+
+
+def test_an_admin_runs_a_check_which_is_recorded_audited_and_obeyed_by_the_page(admin_client, sqlite_systems, tmp_path):
+    from dsar.models import SystemCheck
+
+    sqlite_systems(shop=_customer("email: name_contact, name: name_contact, phone: name_contact"))
+    page = admin_client.get(reverse("console:systems")).content.decode()
+    assert f"File {tmp_path / 'shop.yaml'} " in _section(page, "shop")
+    assert f'<form method="post" action="{reverse("console:system-check", args=["shop"])}"' in page
+    assert page.count("Run check") == 1
+
+    checked = admin_client.post(reverse("console:system-check", args=["shop"]), follow=True)
+    assert checked.redirect_chain == [(reverse("console:systems"), 302)]
+    assert _messages(checked) == ["shop: 1 problem. Workers refuse it until a check finds none."]
+    assert SystemCheck.objects.values_list("problems", "advice").get(system="shop") == (
+        ["tables[0].columns.phone: customer has no column phone"], [])
+    assert "Workers Refused until a check finds no problem" in _section(checked.content.decode(), "shop")
+
+    sqlite_systems(shop=_customer("email: name_contact, name: name_contact"))
+    fixed = admin_client.post(reverse("console:system-check", args=["shop"]), follow=True)
+    assert _messages(fixed) == ["shop fits its file."]
+    assert SystemCheck.objects.values_list("problems", "advice").get(system="shop") == ([], [
+        "tables[0].identity: no index serves the lookup, so each request reads the whole table: "
+        "CREATE INDEX customer_email_dsar ON customer (lower(trim(email)));"])
+    assert "Workers Run it" in _section(fixed.content.decode(), "shop")
+    assert list(AuditEntry.objects.filter(action="system_checked").order_by("id").values_list("actor", "request", "data")) == [
+        ("staff:ada", None, {"system": "shop", "problems": 1, "advice": 0}),
+        ("staff:ada", None, {"system": "shop", "problems": 0, "advice": 1}),
+    ]
+
+
+def test_a_system_shows_the_identities_it_needs_from_the_systems_that_find_them_first(reviewer_client, sqlite_systems):
+    sqlite_systems(
+        crm="  - name: customer\n    identity: {email: email}\n    provides: {customer_number: id}\n    columns: {name: name_contact}\n",
+        loyalty="  - name: customer\n    identity: {customer_number: id, match: exact}\n    columns: {name: interests}\n",
+        shop=_customer("name: name_contact"),
+    )
+    content = reviewer_client.get(reverse("console:systems")).content.decode()
+    assert "Needs Only what the request gives Provides customer_number, for other systems Categories Name and contact details" \
+           in _section(content, "crm")
+    assert "Needs customer_number, found first by crm Provides Nothing for other systems Categories Interests and favourites" \
+           in _section(content, "loyalty")
+    assert "Needs Only what the request gives Provides Nothing for other systems" in _section(content, "shop")
+
+
+def test_a_check_needs_a_post_with_the_pages_csrf_token_and_a_configured_system(admin_client, sqlite_systems):
+    from dsar.models import SystemCheck
+
+    sqlite_systems(shop=_customer("email: name_contact"))
+    assert admin_client.get(reverse("console:system-check", args=["shop"])).status_code == 405
+    assert admin_client.post(reverse("console:system-check", args=["crm"])).status_code == 404
+    admin_client.handler.enforce_csrf_checks = True
+    assert admin_client.post(reverse("console:system-check", args=["shop"])).status_code == 403
+    assert not SystemCheck.objects.exists() and not AuditEntry.objects.filter(action="system_checked").exists()
+    page = admin_client.get(reverse("console:systems")).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    assert admin_client.post(reverse("console:system-check", args=["shop"]), {"csrfmiddlewaretoken": token}).status_code == 302
+    assert SystemCheck.objects.filter(system="shop").exists()
+
+
+def test_the_systems_page_takes_a_fixed_number_of_queries_for_many_tasks(reviewer_client, django_assert_num_queries):
+    from connectors.base import Finding
+    from dsar.system_checks import system_check_record
+
+    now = timezone.now()
+    connectors = ("accounts", "payments", "content", "support", "third_party", "probe")
+    for number in range(12):
+        request = request_make(status="failed", email=f"s{number}@example.com")
+        for connector in connectors:
+            ConnectorTask.objects.create(request=request, connector=connector, status="failed" if number % 3 else "succeeded",
+                                         finished_at=now, last_error="PermanentError: planned" if number % 3 else "")
+    system_check_record("accounts", [Finding("tables[0]", "a problem")])
+    system_check_record("probe", [])
+    with django_assert_num_queries(SYSTEMS_PAGE_QUERIES):
+        response = reviewer_client.get(reverse("console:systems"))
+    rows = _system_rows(response).values()
+    assert [(len(row["status"].runs), row["status"].failures, row["last_error"]) for row in rows] == [(5, 8, "PermanentError: planned")] * 6
+    assert [row["status"].refused for row in rows] == [True, False, False, False, False, False]
