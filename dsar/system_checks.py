@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils import timezone
 
-from connectors.base import Connector, Finding, PermanentError
+from connectors.base import Connector, ConnectorError, Finding, PermanentError
 from connectors.registry import connector_get
 
 from .models import SystemCheck
@@ -15,8 +15,12 @@ from .models import SystemCheck
 def system_check_run(name: str) -> list[Finding]:
     """Check one system now; what it found, in its file's order."""
     try:
-        return connector_get(name).check()
-    except PermanentError as error:  # a connector that cannot even be built
+        connector = connector_get(name)
+    except (ImportError, ImproperlyConfigured, TypeError, ConnectorError) as error:  # its class cannot be built from the file
+        return [Finding("class", f"the connector cannot be built: {error}")]
+    try:
+        return connector.check()
+    except ConnectorError as error:
         return [Finding("connection", str(error))]
 
 

@@ -147,3 +147,15 @@ def test_preview_says_what_an_access_and_a_deletion_would_do_in_each_system_and_
         assert conn.execute(sa.text("SELECT count(*), count(name) FROM customer")).one() == (2, 2)
         assert conn.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 3
     engine.dispose()
+
+
+@pytest.mark.django_db
+def test_a_system_whose_connector_cannot_be_built_is_a_problem_of_its_class(settings):
+    from connectors.registry import connectors_reset
+    from connectors.systems import System
+
+    settings.DSAR_SYSTEMS = {"vault": System("vault", "no_such_package.Vault")}
+    connectors_reset()
+    [finding] = system_check_run("vault")
+    assert (finding.where, finding.problem) == ("class", True)
+    assert finding.what.startswith("the connector cannot be built: No module named 'no_such_package'")
