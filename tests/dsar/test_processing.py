@@ -499,3 +499,58 @@ def test_a_deletion_finds_the_identities_before_erasing_the_rows_that_hold_them(
     assert ConnectorTask.objects.get(pk=tasks["billing"].pk).receipt["erased"] == {"interactions.account_history": 2}
     with sa.create_engine(f"sqlite:///{staged_systems}").connect() as conn:
         assert conn.execute(sa.text("SELECT item FROM invoice ORDER BY id")).scalars().all() == ["pot", "not hers"]
+
+
+# --- Ends of a task and of a final step: every field the row and the request are left with ------------
+
+
+@pytest.mark.django_db
+def test_a_task_that_fails_keeps_its_error_and_when_holds_no_lease_and_fails_its_request_with_the_first_line(caplog):
+    request = request_make(status="processing", type="access", email="fails@example.com")
+    task = _task(request, status="running", attempts=1, lease_until=timezone.now() + MINUTE)
+    with caplog.at_level("ERROR", logger="dsar.processing"):
+        processing.task_fail(task, "PermanentError: probe: refused\nTraceback (most recent call last): ...")
+    failed = ConnectorTask.objects.get(pk=task.pk)
+    assert (failed.status, failed.lease_until, failed.last_error) == (
+        "failed", None, "PermanentError: probe: refused\nTraceback (most recent call last): ...")
+    assert failed.last_error_at is not None and failed.last_error_at == failed.finished_at
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.failure_reason) == ("failed", "probe: PermanentError: probe: refused")
+    entry = AuditEntry.objects.filter(request=request).latest("at")
+    assert (entry.action, entry.actor, entry.to_status, entry.note) == ("failed", "system", "failed", "probe: PermanentError: probe: refused")
+    assert caplog.messages == [f"request {request.pk}: probe failed: PermanentError: probe: refused"]
+
+
+@pytest.mark.django_db
+def test_a_retry_requeues_a_failed_task_from_scratch_and_a_request_with_none_failed_gets_its_final_step_again():
+    request = request_make(status="processing", type="access", email="retried@example.com")
+    failed = _task(request, status="failed", attempts=5, not_before=timezone.now() + MINUTE, lease_until=timezone.now() + MINUTE)
+    processing.tasks_retry(request)
+    requeued = ConnectorTask.objects.get(pk=failed.pk)
+    assert (requeued.status, requeued.attempts, requeued.not_before, requeued.lease_until) == ("queued", 0, None, None)
+
+    done = request_make(status="processing", type="access", email="done@example.com")
+    _task(done, status="succeeded")
+    processing.tasks_retry(done)
+    assert list(FinalStep.objects.filter(request=done).values_list("status", "attempts")) == [("queued", 0)]
+
+
+@pytest.mark.django_db
+def test_a_rescheduled_task_gives_up_its_lease(settings):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    request = request_make(status="processing", type="access", email="later@example.com")
+    task = _task(request, status="running", attempts=1, lease_until=timezone.now() + MINUTE)
+    processing.task_reschedule(task, "TransientError: probe: 503")
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.lease_until, stored.last_error) == ("queued", None, "TransientError: probe: 503")
+
+
+@pytest.mark.django_db
+def test_a_final_step_that_fails_keeps_when_it_failed():
+    request = request_make(status="processing", type="access", email="stepfails@example.com")
+    step = FinalStep.objects.create(request=request, status="running", attempts=1, lease_until=timezone.now() + MINUTE)
+    processing.final_step_fail(step, "the archive could not be written")
+    stored = FinalStep.objects.get(pk=step.pk)
+    assert (stored.status, stored.last_error, stored.lease_until) == ("failed", "the archive could not be written", None)
+    assert stored.last_error_at is not None
+    assert Request.objects.get(pk=request.pk).failure_reason == "the archive could not be written"
