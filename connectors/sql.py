@@ -469,11 +469,16 @@ def database_errors(system: str) -> Iterator[None]:
         raise PermanentError(f"{system}: {error.orig}") from error
 
 
+# The drivers the product ships: psycopg 3 for PostgreSQL, PyMySQL for MySQL and MariaDB (SQLite's is Python's own).
+DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
 def with_driver(url: str) -> str:
-    """A PostgreSQL URL as SQLAlchemy reaches it through psycopg 3 (the driver the product ships)."""
+    """A URL naming only its database (`postgresql://`, `mysql://`, `mariadb://`) as SQLAlchemy
+    reaches it through the driver the product ships; a URL naming a driver as it is."""
     parsed = sa.engine.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in DRIVERS:
+        parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
     return parsed.render_as_string(hide_password=False)
 
 
