@@ -292,10 +292,13 @@ def test_an_exact_identity_matches_byte_for_byte_whatever_the_columns_collation(
     assert [r.fields for r in found] == [{"points": 2}, {"points": 3}]
 
 
-def test_mariadb_timestamps_come_out_in_utc_whatever_zone_they_were_written_in(mariadb_url, connect):
-    _run(mariadb_url, "CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen timestamp NULL)",
-         "SET time_zone = '+05:00'", "INSERT INTO visit VALUES (1, 'kim@example.com', '2026-01-15 15:00:00')")
-    connector = connect(mariadb_url, "system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    collected_at: seen\n"
+def test_mariadb_timestamps_come_out_in_utc_whatever_the_sessions_zone(mariadb_url, connect):
+    """A TIMESTAMP is given in the session's zone: here +05:00 from the start, as on a server in
+    that zone, for the writer and for the connector alike."""
+    zoned = sa.engine.make_url(mariadb_url).update_query_dict({"init_command": "SET time_zone = '+05:00'"}).render_as_string(hide_password=False)
+    _run(zoned, "CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen timestamp NULL)",
+         "INSERT INTO visit VALUES (1, 'kim@example.com', '2026-01-15 15:00:00')")
+    connector = connect(zoned, "system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    collected_at: seen\n"
                                      "    columns: {seen: interests}\n")
     assert list(connector.gather(Identity(email="kim@example.com"))) == [
         Record("interests", {"seen": "2026-01-15T10:00:00+00:00"}, "shop.visit", PROVIDED, dt.datetime(2026, 1, 15, 10, 0, tzinfo=UTC))]
