@@ -243,6 +243,20 @@ def test_erase_deletes_nulls_masks_and_keeps_the_same_on_each_database_and_leave
     }
 
 
+def test_a_row_whose_children_stay_is_kept_when_its_table_is_deleted(shop, connect):
+    database, _ = shop
+    customer = SHOP[SHOP.index("  - name: customer"):SHOP.index("  - name: orders")]
+    deleted = SHOP.replace(customer, "  - name: customer\n    identity: {email: email}\n"
+                                     "    columns: {email: name_contact, card: {category: payment, transform: last4}}\n")
+    # The customer's review is kept by the file and its recent order by the retention rule.
+    assert connect(database, deleted).erase(Identity(email="ada@example.com")).steps == [
+        *ERASED[:5],
+        ErasureStep("shop.customer", "kept", "name_contact", 1, "kept while records under it are kept"),
+        ErasureStep("shop.customer", "kept", "payment", 1, "kept while records under it are kept"),
+    ]
+    assert _select(database, "SELECT id, email FROM customer ORDER BY id") == [(1, " Ada@Example.com"), (2, "adá@example.com")]
+
+
 def test_rows_with_a_composite_key_are_read_on_past_a_batch_in_key_order(shop):
     database, connector = shop
     # After 10/1, 11/1 and 11/2: lines 10/2 to 10/503 and 11/3 to 11/503, inserted last first.
