@@ -153,7 +153,8 @@ class Services:
             # As root over the socket, which a fresh install lets the system's root in by.
             subprocess.run(["mariadb", "--user=root", "--execute",
                             "CREATE DATABASE IF NOT EXISTS dsar_test;"
-                            "CREATE OR REPLACE USER 'dsar_test'@'127.0.0.1' IDENTIFIED BY 'dsar_test';"
+                            "CREATE USER IF NOT EXISTS 'dsar_test'@'127.0.0.1';"
+                            "ALTER USER 'dsar_test'@'127.0.0.1' IDENTIFIED BY 'dsar_test';"
                             "GRANT ALL PRIVILEGES ON `dsar\\_test%`.* TO 'dsar_test'@'127.0.0.1';"], check=True)
         except (OSError, subprocess.CalledProcessError) as error:
             raise SystemExit(f"[dsar] MariaDB for the tests: {error}; set DSAR_TEST_MYSQL_URL to a MariaDB or MySQL server's URL "
