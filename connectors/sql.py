@@ -20,7 +20,8 @@ import sqlalchemy as sa
 # worker's parent holds PostgreSQL's before it forks its pool, and no pool process spends its first
 # task importing it.
 import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
 from .base import Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Record, Source, TransientError
@@ -57,6 +58,133 @@ TRANSFORMS: dict[str, tuple[Callable[[sa.ColumnElement], sa.ColumnElement], Call
 SECRET_SET = "set (never exported)"
 
 
+# --- What each database spells its own way (SQLAlchemy's custom compilation) -----------------------
+# Tested on PostgreSQL, MariaDB (as MySQL too) and SQLite; other dialects take the default spelling.
+
+
+class keyed_sha256(sa.sql.expression.FunctionElement):
+    """`keyed_sha256(key, value)`: the SHA-256 of the key followed by the value, both as UTF-8, in
+    64 lower-case hex digits, computed in the database so the value never travels. The same digits
+    on every database, so a masked value can be matched across systems."""
+
+    type = sa.String()
+    name = "keyed_sha256"
+    inherit_cache = True
+
+
+@compiles(keyed_sha256)
+def _keyed_sha256(element: keyed_sha256, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"the `mask` erase strategy has no SHA-256 on {compiler.dialect.name} (PostgreSQL, MySQL, MariaDB and SQLite have one)")
+
+
+@compiles(keyed_sha256, "postgresql")
+def _keyed_sha256_postgresql(element: keyed_sha256, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    key, value = element.clauses
+    digest = sa.func.sha256(sa.func.convert_to(key + sa.cast(value, sa.Text), "UTF8"))
+    return compiler.process(sa.func.encode(digest, "hex"), **kw)
+
+
+@compiles(keyed_sha256, "mysql", "mariadb")
+def _keyed_sha256_mysql(element: keyed_sha256, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    key, value = (compiler.process(clause, **kw) for clause in element.clauses)
+    # SHA2 hashes the text in its character set: converted, a latin1 column hashes as UTF-8 too.
+    return f"SHA2(CONVERT(CONCAT({key}, {value}) USING utf8mb4), 256)"
+
+
+@compiles(keyed_sha256, "sqlite")
+def _keyed_sha256_sqlite(element: keyed_sha256, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    key, value = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"dsar_sha256({key} || {value})"  # registered on each connection by `_sqlite_session`
+
+
+def _sha256_hex(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+MASKED = "^[0-9a-f]{64}$"
+
+
+# The conditions below have no Boolean type: one would be compared with 1 on MySQL and SQLite
+# (`x IN (...) = 1`), which no index serves.
+class masked(sa.sql.expression.FunctionElement):
+    """Whether a value is a mask already: 64 lower-case hex digits."""
+
+    name = "masked"
+    inherit_cache = True
+
+
+@compiles(masked)
+def _masked(element: masked, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    (value,) = element.clauses
+    return compiler.process(value.regexp_match(MASKED).self_group(), **kw)
+
+
+@compiles(masked, "mysql", "mariadb")
+def _masked_mysql(element: masked, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    # REGEXP follows the column's collation, which commonly ignores case; as bytes it does not.
+    (value,) = element.clauses
+    return f"(CAST({compiler.process(value, **kw)} AS BINARY) REGEXP {compiler.process(sa.literal(MASKED), **kw)})"
+
+
+class one_of(sa.sql.expression.FunctionElement):
+    """`one_of(value, values)`: whether the value is one of `values` (an expanding parameter),
+    compared byte for byte, as PostgreSQL and SQLite compare text."""
+
+    name = "one_of"
+    inherit_cache = True
+
+
+@compiles(one_of)
+def _one_of(element: one_of, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    value, values = element.clauses
+    return compiler.process(value.in_(values).self_group(), **kw)
+
+
+@compiles(one_of, "mysql", "mariadb")
+def _one_of_mysql(element: one_of, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    """MySQL and MariaDB compare text under the column's collation, which commonly ignores case,
+    accents and trailing spaces ('L-7' = 'l-7', 'josé' = 'jose'): the IN, which an index on the
+    column serves, finds the candidates, and they are compared again as UTF-8 bytes."""
+    value, values = element.clauses
+    found = value.in_(values)
+    if isinstance(value.type, (sa.Integer, sa.Numeric)):
+        return compiler.process(found.self_group(), **kw)
+    # Typed as text, so that the values are bound as text (which the database compares as bytes).
+    as_bytes = sa.type_coerce(sa.cast(sa.cast(value, mysql.CHAR(charset="utf8mb4")), mysql.BINARY()), sa.String())
+    return compiler.process(sa.and_(found, as_bytes.in_(values)).self_group(), **kw)
+
+
+class _UtcTime(sa.types.TypeDecorator):
+    """A time column of a database with no time type that holds a zone (MySQL, MariaDB, SQLite):
+    its times are taken as UTC (the session's zone is UTC there, see `_utc_session`), and come out
+    with UTC's zone, as PostgreSQL's `timestamptz` does."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if isinstance(value, dt.datetime) and value.tzinfo else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) and value.tzinfo is None else value
+
+
+def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+    """MySQL and MariaDB give TIMESTAMP columns in the session's zone: UTC, whatever the server's."""
+    with contextlib.closing(dbapi_connection.cursor()) as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+
+
+def _sqlite_session(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite has no SHA-256 of its own: the `mask` strategy's is Python's, the same digits."""
+    dbapi_connection.create_function("dsar_sha256", 1, _sha256_hex, deterministic=True)
+
+
+# What each new connection of a dialect needs first, and which dialects keep times without a zone.
+SESSION_SETUP: dict[str, Callable[[Any, Any], None]] = {"mysql": _utc_session, "mariadb": _utc_session, "sqlite": _sqlite_session}
+ZONELESS_TIMES = frozenset({"mysql", "mariadb", "sqlite"})
+
+
 class SqlConnector(Connector):
     """Reads and erases a subject's rows in one SQL database, as its dataset file describes.
 
@@ -80,7 +208,10 @@ class SqlConnector(Connector):
         """The system's engine, made on first use (a small pool: a worker runs one task at a time)."""
         if self._engine is None:
             url = with_driver(self._url) if self._url else sibling_database_url(self.dataset.system)
-            self._engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+            if setup := SESSION_SETUP.get(engine.dialect.name):
+                sa.event.listen(engine, "connect", setup)
+            self._engine = engine
         return self._engine
 
     def close(self) -> None:
@@ -112,8 +243,8 @@ class SqlConnector(Connector):
         if table.identity:
             column, name = t.c[table.identity.column], table.identity.name
             if table.identity.match == "case_insensitive":
-                return sa.func.lower(sa.func.trim(column)).in_(sa.bindparam(f"identity_{name}_folded", expanding=True))
-            return column.in_(sa.bindparam(f"identity_{name}", expanding=True))
+                return one_of(sa.func.lower(sa.func.trim(column)), sa.bindparam(f"identity_{name}_folded", expanding=True))
+            return one_of(column, sa.bindparam(f"identity_{name}", expanding=True))
         mine = [t.c[column] for column in table.parent.columns]
         return _row(mine).in_(self._keys(self.dataset.table(table.parent.table)))
 
@@ -140,7 +271,9 @@ class SqlConnector(Connector):
             if self._types is None:  # once: the tables' column types, read before any statement is built
                 inspector = sa.inspect(conn)
                 names = set(inspector.get_table_names())
-                self._types = {t.name: {c["name"]: c["type"] for c in inspector.get_columns(t.name)}
+                zoneless = conn.dialect.name in ZONELESS_TIMES
+                self._types = {t.name: {c["name"]: _UtcTime() if zoneless and isinstance(c["type"], sa.DateTime) else c["type"]
+                                        for c in inspector.get_columns(t.name)}
                                for t in self.dataset.tables if t.name in names}
                 if conn.in_transaction():
                     conn.commit()
@@ -318,7 +451,7 @@ class SqlConnector(Connector):
             return
         values = {c: self._mask(t.c[c]) if strategy[c] == "mask" else None for c in cleared}
         # A masked value is 64 hex digits: rows already masked or cleared are left alone.
-        pending = sa.or_(*(t.c[c].isnot(None) & ~t.c[c].regexp_match("^[0-9a-f]{64}$") if strategy[c] == "mask" else t.c[c].isnot(None)
+        pending = sa.or_(*(t.c[c].isnot(None) & ~masked(t.c[c]) if strategy[c] == "mask" else t.c[c].isnot(None)
                            for c in cleared))
         count = conn.execute(sa.update(t).where(self._belongs(table, t), pending).values(values), params).rowcount
         done = {(category[c], "masked" if strategy[c] == "mask" else "nulled") for c in cleared}
@@ -330,7 +463,7 @@ class SqlConnector(Connector):
 
     def _mask(self, column: sa.ColumnClause) -> sa.ColumnElement:
         """A keyed SHA-256 of the value, computed in the database so the value never travels."""
-        return sa.func.encode(sa.func.sha256(sa.func.convert_to(sa.literal(self.mask_key) + sa.cast(column, sa.Text), "UTF8")), "hex")
+        return keyed_sha256(sa.literal(self.mask_key, sa.String()), column)
 
     @property
     def mask_key(self) -> str:
@@ -469,11 +602,16 @@ def database_errors(system: str) -> Iterator[None]:
         raise PermanentError(f"{system}: {error.orig}") from error
 
 
+# The drivers the product ships: psycopg 3 for PostgreSQL, PyMySQL for MySQL and MariaDB (SQLite's is Python's own).
+DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
 def with_driver(url: str) -> str:
-    """A PostgreSQL URL as SQLAlchemy reaches it through psycopg 3 (the driver the product ships)."""
+    """A URL naming only its database (`postgresql://`, `mysql://`, `mariadb://`) as SQLAlchemy
+    reaches it through the driver the product ships; a URL naming a driver as it is."""
     parsed = sa.engine.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in DRIVERS:
+        parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
     return parsed.render_as_string(hide_password=False)
 
 
@@ -510,7 +648,9 @@ def after_key(key: list[sa.ColumnClause]) -> sa.ColumnElement:
 
 def _utc(value: Any) -> Any:
     """A time with a zone in UTC, whatever zone the database answered in: an export's times are then
-    unambiguous. Anything else as it is (a time already at UTC's offset too: it is written the same)."""
+    unambiguous. Anything else as it is (a time already at UTC's offset too: it is written the same).
+    MySQL's, MariaDB's and SQLite's times have no zone and are taken as UTC (`_UtcTime`); a
+    PostgreSQL `timestamp` without a zone stays as written."""
     return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) and value.utcoffset() else value
 
 

@@ -12,15 +12,18 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pgtrigger
 import pytest
+import sqlalchemy as sa
 from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from connectors.sql import with_driver
 from estate.loader import estate_load, estate_parse
 from estate.stores import estate_database_drop
 from dsar.celery import app as celery_app
@@ -127,6 +130,23 @@ def reviewer(reviewer_token) -> APIClient:
 @pytest.fixture
 def admin_client(db) -> APIClient:
     return _staff_client(staff_token_create(user=staff_user_ensure(username="ada", role=ROLE_ADMIN)))
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """The URL of an empty MariaDB database of the test's own, dropped after it, on the server
+    `python -m devstack test` makes sure of (DSAR_TEST_MYSQL_URL)."""
+    server = os.environ.get("DSAR_TEST_MYSQL_URL")
+    if not server:
+        pytest.fail("DSAR_TEST_MYSQL_URL is not set: run the tests with `make test` or `python -m devstack test`")
+    name = f"dsar_test_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(with_driver(server))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    engine.dispose()
 
 
 @pytest.fixture

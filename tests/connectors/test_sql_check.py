@@ -1,6 +1,6 @@
 """connectors/sql_check.py: `systems check` fits an SQL system's file against the live schema, on
-real PostgreSQL and SQLite: what cannot work is a problem, a lookup no index serves gets the exact
-CREATE INDEX that serves it, and running that statement makes the advice go away."""
+real PostgreSQL, MariaDB and SQLite: what cannot work is a problem, a lookup no index serves gets
+the exact statement that makes one serve it, and running that statement makes the advice go away."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import Finding
+from connectors.sql import with_driver
 from connectors.systems import system_load
 from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
 
@@ -35,11 +36,14 @@ FITS = """\
     """
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "mariadb", "sqlite"])
 def database(request, tmp_path):
     """An empty database of each kind; its URL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+        return
+    if request.param == "mariadb":
+        yield request.getfixturevalue("mariadb_url")
         return
     estate_database_drop("shopcheck")
     estate_database_ensure("shopcheck")
@@ -47,8 +51,23 @@ def database(request, tmp_path):
     estate_database_drop("shopcheck")
 
 
+def _on_mariadb(url: str) -> bool:
+    return url.startswith("mysql")
+
+
+def _indexed(url: str, text: str = FITS) -> tuple[list[str], str]:
+    """The statements that index the lookups of FITS (or a file like it), and the file that goes
+    with them. MariaDB indexes no lower(trim(email)): there the file finds the subject by an
+    indexed generated column holding it."""
+    if _on_mariadb(url):
+        return (["ALTER TABLE customer ADD COLUMN email_dsar varchar(200) AS (lower(trim(email))) VIRTUAL, ADD INDEX customer_email_dsar (email_dsar)",
+                 "CREATE INDEX orders_customer ON orders (customer_id)"],
+                text.replace("identity: {email: email}", "identity: {email: email_dsar, match: exact}"))
+    return ["CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)"], text
+
+
 def _run(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(with_driver(url))
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(sa.text(statement))
@@ -66,10 +85,12 @@ def _check(tmp_path, url: str, text: str = FITS) -> list[Finding]:
 
 
 def test_a_file_that_fits_with_its_lookups_indexed_finds_nothing(tmp_path, database):
-    _run(database, *SCHEMA, "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
-    assert _check(tmp_path, database) == []
+    indexes, fits = _indexed(database)
+    _run(database, *SCHEMA, *indexes)
+    assert _check(tmp_path, database, fits) == []
 
 
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"], indirect=True)
 def test_a_lookup_no_index_serves_is_advised_the_index_and_the_advice_is_right(tmp_path, database):
     _run(database, *SCHEMA)
     identity = "CREATE INDEX customer_email_dsar ON customer (lower(trim(email)));"
@@ -80,6 +101,44 @@ def test_a_lookup_no_index_serves_is_advised_the_index_and_the_advice_is_right(t
     ]
     _run(database, identity.rstrip(";"), parent.rstrip(";"))
     assert _check(tmp_path, database) == []
+
+
+@pytest.mark.parametrize("database", ["mariadb"], indirect=True)
+def test_on_mariadb_a_case_insensitive_lookup_is_advised_an_indexed_generated_column_and_the_advice_is_right(tmp_path, database):
+    # InnoDB indexes a foreign key's columns itself: orders here has none, so that its lookup is advised too.
+    _run(database, SCHEMA[0], "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL, total integer, placed_at timestamp)")
+    column = ("ALTER TABLE customer ADD COLUMN email_dsar VARCHAR(200) AS (lower(trim(email))) VIRTUAL, "
+              "ADD INDEX customer_email_dsar (email_dsar);")
+    file_change = "then find the subject by it: `identity: {email: email_dsar, match: exact}`"
+    parent = "CREATE INDEX orders_customer_id_dsar ON orders (customer_id);"
+    assert _check(tmp_path, database) == [
+        Finding("tables[0].identity", f"no index serves the lookup, so each request reads the whole table: {column} {file_change} "
+                                      "(MariaDB indexes no expression such as lower(trim(email)))", problem=False),
+        Finding("tables[1].parent", f"no index serves the lookup, so each request reads the whole table: {parent}", problem=False),
+    ]
+    _run(database, column.rstrip(";"), parent.rstrip(";"))
+    assert _check(tmp_path, database, FITS.replace("identity: {email: email}", "identity: {email: email_dsar, match: exact}")) == []
+
+
+@pytest.mark.parametrize("database", ["mariadb"], indirect=True)
+def test_on_mariadb_another_case_insensitive_identity_is_advised_an_exact_match_on_an_index(tmp_path, database):
+    _run(database, "CREATE TABLE loyalty (card varchar(20) PRIMARY KEY, holder varchar(40), points integer)")
+    loyalty = """\
+        name: shop
+        kind: sql
+        connection: {url: "URL"}
+        tables:
+          - name: loyalty
+            primary_key: card
+            identity: {holder_name: holder, match: case_insensitive}
+            columns: {points: subscription}
+        """
+    assert _check(tmp_path, database, loyalty) == [Finding(
+        "tables[0].identity", "no index serves the lookup, so each request reads the whole table: MariaDB indexes no expression such as "
+                              "lower(trim(holder)): if the column holds its values as the system providing them does, write `match: exact` and "
+                              "CREATE INDEX loyalty_holder_dsar ON loyalty (holder);", problem=False)]
+    _run(database, "CREATE INDEX loyalty_holder_dsar ON loyalty (holder)")
+    assert _check(tmp_path, database, loyalty.replace("match: case_insensitive", "match: exact")) == []
 
 
 def test_tables_and_columns_the_database_lacks_and_columns_of_the_wrong_type_are_problems(tmp_path, database):
@@ -96,9 +155,9 @@ def test_tables_and_columns_the_database_lacks_and_columns_of_the_wrong_type_are
 
 
 def test_an_erasure_the_constraints_would_refuse_is_a_problem_and_one_they_allow_is_not(tmp_path, database):
+    indexes, nulled = _indexed(database, FITS.replace("full_name: name_contact", "full_name: {category: name_contact, erase: null}"))
     _run(database, *SCHEMA, "CREATE TABLE note (id integer PRIMARY KEY, customer_id integer REFERENCES customer (id) ON DELETE RESTRICT)",
-         "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
-    nulled = FITS.replace("full_name: name_contact", "full_name: {category: name_contact, erase: null}")
+         *indexes)
     # orders is in the file under customer, so it is deleted first; review cascades; note refuses.
     assert [(f.where, f.what) for f in _check(tmp_path, database, nulled)] == [
         ("tables[0].columns.full_name.erase", "`null` cannot clear customer.full_name: the column is NOT NULL (erase the table by `delete`, "
@@ -109,13 +168,16 @@ def test_an_erasure_the_constraints_would_refuse_is_a_problem_and_one_they_allow
 
 
 def test_a_trigger_on_a_table_the_erasure_writes_is_told_as_advice(tmp_path, database):
-    _run(database, *SCHEMA, "CREATE INDEX customer_email ON customer (lower(trim(email)))", "CREATE INDEX orders_customer ON orders (customer_id)")
+    indexes, fits = _indexed(database)
+    _run(database, *SCHEMA, *indexes)
     if database.startswith("sqlite"):
         _run(database, "CREATE TRIGGER keep_copy AFTER DELETE ON orders BEGIN SELECT 1; END")
+    elif _on_mariadb(database):
+        _run(database, "CREATE TRIGGER keep_copy AFTER DELETE ON orders FOR EACH ROW SET @copied = 1")
     else:
         _run(database, "CREATE FUNCTION nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
              "CREATE TRIGGER keep_copy AFTER DELETE ON orders FOR EACH ROW EXECUTE FUNCTION nothing()")
-    assert _check(tmp_path, database) == [
+    assert _check(tmp_path, database, fits) == [
         Finding("tables[1].erase", "trigger keep_copy on orders runs when the erasure writes: make sure it neither blocks nor copies the data",
                 problem=False)]
 
