@@ -73,7 +73,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from .base import (
     PROVIDED, Connector, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Record, Source,
@@ -248,11 +248,31 @@ class HeaderAuth(_Model):
     value: SecretStr
 
 
+def _typed(*names: str) -> Discriminator:
+    """Choose a union's model by its `type`, and name the types when it has none of them (the
+    loader's own message for a bad tag is about `kind`)."""
+    return Discriminator(lambda value: value.get("type") if isinstance(value, dict) else getattr(value, "type", None),
+                         custom_error_type="type_unknown", custom_error_message=f"needs a type: {', '.join(names)}")
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL without a query")
+    return value
+
+
+Auth = Annotated[
+    Annotated[BasicAuth, Tag("basic")] | Annotated[BearerAuth, Tag("bearer")] | Annotated[HeaderAuth, Tag("header")],
+    _typed("basic", "bearer", "header"),
+]
+
+
 class HttpConnection(_Model):
     """Where the API is and how to sign in to it."""
 
-    base_url: str = Field(pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
-    auth: Annotated[BasicAuth | BearerAuth | HeaderAuth, Field(discriminator="type")] | None = None
+    base_url: Annotated[str, AfterValidator(_base_url)]
+    auth: Auth | None = None
     headers: dict[str, str] = {}
     timeout: float = Field(10.0, gt=0, le=300)  # seconds for each call
 
@@ -292,7 +312,10 @@ class OffsetPages(_Model):
     more: JsonPath | None = None
 
 
-Pagination = Annotated[LinkPages | CursorPages | OffsetPages, Field(discriminator="type")]
+Pagination = Annotated[
+    Annotated[LinkPages, Tag("link")] | Annotated[CursorPages, Tag("cursor")] | Annotated[OffsetPages, Tag("offset")],
+    _typed("link", "cursor", "offset"),
+]
 
 
 class Join(_Model):
@@ -388,10 +411,17 @@ class Listing(Call):
     """A call whose items are the subject's: what records they give."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    fields: dict[JsonPath, CategoryField] = {}
+    fields: dict[str, CategoryField] = {}
     records: list[RecordSpec] = []
     collected_at: JsonPath | None = None
     source: Literal["provided", "observed", "inferred"] = "provided"
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, fields: dict[str, CategoryField]) -> dict[str, CategoryField]:
+        for path in fields:
+            _path(path)
+        return fields
 
     @model_validator(mode="after")
     def _records_once(self) -> Listing:

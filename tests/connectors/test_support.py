@@ -3,14 +3,11 @@ engine, against the real demo helpdesk, started for this module as its own proce
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import select
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +20,7 @@ from connectors.systems import System, system_load
 from devstack import helpdesk_command
 from estate.support_load import support_load, support_load_many
 
+from ..support.answering import answering
 from ..support.processes import process_stop
 from ..support.waiting import wait_for
 
@@ -402,34 +400,6 @@ def test_a_service_that_does_not_answer_in_time_is_a_transient_error():
         connector.close()
 
 
-@contextlib.contextmanager
-def _answering(status: int, body: bytes, seen: list[tuple[str, str | None]] | None = None) -> Iterator[int]:
-    """A real HTTP server on a loopback port of its own (yielded) that answers every GET with
-    `status` and `body`, noting in `seen` each request line's target and Authorization header."""
-
-    class Fixed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if seen is not None:
-                seen.append((self.path, self.headers.get("Authorization")))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_request(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Fixed)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.mark.parametrize(
     ("status", "body", "error"),
     [(503, b'{"error": "down"}', TransientError), (429, b'{"error": "slow down"}', TransientError),
@@ -437,7 +407,7 @@ def _answering(status: int, body: bytes, seen: list[tuple[str, str | None]] | No
      (200, b'{"unexpected": []}', PermanentError)],
 )
 def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, error):
-    with _answering(status, body) as port:
+    with answering(status, body) as port:
         connector = support_connector(f"http://127.0.0.1:{port}", timeout=5)
         try:
             with pytest.raises(error):
@@ -448,7 +418,7 @@ def test_helpdesk_answers_are_classified_transient_or_permanent(status, body, er
 
 def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(monkeypatch):
     seen: list[tuple[str, str | None]] = []
-    with _answering(200, b'{"users": []}', seen) as port:  # a forward proxy: the request line holds the whole URL
+    with answering(200, b'{"users": []}', seen) as port:  # a forward proxy: the request line holds the whole URL
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
