@@ -85,6 +85,7 @@ PROBE_EMAIL = "systems-check@example.invalid"  # `check` looks this address up: 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 STEP = re.compile(r"([^.\[\]]+)(?:\[([^.=\[\]]+)=([^\[\]]*)\])?")
 SOURCES = {"provided": PROVIDED, "observed": Source("observed"), "inferred": Source("inferred")}
+WITH_SUBJECT = "erased only with the subject, when every category of the system is erased"  # the receipt's reason
 
 
 # --- Paths and conditions --------------------------------------------------------------------------
@@ -507,8 +508,8 @@ class HttpApi(_Model):
         if self.lookup.record_specs():
             with_subject.insert(0, "lookup")
         if with_subject and not self.erase:
-            problems.append(f"erase: nothing erases the records of {', '.join(with_subject)}: give the calls that delete the subject, "
-                            "an erase call for each item of a list, or `erase: keep` with a reason")
+            problems.append(f"erase: nothing erases the records of {', '.join(with_subject)}: give the calls that delete the "
+                            "subject, an erase call for each item of a list, or `erase: keep` with a reason")
         return problems
 
 
@@ -664,8 +665,7 @@ class HttpConnector(Connector):
 
     def _pages(self, call: Call, context: Mapping[str, Any], *, missing_ok: bool = False) -> Iterator[tuple[Any, list[dict]]]:
         """Each page of a call's answer with its items, the next asked for only when this one is used up."""
-        url = self.base_url + _filled(call.path, context, quoted=True)
-        params: dict[str, str] | None = {k: _filled(v, context) if isinstance(v, str) else _param(v) for k, v in call.params.items()}
+        url, params = self._url(call, context), _params(call, context)
         pages, seen, offset = call.pagination, set(), 0
         if isinstance(pages, OffsetPages):
             params = {**params, pages.param: "0", pages.limit_param: str(pages.size)}
@@ -696,12 +696,16 @@ class HttpConnector(Connector):
             else:
                 params = {**params, pages.param: str(following)}
 
+    def _url(self, call: Call, context: Mapping[str, Any]) -> str:
+        return self.base_url + _filled(call.path, context, quoted=True)
+
     def _page_items(self, page: Any, call: Call) -> list[dict[str, Any]]:
         found = page if call.items is None else value_at(page, call.items) if isinstance(page, dict) else None
         if isinstance(found, dict):
             found = [found]
         if not isinstance(found, list):
-            raise PermanentError(f"{self.name}: the answer to GET {call.path} lacks a list of items at {call.items or 'its top'!r}")
+            where = call.items or "its top"
+            raise PermanentError(f"{self.name}: the answer to GET {call.path} lacks a list of items at {where!r}")
         if not all(isinstance(item, dict) for item in found):
             raise PermanentError(f"{self.name}: GET {call.path} answered an item that is not an object")
         return found
@@ -740,8 +744,7 @@ class HttpConnector(Connector):
                 if everything:
                     receipt.record(ErasureStep(f"{self.name}.{name}", "deleted", category, count))
                 elif category in wanted:
-                    receipt.record(ErasureStep(f"{self.name}.{name}", "kept", category, count,
-                                               reason="erased only with the subject, when every category of the system is erased"))
+                    receipt.record(ErasureStep(f"{self.name}.{name}", "kept", category, count, reason=WITH_SUBJECT))
         context = {"system": self.name, "email": identity.email}
         for call in self.api.erase if everything and act else []:
             if call.each is not None:
@@ -776,7 +779,7 @@ class HttpConnector(Connector):
 
     def _erase_request(self, call: ItemErase, context: Mapping[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
         """The method, URL and body of an erase call, its placeholders filled."""
-        body = {k: _filled(v, context) if isinstance(v, str) else v for k, v in call.body.items()} if call.body is not None else None
+        body = None if call.body is None else {k: _filled(v, context) if isinstance(v, str) else v for k, v in call.body.items()}
         return call.method, self.base_url + _filled(call.path, context, quoted=True), body
 
     def _erase_send(self, request: tuple[str, str, dict[str, Any] | None]) -> None:
@@ -787,12 +790,9 @@ class HttpConnector(Connector):
 
     def check(self) -> list[Finding]:
         """Whether the API answers the lookup of an address no one has with 2xx and a list of items."""
-        lookup = self.api.lookup
+        lookup, context = self.api.lookup, {"system": self.name, "email": PROBE_EMAIL}
         try:
-            page = self.call("GET", self.base_url + _filled(lookup.path, {"system": self.name, "email": PROBE_EMAIL}, quoted=True),
-                             params={k: _filled(v, {"system": self.name, "email": PROBE_EMAIL}) if isinstance(v, str) else _param(v)
-                                     for k, v in lookup.params.items()})
-            self._page_items(page, lookup)
+            self._page_items(self.call("GET", self._url(lookup, context), params=_params(lookup, context)), lookup)
         except _Refused as error:
             return [Finding("connection.auth", str(error))]
         except TransientError as error:
@@ -871,8 +871,14 @@ def _key(value: Any) -> str | None:
     return str(value).strip().casefold()
 
 
-def _param(value: str | int | float | bool) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+def _params(call: Call, context: Mapping[str, Any]) -> dict[str, str]:
+    """A call's query parameters, placeholders filled (a boolean as `true` or `false`)."""
+    def text(value: str | int | float | bool) -> str:
+        if isinstance(value, str):
+            return _filled(value, context)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return {key: text(value) for key, value in call.params.items()}
 
 
 def _empty(value: Any) -> bool:

@@ -110,7 +110,8 @@ class StripeStandin:
                 self._authenticate(authorization)
                 if method == "GET" and url.path == "/v1/customers":
                     live = [c for c in self.customers.values() if not c.get("deleted")]
-                    return 200, self._list("/v1/customers", query, [c for c in live if "email" not in query or c["email"] == query["email"]])
+                    found = [c for c in live if "email" not in query or c["email"] == query["email"]]  # case-sensitive, as Stripe's
+                    return 200, self._list("/v1/customers", query, found)
                 if method == "GET" and url.path == "/v1/charges":
                     charges = [c for c in self.charges.values() if "customer" not in query or c["customer"] == query["customer"]]
                     return 200, self._list("/v1/charges", query, charges)
