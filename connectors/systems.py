@@ -4,7 +4,7 @@ A system file names the system, its kind and how to reach it; `${VAR}` (or `${VA
 any text is taken from the environment, so no secret is written in a file:
 
     name: shop                      # the connector's name: lower case, digits, underscores
-    kind: sql                       # sql | object_store | python
+    kind: sql                       # sql | object_store | http | python
     connection: {url: "${SHOP_DATABASE_URL}"}
     time_limit: 600                 # optional: seconds an attempt may take before it is retried
     tables: [...]                   # sql: the dataset (connectors/sql_dataset.py)
@@ -29,9 +29,10 @@ from django.utils.module_loading import import_string
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, TypeAdapter, ValidationError
 
 from .base import Connector
+from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
 from .sql_dataset import REQUEST_IDENTITIES, Dataset, Organization, Table, problem_what, problem_where
 
-KINDS = ("sql", "object_store", "python")
+KINDS = ("sql", "object_store", "http", "python")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -132,13 +133,22 @@ class _ObjectStoreFile(_File):
     connection: _StoreConnection = _StoreConnection()
 
 
+class _HttpFile(_File):
+    kind: Literal["http"]
+    class_: DottedPath = Field("connectors.http.HttpConnector", alias="class")
+    connection: HttpConnection
+    lookup: HttpLookup
+    lists: list[HttpList] = []
+    erase: list[SubjectErase] = []
+
+
 class _PythonFile(_File):
     kind: Literal["python"]
     class_: DottedPath = Field(alias="class")
     options: dict[str, Any] = {}
 
 
-_SYSTEM_FILE = TypeAdapter(Annotated[_SqlFile | _ObjectStoreFile | _PythonFile, Field(discriminator="kind")])
+_SYSTEM_FILE = TypeAdapter(Annotated[_SqlFile | _ObjectStoreFile | _HttpFile | _PythonFile, Field(discriminator="kind")])
 
 
 # --- Loading ---------------------------------------------------------------------------------------
@@ -215,6 +225,11 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         options = {"dataset": dataset, "url": spec.connection.url, "mask_key": spec.connection.mask_key}
     elif isinstance(spec, _ObjectStoreFile):
         options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}
+    elif isinstance(spec, _HttpFile):
+        api = HttpApi(connection=spec.connection, lookup=spec.lookup, lists=spec.lists, erase=spec.erase)
+        if problems := api.problems():
+            raise SystemsError([f"{path}: {problem}" for problem in problems])
+        options = {"api": api}
     else:
         options = spec.options
     needs = provides = frozenset()

@@ -430,11 +430,10 @@ def _support_write(estate: Estate) -> None:
 
     from .support_load import support_load_many
 
-    options = settings.DSAR_SYSTEMS["support"].options
     subjects = [
         (subject.email, [c.model_dump(by_alias=True) for c in support.chats], [f.model_dump() for f in support.feedback])
         for subject in estate.subjects
         for support in [subject.support or Support()]
     ]
-    support_load_many(base_url=options["base_url"], email=options["email"], token=options["token"], subjects=subjects)
+    support_load_many(system=settings.DSAR_SYSTEMS["support"], subjects=subjects)
 

@@ -592,7 +592,7 @@ def test_the_systems_page_lists_the_configured_systems_with_what_their_files_dec
         ("accounts", "sql", "estate/systems/accounts.yaml"),
         ("content", "object_store", "estate/systems/content.yaml"),
         ("payments", "sql", "estate/systems/payments.yaml"),
-        ("support", "python", "estate/systems/support.yaml"),
+        ("support", "http", "estate/systems/support.yaml"),
         ("third_party", "sql", "estate/systems/third_party.yaml"),
         ("probe", "python", "tests/systems/probe.yaml"),
     ]
@@ -603,7 +603,7 @@ def test_the_systems_page_lists_the_configured_systems_with_what_their_files_dec
         "Purchases and account activity interactions.account_history Last check Never checked Workers Run it "
         "Failures None in the last 7 days No request has reached it yet.")
     assert _section(content, "support").startswith(
-        "support Kind python Connector connectors.support.ZendeskConnector File estate/systems/support.yaml Needs Only what the "
+        "support Kind http Connector connectors.http.HttpConnector File estate/systems/support.yaml Needs Only what the "
         "request gives Provides Nothing for other systems Categories Help and support requests interactions.support Use of bots and add-ons "
         "interactions.bot_usage Feedback, surveys and reviews feedback_ratings Last check Never checked")
     assert "Time limit 5 seconds an attempt" in _section(content, "probe")

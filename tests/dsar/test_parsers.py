@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from connectors.base import Identity, PermanentError, Record, TransientError
 from estate.loader import EstateError, estate_parse
 from connectors.systems import SystemsError, system_load
-from connectors.support import ZendeskConnector
 from dsar import exports, services
 from dsar.errors import InvalidInput, NotFound
 
@@ -112,7 +111,11 @@ class _Helpdesk(BaseHTTPRequestHandler):
 def helpdesk():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Helpdesk)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield ZendeskConnector(base_url=f"http://127.0.0.1:{server.server_port}", email="dsar@example.com", token="t", timeout=5)
+    environ = {"DSAR_HELPDESK_BASE_URL": f"http://127.0.0.1:{server.server_port}", "DSAR_HELPDESK_EMAIL": "dsar@example.com",
+               "DSAR_HELPDESK_TOKEN": "t"}
+    connector = system_load(ROOT / "estate" / "systems" / "support.yaml", environ).connector()
+    yield connector
+    connector.close()
     server.shutdown()
 
 
