@@ -412,7 +412,7 @@ class SqlConnector(Connector):
         with self._connection() as conn, conn.begin() as transaction:
             params = self._subject_params(conn, identity)
             self.before_erase(conn, identity, wanted, receipt)
-            for table in reversed(self.dataset.ordered()):
+            for table in self.dataset.erase_order():
                 self._erase_table(conn, table, params, wanted, receipt)
             if not keep_changes:
                 transaction.rollback()

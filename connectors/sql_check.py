@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 PROBE_EMAIL = "systems-check@example.invalid"
 PROBE_VALUE = "systems-check"
 TIMES = (sa.Date, sa.DateTime)
+MASK_LENGTH = 64  # a keyed SHA-256 in hex
 # What refuses a parent's delete while a child row still points at it.
 REFUSING = {"NO ACTION", "RESTRICT"}
 MYSQL = ("mysql", "mariadb")  # the names of MySQL's dialect, which reaches MariaDB too
@@ -106,6 +107,12 @@ def _column_findings(table: Table, columns: dict[str, dict], where: str) -> Iter
     for column, key in texts.items():
         if column in columns and not _is(columns[column]["type"], (sa.String,)):
             yield Finding(f"{where}.{key}", f"{table.name}.{column} holds {columns[column]['type']}, not text: `last4` and `mask` need text")
+    masked = [c.name for c in table.columns if (c.erase or table.erase) == "mask"]
+    for column in masked:
+        length = getattr(columns.get(column, {}).get("type"), "length", None)
+        if length is not None and length < MASK_LENGTH:
+            yield Finding(f"{where}.{texts[column]}", f"{table.name}.{column} holds {columns[column]['type']}: a mask is {MASK_LENGTH} "
+                                                      "characters (widen the column, or erase it by `null` or `delete`)")
 
 
 def _erase_findings(connector: SqlConnector, table: Table, schema: _Schema, where: str) -> Iterator[Finding]:

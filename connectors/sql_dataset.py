@@ -250,6 +250,15 @@ class Dataset(_Model):
             pending.remove(ready)
         return ordered
 
+    def erase_order(self) -> list[Table]:
+        """Children before parents; and a table found by an identity another table of the system
+        provides after that table, which points at its rows (a customer's address row, found by
+        the customer's address_id, goes once the customer has)."""
+        order = list(reversed(self.ordered()))
+        own = self.identities_provided()
+        later = [t for t in order if t.identity and t.identity.name in own]
+        return [t for t in order if t not in later] + later
+
     def identities_needed(self) -> set[str]:
         """The identities the system's tables are found by."""
         return {t.identity.name for t in self.tables if t.identity}

@@ -403,3 +403,32 @@ def test_erasure_keeps_what_the_file_keeps_and_a_row_whose_retained_children_sta
     ]
     # The old order and its line are gone; the recent order, the review and the customer they hang from stay.
     assert [_shop_count(engine, t) for t in ("order_line", "orders", "review", "customer")] == [0, 1, 1, 1]
+
+
+def test_a_table_found_by_an_identity_its_neighbour_provides_is_erased_after_the_row_that_points_at_it(tmp_path):
+    from estate.stores import estate_database_drop, estate_database_ensure
+
+    estate_database_drop("shopaddress")
+    estate_database_ensure("shopaddress")
+    url = estate_database_url("shopaddress")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE address (address_id integer PRIMARY KEY, street text NOT NULL)"))
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, address_id integer NOT NULL REFERENCES address)"))
+        conn.execute(sa.text("INSERT INTO address VALUES (7, '1 Mill Street'), (8, '2 Elm Parade')"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'ada@example.com', 7), (2, 'bob@example.com', 8)"))
+    (tmp_path / "shop.yaml").write_text(  # the address comes first in the file, as a scan may write it
+        "system: shop\ntables:\n  - name: address\n    primary_key: address_id\n    identity: {home: address_id}\n"
+        "    columns: {street: name_contact}\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
+        "    columns: {email: name_contact}\n")
+    connector = SqlConnector(name="shop", dataset=dataset_load(tmp_path / "shop.yaml"), url=url)
+    try:
+        receipt = connector.erase(Identity(email="ada@example.com"))
+        assert receipt.erased == {"name_contact": 2}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT address_id FROM address")).scalars().all() == [8]
+            assert conn.execute(sa.text("SELECT id FROM customer")).scalars().all() == [2]
+    finally:
+        connector.close()
+        engine.dispose()
+        estate_database_drop("shopaddress")

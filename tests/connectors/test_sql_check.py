@@ -208,3 +208,21 @@ def test_a_table_without_the_files_key_is_told_its_key_and_one_with_no_primary_k
         ("tables[1].primary_key", "orders has no primary key: add one to the table (the product needs a key that names one row, to read on "
                                   "past a batch and to erase)"),
     ]
+
+
+def test_a_mask_the_column_cannot_hold_is_a_problem(tmp_path, database):
+    _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, phone varchar(20), note varchar(100))")
+    short = """\
+        name: shop
+        kind: sql
+        connection: {url: "URL"}
+        tables:
+          - name: customer
+            identity: {email: email}
+            erase: mask
+            columns: {email: name_contact, phone: name_contact, note: other_input}
+        """
+    assert [(f.where, f.what) for f in _check(tmp_path, database, short) if f.problem] == [
+        ("tables[0].columns.phone", "customer.phone holds VARCHAR(20): a mask is 64 characters (widen the column, or erase it by `null` or "
+                                    "`delete`)"),
+    ]

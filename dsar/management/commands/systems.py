@@ -66,7 +66,7 @@ class Command(BaseCommand):
             try:
                 lines = connector.gather_preview(identity) if type == "access" else connector.erase_preview(identity).steps
             except ConnectorError as error:
-                self.stdout.write(f"{name}: cannot say: {error}")
+                self.stdout.write(f"{name}: cannot say: {str(error).removeprefix(f'{name}: ')}")
                 continue
             for line in lines:
                 self.stdout.write(str(line))
