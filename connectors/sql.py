@@ -202,6 +202,7 @@ class SqlConnector(Connector):
         self._engine: sa.Engine | None = None
         self._reads: list[TableRead] | None = None
         self._types: dict[str, dict[str, sa.types.TypeEngine]] | None = None
+        self._references: dict[str, set[str]] = {}  # a table -> the tables its foreign keys point at
 
     @property
     def engine(self) -> sa.Engine:
@@ -268,13 +269,14 @@ class SqlConnector(Connector):
     def _connection(self) -> Iterator[sa.Connection]:
         """A connection, with the database's errors turned into the connector's."""
         with database_errors(self.name), self.engine.connect() as conn:
-            if self._types is None:  # once: the tables' column types, read before any statement is built
+            if self._types is None:  # once: the tables' column types and keys, read before any statement is built
                 inspector = sa.inspect(conn)
-                names = set(inspector.get_table_names())
+                present = [t.name for t in self.dataset.tables if t.name in set(inspector.get_table_names())]
                 zoneless = conn.dialect.name in ZONELESS_TIMES
-                self._types = {t.name: {c["name"]: _UtcTime() if zoneless and isinstance(c["type"], sa.DateTime) else c["type"]
-                                        for c in inspector.get_columns(t.name)}
-                               for t in self.dataset.tables if t.name in names}
+                self._types = {name: {c["name"]: _UtcTime() if zoneless and isinstance(c["type"], sa.DateTime) else c["type"]
+                                      for c in inspector.get_columns(name)}
+                               for name in present}
+                self._references = {name: {key["referred_table"] for key in inspector.get_foreign_keys(name)} for name in present}
                 if conn.in_transaction():
                     conn.commit()
             yield conn
@@ -412,7 +414,7 @@ class SqlConnector(Connector):
         with self._connection() as conn, conn.begin() as transaction:
             params = self._subject_params(conn, identity)
             self.before_erase(conn, identity, wanted, receipt)
-            for table in self.dataset.erase_order():
+            for table in self.dataset.erase_order(self._references):
                 self._erase_table(conn, table, params, wanted, receipt)
             if not keep_changes:
                 transaction.rollback()

@@ -125,7 +125,10 @@ def _erase_findings(connector: SqlConnector, table: Table, schema: _Schema, wher
                                             "`delete`, or the column by `mask`)")
     if table.erase != "delete":
         return
+    # Rows erased before this table's: its children, and the tables providing the identity it is found by.
     children = {(child.name, child.parent.columns) for child in connector.dataset.children(table.name)}
+    if table.identity:
+        children |= {(t.name, (t.provides[table.identity.name],)) for t in connector.dataset.tables if table.identity.name in t.provides}
     for other in sorted(schema.tables):
         for key in schema.inspector.get_foreign_keys(other):
             if key["referred_table"] != table.name or (other, tuple(key["constrained_columns"])) in children:

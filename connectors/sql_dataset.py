@@ -10,6 +10,7 @@ in the file (`tables[2].columns.email.category`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -250,14 +251,31 @@ class Dataset(_Model):
             pending.remove(ready)
         return ordered
 
-    def erase_order(self) -> list[Table]:
-        """Children before parents; and a table found by an identity another table of the system
-        provides after that table, which points at its rows (a customer's address row, found by
-        the customer's address_id, goes once the customer has)."""
-        order = list(reversed(self.ordered()))
-        own = self.identities_provided()
-        later = [t for t in order if t.identity and t.identity.name in own]
-        return [t for t in order if t not in later] + later
+    def erase_order(self, references: Mapping[str, Iterable[str]] | None = None) -> list[Table]:
+        """The order an erasure goes in: each table before those it points at. A child goes before
+        its parent, a table that provides an identity before the table found by it (a customer
+        before the address row its address_id names), and, where the database says so
+        (`references`: a table -> the tables its foreign keys point at), any table before those its
+        keys point at. Otherwise, and in a cycle, the file's order, children first."""
+        names = [t.name for t in reversed(self.ordered())]
+        before: dict[str, set[str]] = {name: set() for name in names}
+        for t in self.tables:
+            if t.parent:
+                before[t.name].add(t.parent.table)
+            for identity in t.provides:
+                before[t.name] |= {u.name for u in self.tables if u.identity and u.identity.name == identity and u is not t}
+        for name, targets in (references or {}).items():
+            before[name] |= {target for target in targets if target in before and target != name}
+        order: list[str] = []
+        pending = list(names)
+        while pending:
+            ready = next((n for n in pending if not any(n in before[m] for m in pending if m != n)), None)
+            if ready is None:
+                order += pending
+                break
+            order.append(ready)
+            pending.remove(ready)
+        return [self.table(name) for name in order]
 
     def identities_needed(self) -> set[str]:
         """The identities the system's tables are found by."""

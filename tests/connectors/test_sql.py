@@ -432,3 +432,37 @@ def test_a_table_found_by_an_identity_its_neighbour_provides_is_erased_after_the
         connector.close()
         engine.dispose()
         estate_database_drop("shopaddress")
+
+
+def test_an_erasure_deletes_a_row_before_the_rows_its_keys_point_at_whatever_the_files_order(tmp_path):
+    """payment.rental_id points at rental and may not be cleared (NOT NULL, ON DELETE SET NULL, as a
+    published sample schema has it): payment's rows must go first, though the file lists rental last."""
+    from estate.stores import estate_database_drop, estate_database_ensure
+
+    estate_database_drop("shoporder")
+    estate_database_ensure("shoporder")
+    url = estate_database_url("shoporder")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text)"))
+        conn.execute(sa.text("CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer REFERENCES customer, film text)"))
+        conn.execute(sa.text("CREATE TABLE payment (id integer PRIMARY KEY, customer_id integer REFERENCES customer, "
+                             "rental_id integer NOT NULL REFERENCES rental ON DELETE SET NULL, amount numeric)"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'ada@example.com')"))
+        conn.execute(sa.text("INSERT INTO rental VALUES (10, 1, 'Harbour Lights')"))
+        conn.execute(sa.text("INSERT INTO payment VALUES (20, 1, 10, 2.99)"))
+    (tmp_path / "shop.yaml").write_text(
+        "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {email: name_contact}\n"
+        "  - name: payment\n    parent: {table: customer, column: customer_id}\n    columns: {amount: payment}\n"
+        "  - name: rental\n    parent: {table: customer, column: customer_id}\n    columns: {film: interactions.account_history}\n")
+    connector = SqlConnector(name="shop", dataset=dataset_load(tmp_path / "shop.yaml"), url=url)
+    try:
+        receipt = connector.erase(Identity(email="ada@example.com"))
+        assert [(step.where, step.action) for step in receipt.steps if step.action == "deleted"] == [
+            ("shop.payment", "deleted"), ("shop.rental", "deleted"), ("shop.customer", "deleted")]
+        with engine.connect() as conn:
+            assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("payment", "rental", "customer")] == [0, 0, 0]
+    finally:
+        connector.close()
+        engine.dispose()
+        estate_database_drop("shoporder")
