@@ -226,3 +226,26 @@ def test_a_mask_the_column_cannot_hold_is_a_problem(tmp_path, database):
         ("tables[0].columns.phone", "customer.phone holds VARCHAR(20): a mask is 64 characters (widen the column, or erase it by `null` or "
                                     "`delete`)"),
     ]
+
+
+def test_a_key_from_the_table_that_provides_the_identity_does_not_refuse_the_table_found_by_it(tmp_path, database):
+    _run(database, "CREATE TABLE address (address_id integer PRIMARY KEY, street varchar(100) NOT NULL)",
+         "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200), address_id integer NOT NULL REFERENCES address (address_id))",
+         "CREATE TABLE store (id integer PRIMARY KEY, address_id integer NOT NULL REFERENCES address (address_id))")
+    linked = """\
+        name: shop
+        kind: sql
+        connection: {url: "URL"}
+        tables:
+          - name: customer
+            identity: {email: email}
+            provides: {home: address_id}
+            columns: {email: name_contact}
+          - name: address
+            primary_key: address_id
+            identity: {home: address_id}
+            columns: {street: name_contact}
+        """
+    # The customer's row is erased before its address: only the store's key can refuse the address's delete.
+    assert [(f.where, f.what.split(" (ON DELETE")[0]) for f in _check(tmp_path, database, linked) if f.problem] == [
+        ("tables[1].erase", "deleting from address would be refused while store.address_id points at the row")]
