@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -554,3 +555,61 @@ def test_a_final_step_that_fails_keeps_when_it_failed():
     assert (stored.status, stored.last_error, stored.lease_until) == ("failed", "the archive could not be written", None)
     assert stored.last_error_at is not None
     assert Request.objects.get(pk=request.pk).failure_reason == "the archive could not be written"
+
+
+@pytest.mark.django_db
+def test_the_sweeper_takes_at_most_its_limit_of_each_kind_rings_for_what_it_revives_and_stamps_what_it_fails(
+        settings, django_capture_on_commit_callbacks):
+    settings.DSAR_MAX_SWEEPS = 3
+    now = timezone.now()
+    a, b, c = (request_make(status="processing", email=f"sweep{n}@example.com") for n in range(3))
+    _task(a, "accounts", status="running", attempts=1, lease_until=now - 3 * SECOND)
+    _task(b, "accounts", status="running", attempts=1, lease_until=now - 2 * SECOND)
+    _task(c, "accounts", status="running", attempts=1, lease_until=now - SECOND)
+    ConnectorTask.objects.update(updated_at=now - MINUTE)
+    done = _task(a, "payments", status="succeeded", attempts=1, lease_until=now - MINUTE)  # finished: its old lease means nothing
+    with django_capture_on_commit_callbacks() as rung:
+        assert processing.tasks_sweep(now=now, limit=2) == {"revived": 2, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    assert len(rung) == 2  # one doorbell a revived task
+    revived = ConnectorTask.objects.filter(status="queued")
+    assert sorted(revived.values_list("request__email", flat=True)) == ["sweep0@example.com", "sweep1@example.com"]  # the oldest first
+    assert set(revived.values_list("updated_at", flat=True)) == {now}
+    assert ConnectorTask.objects.get(pk=done.pk).status == "succeeded"
+
+    ConnectorTask.objects.filter(connector="accounts").update(status="running", sweeps=3, lease_until=now - SECOND)
+    assert processing.tasks_sweep(now=now, limit=10)["failed"] == 3
+    failed = ConnectorTask.objects.filter(connector="accounts")
+    assert set(failed.values_list("status", "lease_until", "last_error_at", "finished_at", "updated_at")) == {("failed", None, now, now, now)}
+
+
+@pytest.mark.django_db
+def test_the_sweeper_revives_final_steps_lost_or_long_queued_and_counts_them_apart_from_those_it_fails(settings):
+    settings.DSAR_MAX_SWEEPS, settings.DSAR_SWEEP_QUEUED_MINUTES = 3, 10
+    now = timezone.now()
+    lost, stale, given_up, recent, over = (request_make(status="processing", email=f"step{n}@example.com") for n in range(5))
+    FinalStep.objects.create(request=lost, status="running", attempts=1, lease_until=now - SECOND)
+    FinalStep.objects.create(request=stale, status="queued")
+    FinalStep.objects.create(request=given_up, status="running", attempts=4, sweeps=3, lease_until=now - SECOND)
+    FinalStep.objects.create(request=recent, status="queued")
+    FinalStep.objects.create(request=over, status="failed", attempts=1)
+    FinalStep.objects.filter(request__in=[stale, over]).update(updated_at=now - 11 * MINUTE)
+    FinalStep.objects.filter(request=recent).update(updated_at=now - 9 * MINUTE)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 2, "final_steps_failed": 1}
+    steps = dict(FinalStep.objects.values_list("request__email", "status"))
+    assert steps == {"step0@example.com": "queued", "step1@example.com": "queued", "step2@example.com": "failed",
+                     "step3@example.com": "queued", "step4@example.com": "failed"}
+    assert FinalStep.objects.get(request=given_up).last_error_at == now
+
+
+@pytest.mark.django_db
+def test_a_reschedule_leaves_a_task_no_longer_running_alone_and_logs_the_first_line_of_the_error(settings, caplog):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 4, 60
+    request = request_make(status="processing", type="access", email="gone@example.com")
+    task = _task(request, status="running", attempts=1)
+    ConnectorTask.objects.filter(pk=task.pk).update(status="succeeded")  # finished elsewhere meanwhile
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        processing.task_reschedule(task, "TransientError: probe: 503\nmore detail")
+    assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
+    [message] = caplog.messages
+    assert re.fullmatch(rf"request {request.pk}: probe will retry in [2-4]\.\ds: TransientError: probe: 503", message), message
