@@ -384,7 +384,8 @@ def _manual_task_start(task: ConnectorTask, type: RequestType) -> Request:
     task is no longer with staff or the request no longer open to it."""
     request = _locked(task.request_id)
     if request.type != type:
-        raise Conflict(f"This is a {request.get_type_display().lower()} request.", code="wrong_type")
+        raise Conflict("This is an access request: upload what you found instead." if request.type == RequestType.ACCESS
+                       else "This is a deletion request: confirm what you erased instead.", code="wrong_type")
     if request.status not in (Status.PROCESSING, Status.FAILED):
         raise Conflict(f"This request is {request.get_status_display().lower()}; its manual task cannot be completed.",
                        code="illegal_transition")

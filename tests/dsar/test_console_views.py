@@ -833,6 +833,8 @@ def test_the_manual_tasks_page_lists_what_waits_for_staff_and_a_task_says_what_t
     assert (stored.status, stored.counts) == ("succeeded", {"name_contact": 1})
     assert AuditEntry.objects.get(action="manual_task_completed").actor == "staff:rita"
     assert "No manual task is waiting." in reviewer_client.get(reverse("console:manual-tasks")).content.decode()
+    assert _section(reviewer_client.get(reverse("console:systems")).content.decode(), "archive").startswith(
+        "archive Kind manual Connector connectors.manual.ManualConnector")
 
 
 def test_a_bad_upload_in_the_console_shows_its_message_and_changes_nothing(reviewer_client, archive_system):

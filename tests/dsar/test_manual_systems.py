@@ -180,7 +180,7 @@ def test_a_task_completed_once_cannot_be_completed_again_nor_with_the_wrong_form
     task = _task(request, "archive")
     with pytest.raises(Conflict) as wrong:
         services.manual_task_erase(task_id=task.pk, actor="staff:rita", counts={"payment": 1}, note=NOTE)
-    assert wrong.value.detail == "This is a access request."
+    assert wrong.value.detail == "This is an access request: upload what you found instead."
     services.manual_task_gather(task_id=task.pk, actor="staff:rita", filename="found.csv", content=CSV)
     with pytest.raises(Conflict) as again:
         services.manual_task_gather(task_id=task.pk, actor="staff:ada", filename="found.csv", content=b"category,name\n")
