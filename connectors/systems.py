@@ -4,14 +4,17 @@ A system file names the system, its kind and how to reach it; `${VAR}` (or `${VA
 any text is taken from the environment, so no secret is written in a file:
 
     name: shop                      # the connector's name: lower case, digits, underscores
-    kind: sql                       # sql | object_store | http | python
+    kind: sql                       # sql | object_store | http | python | manual
     connection: {url: "${SHOP_DATABASE_URL}"}
     time_limit: 600                 # optional: seconds an attempt may take before it is retried
     tables: [...]                   # sql: the dataset (connectors/sql_dataset.py)
 
 `class` replaces the kind's connector by a subclass of it (the demo's accounts system renders its
 long tables in PostgreSQL that way); the `python` kind names any Connector class and gives it
-`options`. A mistake is a SystemsError with one line per problem, `FILE: path: what`, and no system
+`options`. A `manual` system has no API: staff work each request's task by hand, following its
+`instructions`, for the `categories` it may hold, found by the `identities` it names (the email, or
+identities other systems find first); an `assignee` (a staff username) is reminded of its deadlines.
+A mistake is a SystemsError with one line per problem, `FILE: path: what`, and no system
 of the directory is used: nothing starts half-configured.
 """
 
@@ -30,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraint
 
 from .base import Connector
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
-from .sql_dataset import REQUEST_IDENTITIES, Dataset, Organization, Table, problem_what, problem_where
+from .sql_dataset import REQUEST_IDENTITIES, Category, Dataset, Organization, Table, problem_what, problem_where
 
-KINDS = ("sql", "object_store", "http", "python")
+KINDS = ("sql", "object_store", "http", "python", "manual")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -148,7 +151,16 @@ class _PythonFile(_File):
     options: dict[str, Any] = {}
 
 
-_SYSTEM_FILE = TypeAdapter(Annotated[_SqlFile | _ObjectStoreFile | _HttpFile | _PythonFile, Field(discriminator="kind")])
+class _ManualFile(_File):
+    kind: Literal["manual"]
+    class_: DottedPath = Field("connectors.manual.ManualConnector", alias="class")
+    instructions: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    categories: list[Category] = Field(min_length=1)
+    identities: list[Name] = ["email"]  # what staff look the subject up by: the email, or identities other systems find
+    assignee: str | None = None  # the staff member reminded of its tasks; unset: every reviewer
+
+
+_SYSTEM_FILE = TypeAdapter(Annotated[_SqlFile | _ObjectStoreFile | _HttpFile | _PythonFile | _ManualFile, Field(discriminator="kind")])
 
 
 # --- Loading ---------------------------------------------------------------------------------------
@@ -230,12 +242,16 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         if problems := api.problems():
             raise SystemsError([f"{path}: {problem}" for problem in problems])
         options = {"api": api}
+    elif isinstance(spec, _ManualFile):
+        options = {"instructions": spec.instructions, "categories": spec.categories, "assignee": spec.assignee}
     else:
         options = spec.options
     needs = provides = frozenset()
     if isinstance(spec, _SqlFile):
         provides = frozenset(dataset.identities_provided())
         needs = frozenset(dataset.identities_needed()) - provides - set(REQUEST_IDENTITIES)
+    elif isinstance(spec, _ManualFile):
+        needs = frozenset(spec.identities) - set(REQUEST_IDENTITIES)
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
                   needs=needs, provides=provides)
 

@@ -27,7 +27,7 @@ from connectors.registry import connector_get, connector_names
 
 from . import exports, locks, processing
 from .lifecycle import FINAL, audit_record, request_transition
-from .models import DeadlineNotice, Export, PurgeTally, Request, RequestType, Status
+from .models import ConnectorTask, DeadlineNotice, Export, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
 
@@ -50,7 +50,8 @@ def _staff_emails(role: str) -> list[str]:
 
 def deadline_watch(*, now: dt.datetime, limit: int) -> str:
     """Remind reviewers N days before a request is due (DSAR_REMINDER_DAYS), once per threshold,
-    and escalate to admins once a request is overdue."""
+    and escalate to admins once a request is overdue; the assignees of its systems with no API whose
+    tasks still wait for staff are told too."""
     sent = 0
     thresholds = [(f"{days}d", now + dt.timedelta(days=days)) for days in sorted(settings.DSAR_REMINDER_DAYS)]
     thresholds.append(("overdue", now))
@@ -64,10 +65,23 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
                 if not created:
                     continue
                 role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
+                manual, assignees = _manual_tasks_waiting(request)
                 audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)
-                staff_email_on_commit(_staff_emails(role), "staff_deadline", request=request, kind=kind, now=now)
+                staff_email_on_commit(sorted({*_staff_emails(role), *assignees}), "staff_deadline", request=request, kind=kind, now=now,
+                                      manual_tasks=manual)
             sent += 1
     return f"deadline_watch: {sent} reminders and escalations sent"
+
+
+def _manual_tasks_waiting(request: Request) -> tuple[list[str], list[str]]:
+    """The systems with no API whose tasks of this request wait for staff, and the addresses of
+    their assignees (a system without one is every reviewer's, who are reminded anyway)."""
+    waiting = sorted(ConnectorTask.objects.filter(request=request, status=TaskStatus.WITH_STAFF).values_list("connector", flat=True))
+    usernames = {settings.DSAR_SYSTEMS[name].options.get("assignee") for name in waiting if name in settings.DSAR_SYSTEMS} - {None}
+    if not usernames:
+        return waiting, []
+    users = get_user_model().objects.filter(username__in=usernames, is_active=True, is_staff=True).exclude(email="")
+    return waiting, sorted(users.values_list("email", flat=True))
 
 
 def sweeper(*, now: dt.datetime, limit: int) -> str:

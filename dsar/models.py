@@ -73,6 +73,7 @@ class TaskStatus(models.TextChoices):
     """Where a job row stands: a connector task or a request's final step."""
 
     WAITING = "waiting"  # a connector task waiting for identities other systems find
+    WITH_STAFF = "with_staff", "With staff"  # a task of a system with no API, which staff work by hand (never a worker)
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -47,27 +47,35 @@ SYSTEM = "system"
 
 def tasks_create(request: Request) -> None:
     """One task per configured connector for a locked request, rung for once the transaction commits.
-    A system found by identities other systems find waits for them (`tasks_wake`)."""
+    A system found by identities other systems find waits for them (`tasks_wake`); a system with no
+    API waits with staff, who work it by hand (`services.manual_task_complete`), and is never rung for."""
     tasks = ConnectorTask.objects.bulk_create([
-        ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else TaskStatus.QUEUED)
+        ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else task_ready_status(name))
         for name in connector_names()])
     tasks_ring([task for task in tasks if task.status == TaskStatus.QUEUED])
 
 
+def task_ready_status(connector: str) -> TaskStatus:
+    """Where a task goes once nothing holds it back: to staff for a system they work by hand, no
+    worker being able to run it; otherwise to the queue."""
+    return TaskStatus.WITH_STAFF if settings.DSAR_SYSTEMS[connector].kind == "manual" else TaskStatus.QUEUED
+
+
 def tasks_wake(request_id, *, now: dt.datetime) -> None:
-    """Queue the waiting tasks of a request whose systems' providers have all succeeded; under the
-    request's lock, in the transaction that recorded a provider's result, so none is woken twice or
-    left asleep."""
+    """Queue (or hand to staff) the waiting tasks of a request whose systems' providers have all
+    succeeded; under the request's lock, in the transaction that recorded a provider's result, so
+    none is woken twice or left asleep."""
     tasks = list(ConnectorTask.objects.filter(request_id=request_id).only("pk", "connector", "status"))
     done = {task.connector for task in tasks if task.status == TaskStatus.SUCCEEDED}
     ready = [task for task in tasks if task.status == TaskStatus.WAITING and connector_waits_for(task.connector) <= done]
-    if ready:
-        ConnectorTask.objects.filter(pk__in=[task.pk for task in ready], status=TaskStatus.WAITING).update(
-            status=TaskStatus.QUEUED, updated_at=now)
-        tasks_ring(ready)
+    for status in {task_ready_status(task.connector) for task in ready}:
+        woken = [task for task in ready if task_ready_status(task.connector) == status]
+        ConnectorTask.objects.filter(pk__in=[task.pk for task in woken], status=TaskStatus.WAITING).update(status=status, updated_at=now)
+        if status == TaskStatus.QUEUED:
+            tasks_ring(woken)
 
 
-def _identity(request: Request, connector: str) -> Identity:
+def task_identity(request: Request, connector: str) -> Identity:
     """Who the request is about, with the identities the systems this one waits for found."""
     ids: dict[str, list] = {}
     if waits_for := connector_waits_for(connector):
@@ -133,7 +141,7 @@ def task_run(task_id: int) -> None:
     try:
         with lease_kept(ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, attempts=task.attempts)):
             connector = connector_for_work(task.connector)
-            identity = _identity(request, task.connector)
+            identity = task_identity(request, task.connector)
             categories = frozenset(request.categories)
             # Found before an erasure takes the rows that hold them.
             found = connector.identities_found(identity) if connector_provides(task.connector) else None

@@ -31,6 +31,7 @@ from connectors.base import ConnectorError, ErasureStep, Identity
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
 
+from . import processing
 from .deadlines import deadline_rule
 from .errors import NotFound
 from .models import AuditEntry, ConnectorTask, Request, SystemCheck, TaskStatus
@@ -297,3 +298,50 @@ def system_list(*, now: dt.datetime | None = None) -> list[SystemStatus]:
             last_failure=last_failure,
         ))
     return statuses
+
+
+# --- Manual tasks --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManualTask:
+    """A request's task for a system with no API, as staff work it: the task (with its request),
+    the system's file, and (for one task's page) who the request is about."""
+
+    task: ConnectorTask
+    system: System
+    identity: Identity | None = None
+
+    @property
+    def instructions(self) -> str:
+        return self.system.options["instructions"]
+
+    @property
+    def categories(self) -> list[str]:
+        return self.system.options["categories"]
+
+    @property
+    def assignee(self) -> str | None:
+        return self.system.options["assignee"]
+
+
+def _manual_systems() -> dict[str, System]:
+    return {name: system for name, system in systems().items() if system.kind == "manual"}
+
+
+def manual_task_list() -> list[ManualTask]:
+    """The tasks waiting for staff, of the configured systems with no API, soonest due first: one query."""
+    manual = _manual_systems()
+    tasks = (ConnectorTask.objects.filter(status=TaskStatus.WITH_STAFF, connector__in=list(manual)).select_related("request")
+             .order_by("request__due_at", "id"))
+    return [ManualTask(task, manual[task.connector]) for task in tasks]
+
+
+def manual_task_get(*, task_id: int) -> ManualTask:
+    """One task of a system with no API, with its request and the identities the systems it waits
+    for found; NotFound for any other task."""
+    task = ConnectorTask.objects.select_related("request").filter(pk=task_id).first()
+    system = _manual_systems().get(task.connector) if task is not None else None
+    if system is None:
+        raise NotFound("No such manual task.")
+    return ManualTask(task, system, processing.task_identity(task.request, task.connector))

@@ -7,10 +7,14 @@ committed. Views, API classes and commands call these; none of them holds a work
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import PurePath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,15 +22,16 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import Identity, TransientError
-from connectors.registry import connector_get, connector_names
-from connectors.taxonomy import category_ids
+from connectors.base import Connector, ErasureReceipt, ErasureStep, Identity, Record, TransientError
+from connectors.registry import connector_get, connector_names, systems
+from connectors.systems import System
+from connectors.taxonomy import category_ids, category_known
 
 from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import Export, Request, RequestType, Status, SystemCheck
+from .models import ConnectorTask, Export, Request, RequestType, Status, SystemCheck, TaskStatus
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .system_checks import system_check_record, system_check_run
 
@@ -319,3 +324,159 @@ def system_check(*, name: str, actor: str) -> SystemCheck:
         audit_record(None, actor=actor, action="system_checked",
                      data={"system": name, "problems": len(check.problems), "advice": len(check.advice)})
     return check
+
+
+# --- Staff on systems with no API -----------------------------------------------------------------------
+
+MANUAL_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+MANUAL_TASK_COMPLETED = "manual_task_completed"
+
+
+def manual_task_gather(*, task_id: int, actor: str, filename: str, content: bytes) -> ConnectorTask:
+    """Complete an access request's task for a system with no API with the records staff upload:
+    a CSV (a header row `category`, then one column per field; an empty cell is no field) or a JSON
+    list of {"category": id, "fields": {...}}. The records are staged as a connector's are, the task
+    succeeds as a worker's does (the request completes once every task has), and the audit names who
+    uploaded what. A bad file is InvalidInput naming what is wrong, and changes nothing."""
+    task, system = _manual_task(task_id)
+    records = _uploaded_records(system, filename, content)
+    with transaction.atomic():
+        request = _manual_task_start(task, RequestType.ACCESS)
+        # The staging reads the upload as it would read a connector: the same checks, the same files.
+        staged = exports.stage_gather(_Uploaded(system.name, records), Identity(email=request.email), frozenset(request.categories),
+                                      request_id=request.pk, attempt=task.attempts)
+        _manual_task_succeed(task, request, actor=actor, counts=staged.counts, output=staged.as_json())
+    return task
+
+
+def manual_task_erase(*, task_id: int, actor: str, counts: dict[str, int], note: str) -> ConnectorTask:
+    """Complete a deletion's task for a system with no API: staff say how many records of each
+    category they erased by hand and add a note, kept in the task's receipt and the audit entry."""
+    task, system = _manual_task(task_id)
+    if not note.strip():
+        raise InvalidInput("A note is required: say what was erased and how.", code="note_required")
+    if unknown := sorted(set(counts) - set(system.options["categories"])):
+        raise InvalidInput(f"{system.name} does not hold {', '.join(unknown)}.", code="invalid_category")
+    if negative := sorted(category for category, count in counts.items() if count < 0):
+        raise InvalidInput(f"A count cannot be negative: {', '.join(negative)}.", code="invalid_count")
+    with transaction.atomic():
+        request = _manual_task_start(task, RequestType.DELETION)
+        receipt = ErasureReceipt()
+        for category, count in counts.items():
+            receipt.record(ErasureStep(system.name, "deleted", category, count))
+        _manual_task_succeed(task, request, actor=actor, counts=receipt.erased, receipt={**exports.receipt_as_dict(receipt), "note": note},
+                             note=note)
+    return task
+
+
+def _manual_task(task_id: int) -> tuple[ConnectorTask, System]:
+    """The task, if it is one of a configured system with no API, and that system."""
+    task = ConnectorTask.objects.filter(pk=task_id).only("pk", "request_id", "connector", "attempts").first()
+    system = systems().get(task.connector) if task is not None else None
+    if system is None or system.kind != "manual":
+        raise NotFound("No such manual task.")
+    return task, system
+
+
+def _manual_task_start(task: ConnectorTask, type: RequestType) -> Request:
+    """Lock the task's request and take the task from staff, as a worker claims one (running, one
+    attempt more), so that processing records its result as it records a worker's. Conflict if the
+    task is no longer with staff or the request no longer open to it."""
+    request = _locked(task.request_id)
+    if request.type != type:
+        raise Conflict("This is an access request: upload what you found instead." if request.type == RequestType.ACCESS
+                       else "This is a deletion request: confirm what you erased instead.", code="wrong_type")
+    if request.status not in (Status.PROCESSING, Status.FAILED):
+        raise Conflict(f"This request is {request.get_status_display().lower()}; its manual task cannot be completed.",
+                       code="illegal_transition")
+    now = timezone.now()
+    taken = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.WITH_STAFF, attempts=task.attempts).update(
+        status=TaskStatus.RUNNING, attempts=task.attempts + 1, started_at=now, updated_at=now)
+    if not taken:
+        raise Conflict("This task is not waiting for staff: it is done, or still waits for other systems.", code="task_not_open")
+    task.attempts += 1
+    return request
+
+
+def _manual_task_succeed(task: ConnectorTask, request: Request, *, actor: str, counts: dict[str, int], note: str = "", **result) -> None:
+    """Record the task's result as processing records a worker's, ring for the request's final step
+    if it was the last task, and audit who completed it."""
+    if processing.task_succeed(task, counts=counts, **result):
+        processing.final_step_ring_on_commit(request.pk)
+    audit_record(request, actor=actor, action=MANUAL_TASK_COMPLETED, note=note, data={"system": task.connector, "counts": counts})
+
+
+class _Uploaded(Connector):
+    """The records staff uploaded, offered to the staging as a connector's gather."""
+
+    def __init__(self, name: str, records: list[Record]) -> None:
+        super().__init__(name=name)
+        self.records = records
+
+    def gather(self, identity: Identity) -> Iterator[Record]:
+        """The uploaded records."""
+        return iter(self.records)
+
+
+def _uploaded_records(system: System, filename: str, content: bytes) -> list[Record]:
+    """The records of an upload, each in a category the system holds; InvalidInput names the first
+    thing wrong."""
+    if len(content) > MANUAL_UPLOAD_MAX_BYTES:
+        raise InvalidInput(f"The file is larger than {MANUAL_UPLOAD_MAX_BYTES // (1024 * 1024)} MB.", code="upload_too_large")
+    try:
+        text = content.decode("utf-8-sig")  # a spreadsheet's CSV often starts with a byte-order mark
+    except UnicodeDecodeError:
+        raise InvalidInput("The file is not UTF-8 text.", code="upload_malformed") from None
+    suffix = PurePath(filename).suffix.lower()
+    if suffix == ".csv":
+        rows = _csv_rows(text)
+    elif suffix == ".json":
+        rows = _json_rows(text)
+    else:
+        raise InvalidInput("Upload a .csv or a .json file.", code="upload_malformed")
+    held = system.options["categories"]
+    records = []
+    for where, category, fields in rows:
+        if not category_known(category):
+            raise InvalidInput(f"{where}: {category!r} is not a category of the taxonomy.", code="invalid_category")
+        if category not in held:
+            raise InvalidInput(f"{where}: {system.name} does not hold {category!r}; its categories are {', '.join(held)}.",
+                               code="invalid_category")
+        records.append(Record(category, fields, system=system.name))
+    return records
+
+
+def _csv_rows(text: str) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(where, category, fields) of each row of a CSV whose header is `category` and the field names."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [column.strip() for column in next(reader, [])]
+        if not header or header[0] != "category":
+            raise InvalidInput("Line 1 must be the header row: category, then one column per field.", code="upload_malformed")
+        columns = header[1:]
+        if not columns or "" in columns or len(set(columns)) != len(columns):
+            raise InvalidInput("Line 1: each field column needs a name of its own.", code="upload_malformed")
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                raise InvalidInput(f"Line {reader.line_num}: {len(row)} cells, but the header names {len(header)} columns.",
+                                   code="upload_malformed")
+            yield f"Line {reader.line_num}", row[0].strip(), {column: value for column, value in zip(columns, row[1:]) if value != ""}
+    except csv.Error as error:
+        raise InvalidInput(f"Line {reader.line_num}: not CSV: {error}.", code="upload_malformed") from None
+
+
+def _json_rows(text: str) -> Iterator[tuple[str, str, dict]]:
+    """(where, category, fields) of each item of a JSON list of {"category": id, "fields": {...}}."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"The file is not JSON: {error}.", code="upload_malformed") from None
+    if not isinstance(items, list):
+        raise InvalidInput('The file must hold a JSON list of {"category": id, "fields": {...}}.', code="upload_malformed")
+    for number, item in enumerate(items, start=1):
+        if not (isinstance(item, dict) and item.keys() == {"category", "fields"} and isinstance(item["category"], str)
+                and isinstance(item["fields"], dict)):
+            raise InvalidInput(f'Item {number}: must be {{"category": id, "fields": {{...}}}}.', code="upload_malformed")
+        yield f"Item {number}", item["category"], item["fields"]

@@ -149,3 +149,29 @@ class StaffRoleForm(forms.Form):
 
 class StaffActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "Active"), ("0", "Inactive")], coerce=lambda value: value == "1")
+
+
+class ManualUploadForm(forms.Form):
+    """What staff found in a system with no API, for an access request."""
+
+    file = forms.FileField(
+        label="Records file",
+        help_text='A CSV whose first row is category, then one column per field (an empty cell is no field); '
+                  'or a JSON list of {"category": id, "fields": {...}}.',
+    )
+
+
+class ManualErasureForm(forms.Form):
+    """What staff erased by hand in a system with no API, for a deletion: a count per category and a note."""
+
+    note = _note("Note", required=True, help_text="Required. What you erased and how; kept in the receipt and the audit trail.")
+
+    def __init__(self, *args, categories: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        for category, label in categories:
+            self.fields[f"count_{category}"] = forms.IntegerField(label=f"{label}: records erased", min_value=0, initial=0)
+        self.order_fields([*(f"count_{category}" for category, _ in categories), "note"])
+
+    def counts(self) -> dict[str, int]:
+        """Records erased per category id."""
+        return {name.removeprefix("count_"): count for name, count in self.cleaned_data.items() if name.startswith("count_")}

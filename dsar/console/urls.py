@@ -21,6 +21,8 @@ urlpatterns = [
     ),
     path("systems", views.systems, name="systems"),
     path("systems/<slug:name>/check", views.system_check, name="system-check"),
+    path("manual", views.manual_tasks, name="manual-tasks"),
+    path("manual/<int:task_id>", views.manual_task, name="manual-task"),
     path("staff", views.staff, name="staff"),
     path("staff/<int:user_id>/role", views.staff_role, name="staff-role"),
     path("staff/<int:user_id>/active", views.staff_active, name="staff-active"),

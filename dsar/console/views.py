@@ -1,5 +1,6 @@
 """The staff review console: sign-in and the second factor, the queue, a request and its review
-actions, the dashboard, the systems, and the admins' staff and settings pages.
+actions, the dashboard, the systems, the tasks of systems with no API, and the admins' staff and
+settings pages.
 
 Views read through `selectors` and act through `dsar.services`; every workflow rule lives there.
 """
@@ -33,7 +34,7 @@ from connectors.taxonomy import category_ids, category_info, category_known, cat
 
 from .. import selectors, services
 from ..errors import NotFound, ServiceError
-from ..models import Export, Request, RequestType, Status
+from ..models import Export, Request, RequestType, Status, TaskStatus
 from ..staff import (
     ROLE_ADMIN,
     staff_active_set,
@@ -461,3 +462,56 @@ def system_check(request, name: str):
     else:
         messages.success(request, f"{name} fits its file.")
     return redirect("console:systems")
+
+
+# --- Systems with no API ---------------------------------------------------------------------------------
+
+
+@console_access
+def manual_tasks(request):
+    """The tasks of systems with no API waiting for staff, soonest due first."""
+    now = timezone.now()
+    rows = [(item, _deadline(item.task.request, now)) for item in selectors.manual_task_list()]
+    return render(request, "console/manual_tasks.html", {"rows": rows})
+
+
+@console_access
+def manual_task(http_request, task_id: int):
+    """One task of a system with no API: who the request is about, what to do, and the form that
+    completes it (the records found, for an access request; what was erased, for a deletion)."""
+    try:
+        item = selectors.manual_task_get(task_id=task_id)
+    except NotFound:
+        raise Http404("No such manual task.") from None
+    request = item.task.request
+    data = http_request.POST if http_request.method == "POST" else None
+    if request.type == RequestType.ACCESS:
+        form = forms.ManualUploadForm(data, http_request.FILES or None)
+    else:
+        # Only what the request asked to erase, of what the system holds.
+        wanted = [(category, _category_label(category)) for category in item.categories if category in request.categories]
+        form = forms.ManualErasureForm(data, categories=wanted)
+    if data is not None and form.is_valid():
+        actor = staff_actor(http_request.user)
+        try:
+            if request.type == RequestType.ACCESS:
+                upload = form.cleaned_data["file"]
+                # One byte past the limit is enough for the service to refuse a file too large.
+                content = upload.read(services.MANUAL_UPLOAD_MAX_BYTES + 1)
+                services.manual_task_gather(task_id=item.task.pk, actor=actor, filename=upload.name, content=content)
+            else:
+                services.manual_task_erase(task_id=item.task.pk, actor=actor, counts=form.counts(), note=form.cleaned_data["note"])
+        except ServiceError as error:
+            messages.error(http_request, error.detail)
+        else:
+            messages.success(http_request, f"{item.system.name}: done. The request goes on once every system has finished.")
+            return redirect("console:request", request_id=request.pk)
+    context = {
+        "item": item,
+        "req": request,
+        "open": item.task.status == TaskStatus.WITH_STAFF,
+        "deadline": _deadline(request, timezone.now()),
+        "held": [_category_label(category) for category in item.categories],
+        "form": form,
+    }
+    return render(http_request, "console/manual_task.html", context)

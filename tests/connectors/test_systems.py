@@ -77,8 +77,8 @@ def test_a_variable_set_in_the_environment_wins_over_the_files_default_and_an_em
 @pytest.mark.parametrize(("text", "problem"), [
     ("name: shop\nkind: [sql\n", "not YAML: while parsing a flow sequence"),
     ("- name: shop\n", "must be a mapping of name, kind and the system's settings"),
-    ("name: shop\n", "kind: must be one of sql, object_store, http, python"),
-    ("name: shop\nkind: ftp\n", "kind: must be one of sql, object_store, http, python"),
+    ("name: shop\n", "kind: must be one of sql, object_store, http, python, manual"),
+    ("name: shop\nkind: ftp\n", "kind: must be one of sql, object_store, http, python, manual"),
     ("kind: python\nclass: a.B\n", "name: is required"),
     ("name: Shop DB\nkind: python\nclass: a.B\n", "name: must be lower case letters, digits and underscores, starting with a letter (at most 40)"),
     ("name: shop\nkind: python\n", "class: is required"),
@@ -111,7 +111,7 @@ def test_every_problem_of_every_file_is_told_at_once_and_two_systems_cannot_shar
                            c="name: crm\nkind: ftp\n", d="name: Bad\nkind: python\n")
     assert _problems(directory) == [
         f"{directory / 'b.yaml'}: name: 'shop' is also the name of {directory / 'a.yaml'}",
-        f"{directory / 'c.yaml'}: kind: must be one of sql, object_store, http, python",
+        f"{directory / 'c.yaml'}: kind: must be one of sql, object_store, http, python, manual",
         f"{directory / 'd.yaml'}: name: must be lower case letters, digits and underscores, starting with a letter (at most 40)",
         f"{directory / 'd.yaml'}: class: is required",
     ]

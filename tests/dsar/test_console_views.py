@@ -784,3 +784,101 @@ def test_the_systems_page_takes_a_fixed_number_of_queries_for_many_tasks(reviewe
     rows = _system_rows(response).values()
     assert [(len(row["status"].runs), row["status"].failures, row["last_error"]) for row in rows] == [(5, 8, "PermanentError: planned")] * 6
     assert [row["status"].refused for row in rows] == [True, False, False, False, False, False]
+
+
+# --- Manual tasks (systems with no API) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def archive_system(settings, tmp_path):
+    """The deployment's systems: the probe, and `archive`, a system with no API staff work by hand."""
+    from connectors.registry import connectors_reset
+    from connectors.systems import system_load
+
+    (tmp_path / "archive.yaml").write_text(
+        "name: archive\nkind: manual\ninstructions: Search the paper archive in room 4.\ncategories: [name_contact, payment]\n")
+    settings.DSAR_SYSTEMS = {"probe": settings.DSAR_SYSTEMS["probe"], "archive": system_load(tmp_path / "archive.yaml", environ={})}
+    connectors_reset()
+    yield
+    connectors_reset()
+
+
+def _manual_task(type: str = "access", email: str = "paper@example.com") -> ConnectorTask:
+    from dsar import services
+
+    request = _pending(type=type, email=email)
+    services.request_approve(request_id=request.pk, actor="staff:someone")
+    return ConnectorTask.objects.get(request=request, connector="archive")
+
+
+def test_the_manual_tasks_page_lists_what_waits_for_staff_and_a_task_says_what_to_do(reviewer_client, archive_system):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    task = _manual_task()
+    listing = reviewer_client.get(reverse("console:manual-tasks")).content.decode()
+    assert "1 task waiting for staff" in listing
+    assert f'<a href="{reverse("console:manual-task", args=[task.pk])}">archive' in listing
+    assert "Any reviewer" in listing
+    page = reviewer_client.get(reverse("console:manual-task", args=[task.pk])).content.decode()
+    assert "<dt>Email</dt><dd>paper@example.com</dd>" in page
+    assert "Search the paper archive in room 4." in page
+    assert "The system holds: Name and contact details, Payment details." in page
+    assert 'enctype="multipart/form-data"' in page
+
+    upload = SimpleUploadedFile("found.csv", b"category,name\nname_contact,Ada Lovelace\n", content_type="text/csv")
+    done = reviewer_client.post(reverse("console:manual-task", args=[task.pk]), {"file": upload}, follow=True)
+    assert done.redirect_chain == [(reverse("console:request", args=[task.request_id]), 302)]
+    assert _messages(done) == ["archive: done. The request goes on once every system has finished."]
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.counts) == ("succeeded", {"name_contact": 1})
+    assert AuditEntry.objects.get(action="manual_task_completed").actor == "staff:rita"
+    assert "No manual task is waiting." in reviewer_client.get(reverse("console:manual-tasks")).content.decode()
+    assert _section(reviewer_client.get(reverse("console:systems")).content.decode(), "archive").startswith(
+        "archive Kind manual Connector connectors.manual.ManualConnector")
+
+
+def test_a_bad_upload_in_the_console_shows_its_message_and_changes_nothing(reviewer_client, archive_system):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    task = _manual_task()
+    upload = SimpleUploadedFile("found.csv", b"category,name\ninterests,Ada\n", content_type="text/csv")
+    response = reviewer_client.post(reverse("console:manual-task", args=[task.pk]), {"file": upload})
+    assert response.status_code == 200
+    assert _messages(response) == ["Line 2: archive does not hold 'interests'; its categories are name_contact, payment."]
+    assert ConnectorTask.objects.get(pk=task.pk).status == "with_staff"
+    assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
+
+
+def test_an_admin_confirms_a_manual_erasure_with_counts_and_a_note(admin_client, archive_system):
+    task = _manual_task(type="deletion")
+    page = admin_client.get(reverse("console:manual-task", args=[task.pk])).content.decode()
+    assert 'name="count_name_contact"' in page and 'name="count_payment"' in page and "multipart" not in page
+    url = reverse("console:manual-task", args=[task.pk])
+    missing = admin_client.post(url, {"count_name_contact": "2", "count_payment": "0", "note": ""})
+    assert "Enter a note." in missing.content.decode() and ConnectorTask.objects.get(pk=task.pk).status == "with_staff"
+    done = admin_client.post(url, {"count_name_contact": "2", "count_payment": "0", "note": "Shredded two forms."})
+    assert done.status_code == 302
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.receipt["erased"], stored.receipt["note"]) == ("succeeded", {"name_contact": 2}, "Shredded two forms.")
+    assert AuditEntry.objects.get(action="manual_task_completed").actor == "staff:ada"
+
+
+def test_the_manual_pages_need_a_signed_in_reviewer_and_a_task_of_a_manual_system(reviewer_client, archive_system):
+    task = _manual_task()
+    probe = ConnectorTask.objects.get(request_id=task.request_id, connector="probe")
+    client = Client()
+    for url in (reverse("console:manual-tasks"), reverse("console:manual-task", args=[task.pk])):
+        assert client.get(url)["Location"].startswith("/console/login/?next=")
+    assert reviewer_client.get(reverse("console:manual-task", args=[probe.pk])).status_code == 404
+    assert reviewer_client.get(reverse("console:manual-task", args=[999999])).status_code == 404
+
+
+MANUAL_TASKS_QUERIES = 5
+
+
+def test_the_manual_tasks_page_takes_a_fixed_number_of_queries_for_many_tasks(reviewer_client, archive_system, django_assert_num_queries):
+    for number in range(12):
+        _manual_task(email=f"paper{number}@example.com")
+    with django_assert_num_queries(MANUAL_TASKS_QUERIES):
+        response = reviewer_client.get(reverse("console:manual-tasks"))
+    assert len(response.context["rows"]) == 12

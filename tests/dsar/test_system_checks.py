@@ -107,7 +107,7 @@ def test_the_commands_that_need_no_system_work_while_the_configured_ones_are_wro
     assert (converted.returncode, converted.stdout.count("name: legacy\n")) == (0, 1), converted.stderr
     checked = _systems_check(tmp_path)
     assert checked.returncode == 1
-    assert f"{tmp_path / 'broken.yaml'}: kind: must be one of sql, object_store, http, python" in checked.stderr
+    assert f"{tmp_path / 'broken.yaml'}: kind: must be one of sql, object_store, http, python, manual" in checked.stderr
 
 
 def test_preview_says_what_an_access_and_a_deletion_would_do_in_each_system_and_changes_nothing(tmp_path):
