@@ -2,7 +2,7 @@
 
 No worker runs this connector: a request's task for a manual system waits with staff
 (dsar/processing.py), who upload what the system holds or confirm what they erased in the console
-(dsar/services.py, `manual_task_complete`). The connector only says what the system may hold and
+(dsar/services.py, `manual_task_gather` and `manual_task_erase`). The connector only says what the system may hold and
 what staff are to do.
 """
 

@@ -48,7 +48,7 @@ SYSTEM = "system"
 def tasks_create(request: Request) -> None:
     """One task per configured connector for a locked request, rung for once the transaction commits.
     A system found by identities other systems find waits for them (`tasks_wake`); a system with no
-    API waits with staff, who work it by hand (`services.manual_task_complete`), and is never rung for."""
+    API waits with staff, who work it by hand (`services.manual_task_gather`, `manual_task_erase`), and is never rung for."""
     tasks = ConnectorTask.objects.bulk_create([
         ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else task_ready_status(name))
         for name in connector_names()])
