@@ -205,3 +205,14 @@ def test_systems_run_in_stages_by_the_identities_they_find_and_an_identity_nobod
     with pytest.raises(SystemsError) as refused:
         dict(SystemsDirectory(directory, environ={}))
     assert refused.value.problems == ["crm, mail, shop: these systems need identities only they find, each waiting for another"]
+
+
+def test_a_python_system_declares_the_identities_it_needs_and_provides_and_runs_in_their_stage(tmp_path):
+    from connectors.systems import systems_stages
+
+    directory = _directory(tmp_path, crm="name: crm\nkind: python\nclass: crm.Crm\nprovides: [crm_id]\n",
+                           mail="name: mail\nkind: python\nclass: mail.Mail\nneeds: [email, crm_id]\n")
+    systems = systems_load(directory, {})
+    assert (systems["crm"].needs, systems["crm"].provides) == (frozenset(), frozenset({"crm_id"}))
+    assert (systems["mail"].needs, systems["mail"].provides) == (frozenset({"crm_id"}), frozenset())
+    assert systems_stages(systems) == [["crm"], ["mail"]]
