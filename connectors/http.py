@@ -16,6 +16,7 @@ erase them:
       params: {email: "{email}", limit: 100}
       items: data                    # where the answer's list of items is
       id: id                         # what `{id}` is in the calls below (default: id)
+      provides: {stripe_customer: id}  # optional: identities found here for other systems (name: path)
       collected_at: created          # optional: when the system got the item (ISO 8601 or Unix seconds)
       fields: {name: name_contact, email: name_contact, address: name_contact}
     lists:                           # calls made for each id the lookup found
@@ -441,9 +442,11 @@ class Listing(Call):
 
 
 class HttpLookup(Listing):
-    """The call that finds the subject by their email; `id` is the path of what later calls use."""
+    """The call that finds the subject by their email; `id` is the path of what later calls use;
+    `provides` names identities other systems are found by, each the path of its value in an item."""
 
     id: JsonPath = "id"
+    provides: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], JsonPath] = {}
 
 
 class ItemErase(_Model):
@@ -589,6 +592,16 @@ class HttpConnector(Connector):
             for listing in self.api.lists:
                 for item in self._items(listing, context):
                     yield from self._records(listing, item, context)
+
+    def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
+        """The values of the identities the lookup's items provide, distinct and in order."""
+        found: dict[str, list[Any]] = {name: [] for name in self.api.lookup.provides}
+        for subject, _ in self._subjects(identity):
+            for name, path in self.api.lookup.provides.items():
+                value = value_at(subject, path)
+                if value not in (None, "") and value not in found[name]:
+                    found[name].append(value)
+        return found
 
     def _subjects(self, identity: Identity) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """The lookup's items, each with the context its lists are read in."""

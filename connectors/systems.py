@@ -254,6 +254,8 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         needs = frozenset(dataset.identities_needed()) - provides - set(REQUEST_IDENTITIES)
     elif isinstance(spec, _ManualFile):
         needs = frozenset(spec.identities) - set(REQUEST_IDENTITIES)
+    elif isinstance(spec, _HttpFile):
+        provides = frozenset(spec.lookup.provides)
     elif isinstance(spec, _PythonFile):
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,

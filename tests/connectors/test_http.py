@@ -511,3 +511,17 @@ def test_the_standin_answers_in_stripes_shapes(stripe):
     assert refused.json() == {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****0000"}}
     assert (deleted.status_code, deleted.json()) == (200, {"id": customer, "object": "customer", "deleted": True})
     assert again.status_code == 404 and again.json()["error"]["code"] == "resource_missing"
+
+
+def test_the_lookup_provides_the_ids_it_finds_as_an_identity_for_other_systems(stripe, tmp_path):
+    customer, _, _ = ada(stripe, "provides@example.com")
+    file = tmp_path / "billing.yaml"
+    file.write_text(STRIPE_FILE.read_text().replace("  name: customers\n", "  name: customers\n  provides: {stripe_customer: id}\n", 1))
+    system = system_load(file, {"STRIPE_BASE_URL": stripe.base_url, "STRIPE_SECRET_KEY": KEY})
+    assert system.provides == frozenset({"stripe_customer"})
+    connector = system.connector()
+    try:
+        assert connector.identities_found(Identity(email="provides@example.com")) == {"stripe_customer": [customer]}
+        assert connector.identities_found(Identity(email="nobody@example.com")) == {"stripe_customer": []}
+    finally:
+        connector.close()
