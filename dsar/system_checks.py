@@ -10,6 +10,7 @@ from django.utils import timezone
 from connectors.base import Connector, ConnectorError, Finding, PermanentError
 from connectors.registry import connector_get
 
+from . import orm_bypass
 from .models import SystemCheck
 
 def system_check_run(name: str) -> list[Finding]:
@@ -36,11 +37,12 @@ def system_check_record(name: str, findings: list[Finding]) -> SystemCheck:
 
 def system_refusal(name: str) -> str | None:
     """Why a worker must not run this system (its last check's problems), or None."""
-    check = SystemCheck.objects.filter(system=name).exclude(problems=[]).values("checked_at", "problems").first()
-    if check is None:
+    found = orm_bypass.system_problems(name)
+    if found is None:
         return None
-    return (f"the last check of {name} ({check['checked_at']:%Y-%m-%d %H:%M} UTC) found {len(check['problems'])} problem(s): "
-            f"{'; '.join(check['problems'])}. Fix the system or its file, then run `manage.py systems check {name}`")
+    checked_at, problems = found
+    return (f"the last check of {name} ({checked_at:%Y-%m-%d %H:%M} UTC) found {len(problems)} problem(s): "
+            f"{'; '.join(problems)}. Fix the system or its file, then run `manage.py systems check {name}`")
 
 
 def connector_for_work(name: str) -> Connector:
