@@ -9,9 +9,8 @@ import datetime as dt
 import json
 import re
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +23,7 @@ from connectors.http import HttpConnector
 from connectors.systems import SystemsError, system_load
 
 from ..support.answering import answering
+from ..support.serving import Served
 from ..support.stripe_standin import StripeStandin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -345,15 +345,11 @@ class Crm:
             def log_request(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.served = Served(Handler)
+        self.base_url = self.served.base_url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.served.stop()
 
 
 CRM_FILE = """\

@@ -328,24 +328,38 @@ tables:
 
 
 @pytest.fixture
-def shop(tmp_path):
-    """A shop database of its own beside the product's: its URL, and a connector over it."""
+def own_database(tmp_path):
+    """`own_database(statements, dataset, **options)`: a database of its own beside the product's,
+    made by `statements`, and an SQL connector over it that the dataset file's text describes; both
+    closed, and the database dropped, at the test's end."""
     from estate.stores import estate_database_drop, estate_database_ensure
 
+    made = []
+
+    def make(statements: list[str], dataset: str, **options) -> tuple[sa.Engine, SqlConnector]:
+        estate_database_drop("shopdata")
+        estate_database_ensure("shopdata")
+        url = estate_database_url("shopdata")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+        path = tmp_path / "shop.yaml"
+        path.write_text(dataset)
+        made.append((engine, SqlConnector(name="shop", dataset=dataset_load(path), url=url, **options)))
+        return made[-1]
+
+    yield make
+    for engine, connector in made:
+        connector.close()
+        engine.dispose()
     estate_database_drop("shopdata")
-    estate_database_ensure("shopdata")
-    url = estate_database_url("shopdata")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for statement in SHOP_SCHEMA:
-            conn.execute(sa.text(statement))
-    path = tmp_path / "shop.yaml"
-    path.write_text(SHOP)
-    connector = SqlConnector(name="shop", dataset=dataset_load(path), url=url, mask_key="k")
-    yield engine, connector
-    connector.close()
-    engine.dispose()
-    estate_database_drop("shopdata")
+
+
+@pytest.fixture
+def shop(own_database):
+    """A shop database of its own: its engine, and a connector over it."""
+    return own_database(SHOP_SCHEMA, SHOP, mask_key="k")
 
 
 def _shop_rows(engine, **rows: list[dict]) -> None:
@@ -405,64 +419,38 @@ def test_erasure_keeps_what_the_file_keeps_and_a_row_whose_retained_children_sta
     assert [_shop_count(engine, t) for t in ("order_line", "orders", "review", "customer")] == [0, 1, 1, 1]
 
 
-def test_a_table_found_by_an_identity_its_neighbour_provides_is_erased_after_the_row_that_points_at_it(tmp_path):
-    from estate.stores import estate_database_drop, estate_database_ensure
-
-    estate_database_drop("shopaddress")
-    estate_database_ensure("shopaddress")
-    url = estate_database_url("shopaddress")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE address (address_id integer PRIMARY KEY, street text NOT NULL)"))
-        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, address_id integer NOT NULL REFERENCES address)"))
-        conn.execute(sa.text("INSERT INTO address VALUES (7, '1 Mill Street'), (8, '2 Elm Parade')"))
-        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'ada@example.com', 7), (2, 'bob@example.com', 8)"))
-    (tmp_path / "shop.yaml").write_text(  # the address comes first in the file, as a scan may write it
-        "system: shop\ntables:\n  - name: address\n    primary_key: address_id\n    identity: {home: address_id}\n"
-        "    columns: {street: name_contact}\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
-        "    columns: {email: name_contact}\n")
-    connector = SqlConnector(name="shop", dataset=dataset_load(tmp_path / "shop.yaml"), url=url)
-    try:
-        receipt = connector.erase(Identity(email="ada@example.com"))
-        assert receipt.erased == {"name_contact": 2}
-        with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT address_id FROM address")).scalars().all() == [8]
-            assert conn.execute(sa.text("SELECT id FROM customer")).scalars().all() == [2]
-    finally:
-        connector.close()
-        engine.dispose()
-        estate_database_drop("shopaddress")
+def test_a_table_found_by_an_identity_its_neighbour_provides_is_erased_after_the_row_that_points_at_it(own_database):
+    engine, connector = own_database([
+        "CREATE TABLE address (address_id integer PRIMARY KEY, street text NOT NULL)",
+        "CREATE TABLE customer (id integer PRIMARY KEY, email text, address_id integer NOT NULL REFERENCES address)",
+        "INSERT INTO address VALUES (7, '1 Mill Street'), (8, '2 Elm Parade')",
+        "INSERT INTO customer VALUES (1, 'ada@example.com', 7), (2, 'bob@example.com', 8)",
+    ], "system: shop\ntables:\n  - name: address\n    primary_key: address_id\n    identity: {home: address_id}\n"  # first, as a scan may write it
+       "    columns: {street: name_contact}\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
+       "    columns: {email: name_contact}\n")
+    receipt = connector.erase(Identity(email="ada@example.com"))
+    assert receipt.erased == {"name_contact": 2}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT address_id FROM address")).scalars().all() == [8]
+        assert conn.execute(sa.text("SELECT id FROM customer")).scalars().all() == [2]
 
 
-def test_an_erasure_deletes_a_row_before_the_rows_its_keys_point_at_whatever_the_files_order(tmp_path):
+def test_an_erasure_deletes_a_row_before_the_rows_its_keys_point_at_whatever_the_files_order(own_database):
     """payment.rental_id points at rental and may not be cleared (NOT NULL, ON DELETE SET NULL, as a
     published sample schema has it): payment's rows must go first, though the file lists rental last."""
-    from estate.stores import estate_database_drop, estate_database_ensure
-
-    estate_database_drop("shoporder")
-    estate_database_ensure("shoporder")
-    url = estate_database_url("shoporder")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text)"))
-        conn.execute(sa.text("CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer REFERENCES customer, film text)"))
-        conn.execute(sa.text("CREATE TABLE payment (id integer PRIMARY KEY, customer_id integer REFERENCES customer, "
-                             "rental_id integer NOT NULL REFERENCES rental ON DELETE SET NULL, amount numeric)"))
-        conn.execute(sa.text("INSERT INTO customer VALUES (1, 'ada@example.com')"))
-        conn.execute(sa.text("INSERT INTO rental VALUES (10, 1, 'Harbour Lights')"))
-        conn.execute(sa.text("INSERT INTO payment VALUES (20, 1, 10, 2.99)"))
-    (tmp_path / "shop.yaml").write_text(
-        "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {email: name_contact}\n"
-        "  - name: payment\n    parent: {table: customer, column: customer_id}\n    columns: {amount: payment}\n"
-        "  - name: rental\n    parent: {table: customer, column: customer_id}\n    columns: {film: interactions.account_history}\n")
-    connector = SqlConnector(name="shop", dataset=dataset_load(tmp_path / "shop.yaml"), url=url)
-    try:
-        receipt = connector.erase(Identity(email="ada@example.com"))
-        assert [(step.where, step.action) for step in receipt.steps if step.action == "deleted"] == [
-            ("shop.payment", "deleted"), ("shop.rental", "deleted"), ("shop.customer", "deleted")]
-        with engine.connect() as conn:
-            assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("payment", "rental", "customer")] == [0, 0, 0]
-    finally:
-        connector.close()
-        engine.dispose()
-        estate_database_drop("shoporder")
+    engine, connector = own_database([
+        "CREATE TABLE customer (id integer PRIMARY KEY, email text)",
+        "CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer REFERENCES customer, film text)",
+        "CREATE TABLE payment (id integer PRIMARY KEY, customer_id integer REFERENCES customer, "
+        "rental_id integer NOT NULL REFERENCES rental ON DELETE SET NULL, amount numeric)",
+        "INSERT INTO customer VALUES (1, 'ada@example.com')",
+        "INSERT INTO rental VALUES (10, 1, 'Harbour Lights')",
+        "INSERT INTO payment VALUES (20, 1, 10, 2.99)",
+    ], "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {email: name_contact}\n"
+       "  - name: payment\n    parent: {table: customer, column: customer_id}\n    columns: {amount: payment}\n"
+       "  - name: rental\n    parent: {table: customer, column: customer_id}\n    columns: {film: interactions.account_history}\n")
+    receipt = connector.erase(Identity(email="ada@example.com"))
+    assert [(step.where, step.action) for step in receipt.steps if step.action == "deleted"] == [
+        ("shop.payment", "deleted"), ("shop.rental", "deleted"), ("shop.customer", "deleted")]
+    with engine.connect() as conn:
+        assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("payment", "rental", "customer")] == [0, 0, 0]

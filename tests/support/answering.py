@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from .serving import Served
 
 
 @contextlib.contextmanager
@@ -25,12 +26,8 @@ def answering(status: int, body: bytes, seen: list[tuple[str, str | None]] | Non
         def log_request(self, *args) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Fixed)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    served = Served(server=HTTPServer(("127.0.0.1", 0), Fixed))
     try:
-        yield server.server_address[1]
+        yield served.port
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        served.stop()

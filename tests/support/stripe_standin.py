@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .serving import Served
+
 MAX_LIMIT = 100
 
 
@@ -45,22 +47,18 @@ class StripeStandin:
         self.calls: list[str] = []  # "METHOD /path?query", in the order they came
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._served: Served | None = None
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._served.base_url
 
     def start(self) -> StripeStandin:
-        self._thread.start()
+        self._served = Served(server=_Server(self))
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._served.stop()
 
     def __enter__(self) -> StripeStandin:
         return self.start()
