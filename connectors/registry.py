@@ -58,6 +58,11 @@ def connector_provides(name: str) -> bool:
     return bool(settings.DSAR_SYSTEMS[name].provides)
 
 
+def connector_worked_by_staff(name: str) -> bool:
+    """Whether this system has no API, so that staff work its tasks by hand (kind `manual`)."""
+    return settings.DSAR_SYSTEMS[name].kind == "manual"
+
+
 def connector_get(name: str) -> Connector:
     """The process-wide instance of one configured connector (it keeps its connection pool)."""
     with _lock:

@@ -30,7 +30,8 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from connectors.base import Identity, PermanentError, TransientError
-from connectors.registry import connector_names, connector_provides, connector_time_limit, connector_waits_for
+from connectors.registry import (connector_names, connector_provides, connector_time_limit, connector_waits_for,
+                                 connector_worked_by_staff)
 
 from . import doorbell, exports, locks, orm_bypass
 from .lifecycle import request_transition
@@ -48,7 +49,8 @@ SYSTEM = "system"
 def tasks_create(request: Request) -> None:
     """One task per configured connector for a locked request, rung for once the transaction commits.
     A system found by identities other systems find waits for them (`tasks_wake`); a system with no
-    API waits with staff, who work it by hand (`services.manual_task_gather`, `manual_task_erase`), and is never rung for."""
+    API waits with staff, who work it by hand (`services.manual_task_gather`, `manual_task_erase`),
+    and is never rung for."""
     tasks = ConnectorTask.objects.bulk_create([
         ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else task_ready_status(name))
         for name in connector_names()])
@@ -58,7 +60,7 @@ def tasks_create(request: Request) -> None:
 def task_ready_status(connector: str) -> TaskStatus:
     """Where a task goes once nothing holds it back: to staff for a system they work by hand, no
     worker being able to run it; otherwise to the queue."""
-    return TaskStatus.WITH_STAFF if settings.DSAR_SYSTEMS[connector].kind == "manual" else TaskStatus.QUEUED
+    return TaskStatus.WITH_STAFF if connector_worked_by_staff(connector) else TaskStatus.QUEUED
 
 
 def tasks_wake(request_id, *, now: dt.datetime) -> None:
@@ -68,11 +70,11 @@ def tasks_wake(request_id, *, now: dt.datetime) -> None:
     tasks = list(ConnectorTask.objects.filter(request_id=request_id).only("pk", "connector", "status"))
     done = {task.connector for task in tasks if task.status == TaskStatus.SUCCEEDED}
     ready = [task for task in tasks if task.status == TaskStatus.WAITING and connector_waits_for(task.connector) <= done]
-    for status in {task_ready_status(task.connector) for task in ready}:
-        woken = [task for task in ready if task_ready_status(task.connector) == status]
-        ConnectorTask.objects.filter(pk__in=[task.pk for task in woken], status=TaskStatus.WAITING).update(status=status, updated_at=now)
-        if status == TaskStatus.QUEUED:
-            tasks_ring(woken)
+    queued = [task for task in ready if task_ready_status(task.connector) == TaskStatus.QUEUED]
+    for status, woken in ((TaskStatus.QUEUED, queued), (TaskStatus.WITH_STAFF, [task for task in ready if task not in queued])):
+        if woken:
+            ConnectorTask.objects.filter(pk__in=[task.pk for task in woken], status=TaskStatus.WAITING).update(status=status, updated_at=now)
+    tasks_ring(queued)
 
 
 def task_identity(request: Request, connector: str) -> Identity:
