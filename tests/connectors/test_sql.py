@@ -454,3 +454,52 @@ def test_an_erasure_deletes_a_row_before_the_rows_its_keys_point_at_whatever_the
         ("shop.payment", "deleted"), ("shop.rental", "deleted"), ("shop.customer", "deleted")]
     with engine.connect() as conn:
         assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("payment", "rental", "customer")] == [0, 0, 0]
+
+
+def test_a_row_stays_while_a_child_the_file_keeps_points_at_it(shop):
+    engine, connector = shop
+    _shop_rows(engine, customer=[{"id": 1, "email": "kept@example.com", "full_name": "Kay", "loyalty_no": None, "support_pin": None}],
+               review=[{"id": 5, "customer_id": 1, "stars": 5, "body": "lovely"}])
+    receipt = connector.erase(Identity(email="kept@example.com"))
+    assert [(step.where, step.action, step.category, step.count) for step in receipt.steps] == [
+        ("shop.review", "kept", "feedback_ratings", 1),
+        ("shop.customer", "kept", "credentials", 1), ("shop.customer", "kept", "name_contact", 1)]
+    assert [_shop_count(engine, t) for t in ("review", "customer")] == [1, 1]
+
+
+def test_a_row_stays_while_a_child_under_retention_points_at_it_and_goes_once_the_child_is_old(shop):
+    engine, connector = shop
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    connector.now = lambda: now
+    _shop_rows(engine, customer=[{"id": 1, "email": "recent@example.com", "full_name": "Rae", "loyalty_no": None, "support_pin": None},
+                                 {"id": 2, "email": "old@example.com", "full_name": "Olu", "loyalty_no": None, "support_pin": None}],
+               orders=[{"id": 10, "customer_id": 1, "placed_at": now - dt.timedelta(days=30)},
+                       {"id": 11, "customer_id": 2, "placed_at": now - dt.timedelta(days=7 * 366)}])
+    recent = connector.erase(Identity(email="recent@example.com"))
+    assert [(step.where, step.action) for step in recent.steps if step.where == "shop.customer"] == [
+        ("shop.customer", "kept"), ("shop.customer", "kept")]
+    old = connector.erase(Identity(email="old@example.com"))
+    assert [(step.where, step.action) for step in old.steps if step.where == "shop.customer"] == [
+        ("shop.customer", "deleted"), ("shop.customer", "deleted")]
+    assert [_shop_count(engine, t) for t in ("orders", "customer")] == [1, 1]
+
+
+def test_a_row_stays_while_a_grandchild_under_retention_stays(own_database):
+    now = dt.datetime.now(UTC)
+    engine, connector = own_database([
+        "CREATE TABLE customer (id integer PRIMARY KEY, email text)",
+        "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer REFERENCES customer, item text)",
+        "CREATE TABLE invoice (id integer PRIMARY KEY, order_id integer REFERENCES orders, issued_at timestamptz)",
+        "INSERT INTO customer VALUES (1, 'ada@example.com')",
+        "INSERT INTO orders VALUES (10, 1, 'tea')",
+        f"INSERT INTO invoice VALUES (20, 10, '{(now - dt.timedelta(days=30)).isoformat()}')",
+    ], "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {email: name_contact}\n"
+       "  - name: orders\n    parent: {table: customer, column: customer_id}\n    columns: {item: interactions.account_history}\n"
+       "  - name: invoice\n    parent: {table: orders, column: order_id}\n    columns: {issued_at: payment}\n"
+       "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued_at}\n")
+    receipt = connector.erase(Identity(email="ada@example.com"))
+    assert [(step.where, step.action, step.reason) for step in receipt.steps] == [
+        ("shop.invoice", "kept", "Tax law (legal_obligation)"),
+        ("shop.orders", "kept", "kept while records under it are kept"),
+        ("shop.customer", "kept", "kept while records under it are kept")]
+    assert [_shop_count(engine, t) for t in ("invoice", "orders", "customer")] == [1, 1, 1]

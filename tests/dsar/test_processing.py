@@ -613,3 +613,25 @@ def test_a_reschedule_leaves_a_task_no_longer_running_alone_and_logs_the_first_l
     assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
     [message] = caplog.messages
     assert re.fullmatch(rf"request {request.pk}: probe will retry in [2-4]\.\ds: TransientError: probe: 503", message), message
+
+
+@pytest.mark.django_db
+def test_a_waiting_task_wakes_only_once_every_system_finding_its_identity_has_succeeded_and_only_its_requests(settings):
+    from connectors.systems import System
+
+    settings.DSAR_SYSTEMS = {
+        "crm": System("crm", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "shop": System("shop", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "billing": System("billing", "tests.support.listed.ListedConnector", needs=frozenset({"customer_number"})),
+    }
+    mine, other = (request_make(status="processing", email=f"{n}@example.com") for n in ("mine", "other"))
+    processing.tasks_create(mine)
+    processing.tasks_create(other)
+    now = timezone.now()
+    ConnectorTask.objects.filter(request=mine, connector="crm").update(status="succeeded")
+    processing.tasks_wake(mine.pk, now=now)
+    assert ConnectorTask.objects.get(request=mine, connector="billing").status == "waiting"  # shop has not found its numbers yet
+    ConnectorTask.objects.filter(request=mine, connector="shop").update(status="succeeded")
+    processing.tasks_wake(mine.pk, now=now)
+    assert ConnectorTask.objects.filter(request=mine, connector="billing").values_list("status", "updated_at").get() == ("queued", now)
+    assert ConnectorTask.objects.get(request=other, connector="billing").status == "waiting"
