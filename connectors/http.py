@@ -124,25 +124,25 @@ def value_at(value: Any, path: str) -> Any:
 
 
 def _walk(value: Any, steps: tuple) -> Any:
-    if not steps:
-        return value
-    if isinstance(value, list):
-        return [_walk(element, steps) for element in value]
-    if not isinstance(value, dict):
-        return None
-    (key, field, wanted), rest = steps[0], steps[1:]
-    found = value.get(key)
-    if field is not None:
-        elements = found if isinstance(found, list) else []
-        found = next((e for e in elements if isinstance(e, dict) and _same(e.get(field), wanted)), None)
-    return _walk(found, rest)
+    for at, (key, field, wanted) in enumerate(steps):
+        if isinstance(value, list):
+            return [_walk(element, steps[at:]) for element in value]
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+        if field is not None:
+            elements = value if isinstance(value, list) else []
+            value = next((e for e in elements if isinstance(e, dict) and _same(e.get(field), wanted)), None)
+    return value
 
 
 def _same(value: Any, wanted: Any) -> bool:
     """Whether a value from an answer is the one a file names: null is null, a boolean that
     boolean, and anything else compared as text, trimmed and ignoring case."""
+    if type(value) is type(wanted) and value == wanted:
+        return True
     if wanted is None or value is None or isinstance(wanted, bool) or isinstance(value, bool):
-        return type(value) is type(wanted) and value == wanted
+        return False
     if isinstance(value, (dict, list)):
         return False
     return str(value).strip().casefold() == str(wanted).strip().casefold()
@@ -185,7 +185,7 @@ def _passes(value: Any, test: Any, context: Mapping[str, Any]) -> bool:
     if isinstance(value, list):
         return any(_passes(element, test, context) for element in value)
     wanted = test["in"] if isinstance(test, dict) else [test]
-    return any(_same(value, _filled(w, context) if isinstance(w, str) else w) for w in wanted)
+    return any(_same(value, _filled(w, context) if isinstance(w, str) and "{" in w else w) for w in wanted)
 
 
 # --- Templates -------------------------------------------------------------------------------------

@@ -100,28 +100,21 @@ def _claimed(statement: str, params: dict) -> tuple | None:
 def task_claim(task_id: int, *, now: dt.datetime, lease_until: dt.datetime, worker: str) -> ConnectorTask | None:
     """Claim a task for `worker` with one conditional UPDATE that also reads what the run needs:
     queued and due, or running past its lease, of a request still processing. The task (with its
-    request's id, type, email and categories), or None when another worker has it or it is not due."""
+    request's id, type, email and categories), or None when another worker has it or it is not due.
+    Like a queryset's annotation, the task carries `system_problems`: when its system's last check
+    found problems, and which (`(checked_at, [problem, ...])`), or None."""
     row = _claimed(_CLAIM, {"id": task_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
-    task_pk, connector, attempts, last_error, request_pk, request_type, email, categories = row
+    task_pk, connector, attempts, last_error, request_pk, request_type, email, categories, checked_at, problems = row
     # Django's PostgreSQL backend loads jsonb as text, for the JSONField to parse.
     request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories), status=Status.PROCESSING)
-    return ConnectorTask(pk=task_pk, request=request, connector=connector, attempts=attempts, last_error=last_error,
+    task = ConnectorTask(pk=task_pk, request=request, connector=connector, attempts=attempts, last_error=last_error,
                          status=TaskStatus.RUNNING)
+    task.system_problems = None if checked_at is None else (checked_at, json.loads(problems))
+    return task
 
 
-def system_problems(system: str) -> tuple[dt.datetime, list[str]] | None:
-    """When the system's last check found problems, and which; None when it found none or there
-    was none. Read before each task a worker runs, as a prepared statement (an ORM query here cost
-    each access request two million instructions)."""
-    with _server_bound_cursor() as cursor:
-        cursor.execute(_SYSTEM_PROBLEMS, {"system": system})
-        row = cursor.fetchone()
-    return None if row is None else (row[0], json.loads(row[1]))
-
-
-_SYSTEM_PROBLEMS = "SELECT checked_at, problems FROM dsar_systemcheck WHERE system = %(system)s AND problems <> '[]'::jsonb"
 _CLAIM = """
 UPDATE dsar_connectortask AS t
    SET status = 'running', attempts = t.attempts + 1, lease_until = %(lease)s, started_at = %(now)s,
@@ -130,7 +123,9 @@ UPDATE dsar_connectortask AS t
  WHERE t.id = %(id)s AND r.id = t.request_id AND r.status = 'processing'
    AND ((t.status = 'queued' AND (t.not_before IS NULL OR t.not_before <= %(now)s))
         OR (t.status = 'running' AND t.lease_until < %(now)s))
-RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories
+RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories,
+          (SELECT c.checked_at FROM dsar_systemcheck AS c WHERE c.system = t.connector AND c.problems <> '[]'::jsonb),
+          (SELECT c.problems FROM dsar_systemcheck AS c WHERE c.system = t.connector AND c.problems <> '[]'::jsonb)
 """
 
 

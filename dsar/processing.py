@@ -141,8 +141,8 @@ def task_run(task_id: int) -> None:
         return
     logger.info("request %s: %s started (attempt %s)", request.id, task.connector, task.attempts)
     try:
-        with lease_kept(ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, attempts=task.attempts)):
-            connector = connector_for_work(task.connector)
+        with lease_kept(task):
+            connector = connector_for_work(task)
             identity = task_identity(request, task.connector)
             categories = frozenset(request.categories)
             # Found before an erasure takes the rows that hold them.
@@ -296,12 +296,12 @@ class _LeaseKeeper:
 
     def _reset(self) -> None:
         self.lock = threading.Lock()
-        self.leases: dict[object, tuple[QuerySet, float]] = {}  # key -> (the claimed row, last renewed)
+        self.leases: dict[object, tuple[ConnectorTask | FinalStep, float]] = {}  # key -> (the claimed job, last renewed)
         self.thread: threading.Thread | None = None
 
-    def hold(self, key: object, claimed: QuerySet) -> None:
+    def hold(self, key: object, job: ConnectorTask | FinalStep) -> None:
         with self.lock:
-            self.leases[key] = (claimed, time.monotonic())
+            self.leases[key] = (job, time.monotonic())
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
                 self.thread.start()
@@ -310,10 +310,10 @@ class _LeaseKeeper:
         with self.lock:
             self.leases.pop(key, None)
 
-    def _due(self, every: float) -> list[tuple[object, QuerySet]]:
+    def _due(self, every: float) -> list[tuple[object, ConnectorTask | FinalStep]]:
         now = time.monotonic()
         with self.lock:
-            return [(key, claimed) for key, (claimed, renewed) in self.leases.items() if now - renewed >= every]
+            return [(key, job) for key, (job, renewed) in self.leases.items() if now - renewed >= every]
 
     def _run(self) -> None:
         lease = settings.DSAR_TASK_LEASE_SECONDS
@@ -323,11 +323,12 @@ class _LeaseKeeper:
             if not due:
                 continue
             try:
-                for key, claimed in due:
+                for key, job in due:
+                    claimed = type(job).objects.filter(pk=job.pk, status=TaskStatus.RUNNING, attempts=job.attempts)
                     claimed.update(lease_until=timezone.now() + dt.timedelta(seconds=lease))
                     with self.lock:
                         if key in self.leases:
-                            self.leases[key] = (claimed, time.monotonic())
+                            self.leases[key] = (job, time.monotonic())
             except (OperationalError, InterfaceError) as error:
                 logger.warning("could not renew a lease (will try again): %s", error)
             except Exception:
@@ -340,12 +341,12 @@ _keeper = _LeaseKeeper()
 
 
 @contextlib.contextmanager
-def lease_kept(claimed: QuerySet) -> Iterator[None]:
-    """Keep a claim's lease renewed while the body runs. `claimed` selects the job row as this
-    claim left it (running, with this claim's attempt), so a lease taken over by another worker is
-    never extended by this one."""
+def lease_kept(job: ConnectorTask | FinalStep) -> Iterator[None]:
+    """Keep a claimed job's lease renewed while the body runs: its row as this claim left it
+    (running, with this claim's attempt), so a lease taken over by another worker is never extended
+    by this one."""
     key = object()
-    _keeper.hold(key, claimed)
+    _keeper.hold(key, job)
     try:
         yield
     finally:
@@ -403,7 +404,7 @@ def final_step_run(request_id) -> None:
         final_step_complete(step, result=exports.receipt_merge(tasks))
         return
     try:
-        with lease_kept(FinalStep.objects.filter(pk=step.pk, status=TaskStatus.RUNNING, attempts=step.attempts)):
+        with lease_kept(step):
             archive = exports.archive_build(request, tasks)
     except Exception as error:
         logger.exception("request %s: the export could not be written", request.id)

@@ -246,7 +246,7 @@ class SystemStatus:
 
     @property
     def refused(self) -> bool:
-        """Whether workers refuse it now: its last check found a problem (dsar.system_checks.system_refusal)."""
+        """Whether workers refuse it now: its last check found a problem (dsar.system_checks.connector_for_work)."""
         return bool(self.check and self.check.problems)
 
 

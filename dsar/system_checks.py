@@ -3,6 +3,8 @@ the rule that follows from it: a system whose last check found a problem is not 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils import timezone
@@ -10,8 +12,8 @@ from django.utils import timezone
 from connectors.base import Connector, ConnectorError, Finding, PermanentError
 from connectors.registry import connector_get
 
-from . import orm_bypass
-from .models import SystemCheck
+from .models import ConnectorTask, SystemCheck
+
 
 def system_check_run(name: str) -> list[Finding]:
     """Check one system now; what it found, in its file's order."""
@@ -35,21 +37,22 @@ def system_check_record(name: str, findings: list[Finding]) -> SystemCheck:
     return check
 
 
-def system_refusal(name: str) -> str | None:
-    """Why a worker must not run this system (its last check's problems), or None."""
-    found = orm_bypass.system_problems(name)
-    if found is None:
+def system_refusal(name: str, problems: tuple[dt.datetime, list[str]] | None) -> str | None:
+    """Why a worker must not run this system, given its last check's problems (when it was checked,
+    and what it found; a claimed task carries them), or None."""
+    if problems is None:
         return None
-    checked_at, problems = found
-    return (f"the last check of {name} ({checked_at:%Y-%m-%d %H:%M} UTC) found {len(problems)} problem(s): "
-            f"{'; '.join(problems)}. Fix the system or its file, then run `manage.py systems check {name}`")
+    checked_at, found = problems
+    return (f"the last check of {name} ({checked_at:%Y-%m-%d %H:%M} UTC) found {len(found)} problem(s): "
+            f"{'; '.join(found)}. Fix the system or its file, then run `manage.py systems check {name}`")
 
 
-def connector_for_work(name: str) -> Connector:
-    """The system's connector, unless its last check found a problem (PermanentError says which)."""
-    if refusal := system_refusal(name):
+def connector_for_work(task: ConnectorTask) -> Connector:
+    """A claimed task's connector, unless its system's last check found a problem (PermanentError
+    says which)."""
+    if refusal := system_refusal(task.connector, task.system_problems):
         raise PermanentError(refusal)
-    return connector_get(name)
+    return connector_get(task.connector)
 
 
 def system_check_recorded(name: str, findings: list[Finding]) -> bool:
