@@ -151,14 +151,38 @@ class StaffActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "Active"), ("0", "Inactive")], coerce=lambda value: value == "1")
 
 
+class _MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class _MultipleFileField(forms.FileField):
+    """Several files from one input (as Django's documentation shows): a list, maybe empty."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", _MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, (list, tuple)):
+            return [super(_MultipleFileField, self).clean(one, initial) for one in data]
+        return [super().clean(data, initial)] if data else []
+
+
 class ManualUploadForm(forms.Form):
-    """What staff found in a system with no API, for an access request."""
+    """What staff found in a system with no API, for an access request: the records, files, or both."""
 
     file = forms.FileField(
         label="Records file",
+        required=False,
         help_text='A CSV whose first row is category, then one column per field (an empty cell is no field); '
                   'or a JSON list of {"category": id, "fields": {...}}.',
     )
+    files = _MultipleFileField(label="Files found", required=False, help_text="Scans, letters, documents: exported as they are.")
+    files_category = forms.ChoiceField(label="The files are", required=False)
+
+    def __init__(self, *args, categories: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["files_category"].choices = [("", "—"), *categories]
 
 
 class ManualErasureForm(forms.Form):

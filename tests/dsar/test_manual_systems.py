@@ -175,6 +175,58 @@ def test_a_bad_upload_says_what_is_wrong_and_changes_nothing(manual_system, uniq
     assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
 
 
+SCAN = b"%PDF-1.4 a scanned letter\n" + bytes(range(256))
+
+
+def test_files_found_are_exported_under_the_system_with_a_record_of_their_category(manual_system, unique_email):
+    request = _approved(unique_email)
+    processing.task_run(_task(request, "probe").pk)
+    services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", filename="found.csv", content=CSV,
+                                files=[("letters/scan-1.pdf", SCAN), ("note.txt", b"Signed form, 2019.")], files_category="name_contact")
+
+    task = _task(request, "archive")
+    assert (task.status, task.counts) == ("succeeded", {"name_contact": 3, "payment": 1})
+    processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    with default_storage.open(Export.objects.get(request=request).path, "rb") as handle:
+        archive = zipfile.ZipFile(io.BytesIO(handle.read()))
+    assert archive.read("files/archive/scan-1.pdf") == SCAN
+    assert archive.read("files/archive/note.txt") == b"Signed form, 2019."
+    assert [r["fields"] for r in json.loads(archive.read("data/name_contact.json")) if r["connector"] == "archive"] == [
+        {"name": "Ada Lovelace", "city": "London"},
+        {"file": "files/archive/scan-1.pdf", "bytes": 282},
+        {"file": "files/archive/note.txt", "bytes": 18},
+    ]
+
+
+def test_files_alone_complete_the_task(manual_system, unique_email):
+    request = _approved(unique_email)
+    services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", files=[("receipt.pdf", SCAN)],
+                                files_category="payment")
+    task = _task(request, "archive")
+    assert (task.status, task.counts) == ("succeeded", {"payment": 1})
+    assert list(AuditEntry.objects.filter(request=request, action="manual_task_completed").values_list("data", flat=True)) == [
+        {"system": "archive", "counts": {"payment": 1}}]
+
+
+@pytest.mark.parametrize(("files", "category", "message"), [
+    ([], None, "Upload the records found, or the files found, or both."),
+    ([("scan.pdf", SCAN)], None, "Say which category the files are: one of name_contact, payment."),
+    ([("scan.pdf", SCAN)], "interests", "Say which category the files are: one of name_contact, payment."),
+    ([("a/scan.pdf", SCAN), ("b/scan.pdf", b"other")], "payment", "Two files are named scan.pdf: rename one."),
+    ([("", SCAN)], "payment", "A file needs a name: ''."),
+    ([("big.pdf", b"x" * (5 * 1024 * 1024 + 1))], "payment", "big.pdf is larger than 5 MB."),
+])
+def test_bad_files_say_what_is_wrong_and_change_nothing(manual_system, unique_email, files, category, message):
+    request = _approved(unique_email)
+    with pytest.raises(InvalidInput) as error:
+        services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", files=files, files_category=category)
+    assert error.value.detail == message
+    stored = _task(request, "archive")
+    assert (stored.status, stored.attempts, stored.output) == ("with_staff", 0, None)
+    assert not default_storage.exists(f"work/{request.pk}")
+
+
 def test_a_task_completed_once_cannot_be_completed_again_nor_with_the_wrong_form(manual_system, unique_email):
     request = _approved(unique_email)
     task = _task(request, "archive")
