@@ -111,6 +111,39 @@ def test_the_request_waits_for_its_manual_task_after_every_other_task_succeeded(
     assert not FinalStep.objects.filter(request=request).exists()
 
 
+def test_a_manual_task_found_by_another_systems_identity_waits_for_it_then_goes_to_staff_with_its_values(settings, tmp_path, unique_email):
+    import sqlalchemy as sa
+
+    from connectors.systems import systems_load
+    from dsar import selectors
+
+    email = unique_email()
+    crm_db = tmp_path / "crm.sqlite3"
+    with sa.create_engine(f"sqlite:///{crm_db}").begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, customer_no text, name text)"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, :email, 'C-7', 'Ada'), (2, 'bob@example.com', 'C-8', 'Bob')"), {"email": email})
+    files = tmp_path / "systems"
+    files.mkdir()
+    (files / "crm.yaml").write_text(f"name: crm\nkind: sql\nconnection: {{url: 'sqlite:///{crm_db}'}}\ntables:\n  - name: customer\n"
+                                    "    identity: {email: email}\n    provides: {customer_number: customer_no}\n    columns: {name: name_contact}\n")
+    (files / "ledger.yaml").write_text("name: ledger\nkind: manual\ninstructions: Look the customer number up in the ledger.\n"
+                                       "categories: [payment]\nidentities: [customer_number]\n")
+    settings.DSAR_SYSTEMS = systems_load(files, {})
+    connectors_reset()
+    try:
+        request = _approved(lambda: email)
+        assert {task.connector: task.status for task in request.tasks.all()} == {"crm": "queued", "ledger": "waiting"}
+        assert list(selectors.manual_task_list()) == []
+
+        processing.task_run(_task(request, "crm").pk)
+        assert _task(request, "ledger").status == "with_staff"
+        item = selectors.manual_task_get(task_id=_task(request, "ledger").pk)
+        assert (item.identity.email, item.identity.ids) == (email, {"customer_number": ["C-7"]})
+        assert [listed.task.pk for listed in selectors.manual_task_list()] == [_task(request, "ledger").pk]
+    finally:
+        connectors_reset()
+
+
 # --- Completing it ----------------------------------------------------------------------------------------
 
 CSV = b"category,name,city,card_last4\nname_contact,Ada Lovelace,London,\npayment,,,4242\n"
