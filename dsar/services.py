@@ -361,21 +361,29 @@ def manual_task_gather(*, task_id: int, actor: str, filename: str | None = None,
     return task
 
 
-def manual_task_erase(*, task_id: int, actor: str, counts: dict[str, int], note: str) -> ConnectorTask:
+def manual_task_erase(*, task_id: int, actor: str, counts: dict[str, int], note: str, kept: dict[str, int] | None = None,
+                      kept_reason: str = "") -> ConnectorTask:
     """Complete a deletion's task for a system with no API: staff say how many records of each
-    category they erased by hand and add a note, kept in the task's receipt and the audit entry."""
+    category they erased by hand, and how many they kept and why (paper invoices the tax law keeps),
+    and add a note, kept in the task's receipt and the audit entry. What was kept reaches the
+    person's receipt with its reason, as a connector's retained records do."""
     task, system = _manual_task(task_id)
+    kept = {category: count for category, count in (kept or {}).items() if count}
     if not note.strip():
         raise InvalidInput("A note is required: say what was erased and how.", code="note_required")
-    if unknown := sorted(set(counts) - set(system.options["categories"])):
+    if unknown := sorted((set(counts) | set(kept)) - set(system.options["categories"])):
         raise InvalidInput(f"{system.name} does not hold {', '.join(unknown)}.", code="invalid_category")
-    if negative := sorted(category for category, count in counts.items() if count < 0):
+    if negative := sorted(category for category, count in [*counts.items(), *kept.items()] if count < 0):
         raise InvalidInput(f"A count cannot be negative: {', '.join(negative)}.", code="invalid_count")
+    if kept and not kept_reason.strip():
+        raise InvalidInput("Say why records were kept: the person's receipt gives the reason.", code="reason_required")
     with transaction.atomic():
         request = _manual_task_start(task, RequestType.DELETION)
         receipt = ErasureReceipt()
         for category, count in counts.items():
             receipt.record(ErasureStep(system.name, "deleted", category, count))
+        for category, count in kept.items():
+            receipt.record(ErasureStep(system.name, "kept", category, count, reason=kept_reason.strip()))
         _manual_task_succeed(task, request, actor=actor, counts=receipt.erased, receipt={**exports.receipt_as_dict(receipt), "note": note},
                              note=note)
     return task

@@ -186,16 +186,27 @@ class ManualUploadForm(forms.Form):
 
 
 class ManualErasureForm(forms.Form):
-    """What staff erased by hand in a system with no API, for a deletion: a count per category and a note."""
+    """What staff erased by hand in a system with no API, for a deletion: a count per category, what
+    they had to keep and why, and a note."""
 
     note = _note("Note", required=True, help_text="Required. What you erased and how; kept in the receipt and the audit trail.")
+    kept_reason = forms.CharField(label="Why records were kept", required=False, max_length=NOTE_MAX,
+                                  help_text="Needed when you kept any; the person's receipt gives it.")
 
     def __init__(self, *args, categories: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         for category, label in categories:
             self.fields[f"count_{category}"] = forms.IntegerField(label=f"{label}: records erased", min_value=0, initial=0)
-        self.order_fields([*(f"count_{category}" for category, _ in categories), "note"])
+        for category, label in categories:
+            self.fields[f"kept_{category}"] = forms.IntegerField(label=f"{label}: records kept", min_value=0, initial=0, required=False)
+        self.order_fields([*(f"count_{category}" for category, _ in categories), *(f"kept_{category}" for category, _ in categories),
+                           "kept_reason", "note"])
 
     def counts(self) -> dict[str, int]:
         """Records erased per category id."""
         return {name.removeprefix("count_"): count for name, count in self.cleaned_data.items() if name.startswith("count_")}
+
+    def kept(self) -> dict[str, int]:
+        """Records kept per category id."""
+        return {name.removeprefix("kept_"): count or 0 for name, count in self.cleaned_data.items() if name.startswith("kept_")
+                and name != "kept_reason"}

@@ -504,7 +504,8 @@ def manual_task(http_request, task_id: int):
                     files=[(found.name, found.read(limit)) for found in form.cleaned_data["files"]],
                     files_category=form.cleaned_data["files_category"] or None)
             else:
-                services.manual_task_erase(task_id=item.task.pk, actor=actor, counts=form.counts(), note=form.cleaned_data["note"])
+                services.manual_task_erase(task_id=item.task.pk, actor=actor, counts=form.counts(), note=form.cleaned_data["note"],
+                                           kept=form.kept(), kept_reason=form.cleaned_data["kept_reason"])
         except ServiceError as error:
             messages.error(http_request, error.detail)
         else:

@@ -882,6 +882,19 @@ def test_an_admin_confirms_a_manual_erasure_with_counts_and_a_note(admin_client,
     assert AuditEntry.objects.get(action="manual_task_completed").actor == "staff:ada"
 
 
+def test_records_kept_by_hand_are_confirmed_in_the_console_with_their_reason(admin_client, archive_system):
+    task = _manual_task(type="deletion")
+    url = reverse("console:manual-task", args=[task.pk])
+    assert 'name="kept_payment"' in admin_client.get(url).content.decode()
+    form = {"count_name_contact": "1", "count_payment": "0", "kept_payment": "3", "note": "Shredded one form."}
+    unexplained = admin_client.post(url, form)
+    assert _messages(unexplained) == ["Say why records were kept: the person's receipt gives the reason."]
+    assert ConnectorTask.objects.get(pk=task.pk).status == "with_staff"
+    assert admin_client.post(url, {**form, "kept_reason": "Invoices: tax law"}).status_code == 302
+    assert ConnectorTask.objects.get(pk=task.pk).receipt["retained"] == [
+        {"category": "payment", "count": 3, "reason": "Invoices: tax law", "until": None}]
+
+
 def test_the_manual_pages_need_a_signed_in_reviewer_and_a_task_of_a_manual_system(reviewer_client, archive_system):
     task = _manual_task()
     probe = ConnectorTask.objects.get(request_id=task.request_id, connector="probe")

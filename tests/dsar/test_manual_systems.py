@@ -290,6 +290,37 @@ def test_a_deletion_confirmed_with_counts_and_a_note_completes_with_the_note_in_
     assert (completed.status, completed.result) == ("completed", {"erased": {"name_contact": 2}, "retained": []})
 
 
+def test_records_kept_by_hand_reach_the_persons_receipt_with_their_reason(manual_system, unique_email):
+    request = _approved(unique_email, type="deletion")
+    processing.task_run(_task(request, "probe").pk)
+    services.manual_task_erase(task_id=_task(request, "archive").pk, actor="staff:ada", counts={"name_contact": 1},
+                               kept={"payment": 2, "name_contact": 0}, kept_reason=" Paper invoices: tax law keeps them ten years ", note=NOTE)
+
+    assert _task(request, "archive").receipt == {
+        "erased": {"name_contact": 1},
+        "retained": [{"category": "payment", "count": 2, "reason": "Paper invoices: tax law keeps them ten years", "until": None}],
+        "suppressed_sources": [], "note": NOTE}
+    processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).result == {
+        "erased": {"name_contact": 1},
+        "retained": [{"category": "payment", "count": 2, "reason": "Paper invoices: tax law keeps them ten years", "until": None,
+                      "connector": "archive"}]}
+
+
+@pytest.mark.parametrize(("kept", "reason", "message"), [
+    ({"payment": 1}, " ", "Say why records were kept: the person's receipt gives the reason."),
+    ({"interests": 1}, "Tax law", "archive does not hold interests."),
+    ({"payment": -2}, "Tax law", "A count cannot be negative: payment."),
+])
+def test_records_kept_without_a_reason_or_with_a_wrong_count_change_nothing(manual_system, unique_email, kept, reason, message):
+    request = _approved(unique_email, type="deletion")
+    with pytest.raises(InvalidInput) as error:
+        services.manual_task_erase(task_id=_task(request, "archive").pk, actor="staff:ada", counts={"name_contact": 1}, note=NOTE,
+                                   kept=kept, kept_reason=reason)
+    assert error.value.detail == message
+    assert (_task(request, "archive").status, _task(request, "archive").receipt) == ("with_staff", None)
+
+
 @pytest.mark.parametrize(("counts", "note", "message"), [
     ({"name_contact": 2}, "  ", "A note is required: say what was erased and how."),
     ({"interests": 1}, NOTE, "archive does not hold interests."),
