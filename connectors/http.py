@@ -12,6 +12,8 @@ erase them:
       timeout: 10                                          # or {type: header, name, value}
     lookup:                          # the call that finds the subject by their email
       name: customers
+      by: email                      # optional: or an identity another system finds (`phone`: `{phone}`
+                                     # below), looked up once for each of the subject's values
       path: /v1/customers
       params: {email: "{email}", limit: 100}
       items: data                    # where the answer's list of items is
@@ -37,7 +39,8 @@ erase them:
 Paths into the JSON are dotted (`address.city`); a step through a list applies to each element
 (`comments.from` is every comment's `from`), and `custom_fields[id=rating]` picks the first element
 whose `id` is `rating`. `{email}`, `{id}` and `{item.PATH}` in a call's path, params or body are the
-subject's email, the id the lookup found and a value of the item at hand. Text is compared trimmed
+subject's email, the id the lookup found and a value of the item at hand; with `by`, `{<by>}` is the
+value the lookup is made with. Text is compared trimmed
 and ignoring case, and numbers as their text (`42` is `"42"`).
 
 Pagination: `link` (the next page's URL is at `next` in the answer), `cursor` (`param` is set to the
@@ -442,9 +445,11 @@ class Listing(Call):
 
 
 class HttpLookup(Listing):
-    """The call that finds the subject by their email; `id` is the path of what later calls use;
-    `provides` names identities other systems are found by, each the path of its value in an item."""
+    """The call that finds the subject by an identity, `by` (their email, or one another system
+    finds: a phone, a customer number), once for each of its values; `id` is the path of what later
+    calls use; `provides` names identities other systems are found by, each the path of its value in an item."""
 
+    by: str = Field("email", pattern=r"^[a-z][a-z0-9_]{0,39}$")
     id: JsonPath = "id"
     provides: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], JsonPath] = {}
 
@@ -497,9 +502,12 @@ class HttpApi(_Model):
         for index, listing in enumerate(self.lists):
             if listing.name in names[:index + 1]:
                 problems.append(f"lists[{index}].name: {listing.name!r} is also the name of another listing")
-        problems += _call_problems(self.lookup, "lookup", ("email",))
+        by = self.lookup.by
+        if by in ("id", "item"):
+            problems.append(f"lookup.by: {by!r} names what the lookup finds, not an identity it is found by")
+        problems += _call_problems(self.lookup, "lookup", tuple(dict.fromkeys(("email", by))))
         for index, listing in enumerate(self.lists):
-            problems += _call_problems(listing, f"lists[{index}]", ("email", "id"))
+            problems += _call_problems(listing, f"lists[{index}]", tuple(dict.fromkeys(("email", by, "id"))))
             if isinstance(listing.erase, ItemErase):
                 problems += _erase_problems(listing.erase, f"lists[{index}].erase", ("email", "id", "item"))
         for index, call in enumerate(self.erase):
@@ -604,14 +612,20 @@ class HttpConnector(Connector):
         return found
 
     def _subjects(self, identity: Identity) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        """The lookup's items, each with the context its lists are read in."""
+        """The lookup's items, each with the context its lists are read in: looked up by each value
+        of the identity it is found by, and each item once (two phone numbers may find one customer)."""
         lookup = self.api.lookup
-        context = {"system": self.name, "email": identity.email}
-        for subject in self._items(lookup, context, missing_ok=True):
-            found = value_at(subject, lookup.id)
-            if isinstance(found, bool) or not isinstance(found, (str, int)) or found == "":
-                raise PermanentError(f"{self.name}: the lookup answered an item without an id at {lookup.id!r}: {found!r:.80}")
-            yield subject, {**context, "id": found}
+        values = [identity.email] if lookup.by == "email" else identity.ids.get(lookup.by, [])
+        seen = set()
+        for value in values:
+            context = {"system": self.name, "email": identity.email, lookup.by: value}
+            for subject in self._items(lookup, context, missing_ok=True):
+                found = value_at(subject, lookup.id)
+                if isinstance(found, bool) or not isinstance(found, (str, int)) or found == "":
+                    raise PermanentError(f"{self.name}: the lookup answered an item without an id at {lookup.id!r}: {found!r:.80}")
+                if found not in seen:
+                    seen.add(found)
+                    yield subject, {**context, "id": found}
 
     def _records(self, listing: Listing, item: dict[str, Any], context: Mapping[str, Any]) -> Iterator[Record]:
         made = {"system": f"{self.name}.{listing.name}", "source": SOURCES[listing.source],

@@ -9,6 +9,9 @@ what staff are to do.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import BinaryIO
+
+from django.core.files.storage import default_storage
 
 from .base import Connector, ErasureReceipt, FileItem, Identity, PermanentError, Record
 
@@ -25,6 +28,13 @@ class ManualConnector(Connector):
     def gather(self, identity: Identity) -> Iterator[Record | FileItem]:
         """Nothing: the product cannot read the system; what it holds reaches an export through staff."""
         return iter(())
+
+    def open_file(self, ref: str) -> BinaryIO:
+        """A file staff uploaded for a request, kept in the product's storage, in the request's
+        work area, until its export is built."""
+        if not ref.startswith("work/"):
+            raise PermanentError(f"{self.name}: {ref!r} is not a file staff uploaded")
+        return default_storage.open(ref, "rb")
 
     def erase(self, identity: Identity, categories: frozenset[str] | None = None) -> ErasureReceipt:
         """Never run by a worker; staff erase by hand and confirm it in the console."""

@@ -256,6 +256,7 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         needs = frozenset(spec.identities) - set(REQUEST_IDENTITIES)
     elif isinstance(spec, _HttpFile):
         provides = frozenset(spec.lookup.provides)
+        needs = frozenset({spec.lookup.by}) - set(REQUEST_IDENTITIES)
     elif isinstance(spec, _PythonFile):
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,

@@ -22,7 +22,8 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import Connector, ErasureReceipt, ErasureStep, Identity, Record, TransientError
+from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
+from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, systems
 from connectors.systems import System
 from connectors.taxonomy import category_ids, category_known
@@ -332,38 +333,57 @@ MANUAL_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 MANUAL_TASK_COMPLETED = "manual_task_completed"
 
 
-def manual_task_gather(*, task_id: int, actor: str, filename: str, content: bytes) -> ConnectorTask:
-    """Complete an access request's task for a system with no API with the records staff upload:
-    a CSV (a header row `category`, then one column per field; an empty cell is no field) or a JSON
-    list of {"category": id, "fields": {...}}. The records are staged as a connector's are, the task
-    succeeds as a worker's does (the request completes once every task has), and the audit names who
-    uploaded what. A bad file is InvalidInput naming what is wrong, and changes nothing."""
+def manual_task_gather(*, task_id: int, actor: str, filename: str | None = None, content: bytes | None = None,
+                       files: Sequence[tuple[str, bytes]] = (), files_category: str | None = None) -> ConnectorTask:
+    """Complete an access request's task for a system with no API with what staff upload: the
+    records found (`filename`, `content`), a CSV (a header row `category`, then one column per
+    field; an empty cell is no field) or a JSON list of {"category": id, "fields": {...}}; and files
+    found (scans, documents: (name, bytes) each), all of one category, `files_category`. Either or
+    both. They are staged as a connector's records and files are, the task succeeds as a worker's
+    does (the request completes once every task has), and the audit names who uploaded what. A bad
+    upload is InvalidInput naming what is wrong, and changes nothing."""
     task, system = _manual_task(task_id)
-    records = _uploaded_records(system, filename, content)
+    if content is None and not files:
+        raise InvalidInput("Upload the records found, or the files found, or both.", code="upload_missing")
+    records = _uploaded_records(system, filename or "", content) if content is not None else []
+    found = _uploaded_files(system, files, files_category)
     with transaction.atomic():
         request = _manual_task_start(task, RequestType.ACCESS)
+        connector = _Uploaded(system.name, records)
+        # Kept in the request's work area (discarded when the request completes) until the export is built.
+        area = f"work/{request.pk}/{system.name}/{task.attempts}-uploads"
+        for name, data in found:
+            connector.files.append(FileItem(files_category, name, exports.storage_save_bytes(f"{area}/{name}", data), len(data)))
         # The staging reads the upload as it would read a connector: the same checks, the same files.
-        staged = exports.stage_gather(_Uploaded(system.name, records), Identity(email=request.email), frozenset(request.categories),
+        staged = exports.stage_gather(connector, Identity(email=request.email), frozenset(request.categories),
                                       request_id=request.pk, attempt=task.attempts)
         _manual_task_succeed(task, request, actor=actor, counts=staged.counts, output=staged.as_json())
     return task
 
 
-def manual_task_erase(*, task_id: int, actor: str, counts: dict[str, int], note: str) -> ConnectorTask:
+def manual_task_erase(*, task_id: int, actor: str, counts: dict[str, int], note: str, kept: dict[str, int] | None = None,
+                      kept_reason: str = "") -> ConnectorTask:
     """Complete a deletion's task for a system with no API: staff say how many records of each
-    category they erased by hand and add a note, kept in the task's receipt and the audit entry."""
+    category they erased by hand, and how many they kept and why (paper invoices the tax law keeps),
+    and add a note, kept in the task's receipt and the audit entry. What was kept reaches the
+    person's receipt with its reason, as a connector's retained records do."""
     task, system = _manual_task(task_id)
+    kept = {category: count for category, count in (kept or {}).items() if count}
     if not note.strip():
         raise InvalidInput("A note is required: say what was erased and how.", code="note_required")
-    if unknown := sorted(set(counts) - set(system.options["categories"])):
+    if unknown := sorted((set(counts) | set(kept)) - set(system.options["categories"])):
         raise InvalidInput(f"{system.name} does not hold {', '.join(unknown)}.", code="invalid_category")
-    if negative := sorted(category for category, count in counts.items() if count < 0):
+    if negative := sorted(category for category, count in [*counts.items(), *kept.items()] if count < 0):
         raise InvalidInput(f"A count cannot be negative: {', '.join(negative)}.", code="invalid_count")
+    if kept and not kept_reason.strip():
+        raise InvalidInput("Say why records were kept: the person's receipt gives the reason.", code="reason_required")
     with transaction.atomic():
         request = _manual_task_start(task, RequestType.DELETION)
         receipt = ErasureReceipt()
         for category, count in counts.items():
             receipt.record(ErasureStep(system.name, "deleted", category, count))
+        for category, count in kept.items():
+            receipt.record(ErasureStep(system.name, "kept", category, count, reason=kept_reason.strip()))
         _manual_task_succeed(task, request, actor=actor, counts=receipt.erased, receipt={**exports.receipt_as_dict(receipt), "note": note},
                              note=note)
     return task
@@ -406,16 +426,19 @@ def _manual_task_succeed(task: ConnectorTask, request: Request, *, actor: str, c
     audit_record(request, actor=actor, action=MANUAL_TASK_COMPLETED, note=note, data={"system": task.connector, "counts": counts})
 
 
-class _Uploaded(Connector):
-    """The records staff uploaded, offered to the staging as a connector's gather."""
+class _Uploaded(ManualConnector):
+    """What staff uploaded, offered to the staging as a connector's gather: the records, then the
+    files (in the product's storage, which the system's connector reads them from)."""
 
     def __init__(self, name: str, records: list[Record]) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, instructions="", categories=[])
         self.records = records
+        self.files: list[FileItem] = []
 
-    def gather(self, identity: Identity) -> Iterator[Record]:
-        """The uploaded records."""
-        return iter(self.records)
+    def gather(self, identity: Identity) -> Iterator[Record | FileItem]:
+        """The uploaded records, then the files."""
+        yield from self.records
+        yield from self.files
 
 
 def _uploaded_records(system: System, filename: str, content: bytes) -> list[Record]:
@@ -444,6 +467,27 @@ def _uploaded_records(system: System, filename: str, content: bytes) -> list[Rec
                                code="invalid_category")
         records.append(Record(category, fields, system=system.name))
     return records
+
+
+def _uploaded_files(system: System, files: Sequence[tuple[str, bytes]], category: str | None) -> list[tuple[str, bytes]]:
+    """The files of an upload under the names they are exported as (their own, without any
+    folder); InvalidInput names the first thing wrong."""
+    if not files:
+        return []
+    held = system.options["categories"]
+    if category not in held:
+        raise InvalidInput(f"Say which category the files are: one of {', '.join(held)}.", code="invalid_category")
+    named = []
+    for name, data in files:
+        base = PurePath(name.replace("\\", "/")).name.strip()
+        if not base or base.startswith("."):
+            raise InvalidInput(f"A file needs a name: {name!r}.", code="upload_malformed")
+        if len(data) > MANUAL_UPLOAD_MAX_BYTES:
+            raise InvalidInput(f"{base} is larger than {MANUAL_UPLOAD_MAX_BYTES // (1024 * 1024)} MB.", code="upload_too_large")
+        if base in (other for other, _ in named):
+            raise InvalidInput(f"Two files are named {base}: rename one.", code="upload_malformed")
+        named.append((base, data))
+    return named
 
 
 def _csv_rows(text: str) -> Iterator[tuple[str, str, dict[str, str]]]:

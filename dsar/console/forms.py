@@ -151,27 +151,62 @@ class StaffActiveForm(forms.Form):
     active = forms.TypedChoiceField(choices=[("1", "Active"), ("0", "Inactive")], coerce=lambda value: value == "1")
 
 
+class _MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class _MultipleFileField(forms.FileField):
+    """Several files from one input (as Django's documentation shows): a list, maybe empty."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", _MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, (list, tuple)):
+            return [super(_MultipleFileField, self).clean(one, initial) for one in data]
+        return [super().clean(data, initial)] if data else []
+
+
 class ManualUploadForm(forms.Form):
-    """What staff found in a system with no API, for an access request."""
+    """What staff found in a system with no API, for an access request: the records, files, or both."""
 
     file = forms.FileField(
         label="Records file",
+        required=False,
         help_text='A CSV whose first row is category, then one column per field (an empty cell is no field); '
                   'or a JSON list of {"category": id, "fields": {...}}.',
     )
+    files = _MultipleFileField(label="Files found", required=False, help_text="Scans, letters, documents: exported as they are.")
+    files_category = forms.ChoiceField(label="The files are", required=False)
+
+    def __init__(self, *args, categories: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["files_category"].choices = [("", "—"), *categories]
 
 
 class ManualErasureForm(forms.Form):
-    """What staff erased by hand in a system with no API, for a deletion: a count per category and a note."""
+    """What staff erased by hand in a system with no API, for a deletion: a count per category, what
+    they had to keep and why, and a note."""
 
     note = _note("Note", required=True, help_text="Required. What you erased and how; kept in the receipt and the audit trail.")
+    kept_reason = forms.CharField(label="Why records were kept", required=False, max_length=NOTE_MAX,
+                                  help_text="Needed when you kept any; the person's receipt gives it.")
 
     def __init__(self, *args, categories: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         for category, label in categories:
             self.fields[f"count_{category}"] = forms.IntegerField(label=f"{label}: records erased", min_value=0, initial=0)
-        self.order_fields([*(f"count_{category}" for category, _ in categories), "note"])
+        for category, label in categories:
+            self.fields[f"kept_{category}"] = forms.IntegerField(label=f"{label}: records kept", min_value=0, initial=0, required=False)
+        self.order_fields([*(f"count_{category}" for category, _ in categories), *(f"kept_{category}" for category, _ in categories),
+                           "kept_reason", "note"])
 
     def counts(self) -> dict[str, int]:
         """Records erased per category id."""
         return {name.removeprefix("count_"): count for name, count in self.cleaned_data.items() if name.startswith("count_")}
+
+    def kept(self) -> dict[str, int]:
+        """Records kept per category id."""
+        return {name.removeprefix("kept_"): count or 0 for name, count in self.cleaned_data.items() if name.startswith("kept_")
+                and name != "kept_reason"}

@@ -486,7 +486,8 @@ def manual_task(http_request, task_id: int):
     request = item.task.request
     data = http_request.POST if http_request.method == "POST" else None
     if request.type == RequestType.ACCESS:
-        form = forms.ManualUploadForm(data, http_request.FILES or None)
+        held = [(category, _category_label(category)) for category in item.categories]
+        form = forms.ManualUploadForm(data, http_request.FILES or None, categories=held)
     else:
         # Only what the request asked to erase, of what the system holds.
         wanted = [(category, _category_label(category)) for category in item.categories if category in request.categories]
@@ -495,12 +496,16 @@ def manual_task(http_request, task_id: int):
         actor = staff_actor(http_request.user)
         try:
             if request.type == RequestType.ACCESS:
-                upload = form.cleaned_data["file"]
                 # One byte past the limit is enough for the service to refuse a file too large.
-                content = upload.read(services.MANUAL_UPLOAD_MAX_BYTES + 1)
-                services.manual_task_gather(task_id=item.task.pk, actor=actor, filename=upload.name, content=content)
+                limit = services.MANUAL_UPLOAD_MAX_BYTES + 1
+                upload = form.cleaned_data["file"]
+                services.manual_task_gather(
+                    task_id=item.task.pk, actor=actor, filename=upload.name if upload else None, content=upload.read(limit) if upload else None,
+                    files=[(found.name, found.read(limit)) for found in form.cleaned_data["files"]],
+                    files_category=form.cleaned_data["files_category"] or None)
             else:
-                services.manual_task_erase(task_id=item.task.pk, actor=actor, counts=form.counts(), note=form.cleaned_data["note"])
+                services.manual_task_erase(task_id=item.task.pk, actor=actor, counts=form.counts(), note=form.cleaned_data["note"],
+                                           kept=form.kept(), kept_reason=form.cleaned_data["kept_reason"])
         except ServiceError as error:
             messages.error(http_request, error.detail)
         else:

@@ -8,7 +8,7 @@ from .downloads import archive_encrypted, download_url, export_for_download
 from .receipts import receipt_as_dict, receipt_merge
 from .report import report_prepare
 from .staging import Staged, stage_discard, stage_gather
-from .storage import storage_delete, storage_delete_tree
+from .storage import storage_delete, storage_delete_tree, storage_save_bytes
 
 __all__ = [
     "Archive",
@@ -25,4 +25,5 @@ __all__ = [
     "stage_gather",
     "storage_delete",
     "storage_delete_tree",
+    "storage_save_bytes",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from connectors.base import Connector
@@ -48,6 +49,12 @@ def storage_save(path: str, local: Path) -> str:
     storage_delete(path)
     with local.open("rb") as handle:
         return default_storage.save(path, FinishedFile(handle, name=local.name))
+
+
+def storage_save_bytes(path: str, data: bytes) -> str:
+    """Put `data` at `path` in the storage, replacing what is there; its name there."""
+    storage_delete(path)
+    return default_storage.save(path, ContentFile(data))
 
 
 def storage_delete(path: str) -> None:

@@ -291,8 +291,8 @@ class Crm:
     in `X-Api-Key`, and the API's version in `X-Crm-Version`."""
 
     def __init__(self) -> None:
-        self.contacts = {7: {"id": 7, "email": "lin@example.com", "name": "Lin Chen"},
-                         8: {"id": 8, "email": "max@example.com", "name": "Max Weber"}}
+        self.contacts = {7: {"id": 7, "email": "lin@example.com", "name": "Lin Chen", "phones": ["+44 20 1", "+44 77 3"]},
+                         8: {"id": 8, "email": "max@example.com", "name": "Max Weber", "phones": ["+49 30 2"]}}
         self.orders = {n: {"id": n, "contact_id": 7, "item": f"order {n}", "placed_at": f"2024-03-0{n}T09:00:00Z"} for n in range(1, 6)}
         self.notes = {7: ["called", "emailed", "met"], 8: ["called"]}
         self.next_host: str | None = None  # where the notes' next link points, when not here
@@ -310,7 +310,8 @@ class Crm:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if url.path == "/api/contacts":
-                    return self._send(200, {"contacts": [c for c in crm.contacts.values() if c["email"] == query.get("email")]})
+                    return self._send(200, {"contacts": [c for c in crm.contacts.values()
+                                                         if c["email"] == query.get("email") or query.get("phone") in c["phones"]]})
                 if match := re.fullmatch(r"/api/contacts/(\d+)/orders", url.path):
                     mine = [o for o in crm.orders.values() if o["contact_id"] == int(match[1])]
                     offset, limit = int(query["offset"]), int(query["limit"])
@@ -426,6 +427,37 @@ def test_erase_reads_every_item_before_deleting_any_so_an_offset_skips_none(crm)
     ]
 
 
+@pytest.fixture
+def crm_by_phone(tmp_path) -> Iterator[tuple[Crm, HttpConnector]]:
+    server = Crm()
+    (tmp_path / "crm.yaml").write_text(CRM_FILE.replace('params: {email: "{email}"}', 'by: phone, params: {phone: "{phone}"}'))
+    system = system_load(tmp_path / "crm.yaml", {"CRM_URL": server.base_url, "CRM_KEY": "crm-key"})
+    assert system.needs == frozenset({"phone"})
+    connector = system.connector()
+    yield server, connector
+    connector.close()
+    server.stop()
+
+
+def test_a_lookup_by_another_identity_is_made_for_each_of_its_values_and_finds_each_item_once(crm_by_phone):
+    server, connector = crm_by_phone
+
+    records = list(connector.gather(Identity(email="unknown@example.com", ids={"phone": ["+44 20 1", "+44 77 3", "+1 555"]})))
+
+    assert [(r.system, r.fields) for r in records if r.system == "crm.contacts"] == [("crm.contacts", {"name": "Lin Chen"})]
+    assert len(records) == 9  # Lin's name, five orders and three notes, once
+    assert [call for call in server.calls if call.startswith("GET /api/contacts?")] == [
+        "GET /api/contacts?phone=%2B44+20+1", "GET /api/contacts?phone=%2B44+77+3", "GET /api/contacts?phone=%2B1+555"]
+
+
+def test_a_subject_with_no_value_of_the_identity_a_lookup_is_by_is_not_looked_up(crm_by_phone):
+    server, connector = crm_by_phone
+
+    assert list(connector.gather(Identity(email="lin@example.com"))) == []
+    assert connector.erase(Identity(email="lin@example.com")).steps == []
+    assert server.calls == [] and 7 in server.contacts
+
+
 def test_a_next_link_to_another_host_is_refused_so_the_key_never_leaves(crm):
     server, connector = crm
     server.next_host = "http://elsewhere.invalid"
@@ -456,6 +488,8 @@ def _edited(edit) -> dict:
     (lambda d: d["lists"][0]["fields"].update({"a..b": "payment"}),
      "lists[0].fields: 'a..b' is not a path: dotted names, each optionally with [field=value]"),
     (lambda d: d["lookup"]["params"].update(email="{id}"), "lookup.params.email: {id} is not known here (it may use {email})"),
+    (lambda d: d["lookup"].update(by="id"), "lookup.by: 'id' names what the lookup finds, not an identity it is found by"),
+    (lambda d: d["lookup"]["params"].update(phone="{phone}"), "lookup.params.phone: {phone} is not known here (it may use {email})"),
     (lambda d: d["erase"][0].update(path="/v1/customers/{item.id}"),
      "erase[0].path: {item.id} is not known here (it may use {email}, {id})"),
     (lambda d: d["lookup"].update(path="/v1/customers?email={email}"), "lookup.path: has a query: put its parameters under params"),

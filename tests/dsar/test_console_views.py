@@ -849,6 +849,25 @@ def test_a_bad_upload_in_the_console_shows_its_message_and_changes_nothing(revie
     assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
 
 
+def test_files_found_are_uploaded_in_the_console_with_their_category(reviewer_client, archive_system):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    task = _manual_task()
+    page = reviewer_client.get(reverse("console:manual-task", args=[task.pk])).content.decode()
+    assert '<input type="file" name="files" multiple' in page
+    assert '<option value="payment">Payment details</option>' in page
+    scans = [SimpleUploadedFile("scan-1.pdf", b"%PDF one"), SimpleUploadedFile("scan-2.pdf", b"%PDF two")]
+    done = reviewer_client.post(reverse("console:manual-task", args=[task.pk]), {"files": scans, "files_category": "payment"}, follow=True)
+    assert done.redirect_chain == [(reverse("console:request", args=[task.request_id]), 302)]
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.counts) == ("succeeded", {"payment": 2})
+
+    nothing = _manual_task(email="nothing@example.com")
+    response = reviewer_client.post(reverse("console:manual-task", args=[nothing.pk]), {})
+    assert _messages(response) == ["Upload the records found, or the files found, or both."]
+    assert ConnectorTask.objects.get(pk=nothing.pk).status == "with_staff"
+
+
 def test_an_admin_confirms_a_manual_erasure_with_counts_and_a_note(admin_client, archive_system):
     task = _manual_task(type="deletion")
     page = admin_client.get(reverse("console:manual-task", args=[task.pk])).content.decode()
@@ -861,6 +880,19 @@ def test_an_admin_confirms_a_manual_erasure_with_counts_and_a_note(admin_client,
     stored = ConnectorTask.objects.get(pk=task.pk)
     assert (stored.status, stored.receipt["erased"], stored.receipt["note"]) == ("succeeded", {"name_contact": 2}, "Shredded two forms.")
     assert AuditEntry.objects.get(action="manual_task_completed").actor == "staff:ada"
+
+
+def test_records_kept_by_hand_are_confirmed_in_the_console_with_their_reason(admin_client, archive_system):
+    task = _manual_task(type="deletion")
+    url = reverse("console:manual-task", args=[task.pk])
+    assert 'name="kept_payment"' in admin_client.get(url).content.decode()
+    form = {"count_name_contact": "1", "count_payment": "0", "kept_payment": "3", "note": "Shredded one form."}
+    unexplained = admin_client.post(url, form)
+    assert _messages(unexplained) == ["Say why records were kept: the person's receipt gives the reason."]
+    assert ConnectorTask.objects.get(pk=task.pk).status == "with_staff"
+    assert admin_client.post(url, {**form, "kept_reason": "Invoices: tax law"}).status_code == 302
+    assert ConnectorTask.objects.get(pk=task.pk).receipt["retained"] == [
+        {"category": "payment", "count": 3, "reason": "Invoices: tax law", "until": None}]
 
 
 def test_the_manual_pages_need_a_signed_in_reviewer_and_a_task_of_a_manual_system(reviewer_client, archive_system):

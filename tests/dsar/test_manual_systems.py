@@ -111,6 +111,39 @@ def test_the_request_waits_for_its_manual_task_after_every_other_task_succeeded(
     assert not FinalStep.objects.filter(request=request).exists()
 
 
+def test_a_manual_task_found_by_another_systems_identity_waits_for_it_then_goes_to_staff_with_its_values(settings, tmp_path, unique_email):
+    import sqlalchemy as sa
+
+    from connectors.systems import systems_load
+    from dsar import selectors
+
+    email = unique_email()
+    crm_db = tmp_path / "crm.sqlite3"
+    with sa.create_engine(f"sqlite:///{crm_db}").begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customer (id integer PRIMARY KEY, email text, customer_no text, name text)"))
+        conn.execute(sa.text("INSERT INTO customer VALUES (1, :email, 'C-7', 'Ada'), (2, 'bob@example.com', 'C-8', 'Bob')"), {"email": email})
+    files = tmp_path / "systems"
+    files.mkdir()
+    (files / "crm.yaml").write_text(f"name: crm\nkind: sql\nconnection: {{url: 'sqlite:///{crm_db}'}}\ntables:\n  - name: customer\n"
+                                    "    identity: {email: email}\n    provides: {customer_number: customer_no}\n    columns: {name: name_contact}\n")
+    (files / "ledger.yaml").write_text("name: ledger\nkind: manual\ninstructions: Look the customer number up in the ledger.\n"
+                                       "categories: [payment]\nidentities: [customer_number]\n")
+    settings.DSAR_SYSTEMS = systems_load(files, {})
+    connectors_reset()
+    try:
+        request = _approved(lambda: email)
+        assert {task.connector: task.status for task in request.tasks.all()} == {"crm": "queued", "ledger": "waiting"}
+        assert list(selectors.manual_task_list()) == []
+
+        processing.task_run(_task(request, "crm").pk)
+        assert _task(request, "ledger").status == "with_staff"
+        item = selectors.manual_task_get(task_id=_task(request, "ledger").pk)
+        assert (item.identity.email, item.identity.ids) == (email, {"customer_number": ["C-7"]})
+        assert [listed.task.pk for listed in selectors.manual_task_list()] == [_task(request, "ledger").pk]
+    finally:
+        connectors_reset()
+
+
 # --- Completing it ----------------------------------------------------------------------------------------
 
 CSV = b"category,name,city,card_last4\nname_contact,Ada Lovelace,London,\npayment,,,4242\n"
@@ -175,6 +208,58 @@ def test_a_bad_upload_says_what_is_wrong_and_changes_nothing(manual_system, uniq
     assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
 
 
+SCAN = b"%PDF-1.4 a scanned letter\n" + bytes(range(256))
+
+
+def test_files_found_are_exported_under_the_system_with_a_record_of_their_category(manual_system, unique_email):
+    request = _approved(unique_email)
+    processing.task_run(_task(request, "probe").pk)
+    services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", filename="found.csv", content=CSV,
+                                files=[("letters/scan-1.pdf", SCAN), ("note.txt", b"Signed form, 2019.")], files_category="name_contact")
+
+    task = _task(request, "archive")
+    assert (task.status, task.counts) == ("succeeded", {"name_contact": 3, "payment": 1})
+    processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    with default_storage.open(Export.objects.get(request=request).path, "rb") as handle:
+        archive = zipfile.ZipFile(io.BytesIO(handle.read()))
+    assert archive.read("files/archive/scan-1.pdf") == SCAN
+    assert archive.read("files/archive/note.txt") == b"Signed form, 2019."
+    assert [r["fields"] for r in json.loads(archive.read("data/name_contact.json")) if r["connector"] == "archive"] == [
+        {"name": "Ada Lovelace", "city": "London"},
+        {"file": "files/archive/scan-1.pdf", "bytes": 282},
+        {"file": "files/archive/note.txt", "bytes": 18},
+    ]
+
+
+def test_files_alone_complete_the_task(manual_system, unique_email):
+    request = _approved(unique_email)
+    services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", files=[("receipt.pdf", SCAN)],
+                                files_category="payment")
+    task = _task(request, "archive")
+    assert (task.status, task.counts) == ("succeeded", {"payment": 1})
+    assert list(AuditEntry.objects.filter(request=request, action="manual_task_completed").values_list("data", flat=True)) == [
+        {"system": "archive", "counts": {"payment": 1}}]
+
+
+@pytest.mark.parametrize(("files", "category", "message"), [
+    ([], None, "Upload the records found, or the files found, or both."),
+    ([("scan.pdf", SCAN)], None, "Say which category the files are: one of name_contact, payment."),
+    ([("scan.pdf", SCAN)], "interests", "Say which category the files are: one of name_contact, payment."),
+    ([("a/scan.pdf", SCAN), ("b/scan.pdf", b"other")], "payment", "Two files are named scan.pdf: rename one."),
+    ([("", SCAN)], "payment", "A file needs a name: ''."),
+    ([("big.pdf", b"x" * (5 * 1024 * 1024 + 1))], "payment", "big.pdf is larger than 5 MB."),
+])
+def test_bad_files_say_what_is_wrong_and_change_nothing(manual_system, unique_email, files, category, message):
+    request = _approved(unique_email)
+    with pytest.raises(InvalidInput) as error:
+        services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", files=files, files_category=category)
+    assert error.value.detail == message
+    stored = _task(request, "archive")
+    assert (stored.status, stored.attempts, stored.output) == ("with_staff", 0, None)
+    assert not default_storage.exists(f"work/{request.pk}")
+
+
 def test_a_task_completed_once_cannot_be_completed_again_nor_with_the_wrong_form(manual_system, unique_email):
     request = _approved(unique_email)
     task = _task(request, "archive")
@@ -203,6 +288,37 @@ def test_a_deletion_confirmed_with_counts_and_a_note_completes_with_the_note_in_
     processing.final_step_run(request.pk)
     completed = Request.objects.get(pk=request.pk)
     assert (completed.status, completed.result) == ("completed", {"erased": {"name_contact": 2}, "retained": []})
+
+
+def test_records_kept_by_hand_reach_the_persons_receipt_with_their_reason(manual_system, unique_email):
+    request = _approved(unique_email, type="deletion")
+    processing.task_run(_task(request, "probe").pk)
+    services.manual_task_erase(task_id=_task(request, "archive").pk, actor="staff:ada", counts={"name_contact": 1},
+                               kept={"payment": 2, "name_contact": 0}, kept_reason=" Paper invoices: tax law keeps them ten years ", note=NOTE)
+
+    assert _task(request, "archive").receipt == {
+        "erased": {"name_contact": 1},
+        "retained": [{"category": "payment", "count": 2, "reason": "Paper invoices: tax law keeps them ten years", "until": None}],
+        "suppressed_sources": [], "note": NOTE}
+    processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).result == {
+        "erased": {"name_contact": 1},
+        "retained": [{"category": "payment", "count": 2, "reason": "Paper invoices: tax law keeps them ten years", "until": None,
+                      "connector": "archive"}]}
+
+
+@pytest.mark.parametrize(("kept", "reason", "message"), [
+    ({"payment": 1}, " ", "Say why records were kept: the person's receipt gives the reason."),
+    ({"interests": 1}, "Tax law", "archive does not hold interests."),
+    ({"payment": -2}, "Tax law", "A count cannot be negative: payment."),
+])
+def test_records_kept_without_a_reason_or_with_a_wrong_count_change_nothing(manual_system, unique_email, kept, reason, message):
+    request = _approved(unique_email, type="deletion")
+    with pytest.raises(InvalidInput) as error:
+        services.manual_task_erase(task_id=_task(request, "archive").pk, actor="staff:ada", counts={"name_contact": 1}, note=NOTE,
+                                   kept=kept, kept_reason=reason)
+    assert error.value.detail == message
+    assert (_task(request, "archive").status, _task(request, "archive").receipt) == ("with_staff", None)
 
 
 @pytest.mark.parametrize(("counts", "note", "message"), [
