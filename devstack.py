@@ -235,7 +235,12 @@ def run() -> int:
         manage("collectstatic", "--no-input", "-v", "0")
         manage("schedule_jobs")
         manage("load_estate")
-        manage("demo_staff", "--password", DEMO_PASSWORD)
+        password = demo_password(DATA_DIR / "demo-password")
+        try:
+            manage("demo_staff", "--password", password, "--host", host)
+        except subprocess.CalledProcessError:
+            return 1  # it said why
+
         children = [
             subprocess.Popen([PYTHON, *gunicorn_args(f"{host}:{port}"), "--access-logfile", "-", "--graceful-timeout", "10"], cwd=ROOT),
             subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "worker", "-l", "info", "-c", str(WORKER_POOL), "-Q", POOL_QUEUES], cwd=ROOT),
@@ -243,13 +248,21 @@ def run() -> int:
             subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info"], cwd=ROOT),
         ]
         say(f"portal:        http://{host}:{port}/")
-        say(f"staff console: http://{host}:{port}/console/   (demo login: admin / {DEMO_PASSWORD})")
+        say(f"staff console: http://{host}:{port}/console/   (demo logins admin and reviewer, password {password}, in {DATA_DIR / 'demo-password'})")
         say(f"API docs:      http://{host}:{port}/api/docs/")
         say(f"mail is written to {os.environ['EMAIL_FILE_PATH']}; Ctrl-C stops everything")
         return _supervise(children)
 
 
-DEMO_PASSWORD = "demo-privacy-2026"
+def demo_password(path: Path) -> str:
+    """The demo logins' password for this install: made at random the first time, kept readable by
+    its owner alone."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
 
 
 def _supervise(children: list[subprocess.Popen]) -> int:

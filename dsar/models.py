@@ -270,6 +270,16 @@ class StaffToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
 
+class SecondFactorSetupCode(models.Model):
+    """A one-time code that lets a staff member set up their first authenticator, given to them by
+    an admin (or by the operator, `manage.py staff_setup_code`): a password alone never enrols one.
+    Stored only as its SHA-256; one a member, valid until `expires_at`."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="second_factor_setup_code")
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+
 class SystemCheck(models.Model):
     """The last `systems check` of one system: what it found. Workers refuse a system whose last
     check found a problem, until a check finds none."""

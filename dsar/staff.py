@@ -7,6 +7,7 @@ member acting, or None for the operator at the command line.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 
@@ -19,12 +20,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from . import locks
 from .errors import Conflict, InvalidInput, NotFound
 from .lifecycle import audit_record
-from .models import StaffToken
+from .models import SecondFactorSetupCode, StaffToken
 
 ROLE_REVIEWER = "reviewer"
 ROLE_ADMIN = "admin"
 ROLES = (ROLE_REVIEWER, ROLE_ADMIN)
 OPERATOR = "system"
+SETUP_CODE_VALID = dt.timedelta(hours=24)
+SETUP_CODE_REFUSED = "That setup code is not right, or has expired: ask an admin for a new one."
+SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread; 12 of them are 60 bits
 
 
 def _digest(key: str) -> str:
@@ -111,7 +115,8 @@ def staff_active_set(*, user_id, active: bool, by=None):
 
 @transaction.atomic
 def staff_second_factor_reset(*, user_id, by=None):
-    """Remove a staff member's TOTP devices (a lost phone); they set one up at their next sign-in."""
+    """Remove a staff member's TOTP devices (a lost phone); they set a new one up at their next
+    sign-in, with a setup code an admin gives them (`staff_setup_code_issue`)."""
     member = _member_locked(user_id, by)
     TOTPDevice.objects.filter(user=member).delete()
     _audit(by, "staff_second_factor_reset", member)
@@ -131,13 +136,42 @@ def staff_second_factor_device(*, user) -> TOTPDevice:
 
 
 @transaction.atomic
-def staff_second_factor_confirm(*, user, device: TOTPDevice) -> None:
-    """A staff member confirmed a new TOTP device with a code: it replaces any earlier one."""
+def staff_second_factor_confirm(*, user, device: TOTPDevice, setup_code: str | None = None) -> None:
+    """A staff member confirmed a new TOTP device with a code: it replaces any earlier one. Their
+    first device also needs the one-time setup code an admin gave them, which it uses up:
+    InvalidInput when it is missing, wrong or expired."""
     locks.staff_user_lock(user.pk)
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists() and not _setup_code_live(user, setup_code or "").delete()[0]:
+        raise InvalidInput(SETUP_CODE_REFUSED, code="setup_code_invalid")
     TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
     device.confirmed = True
     _audit(user, "staff_second_factor_set", user)
+
+
+@transaction.atomic
+def staff_setup_code_issue(*, user_id, by=None) -> str:
+    """A one-time code with which the member sets up their first authenticator (replacing any
+    earlier code), valid for SETUP_CODE_VALID. Only its digest is kept: show it once, and give it
+    to them apart from their password."""
+    member = _member_locked(user_id, by)
+    code = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(12))
+    SecondFactorSetupCode.objects.update_or_create(
+        user=member, defaults={"code_hash": _digest(code), "expires_at": timezone.now() + SETUP_CODE_VALID})
+    _audit(by, "staff_setup_code_issued", member)
+    return "-".join(code[i:i + 4] for i in range(0, 12, 4))
+
+
+def staff_setup_code_valid(*, user, code: str) -> bool:
+    """Whether `code` is the member's setup code, not yet used nor expired (it is not used up here)."""
+    return _setup_code_live(user, code).exists()
+
+
+def _setup_code_live(user, code: str):
+    """The member's setup code if it is `code` as typed (any case, with or without its dashes and
+    spaces) and has not expired."""
+    typed = "".join(code.split()).replace("-", "").upper()
+    return SecondFactorSetupCode.objects.filter(user=user, code_hash=_digest(typed), expires_at__gt=timezone.now())
 
 
 @transaction.atomic

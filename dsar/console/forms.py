@@ -118,6 +118,22 @@ class OtpCodeForm(forms.Form):
         return code
 
 
+class OtpSetupForm(OtpCodeForm):
+    """The code from a new authenticator; for a first one, with the one-time setup code an admin gave."""
+
+    setup_code = forms.CharField(
+        label="Setup code from an admin",
+        max_length=20,
+        help_text="A first authenticator needs the one-time code an admin gave you (XXXX-XXXX-XXXX).",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "size": 16}),
+    )
+
+    def __init__(self, *args, first: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not first:
+            del self.fields["setup_code"]
+
+
 class StaffCreateForm(forms.Form):
     """A new staff member with a role and an initial password they should change."""
 

@@ -27,5 +27,6 @@ urlpatterns = [
     path("staff/<int:user_id>/role", views.staff_role, name="staff-role"),
     path("staff/<int:user_id>/active", views.staff_active, name="staff-active"),
     path("staff/<int:user_id>/two-factor-reset", views.staff_otp_reset, name="staff-otp-reset"),
+    path("staff/<int:user_id>/setup-code", views.staff_setup_code, name="staff-setup-code"),
     path("settings", views.workflow_settings, name="settings"),
 ]

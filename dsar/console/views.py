@@ -20,6 +20,7 @@ import qrcode.image.svg
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
@@ -36,6 +37,8 @@ from .. import selectors, services
 from ..errors import NotFound, ServiceError
 from ..models import Export, Request, RequestType, Status, TaskStatus
 from ..staff import (
+    SETUP_CODE_REFUSED,
+    SETUP_CODE_VALID,
     ROLE_ADMIN,
     staff_active_set,
     staff_actor,
@@ -45,6 +48,8 @@ from ..staff import (
     staff_second_factor_confirm,
     staff_second_factor_device,
     staff_second_factor_reset,
+    staff_setup_code_issue,
+    staff_setup_code_valid,
 )
 from . import forms
 from .access import console_access
@@ -291,14 +296,24 @@ def otp_setup(request):
     if has_device and not user.is_verified():
         return redirect(_with_next("console:otp-verify", request))
     device = staff_second_factor_device(user=user)
-    form = forms.OtpCodeForm(request.POST or None)
+    # A first authenticator needs the one-time setup code an admin gave: a password alone enrols none.
+    form = forms.OtpSetupForm(request.POST or None, first=not has_device)
     if request.method == "POST" and form.is_valid():
-        if django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
-            staff_second_factor_confirm(user=user, device=device)
-            django_otp.login(request, device)
-            messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
-            return redirect(_next_url(request))
-        form.add_error("code", "That code is not right. Enter the code your app shows now.")
+        setup_code = form.cleaned_data.get("setup_code")
+        # The setup code first: a code from the app is good once, and a typo in the other should not spend it.
+        if setup_code is not None and not staff_setup_code_valid(user=user, code=setup_code):
+            form.add_error("setup_code", SETUP_CODE_REFUSED)
+        elif django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
+            try:
+                staff_second_factor_confirm(user=user, device=device, setup_code=setup_code)
+            except ServiceError as error:  # it expired, or was replaced, in between
+                form.add_error("setup_code", error.detail)
+            else:
+                django_otp.login(request, device)
+                messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
+                return redirect(_next_url(request))
+        else:
+            form.add_error("code", "That code is not right. Enter the code your app shows now.")
     secret = b32encode(device.bin_key).decode()
     context = {
         "form": form,
@@ -353,7 +368,9 @@ def staff(request):
         except ServiceError as error:
             form.add_error("username", error.detail)
         else:
-            messages.success(request, f"{user.username} can now sign in as {data['role']}. Give them their password safely.")
+            code = staff_setup_code_issue(user_id=user.pk, by=request.user)
+            messages.success(request, f"{user.username} can now sign in as {data['role']}. Give them their password safely. "
+                                      f"{_setup_code_said(user, code)}")
             return redirect("console:staff")
     return render(request, "console/staff.html", {"members": selectors.staff_list(), "form": form, "roles": forms.ROLE_CHOICES})
 
@@ -400,9 +417,29 @@ def staff_active(request, user_id):
 @require_POST
 def staff_otp_reset(request, user_id):
     """Remove a staff member's TOTP devices (a lost phone); they set one up at their next sign-in."""
-    _staff_change(request, lambda: staff_second_factor_reset(user_id=user_id, by=request.user),
-                  lambda member: f"{member.username}'s two-factor sign-in is reset.")
+    def reset():
+        member = staff_second_factor_reset(user_id=user_id, by=request.user)
+        return member, staff_setup_code_issue(user_id=user_id, by=request.user)
+
+    _staff_change(request, reset, lambda done: f"{done[0].username}'s two-factor sign-in is reset. {_setup_code_said(*done)}")
     return redirect("console:staff")
+
+
+@console_access(role=ROLE_ADMIN)
+@require_POST
+def staff_setup_code(request, user_id):
+    """A new one-time code for a staff member to set up their first authenticator with."""
+    def issue():
+        code = staff_setup_code_issue(user_id=user_id, by=request.user)
+        return get_user_model().objects.get(pk=user_id), code
+
+    _staff_change(request, issue, lambda done: _setup_code_said(*done))
+    return redirect("console:staff")
+
+
+def _setup_code_said(member, code: str) -> str:
+    return (f"Give {member.username} this one-time setup code for their authenticator, apart from their password: {code} "
+            f"(valid for {SETUP_CODE_VALID.total_seconds() / 3600:.0f} hours).")
 
 
 @console_access(role=ROLE_ADMIN)

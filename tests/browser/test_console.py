@@ -7,11 +7,12 @@ import re
 from base64 import b32decode
 
 import pytest
+from django.contrib.auth import get_user_model
 from django_otp.oath import totp
 from playwright.sync_api import expect
 
 from dsar import services
-from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_setup_code_issue, staff_user_ensure
 
 from ..conftest import code_from
 from ..factories import request_make
@@ -102,12 +103,14 @@ def test_an_admin_sets_up_totp_and_reaches_the_staff_page(page, site, shot):
         request_make(status=status)
     _staff("ada", ROLE_ADMIN)
     _staff("rita", ROLE_REVIEWER)
+    setup_code = staff_setup_code_issue(user_id=get_user_model().objects.get(username="ada").pk)  # as the operator would
     _sign_in(page, site, "ada")
     expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
     shot(page, "console-totp-setup")
 
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Setup code from an admin").fill(setup_code)
     page.get_by_label("Code from your authenticator app").fill(f"{totp(b32decode(secret)):06d}")
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()

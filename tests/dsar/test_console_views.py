@@ -4,6 +4,7 @@ their audit entries, the dashboard's figures, and the admins' pages."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import pytest
@@ -17,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from connectors.systems import System
 from dsar import selectors
 from dsar.models import AuditEntry, ConnectorTask, Export, Request
-from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_user_ensure
+from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_setup_code_issue, staff_setup_code_valid, staff_user_ensure
 
 from ..factories import request_make
 
@@ -141,6 +142,7 @@ def test_a_reviewer_gets_403_on_admin_pages_and_no_links_to_them(reviewer_client
 
 def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
     user = _staff("adele", ROLE_ADMIN)
+    setup_code = staff_setup_code_issue(user_id=user.pk)
     client = Client()
     assert _sign_in(client, "adele").status_code == 302
     for url in (reverse("console:queue"), reverse("console:staff"), reverse("console:dashboard")):
@@ -156,17 +158,25 @@ def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
     assert not device.confirmed and secret == _b32(device)
     assert client.get(reverse("console:queue")).status_code == 302  # an unconfirmed device grants nothing
 
-    wrong = client.post(reverse("console:otp-setup"), {"code": "000000", "next": "/console/settings"})
+    assert 'name="setup_code"' in content
+    wrong = client.post(reverse("console:otp-setup"), {"code": "000000", "setup_code": setup_code, "next": "/console/settings"})
     assert wrong.status_code == 200 and b"That code is not right" in wrong.content
     device.refresh_from_db()
     device.throttling_failure_count, device.throttling_failure_timestamp = 0, None  # a real person waits; the test does not
     device.save()
-    confirmed = client.post(reverse("console:otp-setup"), {"code": _code(device), "next": "/console/settings"})
+    for guessed in ("", "AAAA-BBBB-CCCC"):  # the password alone, or a guessed code, enrols nothing
+        refused = client.post(reverse("console:otp-setup"), {"code": _code(device), "setup_code": guessed, "next": "/console/settings"})
+        assert refused.status_code == 200 and not TOTPDevice.objects.get(user=user).confirmed
+    assert b"That setup code is not right, or has expired: ask an admin for a new one." in refused.content
+    typed = setup_code.lower().replace("-", " ")  # as a person might type it
+    confirmed = client.post(reverse("console:otp-setup"), {"code": _code(device), "setup_code": typed, "next": "/console/settings"})
     assert confirmed.status_code == 302 and confirmed["Location"] == "/console/settings"
     assert TOTPDevice.objects.get(user=user).confirmed
     assert client.get(reverse("console:staff")).status_code == 200
-    assert _staff_audit()[-2:] == [("staff:adele", "staff_second_factor_issued", {"staff": "adele"}),
+    assert _staff_audit()[-3:] == [("system", "staff_setup_code_issued", {"staff": "adele"}),
+                                   ("staff:adele", "staff_second_factor_issued", {"staff": "adele"}),
                                    ("staff:adele", "staff_second_factor_set", {"staff": "adele"})]
+    assert not staff_setup_code_valid(user=user, code=setup_code)  # used up
 
     later = Client()  # the next sign-in asks for a code, not a new device
     assert _sign_in(later, "adele").status_code == 302
@@ -478,12 +488,56 @@ def test_an_admin_adds_a_staff_member_changes_their_role_and_deactivates_them(ad
     assert get_user_model().objects.get(pk=ada.pk).is_active
 
 
-def test_an_admin_resets_a_lost_second_factor(admin_client):
+SETUP_CODE = re.compile(r"setup code for their authenticator, apart from their password: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) "
+                        r"\(valid for 24 hours\)\.$")
+
+
+def test_an_admin_resets_a_lost_second_factor_and_gets_the_one_time_code_to_set_up_a_new_one(admin_client):
     rita = _staff("rita", ROLE_REVIEWER)
     TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
-    admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]))
+    done = admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]), follow=True)
     assert not TOTPDevice.objects.filter(user=rita).exists()
-    assert _staff_audit()[-1] == ("staff:ada", "staff_second_factor_reset", {"staff": "rita"})
+    (message,) = _messages(done)
+    assert message.startswith("rita's two-factor sign-in is reset. Give rita this one-time setup code")
+    assert staff_setup_code_valid(user=rita, code=SETUP_CODE.search(message).group(1))
+    assert _staff_audit()[-2:] == [("staff:ada", "staff_second_factor_reset", {"staff": "rita"}),
+                                   ("staff:ada", "staff_setup_code_issued", {"staff": "rita"})]
+
+
+def test_a_new_setup_code_replaces_the_last_and_a_new_member_gets_one(admin_client):
+    rita = _staff("rita", ROLE_REVIEWER)
+    first = SETUP_CODE.search(_messages(admin_client.post(reverse("console:staff-setup-code", args=[rita.pk]), follow=True))[0]).group(1)
+    second = SETUP_CODE.search(_messages(admin_client.post(reverse("console:staff-setup-code", args=[rita.pk]), follow=True))[0]).group(1)
+    assert not staff_setup_code_valid(user=rita, code=first) and staff_setup_code_valid(user=rita, code=second)
+    page = admin_client.get(reverse("console:staff")).content.decode()
+    assert f'action="{reverse("console:staff-setup-code", args=[rita.pk])}"' in page
+
+    added = admin_client.post(reverse("console:staff"), {"username": "zoe", "role": ROLE_ADMIN, "password": PASSWORD}, follow=True)
+    (message,) = _messages(added)
+    assert message.startswith("zoe can now sign in as admin. Give them their password safely. Give zoe this one-time setup code")
+    assert staff_setup_code_valid(user=get_user_model().objects.get(username="zoe"), code=SETUP_CODE.search(message).group(1))
+
+
+def test_a_setup_code_expires_after_a_day(admin_client):
+    import time_machine
+
+    rita = _staff("rita", ROLE_REVIEWER)
+    code = staff_setup_code_issue(user_id=rita.pk)
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=23, minutes=59)):
+        assert staff_setup_code_valid(user=rita, code=code)
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=24, seconds=1)):
+        assert not staff_setup_code_valid(user=rita, code=code)
+
+
+def test_the_operator_prints_a_setup_code_for_the_first_admin():
+    from django.core.management import CommandError, call_command
+
+    ada = _staff("ada2", ROLE_ADMIN)
+    out = io.StringIO()
+    call_command("staff_setup_code", "ada2", stdout=out, stderr=io.StringIO())
+    assert staff_setup_code_valid(user=ada, code=out.getvalue().strip())
+    with pytest.raises(CommandError, match="No staff member is named 'nobody'."):
+        call_command("staff_setup_code", "nobody")
 
 
 def _staff_audit() -> list[tuple[str, str, dict]]:
@@ -499,6 +553,7 @@ def test_every_staff_change_made_in_the_console_is_in_the_audit_trail(admin_clie
     admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "1"})
     assert _staff_audit()[before:] == [
         ("staff:ada", "staff_created", {"staff": "rob", "role": "reviewer"}),
+        ("staff:ada", "staff_setup_code_issued", {"staff": "rob"}),
         ("staff:ada", "staff_role_changed", {"staff": "rob", "role": "admin"}),
         ("staff:ada", "staff_deactivated", {"staff": "rob"}),
         ("staff:ada", "staff_reactivated", {"staff": "rob"}),
