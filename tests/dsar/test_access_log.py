@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from gunicorn.config import Config
 
+import devstack
 from dsar.access_log import RedactingLogger
 
+from ..support.processes import process_stop
+from ..support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 REQUEST_ID = "0b7e3d1c-52a4-4c41-9a0e-6f1d2c3b4a59"
 SIGNATURE = ".eJyrVkpUslIqzUvOzy1ISS1SqAUAKmYFnA:1uXyZa:Qm9nU2lnTmF0dXJlX3Rlc3Q"
 
@@ -83,3 +93,52 @@ def test_an_address_with_no_secret_is_logged_as_it_came():
     atoms = _atoms(raw_uri="/healthz/ready", path_info="/healthz/ready")
     assert (atoms["r"], atoms["U"], atoms["q"], atoms["f"]) == ("GET /healthz/ready HTTP/1.1", "/healthz/ready", "", "-")
 
+
+def _get(port: int, path: str, headers: dict) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        _get(port, "/healthz", {})
+    except OSError:
+        return False
+    return True
+
+
+def _lines_naming(log: Path, text: str) -> list[str]:
+    return [line for line in log.read_text().splitlines() if text in line] if log.exists() else []
+
+
+def test_the_web_server_as_devstack_runs_it_logs_the_paths_of_status_and_download_links_without_their_secrets(tmp_path):
+    port = devstack.free_port()
+    log = tmp_path / "access.log"
+    server = subprocess.Popen([sys.executable, *devstack.gunicorn_args(f"127.0.0.1:{port}", workers=1, threads=1),
+                               "--access-logfile", str(log)],
+                              cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: server.poll() is not None or _answers(port), timeout=60, what="gunicorn to answer")
+        assert server.poll() is None, "gunicorn exited at start-up"
+        referer = f"http://127.0.0.1:{port}/requests/{REQUEST_ID}?key=SECRET123"
+        assert _get(port, f"/requests/{REQUEST_ID}?key=SECRET123", {"Referer": referer}) == 404
+        assert _get(port, f"/api/v1/requests/{REQUEST_ID}/download/{SIGNATURE}", {"Referer": referer}) == 404
+        wait_for(lambda: len(_lines_naming(log, REQUEST_ID)) == 2, timeout=30, what="both requests in the access log")
+    finally:
+        process_stop(server)
+    lines = _lines_naming(log, REQUEST_ID)
+    status_line, download_line = lines
+    assert f'"GET /requests/{REQUEST_ID}?key=[redacted] HTTP/1.1" 404' in status_line
+    assert f'"GET /api/v1/requests/{REQUEST_ID}/download/[redacted] HTTP/1.1" 404' in download_line
+    for line in lines:
+        assert f'"http://127.0.0.1:{port}/requests/{REQUEST_ID}?key=[redacted]"' in line
+    text = log.read_text()
+    assert "SECRET123" not in text
+    assert SIGNATURE not in text
+    assert "Qm9nU2lnTmF0dXJlX3Rlc3Q" not in text
