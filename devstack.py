@@ -51,10 +51,12 @@ def gunicorn_args(bind: str, workers: int = WEB_WORKERS, threads: int = WEB_THRE
     took more would queue them behind its own busy threads, however idle the other worker, and a
     kept-alive connection stays with the worker that accepted it: under 32 busy connections that
     doubled the p99 latency. So connections are not kept alive either (a reverse proxy in front
-    opens one per request anyway), and gunicorn is told so rather than warning about it.
+    opens one per request anyway), and gunicorn is told so rather than warning about it. Its logger
+    keeps download signatures and status-link keys out of the access log (dsar/access_log.py).
     """
     return ["-m", "gunicorn", "dsar.wsgi", "--preload", "-b", bind, "-w", str(workers), "--threads", str(threads),
-            "--worker-connections", str(threads), "--keep-alive", "0"]
+            "--worker-connections", str(threads), "--keep-alive", "0",
+            "--logger-class", "dsar.access_log.RedactingLogger"]
 
 
 # Connector work and final steps go to the pool; the emails to a worker of their own, one process
