@@ -9,6 +9,7 @@ extension point) writes them with those secrets replaced.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote_plus
 
@@ -80,3 +81,13 @@ class RedactingLogger(Logger):
             if name in atoms:
                 atoms[name] = REDACTED
         return atoms
+
+
+class RedactingFilter(logging.Filter):
+    """The product's own log records (Django's "Not Found: <path>" among them) with the addresses
+    in their arguments redacted as the access log's are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(uri_redact(arg) if isinstance(arg, str) and arg.startswith("/") else arg for arg in record.args)
+        return True

@@ -302,7 +302,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Django logs the path of every 4xx and 5xx: a mistyped download link's signature among them.
+    "filters": {"redacted": {"()": "dsar.access_log.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redacted"]}},
     "root": {"handlers": ["console"], "level": config.log_level},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -120,9 +120,10 @@ def _lines_naming(log: Path, text: str) -> list[str]:
 def test_the_web_server_as_devstack_runs_it_logs_the_paths_of_status_and_download_links_without_their_secrets(tmp_path):
     port = devstack.free_port()
     log = tmp_path / "access.log"
+    errors = tmp_path / "errors.log"  # the product's own log: Django names the path of each 404
     server = subprocess.Popen([sys.executable, *devstack.gunicorn_args(f"127.0.0.1:{port}", workers=1, threads=1),
                                "--access-logfile", str(log)],
-                              cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=errors.open("w"))
     try:
         wait_for(lambda: server.poll() is not None or _answers(port), timeout=60, what="gunicorn to answer")
         assert server.poll() is None, "gunicorn exited at start-up"
@@ -138,7 +139,8 @@ def test_the_web_server_as_devstack_runs_it_logs_the_paths_of_status_and_downloa
     assert f'"GET /api/v1/requests/{REQUEST_ID}/download/[redacted] HTTP/1.1" 404' in download_line
     for line in lines:
         assert f'"http://127.0.0.1:{port}/requests/{REQUEST_ID}?key=[redacted]"' in line
-    text = log.read_text()
+    assert f"Not Found: /api/v1/requests/{REQUEST_ID}/download/[redacted]" in errors.read_text()
+    text = log.read_text() + errors.read_text()
     assert "SECRET123" not in text
     assert SIGNATURE not in text
     assert "Qm9nU2lnTmF0dXJlX3Rlc3Q" not in text
