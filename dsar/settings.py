@@ -230,7 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dsar.api.common.NestingSafeJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dsar.api.common.AnswerDespiteAccept",
     "EXCEPTION_HANDLER": "dsar.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -6,8 +6,21 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
-from rest_framework.exceptions import NotAcceptable
+from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import JSONParser
+
+
+class NestingSafeJSONParser(JSONParser):
+    """DRF's JSON parser, refusing a document nested deeper than Python's decoder recurses (a few
+    thousand brackets) as malformed: DRF catches the decoder's ValueError but not its RecursionError,
+    which became a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
 
 
 class StrictSerializer(serializers.Serializer):

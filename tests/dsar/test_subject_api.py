@@ -191,6 +191,8 @@ BAD_BODIES = [
     ("invalid email", b'{"type": "access", "email": "not an email"}', 400),
     ("missing email", b'{"type": "access"}', 400),
     ("over 64 KiB", json.dumps({"type": "access", "email": "x@example.com", "pad": "x" * 70000}).encode(), 413),
+    ("nested deeper than the parser recurses", b'{"type": "access", "email": "x@example.com", "pad": ' + b"[" * 30000 + b"]" * 30000 + b"}",
+     400),
 ]
 
 
