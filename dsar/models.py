@@ -262,11 +262,14 @@ class PurgeTally(models.Model):
 
 
 class StaffToken(models.Model):
-    """An API token for a staff member, stored only as its SHA-256."""
+    """An API token for a staff member, stored only as its SHA-256; it works until it expires or
+    is revoked."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dsar_tokens")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
 

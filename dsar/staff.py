@@ -27,6 +27,7 @@ ROLE_ADMIN = "admin"
 ROLES = (ROLE_REVIEWER, ROLE_ADMIN)
 OPERATOR = "system"
 SETUP_CODE_VALID = dt.timedelta(hours=24)
+TOKEN_VALID = dt.timedelta(days=90)  # an API token's life unless its maker says otherwise
 SETUP_CODE_REFUSED = "That setup code is not right, or has expired: ask an admin for a new one."
 SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread; 12 of them are 60 bits
 
@@ -175,19 +176,30 @@ def _setup_code_live(user, code: str):
 
 
 @transaction.atomic
-def staff_token_create(*, user, by=None) -> str:
-    """A new API token for a staff user. Only its hash is kept: show the key once."""
+def staff_token_create(*, user, by=None, valid: dt.timedelta = TOKEN_VALID) -> str:
+    """A new API token for a staff user, working for `valid`. Only its hash is kept: show the key once."""
+    if valid <= dt.timedelta(0):
+        raise InvalidInput("A token must be valid for some time.", code="invalid_validity")
     key = secrets.token_urlsafe(32)
-    StaffToken.objects.create(user=user, key_hash=_digest(key))
+    StaffToken.objects.create(user=user, key_hash=_digest(key), expires_at=timezone.now() + valid)
     _audit(by, "staff_token_created", user)
     return key
 
 
+@transaction.atomic
+def staff_tokens_revoke(*, user, by=None) -> int:
+    """Revoke every working API token of a staff user (a leaked one, a member leaving); how many."""
+    revoked = StaffToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _audit(by, "staff_tokens_revoked", user, tokens=revoked)
+    return revoked
+
+
 def staff_token_user(key: str):
-    """The active staff user a token belongs to, or None."""
+    """The active staff user a working token (neither expired nor revoked) belongs to, or None."""
     if not key:
         return None
-    token = StaffToken.objects.select_related("user").filter(key_hash=_digest(key)).first()
+    token = StaffToken.objects.select_related("user").filter(key_hash=_digest(key), revoked_at__isnull=True,
+                                                             expires_at__gt=timezone.now()).first()
     if token is None or not token.user.is_active:
         return None
     StaffToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
