@@ -4,7 +4,8 @@ What it bypasses. For a table whose rows are each one text value in one category
 source (searches, pages visited: the tables that reach millions of rows for one person), the rows
 after the first batch never become Records. PostgreSQL renders each of them as the export's JSON
 line and CSV row: `to_json` for the JSON string, `replace` and a regular expression for the CSV
-quoting of Python's csv module, `to_char` for the time as `datetime.isoformat()` writes it. The
+quoting of Python's csv module, a leading quote for text a spreadsheet would take for a formula (as
+the staging writes it), `to_char` for the time as `datetime.isoformat()` writes it. The
 export's staging (dsar/exports/staging.py) copies that text instead of calling Python's json and
 csv writers once per record. Any other table, and every first batch, goes the plain way.
 
@@ -30,6 +31,8 @@ from .sql import SqlConnector, TableRead, after_key, database_errors
 
 RENDER_BLOCK = 5000  # rows fetched and joined into one text at a time
 CSV_QUOTED = '[",\r\n]'  # what makes Python's csv writer (the excel dialect) quote a cell
+# The text the staging's csv_cell writes with a leading single quote (every value here is text).
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,10 @@ class RenderedSqlConnector(SqlConnector):
             when_json, when_csv = sa.literal("null", sa.Text), sa.literal("", sa.Text)
         line = sa.func.concat(sa.bindparam("line_start", type_=sa.Text), when_json, sa.bindparam("fields_start", type_=sa.Text),
                               sa.func.to_json(value), "}}\n")
-        cell = sa.case((value.regexp_match(CSV_QUOTED), '"' + sa.func.replace(value, '"', '""', type_=sa.Text) + '"'), else_=value)
+        # The formula's quote goes inside the CSV quoting: a single quote never makes a cell quoted.
+        mark = sa.case((sa.func.left(value, 1, type_=sa.Text).in_(CSV_FORMULA_STARTS), "'"), else_="")
+        cell = sa.case((value.regexp_match(CSV_QUOTED), '"' + mark + sa.func.replace(value, '"', '""', type_=sa.Text) + '"'),
+                       else_=mark + value)
         row = sa.func.concat(sa.bindparam("row_start", type_=sa.Text), when_csv, sa.bindparam("before", type_=sa.Text), cell,
                              sa.bindparam("end", type_=sa.Text))
         key = self._key(table, t)

@@ -40,7 +40,7 @@ from connectors.taxonomy import category_info
 
 from ..models import ConnectorTask, Request
 from .report import report_category, report_render
-from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_stream, json_stream
+from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_cell, csv_stream, json_stream
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
 # A data member smaller than this is stored, not deflated: setting up a compressor costs several
@@ -322,11 +322,12 @@ def _category_json(category: ExportCategory) -> Iterator[bytes]:
 
 def _category_csv(category: ExportCategory) -> Iterator[bytes]:
     """data/<id>.csv: the header, then each connector's staged rows. Rows that already have the
-    category's columns in its order are copied as they are; others are re-laid cell by cell."""
+    category's columns in its order are copied as they are; others are re-laid cell by cell, each
+    cell as staged (a formula's leading quote is there already: it is not added twice)."""
     parts = [(output, output.categories[category.id]) for output in category.staged]
     columns = list(dict.fromkeys(name for _, part in parts for name in part.columns))
     header = io.StringIO()
-    csv.writer(header).writerow(CSV_FIXED_COLUMNS + columns)
+    csv.writer(header).writerow(map(csv_cell, CSV_FIXED_COLUMNS + columns))
     yield header.getvalue().encode("utf-8")
     for output, part in parts:
         blocks = output.blocks(csv_stream(category.id))

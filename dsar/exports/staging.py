@@ -25,6 +25,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ FILES_ZIP_FROM = 32 * 1024 * 1024  # a task's files past this size go into a zip
 FILES_STREAM = "__files__.jsonl"  # the staged stream listing content files (no category has this id)
 CSV_FIXED_COLUMNS = ["connector", "system", "source_type", "source_name", "source_kind", "collected_at"]
 CSV_FLUSH = 64 * 1024
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection list).
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 LINES_FLUSH = 512  # JSON lines handed to the spool together
 
 
@@ -209,6 +212,18 @@ def flatten(fields: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield name, value
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as the CSV writes it: text that a spreadsheet would take for a formula (it starts with
+    one of CSV_FORMULA_STARTS) gets a leading single quote, as OWASP recommends; a number, negative or
+    not, stays a number, and None an empty cell. The JSON keeps the value as it is."""
+    if type(value) is str:  # most cells: no slower checks
+        return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
+    if value is None or isinstance(value, (int, float, Decimal)):
+        return value
+    text = str(value)  # what the csv module would write for it
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+
+
 def json_line(value: Any) -> bytes:
     """A value as one line of JSON. orjson, because a subject can have millions of records and the
     standard encoder costs several times as much per record; the standard one takes what orjson
@@ -297,7 +312,7 @@ class _CategoryWriter:
         if not flat.keys() <= self.columns.keys():
             self._widen(flat)
         self.csv.write(head[1])
-        self.writer.writerow([at, *map(flat.get, self.columns, _BLANKS)])
+        self.writer.writerow([at, *map(csv_cell, map(flat.get, self.columns, _BLANKS))])
         self.staged.records += 1
         if self.csv.tell() > CSV_FLUSH:
             self.flush_csv()
@@ -324,7 +339,7 @@ class _CategoryWriter:
         head = self.heads.get((system, source))
         if head is None:
             cells = io.StringIO()
-            csv.writer(cells).writerow([self.connector, system, source.type, source.name, source.kind, ""])
+            csv.writer(cells).writerow([*map(csv_cell, [self.connector, system, source.type, source.name, source.kind]), ""])
             head = self.heads[(system, source)] = (source.as_dict(), cells.getvalue().removesuffix("\r\n"))
             if source not in self.staged.sources:
                 self.staged.sources.append(source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import zipfile
 
 import pytest
@@ -23,10 +24,13 @@ from ..factories import request_make
 
 pytestmark = [pytest.mark.usefixtures("estate"), pytest.mark.django_db(transaction=True)]
 
+# Text a spreadsheet would take for a formula: the CSV writes it with a leading quote, the JSON as it is.
+FORMULA_LIKE = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "-5", "@SUM(A1)", "\tcmd", "\rcmd", "\r\nstarts"]
 AWKWARD = [
     "plain", "", " leading and trailing ", "comma, here", 'quote " here', '""', "line\nbreak", "cr\rhere", "crlf\r\nhere",
     "tab\there", "back\\slash", "\\.", "controls " + "".join(chr(c) for c in range(1, 32)), "unicode é ß 日本 🙂",
     "\u2028\u2029", "del \x7f", "</script>", "x" * 5000,
+    *FORMULA_LIKE, "'quoted",
 ]
 TABLES = {  # table: (its value column, its time column)
     "probe_tz": ("note text", "seen timestamptz"),
@@ -46,6 +50,11 @@ def _time(n: int, kind: str | None) -> dt.date | dt.datetime | None:
     return at.date() if kind == "day" else at.replace(tzinfo=None)
 
 
+def _number(n: int) -> int:
+    """Row n's number: negative on odd rows."""
+    return -n if n % 2 else n
+
+
 @pytest.fixture
 def subject(tmp_path, unique_email):
     """A subject with more than a batch of rows in each table, and both connectors to a server whose
@@ -59,8 +68,8 @@ def subject(tmp_path, unique_email):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
             conn.execute(sa.text(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, user_id bigint NOT NULL, {value}{f', {when}' if when else ''})"))
             value_name, when_name = value.split()[0], when and when.split()[0]
-            rows = [{"u": user, "v": None if n % 17 == 5 else (n if value_name == "n" else AWKWARD[n % len(AWKWARD)]), "w": _time(n, when_name)}
-                    for n in range(ROWS)]
+            rows = [{"u": user, "v": None if n % 17 == 5 else (_number(n) if value_name == "n" else AWKWARD[n % len(AWKWARD)]),
+                     "w": _time(n, when_name)} for n in range(ROWS)]
             conn.execute(sa.text(f"INSERT INTO {table} (user_id, {value_name}{f', {when_name}' if when else ''})"
                                  f" VALUES (:u, :v{', :w' if when else ''})"), rows)
     engine.dispose()
@@ -106,6 +115,20 @@ def test_the_rendered_data_files_are_the_plain_ones_byte_for_byte(subject):
     assert 'accounts,accounts.probe_tz,observed,,,,"quote "" here",,,,\r\n' in written  # row 4, whose time is NULL
     assert 'accounts,accounts.probe_local,observed,,,1020-04-04T03:03:03.000111,,"comma, here",,,\r\n' in written  # row 3
     assert "accounts,accounts.probe_day,observed,,,1006-02-02,,,,,\r\n" in written  # row 1, an empty text
+    # Text that starts like a formula gets a leading quote; a negative number (the integer column) does not.
+    assert 'accounts,accounts.probe_plain,observed,,,,,,,"\'=HYPERLINK(""https://evil.example"",""x"")",\r\n' in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'+1+1,\r\n" in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'-2+3,\r\n" in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'-5,\r\n" in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'@SUM(A1),\r\n" in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'\tcmd,\r\n" in written
+    assert 'accounts,accounts.probe_plain,observed,,,,,,,"\'\rcmd",\r\n' in written
+    assert 'accounts,accounts.probe_plain,observed,,,,,,,"\'\r\nstarts",\r\n' in written
+    assert "accounts,accounts.probe_plain,observed,,,,,,,'quoted,\r\n" in written  # a quote of its own is not a formula
+    assert "accounts,accounts.probe_int,observed,,,1006-02-02T01:01:01+00:00,,,,,-1\r\n" in written  # row 1
+    records = json.loads(by_plain["data/searches_commands.json"])
+    values = {record["fields"]["remark"] for record in records if record["system"] == "accounts.probe_plain"}
+    assert set(FORMULA_LIKE) <= values  # the JSON keeps them as they were
 
 
 def test_a_connection_lost_while_rows_are_rendered_is_a_transient_error(subject):

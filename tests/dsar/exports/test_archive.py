@@ -143,6 +143,31 @@ def test_one_categorys_csv_has_every_connectors_columns_and_each_row_its_own_cel
         ("accounts", {"query": "a"}), ("accounts", {"query": "b", "lang": "en"}), ("broker", {"meta": {"score": 2}, "query": "c"})]
 
 
+def test_text_that_starts_like_a_formula_gets_a_leading_quote_in_the_csv_and_stays_as_it_was_in_the_json(listed):
+    request = _requested("formulas@example.com", ["interests"])
+    crm = [{"value": '=HYPERLINK("https://evil.example","x")'}, {"value": "+1+1", "@note": "-2+3"}, {"value": "@SUM(A1)"},
+           {"value": "\tcmd"}, {"value": "\rcmd"}, {"value": -5}, {"value": "-5"}]
+    broker = [{"value": "=1+1", "@note": "x"}]
+    connectors = listed(crm={"records": [Record("interests", fields, "crm.notes", PROVIDED) for fields in crm]},
+                        broker={"records": [Record("interests", fields, "broker.records", BROKER) for fields in broker]})
+    _, opened, _ = _built(request, connectors)
+    # crm's rows are re-laid (a column appeared late) and broker's copied: the quote is there once either way.
+    assert opened.read("data/interests.csv").decode() == (
+        f"{HEADER},value,'@note\r\n"
+        'crm,crm.notes,provided,,,,"\'=HYPERLINK(""https://evil.example"",""x"")",\r\n'
+        "crm,crm.notes,provided,,,,'+1+1,'-2+3\r\n"
+        "crm,crm.notes,provided,,,,'@SUM(A1),\r\n"
+        "crm,crm.notes,provided,,,,'\tcmd,\r\n"
+        'crm,crm.notes,provided,,,,"\'\rcmd",\r\n'
+        "crm,crm.notes,provided,,,,-5,\r\n"
+        "crm,crm.notes,provided,,,,'-5,\r\n"
+        "broker,broker.records,third_party,Acme Data Ltd,data_broker,,'=1+1,x\r\n"
+    )
+    assert [record["fields"] for record in json.loads(opened.read("data/interests.json"))] == [
+        {"value": '=HYPERLINK("https://evil.example","x")'}, {"value": "+1+1", "@note": "-2+3"}, {"value": "@SUM(A1)"},
+        {"value": "\tcmd"}, {"value": "\rcmd"}, {"value": -5}, {"value": "-5"}, {"value": "=1+1", "@note": "x"}]
+
+
 def test_big_files_come_from_their_tasks_zip_and_from_their_connector_once_that_zip_is_gone(listed):
     photos = {"a.bin": bytes(range(256)) * (17 * MIB // 256), "b.bin": b"\x01" * (17 * MIB)}
     videos = {"clip.mp4": bytes(range(255, -1, -1)) * (36 * MIB // 256)}

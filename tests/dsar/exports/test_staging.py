@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import zipfile
+from decimal import Decimal
 
 import pytest
 from django.core.files.storage import default_storage
@@ -137,3 +138,44 @@ def test_a_few_small_files_are_only_listed_and_each_is_a_record_of_its_category(
     assert list(staged.staged_files()) == [StagedFile("files/docs/notes/a.txt", "notes/a.txt", 6), StagedFile("files/docs/b.txt", "/b.txt", 0)]
     assert [json.loads(line)["fields"] for line in staged.lines("content.jsonl")] == [
         {"file": "files/docs/notes/a.txt", "bytes": 6}, {"file": "files/docs/b.txt", "bytes": 0}]
+
+
+FORMULA_LIKE = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+def test_a_text_cell_that_starts_like_a_formula_is_staged_with_a_leading_quote_and_its_json_line_keeps_it():
+    connector = ListedConnector(name="accounts", records=[
+        Record("searches_commands", {"query": value}, "accounts.searches", OBSERVED) for value in FORMULA_LIKE])
+    staged = _stage(connector, {"searches_commands"})
+    assert _text(staged, "searches_commands.csv") == (
+        "accounts,accounts.searches,observed,,,,\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"x\"\")\"\r\n"
+        "accounts,accounts.searches,observed,,,,'+1+1\r\n"
+        "accounts,accounts.searches,observed,,,,'-2+3\r\n"
+        "accounts,accounts.searches,observed,,,,'@SUM(A1)\r\n"
+        "accounts,accounts.searches,observed,,,,'\tcmd\r\n"
+        "accounts,accounts.searches,observed,,,,\"'\rcmd\"\r\n"
+    )
+    assert [json.loads(line)["fields"]["query"] for line in staged.lines("searches_commands.jsonl")] == [
+        '=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+def test_a_negative_number_is_staged_as_a_number_and_the_same_digits_as_text_get_a_leading_quote():
+    fields = {"a": -5, "b": -0.5, "c": Decimal("-5.10"), "d": "-5", "e": False}
+    connector = ListedConnector(name="accounts", records=[Record("searches_commands", fields, "accounts.searches", OBSERVED)])
+    staged = _stage(connector, {"searches_commands"})
+    assert _text(staged, "searches_commands.csv") == "accounts,accounts.searches,observed,,,,-5,-0.5,-5.10,'-5,False\r\n"
+
+
+def test_a_value_neither_text_nor_a_number_is_judged_by_the_text_the_csv_writes_for_it():
+    fields = {"ago": dt.timedelta(days=-1), "day": dt.date(2026, 1, 2)}
+    connector = ListedConnector(name="accounts", records=[Record("searches_commands", fields, "accounts.searches", OBSERVED)])
+    staged = _stage(connector, {"searches_commands"})
+    assert _text(staged, "searches_commands.csv") == "accounts,accounts.searches,observed,,,,\"'-1 day, 0:00:00\",2026-01-02\r\n"
+
+
+def test_a_source_name_that_starts_like_a_formula_gets_a_leading_quote_in_the_rows_fixed_cells():
+    typed = Source("third_party", "=cmd|' /C calc'!A0", "data_broker")
+    connector = ListedConnector(name="accounts", records=[Record("searches_commands", {"q": "x"}, "accounts.searches", typed)])
+    staged = _stage(connector, {"searches_commands"})
+    assert _text(staged, "searches_commands.csv") == (
+        "accounts,accounts.searches,third_party,'=cmd|' /C calc'!A0,data_broker,,x\r\n")
