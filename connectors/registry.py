@@ -50,6 +50,8 @@ def connector_waits_for(name: str) -> frozenset[str]:
     """The other systems that find identities this one is found by: they run first, and it runs once
     they have all succeeded, with what they found."""
     needs = settings.DSAR_SYSTEMS[name].needs
+    if not needs:  # most systems: found by the request's email alone
+        return frozenset()
     return frozenset(other for other, system in settings.DSAR_SYSTEMS.items() if other != name and system.provides & needs)
 
 
