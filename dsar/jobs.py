@@ -95,7 +95,8 @@ def sweeper(*, now: dt.datetime, limit: int) -> str:
 
 
 def export_expiry(*, now: dt.datetime, limit: int) -> str:
-    """Warn a day before an export expires; at expiry delete its file and mark the request expired."""
+    """Warn a day before an export expires; at expiry delete its file and mark the request expired;
+    so too, at once, for the export of a person whose data a deletion erased since it was made."""
     warned = expired = 0
     soon = Export.objects.filter(deleted_at__isnull=True, warned_at__isnull=True, released_at__isnull=False,
                                  expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=1))
@@ -104,7 +105,11 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
             if Export.objects.filter(pk=export.pk, warned_at__isnull=True).update(warned_at=now):
                 email_on_commit(export.request, "expiring", download_url=exports.download_url(export), expires_at=export.expires_at)
                 warned += 1
-    for request_id in Export.objects.filter(deleted_at__isnull=True, expires_at__lte=now).values_list("request_id", flat=True)[:limit]:
+    live = Export.objects.filter(deleted_at__isnull=True)
+    ended = live.filter(expires_at__lte=now).values_list("request_id", flat=True)[:limit]
+    erased = set(live.erased().values_list("request_id", flat=True)[:limit])
+    for request_id in [*erased, *ended][:limit]:
+        note = "the person's data was erased by a later request" if request_id in erased else "the export's download period ended"
         with transaction.atomic():
             request = locks.request_lock(request_id)
             export = locks.export_lock(request_id)
@@ -113,7 +118,7 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
             export.deleted_at = now
             export.save(update_fields=["deleted_at"])
             if request.status == Status.COMPLETED:
-                request_transition(request, "expired", actor=SYSTEM, note="the export's download period ended")
+                request_transition(request, "expired", actor=SYSTEM, note=note)
             path = export.path
             transaction.on_commit(lambda path=path: exports.storage_delete(path))
             expired += 1

@@ -157,8 +157,24 @@ class OutgoingEmail(models.Model):
         return f"{self.template} email {self.pk}"
 
 
+class ExportQuerySet(models.QuerySet):
+    def erased(self) -> ExportQuerySet:
+        """Exports of people whose data a deletion erased after the export was made: the copy must go too."""
+        return self.filter(_erased_since())
+
+    def not_erased(self) -> ExportQuerySet:
+        return self.filter(~_erased_since())
+
+
+def _erased_since() -> models.Exists:
+    return models.Exists(Request.objects.filter(type=RequestType.DELETION, email=models.OuterRef("request__email"),
+                                                completed_at__gte=models.OuterRef("created_at")))
+
+
 class Export(models.Model):
     """The downloadable archive of a completed access request."""
+
+    objects = ExportQuerySet.as_manager()
 
     request = models.OneToOneField(Request, on_delete=models.CASCADE, related_name="export")
     path = models.CharField(max_length=300)

@@ -28,14 +28,15 @@ def download_url(export: Export) -> str:
 
 def export_for_download(*, request_id, signature: str) -> Export | None:
     """The export a signed link points to, if the link is genuine, for this request, and the export
-    is released, not deleted and not expired."""
+    is released, not deleted, not expired, and not of a person whose data was erased since."""
     try:
         payload = signing.loads(signature, salt=DOWNLOAD_SALT)
     except signing.BadSignature:
         return None
     if not isinstance(payload, dict) or payload.get("r") != str(request_id):
         return None
-    export = Export.objects.filter(pk=payload.get("e"), request_id=request_id, deleted_at__isnull=True, released_at__isnull=False).first()
+    export = Export.objects.filter(pk=payload.get("e"), request_id=request_id, deleted_at__isnull=True, released_at__isnull=False
+                                   ).not_erased().first()
     if export is None or export.expires_at <= timezone.now():
         return None
     return export

@@ -85,6 +85,37 @@ def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_
     assert len(mailoutbox) == 1
 
 
+def test_the_export_of_a_person_whose_data_a_later_deletion_erased_stops_working_at_once_and_is_deleted_by_the_next_run():
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from dsar.exports import download_url, export_for_download
+
+    access = request_make(status="completed", email="erased@example.com")
+    other = request_make(status="completed", email="kept@example.com")
+    now = timezone.now()
+    exports = {}
+    for request in (access, other):
+        path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(b"PK zip"))
+        exports[request.pk] = Export.objects.create(request=request, path=path, bytes=6, sha256="0" * 64, created_at=now,
+                                                    expires_at=now + dt.timedelta(days=7), released_at=now)
+    signature = {pk: download_url(export).rsplit("/", 1)[1] for pk, export in exports.items()}
+    earlier = request_make(status="completed", type="deletion", email="erased@example.com")
+    Request.objects.filter(pk=earlier.pk).update(completed_at=now - dt.timedelta(days=1))  # before the export: it stands
+    assert export_for_download(request_id=access.pk, signature=signature[access.pk]) == exports[access.pk]
+
+    erasure = request_make(status="completed", type="deletion", email="erased@example.com")
+    Request.objects.filter(pk=erasure.pk).update(completed_at=now + dt.timedelta(minutes=5))
+    assert export_for_download(request_id=access.pk, signature=signature[access.pk]) is None
+    assert export_for_download(request_id=other.pk, signature=signature[other.pk]) == exports[other.pk]
+
+    run_at("export_expiry", now + dt.timedelta(minutes=6))
+    assert not default_storage.exists(exports[access.pk].path) and default_storage.exists(exports[other.pk].path)
+    assert Request.objects.get(pk=access.pk).status == "expired" and Request.objects.get(pk=other.pk).status == "completed"
+    assert AuditEntry.objects.filter(request=access, to_status="expired").values_list("note", flat=True)[0] == (
+        "the person's data was erased by a later request")
+
+
 def test_unverified_requests_are_purged_after_seven_days_leaving_a_count_and_the_trail():
     request = request_make(status="unverified")
     verified = request_make(status="pending_review")
