@@ -205,6 +205,21 @@ def test_five_failed_sign_ins_lock_the_account_and_show_the_lockout_page():
     assert client.get(reverse("console:queue")).status_code == 302
 
 
+def test_guesses_spread_over_many_addresses_lock_the_member_too(settings):
+    settings.DSAR_TRUSTED_PROXIES = ["10.0.0.9"]
+    _staff("lou", ROLE_REVIEWER)
+    for number in range(4):  # each from another address, through the trusted proxy or not
+        client = Client(REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR=f"198.51.100.{number}") if number % 2 else Client(
+            REMOTE_ADDR=f"203.0.113.{number}")
+        assert _sign_in(client, "lou", "wrong-password").status_code == 200
+    assert _sign_in(Client(REMOTE_ADDR="192.0.2.77"), "lou", "wrong-password").status_code == 429
+    assert _sign_in(Client(REMOTE_ADDR="192.0.2.78"), "lou").status_code == 429  # the right password, from yet another address
+    from axes.models import AccessAttempt
+
+    assert sorted(AccessAttempt.objects.values_list("ip_address", flat=True)) == [
+        "192.0.2.77", "192.0.2.78", "198.51.100.1", "198.51.100.3", "203.0.113.0", "203.0.113.2"]  # the proxy's clients, not the proxy
+
+
 # --- The queue ------------------------------------------------------------------------------------------
 
 
