@@ -62,9 +62,10 @@ AUTHENTICATION_BACKENDS = [
 # Staff sign-in: five failures from one username and address lock it for 15 minutes.
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = 0.25  # hours
-# Per member, from any address: guesses spread over many addresses lock too. The address, where
-# axes needs one, is the client's as the rate limits see it (behind DSAR_TRUSTED_PROXIES).
-AXES_LOCKOUT_PARAMETERS = ["username"]
+# Per member, from any address (guesses spread over many addresses lock too), and per address
+# (guesses spread over many members). The address is the client's as the rate limits see it
+# (behind DSAR_TRUSTED_PROXIES).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "dsar.throttle.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import time
 from functools import lru_cache
@@ -84,17 +85,44 @@ def _counted(limits: list[tuple[str, str, str]]) -> None:
             raise Throttled(message)
 
 
+def mailbox_counted(email: str) -> str:
+    """The mailbox an address reaches, as the per-address limits count it: spellings that reach
+    one person count together (`Ada+x@Example.com`, `"ada"@example.com` and `ada@EXAMPLE.com`;
+    a Unicode domain and its punycode)."""
+    local, _, domain = email.rpartition("@")
+    local = local.strip('"').partition("+")[0].lower()
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:  # not a domain IDNA can spell: counted as written
+        domain = domain.lower()
+    return f"{local}@{domain}"
+
+
+def network_counted(address: str) -> str:
+    """The network a client address stands for, as the per-client limits count it: an IPv6
+    client's /64 (one subscriber commonly has all of it), an IPv4 address itself."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+
+
 def throttle_filing(http_request, email: str) -> None:
     """Before filing a request or sending a new code to `email` (already normalised)."""
     _counted([
-        ("file_ip", client_address(http_request), "Too many requests from your network. Try again later."),
-        ("file_email", email, "Too many requests for this email address. Try again in an hour."),
+        ("file_ip", network_counted(client_address(http_request)), "Too many requests from your network. Try again later."),
+        ("file_email", mailbox_counted(email), "Too many requests for this email address. Try again in an hour."),
     ])
 
 
 def throttle_verify(http_request, email: str) -> None:
     """Before checking a code for a request filed with `email`."""
     _counted([
-        ("verify_ip", client_address(http_request), "Too many code attempts from your network. Try again later."),
-        ("verify_email", email, "Too many code attempts for this email address. Try again in an hour."),
+        ("verify_ip", network_counted(client_address(http_request)), "Too many code attempts from your network. Try again later."),
+        ("verify_email", mailbox_counted(email), "Too many code attempts for this email address. Try again in an hour."),
     ])

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.test import RequestFactory
 
 from dsar.cache import cache_redis
-from dsar.throttle import Throttled, client_address, rate_parse, throttle_filing, throttle_verify
+from dsar.throttle import Throttled, client_address, mailbox_counted, network_counted, rate_parse, throttle_filing, throttle_verify
 
 from ..support.waiting import wait_for
 
@@ -99,3 +99,40 @@ def test_a_count_starts_again_in_the_next_window(settings, limits):
         return True
 
     wait_for(allowed_again, timeout=3, interval=0.1, what="the next one-second window")
+
+
+@pytest.mark.parametrize(("spelling", "counted"), [
+    ("ada@example.com", "ada@example.com"),
+    ("Ada+newsletter@Example.COM", "ada@example.com"),
+    ('"ada"@example.com', "ada@example.com"),
+    ('"ada+x"@example.com', "ada@example.com"),
+    ("ada@bücher.example", "ada@xn--bcher-kva.example"),
+    ("ada@xn--bcher-kva.example", "ada@xn--bcher-kva.example"),
+])
+def test_spellings_of_one_mailbox_are_counted_as_one(spelling, counted):
+    assert mailbox_counted(spelling) == counted
+
+
+@pytest.mark.parametrize(("address", "counted"), [
+    ("198.51.100.7", "198.51.100.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),
+    ("::ffff:198.51.100.7", "198.51.100.7"),
+])
+def test_an_ipv6_client_is_counted_by_its_64_and_an_ipv4_by_its_address(address, counted):
+    assert network_counted(address) == counted
+
+
+def test_the_per_address_filing_limit_is_not_sidestepped_by_tags_quotes_case_or_punycode(limits):
+    throttle_filing(_from("198.51.100.11"), "Ada+one@bücher.example")
+    throttle_filing(_from("198.51.100.12"), '"ada"@xn--bcher-kva.example')
+    with pytest.raises(Throttled, match="Too many requests for this email address"):
+        throttle_filing(_from("198.51.100.13"), "ADA+two@BÜCHER.example")
+
+
+def test_the_per_client_filing_limit_counts_an_ipv6_clients_whole_64(limits):
+    for host in range(3):
+        throttle_filing(_from(f"2001:db8:7:7::{host + 1}"), f"v6.{host}@example.com")
+    with pytest.raises(Throttled, match="Too many requests from your network"):
+        throttle_filing(_from("2001:db8:7:7:ffff::9"), "v6.3@example.com")
+    throttle_filing(_from("2001:db8:7:8::1"), "v6.4@example.com")  # the next /64 has its own count
