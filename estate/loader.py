@@ -14,7 +14,7 @@ import binascii
 import datetime as dt
 import hashlib
 import secrets
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -149,9 +149,15 @@ class ContentFile(_Strict):
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
-        parts = PurePosixPath(value).parts
-        if value.startswith("/") or ".." in parts or "\\" in value or not parts:
-            raise ValueError("must be a relative path without '..'")
+        """A path every storage can hold as it is: relative, of named parts (no '', '.' or '..'),
+        each at most 255 bytes, with no backslash or control character."""
+        parts = value.split("/")
+        if value.startswith("/") or "\\" in value or any(part in ("", ".", "..") for part in parts):
+            raise ValueError("must be a relative path of named parts, without '.', '..' or empty parts")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not hold a control character")
+        if any(len(part.encode()) > 255 for part in parts):
+            raise ValueError("has a part longer than 255 bytes")
         return value
 
     @field_validator("base64")
