@@ -82,6 +82,9 @@ def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_t
     services.request_verify(request_id=request.pk, code=verification.code_for(request))
     stored = Request.objects.get(pk=request.pk)
     assert (stored.status, stored.referred_to, stored.result) == ("referred", "Northside School District", {"referred_to": "Northside School District"})
+    assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note) == ("referred", "subject", "managed by Northside School District")
     assert _actions(request) == ["filed", "referred"]
     assert not ConnectorTask.objects.filter(request=request).exists()
 
@@ -93,7 +96,9 @@ def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(es
     request = services.request_create(type="access", email="nobody-known@example.com")
     verified, token = services.request_verify(request_id=request.pk, code=verification.code_for(request))
     assert (verified.status, _status(request), _actions(request)) == (status, status, actions)
-    assert token and Request.objects.get(pk=request.pk).token_hash == verification.token_hash(token)
+    stored = Request.objects.get(pk=request.pk)
+    assert token and stored.token_hash == verification.token_hash(token)
+    assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
     assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
 
 
