@@ -35,6 +35,8 @@ from dsar.staff import (
 )
 
 from ..factories import request_make
+from ..support.flows import wait_until_final
+from ..support.waiting import wait_for
 from .test_manual_systems import CSV, NOTE, _approved, _task, manual_system  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -506,6 +508,16 @@ def test_a_manual_task_completed_once_is_not_open_again(unique_email):
     task = _task(request, "archive")
     assert (task.attempts, task.counts, task.receipt["erased"]) == (1, {"name_contact": 1}, {"name_contact": 1})
     assert AuditEntry.objects.filter(request=request, action="manual_task_completed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("manual_system", "worker")
+def test_the_last_manual_task_completed_rings_for_its_requests_final_step_which_a_worker_runs(unique_email):
+    request = _approved(unique_email, type="deletion")
+    wait_for(lambda: _task(request, "probe").status == "succeeded", timeout=60, what="the worker to run the probe's task")
+    _erase(_task(request, "archive"), {"name_contact": 2})
+    completed = wait_until_final(request.pk, timeout=60)
+    assert (completed.status, completed.result) == ("completed", {"erased": {"name_contact": 2}, "retained": []})
 
 
 @pytest.mark.parametrize(("counts", "note", "code", "message"), [
