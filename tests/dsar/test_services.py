@@ -89,11 +89,12 @@ def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_t
     assert (entry.action, entry.actor, entry.note) == ("referred", "subject", "managed by Northside School District")
     assert _actions(request) == ["filed", "referred"]
     assert not ConnectorTask.objects.filter(request=request).exists()
+    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "referred"]
 
 
 @pytest.mark.parametrize(("auto_approve", "status", "actions"), [(False, "pending_review", ["filed", "verified"]),
                                                                  (True, "processing", ["filed", "auto_approved"])])
-def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, auto_approve, status, actions):
+def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, caplog, auto_approve, status, actions):
     settings.DSAR_AUTO_APPROVE = auto_approve
     request = services.request_create(type="access", email="nobody-known@example.com")
     verified, token = services.request_verify(request_id=request.pk, code=verification.code_for(request))
@@ -102,6 +103,8 @@ def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(es
     assert token and stored.token_hash == verification.token_hash(token)
     assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
     assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
+    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "received"]
+    assert f"request {request.pk}: verified, now {status}" in caplog.messages
 
 
 def test_each_wrong_code_is_counted_and_audited_and_the_last_one_allowed_locks_the_request(settings):
