@@ -139,6 +139,33 @@ def test_a_code_has_expired_from_the_very_instant_it_expires():
     assert _actions(request) == ["filed"]
 
 
+@pytest.mark.parametrize("status", ["pending_review", "processing", "canceled"])
+def test_a_request_verified_already_takes_no_code_and_gets_no_new_one(settings, status):
+    settings.DSAR_CODE_RESEND_SECONDS = 0
+    request = request_make(status=status, code="12345678")
+    for ask in (lambda: services.request_verify(request_id=request.pk, code="12345678"),
+                lambda: services.request_code_resend(request_id=request.pk)):
+        with pytest.raises(Conflict) as refused:
+            ask()
+        assert (refused.value.code, refused.value.detail) == ("already_verified", "This request is already verified.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.code_hash, stored.token_hash) == (status, 0, request.code_hash, "")
+    assert _actions(request) == ["filed"]
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+def test_a_locked_request_gets_no_new_code(settings):
+    settings.DSAR_CODE_MAX_ATTEMPTS, settings.DSAR_CODE_RESEND_SECONDS = 3, 0
+    request = request_make(code_issued=True)
+    Request.objects.filter(pk=request.pk).update(code_attempts=3)
+    with pytest.raises(Locked) as refused:
+        services.request_code_resend(request_id=request.pk)
+    assert (refused.value.code, refused.value.detail) == ("locked", "Too many wrong codes: this request is locked. File a new request.")
+    assert Request.objects.get(pk=request.pk).code_hash == request.code_hash
+    assert _actions(request) == ["filed"]
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
 class UnreachableDirectory(Connector):
     """A system that cannot say who manages an account: its directory does not answer in time."""
 
