@@ -65,15 +65,16 @@ def test_filing_stores_the_request_its_entry_and_its_code_email():
     assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["code"]
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"type": "export", "email": "a@example.com"}, "invalid_type"),
-    ({"type": "access", "email": "not an address"}, "invalid_email"),
-    ({"type": "access", "email": "a@example.com", "categories": ["dna_sequences"]}, "invalid_category"),
+@pytest.mark.parametrize(("fields", "code", "message"), [
+    ({"type": "export", "email": "a@example.com"}, "invalid_type", "type must be one of access, deletion."),
+    ({"type": "access", "email": "not an address"}, "invalid_email", "Enter a valid email address."),
+    ({"type": "access", "email": "a@example.com", "categories": ["name_contact", "zodiac", "dna_sequences"]}, "invalid_category",
+     "Unknown categories: dna_sequences, zodiac."),
 ])
-def test_filing_refuses_bad_input_and_stores_nothing(fields, code):
+def test_filing_refuses_bad_input_and_stores_nothing(fields, code, message):
     with pytest.raises(InvalidInput) as refused:
         services.request_create(**fields)
-    assert refused.value.code == code
+    assert (refused.value.code, refused.value.detail) == (code, message)
     assert (Request.objects.count(), AuditEntry.objects.count(), OutgoingEmail.objects.count()) == (0, 0, 0)
 
 
@@ -254,14 +255,17 @@ def test_deny_needs_a_reason(reason):
     request = request_make(status="pending_review")
     with pytest.raises(InvalidInput) as refused:
         services.request_deny(request_id=request.pk, actor="staff:rita", reason=reason)
-    assert refused.value.code == "reason_required"
+    assert (refused.value.code, refused.value.detail) == ("reason_required", "A reason is required.")
     assert (_status(request), _actions(request)) == ("pending_review", ["filed"])
 
 
 def test_a_denied_request_tells_the_subject_why_and_cannot_then_be_approved():
     request = request_make(status="pending_review")
     services.request_deny(request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
-    assert OutgoingEmail.objects.get(request=request).template == "denied"
+    assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
+        "denied", {"reason": "We could not match the account."})
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note) == ("denied", "staff:rita", "We could not match the account.")
     with pytest.raises(Conflict) as refused:
         services.request_approve(request_id=request.pk, actor="staff:rita")
     assert (refused.value.code, refused.value.detail) == ("illegal_transition", "This request is denied; it cannot be approved.")
@@ -282,32 +286,38 @@ def _due(request: Request, due_at: dt.datetime) -> Request:
     return Request.objects.get(pk=request.pk)
 
 
-@pytest.mark.parametrize(("due_at", "most_days"), [
-    (dt.datetime(2026, 2, 28, 12, tzinfo=UTC), 59),  # to 28 April
-    (dt.datetime(2026, 12, 31, 9, tzinfo=UTC), 59),  # to 28 February: a calendar month ends early
-    (dt.datetime(2027, 12, 31, 9, tzinfo=UTC), 60),  # to 29 February of a leap year
-    (dt.datetime(2026, 7, 15, 0, tzinfo=UTC), 62),   # to 15 September, over two months of 31 days
+@pytest.mark.parametrize(("due_at", "most_days", "limit"), [
+    (dt.datetime(2026, 2, 28, 12, tzinfo=UTC), 59, "2026-04-28"),
+    (dt.datetime(2026, 12, 31, 9, tzinfo=UTC), 59, "2027-02-28"),  # a calendar month ends early
+    (dt.datetime(2027, 12, 31, 9, tzinfo=UTC), 60, "2028-02-29"),  # a leap year
+    (dt.datetime(2026, 7, 15, 0, tzinfo=UTC), 62, "2026-09-15"),   # over two months of 31 days
 ])
-def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(due_at, most_days):
+def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(due_at, most_days, limit):
     request = _due(request_make(status="pending_review"), due_at)
     with pytest.raises(InvalidInput) as refused:
         services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days + 1)
-    assert refused.value.code == "extension_too_long"
+    assert (refused.value.code, refused.value.detail) == ("extension_too_long", f"The law allows extending to {limit} at the latest.")
+    assert _actions(request) == ["filed"] and not OutgoingEmail.objects.filter(request=request).exists()
     assert Request.objects.get(pk=request.pk).due_at == due_at
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days)
     extended = Request.objects.get(pk=request.pk)
     assert extended.due_at == due_at + dt.timedelta(days=most_days) and extended.extended_at is not None
     entry = AuditEntry.objects.filter(request=request).last()
-    assert (entry.action, entry.note, entry.data) == (
-        "extended", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
+    assert (entry.action, entry.actor, entry.note, entry.data) == (
+        "extended", "staff:rita", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
+    assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
+        "extended", {"reason": "many systems", "new_due_at": {"$datetime": (due_at + dt.timedelta(days=most_days)).isoformat()}})
 
 
 def test_a_deadline_is_extended_once_only_while_open_and_with_a_reason():
     request = request_make(status="processing")
-    with pytest.raises(InvalidInput):
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason=" ", days=5)
-    with pytest.raises(InvalidInput):
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=0)
+    for reason, days, code, message in ((" ", 5, "reason_required", "A reason is required."),
+                                        ("busy", 0, "invalid_days", "days must be at least 1."),
+                                        ("busy", -3, "invalid_days", "days must be at least 1.")):
+        with pytest.raises(InvalidInput) as refused:
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason=reason, days=days)
+        assert (refused.value.code, refused.value.detail) == (code, message)
+    assert (Request.objects.get(pk=request.pk).due_at, _actions(request)) == (request.due_at, ["filed"])
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=5)
     with pytest.raises(Conflict) as again:
         services.request_extend(request_id=request.pk, actor="staff:rita", reason="busier", days=5)
@@ -315,7 +325,8 @@ def test_a_deadline_is_extended_once_only_while_open_and_with_a_reason():
     closed = request_make(status="completed")
     with pytest.raises(Conflict) as refused:
         services.request_extend(request_id=closed.pk, actor="staff:rita", reason="busy", days=5)
-    assert refused.value.code == "illegal_transition"
+    assert (refused.value.code, refused.value.detail) == ("illegal_transition", "A completed request has no deadline to extend.")
+    assert (Request.objects.get(pk=closed.pk).due_at, Request.objects.get(pk=closed.pk).extended_at) == (closed.due_at, None)
 
 
 # --- Release -------------------------------------------------------------------------------------------
