@@ -8,6 +8,7 @@ import datetime as dt
 import re
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -15,9 +16,12 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from connectors.base import Connector, Identity, TransientError
+from connectors.registry import connectors_reset
+from connectors.systems import system_load
 from dsar import services, verification
-from dsar.errors import Conflict, InvalidInput, NotFound, TooSoon
-from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, OutgoingEmail, Request, StaffToken
+from dsar.errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
+from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, OutgoingEmail, Request, StaffToken, SystemCheck
 from dsar.staff import (
     ROLE_ADMIN,
     ROLE_REVIEWER,
@@ -31,6 +35,9 @@ from dsar.staff import (
 )
 
 from ..factories import request_make
+from ..support.flows import wait_until_final
+from ..support.waiting import wait_for
+from .test_manual_systems import CSV, NOTE, _approved, _task, manual_system  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
@@ -58,15 +65,16 @@ def test_filing_stores_the_request_its_entry_and_its_code_email():
     assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["code"]
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"type": "export", "email": "a@example.com"}, "invalid_type"),
-    ({"type": "access", "email": "not an address"}, "invalid_email"),
-    ({"type": "access", "email": "a@example.com", "categories": ["dna_sequences"]}, "invalid_category"),
+@pytest.mark.parametrize(("fields", "code", "message"), [
+    ({"type": "export", "email": "a@example.com"}, "invalid_type", "type must be one of access, deletion."),
+    ({"type": "access", "email": "not an address"}, "invalid_email", "Enter a valid email address."),
+    ({"type": "access", "email": "a@example.com", "categories": ["name_contact", "zodiac", "dna_sequences"]}, "invalid_category",
+     "Unknown categories: dna_sequences, zodiac."),
 ])
-def test_filing_refuses_bad_input_and_stores_nothing(fields, code):
+def test_filing_refuses_bad_input_and_stores_nothing(fields, code, message):
     with pytest.raises(InvalidInput) as refused:
         services.request_create(**fields)
-    assert refused.value.code == code
+    assert (refused.value.code, refused.value.detail) == (code, message)
     assert (Request.objects.count(), AuditEntry.objects.count(), OutgoingEmail.objects.count()) == (0, 0, 0)
 
 
@@ -77,19 +85,118 @@ def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_t
     services.request_verify(request_id=request.pk, code=verification.code_for(request))
     stored = Request.objects.get(pk=request.pk)
     assert (stored.status, stored.referred_to, stored.result) == ("referred", "Northside School District", {"referred_to": "Northside School District"})
+    assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note) == ("referred", "subject", "managed by Northside School District")
     assert _actions(request) == ["filed", "referred"]
     assert not ConnectorTask.objects.filter(request=request).exists()
+    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "referred"]
 
 
 @pytest.mark.parametrize(("auto_approve", "status", "actions"), [(False, "pending_review", ["filed", "verified"]),
                                                                  (True, "processing", ["filed", "auto_approved"])])
-def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, auto_approve, status, actions):
+def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, caplog, auto_approve, status, actions):
     settings.DSAR_AUTO_APPROVE = auto_approve
     request = services.request_create(type="access", email="nobody-known@example.com")
     verified, token = services.request_verify(request_id=request.pk, code=verification.code_for(request))
     assert (verified.status, _status(request), _actions(request)) == (status, status, actions)
-    assert token and Request.objects.get(pk=request.pk).token_hash == verification.token_hash(token)
+    stored = Request.objects.get(pk=request.pk)
+    assert token and stored.token_hash == verification.token_hash(token)
+    assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
     assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
+    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "received"]
+    assert f"request {request.pk}: verified, now {status}" in caplog.messages
+
+
+def test_each_wrong_code_is_counted_and_audited_and_the_last_one_allowed_locks_the_request(settings):
+    settings.DSAR_CODE_MAX_ATTEMPTS = 3
+    request = request_make(code="12345678")
+    with pytest.raises(InvalidInput) as first:
+        services.request_verify(request_id=request.pk, code="00000000")
+    assert (first.value.code, first.value.detail) == ("invalid_code", "That code is not right. 2 attempts left.")
+    with pytest.raises(InvalidInput) as second:
+        services.request_verify(request_id=request.pk, code="00000000")
+    assert second.value.code == "invalid_code"
+    for code in ("00000000", "12345678"):  # the third wrong code locks it; then even the right one is refused
+        with pytest.raises(Locked) as locked:
+            services.request_verify(request_id=request.pk, code=code)
+        assert (locked.value.code, locked.value.detail) == ("locked", "Too many wrong codes: this request is locked. File a new request.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.token_hash, stored.verified_at) == ("unverified", 3, "", None)
+    assert list(AuditEntry.objects.filter(request=request).order_by("id").values_list("action", "actor", "note")) == [
+        ("filed", "subject", ""), ("code_rejected", "subject", "attempt 1"), ("code_rejected", "subject", "attempt 2"),
+        ("code_rejected", "subject", "attempt 3")]
+
+
+def test_a_code_has_expired_from_the_very_instant_it_expires():
+    request = request_make(code="12345678")
+    expires_at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    Request.objects.filter(pk=request.pk).update(code_expires_at=expires_at)
+    with time_machine.travel(expires_at, tick=False), pytest.raises(InvalidInput) as refused:
+        services.request_verify(request_id=request.pk, code="12345678")
+    assert (refused.value.code, refused.value.detail) == ("code_expired", "This code has expired. Ask for a new one.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.token_hash) == ("unverified", 0, "")
+    assert _actions(request) == ["filed"]
+
+
+@pytest.mark.parametrize("status", ["pending_review", "processing", "canceled"])
+def test_a_request_verified_already_takes_no_code_and_gets_no_new_one(settings, status):
+    settings.DSAR_CODE_RESEND_SECONDS = 0
+    request = request_make(status=status, code="12345678")
+    for ask in (lambda: services.request_verify(request_id=request.pk, code="12345678"),
+                lambda: services.request_code_resend(request_id=request.pk)):
+        with pytest.raises(Conflict) as refused:
+            ask()
+        assert (refused.value.code, refused.value.detail) == ("already_verified", "This request is already verified.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.code_hash, stored.token_hash) == (status, 0, request.code_hash, "")
+    assert _actions(request) == ["filed"]
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+def test_a_locked_request_gets_no_new_code(settings):
+    settings.DSAR_CODE_MAX_ATTEMPTS, settings.DSAR_CODE_RESEND_SECONDS = 3, 0
+    request = request_make(code_issued=True)
+    Request.objects.filter(pk=request.pk).update(code_attempts=3)
+    with pytest.raises(Locked) as refused:
+        services.request_code_resend(request_id=request.pk)
+    assert (refused.value.code, refused.value.detail) == ("locked", "Too many wrong codes: this request is locked. File a new request.")
+    assert Request.objects.get(pk=request.pk).code_hash == request.code_hash
+    assert _actions(request) == ["filed"]
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+class UnreachableDirectory(Connector):
+    """A system that cannot say who manages an account: its directory does not answer in time."""
+
+    def managing_organization(self, identity: Identity) -> str | None:
+        raise TransientError("directory: no answer in 10 s")
+
+
+@pytest.fixture
+def unreachable_directory(settings, tmp_path):
+    """The deployment's systems: the probe, then `directory`, which cannot say who manages an account."""
+    (tmp_path / "directory.yaml").write_text(f"name: directory\nkind: python\nclass: {__name__}.UnreachableDirectory\n")
+    settings.DSAR_SYSTEMS = {"probe": settings.DSAR_SYSTEMS["probe"], "directory": system_load(tmp_path / "directory.yaml", environ={})}
+    connectors_reset()
+    yield
+    connectors_reset()
+
+
+def test_a_code_is_not_taken_while_a_system_cannot_say_who_manages_the_account_and_the_log_names_it(
+        unreachable_directory, settings, caplog):
+    settings.DSAR_AUTO_APPROVE = False
+    request = request_make(code="12345678")
+    with pytest.raises(Unavailable) as refused:
+        services.request_verify(request_id=request.pk, code="12345678")
+    assert (refused.value.code, refused.value.detail) == ("unavailable", "A system we must check is unavailable. Try again in a few minutes.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.token_hash, stored.verified_at) == ("unverified", 0, "", None)
+    assert verification.code_matches("12345678", stored.code_hash)  # the code still works once the system answers
+    assert _actions(request) == ["filed"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "dsar.services" and r.levelname == "WARNING"] == [
+        ("WARNING", f"request {request.pk}: directory could not say who manages the account: directory: no answer in 10 s")]
 
 
 # --- A fresh code --------------------------------------------------------------------------------------------
@@ -148,14 +255,17 @@ def test_deny_needs_a_reason(reason):
     request = request_make(status="pending_review")
     with pytest.raises(InvalidInput) as refused:
         services.request_deny(request_id=request.pk, actor="staff:rita", reason=reason)
-    assert refused.value.code == "reason_required"
+    assert (refused.value.code, refused.value.detail) == ("reason_required", "A reason is required.")
     assert (_status(request), _actions(request)) == ("pending_review", ["filed"])
 
 
 def test_a_denied_request_tells_the_subject_why_and_cannot_then_be_approved():
     request = request_make(status="pending_review")
     services.request_deny(request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
-    assert OutgoingEmail.objects.get(request=request).template == "denied"
+    assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
+        "denied", {"reason": "We could not match the account."})
+    entry = AuditEntry.objects.filter(request=request).last()
+    assert (entry.action, entry.actor, entry.note) == ("denied", "staff:rita", "We could not match the account.")
     with pytest.raises(Conflict) as refused:
         services.request_approve(request_id=request.pk, actor="staff:rita")
     assert (refused.value.code, refused.value.detail) == ("illegal_transition", "This request is denied; it cannot be approved.")
@@ -176,40 +286,47 @@ def _due(request: Request, due_at: dt.datetime) -> Request:
     return Request.objects.get(pk=request.pk)
 
 
-@pytest.mark.parametrize(("due_at", "most_days"), [
-    (dt.datetime(2026, 2, 28, 12, tzinfo=UTC), 59),  # to 28 April
-    (dt.datetime(2026, 12, 31, 9, tzinfo=UTC), 59),  # to 28 February: a calendar month ends early
-    (dt.datetime(2027, 12, 31, 9, tzinfo=UTC), 60),  # to 29 February of a leap year
-    (dt.datetime(2026, 7, 15, 0, tzinfo=UTC), 62),   # to 15 September, over two months of 31 days
+@pytest.mark.parametrize(("due_at", "most_days", "limit"), [
+    (dt.datetime(2026, 2, 28, 12, tzinfo=UTC), 59, "2026-04-28"),
+    (dt.datetime(2026, 12, 31, 9, tzinfo=UTC), 59, "2027-02-28"),  # a calendar month ends early
+    (dt.datetime(2027, 12, 31, 9, tzinfo=UTC), 60, "2028-02-29"),  # a leap year
+    (dt.datetime(2026, 7, 15, 0, tzinfo=UTC), 62, "2026-09-15"),   # over two months of 31 days
 ])
-def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(due_at, most_days):
+def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(due_at, most_days, limit):
     request = _due(request_make(status="pending_review"), due_at)
     with pytest.raises(InvalidInput) as refused:
         services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days + 1)
-    assert refused.value.code == "extension_too_long"
+    assert (refused.value.code, refused.value.detail) == ("extension_too_long", f"The law allows extending to {limit} at the latest.")
+    assert _actions(request) == ["filed"] and not OutgoingEmail.objects.filter(request=request).exists()
     assert Request.objects.get(pk=request.pk).due_at == due_at
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days)
     extended = Request.objects.get(pk=request.pk)
     assert extended.due_at == due_at + dt.timedelta(days=most_days) and extended.extended_at is not None
     entry = AuditEntry.objects.filter(request=request).last()
-    assert (entry.action, entry.note, entry.data) == (
-        "extended", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
+    assert (entry.action, entry.actor, entry.note, entry.data) == (
+        "extended", "staff:rita", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
+    assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
+        "extended", {"reason": "many systems", "new_due_at": {"$datetime": (due_at + dt.timedelta(days=most_days)).isoformat()}})
 
 
 def test_a_deadline_is_extended_once_only_while_open_and_with_a_reason():
     request = request_make(status="processing")
-    with pytest.raises(InvalidInput):
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason=" ", days=5)
-    with pytest.raises(InvalidInput):
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=0)
+    for reason, days, code, message in ((" ", 5, "reason_required", "A reason is required."),
+                                        ("busy", 0, "invalid_days", "days must be at least 1."),
+                                        ("busy", -3, "invalid_days", "days must be at least 1.")):
+        with pytest.raises(InvalidInput) as refused:
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason=reason, days=days)
+        assert (refused.value.code, refused.value.detail) == (code, message)
+    assert (Request.objects.get(pk=request.pk).due_at, _actions(request)) == (request.due_at, ["filed"])
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=5)
     with pytest.raises(Conflict) as again:
         services.request_extend(request_id=request.pk, actor="staff:rita", reason="busier", days=5)
-    assert again.value.code == "already_extended"
+    assert (again.value.code, again.value.detail) == ("already_extended", "This request's deadline was already extended once.")
     closed = request_make(status="completed")
     with pytest.raises(Conflict) as refused:
         services.request_extend(request_id=closed.pk, actor="staff:rita", reason="busy", days=5)
-    assert refused.value.code == "illegal_transition"
+    assert (refused.value.code, refused.value.detail) == ("illegal_transition", "A completed request has no deadline to extend.")
+    assert (Request.objects.get(pk=closed.pk).due_at, Request.objects.get(pk=closed.pk).extended_at) == (closed.due_at, None)
 
 
 # --- Release -------------------------------------------------------------------------------------------
@@ -239,7 +356,7 @@ def test_release_only_of_a_completed_requests_unreleased_export(settings):
     assert OutgoingEmail.objects.get(request=ready).template == "completed"
     with pytest.raises(Conflict) as again:
         services.request_release(request_id=ready.pk, actor="staff:rita")
-    assert again.value.code == "already_released"
+    assert (again.value.code, again.value.detail) == ("already_released", "This export was already released.")
     assert _actions(ready) == ["filed", "released"]
 
 
@@ -275,9 +392,11 @@ def test_nothing_is_released_by_staff_where_exports_are_released_when_made(setti
     settings.DSAR_REVIEW_BEFORE_RELEASE = False
     request = request_make(status="completed")
     _export(request)
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as refused:
         services.request_release(request_id=request.pk, actor="staff:rita")
+    assert (refused.value.code, refused.value.detail) == ("illegal_transition", "This deployment releases each export as soon as it is made.")
     assert Export.objects.get(request=request).released_at is None
+    assert _actions(request) == ["filed"]
 
 
 # --- Retry -----------------------------------------------------------------------------------------------
@@ -347,6 +466,127 @@ def test_an_extended_request_is_not_offered_another_extension():
     request = request_make(status="pending_review")
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=3)
     assert services.request_actions_allowed(request=Request.objects.get(pk=request.pk)) == {"approve", "deny"}
+
+
+# --- Tasks of systems with no API ----------------------------------------------------------------------
+# (the uploads' rules are in test_services_uploads.py; the flows in test_manual_systems.py)
+
+
+def _with_staff(task: ConnectorTask) -> bool:
+    """Whether the task still waits for staff, untouched."""
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    return (stored.status, stored.attempts, stored.started_at, stored.counts, stored.output, stored.receipt) == (
+        "with_staff", 0, None, {}, None, None)
+
+
+def _gather(task: ConnectorTask, content: bytes = CSV) -> ConnectorTask:
+    return services.manual_task_gather(task_id=task.pk, actor="staff:rita", filename="found.csv", content=content)
+
+
+def _erase(task: ConnectorTask, counts: dict[str, int] | None = None, note: str = NOTE) -> ConnectorTask:
+    return services.manual_task_erase(task_id=task.pk, actor="staff:ada", counts={"name_contact": 1} if counts is None else counts, note=note)
+
+
+@pytest.mark.usefixtures("manual_system")
+def test_only_a_task_of_a_configured_system_with_no_api_is_a_manual_task(unique_email):
+    access, deletion = _approved(unique_email), _approved(unique_email, type="deletion")
+    gone = ConnectorTask.objects.create(request=deletion, connector="ledger", status="with_staff")  # a system no longer configured
+    for request, complete in ((access, _gather), (deletion, _erase)):
+        for task in (ConnectorTask(pk=987654321), _task(request, "probe"), gone):
+            with pytest.raises(NotFound) as refused:
+                complete(task)
+            assert (refused.value.code, refused.value.detail) == ("not_found", "No such manual task.")
+    assert [_task(request, "probe").status for request in (access, deletion)] == ["queued", "queued"]
+    assert _with_staff(gone) and _with_staff(_task(access, "archive")) and _with_staff(_task(deletion, "archive"))
+
+
+@pytest.mark.usefixtures("manual_system")
+def test_each_manual_task_is_completed_with_its_requests_form_and_the_other_is_refused_saying_which(unique_email):
+    access, deletion = _approved(unique_email), _approved(unique_email, type="deletion")
+    with pytest.raises(Conflict) as gathered:
+        _gather(_task(deletion, "archive"))
+    assert (gathered.value.code, gathered.value.detail) == ("wrong_type", "This is a deletion request: confirm what you erased instead.")
+    with pytest.raises(Conflict) as erased:
+        _erase(_task(access, "archive"))
+    assert (erased.value.code, erased.value.detail) == ("wrong_type", "This is an access request: upload what you found instead.")
+    assert _with_staff(_task(access, "archive")) and _with_staff(_task(deletion, "archive"))
+    assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
+
+
+@pytest.mark.parametrize(("status", "said"), [("completed", "completed"), ("pending_review", "pending review")])
+@pytest.mark.usefixtures("manual_system")
+def test_a_manual_task_of_a_request_neither_processing_nor_failed_cannot_be_completed(unique_email, status, said):
+    request = request_make(status=status, email=unique_email())
+    task = ConnectorTask.objects.create(request=request, connector="archive", status="with_staff")
+    with pytest.raises(Conflict) as refused:
+        _gather(task)
+    assert (refused.value.code, refused.value.detail) == ("illegal_transition", f"This request is {said}; its manual task cannot be completed.")
+    assert _with_staff(task) and _status(request) == status and _actions(request) == ["filed"]
+
+
+@pytest.mark.usefixtures("manual_system")
+def test_completing_a_manual_task_takes_that_task_alone_as_a_worker_claims_one(unique_email):
+    request, other = _approved(unique_email), _approved(unique_email)
+    before = timezone.now()
+    _gather(_task(request, "archive"))
+    task = _task(request, "archive")
+    assert (task.status, task.attempts, task.counts) == ("succeeded", 1, {"name_contact": 1, "payment": 1})
+    assert before <= task.started_at <= task.finished_at
+    assert task.output["prefix"] == f"work/{request.pk}/archive/1"  # staged as the task's first attempt
+    entry = AuditEntry.objects.get(request=request, action="manual_task_completed")
+    assert (entry.actor, entry.note, entry.data) == ("staff:rita", "", {"system": "archive", "counts": {"name_contact": 1, "payment": 1}})
+    assert _with_staff(_task(other, "archive"))
+
+
+@pytest.mark.usefixtures("manual_system")
+def test_a_manual_task_completed_once_is_not_open_again(unique_email):
+    request = _approved(unique_email, type="deletion")
+    _erase(_task(request, "archive"), {"name_contact": 1})
+    with pytest.raises(Conflict) as again:
+        _erase(_task(request, "archive"), {"name_contact": 5})
+    assert (again.value.code, again.value.detail) == (
+        "task_not_open", "This task is not waiting for staff: it is done, or still waits for other systems.")
+    task = _task(request, "archive")
+    assert (task.attempts, task.counts, task.receipt["erased"]) == (1, {"name_contact": 1}, {"name_contact": 1})
+    assert AuditEntry.objects.filter(request=request, action="manual_task_completed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("manual_system", "worker")
+def test_the_last_manual_task_completed_rings_for_its_requests_final_step_which_a_worker_runs(unique_email):
+    request = _approved(unique_email, type="deletion")
+    wait_for(lambda: _task(request, "probe").status == "succeeded", timeout=60, what="the worker to run the probe's task")
+    _erase(_task(request, "archive"), {"name_contact": 2})
+    completed = wait_until_final(request.pk, timeout=60)
+    assert (completed.status, completed.result) == ("completed", {"erased": {"name_contact": 2}, "retained": []})
+
+
+@pytest.mark.parametrize(("counts", "note", "code", "message"), [
+    ({"name_contact": 1}, " \n ", "note_required", "A note is required: say what was erased and how."),
+    ({"searches_commands": 1, "name_contact": 1, "interests": 2}, NOTE, "invalid_category", "archive does not hold interests, searches_commands."),
+    ({"interests": -1, "payment": -1}, NOTE, "invalid_category", "archive does not hold interests."),  # categories are checked first
+    ({"payment": -1, "name_contact": 3}, NOTE, "invalid_count", "A count cannot be negative: payment."),
+    ({"payment": -1, "name_contact": -2}, NOTE, "invalid_count", "A count cannot be negative: name_contact, payment."),
+])
+@pytest.mark.usefixtures("manual_system")
+def test_an_erasure_confirmed_without_a_note_or_with_a_wrong_count_is_refused_with_its_code(unique_email, counts, note, code, message):
+    request = _approved(unique_email, type="deletion")
+    with pytest.raises(InvalidInput) as refused:
+        _erase(_task(request, "archive"), counts, note)
+    assert (refused.value.code, refused.value.detail) == (code, message)
+    assert _with_staff(_task(request, "archive"))
+    assert not AuditEntry.objects.filter(request=request, action="manual_task_completed").exists()
+
+
+# --- Systems -------------------------------------------------------------------------------------------
+
+
+def test_checking_a_system_that_is_not_configured_is_not_found_and_records_nothing():
+    with pytest.raises(NotFound) as refused:
+        services.system_check(name="ledger", actor="staff:ada")
+    assert (refused.value.code, refused.value.detail) == ("not_found", "No such system.")
+    assert not SystemCheck.objects.filter(system="ledger").exists()
+    assert not AuditEntry.objects.filter(action="system_checked").exists()
 
 
 # --- The subject -----------------------------------------------------------------------------------------
