@@ -124,7 +124,7 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
                 failure = Locked("Too many wrong codes: this request is locked. File a new request.")
             else:
                 left = settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts
-                failure = InvalidInput(f"That code is not right. {left} attempts left.", code="invalid_code")
+                failure = InvalidInput(f"That code is not right. {left} attempt{'s' if left != 1 else ''} left.", code="invalid_code")
         else:
             token, token_hash = verification.token_new()
             request.token_hash = token_hash
