@@ -207,9 +207,14 @@ def _scanned(conn: sa.Connection, query: sa.Select) -> set[str]:
     sql = expanded.statement
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # any usable index, however small the table
+        # Any usable index, however small the table; and joined by nested loops, each probing its
+        # table by the key it got, as it would with the table's real size (with few rows in the
+        # statistics, a hash join walking a whole key index was chosen now and then).
+        for setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
+            conn.exec_driver_sql(f"SET LOCAL {setting} = off")
         [plan] = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params).scalar_one()
-        conn.exec_driver_sql("RESET enable_seqscan")
+        for setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
+            conn.exec_driver_sql(f"RESET {setting}")
         return set(_seq_scans(plan["Plan"]))
     if dialect == "sqlite":
         details = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
