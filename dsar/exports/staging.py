@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -45,6 +46,7 @@ CSV_FIXED_COLUMNS = ["connector", "system", "source_type", "source_name", "sourc
 CSV_FLUSH = 64 * 1024
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection list).
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no place in an archive's member names
 LINES_FLUSH = 512  # JSON lines handed to the spool together
 
 
@@ -447,6 +449,7 @@ class _Stage:
         self.roots: dict[str, str | None] = {}  # category -> its root if the request asked for it, else None
         self.files_zip = _FilesZip(connector) if on_local_disk() else None
         self.files = self.file_bytes = 0
+        self.file_paths: set[str] = set()  # the archive's member names given so far
 
     def _root(self, category: Any) -> str | None:
         if not isinstance(category, str) or category not in self.roots:
@@ -477,7 +480,7 @@ class _Stage:
     def add_file(self, item: FileItem) -> None:
         if self._root(item.category) is None:
             return
-        path = f"files/{self.connector.name}/{item.path.lstrip('/')}"
+        path = self._file_path(item.path)
         file = StagedFile(path, item.ref, item.size)
         for ready in self.files_zip.offer(file) if self.files_zip is not None else [file]:
             self.spool.write(FILES_STREAM, json_line(asdict(ready)))
@@ -485,6 +488,21 @@ class _Stage:
         self.file_bytes += item.size or 0
         # The file is also a record of its category, so the data files say it is there.
         self.add_record(Record(item.category, {"file": path, "bytes": item.size}, self.connector.name, item.source, item.collected_at))
+
+    def _file_path(self, name: str) -> str:
+        """A file's member name in the archive, under its system: the parts of the name a system
+        gave, without control characters, backslashes, '.' or '..' (an archive tool would act on
+        them), and made unique (`a.pdf`, then `a (2).pdf`), since a zip may hold a name twice but
+        unzipping keeps one."""
+        parts = [CONTROL.sub("_", part) for part in name.replace("\\", "/").split("/") if part not in ("", ".", "..")]
+        stem = f"files/{self.connector.name}/{'/'.join(parts) or 'file'}"
+        path, number = stem, 1
+        while path in self.file_paths:
+            number += 1
+            base, dot, suffix = stem.rpartition(".") if "." in stem.rsplit("/", 1)[-1] else (stem, "", "")
+            path = f"{base} ({number}){dot}{suffix}"
+        self.file_paths.add(path)
+        return path
 
     def finish(self) -> Staged:
         categories = {category: writer.finish() for category, writer in self.writers.items()}

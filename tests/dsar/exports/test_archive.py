@@ -256,7 +256,8 @@ def test_the_manifest_is_written_as_pythons_json_encoder_writes_it_indented(list
     written = opened.read("manifest.json")
     assert written == json.dumps(json.loads(written), indent=2, ensure_ascii=False).encode()
     manifest = json.loads(written)
-    assert [f["path"] for f in manifest["files"]][:3] == ['files/docs/naïve "quotes"\\back\u2029slash.txt', "files/docs/\x01control\t.bin",
+    # Member names as cleaned for the archive (a backslash is a folder, control characters are gone).
+    assert [f["path"] for f in manifest["files"]][:3] == ['files/docs/naïve "quotes"/back\u2029slash.txt', "files/docs/_control_.bin",
                                                           "files/docs/😀.png"]
     assert manifest["categories"]["searches_commands"]["sources"] == [
         {"type": "third_party", "name": 'Åcme "Data" Ltd\t\u2028\x7f\U0001f600', "kind": "data_broker"}]

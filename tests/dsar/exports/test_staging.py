@@ -140,6 +140,16 @@ def test_a_few_small_files_are_only_listed_and_each_is_a_record_of_its_category(
         {"file": "files/docs/notes/a.txt", "bytes": 6}, {"file": "files/docs/b.txt", "bytes": 0}]
 
 
+def test_a_files_member_name_is_cleaned_of_control_characters_and_dot_parts_and_made_unique():
+    connector = ListedConnector(name="docs", files={"scan.pdf": b"1", "./scan.pdf": b"2", "a/../scan.pdf": b"3", "x\\y/\x00bad\nname": b"4",
+                                                    "notes": b"5", "notes/": b"6", "../..": b"7"})
+    staged = _stage(connector, {"content"})
+    assert [file.path for file in staged.staged_files()] == [
+        "files/docs/scan.pdf", "files/docs/scan (2).pdf", "files/docs/a/scan.pdf", "files/docs/x/y/_bad_name",
+        "files/docs/notes", "files/docs/notes (2)", "files/docs/file"]
+    assert [json.loads(line)["fields"]["file"] for line in staged.lines("content.jsonl")] == [file.path for file in staged.staged_files()]
+
+
 FORMULA_LIKE = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
 
 
