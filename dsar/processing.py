@@ -259,7 +259,8 @@ def _lost_jobs_sweep(lost: QuerySet, *, now: dt.datetime, limit: int, name, ring
     returns how many were revived and how many failed. Each under its request's lock, with a
     conditional UPDATE: a row claimed or renewed since it was found is left alone."""
     revived = failed = 0
-    for job in lost.filter(request__status=Status.PROCESSING).order_by("updated_at")[:limit]:
+    # The longest untouched first; among rows touched at once, the first made (a stable order).
+    for job in lost.filter(request__status=Status.PROCESSING).order_by("updated_at", "pk")[:limit]:
         with transaction.atomic():
             request = locks.request_lock(job.request_id)
             still_lost = lost.filter(pk=job.pk)
