@@ -329,7 +329,8 @@ def system_check(*, name: str, actor: str) -> SystemCheck:
 
 # --- Staff on systems with no API -----------------------------------------------------------------------
 
-MANUAL_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+MANUAL_UPLOAD_MAX_BYTES = 5 * 1024 * 1024  # a file
+MANUAL_UPLOAD_BODY_MAX_BYTES = 25 * 1024 * 1024  # the whole upload: the records' file and the scans
 MANUAL_TASK_COMPLETED = "manual_task_completed"
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.urls import reverse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..errors import ServiceError
+from ..services import MANUAL_UPLOAD_BODY_MAX_BYTES
 
 _CODES = {
     exceptions.ParseError: "malformed_json",
@@ -38,19 +40,23 @@ def exception_handler(exc, context):
 
 
 class BodySizeLimitMiddleware:
-    """Refuse any body over DSAR_MAX_BODY_BYTES with 413 before anything reads it."""
+    """Refuse any body over DSAR_MAX_BODY_BYTES with 413 before anything reads it; the console's
+    manual-task page, where staff upload the records and scans found, takes up to
+    MANUAL_UPLOAD_BODY_MAX_BYTES (its view reads no body before it knows the user is staff)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.upload_prefix = reverse("console:manual-tasks") + "/"
 
     def __call__(self, request):
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return JsonResponse({"error": "invalid", "detail": "Content-Length is not a number."}, status=400)
-        if length > settings.DSAR_MAX_BODY_BYTES:
+        limit = MANUAL_UPLOAD_BODY_MAX_BYTES if request.path.startswith(self.upload_prefix) else settings.DSAR_MAX_BODY_BYTES
+        if length > limit:
             return JsonResponse(
-                {"error": "body_too_large", "detail": f"The body may be at most {settings.DSAR_MAX_BODY_BYTES} bytes."},
+                {"error": "body_too_large", "detail": f"The body may be at most {limit} bytes."},
                 status=413,
             )
         return self.get_response(request)

@@ -938,6 +938,23 @@ def test_files_found_are_uploaded_in_the_console_with_their_category(reviewer_cl
     assert ConnectorTask.objects.get(pk=nothing.pk).status == "with_staff"
 
 
+def test_scans_larger_than_an_api_body_are_uploaded_and_an_upload_over_its_own_limit_is_refused(reviewer_client, archive_system):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    task = _manual_task()
+    url = reverse("console:manual-task", args=[task.pk])
+    scan = SimpleUploadedFile("scan.pdf", b"%PDF" + b"x" * 300_000)  # over the API's 64 KiB, under a file's 5 MB
+    done = reviewer_client.post(url, {"files": [scan], "files_category": "payment"})
+    assert done.status_code == 302
+    assert ConnectorTask.objects.get(pk=task.pk).counts == {"payment": 1}
+
+    other = _manual_task(email="other@example.com")
+    scans = [SimpleUploadedFile(f"scan-{n}.pdf", b"x" * (4 * 1024 * 1024)) for n in range(7)]  # 28 MiB in all
+    refused = reviewer_client.post(reverse("console:manual-task", args=[other.pk]), {"files": scans, "files_category": "payment"})
+    assert refused.status_code == 413
+    assert ConnectorTask.objects.get(pk=other.pk).status == "with_staff"
+
+
 def test_an_admin_confirms_a_manual_erasure_with_counts_and_a_note(admin_client, archive_system):
     task = _manual_task(type="deletion")
     page = admin_client.get(reverse("console:manual-task", args=[task.pk])).content.decode()
