@@ -189,7 +189,7 @@ class Product:
             "EMAIL_FILE_PATH": str(self.mail),
             "DSAR_AUTO_APPROVE": "1",
             "DSAR_PUBLIC_URL": self.url,
-            "DSAR_RATE_LIMITS": json.dumps(dict.fromkeys(["file_ip", "file_email", "verify_ip", "verify_email"], "1000000/m")),
+            "DSAR_RATE_LIMITS": json.dumps(dict.fromkeys(["file_ip", "file_email", "file_email_ip", "verify_ip"], "1000000/m")),
             "DSAR_STORAGE": json.dumps({"backend": "django.core.files.storage.FileSystemStorage", "options": {"location": str(self.data / "storage")}}),
             "DSAR_ESTATE_CONTENT_DIR": str(self.data / "content"),
             "DSAR_LOG_LEVEL": "WARNING",

@@ -54,14 +54,15 @@ CommaSeparated = Annotated[list[str], NoDecode]
 
 
 class RateLimits(BaseModel):
-    """The limits that are security controls: filing and code attempts, per address and per email."""
+    """The limits that are security controls (dsar/throttle.py says why each is counted as it is):
+    filing per client network, per email and per email from one network; code attempts per network."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     file_ip: Rate = "30/m"
     file_email: Rate = "5/h"
+    file_email_ip: Rate = "2/h"
     verify_ip: Rate = "60/10m"
-    verify_email: Rate = "20/h"
 
 
 class Storage(BaseModel):
@@ -149,8 +150,11 @@ class Config(BaseSettings):
                     "limits count the address it names.")
     rate_limits: Annotated[RateLimits, NoDecode] = setting(
         RateLimits(), env="DSAR_RATE_LIMITS", group="Web",
-        description="Calls per window (`30/m`, `60/10m`, `5/h`, `1/d`) for filing a request and for trying a code, "
-                    "per client address and per email. Keys left out keep their default.")
+        description="Calls per window (`30/m`, `60/10m`, `5/h`, `1/d`): filing a request per client address "
+                    "(`file_ip`), per email (`file_email`, which bounds the codes a stranger can have sent to someone) "
+                    "and per email from one client address (`file_email_ip`, kept below `file_email` so that one "
+                    "stranger cannot use up an address's codes); trying a code per client address (`verify_ip`). "
+                    "Keys left out keep their default.")
     secret_key: SecretStr = setting(
         env="DSAR_SECRET_KEY", group="Web", shown="`make run`/`make test`: made once in `DSAR_DATA_DIR/secret_key`",
         description="Django's signing key; codes, tokens and status links are keyed with it. 50 or more random characters.")

@@ -11,7 +11,6 @@ from rest_framework.views import APIView
 from connectors.taxonomy import category_ids
 
 from .. import exports, services
-from ..errors import NotFound
 from ..throttle import throttle_filing, throttle_verify
 from ..models import Request, RequestType, Status
 from .common import CodeField, EmailField, StrictSerializer, TextField, errors, validated
@@ -88,10 +87,7 @@ class RequestVerifyApi(APIView):
     )
     def post(self, http_request, request_id):
         data = validated(self.RequestVerifyInputSerializer, http_request.data)
-        email = Request.objects.filter(pk=request_id).values_list("email", flat=True).first()
-        if email is None:
-            raise NotFound("No such request.")
-        throttle_verify(http_request, email)
+        throttle_verify(http_request)
         request, token = services.request_verify(request_id=request_id, code=data["code"])
         return Response({"status": request.status, "token": token})
 

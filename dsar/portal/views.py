@@ -46,12 +46,13 @@ def _unknown(http_request: HttpRequest) -> HttpResponse:
     return render(http_request, "portal/status_unknown.html", status=404)
 
 
-def _throttle(http_request: HttpRequest, request_id, limit) -> None:
-    """Apply a rate limit keyed by the request's address; NotFound when there is no such request."""
+def _throttle_resend(http_request: HttpRequest, request_id) -> None:
+    """A resend sends mail like a new filing, so the filing limits count it, by the request's
+    address; NotFound when there is no such request."""
     request = selectors.request_get(request_id=request_id)
     if request is None:
         raise NotFound("No such request.")
-    limit(http_request, request.email)
+    throttle_filing(http_request, request.email)
 
 
 # --- Pages -----------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
     if not form.is_valid():
         return _verify_page(http_request, request_id, form)
     try:
-        _throttle(http_request, request_id, throttle_verify)
+        throttle_verify(http_request)
         request, _token = services.request_verify(request_id=request_id, code=form.cleaned_data["code"])
     except NotFound:
         return _unknown(http_request)
@@ -170,7 +171,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
 def request_resend(http_request: HttpRequest, request_id) -> HttpResponse:
     """Email a fresh code; the service decides whether it is too soon."""
     try:
-        _throttle(http_request, request_id, throttle_filing)  # a resend sends mail like a new filing
+        _throttle_resend(http_request, request_id)
         services.request_code_resend(request_id=request_id)
     except NotFound:
         return _unknown(http_request)

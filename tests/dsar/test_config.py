@@ -77,7 +77,7 @@ def test_unset_variables_take_their_documented_defaults(environment):
     assert config.allowed_hosts == ["127.0.0.1", "localhost"]
     assert (config.auto_approve, config.review_before_release, config.export_ttl_days) == (False, False, 7)
     assert (config.jurisdiction, config.log_level, config.from_email) == ("gdpr", "INFO", "privacy@example.com")
-    assert config.rate_limits.model_dump() == {"file_ip": "30/m", "file_email": "5/h", "verify_ip": "60/10m", "verify_email": "20/h"}
+    assert config.rate_limits.model_dump() == {"file_ip": "30/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert (config.storage, config.systems, config.email_file_path, config.suppression_key) == (None, None, None, None)
     assert config.tls is False
     smtp = config.smtp
@@ -95,7 +95,7 @@ def test_values_are_read_with_their_types(environment, tmp_path):
     assert (config.auto_approve, config.export_ttl_days, config.jurisdiction, config.log_level) == (True, 30, "ccpa", "WARNING")
     assert config.review_before_release is False  # empty is unset
     assert config.trusted_proxies == ["10.0.0.2", "10.0.0.3"]
-    assert config.rate_limits.model_dump() == {"file_ip": "100/m", "file_email": "5/h", "verify_ip": "60/10m", "verify_email": "20/h"}
+    assert config.rate_limits.model_dump() == {"file_ip": "100/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert config.email_file_path == tmp_path / "mail"
     assert (config.storage.backend, config.storage.options) == ("storages.backends.s3.S3Storage", {"bucket_name": "exports"})
 

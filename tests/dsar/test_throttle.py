@@ -16,7 +16,7 @@ from ..support.waiting import wait_for
 
 @pytest.fixture
 def limits(settings):
-    settings.DSAR_RATE_LIMITS = {"file_ip": "3/m", "file_email": "2/h", "verify_ip": "4/10m", "verify_email": "1/d"}
+    settings.DSAR_RATE_LIMITS = {"file_ip": "3/m", "file_email": "2/h", "file_email_ip": "1/h", "verify_ip": "4/10m"}
     settings.DSAR_TRUSTED_PROXIES = []
     cache.clear()
     yield settings.DSAR_RATE_LIMITS
@@ -66,24 +66,54 @@ def test_filing_is_limited_per_email_across_addresses(limits):
         throttle_filing(_from("198.51.100.3"), "victim@example.com")
 
 
-def test_code_attempts_are_limited_per_email_and_per_address_apart_from_filing(limits):
-    throttle_filing(_from("198.51.100.1"), "guess@example.com")  # filing counts do not spend attempts
-    throttle_verify(_from("198.51.100.1"), "guess@example.com")
-    with pytest.raises(Throttled, match="Too many code attempts for this email address"):
-        throttle_verify(_from("198.51.100.2"), "guess@example.com")
-    for number in range(4):
-        throttle_verify(_from("198.51.100.9"), f"other.{number}@example.com")
-    with pytest.raises(Throttled, match="Too many code attempts from your network"):
-        throttle_verify(_from("198.51.100.9"), "other.9@example.com")
+def test_filing_for_one_email_from_one_network_is_limited_below_the_emails_own_limit(limits):
+    throttle_filing(_from("198.51.100.1"), "victim@example.com")
+    with pytest.raises(Throttled, match="Too many requests for this email address from your network. Use the code we already emailed"):
+        throttle_filing(_from("198.51.100.1"), "Victim+again@example.com")
+    throttle_filing(_from("198.51.100.1"), "someone.else@example.com")  # the network may still file for others
+    throttle_filing(_from("198.51.100.2"), "victim@example.com")  # and the address's owner, elsewhere, for it
+
+
+def test_a_refused_call_counts_against_no_limit(limits):
+    throttle_filing(_from("198.51.100.1"), "victim@example.com")
+    for _ in range(5):  # a stranger hammering past their network's limit for the address
+        with pytest.raises(Throttled, match="from your network"):
+            throttle_filing(_from("198.51.100.1"), "victim@example.com")
+    throttle_filing(_from("198.51.100.2"), "victim@example.com")  # the address's second filing of the hour
+    with pytest.raises(Throttled, match="Too many requests for this email address. Try again in"):
+        throttle_filing(_from("198.51.100.3"), "victim@example.com")
+
+
+def test_code_attempts_are_limited_per_network_apart_from_filing_and_from_other_networks(limits):
+    throttle_filing(_from("198.51.100.9"), "guess@example.com")  # filing counts do not spend attempts
+    for _ in range(4):
+        throttle_verify(_from("198.51.100.9"))
+    with pytest.raises(Throttled, match="Too many code attempts from your network. Try again in") as refused:
+        throttle_verify(_from("198.51.100.9"))
+    assert (refused.value.status, refused.value.code) == (429, "throttled")
+    throttle_verify(_from("198.51.100.10"))  # the owner's network, whatever the stranger's spent
+
+
+@pytest.mark.parametrize(("rate", "window"), [("1/10s", 10), ("1/m", 60), ("1/2h", 7200), ("1/d", 86400)])
+def test_a_refusal_says_how_long_to_wait_at_most_its_window(limits, settings, rate, window):
+    settings.DSAR_RATE_LIMITS = {**limits, "verify_ip": rate}
+    throttle_verify(_from("198.51.100.20"))
+    with pytest.raises(Throttled) as refused:
+        throttle_verify(_from("198.51.100.20"))
+    number, unit = refused.value.detail.removeprefix("Too many code attempts from your network. Try again in ").removesuffix(".").split()
+    seconds = {"second": 1, "minute": 60, "hour": 3600}[unit.removesuffix("s")]
+    assert unit.endswith("s") == (number != "1")
+    assert 0 < int(number) * seconds <= window
 
 
 def test_redis_holds_counts_under_keyed_hashes_that_expire_with_their_window(limits):
     throttle_filing(_from("198.51.100.77"), "private.person@example.com")
     keys = [key.decode() for key in cache_redis().scan_iter(match=cache.make_key("rl:*"))]
-    assert len(keys) == 2
+    assert len(keys) == 3
     assert not [key for key in keys if "198.51.100.77" in key or "private.person" in key]
     ttls = sorted(cache_redis().ttl(key) for key in keys)
-    assert 0 < ttls[0] <= 61 and 3540 < ttls[1] <= 3601  # a minute's window and an hour's, one second more
+    # a minute's window and two hours' (the email's and the email's from this network), one second more
+    assert 0 < ttls[0] <= 61 and 3540 < ttls[1] <= ttls[2] <= 3601
 
 
 def test_a_count_starts_again_in_the_next_window(settings, limits):
