@@ -6,18 +6,15 @@ covering their tracks may keep one right and not the other, and each alone must 
 
 from __future__ import annotations
 
-import pgtrigger
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from dsar.models import AuditEntry, AuditSeal
 
 from ..factories import request_make
+from ..support.audit import triggers_aside
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ENTRY_TRIGGER = "dsar.AuditEntry:audit_append_only"
-SEAL_TRIGGER = "dsar.AuditSeal:seal_append_only"
 
 
 @pytest.fixture
@@ -36,7 +33,7 @@ def problems(capsys) -> tuple[str, list[str]]:
 
 def test_a_removal_hidden_by_renumbering_the_seals_after_it_is_detected(trail, capsys):
     removed, following = trail[1], trail[2]
-    with pgtrigger.ignore(ENTRY_TRIGGER, SEAL_TRIGGER), connection.cursor() as cursor:
+    with triggers_aside() as cursor:
         cursor.execute("DELETE FROM dsar_auditseal WHERE entry_id = %s", [removed.pk])
         cursor.execute("DELETE FROM dsar_auditentry WHERE id = %s", [removed.pk])
         # seq 3 and 4 become 2 and 3, through negative numbers: seq is unique at every row
@@ -51,7 +48,7 @@ def test_a_removal_hidden_by_renumbering_the_seals_after_it_is_detected(trail, c
 
 def test_a_gap_in_the_sequence_is_detected_even_where_the_hashes_still_link(trail, capsys):
     last = trail[-1]
-    with pgtrigger.ignore(SEAL_TRIGGER):
+    with triggers_aside():
         AuditSeal.objects.filter(entry=last).update(seq=9)
     assert problems(capsys) == (
         "the audit trail is broken in 1 places",
