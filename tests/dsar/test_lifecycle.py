@@ -211,7 +211,6 @@ def test_rows_inserted_together_take_one_statement_and_each_gets_its_id(django_a
 UTC = "%Y-%m-%dT%H:%M:%S.%f"  # the seal's times as its hash covers them
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_the_audit_trail_cannot_be_edited_deleted_or_truncated_through_the_database():
     request = request_make()
