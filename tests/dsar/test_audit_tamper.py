@@ -11,7 +11,7 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
 from dsar import jobs
@@ -203,7 +203,7 @@ def test_truncating_both_tables_no_longer_passes_as_an_empty_intact_trail(trail,
     with triggers_aside() as cursor:
         cursor.execute("TRUNCATE dsar_auditentry, dsar_auditseal")
     problems = _broken(capsys)
-    assert f"the chain does not hold the head shipped at " in problems
+    assert "the chain does not hold the head shipped at " in problems
     assert f"(seq 4, hash {newest.hash}): entries were removed, rolled back or rewritten since" in problems
 
 
