@@ -82,10 +82,9 @@ def test_entries_written_before_the_key_are_migrated_and_still_verify_as_unkeyed
         audit_record(None, actor="staff:ada", action="staff_created", data={"staff": "rob"})
     call_command("verify_audit")
     head = AuditSeal.objects.get(seq=3).hash
-    assert capsys.readouterr().out.splitlines()[1:] == [
-        f"audit trail intact: 3 entries; head {head}",
-        "2 entries from before the trail was keyed have no MAC: their hashes show an edit, not a forgery",
-    ]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"audit trail intact: 3 entries; head {head}"
+    assert out[2] == "2 entries from before the trail was keyed have no MAC: their hashes show an edit, not a forgery"
     first = AuditSeal.objects.get(seq=1).entry_id
     with triggers_aside():
         AuditEntry.objects.filter(pk=first).update(note="rewritten")

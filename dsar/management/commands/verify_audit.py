@@ -16,14 +16,15 @@ class Command(BaseCommand):
         head_problem, compared = audit_head_check()
         if head_problem:
             problems.append(head_problem)
-        self.stdout.write(f"compared with {compared}")
         if problems:
+            self.stdout.write(f"compared with {compared}")
             for problem in problems:
                 self.stderr.write(problem)
             raise CommandError(f"the audit trail is broken in {len(problems)} places")
-        # The newest seal's hash: the audit_head_ship job keeps it elsewhere; so can the reader.
+        # The newest seal's hash: the audit_head_ship job keeps it elsewhere, and so can the reader.
         head = AuditSeal.objects.order_by("-seq").values_list("hash", flat=True).first() or GENESIS_HASH
         self.stdout.write(f"audit trail intact: {AuditEntry.objects.count()} entries; head {head}")
+        self.stdout.write(f"compared with {compared}")
         if unkeyed := audit_unkeyed_count():
             self.stdout.write(f"{unkeyed} entries from before the trail was keyed have no MAC: their hashes show an edit, "
                               "not a forgery")
