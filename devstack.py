@@ -91,6 +91,7 @@ class Services:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         (DATA_DIR / "static").mkdir(exist_ok=True)
         self.env["DSAR_SECRET_KEY"] = os.environ.get("DSAR_SECRET_KEY") or self._secret_key()
+        self.env["DSAR_AUDIT_KEY"] = os.environ.get("DSAR_AUDIT_KEY") or self._secret_key("audit_key")
         self.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or self._postgres()
         self.env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._redis()
         if not os.environ.get("DSAR_SYSTEMS") and not os.environ.get("DSAR_HELPDESK_BASE_URL"):  # the demo estate's
@@ -110,8 +111,8 @@ class Services:
         if self.started and self.mode == "run":
             ENV_FILE.unlink(missing_ok=True)
 
-    def _secret_key(self) -> str:
-        path = DATA_DIR / "secret_key"
+    def _secret_key(self, name: str = "secret_key") -> str:
+        path = DATA_DIR / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(50))
             path.chmod(0o600)
@@ -348,7 +349,7 @@ def services() -> int:
     """Start the embedded services and keep them up until Ctrl-C (for working with manage.py)."""
     with Services() as started:
         for key, value in started.env.items():
-            if key != "DSAR_SECRET_KEY":
+            if key not in ("DSAR_SECRET_KEY", "DSAR_AUDIT_KEY"):
                 print(f"{key}={value}")
         if not started.started:
             return 0

@@ -158,6 +158,18 @@ class Config(BaseSettings):
     secret_key: SecretStr = setting(
         env="DSAR_SECRET_KEY", group="Web", shown="`make run`/`make test`: made once in `DSAR_DATA_DIR/secret_key`",
         description="Django's signing key; codes, tokens and status links are keyed with it. 50 or more random characters.")
+    audit_key: SecretStr = setting(
+        env="DSAR_AUDIT_KEY", group="Audit trail", shown="`make run`/`make test`: made once in `DSAR_DATA_DIR/audit_key`",
+        description="The key of the audit trail's MACs: each entry and each shipped head carries one, so a row written "
+                    "without it is found by `verify_audit`. Keep it out of the database and its backups, and never "
+                    "change it: the trail's entries are checked with it for as long as they are kept. 32 or more random "
+                    "characters.")
+    audit_head_dir: Path | None = setting(
+        None, env="DSAR_AUDIT_HEAD_DIR", group="Audit trail", shown="`DSAR_DATA_DIR/audit-heads`",
+        description="Where the `audit_head_ship` job appends the audit chain's newest head (one line a run, with its "
+                    "MAC), and where `verify_audit` reads the newest one to check the chain still holds it. Put it off "
+                    "the database's machine, on storage the database's operators cannot rewrite (an append-only mount "
+                    "or a synced folder).")
 
     # --- Mail -------------------------------------------------------------------------------------
     email_file_path: Path | None = setting(
@@ -200,6 +212,13 @@ class Config(BaseSettings):
         None, env="DSAR_SUPPRESSION_KEY", group="Systems", shown="derived from `DSAR_SECRET_KEY`",
         description="The key of the third-party suppression list's hashes. Set it before the secret key is ever rotated: "
                     "the list must keep matching the people it suppresses.")
+
+    @field_validator("audit_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be 32 or more random characters")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -255,6 +274,8 @@ class Config(BaseSettings):
     def _derived(self) -> Config:
         """Fill in the defaults that follow from other values."""
         self.data_dir = self.data_dir.resolve()
+        if self.audit_head_dir is None:
+            self.audit_head_dir = self.data_dir / "audit-heads"
         if self.public_url is None:
             self.public_url = f"http://{self.host}:{self.port}"
         if self.allowed_hosts is None:
@@ -289,6 +310,7 @@ class SystemsCommandConfig(Config):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     secret_key: SecretStr | None = Field(None, alias="DSAR_SECRET_KEY")
+    audit_key: SecretStr | None = Field(None, alias="DSAR_AUDIT_KEY")
 
 
 def config_load(kind: type[Config] = Config) -> Config:
@@ -313,7 +335,9 @@ def _problem(problem: dict) -> str:
     if problem["type"] == "missing" and not inside:
         field = next(f for f in Config.model_fields.values() if f.alias == variable)
         return f"{variable} is not set: {field.description} Set it, or use `make run`, which sets it."
-    shown = "" if isinstance(problem["input"], dict) else f" (got {problem['input']!r})"
+    field = next((f for f in Config.model_fields.values() if f.alias == variable), None)
+    secret = field is not None and field.annotation is SecretStr  # a wrong key is still not printed
+    shown = "" if isinstance(problem["input"], dict) or secret else f" (got {problem['input']!r})"
     return f"{where}: {problem['msg'].removeprefix('Value error, ')}{shown}"
 
 
@@ -327,7 +351,7 @@ disagree. Only `dsar/config.py` reads the environment (for system files too). A 
 with a message naming the variable and what is wrong with it.
 
 Booleans take `1`/`0` (or `true`/`false`, `yes`/`no`, `on`/`off`). An empty variable counts as unset.
-Under `make run`, `DATABASE_URL`, `REDIS_URL` and `DSAR_SECRET_KEY` need not be set: it starts or
+Under `make run`, `DATABASE_URL`, `REDIS_URL`, `DSAR_SECRET_KEY` and `DSAR_AUDIT_KEY` need not be set: it starts or
 makes what they name and records it in `DSAR_DATA_DIR/services.env`, which the settings read after
 the environment. System files (`DSAR_SYSTEMS`) read the variables they name as `${VAR}`; those of
 the demo estate's files are listed last.

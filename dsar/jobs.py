@@ -26,7 +26,7 @@ from connectors.base import Identity, TransientError
 from connectors.registry import connector_get, connector_names
 
 from . import exports, locks, processing
-from .lifecycle import FINAL, audit_record, request_transition
+from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
 from .models import ConnectorTask, DeadlineNotice, Export, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
@@ -203,6 +203,21 @@ def _still_held(request: Request) -> dict[str, int]:
     return {c: n - retained.get(c, 0) for c, n in sorted(counts.items()) if n > retained.get(c, 0)}
 
 
+def audit_head_ship(*, now: dt.datetime, limit: int) -> str:
+    """Append the audit chain's newest seal, with a MAC, to the head file off the database
+    (DSAR_AUDIT_HEAD_DIR), which verify_audit compares the chain with. Nothing is shipped while the
+    chain does not hold the head shipped last: a new head would hide that loss."""
+    problem, _ = audit_head_check()
+    if problem:
+        logger.error("audit trail: %s; run verify_audit", problem)
+        return f"audit_head_ship: nothing shipped: {problem}"
+    head = audit_head_newest()
+    if head is None:
+        return "audit_head_ship: the trail is empty; nothing shipped"
+    path = audit_head_append(head, now=now)
+    return f"audit_head_ship: head seq {head['seq']} shipped to {path}"
+
+
 JOBS: dict[str, Callable[..., str]] = {
     "deadline_watch": deadline_watch,
     "sweeper": sweeper,
@@ -210,6 +225,7 @@ JOBS: dict[str, Callable[..., str]] = {
     "unverified_purge": unverified_purge,
     "record_retention": record_retention,
     "erasure_verification": erasure_verification,
+    "audit_head_ship": audit_head_ship,
 }
 
 # How often beat rings for each job, in seconds; editable by admins afterwards (django-celery-beat).
@@ -220,6 +236,7 @@ DEFAULT_EVERY = {
     "unverified_purge": 3600,
     "record_retention": 86400,
     "erasure_verification": 3600,
+    "audit_head_ship": 900,  # the newest entries a rewrite of the database could lose unseen
 }
 
 

@@ -13,7 +13,7 @@ transactions never wait on each other in a circle:
    request's row locked);
 6. its export (`export_lock`);
 7. last, at commit and taken by the database itself: the audit chain's advisory lock
-   (`AUDIT_CHAIN_LOCK`, the `audit_seal` trigger in dsar/models.py).
+   (`AUDIT_CHAIN_LOCK`, the audit seal trigger of migration 0012).
 
 A batch of outgoing emails (`rows_lock_free`) is locked by the sender in a transaction that locks
 nothing else. A worker's claim on a job row is not a lock in this sense: it is one conditional UPDATE of that

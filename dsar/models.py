@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import pgtrigger
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 
 class RequestType(models.TextChoices):
@@ -191,72 +191,54 @@ AUDIT_CHAIN_LOCK = 0x44534152  # "DSAR": the advisory lock that gives the chain 
 GENESIS_HASH = "0" * 64
 
 
-def _no_truncate(name: str) -> pgtrigger.Trigger:
-    """TRUNCATE fires no delete trigger, so an append-only table refuses it with one of its own."""
-    return pgtrigger.Trigger(name=name, when=pgtrigger.Before, operation=pgtrigger.Truncate, level=pgtrigger.Statement,
-                             func="RAISE EXCEPTION 'pgtrigger: Cannot truncate % table', TG_TABLE_NAME;")
-
-
 class AuditEntry(models.Model):
-    """An append-only record of every transition and staff action. Its content hash is computed by
-    the application; the database seals it into the chain when the transaction commits. An entry
-    about staff management rather than a request (a staff member added, a role changed) has no
-    request."""
+    """An append-only record of every transition and staff action. The application signs its
+    content with a MAC under DSAR_AUDIT_KEY, a key the database never sees; the database stamps its
+    time and, when the transaction commits, seals it into the chain. An entry about staff
+    management rather than a request (a staff member added, a role changed) has no request.
+
+    The guards are plain SQL triggers (migration 0012), not django-pgtrigger's: pgtrigger's own
+    functions step aside for any session that sets `pgtrigger.ignore`, which any role can. Before
+    insert, `at` becomes the database's clock and an entry without a MAC is refused; update,
+    delete and truncate are refused to everyone; at commit, under one lock, the entry takes the
+    next place in the chain (only the commit waits on the lock, never a round trip)."""
 
     # No database constraint: the trail outlives a purged unverified request (its entries hold no
     # personal data), and the append-only trigger forbids the cascade a constraint would need.
     request = models.ForeignKey(Request, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="audit")
-    at = models.DateTimeField()
+    at = models.DateTimeField(db_default=Now(), help_text="Set by the database as the entry is written, whatever the writer sent.")
     actor = models.CharField(max_length=160, help_text="'subject', 'system', or 'staff:<username>'.")
     action = models.CharField(max_length=40)
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, blank=True)
     note = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
-    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the entry's content (dsar.lifecycle.audit_content_hash).")
+    nonce = models.CharField(max_length=32, blank=True, help_text="Random, under the MAC: no two entries have the same MAC, so none can be copied.")
+    mac = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of the entry's content and nonce under DSAR_AUDIT_KEY "
+                                                                 "(dsar.lifecycle.audit_entry_mac).")
+    content_hash = models.CharField(max_length=64, blank=True, help_text="Entries written before the trail was keyed: SHA-256 of "
+                                                                         "their content (dsar.lifecycle.audit_content_hash).")
 
     class Meta:
         ordering = ["id"]
-        triggers = [
-            pgtrigger.Protect(name="audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
-            _no_truncate("audit_no_truncate"),
-            # At commit, under one lock: the entry takes the next place in the chain. Only the
-            # commit itself waits on the lock, never a round trip to the application.
-            pgtrigger.Trigger(
-                name="audit_seal",
-                when=pgtrigger.After,
-                operation=pgtrigger.Insert,
-                timing=pgtrigger.Deferred,
-                declare=[("last_seq", "bigint"), ("last_hash", "text")],
-                func=f"""
-                PERFORM pg_advisory_xact_lock({AUDIT_CHAIN_LOCK});
-                SELECT seq, hash INTO last_seq, last_hash FROM dsar_auditseal ORDER BY seq DESC LIMIT 1;
-                last_hash := COALESCE(last_hash, '{GENESIS_HASH}');
-                INSERT INTO dsar_auditseal (entry_id, seq, prev_hash, hash)
-                VALUES (NEW.id, COALESCE(last_seq, 0) + 1, last_hash,
-                        encode(sha256(convert_to(last_hash || ':' || NEW.id || ':' || NEW.content_hash, 'UTF8')), 'hex'));
-                RETURN NULL;
-                """,
-            ),
-        ]
+        constraints = [models.UniqueConstraint(fields=["mac"], condition=~models.Q(mac=""), name="audit_mac_unique")]
 
 
 class AuditSeal(models.Model):
     """An entry's place in the tamper-evident chain: its hash covers the previous seal's hash, the
-    entry's id and its content hash, so an edited, removed, reordered or replaced entry breaks it.
-    Written only by the audit_seal trigger, in commit order."""
+    entry's id, MAC and time and the seal's own time, so an edited, removed, reordered or replaced
+    entry breaks it. Written only by the audit seal trigger, in commit order, under the chain's
+    lock; append-only like the entries (migration 0012)."""
 
     entry = models.OneToOneField(AuditEntry, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="seal")
     seq = models.BigIntegerField(unique=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    sealed_at = models.DateTimeField(null=True, blank=True, help_text="The database's clock under the chain's lock; never earlier than "
+                                                                      "the seal before. None on seals made before the trail was keyed.")
 
     class Meta:
         ordering = ["seq"]
-        triggers = [
-            pgtrigger.Protect(name="seal_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
-            _no_truncate("seal_no_truncate"),
-        ]
 
 
 class DeadlineNotice(models.Model):

@@ -226,6 +226,9 @@ DSAR_SYSTEMS = SystemsDirectory(config.systems or BASE_DIR / DEMO_SYSTEMS, envir
 # The key of the third-party suppression list's hashes (connectors/third_party.py); None: derived
 # from SECRET_KEY.
 DSAR_SUPPRESSION_KEY = config.suppression_key and config.suppression_key.get_secret_value()
+# The audit trail's MAC key, and where its newest head is shipped (dsar/lifecycle.py).
+DSAR_AUDIT_KEY = config.audit_key.get_secret_value()
+DSAR_AUDIT_HEAD_DIR = config.audit_head_dir
 
 # --- API ------------------------------------------------------------------------------------------
 

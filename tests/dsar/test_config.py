@@ -21,6 +21,7 @@ from ..conftest import ROOT
 VARIABLES = {
     "DATABASE_URL", "REDIS_URL", "DSAR_DATA_DIR", "DSAR_STORAGE", "DSAR_LOG_LEVEL",
     "HOST", "PORT", "DSAR_PUBLIC_URL", "DSAR_ALLOWED_HOSTS", "DSAR_TRUSTED_PROXIES", "DSAR_RATE_LIMITS", "DSAR_SECRET_KEY",
+    "DSAR_AUDIT_KEY", "DSAR_AUDIT_HEAD_DIR",
     "EMAIL_FILE_PATH", "DSAR_SMTP_URL", "DSAR_FROM_EMAIL",
     "DSAR_AUTO_APPROVE", "DSAR_REVIEW_BEFORE_RELEASE", "DSAR_EXPORT_TTL_DAYS", "DSAR_JURISDICTION", "DSAR_TAXONOMY_FILE",
     "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
@@ -31,7 +32,7 @@ DEMO_VARIABLES = {
     "DSAR_HELPDESK_BASE_URL", "DSAR_HELPDESK_EMAIL", "DSAR_HELPDESK_TOKEN",
 }
 DEPLOYMENT = {"DATABASE_URL": "postgresql://dsar:pw@db.internal:5432/dsar", "REDIS_URL": "redis://cache.internal:6379/0",
-              "DSAR_SECRET_KEY": "s" * 50}
+              "DSAR_SECRET_KEY": "s" * 50, "DSAR_AUDIT_KEY": "a" * 32}
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_the_reference_is_the_one_the_settings_layer_generates():
 def test_the_reference_documents_every_variable_and_no_other():
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE))
     assert documented == VARIABLES | DEMO_VARIABLES
-    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (22, 7)
+    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (24, 7)
 
 
 def test_no_module_of_the_product_but_the_settings_layer_reads_the_environment():
@@ -142,6 +143,24 @@ def test_a_wrong_value_is_refused_naming_the_variable_and_what_is_wrong(environm
     with pytest.raises(ImproperlyConfigured) as refused:
         config_load()
     assert str(refused.value).startswith(message)
+
+
+def test_the_audit_key_is_required_and_read_with_the_head_directory(environment, monkeypatch, tmp_path):
+    config = config_load()
+    assert (config.audit_key.get_secret_value(), config.audit_head_dir) == ("a" * 32, tmp_path / "audit-heads")
+    environment(DSAR_AUDIT_HEAD_DIR=str(tmp_path / "shipped"))
+    assert config_load().audit_head_dir == tmp_path / "shipped"
+    monkeypatch.delenv("DSAR_AUDIT_KEY")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        config_load()
+    assert str(refused.value).startswith("DSAR_AUDIT_KEY is not set: The key of the audit trail's MACs")
+
+
+def test_a_short_audit_key_is_refused_without_being_printed(environment):
+    environment(DSAR_AUDIT_KEY="hunter2-but-longer")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        config_load()
+    assert str(refused.value) == "DSAR_AUDIT_KEY: must be 32 or more random characters"
 
 
 def test_a_missing_value_is_named_and_every_problem_is_told_at_once(environment, monkeypatch):

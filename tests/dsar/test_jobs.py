@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import os
 import signal
 import threading
@@ -272,3 +275,46 @@ def test_every_job_is_runnable_by_hand_and_scheduled_in_the_database(capsys):
     for name in jobs.JOBS:
         call_command("run_job", name, "--now", "2026-01-01T00:00:00+00:00")
     assert capsys.readouterr().out.count("\n") == len(jobs.JOBS) + 2
+
+
+# --- audit_head_ship: the chain's newest seal, kept off the database --------------------------------------
+
+
+def test_the_audit_head_is_shipped_as_one_line_a_run_with_its_mac_and_verify_audit_compares_with_it(settings, audit_heads, capsys):
+    from dsar.models import AuditSeal
+
+    settings.DSAR_AUDIT_KEY = "k" * 32
+    assert jobs.job_run("audit_head_ship") == "audit_head_ship: the trail is empty; nothing shipped"
+    assert not (audit_heads / "heads.jsonl").exists()
+    request_make()
+    shipped_at = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
+    assert jobs.job_run("audit_head_ship", now=shipped_at) == f"audit_head_ship: head seq 1 shipped to {audit_heads / 'heads.jsonl'}"
+    request_make()
+    jobs.job_run("audit_head_ship", now=shipped_at + dt.timedelta(minutes=15))
+    lines = [json.loads(line) for line in (audit_heads / "heads.jsonl").read_text().splitlines()]
+    seals = list(AuditSeal.objects.order_by("seq"))
+    assert [(line["seq"], line["hash"]) for line in lines] == [(1, seals[0].hash), (2, seals[1].hash)]
+    newest = lines[-1]
+    assert newest["shipped_at"] == "2026-03-01T09:45:00.000000"
+    assert newest["sealed_at"] == seals[1].sealed_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    message = f"head:2:{seals[1].hash}:{newest['sealed_at']}:2026-03-01T09:45:00.000000"
+    assert newest["mac"] == hmac.new(b"k" * 32, message.encode(), hashlib.sha256).hexdigest()
+    call_command("verify_audit")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"audit trail intact: 2 entries; head {seals[1].hash}",
+                   f"compared with the chain holds the head shipped at 2026-03-01T09:45:00.000000 (seq 2, hash {seals[1].hash}), "
+                   f"from {audit_heads / 'heads.jsonl'}"]
+
+
+def test_no_head_is_shipped_once_the_chain_lost_the_head_shipped_last(audit_heads, caplog):
+    from ..support.audit import triggers_aside
+
+    request_make()
+    jobs.job_run("audit_head_ship")
+    with triggers_aside() as cursor:
+        cursor.execute("TRUNCATE dsar_auditentry, dsar_auditseal")
+    request_make()  # a new chain, begun again from seq 1
+    summary = jobs.job_run("audit_head_ship")
+    assert summary.startswith("audit_head_ship: nothing shipped: the chain does not hold the head shipped at ")
+    assert len((audit_heads / "heads.jsonl").read_text().splitlines()) == 1
+    assert any(record.levelname == "ERROR" and "run verify_audit" in record.getMessage() for record in caplog.records)

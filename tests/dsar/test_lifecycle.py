@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import itertools
 import threading
 import uuid
 
-import pgtrigger
 import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
@@ -28,6 +28,7 @@ from dsar.locks import request_lock
 from dsar.models import GENESIS_HASH, AuditEntry, AuditSeal, OutgoingEmail, Request, Status
 
 from ..factories import request_make
+from ..support.audit import triggers_aside
 
 # Every status against every action: the status the action leads to, or "-" where it is refused.
 MATRIX = """
@@ -152,24 +153,45 @@ def test_an_audit_write_outside_a_transaction_is_refused():
     assert list(AuditEntry.objects.filter(request=request).values_list("action", flat=True)) == ["filed"]
 
 
-# An entry's content hash is SHA-256 over this canonical JSON (keys sorted, no spaces): entries already
-# written are verified against it, so it never changes.
-APPROVED = ('{"action":"approved","actor":"staff:rita","at":"2026-03-01T09:30:00+00:00","data":{"n":1},"from":"pending_review",'
-            '"note":"identity checked","request":"00000000-0000-4000-8000-000000000001","to":"processing"}')
-STAFF_CREATED = ('{"action":"staff_created","actor":"staff:ada","at":"2026-03-01T09:30:00+00:00","data":{"staff":"rob"},"from":"",'
-                 '"note":"","request":null,"to":""}')
+# An entry's MAC is HMAC-SHA256, under DSAR_AUDIT_KEY, of this canonical JSON (keys sorted, no spaces),
+# its nonce in it and its time not (the database sets that): entries already written are verified
+# against it, so it never changes.
+APPROVED = ('{{"action":"approved","actor":"staff:rita","data":{{"n":1}},"from":"pending_review","nonce":"{nonce}",'
+            '"note":"identity checked","request":"00000000-0000-4000-8000-000000000001","to":"processing"}}')
+STAFF_CREATED = '{{"action":"staff_created","actor":"staff:ada","data":{{"staff":"rob"}},"from":"","nonce":"{nonce}","note":"","request":null,"to":""}}'
 
 
 @pytest.mark.parametrize(("about_a_request", "canonical"), [(True, APPROVED), (False, STAFF_CREATED)])
-def test_an_entrys_content_hash_is_the_sha256_of_its_canonical_json(about_a_request, canonical):
-    with time_machine.travel(dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC), tick=False):
-        if about_a_request:
-            request = Request(pk=uuid.UUID("00000000-0000-4000-8000-000000000001"), status="pending_review")
-            entry = audit_entry_new(request, actor="staff:rita", action="approved", from_status="pending_review", to_status="processing",
-                                    note="identity checked", data={"n": 1})
-        else:
-            entry = audit_entry_new(None, actor="staff:ada", action="staff_created", data={"staff": "rob"})
-    assert entry.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
+def test_an_entrys_mac_is_the_hmac_sha256_of_its_canonical_json_under_the_audit_key(settings, about_a_request, canonical):
+    settings.DSAR_AUDIT_KEY = "k" * 32
+    if about_a_request:
+        request = Request(pk=uuid.UUID("00000000-0000-4000-8000-000000000001"), status="pending_review")
+        entry = audit_entry_new(request, actor="staff:rita", action="approved", from_status="pending_review", to_status="processing",
+                                note="identity checked", data={"n": 1})
+    else:
+        entry = audit_entry_new(None, actor="staff:ada", action="staff_created", data={"staff": "rob"})
+    assert len(entry.nonce) == 32
+    assert entry.mac == hmac.new(b"k" * 32, canonical.format(nonce=entry.nonce).encode(), hashlib.sha256).hexdigest()
+
+
+def test_no_two_entries_saying_the_same_have_the_same_mac():
+    first, second = (audit_entry_new(None, actor="staff:ada", action="staff_created", data={"staff": "rob"}) for _ in range(2))
+    assert first.nonce != second.nonce and first.mac != second.mac
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_takes_the_databases_time_whatever_the_applications_clock_says():
+    request = request_make()
+    with time_machine.travel(dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC), tick=False), transaction.atomic():
+        entry = audit_record(request_lock(request.pk), actor="system", action="noted")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        database_now = cursor.fetchone()[0]
+    stored = AuditEntry.objects.get(pk=entry.pk)
+    assert entry.at == stored.at  # read back by the INSERT itself
+    assert dt.timedelta(0) <= database_now - stored.at < dt.timedelta(minutes=5)
+    assert stored.at <= stored.seal.sealed_at <= database_now
+    assert audit_verify() == []
 
 
 @pytest.mark.django_db
@@ -186,6 +208,8 @@ def test_rows_inserted_together_take_one_statement_and_each_gets_its_id(django_a
 
 # --- The trail in the database (each commit is real, so the seals are written) ----------------------------
 
+UTC = "%Y-%m-%dT%H:%M:%S.%f"  # the seal's times as its hash covers them
+
 
 @pytest.mark.django_db(transaction=True)
 def test_the_audit_trail_cannot_be_edited_deleted_or_truncated_through_the_database():
@@ -195,7 +219,7 @@ def test_the_audit_trail_cannot_be_edited_deleted_or_truncated_through_the_datab
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEntry.objects.filter(request=request).delete()
     for table in ("dsar_auditentry", "dsar_auditseal"):
-        with pytest.raises(DatabaseError, match="Cannot truncate"), transaction.atomic(), connection.cursor() as cursor:
+        with pytest.raises(DatabaseError, match="the audit trail is append-only: TRUNCATE"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {table} CASCADE")
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditSeal.objects.filter(entry__request=request).update(hash="0" * 64)
@@ -213,15 +237,17 @@ def test_the_chain_links_every_entry_to_the_one_before_from_the_genesis_hash():
     assert [seal.seq for seal in seals] == [1, 2, 3, 4]
     assert seals[0].prev_hash == "0" * 64 == GENESIS_HASH
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(seals))
+    assert all(later.sealed_at >= earlier.sealed_at for earlier, later in itertools.pairwise(seals))
     for seal in seals:
-        content = AuditEntry.objects.get(pk=seal.entry_id).content_hash
-        assert seal.hash == hashlib.sha256(f"{seal.prev_hash}:{seal.entry_id}:{content}".encode()).hexdigest()
+        entry = AuditEntry.objects.get(pk=seal.entry_id)
+        text = f"{seal.prev_hash}:{entry.pk}:{entry.mac}:{entry.at.strftime(UTC)}:{seal.sealed_at.strftime(UTC)}"
+        assert seal.hash == hashlib.sha256(text.encode()).hexdigest()
     assert audit_verify() == []
 
 
 def _forge(seals: list[AuditSeal]) -> None:
     """Rewrite seals as a forger with database access would (the guards set aside)."""
-    with pgtrigger.ignore("dsar.AuditSeal:seal_append_only"), transaction.atomic():
+    with triggers_aside():
         for seal in seals:
             AuditSeal.objects.filter(pk=seal.pk).update(seq=seal.seq, prev_hash=seal.prev_hash, hash=seal.hash)
 
@@ -230,7 +256,7 @@ def _trail_without_the_second_entry() -> list[AuditSeal]:
     for status in ("unverified", "pending_review", "processing", "completed"):
         request_make(status=status)
     seals = list(AuditSeal.objects.order_by("seq"))
-    with pgtrigger.ignore("dsar.AuditEntry:audit_append_only", "dsar.AuditSeal:seal_append_only"), transaction.atomic():
+    with triggers_aside():
         AuditSeal.objects.filter(pk=seals[1].pk).delete()
         AuditEntry.objects.filter(pk=seals[1].entry_id).delete()
     return [seals[0], *seals[2:]]
@@ -250,8 +276,9 @@ def test_an_entry_removed_with_its_seal_and_the_hashes_rebuilt_leaves_a_gap_in_t
     seals = _trail_without_the_second_entry()
     previous = seals[0].hash
     for seal in seals[1:]:  # every later hash recomputed over the shortened chain
-        content = AuditEntry.objects.get(pk=seal.entry_id).content_hash
-        seal.prev_hash, seal.hash = previous, hashlib.sha256(f"{previous}:{seal.entry_id}:{content}".encode()).hexdigest()
+        entry = AuditEntry.objects.get(pk=seal.entry_id)
+        text = f"{previous}:{entry.pk}:{entry.mac}:{entry.at.strftime(UTC)}:{seal.sealed_at.strftime(UTC)}"
+        seal.prev_hash, seal.hash = previous, hashlib.sha256(text.encode()).hexdigest()
         previous = seal.hash
     _forge(seals)
     assert audit_verify() == [f"entry {seals[1].entry_id}: does not follow the entry before it (one was removed or reordered)"]
@@ -264,7 +291,7 @@ def test_a_seal_whose_hash_was_replaced_shows_its_entry_moved_or_replaced():
     last = AuditSeal.objects.order_by("seq").last()
     last.hash = "f" * 64  # the links before it hold: only its own hash is wrong
     _forge([last])
-    assert audit_verify() == [f"entry {last.entry_id}: does not follow the entry before it (it was moved or replaced)"]
+    assert audit_verify() == [f"entry {last.entry_id}: does not follow the entry before it (it was moved or replaced, or its time changed)"]
 
 
 @pytest.mark.django_db(transaction=True)
