@@ -27,7 +27,10 @@ class ServiceUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, UNAVAILABLE):
             return None
-        logger.error("service unavailable while answering %s %s: %s", request.method, request.path, exception)
+        # The path as it came, escaped as Django's own request log lines are: an encoded line break
+        # in an address would otherwise start a forged line.
+        path = request.path.encode("unicode_escape").decode("ascii")
+        logger.error("service unavailable while answering %s %s: %s", request.method, path, exception)
         detail = "A system we depend on is unavailable. Please try again in a minute."
         if request.path.startswith("/api/"):
             response = JsonResponse({"error": "unavailable", "detail": detail}, status=503)

@@ -126,6 +126,18 @@ def test_a_broker_outage_answers_503_and_creates_nothing(api, settings, mailoutb
     assert Request.objects.count() == 0 and mailoutbox == []
 
 
+def test_an_outage_logs_the_address_asked_for_on_one_line_whatever_it_holds(rf, caplog):
+    import redis
+
+    from dsar.middleware import ServiceUnavailableMiddleware
+
+    request = rf.get("/api/v1/requests/x%0A2026-01-01 INFO forged line")
+    answer = ServiceUnavailableMiddleware(lambda request: None).process_exception(request, redis.exceptions.ConnectionError("refused"))
+    assert answer.status_code == 503
+    [line] = [record.getMessage() for record in caplog.records if "service unavailable" in record.getMessage()]
+    assert line == "service unavailable while answering GET /api/v1/requests/x\\n2026-01-01 INFO forged line: refused"
+
+
 def test_django_deploy_checks_pass_behind_tls():
     deployment = {"DJANGO_SETTINGS_MODULE": "dsar.settings", "DSAR_PUBLIC_URL": "https://privacy.example.com",
                   "DSAR_SECRET_KEY": "k" * 64 + "-deploy-check-Zq9!x", "DSAR_ALLOWED_HOSTS": "privacy.example.com"}
