@@ -533,6 +533,17 @@ def test_a_new_setup_code_replaces_the_last_and_a_new_member_gets_one(admin_clie
     assert staff_setup_code_valid(user=get_user_model().objects.get(username="zoe"), code=SETUP_CODE.search(message).group(1))
 
 
+def test_a_setup_code_is_shown_once_and_never_travels_in_a_cookie(admin_client):
+    rita = _staff("rita", ROLE_REVIEWER)
+    posted = admin_client.post(reverse("console:staff-setup-code", args=[rita.pk]))
+    assert posted.status_code == 302
+    assert all(morsel.key in ("sessionid", "csrftoken") for morsel in posted.cookies.values())
+    shown = admin_client.get(posted["Location"])
+    code = re.search(r"apart from their password: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) ", shown.content.decode()).group(1)
+    assert all(code not in morsel.value for morsel in shown.cookies.values())
+    assert code not in admin_client.get(posted["Location"]).content.decode()
+
+
 def test_a_setup_code_expires_after_a_day(admin_client):
     import time_machine
 
