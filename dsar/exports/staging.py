@@ -45,7 +45,7 @@ FILES_STREAM = "__files__.jsonl"  # the staged stream listing content files (no 
 CSV_FIXED_COLUMNS = ["connector", "system", "source_type", "source_name", "source_kind", "collected_at"]
 CSV_FLUSH = 64 * 1024
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection list).
-CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_FORMULA_STARTS = frozenset("=+-@\t\r")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no place in an archive's member names
 LINES_FLUSH = 512  # JSON lines handed to the spool together
 
@@ -219,11 +219,11 @@ def csv_cell(value: Any) -> Any:
     one of CSV_FORMULA_STARTS) gets a leading single quote, as OWASP recommends; a number, negative or
     not, stays a number, and None an empty cell. The JSON keeps the value as it is."""
     if type(value) is str:  # most cells: no slower checks
-        return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
+        return "'" + value if value[:1] in CSV_FORMULA_STARTS else value
     if value is None or isinstance(value, (int, float, Decimal)):
         return value
     text = str(value)  # what the csv module would write for it
-    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+    return "'" + text if text[:1] in CSV_FORMULA_STARTS else text
 
 
 def json_line(value: Any) -> bytes:
