@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     PostgreSQL adds a column with a constant default without rewriting the table."""
 
     dependencies = [
-        ("dsar", "0011_staff_token_expiry"),
+        ("dsar", "0012_audit_keyed"),
     ]
 
     operations = [
