@@ -18,6 +18,7 @@ import redis.exceptions
 from celery import Celery
 from django.conf import settings
 
+from . import formats
 from .celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ FINAL_STEP_RUN = "dsar.tasks.request_finalize"
 EMAILS_SEND = "dsar.tasks.emails_send"
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]  # (args, options of `send_task`)
+# Every message says the format of its body (dsar/formats.py), read by the task before anything else.
+HEADERS = {formats.MESSAGE_HEADER: formats.MESSAGE}
 
 
 def ring(name: str, *args: Any, **options: Any) -> None:
@@ -45,7 +48,7 @@ def ring_all(name: str, calls: Sequence[Call], *, app: Celery = celery_app) -> N
 
             def ring_each() -> None:
                 for args, options in calls:
-                    app.send_task(name, args, producer=producer, **options)
+                    app.send_task(name, args, producer=producer, headers=HEADERS, **options)
 
             try:
                 with producer.batch():

@@ -98,6 +98,8 @@ class ConnectorTask(models.Model):
     output = models.JSONField(null=True, blank=True, help_text="Where the gathered records and files were staged.")
     receipt = models.JSONField(null=True, blank=True, help_text="What a deletion erased and retained.")
     identities = models.JSONField(null=True, blank=True, help_text="Identities the system found for others: name -> values.")
+    # A database default, not only Django's: rows the release before inserts mid-upgrade name no such column.
+    result_format = models.PositiveSmallIntegerField(db_default=1, help_text="Format of counts, receipt, identities (dsar/formats.py).")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

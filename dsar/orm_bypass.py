@@ -37,6 +37,7 @@ import psycopg
 from django.db import connection, models
 from psycopg.types.json import Jsonb
 
+from . import formats
 from .models import AuditEntry, ConnectorTask, FinalStep, OutgoingEmail, Request, Status, TaskStatus
 
 
@@ -141,7 +142,7 @@ def task_result_record(task_id: int, *, request_id, counts: dict, output: dict |
         return None if value is None else Jsonb(value)
 
     params = {"id": task_id, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
-              "receipt": jsonb(receipt), "identities": jsonb(identities)}
+              "receipt": jsonb(receipt), "identities": jsonb(identities), "result_format": formats.TASK_RESULT}
     with _server_bound_cursor() as cursor:
         cursor.execute(_REQUEST_LOCK, params)
         locked = cursor.fetchone()
@@ -160,7 +161,7 @@ _REQUEST_LOCK = "SELECT status FROM dsar_request WHERE id = %(request)s FOR UPDA
 _SUCCEED = """
 UPDATE dsar_connectortask
    SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s, identities = %(identities)s,
-       lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
+       result_format = %(result_format)s, lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
  WHERE id = %(id)s AND status = 'running'
 """
 _LAST_ONE = """

@@ -33,7 +33,7 @@ from connectors.base import Identity, PermanentError, TransientError
 from connectors.registry import (connector_names, connector_provides, connector_time_limit, connector_waits_for,
                                  connector_worked_by_staff)
 
-from . import doorbell, exports, locks, orm_bypass
+from . import doorbell, exports, formats, locks, orm_bypass
 from .lifecycle import request_transition
 from .models import ConnectorTask, Export, FinalStep, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
@@ -390,8 +390,20 @@ def final_step_claim(request_id) -> FinalStep | None:
                                        worker=_worker())
 
 
+def final_step_results_readable(request_id) -> None:
+    """FormatUnknown unless this release reads every result the request's tasks recorded (their
+    rows and what they staged): asked before the step is claimed, so a step a newer release must
+    take is left queued, untouched, for the sweeper to ring for again."""
+    for connector, result_format, staged_format in ConnectorTask.objects.filter(request_id=request_id).values_list(
+            "connector", "result_format", "output__format"):
+        formats.format_check(f"the result of {connector} for request {request_id}", result_format, formats.TASK_RESULT_READS)
+        formats.format_check(f"the work {connector} staged for request {request_id}", staged_format, formats.STAGED_READS)
+
+
 def final_step_run(request_id) -> None:
-    """Build the export or the deletion receipt and complete the request. Safe to call twice."""
+    """Build the export or the deletion receipt and complete the request. Safe to call twice;
+    FormatUnknown, having changed nothing, when a newer release recorded some task's result."""
+    final_step_results_readable(request_id)
     step = final_step_claim(request_id)
     if step is None:
         logger.info("request %s: final step has nothing to do", request_id)

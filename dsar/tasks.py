@@ -1,7 +1,9 @@
 """Celery tasks: doorbells that carry an id and call a service. The database row is the job.
 
 This module imports the workflow; the workflow never imports it, and rings for these tasks by
-name (dsar/doorbell.py).
+name (dsar/doorbell.py). Each task first reads the format of its message's body (dsar/formats.py)
+and refuses one this release does not read, before doing anything: the row it names stays as it
+was, and the sweeper rings for it again, for a worker of a release that reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.db import close_old_connections
 
 from connectors.registry import connectors_import, connectors_reset
 
-from . import exports, jobs, notifications, processing
+from . import exports, formats, jobs, notifications, processing
 from .models import ConnectorTask, Request
 
 logger = logging.getLogger(__name__)
@@ -52,31 +54,43 @@ def _usable_connection(**_kwargs) -> None:
     close_old_connections()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def connector_task_run(task_id: int) -> None:
+def _message_readable(task) -> None:
+    """FormatUnknown unless this release reads the body of the message `task` runs for: the
+    `dsar_format` header, absent from what the release before format versions sent (format 1)."""
+    formats.format_check(f"the message for {task.name}{list(task.request.args or [])}", task.request.get(formats.MESSAGE_HEADER),
+                         formats.MESSAGE_READS)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def connector_task_run(self, task_id: int) -> None:
     """Run one connector's part of a request."""
+    _message_readable(self)
     try:
         processing.task_run(task_id)
     except (Request.DoesNotExist, ConnectorTask.DoesNotExist):
         logger.warning("task %s: its request no longer exists; nothing to do", task_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def request_finalize(request_id: str) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def request_finalize(self, request_id: str) -> None:
     """Build the export or the receipt once every connector has finished."""
+    _message_readable(self)
     try:
         processing.final_step_run(request_id)
     except Request.DoesNotExist:
         logger.warning("request %s: no longer exists; nothing to finalize", request_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def emails_send() -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def emails_send(self) -> None:
     """Send the emails that are due (rung once a burst by dsar/notifications.py)."""
+    _message_readable(self)
     notifications.emails_send_rung()
 
 
-@shared_task(acks_late=True)
-def job(name: str) -> None:
-    """A scheduled job, rung by beat; the job's own lock keeps concurrent runs harmless."""
+@shared_task(bind=True, acks_late=True)
+def job(self, name: str) -> None:
+    """A scheduled job, rung by beat (its schedule's rows send no format header: format 1); the
+    job's own lock keeps concurrent runs harmless."""
+    _message_readable(self)
     jobs.job_run(name)

@@ -37,6 +37,7 @@ from connectors.base import Connector, FileItem, Identity, PermanentError, Recor
 from connectors.sql_rendered import RenderedRecords, RenderedSqlConnector
 from connectors.taxonomy import category_known, category_root
 
+from .. import formats
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, local_tmp, member_info, on_local_disk, storage_delete_tree, storage_save
 
 INLINE_BYTES = 256 * 1024  # a task's staged streams up to this size travel in its task row
@@ -77,7 +78,8 @@ class StagedFile:
 
 @dataclass
 class Staged:
-    """What one connector task staged: written to its task row as JSON and read back by the final step.
+    """What one connector task staged: written to its task row as JSON (the staged manifest, in
+    format `formats.STAGED`) and read back by the final step.
 
     `inline` holds the streams' texts when they were small enough for the row; otherwise they are
     files under `prefix` in the storage. `files_zip` is the task's zip of files, if it made one.
@@ -98,6 +100,7 @@ class Staged:
     def as_json(self) -> dict[str, Any]:
         """The task row's JSON."""
         return {
+            "format": formats.STAGED,
             "prefix": self.prefix,
             "inline": self.inline,
             "categories": {
@@ -112,7 +115,9 @@ class Staged:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Staged:
-        """What `as_json` wrote."""
+        """What `as_json` wrote, in any format this release reads (FormatUnknown otherwise): the
+        release before format versions wrote none, and format 1."""
+        formats.format_check("staged work", data.get("format"), formats.STAGED_READS)
         return cls(
             prefix=data["prefix"],
             inline=data["inline"],
