@@ -15,6 +15,7 @@ import sys
 import threading
 
 import pytest
+import time_machine
 from celery import Celery
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -635,3 +636,63 @@ def test_a_waiting_task_wakes_only_once_every_system_finding_its_identity_has_su
     processing.tasks_wake(mine.pk, now=now)
     assert ConnectorTask.objects.filter(request=mine, connector="billing").values_list("status", "updated_at").get() == ("queued", now)
     assert ConnectorTask.objects.get(request=other, connector="billing").status == "waiting"
+
+
+# --- What mutation testing found untested ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_task_that_fails_is_stamped_updated_when_it_failed_and_tells_the_subject_their_request_is_delayed(
+        mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="processing", type="access", email="delayed@example.com")
+    task = _task(request, status="running", attempts=1, lease_until=timezone.now() + MINUTE)
+    failed_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(failed_at, tick=False), django_capture_on_commit_callbacks(execute=True):
+        processing.task_fail(task, "PermanentError: probe: refused")
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "updated_at").get() == ("failed", failed_at)
+    assert [(message.to, message.subject) for message in mailoutbox] == [(["delayed@example.com"], "Your request is delayed")]
+
+
+@pytest.mark.django_db
+def test_a_task_retried_long_after_it_failed_counts_as_queued_from_the_retry_so_the_sweeper_leaves_it_to_its_doorbell(settings):
+    settings.DSAR_SWEEP_QUEUED_MINUTES = 10
+    request = request_make(status="processing", type="access", email="retried.late@example.com")
+    failed = _task(request, status="failed", attempts=5)
+    ConnectorTask.objects.filter(pk=failed.pk).update(updated_at=timezone.now() - 60 * MINUTE)  # it failed an hour ago
+    processing.tasks_retry(request)
+    assert processing.tasks_sweep(now=timezone.now(), limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    assert ConnectorTask.objects.filter(pk=failed.pk).values_list("status", "sweeps").get() == ("queued", 0)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_takes_an_old_lease_for_lost_work_only_on_a_row_still_running(settings):
+    settings.DSAR_SWEEP_QUEUED_MINUTES = 10
+    now = timezone.now()
+    request = request_make(status="processing", type="access", email="old.leases@example.com")
+    _task(request, "accounts", status="succeeded", attempts=1, lease_until=now - MINUTE)
+    _task(request, "payments", status="failed", attempts=1, lease_until=now - MINUTE)
+    FinalStep.objects.create(request=request, status="succeeded", attempts=1, lease_until=now - MINUTE)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    rows = {task.connector: (task.status, task.sweeps) for task in ConnectorTask.objects.filter(request=request)}
+    assert rows == {"accounts": ("succeeded", 0), "payments": ("failed", 0)}
+    assert FinalStep.objects.filter(request=request).values_list("status", "sweeps").get() == ("succeeded", 0)
+
+
+@pytest.mark.django_db
+def test_waking_the_tasks_of_a_request_reads_them_in_one_query_and_wakes_them_in_one_more(settings, django_assert_num_queries):
+    from connectors.systems import System
+
+    settings.DSAR_SYSTEMS = {
+        "crm": System("crm", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "shop": System("shop", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "billing": System("billing", "tests.support.listed.ListedConnector", needs=frozenset({"customer_number"})),
+        "ledger": System("ledger", "tests.support.listed.ListedConnector", needs=frozenset({"customer_number"})),
+    }
+    request = request_make(status="processing", email="woken@example.com")
+    processing.tasks_create(request)
+    ConnectorTask.objects.filter(request=request, connector__in=["crm", "shop"]).update(status="succeeded")
+    now = timezone.now()
+    with django_assert_num_queries(2):
+        processing.tasks_wake(request.pk, now=now)
+    assert dict(ConnectorTask.objects.filter(request=request).values_list("connector", "status")) == {
+        "crm": "succeeded", "shop": "succeeded", "billing": "queued", "ledger": "queued"}
