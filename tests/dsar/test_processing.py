@@ -696,3 +696,64 @@ def test_waking_the_tasks_of_a_request_reads_them_in_one_query_and_wakes_them_in
         processing.tasks_wake(request.pk, now=now)
     assert dict(ConnectorTask.objects.filter(request=request).values_list("connector", "status")) == {
         "crm": "succeeded", "shop": "succeeded", "billing": "queued", "ledger": "queued"}
+
+
+def _tasks_run_together_in_a_worker_process(task_ids: list[int], log) -> subprocess.Popen:
+    """Run tasks at once, a thread each, in one process with a worker's settings (a lease of 3 s),
+    so that one lease keeper holds all their leases; what the process logs goes to `log`."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": database_url(connection.settings_dict)}
+    code = ("import threading, django; django.setup(); from dsar import processing; "
+            f"runs = [threading.Thread(target=processing.task_run, args=(pk,)) for pk in {task_ids!r}]; "
+            "[run.start() for run in runs]; [run.join() for run in runs]")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _lease(task: ConnectorTask) -> dt.datetime | None:
+    return ConnectorTask.objects.filter(pk=task.pk).values_list("lease_until", flat=True).get()
+
+
+def _running(task: ConnectorTask) -> dt.datetime:
+    """Wait for `task` to be claimed; its lease then."""
+    return wait_for(lambda: ConnectorTask.objects.filter(pk=task.pk, status="running").values_list("lease_until", flat=True).first(),
+                    timeout=60, what=f"task {task.pk} to start")
+
+
+def _renewals(task: ConnectorTask, count: int) -> None:
+    """Wait for `task`'s lease to be renewed `count` times more (renewals are a second or more apart)."""
+    seen = [_lease(task)]
+
+    def renewed_enough() -> bool:
+        if (lease := _lease(task)) != seen[-1]:
+            seen.append(lease)
+        return len(seen) > count
+
+    wait_for(renewed_enough, timeout=60, what=f"{count} renewals of task {task.pk}'s lease")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_keeper_renews_a_claim_only_while_it_stands_never_one_taken_over_or_swept_nor_another_workers(
+        unique_email, tmp_path):
+    marker, taken, swept = (_task(request_make(status="processing", type="deletion", email=unique_email(name)))
+                            for name in ("marker", "taken", "swept"))
+    for task in (marker, taken, swept):
+        probe_plan(task.request.email, sleep=30, records=1)  # each runs until the test stops the process
+    dead_until = timezone.now() - MINUTE  # a dead worker's claim, for the sweeper to revive
+    dead = _task(request_make(status="processing", type="deletion"), status="running", attempts=1, lease_until=dead_until,
+                 claimed_by="gone:1")
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = _tasks_run_together_in_a_worker_process([marker.pk, taken.pk, swept.pk], log)
+    try:
+        for task in (marker, taken, swept):
+            _running(task)
+        other_until = timezone.now() + 10 * MINUTE
+        # Its lease ran out and another worker claimed it (attempt 2); the sweeper put this one back in the queue.
+        ConnectorTask.objects.filter(pk=taken.pk).update(attempts=2, lease_until=other_until, claimed_by="elsewhere:1")
+        ConnectorTask.objects.filter(pk=swept.pk).update(status="queued", lease_until=None, sweeps=1)
+        _renewals(marker, 3)  # every lease the process holds has come due at least once since
+        rows = {task.pk: task for task in ConnectorTask.objects.all()}
+        assert (rows[taken.pk].status, rows[taken.pk].attempts, rows[taken.pk].lease_until) == ("running", 2, other_until)
+        assert (rows[swept.pk].status, rows[swept.pk].attempts, rows[swept.pk].lease_until) == ("queued", 1, None)
+        assert (rows[dead.pk].status, rows[dead.pk].lease_until) == ("running", dead_until)
+        assert (rows[marker.pk].status, rows[marker.pk].attempts) == ("running", 1)
+    finally:
+        process_stop(worker)
