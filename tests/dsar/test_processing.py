@@ -19,7 +19,7 @@ import time_machine
 from celery import Celery
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from dsar import exports, processing
@@ -755,5 +755,50 @@ def test_the_lease_keeper_renews_a_claim_only_while_it_stands_never_one_taken_ov
         assert (rows[swept.pk].status, rows[swept.pk].attempts, rows[swept.pk].lease_until) == ("queued", 1, None)
         assert (rows[dead.pk].status, rows[dead.pk].lease_until) == ("running", dead_until)
         assert (rows[marker.pk].status, rows[marker.pk].attempts) == ("running", 1)
+    finally:
+        process_stop(worker)
+
+
+def _renewal_blocked_on_a_row_lock() -> int:
+    """The lease keeper's renewal, waiting for a row lock this connection holds: its backend's pid."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees the activity of its first look
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                       " AND query LIKE 'UPDATE \"dsar_connectortask\" SET \"lease_until\"%%'")
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_that_fails_on_a_lost_connection_or_any_other_error_is_logged_and_tried_again(unique_email, tmp_path):
+    task = _task(request_make(status="processing", type="deletion", email=unique_email("renewal")))
+    probe_plan(task.request.email, sleep=30, records=1)  # it runs until the test stops the process
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = _tasks_run_together_in_a_worker_process([task.pk], out)
+    try:
+        _running(task)
+        with transaction.atomic():  # hold the task's row, so the next renewal waits for it, then drop that renewal's connection
+            ConnectorTask.objects.select_for_update().get(pk=task.pk)
+            pid = wait_for(_renewal_blocked_on_a_row_lock, timeout=60, what="a renewal waiting for the row")
+            assert _terminate(pid)
+        _renewals(task, 1)  # tried again, on a connection of its own, once the row was free
+        assert (" WARNING dsar.processing could not renew a lease (will try again): "
+                "terminating connection due to administrator command") in log.read_text()
+
+        with connection.cursor() as cursor:  # every renewal of this task's lease now fails, the connection whole
+            cursor.execute("CREATE FUNCTION renewal_refused() RETURNS trigger LANGUAGE plpgsql AS "
+                           "$$ BEGIN RAISE EXCEPTION 'renewal refused (planned)'; END $$")
+            cursor.execute(f"CREATE TRIGGER renewal_refused BEFORE UPDATE OF lease_until ON dsar_connectortask FOR EACH ROW "
+                           f"WHEN (OLD.id = {int(task.pk)}) EXECUTE FUNCTION renewal_refused()")
+        try:
+            wait_for(lambda: "renewal refused (planned)" in log.read_text(), timeout=60, what="the refused renewal to be logged")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TRIGGER renewal_refused ON dsar_connectortask; DROP FUNCTION renewal_refused()")
+        assert " ERROR dsar.processing could not renew a lease (will try again)\nTraceback (most recent call last):" in log.read_text()
+
+        _renewals(task, 1)  # the keeper outlived both failures
+        assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "attempts").get() == ("running", 1)
     finally:
         process_stop(worker)
