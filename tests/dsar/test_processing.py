@@ -22,7 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from dsar import exports, processing
+from dsar import exports, locks, processing
 from dsar.doorbell import backoff_seconds, ring_all
 from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
 
@@ -802,3 +802,73 @@ def test_a_renewal_that_fails_on_a_lost_connection_or_any_other_error_is_logged_
         assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "attempts").get() == ("running", 1)
     finally:
         process_stop(worker)
+
+
+@pytest.mark.django_db
+def test_a_rescheduled_task_is_stamped_updated_when_rescheduled(settings):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    task = _task(request_make(status="processing", type="access", email="stamped@example.com"), status="running", attempts=1)
+    rescheduled_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(rescheduled_at, tick=False):
+        processing.task_reschedule(task, "TransientError: probe: 503")
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "updated_at", "last_error_at").get() == (
+        "queued", rescheduled_at, rescheduled_at)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_revives_the_longest_untouched_first_whatever_order_they_were_made_in_and_limits_final_steps_too(
+        django_capture_on_commit_callbacks):
+    now = timezone.now()
+    for number, untouched in enumerate((1, 3, 2)):  # minutes since each was last touched, in the order they are made
+        request = request_make(status="processing", email=f"task{number}@example.com")
+        _task(request, status="running", attempts=1, lease_until=now - SECOND)
+        ConnectorTask.objects.filter(request=request).update(updated_at=now - untouched * MINUTE)
+        step = FinalStep.objects.create(request=request_make(status="processing", email=f"step{number}@example.com"),
+                                        status="running", attempts=1, lease_until=now - SECOND)
+        FinalStep.objects.filter(pk=step.pk).update(updated_at=now - untouched * MINUTE)
+    with django_capture_on_commit_callbacks() as rung:
+        assert processing.tasks_sweep(now=now, limit=2) == {"revived": 2, "failed": 0, "final_steps": 2, "final_steps_failed": 0}
+    assert len(rung) == 4  # one doorbell for each task and each final step revived
+    assert sorted(ConnectorTask.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "task1@example.com", "task2@example.com"]
+    assert sorted(FinalStep.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "step1@example.com", "step2@example.com"]
+
+
+def _blocked_on_a_row_lock(query_start: str) -> int:
+    """The pid of a backend whose query begins with `query_start` and waits for a row lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees the activity of its first look
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                       " AND starts_with(query, %s)", [query_start])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_leaves_work_whose_request_stopped_processing_while_it_waited_for_its_lock_and_goes_on_to_the_next():
+    now = timezone.now()
+    stopping, other = (request_make(status="processing", email=f"{name}@example.com") for name in ("stopping", "other"))
+    first = _task(stopping, status="running", attempts=1, lease_until=now - SECOND)
+    second = _task(other, status="running", attempts=1, lease_until=now - SECOND)
+    ConnectorTask.objects.filter(pk=first.pk).update(updated_at=now - 2 * MINUTE)  # the sweeper takes it first
+    ConnectorTask.objects.filter(pk=second.pk).update(updated_at=now - MINUTE)
+    with transaction.atomic():  # the request is locked, by staff failing it say, when the sweeper comes to its task
+        locks.request_lock(stopping.pk)
+        swept: list = []
+        sweep = threading.Thread(target=lambda: swept.append(_swept(now)))
+        sweep.start()
+        wait_for(lambda: _blocked_on_a_row_lock('SELECT "dsar_request"'), timeout=60, what="the sweeper to wait for the request's lock")
+        Request.objects.filter(pk=stopping.pk).update(status="failed")
+    sweep.join(60)
+    assert swept == [{"revived": 1, "failed": 0, "final_steps": 0, "final_steps_failed": 0}]
+    assert ConnectorTask.objects.get(pk=first.pk).status == "running"  # left for good: its request failed
+    # revived and rung for: a worker of this test run may have claimed it since
+    assert dict(ConnectorTask.objects.values_list("pk", "sweeps")) == {first.pk: 0, second.pk: 1}
+
+
+def _swept(now: dt.datetime) -> dict:
+    try:
+        return processing.tasks_sweep(now=now, limit=10)
+    finally:
+        connection.close()
