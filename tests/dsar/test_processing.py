@@ -872,3 +872,17 @@ def _swept(now: dt.datetime) -> dict:
         return processing.tasks_sweep(now=now, limit=10)
     finally:
         connection.close()
+
+
+@pytest.mark.django_db
+def test_the_sweeper_takes_work_untouched_equally_long_in_the_order_it_was_made():
+    """Whatever order the database happens to hold the rows in: here, that of the last made first."""
+    now = timezone.now()
+    requests = [request_make(status="pending_review", email=f"tie{number}@example.com") for number in range(3)]
+    tasks = [_task(request, status="running", attempts=1, lease_until=now + MINUTE) for request in requests]
+    for request, task in reversed(list(zip(requests, tasks))):  # approved from the last filed; their tasks lost at one moment
+        Request.objects.filter(pk=request.pk).update(status="processing")
+        ConnectorTask.objects.filter(pk=task.pk).update(lease_until=now - SECOND, updated_at=now - MINUTE)
+    assert processing.tasks_sweep(now=now, limit=2)["revived"] == 2
+    assert sorted(ConnectorTask.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "tie0@example.com", "tie1@example.com"]
