@@ -638,7 +638,7 @@ def test_a_waiting_task_wakes_only_once_every_system_finding_its_identity_has_su
     assert ConnectorTask.objects.get(request=other, connector="billing").status == "waiting"
 
 
-# --- What mutation testing found untested ------------------------------------------------------------
+# --- Stamps and emails of a task's ends, the sweeper's order and races, the lease keeper's limits ----------
 
 
 @pytest.mark.django_db
