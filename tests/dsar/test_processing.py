@@ -886,3 +886,15 @@ def test_the_sweeper_takes_work_untouched_equally_long_in_the_order_it_was_made(
     assert processing.tasks_sweep(now=now, limit=2)["revived"] == 2
     assert sorted(ConnectorTask.objects.filter(status="queued").values_list("request__email", flat=True)) == [
         "tie0@example.com", "tie1@example.com"]
+
+
+@pytest.mark.django_db
+def test_a_final_step_run_while_another_worker_holds_it_says_so_and_changes_nothing(caplog):
+    request = request_make(status="processing", type="deletion", email="held@example.com")
+    lease = timezone.now() + MINUTE
+    step = FinalStep.objects.create(request=request, status="running", attempts=1, lease_until=lease, claimed_by="elsewhere:1")
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.final_step_run(request.pk)
+    assert caplog.messages == [f"request {request.pk}: final step has nothing to do"]
+    assert FinalStep.objects.filter(pk=step.pk).values_list("status", "attempts", "lease_until").get() == ("running", 1, lease)
+    assert Request.objects.get(pk=request.pk).status == "processing"
