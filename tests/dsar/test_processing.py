@@ -898,3 +898,30 @@ def test_a_final_step_run_while_another_worker_holds_it_says_so_and_changes_noth
     assert caplog.messages == [f"request {request.pk}: final step has nothing to do"]
     assert FinalStep.objects.filter(pk=step.pk).values_list("status", "attempts", "lease_until").get() == ("running", 1, lease)
     assert Request.objects.get(pk=request.pk).status == "processing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_step_has_its_lease_renewed_while_its_archive_is_written(settings, unique_email, tmp_path):
+    from connectors.content import subject_prefix
+
+    email = unique_email("slow.archive")
+    store = settings.DSAR_SYSTEMS["content"].options["storage_options"]["location"]
+    held = os.path.join(store, subject_prefix(email), "content", "held.bin")
+    os.makedirs(os.path.dirname(held))
+    os.mkfifo(held)  # a file whose bytes come when the test writes them: the archive waits for them
+    request = request_make(status="processing", type="access", email=email)
+    task = _task(request, "content")
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = _tasks_run_together_in_a_worker_process([task.pk], log)  # the task, then (the last one) its final step
+    try:
+        claimed = wait_for(lambda: FinalStep.objects.filter(request=request, status="running").values_list("lease_until", flat=True).first(),
+                           timeout=60, what="the final step to start")
+        wait_for(lambda: FinalStep.objects.get(request=request).lease_until != claimed, timeout=30, what="the final step's lease renewed")
+        with open(held, "wb"):  # the file ends, empty: the archive is finished
+            pass
+        assert worker.wait(60) == 0
+    finally:
+        process_stop(worker)
+        os.unlink(held)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert FinalStep.objects.filter(request=request).values_list("status", "attempts", "lease_until").get() == ("succeeded", 1, None)
