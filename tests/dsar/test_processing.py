@@ -28,6 +28,7 @@ from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
 
 from ..conftest import ROOT, database_url
 from ..factories import request_make
+from ..support.listed import listed  # noqa: F401 (a fixture)
 from ..support.probe import probe_calls, probe_plan
 from ..support.processes import process_stop
 from ..support.waiting import wait_for
@@ -925,3 +926,18 @@ def test_a_final_step_has_its_lease_renewed_while_its_archive_is_written(setting
         os.unlink(held)
     assert Request.objects.get(pk=request.pk).status == "completed"
     assert FinalStep.objects.filter(request=request).values_list("status", "attempts", "lease_until").get() == ("succeeded", 1, None)
+
+
+@pytest.mark.django_db
+def test_an_export_that_cannot_be_written_fails_the_final_step_and_the_request_and_is_logged(listed, caplog):
+    listed(crm={"files": {"lost.pdf": None}})  # listed when gathered, unreadable when the archive is written
+    request = request_make(status="processing", type="access", email="unwritten@example.com")
+    processing.tasks_create(request)
+    with caplog.at_level("ERROR", logger="dsar.processing"):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert [record.getMessage() for record in caplog.records] == [f"request {request.pk}: the export could not be written"]
+    failed = Request.objects.get(pk=request.pk)
+    assert (failed.status, failed.failure_reason) == ("failed", "export: PermanentError: crm: lost.pdf cannot be read (planned)")
+    assert FinalStep.objects.filter(request=request).values_list("status", "last_error").get() == (
+        "failed", "export: PermanentError: crm: lost.pdf cannot be read (planned)")
+    assert not Export.objects.filter(request=request).exists()
