@@ -732,40 +732,46 @@ def _renewals(task: ConnectorTask, count: int) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_lease_keeper_renews_a_claim_only_while_it_stands_never_one_taken_over_or_swept_nor_another_workers(
+def test_the_lease_keeper_renews_a_claim_only_while_it_stands_never_one_taken_over_swept_or_finished_nor_another_workers(
         unique_email, tmp_path):
-    marker, taken, swept = (_task(request_make(status="processing", type="deletion", email=unique_email(name)))
-                            for name in ("marker", "taken", "swept"))
+    marker, taken, swept, finished = (_task(request_make(status="processing", type="deletion", email=unique_email(name)))
+                                      for name in ("marker", "taken", "swept", "finished"))
     for task in (marker, taken, swept):
         probe_plan(task.request.email, sleep=30, records=1)  # each runs until the test stops the process
+    probe_plan(finished.request.email, records=1)  # done at once
+    _task(finished.request, "accounts")  # not run: no final step follows
     dead_until = timezone.now() - MINUTE  # a dead worker's claim, for the sweeper to revive
     dead = _task(request_make(status="processing", type="deletion"), status="running", attempts=1, lease_until=dead_until,
                  claimed_by="gone:1")
     with open(tmp_path / "worker.log", "wb") as log:
-        worker = _tasks_run_together_in_a_worker_process([marker.pk, taken.pk, swept.pk], log)
+        worker = _tasks_run_together_in_a_worker_process([marker.pk, taken.pk, swept.pk, finished.pk], log)
     try:
         for task in (marker, taken, swept):
             _running(task)
+        wait_for(lambda: ConnectorTask.objects.filter(pk=finished.pk, status="succeeded").exists(), timeout=60, what="a task to finish")
         other_until = timezone.now() + 10 * MINUTE
-        # Its lease ran out and another worker claimed it (attempt 2); the sweeper put this one back in the queue.
+        # Its lease ran out and another worker claimed it (attempt 2); the sweeper put this one back in the queue; this
+        # one, retried by staff since, another worker claimed afresh (attempt 1 again).
         ConnectorTask.objects.filter(pk=taken.pk).update(attempts=2, lease_until=other_until, claimed_by="elsewhere:1")
         ConnectorTask.objects.filter(pk=swept.pk).update(status="queued", lease_until=None, sweeps=1)
+        ConnectorTask.objects.filter(pk=finished.pk).update(status="running", attempts=1, lease_until=other_until, claimed_by="elsewhere:2")
         _renewals(marker, 3)  # every lease the process holds has come due at least once since
         rows = {task.pk: task for task in ConnectorTask.objects.all()}
         assert (rows[taken.pk].status, rows[taken.pk].attempts, rows[taken.pk].lease_until) == ("running", 2, other_until)
         assert (rows[swept.pk].status, rows[swept.pk].attempts, rows[swept.pk].lease_until) == ("queued", 1, None)
+        assert (rows[finished.pk].status, rows[finished.pk].attempts, rows[finished.pk].lease_until) == ("running", 1, other_until)
         assert (rows[dead.pk].status, rows[dead.pk].lease_until) == ("running", dead_until)
         assert (rows[marker.pk].status, rows[marker.pk].attempts) == ("running", 1)
     finally:
         process_stop(worker)
 
 
-def _renewal_blocked_on_a_row_lock() -> int:
-    """The lease keeper's renewal, waiting for a row lock this connection holds: its backend's pid."""
+def _blocked_on_a_row_lock(query_start: str) -> int:
+    """The pid of a backend whose query begins with `query_start` and waits for a row lock."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees the activity of its first look
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                       " AND query LIKE 'UPDATE \"dsar_connectortask\" SET \"lease_until\"%%'")
+                       " AND starts_with(query, %s)", [query_start])
         row = cursor.fetchone()
     return row[0] if row else 0
 
@@ -781,7 +787,8 @@ def test_a_renewal_that_fails_on_a_lost_connection_or_any_other_error_is_logged_
         _running(task)
         with transaction.atomic():  # hold the task's row, so the next renewal waits for it, then drop that renewal's connection
             ConnectorTask.objects.select_for_update().get(pk=task.pk)
-            pid = wait_for(_renewal_blocked_on_a_row_lock, timeout=60, what="a renewal waiting for the row")
+            pid = wait_for(lambda: _blocked_on_a_row_lock('UPDATE "dsar_connectortask" SET "lease_until"'), timeout=60,
+                           what="a renewal waiting for the row")
             assert _terminate(pid)
         _renewals(task, 1)  # tried again, on a connection of its own, once the row was free
         assert (" WARNING dsar.processing could not renew a lease (will try again): "
@@ -834,16 +841,6 @@ def test_the_sweeper_revives_the_longest_untouched_first_whatever_order_they_wer
         "task1@example.com", "task2@example.com"]
     assert sorted(FinalStep.objects.filter(status="queued").values_list("request__email", flat=True)) == [
         "step1@example.com", "step2@example.com"]
-
-
-def _blocked_on_a_row_lock(query_start: str) -> int:
-    """The pid of a backend whose query begins with `query_start` and waits for a row lock."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees the activity of its first look
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                       " AND starts_with(query, %s)", [query_start])
-        row = cursor.fetchone()
-    return row[0] if row else 0
 
 
 @pytest.mark.django_db(transaction=True)
