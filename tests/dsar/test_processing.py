@@ -938,3 +938,67 @@ def test_an_export_that_cannot_be_written_fails_the_final_step_and_the_request_a
     assert FinalStep.objects.filter(request=request).values_list("status", "last_error").get() == (
         "failed", "export: PermanentError: crm: lost.pdf cannot be read (planned)")
     assert not Export.objects.filter(request=request).exists()
+
+
+def _processing_log(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "dsar.processing"]
+
+
+@pytest.mark.django_db
+def test_a_task_run_logs_its_start_its_success_and_its_requests_completion_and_a_second_run_that_it_had_nothing_to_do(
+        listed, caplog):
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="logged@example.com")
+    processing.tasks_create(request)
+    task = request.tasks.get()
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)  # the last task: this worker takes the final step
+    assert _processing_log(caplog) == [f"request {request.pk}: crm started (attempt 1)", f"request {request.pk}: crm succeeded",
+                                       f"request {request.pk}: completed"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert _processing_log(caplog) == [f"task {task.pk}: nothing to do (finished, running elsewhere, or not due)"]
+
+
+@pytest.mark.django_db
+def test_a_connector_that_breaks_unexpectedly_fails_its_task_with_the_traceback_and_is_logged(listed, caplog):
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm", collected_at=object())]})  # not a time: a bug
+    request = request_make(status="processing", type="access", email="broken@example.com")
+    processing.tasks_create(request)
+    task = request.tasks.get()
+    with caplog.at_level("ERROR", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert _processing_log(caplog) == [f"request {request.pk}: crm raised an unexpected error",
+                                       f"request {request.pk}: crm failed: TypeError: Type is not JSON serializable: object"]
+    failed = ConnectorTask.objects.get(pk=task.pk)
+    assert failed.status == "failed"
+    assert failed.last_error.startswith("TypeError: Type is not JSON serializable: object\nTraceback (most recent call last):\n")
+    assert Request.objects.get(pk=request.pk).failure_reason == "crm: TypeError: Type is not JSON serializable: object"
+
+
+@pytest.mark.django_db
+def test_a_result_for_a_task_no_longer_running_is_dropped_with_a_warning(caplog):
+    request = request_make(status="processing", type="deletion", email="dropped@example.com")
+    task = _task(request, status="queued", attempts=1)  # swept back to the queue while its worker ran
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        assert processing.task_succeed(task, counts={"feedback_ratings": 1}) is False
+    assert _processing_log(caplog) == [f"request {request.pk}: probe finished but its task was no longer running"]
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "counts").get() == ("queued", {})
+
+
+@pytest.mark.django_db
+def test_a_final_step_result_of_a_claim_taken_over_is_dropped_with_a_warning(caplog):
+    request = request_make(status="processing", type="deletion", email="overtaken@example.com")
+    FinalStep.objects.create(request=request)
+    slow = processing.final_step_claim(request.pk)
+    FinalStep.objects.filter(request=request).update(lease_until=timezone.now() - SECOND)
+    processing.final_step_claim(request.pk)  # another worker took the step over
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        processing.final_step_complete(slow, result={"erased": {}, "retained": []})
+    assert _processing_log(caplog) == [f"request {request.pk}: its final step was taken over by another worker; discarding this result"]
+    assert Request.objects.get(pk=request.pk).status == "processing"
