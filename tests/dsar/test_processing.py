@@ -1002,3 +1002,22 @@ def test_a_final_step_result_of_a_claim_taken_over_is_dropped_with_a_warning(cap
         processing.final_step_complete(slow, result={"erased": {}, "retained": []})
     assert _processing_log(caplog) == [f"request {request.pk}: its final step was taken over by another worker; discarding this result"]
     assert Request.objects.get(pk=request.pk).status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_completed_export_stamps_its_final_step_emails_the_link_until_it_expires_and_discards_the_work_area(
+        listed, settings, mailoutbox, django_capture_on_commit_callbacks):
+    from connectors.base import Record
+
+    settings.DSAR_REVIEW_BEFORE_RELEASE, settings.DSAR_EXPORT_TTL_DAYS = False, 7
+    listed(crm={"records": [Record("interests", {"value": "t" * 300_000}, "crm")]})  # more than a task row carries: staged in files
+    request = request_make(status="processing", type="access", email="complete@example.com")
+    processing.tasks_create(request)
+    finished_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(finished_at, tick=False), django_capture_on_commit_callbacks(execute=True):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert FinalStep.objects.filter(request=request).values_list("status", "finished_at").get() == ("succeeded", finished_at)
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
+    assert "The link works until 11 May 2026, 03:02 UTC." in email.body
+    assert not default_storage.exists(f"work/{request.pk}")
