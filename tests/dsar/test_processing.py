@@ -1005,7 +1005,7 @@ def test_a_final_step_result_of_a_claim_taken_over_is_dropped_with_a_warning(cap
 
 
 @pytest.mark.django_db
-def test_a_completed_export_stamps_its_final_step_emails_the_link_until_it_expires_and_discards_the_work_area(
+def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_link_until_it_expires_and_discards_the_work_area(
         listed, settings, mailoutbox, django_capture_on_commit_callbacks):
     from connectors.base import Record
 
@@ -1017,6 +1017,9 @@ def test_a_completed_export_stamps_its_final_step_emails_the_link_until_it_expir
     with time_machine.travel(finished_at, tick=False), django_capture_on_commit_callbacks(execute=True):
         processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
     assert FinalStep.objects.filter(request=request).values_list("status", "finished_at").get() == ("succeeded", finished_at)
+    completed, export = Request.objects.get(pk=request.pk), Export.objects.get(request=request)
+    assert (sorted(completed.result), completed.result["categories"]["interests"]) == (["bytes", "categories"], 1)
+    assert completed.result["bytes"] == export.bytes == default_storage.size(export.path)  # the archive's size, as stored
     [email] = mailoutbox
     assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
