@@ -1024,3 +1024,13 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
     assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
     assert not default_storage.exists(f"work/{request.pk}")
+
+
+@pytest.mark.django_db
+def test_a_waiting_system_runs_with_the_identities_found_for_its_own_request_only(staged_systems):
+    ada, bob = (request_make(status="processing", type="access", email=email) for email in ("ada@example.com", "bob@example.com"))
+    for request in (ada, bob):
+        processing.tasks_create(request)
+        processing.task_run(request.tasks.get(connector="crm").pk)  # ada's is C-1, bob's C-2
+    processing.task_run(ada.tasks.get(connector="billing").pk)
+    assert ada.tasks.get(connector="billing").counts == {"interactions.account_history": 2}  # tea and cup, not bob's pot
