@@ -28,6 +28,7 @@ from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
 
 from ..conftest import ROOT, database_url
 from ..factories import request_make
+from ..support.flows import wait_until_final
 from ..support.listed import listed  # noqa: F401 (a fixture)
 from ..support.probe import probe_calls, probe_plan
 from ..support.processes import process_stop
@@ -1034,3 +1035,38 @@ def test_a_waiting_system_runs_with_the_identities_found_for_its_own_request_onl
         processing.task_run(request.tasks.get(connector="crm").pk)  # ada's is C-1, bob's C-2
     processing.task_run(ada.tasks.get(connector="billing").pk)
     assert ada.tasks.get(connector="billing").counts == {"interactions.account_history": 2}  # tea and cup, not bob's pot
+
+
+@pytest.mark.django_db
+def test_a_task_whose_workers_were_lost_until_the_attempt_bound_fails_saying_so(settings, unique_email):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 3
+    request = request_make(status="processing", type="deletion", email=unique_email("lost"))
+    task = _task(request, status="running", attempts=3, lease_until=timezone.now() - SECOND)  # its third worker died too
+    processing.task_run(task.pk)
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "last_error").get() == (
+        "failed", "gave up after 3 attempts; last error: worker lost")
+    assert probe_calls(request.email) == 0
+
+
+@pytest.mark.django_db
+def test_a_task_under_a_shorter_time_limit_than_a_final_steps_rings_for_the_final_step_instead_of_taking_it(caplog, unique_email):
+    email = unique_email("short")
+    probe_plan(email, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)  # the probe's time limit is 5 s
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert FinalStep.objects.filter(request=request).values_list("status", "attempts").get() == ("queued", 0)
+    assert Request.objects.get(pk=request.pk).status == "processing"
+    assert _processing_log(caplog) == [f"request {request.pk}: probe started (attempt 1)", f"request {request.pk}: probe succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
+def test_a_worker_that_finishes_the_last_task_under_a_short_time_limit_rings_and_a_worker_takes_the_final_step(unique_email):
+    email = unique_email("rung")
+    probe_plan(email, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    processing.tasks_ring([_task(request)])  # committed: rung at once
+    completed = wait_until_final(request.pk)
+    assert (completed.status, completed.result["erased"]) == ("completed", {"feedback_ratings": 1})
