@@ -1070,3 +1070,44 @@ def test_a_worker_that_finishes_the_last_task_under_a_short_time_limit_rings_and
     processing.tasks_ring([_task(request)])  # committed: rung at once
     completed = wait_until_final(request.pk)
     assert (completed.status, completed.result["erased"]) == ("completed", {"feedback_ratings": 1})
+
+
+def _task_run_on_a_connection_of_its_own(task_id: int) -> None:
+    try:
+        processing.task_run(task_id)
+    finally:
+        connection.close()
+
+
+def _backends_since(started: dt.datetime) -> list[int]:
+    """The pids of this database's backends opened at or after `started`, but this connection's."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                       " AND backend_start >= %s", [started])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_database_connection_drops_while_its_connector_works_is_retried_and_logged(settings, unique_email, caplog):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    email = unique_email("dropped")
+    probe_plan(email, sleep=3, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)
+    started = timezone.now()
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        run = threading.Thread(target=_task_run_on_a_connection_of_its_own, args=(task.pk,))
+        run.start()
+        wait_for(lambda: probe_calls(email) == 1, timeout=60, what="the connector to be called")
+        [backend] = _backends_since(started)  # the worker's connection, idle while the connector works
+        assert _terminate(backend)
+        run.join(60)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts) == ("queued", 1)
+    prefix = "database connection lost: OperationalError: "
+    assert stored.last_error.startswith(prefix) and "terminating connection due to administrator command" in stored.last_error
+    error = stored.last_error.removeprefix(prefix)
+    messages = _processing_log(caplog)
+    assert messages[0] == f"request {request.pk}: probe lost its database connection: {error}"
+    assert re.fullmatch(rf"request {request.pk}: probe will retry in \d+\.\ds: database connection lost: OperationalError: .*", messages[1])
+    assert len(messages) == 2
