@@ -1090,6 +1090,7 @@ def _backends_since(started: dt.datetime) -> list[int]:
 @pytest.mark.django_db(transaction=True)
 def test_a_task_whose_database_connection_drops_while_its_connector_works_is_retried_and_logged(settings, unique_email, caplog):
     settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 60, 60  # no worker of the test run retries it meanwhile
     email = unique_email("dropped")
     probe_plan(email, sleep=3, records=1)
     request = request_make(status="processing", type="deletion", email=email)
