@@ -7,6 +7,7 @@ they queue is rung for (a Celery worker of the test run may be up)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import socket
@@ -1021,6 +1022,8 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
     completed, export = Request.objects.get(pk=request.pk), Export.objects.get(request=request)
     assert (sorted(completed.result), completed.result["categories"]["interests"]) == (["bytes", "categories"], 1)
     assert completed.result["bytes"] == export.bytes == default_storage.size(export.path)  # the archive's size, as stored
+    with default_storage.open(export.path, "rb") as stored:
+        assert export.sha256 == hashlib.sha256(stored.read()).hexdigest()
     [email] = mailoutbox
     assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
@@ -1112,3 +1115,19 @@ def test_a_task_whose_database_connection_drops_while_its_connector_works_is_ret
     assert messages[0] == f"request {request.pk}: probe lost its database connection: {error}"
     assert re.fullmatch(rf"request {request.pk}: probe will retry in \d+\.\ds: database connection lost: OperationalError: .*", messages[1])
     assert len(messages) == 2
+
+
+@pytest.mark.django_db
+def test_an_archive_whose_completion_cannot_be_recorded_is_deleted(listed):
+    from django.db import IntegrityError
+
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="unrecorded@example.com")
+    processing.tasks_create(request)
+    now = timezone.now()  # a request has one export: this row stands in the way of the one the final step records
+    Export.objects.create(request=request, path="exports/elsewhere.zip", bytes=1, sha256="0" * 64, created_at=now, expires_at=now + MINUTE)
+    with pytest.raises(IntegrityError):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert default_storage.listdir(f"exports/{request.pk}") == ([], [])
