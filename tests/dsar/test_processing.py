@@ -1131,3 +1131,26 @@ def test_an_archive_whose_completion_cannot_be_recorded_is_deleted(listed):
     with pytest.raises(IntegrityError):
         processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
     assert default_storage.listdir(f"exports/{request.pk}") == ([], [])
+
+
+@pytest.mark.django_db
+def test_a_task_doorbell_carries_its_connectors_time_limits_and_its_countdown(django_capture_on_commit_callbacks):
+    from celery.signals import before_task_publish
+
+    published = []
+
+    def seen(sender=None, headers=None, **_) -> None:
+        published.append((sender, headers["argsrepr"], tuple(headers["timelimit"]), dt.datetime.fromisoformat(headers["eta"])))
+
+    task = _task(request_make(status="processing", email="rung@example.com"))  # the probe: a time limit of 5 s
+    before_task_publish.connect(seen)
+    try:
+        before = timezone.now()
+        with django_capture_on_commit_callbacks(execute=True):  # rung as the transaction commits
+            processing.tasks_ring([task], countdown=7)
+        after = timezone.now()
+    finally:
+        before_task_publish.disconnect(seen)
+    [(name, args, limits, eta)] = published
+    assert (name, args, limits) == ("dsar.tasks.connector_task_run", f"({task.pk},)", (65, 5))  # hard, soft
+    assert before + 7 * SECOND <= eta <= after + 7 * SECOND
