@@ -1154,3 +1154,32 @@ def test_a_task_doorbell_carries_its_connectors_time_limits_and_its_countdown(dj
     [(name, args, limits, eta)] = published
     assert (name, args, limits) == ("dsar.tasks.connector_task_run", f"({task.pk},)", (65, 5))  # hard, soft
     assert before + 7 * SECOND <= eta <= after + 7 * SECOND
+
+
+@pytest.mark.django_db
+def test_a_completed_deletion_tells_the_subject_their_data_was_erased(mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="processing", type="deletion", email="erased@example.com")
+    _task(request, status="succeeded", attempts=1, receipt={"erased": {"feedback_ratings": 2}, "retained": [], "suppressed_sources": []})
+    FinalStep.objects.create(request=request)
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["erased@example.com"], "Your request is complete")
+    assert "We have erased your data, as you asked." in email.body
+
+
+@pytest.mark.django_db
+def test_an_export_held_for_review_is_not_released_and_its_subject_not_yet_emailed(listed, settings, mailoutbox,
+                                                                                     django_capture_on_commit_callbacks):
+    from connectors.base import Record
+
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="reviewed@example.com")
+    processing.tasks_create(request)
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert Export.objects.get(request=request).released_at is None
+    assert mailoutbox == []  # staff release it after review, which sends the email
