@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -58,6 +59,7 @@ BUCKET = "dsar-cluster"
 # A relay closes a connection whose far end stopped answering (a host killed or cut off), as a
 # database server's tcp_keepalives_* settings would: 10 s idle, then three probes 5 s apart.
 KEEPALIVE = "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
+DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "http": 80}
 
 
 def run_quiet(*command: str) -> subprocess.CompletedProcess:
@@ -165,14 +167,14 @@ class Relays:
     def url(self, url: str) -> str:
         """`url` (a database's, Redis's, an HTTP service's), as a host reaches it through a relay."""
         parts = urlsplit(url)
-        host = unquote(parts.hostname or "") if parts.hostname else unquote(parts.netloc.rsplit("@", 1)[-1])
-        if host.startswith("/"):  # PostgreSQL on a Unix socket
-            sockets = sorted(p for p in Path(host).glob(".s.PGSQL.*") if not p.name.endswith(".lock"))
-            target = f"UNIX-CONNECT:{sockets[0]}"
+        credentials, _, location = parts.netloc.rpartition("@")
+        if unquote(location).startswith("/"):  # PostgreSQL on a Unix socket: its directory
+            socket_file = next(p for p in sorted(Path(unquote(location)).glob(".s.PGSQL.*")) if p.suffix != ".lock")
+            target = f"UNIX-CONNECT:{socket_file}"
         else:
-            target = f"TCP:{host}:{parts.port or {'postgresql': 5432, 'postgres': 5432, 'redis': 6379, 'http': 80}[parts.scheme]}"
-        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        return urlunsplit((parts.scheme, f"{user}{self.gateway}:{self.add(target)}", parts.path, parts.query, parts.fragment))
+            target = f"TCP:{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+        relayed = f"{self.gateway}:{self.add(target)}"
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{relayed}" if credentials else relayed))
 
     def stop(self) -> None:
         for process in self.processes:
@@ -419,8 +421,11 @@ class Cluster(Chaos):
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
         injector = threading.Thread(target=self.inject, daemon=True)
         injector.start()
-        with ThreadPoolExecutor(8) as pool:
+        pool = ThreadPoolExecutor(8)
+        try:
             list(pool.map(lambda i: self.submit(i, mailbox, session), range(self.requests_n)))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # on Ctrl-C, file no more
         deadline = time.monotonic() + 300
         while self.progress() < self.requests_n and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -462,29 +467,45 @@ def _wait_for(condition, what: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
+def interrupted(_signum, _frame) -> None:
+    """SIGTERM ends the run as Ctrl-C does: through the `finally` that takes the network down."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make cluster")
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     note(f"cluster: seed {args.seed}")
     debian_ensure()
-    # SIGTERM ends the run as Ctrl-C does: through the `finally` that takes the network down.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, interrupted)
     # PostgreSQL, Redis and the helpdesk: devstack's, or those of the run this one is part of (the
     # suite's: a second devstack would take back the access its PostgreSQL was given to `var/`).
     services = contextlib.nullcontext() if os.environ.get("DATABASE_URL") else Services(mode="bench")
-    with services:
-        network = Network()
-        cluster = None
-        try:
-            cluster = Cluster(requests_n=args.requests, seed=args.seed, network=network)
-            summary = cluster.run()
-        finally:
-            if cluster:
-                cluster.close()
-            else:
-                network.destroy()
+    try:
+        with services:
+            network = Network()
+            cluster = None
+            try:
+                cluster = Cluster(requests_n=args.requests, seed=args.seed, network=network)
+                summary = cluster.run()
+            finally:
+                if cluster:
+                    cluster.close()
+                else:
+                    network.destroy()
+    except BaseException as stopped:
+        # Everything is taken down by now. Out at once: requests still being filed would wait for
+        # answers from hosts that are no more.
+        if isinstance(stopped, KeyboardInterrupt):
+            note("cluster: interrupted; the hosts, the network and the services are gone")
+        elif isinstance(stopped, SystemExit):
+            print(stopped.code, file=sys.stderr)
+        else:
+            traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(130 if isinstance(stopped, KeyboardInterrupt) else 1)
     print(json.dumps(summary), flush=True)
     clean = summary["lost"] == summary["duplicate_exports"] == summary["corrupt_archives"] == 0
     clean = clean and summary["unclean_outage_answers"] == 0 and summary["broker_queues"] == list(PRODUCT_QUEUES)
