@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -38,6 +40,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import boto3
+import psutil
 import requests
 
 from devstack import POOL_QUEUES, Services, gunicorn_args, mail_worker_args
@@ -62,6 +65,15 @@ KEEPALIVE = "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
 DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "http": 80}
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def dies_with_this_run() -> None:
+    """Run in a child before its program: SIGKILL it when this run ends, however it ends (a run
+    killed before it could clean up leaves no host process or relay behind)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_quiet(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, capture_output=True, text=True)
 
@@ -76,23 +88,51 @@ class Network:
         self.number = self._bridge_claim()
         self.bridge = f"dsarc{self.number}"
         self.gateway = f"10.213.{self.number}.1"
+        self.hosts: list[str] = []
+        run_quiet("ip", "link", "set", self.bridge, "alias", f"owner={os.getpid()}")
         run_quiet("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         run_quiet("ip", "link", "set", self.bridge, "up")
-        self.hosts: list[str] = []
 
-    @staticmethod
-    def _bridge_claim() -> int:
-        """The first number whose bridge this run could create: creating it is the claim."""
+    @classmethod
+    def _bridge_claim(cls) -> int:
+        """The first number whose bridge this run could create: creating it is the claim. A bridge
+        whose run is gone (killed before it could clean up) is removed, and its number taken."""
         if not shutil.which("ip"):
             raise SystemExit("cluster: `ip` (iproute2) is missing; install Debian's iproute2")
         for number in range(10, 250):
-            made = subprocess.run(["ip", "link", "add", f"dsarc{number}", "type", "bridge"], capture_output=True, text=True)
-            if made.returncode == 0:
-                return number
-            if "File exists" not in made.stderr:
-                raise SystemExit("cluster: cannot make a bridge for the hosts' network (root and iproute2 are needed): "
-                                 f"{made.stderr.strip()}")
+            for _ in range(2):
+                made = subprocess.run(["ip", "link", "add", f"dsarc{number}", "type", "bridge"], capture_output=True, text=True)
+                if made.returncode == 0:
+                    return number
+                if "File exists" not in made.stderr:
+                    raise SystemExit("cluster: cannot make a bridge for the hosts' network (root and iproute2 are needed): "
+                                     f"{made.stderr.strip()}")
+                if not cls._abandoned(number):
+                    break
+                note(f"cluster: removing the network dsarc{number}, whose run is gone")
+                cls._remove(number)
         raise SystemExit("cluster: no free bridge number between dsarc10 and dsarc249")
+
+    @staticmethod
+    def _abandoned(number: int) -> bool:
+        shown = subprocess.run(["ip", "-o", "link", "show", f"dsarc{number}"], capture_output=True, text=True).stdout
+        owner = re.search(r"alias owner=(\d+)", shown)
+        return bool(owner) and not psutil.pid_exists(int(owner.group(1)))
+
+    @staticmethod
+    def _remove(number: int) -> None:
+        """Remove the network `number`: its hosts' processes, links and namespaces, then its bridge."""
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        for namespace in (name for name in listed if name.startswith(f"dsarc{number}-")):
+            pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            # The link first: a namespace goes only once the kernel has reaped it, and the next run
+            # to claim this number makes links of the same names.
+            subprocess.run(["ip", "link", "delete", f"dc{namespace.removeprefix('dsarc')}"], capture_output=True)
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+        subprocess.run(["ip", "link", "delete", f"dsarc{number}"], capture_output=True)
 
     def namespace(self, host: str) -> str:
         return f"dsarc{self.number}-{host}"
@@ -121,7 +161,7 @@ class Network:
     def spawn(self, host: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         """A process on `host`, in a session of its own."""
         return subprocess.Popen(["ip", "netns", "exec", self.namespace(host), *args], cwd=ROOT, env=env,
-                                start_new_session=True, stdout=sys.stderr)
+                                start_new_session=True, stdout=sys.stderr, preexec_fn=dies_with_this_run)
 
     def cut(self, host: str) -> None:
         run_quiet("ip", "link", "set", self.link(host), "down")
@@ -137,14 +177,7 @@ class Network:
                 os.kill(int(pid), signal.SIGKILL)
 
     def destroy(self) -> None:
-        for host in self.hosts:
-            self.kill_all(host)
-        # The links first, and the bridge last: a namespace goes only once the kernel has reaped
-        # it, and the next run to claim this number makes links of the same names.
-        for host in self.hosts:
-            subprocess.run(["ip", "link", "delete", self.link(host)], capture_output=True)
-            subprocess.run(["ip", "netns", "delete", self.namespace(host)], capture_output=True)
-        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
+        self._remove(self.number)
 
 
 class Relays:
@@ -161,7 +194,7 @@ class Relays:
         port = free_port()
         self.processes.append(subprocess.Popen(
             ["socat", f"TCP-LISTEN:{port},bind={self.gateway},fork,reuseaddr,{KEEPALIVE}", target],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=dies_with_this_run))
         return port
 
     def url(self, url: str) -> str:
@@ -197,9 +230,12 @@ class RabbitBroker:
             note("cluster: starting the machine's RabbitMQ")
             subprocess.run(["rabbitmq-server", "-detached"], check=True)
             _wait_for(lambda: _answers(*RABBITMQ), "RabbitMQ on 127.0.0.1:5672", 90)
-        self._ctl("add_vhost", self.vhost)
+        self._ctl("add_vhost", self.vhost)  # or finds it, left by a run killed before it could clean up
         self.made = True
-        self._ctl("add_user", self.user, self.password)
+        try:
+            self._ctl("add_user", self.user, self.password)
+        except subprocess.CalledProcessError:  # left so too
+            self._ctl("change_password", self.user, self.password)
         self._ctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
 
     def queues(self) -> list[str]:
@@ -291,7 +327,8 @@ class Cluster(Chaos):
         gateway, env = self.network.gateway, self.product.env
         s3_port = free_port()
         self.moto = subprocess.Popen([str(Path(PYTHON).parent / "moto_server"), "-H", gateway, "-p", str(s3_port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=dies_with_this_run)
         s3 = f"http://{gateway}:{s3_port}"
         _wait_for(lambda: _answers(gateway, s3_port), "the S3 server", 30)
         keys = {"access_key": "cluster", "secret_key": "cluster", "region_name": "us-east-1"}

@@ -31,6 +31,8 @@ def test_hosts_cut_off_killed_and_stopped_and_a_broker_restart_lose_no_request_a
     # receipt matching its parts
     assert (summary["submitted"], summary["completed"], summary["lost"]) == (20, 20, 0), run.stderr[-3000:]
     assert summary["duplicate_exports"] == 0 and summary["corrupt_archives"] == 0, run.stderr[-3000:]
+    # the faults cut real work short, which was revived or run again
+    assert summary["tasks_revived"] + summary["attempts_repeated"] + summary["final_steps_repeated"] >= 1
     # while the broker was down, a filing was taken or refused with a clean 503, never a 500 or a hang
     assert summary["unclean_outage_answers"] == 0 and sum(summary["outage_answers"].values()) >= 2
     assert run.returncode == 0
