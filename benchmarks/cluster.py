@@ -57,7 +57,7 @@ HOSTS = {"lb": 2, "web1": 11, "web2": 12, "worker1": 21, "worker2": 22, "worker3
 WEB_HOSTS, WORKER_HOSTS = ("web1", "web2"), ("worker1", "worker2", "worker3")
 WEB_PORT, LB_PORT = 8000, 80
 CUT_SECONDS = 8.0  # how long the cut-off worker host stays off the network: past its leases, within TCP's patience
-OUTAGE_PROBE_SECONDS = 2.0  # how long the web is asked for answers while the broker is down
+OUTAGE_PROBE_SECONDS = 5.0  # how long the web is asked for answers while the broker is down
 BUCKET = "dsar-cluster"
 # A relay closes a connection whose far end stopped answering (a host killed or cut off), as a
 # database server's tcp_keepalives_* settings would: 10 s idle, then three probes 5 s apart.
@@ -306,9 +306,9 @@ class Cluster(Chaos):
         self.requests_n, self.network = requests_n, network
         self.relays = Relays(network.gateway)
         self.broker = RabbitBroker(network.number)
-        # `make chaos`'s settings: faults recovered from within seconds.
+        # Faults recovered from within seconds (benchmarks/cluster_settings.py).
         self.product = Product(name="cluster", workers=len(WORKER_HOSTS),
-                               env={"DJANGO_SETTINGS_MODULE": "benchmarks.chaos_settings"})
+                               env={"DJANGO_SETTINGS_MODULE": "benchmarks.cluster_settings"})
         self.ids: list[str] = []
         self.ids_lock = threading.Lock()
         self.kills = self.restarts = self.hosts_lost = 0
@@ -419,11 +419,13 @@ class Cluster(Chaos):
             email = f"outage-{number}-{self.rng.getrandbits(32)}@example.com"
             for method, path, body, good in (("POST", "/api/v1/requests", {"type": "access", "email": email}, {201, 503}),
                                              ("GET", "/healthz", None, {503})):
+                sent = time.monotonic()
                 try:
                     response = requests.request(method, f"{self.product.url}{path}", json=body, timeout=10)
                 except requests.RequestException as error:
                     self.unclean.append(f"{method} {path}: {error}")
                     continue
+                note(f"cluster: broker down: {method} {path} answered {response.status_code} in {time.monotonic() - sent:.2f} s")
                 self.outage_answers[str(response.status_code)] = self.outage_answers.get(str(response.status_code), 0) + 1
                 if response.status_code not in good or "json" not in response.headers.get("Content-Type", ""):
                     self.unclean.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
