@@ -59,9 +59,13 @@ WEB_PORT, LB_PORT = 8000, 80
 CUT_SECONDS = 8.0  # how long the cut-off worker host stays off the network: past its leases, within TCP's patience
 OUTAGE_PROBE_SECONDS = 5.0  # how long the web is asked for answers while the broker is down
 BUCKET = "dsar-cluster"
-# A relay closes a connection whose far end stopped answering (a host killed or cut off), as a
-# database server's tcp_keepalives_* settings would: 10 s idle, then three probes 5 s apart.
-KEEPALIVE = "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
+# A relay closes a connection whose far end stopped answering (a host killed or cut off) within
+# 25 s, as a database server's tcp_keepalives_* and tcp_user_timeout settings would: when idle,
+# after three unanswered probes; with data sent and never acknowledged, after 25 s of it
+# (TCP_USER_TIMEOUT, level 6 option 18). Without the second, a host killed in the middle of an
+# erasure's transaction leaves its row locks held, and the erasure's retry waiting on them, for
+# Linux's default retransmission time, a quarter of an hour.
+KEEPALIVE = "keepalive,keepidle=10,keepintvl=5,keepcnt=3,setsockopt-int=6:18:25000"
 DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "http": 80}
 
 
@@ -441,6 +445,17 @@ class Cluster(Chaos):
 
     # --- the verdict --------------------------------------------------------------------------------
 
+    def sessions_show(self) -> None:
+        """What the database sessions are doing, when requests did not finish: a wait on a lock
+        names what holds them up."""
+        with self.product.sql() as conn:
+            for row in conn.execute(
+                """SELECT pid, datname, client_addr, state, wait_event_type, wait_event, now() - xact_start, left(query, 100)
+                     FROM pg_stat_activity WHERE datname LIKE %s AND state <> 'idle' AND pid <> pg_backend_pid()""",
+                [f"{self.product.database}%"],
+            ):
+                note(f"cluster: unfinished: session {row}")
+
     def exports_fetch(self) -> None:
         """The bucket's exports, to where `make chaos`'s verdict reads them."""
         storage = self.product.data / "storage"
@@ -468,6 +483,8 @@ class Cluster(Chaos):
         deadline = time.monotonic() + 300
         while self.progress() < self.requests_n and time.monotonic() < deadline:
             time.sleep(0.2)
+        if self.progress() < self.requests_n:
+            self.sessions_show()
         injector.join(60)  # the last fault may still be under way
         if self.healing:
             self.healing.join()
