@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -304,8 +305,8 @@ class Cluster(Chaos):
     """The chaos batch, on hosts: the filing, the progress and the verdict are `make chaos`'s."""
 
     def __init__(self, *, requests_n: int, seed: int, network: Network) -> None:
-        import random
-
+        # What Chaos.__init__ sets, but for a product on hosts and RabbitMQ rather than on this
+        # machine and a Redis of the run's own.
         self.rng = random.Random(seed)
         self.requests_n, self.network = requests_n, network
         self.relays = Relays(network.gateway)
@@ -320,6 +321,7 @@ class Cluster(Chaos):
         self.unclean: list[str] = []
         self.stop = threading.Event()
         self.moto: subprocess.Popen | None = None
+        self.s3 = None  # a client of the S3 server, once it runs
         self.hosts: dict[str, list[subprocess.Popen]] = {}
         self.healing: threading.Timer | None = None
 
