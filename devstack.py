@@ -274,7 +274,9 @@ def run() -> int:
             subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info"], cwd=ROOT),
         ]
         say(f"portal:        http://{host}:{port}/")
-        say(f"staff console: http://{host}:{port}/console/   (demo logins admin and reviewer, password {password}, in {DATA_DIR / 'demo-password'})")
+        say(f"staff console: http://{host}:{port}/console/   (demo logins admin and reviewer, password {password}, "
+            f"in {DATA_DIR / 'demo-password'}; each sets up an authenticator app at first sign-in with the one-time "
+            "setup code printed above)")
         say(f"API docs:      http://{host}:{port}/api/docs/")
         say(f"mail is written to {os.environ['EMAIL_FILE_PATH']}; Ctrl-C stops everything")
         return _supervise(children)
