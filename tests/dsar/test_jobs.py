@@ -318,3 +318,18 @@ def test_no_head_is_shipped_once_the_chain_lost_the_head_shipped_last(audit_head
     assert summary.startswith("audit_head_ship: nothing shipped: the chain does not hold the head shipped at ")
     assert len((audit_heads / "heads.jsonl").read_text().splitlines()) == 1
     assert any(record.levelname == "ERROR" and "run verify_audit" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_sweeper_revives_a_final_step_whose_worker_was_lost_and_a_worker_completes_its_request():
+    from dsar.models import FinalStep
+
+    request = request_make(status="processing", type="deletion", email="step.lost@example.com")
+    ConnectorTask.objects.create(request=request, connector="probe", status="succeeded", attempts=1,
+                                 receipt={"erased": {"feedback_ratings": 2}, "retained": [], "suppressed_sources": []})
+    step = FinalStep.objects.create(request=request, status="running", attempts=1, claimed_by="gone:1",
+                                    lease_until=timezone.now() + dt.timedelta(minutes=30))
+    run_at("sweeper", step.lease_until + MINUTE)  # its worker died: the lease ran out unrenewed
+    completed = wait_until_final(request.pk)
+    assert (completed.status, completed.result["erased"]) == ("completed", {"feedback_ratings": 2})
+    assert FinalStep.objects.filter(pk=step.pk).values_list("status", "attempts", "sweeps").get() == ("succeeded", 2, 1)

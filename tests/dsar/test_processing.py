@@ -7,6 +7,7 @@ they queue is rung for (a Celery worker of the test run may be up)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import socket
@@ -15,18 +16,21 @@ import sys
 import threading
 
 import pytest
+import time_machine
 from celery import Celery
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from dsar import exports, processing
+from dsar import exports, locks, processing
 from dsar.doorbell import backoff_seconds, ring_all
 from dsar.models import AuditEntry, ConnectorTask, Export, FinalStep, Request
 
 from ..conftest import ROOT, database_url
 from ..factories import request_make
+from ..support.flows import wait_until_final
+from ..support.listed import listed  # noqa: F401 (a fixture)
 from ..support.probe import probe_calls, probe_plan
 from ..support.processes import process_stop
 from ..support.waiting import wait_for
@@ -635,3 +639,547 @@ def test_a_waiting_task_wakes_only_once_every_system_finding_its_identity_has_su
     processing.tasks_wake(mine.pk, now=now)
     assert ConnectorTask.objects.filter(request=mine, connector="billing").values_list("status", "updated_at").get() == ("queued", now)
     assert ConnectorTask.objects.get(request=other, connector="billing").status == "waiting"
+
+
+# --- Stamps and emails of a task's ends, the sweeper's order and races, the lease keeper's limits ----------
+
+
+@pytest.mark.django_db
+def test_a_task_that_fails_is_stamped_updated_when_it_failed_and_tells_the_subject_their_request_is_delayed(
+        mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="processing", type="access", email="delayed@example.com")
+    task = _task(request, status="running", attempts=1, lease_until=timezone.now() + MINUTE)
+    failed_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(failed_at, tick=False), django_capture_on_commit_callbacks(execute=True):
+        processing.task_fail(task, "PermanentError: probe: refused")
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "updated_at").get() == ("failed", failed_at)
+    assert [(message.to, message.subject) for message in mailoutbox] == [(["delayed@example.com"], "Your request is delayed")]
+
+
+@pytest.mark.django_db
+def test_a_task_retried_long_after_it_failed_counts_as_queued_from_the_retry_so_the_sweeper_leaves_it_to_its_doorbell(settings):
+    settings.DSAR_SWEEP_QUEUED_MINUTES = 10
+    request = request_make(status="processing", type="access", email="retried.late@example.com")
+    failed = _task(request, status="failed", attempts=5)
+    ConnectorTask.objects.filter(pk=failed.pk).update(updated_at=timezone.now() - 60 * MINUTE)  # it failed an hour ago
+    processing.tasks_retry(request)
+    assert processing.tasks_sweep(now=timezone.now(), limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    assert ConnectorTask.objects.filter(pk=failed.pk).values_list("status", "sweeps").get() == ("queued", 0)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_takes_an_old_lease_for_lost_work_only_on_a_row_still_running(settings):
+    settings.DSAR_SWEEP_QUEUED_MINUTES = 10
+    now = timezone.now()
+    request = request_make(status="processing", type="access", email="old.leases@example.com")
+    _task(request, "accounts", status="succeeded", attempts=1, lease_until=now - MINUTE)
+    _task(request, "payments", status="failed", attempts=1, lease_until=now - MINUTE)
+    FinalStep.objects.create(request=request, status="succeeded", attempts=1, lease_until=now - MINUTE)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    rows = {task.connector: (task.status, task.sweeps) for task in ConnectorTask.objects.filter(request=request)}
+    assert rows == {"accounts": ("succeeded", 0), "payments": ("failed", 0)}
+    assert FinalStep.objects.filter(request=request).values_list("status", "sweeps").get() == ("succeeded", 0)
+
+
+@pytest.mark.django_db
+def test_waking_the_tasks_of_a_request_reads_them_in_one_query_and_wakes_them_in_one_more(settings, django_assert_num_queries):
+    from connectors.systems import System
+
+    settings.DSAR_SYSTEMS = {
+        "crm": System("crm", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "shop": System("shop", "tests.support.listed.ListedConnector", provides=frozenset({"customer_number"})),
+        "billing": System("billing", "tests.support.listed.ListedConnector", needs=frozenset({"customer_number"})),
+        "ledger": System("ledger", "tests.support.listed.ListedConnector", needs=frozenset({"customer_number"})),
+    }
+    request = request_make(status="processing", email="woken@example.com")
+    processing.tasks_create(request)
+    ConnectorTask.objects.filter(request=request, connector__in=["crm", "shop"]).update(status="succeeded")
+    now = timezone.now()
+    with django_assert_num_queries(2):
+        processing.tasks_wake(request.pk, now=now)
+    assert dict(ConnectorTask.objects.filter(request=request).values_list("connector", "status")) == {
+        "crm": "succeeded", "shop": "succeeded", "billing": "queued", "ledger": "queued"}
+
+
+def _tasks_run_together_in_a_worker_process(task_ids: list[int], log) -> subprocess.Popen:
+    """Run tasks at once, a thread each, in one process with a worker's settings (a lease of 3 s),
+    so that one lease keeper holds all their leases; what the process logs goes to `log`."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.worker_settings", "DATABASE_URL": database_url(connection.settings_dict)}
+    code = ("import threading, django; django.setup(); from dsar import processing; "
+            f"runs = [threading.Thread(target=processing.task_run, args=(pk,)) for pk in {task_ids!r}]; "
+            "[run.start() for run in runs]; [run.join() for run in runs]")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _lease(task: ConnectorTask) -> dt.datetime | None:
+    return ConnectorTask.objects.filter(pk=task.pk).values_list("lease_until", flat=True).get()
+
+
+def _running(task: ConnectorTask) -> dt.datetime:
+    """Wait for `task` to be claimed; its lease then."""
+    return wait_for(lambda: ConnectorTask.objects.filter(pk=task.pk, status="running").values_list("lease_until", flat=True).first(),
+                    timeout=60, what=f"task {task.pk} to start")
+
+
+def _renewals(task: ConnectorTask, count: int) -> None:
+    """Wait for `task`'s lease to be renewed `count` times more (renewals are a second or more apart)."""
+    seen = [_lease(task)]
+
+    def renewed_enough() -> bool:
+        if (lease := _lease(task)) != seen[-1]:
+            seen.append(lease)
+        return len(seen) > count
+
+    wait_for(renewed_enough, timeout=60, what=f"{count} renewals of task {task.pk}'s lease")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_keeper_renews_a_claim_only_while_it_stands_never_one_taken_over_swept_or_finished_nor_another_workers(
+        unique_email, tmp_path):
+    marker, taken, swept, finished = (_task(request_make(status="processing", type="deletion", email=unique_email(name)))
+                                      for name in ("marker", "taken", "swept", "finished"))
+    for task in (marker, taken, swept):
+        probe_plan(task.request.email, sleep=30, records=1)  # each runs until the test stops the process
+    probe_plan(finished.request.email, records=1)  # done at once
+    _task(finished.request, "accounts")  # not run: no final step follows
+    dead_until = timezone.now() - MINUTE  # a dead worker's claim, for the sweeper to revive
+    dead = _task(request_make(status="processing", type="deletion"), status="running", attempts=1, lease_until=dead_until,
+                 claimed_by="gone:1")
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = _tasks_run_together_in_a_worker_process([marker.pk, taken.pk, swept.pk, finished.pk], log)
+    try:
+        for task in (marker, taken, swept):
+            _running(task)
+        wait_for(lambda: ConnectorTask.objects.filter(pk=finished.pk, status="succeeded").exists(), timeout=60, what="a task to finish")
+        other_until = timezone.now() + 10 * MINUTE
+        # Its lease ran out and another worker claimed it (attempt 2); the sweeper put this one back in the queue; this
+        # one, retried by staff since, another worker claimed afresh (attempt 1 again).
+        ConnectorTask.objects.filter(pk=taken.pk).update(attempts=2, lease_until=other_until, claimed_by="elsewhere:1")
+        ConnectorTask.objects.filter(pk=swept.pk).update(status="queued", lease_until=None, sweeps=1)
+        ConnectorTask.objects.filter(pk=finished.pk).update(status="running", attempts=1, lease_until=other_until, claimed_by="elsewhere:2")
+        _renewals(marker, 3)  # every lease the process holds has come due at least once since
+        rows = {task.pk: task for task in ConnectorTask.objects.all()}
+        assert (rows[taken.pk].status, rows[taken.pk].attempts, rows[taken.pk].lease_until) == ("running", 2, other_until)
+        assert (rows[swept.pk].status, rows[swept.pk].attempts, rows[swept.pk].lease_until) == ("queued", 1, None)
+        assert (rows[finished.pk].status, rows[finished.pk].attempts, rows[finished.pk].lease_until) == ("running", 1, other_until)
+        assert (rows[dead.pk].status, rows[dead.pk].lease_until) == ("running", dead_until)
+        assert (rows[marker.pk].status, rows[marker.pk].attempts) == ("running", 1)
+    finally:
+        process_stop(worker)
+
+
+def _blocked_on_a_row_lock(query_start: str) -> int:
+    """The pid of a backend whose query begins with `query_start` and waits for a row lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction otherwise sees the activity of its first look
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                       " AND starts_with(query, %s)", [query_start])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_that_fails_on_a_lost_connection_or_any_other_error_is_logged_and_tried_again(unique_email, tmp_path):
+    task = _task(request_make(status="processing", type="deletion", email=unique_email("renewal")))
+    probe_plan(task.request.email, sleep=30, records=1)  # it runs until the test stops the process
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = _tasks_run_together_in_a_worker_process([task.pk], out)
+    try:
+        _running(task)
+        with transaction.atomic():  # hold the task's row, so the next renewal waits for it, then drop that renewal's connection
+            ConnectorTask.objects.select_for_update().get(pk=task.pk)
+            pid = wait_for(lambda: _blocked_on_a_row_lock('UPDATE "dsar_connectortask" SET "lease_until"'), timeout=60,
+                           what="a renewal waiting for the row")
+            assert _terminate(pid)
+        _renewals(task, 1)  # tried again, on a connection of its own, once the row was free
+        assert (" WARNING dsar.processing could not renew a lease (will try again): "
+                "terminating connection due to administrator command") in log.read_text()
+
+        with connection.cursor() as cursor:  # every renewal of this task's lease now fails, the connection whole
+            cursor.execute("CREATE FUNCTION renewal_refused() RETURNS trigger LANGUAGE plpgsql AS "
+                           "$$ BEGIN RAISE EXCEPTION 'renewal refused (planned)'; END $$")
+            cursor.execute(f"CREATE TRIGGER renewal_refused BEFORE UPDATE OF lease_until ON dsar_connectortask FOR EACH ROW "
+                           f"WHEN (OLD.id = {int(task.pk)}) EXECUTE FUNCTION renewal_refused()")
+        try:
+            wait_for(lambda: "renewal refused (planned)" in log.read_text(), timeout=60, what="the refused renewal to be logged")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TRIGGER renewal_refused ON dsar_connectortask; DROP FUNCTION renewal_refused()")
+        assert " ERROR dsar.processing could not renew a lease (will try again)\nTraceback (most recent call last):" in log.read_text()
+
+        _renewals(task, 1)  # the keeper outlived both failures
+        assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "attempts").get() == ("running", 1)
+    finally:
+        process_stop(worker)
+
+
+@pytest.mark.django_db
+def test_a_rescheduled_task_is_stamped_updated_when_rescheduled(settings):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    task = _task(request_make(status="processing", type="access", email="stamped@example.com"), status="running", attempts=1)
+    rescheduled_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(rescheduled_at, tick=False):
+        processing.task_reschedule(task, "TransientError: probe: 503")
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "updated_at", "last_error_at").get() == (
+        "queued", rescheduled_at, rescheduled_at)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_revives_the_longest_untouched_first_whatever_order_they_were_made_in_and_limits_final_steps_too(
+        django_capture_on_commit_callbacks):
+    now = timezone.now()
+    for number, untouched in enumerate((1, 3, 2)):  # minutes since each was last touched, in the order they are made
+        request = request_make(status="processing", email=f"task{number}@example.com")
+        _task(request, status="running", attempts=1, lease_until=now - SECOND)
+        ConnectorTask.objects.filter(request=request).update(updated_at=now - untouched * MINUTE)
+        step = FinalStep.objects.create(request=request_make(status="processing", email=f"step{number}@example.com"),
+                                        status="running", attempts=1, lease_until=now - SECOND)
+        FinalStep.objects.filter(pk=step.pk).update(updated_at=now - untouched * MINUTE)
+    with django_capture_on_commit_callbacks() as rung:
+        assert processing.tasks_sweep(now=now, limit=2) == {"revived": 2, "failed": 0, "final_steps": 2, "final_steps_failed": 0}
+    assert len(rung) == 4  # one doorbell for each task and each final step revived
+    assert sorted(ConnectorTask.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "task1@example.com", "task2@example.com"]
+    assert sorted(FinalStep.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "step1@example.com", "step2@example.com"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_leaves_work_whose_request_stopped_processing_while_it_waited_for_its_lock_and_goes_on_to_the_next():
+    now = timezone.now()
+    stopping, other = (request_make(status="processing", email=f"{name}@example.com") for name in ("stopping", "other"))
+    first = _task(stopping, status="running", attempts=1, lease_until=now - SECOND)
+    second = _task(other, status="running", attempts=1, lease_until=now - SECOND)
+    ConnectorTask.objects.filter(pk=first.pk).update(updated_at=now - 2 * MINUTE)  # the sweeper takes it first
+    ConnectorTask.objects.filter(pk=second.pk).update(updated_at=now - MINUTE)
+    with transaction.atomic():  # the request is locked, by staff failing it say, when the sweeper comes to its task
+        locks.request_lock(stopping.pk)
+        swept: list = []
+        sweep = threading.Thread(target=lambda: swept.append(_swept(now)))
+        sweep.start()
+        wait_for(lambda: _blocked_on_a_row_lock('SELECT "dsar_request"'), timeout=60, what="the sweeper to wait for the request's lock")
+        Request.objects.filter(pk=stopping.pk).update(status="failed")
+    sweep.join(60)
+    assert swept == [{"revived": 1, "failed": 0, "final_steps": 0, "final_steps_failed": 0}]
+    assert ConnectorTask.objects.get(pk=first.pk).status == "running"  # left for good: its request failed
+    # revived and rung for: a worker of this test run may have claimed it since
+    assert dict(ConnectorTask.objects.values_list("pk", "sweeps")) == {first.pk: 0, second.pk: 1}
+
+
+def _swept(now: dt.datetime) -> dict:
+    try:
+        return processing.tasks_sweep(now=now, limit=10)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db
+def test_the_sweeper_takes_work_untouched_equally_long_in_the_order_it_was_made():
+    """Whatever order the database happens to hold the rows in: here, that of the last made first."""
+    now = timezone.now()
+    requests = [request_make(status="pending_review", email=f"tie{number}@example.com") for number in range(3)]
+    tasks = [_task(request, status="running", attempts=1, lease_until=now + MINUTE) for request in requests]
+    for request, task in reversed(list(zip(requests, tasks))):  # approved from the last filed; their tasks lost at one moment
+        Request.objects.filter(pk=request.pk).update(status="processing")
+        ConnectorTask.objects.filter(pk=task.pk).update(lease_until=now - SECOND, updated_at=now - MINUTE)
+    assert processing.tasks_sweep(now=now, limit=2)["revived"] == 2
+    assert sorted(ConnectorTask.objects.filter(status="queued").values_list("request__email", flat=True)) == [
+        "tie0@example.com", "tie1@example.com"]
+
+
+@pytest.mark.django_db
+def test_a_final_step_run_while_another_worker_holds_it_says_so_and_changes_nothing(caplog):
+    request = request_make(status="processing", type="deletion", email="held@example.com")
+    lease = timezone.now() + MINUTE
+    step = FinalStep.objects.create(request=request, status="running", attempts=1, lease_until=lease, claimed_by="elsewhere:1")
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.final_step_run(request.pk)
+    assert caplog.messages == [f"request {request.pk}: final step has nothing to do"]
+    assert FinalStep.objects.filter(pk=step.pk).values_list("status", "attempts", "lease_until").get() == ("running", 1, lease)
+    assert Request.objects.get(pk=request.pk).status == "processing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_step_has_its_lease_renewed_while_its_archive_is_written(settings, unique_email, tmp_path):
+    from connectors.content import subject_prefix
+
+    email = unique_email("slow.archive")
+    store = settings.DSAR_SYSTEMS["content"].options["storage_options"]["location"]
+    held = os.path.join(store, subject_prefix(email), "content", "held.bin")
+    os.makedirs(os.path.dirname(held))
+    os.mkfifo(held)  # a file whose bytes come when the test writes them: the archive waits for them
+    request = request_make(status="processing", type="access", email=email)
+    task = _task(request, "content")
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = _tasks_run_together_in_a_worker_process([task.pk], log)  # the task, then (the last one) its final step
+    try:
+        claimed = wait_for(lambda: FinalStep.objects.filter(request=request, status="running").values_list("lease_until", flat=True).first(),
+                           timeout=60, what="the final step to start")
+        wait_for(lambda: FinalStep.objects.get(request=request).lease_until != claimed, timeout=30, what="the final step's lease renewed")
+        with open(held, "wb"):  # the file ends, empty: the archive is finished
+            pass
+        assert worker.wait(60) == 0
+    finally:
+        process_stop(worker)
+        os.unlink(held)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert FinalStep.objects.filter(request=request).values_list("status", "attempts", "lease_until").get() == ("succeeded", 1, None)
+
+
+@pytest.mark.django_db
+def test_an_export_that_cannot_be_written_fails_the_final_step_and_the_request_and_is_logged(listed, caplog):
+    listed(crm={"files": {"lost.pdf": None}})  # listed when gathered, unreadable when the archive is written
+    request = request_make(status="processing", type="access", email="unwritten@example.com")
+    processing.tasks_create(request)
+    with caplog.at_level("ERROR", logger="dsar.processing"):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert [record.getMessage() for record in caplog.records] == [f"request {request.pk}: the export could not be written"]
+    failed = Request.objects.get(pk=request.pk)
+    assert (failed.status, failed.failure_reason) == ("failed", "export: PermanentError: crm: lost.pdf cannot be read (planned)")
+    assert FinalStep.objects.filter(request=request).values_list("status", "last_error").get() == (
+        "failed", "export: PermanentError: crm: lost.pdf cannot be read (planned)")
+    assert not Export.objects.filter(request=request).exists()
+
+
+def _processing_log(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "dsar.processing"]
+
+
+@pytest.mark.django_db
+def test_a_task_run_logs_its_start_its_success_and_its_requests_completion_and_a_second_run_that_it_had_nothing_to_do(
+        listed, caplog):
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="logged@example.com")
+    processing.tasks_create(request)
+    task = request.tasks.get()
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)  # the last task: this worker takes the final step
+    assert _processing_log(caplog) == [f"request {request.pk}: crm started (attempt 1)", f"request {request.pk}: crm succeeded",
+                                       f"request {request.pk}: completed"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert _processing_log(caplog) == [f"task {task.pk}: nothing to do (finished, running elsewhere, or not due)"]
+
+
+@pytest.mark.django_db
+def test_a_connector_that_breaks_unexpectedly_fails_its_task_with_the_traceback_and_is_logged(listed, caplog):
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm", collected_at=object())]})  # not a time: a bug
+    request = request_make(status="processing", type="access", email="broken@example.com")
+    processing.tasks_create(request)
+    task = request.tasks.get()
+    with caplog.at_level("ERROR", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert _processing_log(caplog) == [f"request {request.pk}: crm raised an unexpected error",
+                                       f"request {request.pk}: crm failed: TypeError: Type is not JSON serializable: object"]
+    failed = ConnectorTask.objects.get(pk=task.pk)
+    assert failed.status == "failed"
+    assert failed.last_error.startswith("TypeError: Type is not JSON serializable: object\nTraceback (most recent call last):\n")
+    assert Request.objects.get(pk=request.pk).failure_reason == "crm: TypeError: Type is not JSON serializable: object"
+
+
+@pytest.mark.django_db
+def test_a_result_for_a_task_no_longer_running_is_dropped_with_a_warning(caplog):
+    request = request_make(status="processing", type="deletion", email="dropped@example.com")
+    task = _task(request, status="queued", attempts=1)  # swept back to the queue while its worker ran
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        assert processing.task_succeed(task, counts={"feedback_ratings": 1}) is False
+    assert _processing_log(caplog) == [f"request {request.pk}: probe finished but its task was no longer running"]
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "counts").get() == ("queued", {})
+
+
+@pytest.mark.django_db
+def test_a_final_step_result_of_a_claim_taken_over_is_dropped_with_a_warning(caplog):
+    request = request_make(status="processing", type="deletion", email="overtaken@example.com")
+    FinalStep.objects.create(request=request)
+    slow = processing.final_step_claim(request.pk)
+    FinalStep.objects.filter(request=request).update(lease_until=timezone.now() - SECOND)
+    processing.final_step_claim(request.pk)  # another worker took the step over
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        processing.final_step_complete(slow, result={"erased": {}, "retained": []})
+    assert _processing_log(caplog) == [f"request {request.pk}: its final step was taken over by another worker; discarding this result"]
+    assert Request.objects.get(pk=request.pk).status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_link_until_it_expires_and_discards_the_work_area(
+        listed, settings, mailoutbox, django_capture_on_commit_callbacks):
+    from connectors.base import Record
+
+    settings.DSAR_REVIEW_BEFORE_RELEASE, settings.DSAR_EXPORT_TTL_DAYS = False, 7
+    listed(crm={"records": [Record("interests", {"value": "t" * 300_000}, "crm")]})  # more than a task row carries: staged in files
+    request = request_make(status="processing", type="access", email="complete@example.com")
+    processing.tasks_create(request)
+    finished_at = dt.datetime(2026, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+    with time_machine.travel(finished_at, tick=False), django_capture_on_commit_callbacks(execute=True):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert FinalStep.objects.filter(request=request).values_list("status", "finished_at").get() == ("succeeded", finished_at)
+    completed, export = Request.objects.get(pk=request.pk), Export.objects.get(request=request)
+    assert (sorted(completed.result), completed.result["categories"]["interests"]) == (["bytes", "categories"], 1)
+    assert completed.result["bytes"] == export.bytes == default_storage.size(export.path)  # the archive's size, as stored
+    with default_storage.open(export.path, "rb") as stored:
+        assert export.sha256 == hashlib.sha256(stored.read()).hexdigest()
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
+    assert "The link works until 11 May 2026, 03:02 UTC." in email.body
+    assert not default_storage.exists(f"work/{request.pk}")
+
+
+@pytest.mark.django_db
+def test_a_waiting_system_runs_with_the_identities_found_for_its_own_request_only(staged_systems):
+    ada, bob = (request_make(status="processing", type="access", email=email) for email in ("ada@example.com", "bob@example.com"))
+    for request in (ada, bob):
+        processing.tasks_create(request)
+        processing.task_run(request.tasks.get(connector="crm").pk)  # ada's is C-1, bob's C-2
+    processing.task_run(ada.tasks.get(connector="billing").pk)
+    assert ada.tasks.get(connector="billing").counts == {"interactions.account_history": 2}  # tea and cup, not bob's pot
+
+
+@pytest.mark.django_db
+def test_a_task_whose_workers_were_lost_until_the_attempt_bound_fails_saying_so(settings, unique_email):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 3
+    request = request_make(status="processing", type="deletion", email=unique_email("lost"))
+    task = _task(request, status="running", attempts=3, lease_until=timezone.now() - SECOND)  # its third worker died too
+    processing.task_run(task.pk)
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "last_error").get() == (
+        "failed", "gave up after 3 attempts; last error: worker lost")
+    assert probe_calls(request.email) == 0
+
+
+@pytest.mark.django_db
+def test_a_task_under_a_shorter_time_limit_than_a_final_steps_rings_for_the_final_step_instead_of_taking_it(caplog, unique_email):
+    email = unique_email("short")
+    probe_plan(email, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)  # the probe's time limit is 5 s
+    with caplog.at_level("INFO", logger="dsar.processing"):
+        processing.task_run(task.pk)
+    assert FinalStep.objects.filter(request=request).values_list("status", "attempts").get() == ("queued", 0)
+    assert Request.objects.get(pk=request.pk).status == "processing"
+    assert _processing_log(caplog) == [f"request {request.pk}: probe started (attempt 1)", f"request {request.pk}: probe succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
+def test_a_worker_that_finishes_the_last_task_under_a_short_time_limit_rings_and_a_worker_takes_the_final_step(unique_email):
+    email = unique_email("rung")
+    probe_plan(email, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    processing.tasks_ring([_task(request)])  # committed: rung at once
+    completed = wait_until_final(request.pk)
+    assert (completed.status, completed.result["erased"]) == ("completed", {"feedback_ratings": 1})
+
+
+def _task_run_on_a_connection_of_its_own(task_id: int) -> None:
+    try:
+        processing.task_run(task_id)
+    finally:
+        connection.close()
+
+
+def _backends_since(started: dt.datetime) -> list[int]:
+    """The pids of this database's backends opened at or after `started`, but this connection's."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                       " AND backend_start >= %s", [started])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_database_connection_drops_while_its_connector_works_is_retried_and_logged(settings, unique_email, caplog):
+    settings.DSAR_CONNECTOR_MAX_ATTEMPTS = 5
+    settings.DSAR_RETRY_BASE_SECONDS, settings.DSAR_RETRY_MAX_SECONDS = 60, 60  # no worker of the test run retries it meanwhile
+    email = unique_email("dropped")
+    probe_plan(email, sleep=3, records=1)
+    request = request_make(status="processing", type="deletion", email=email)
+    task = _task(request)
+    started = timezone.now()
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        run = threading.Thread(target=_task_run_on_a_connection_of_its_own, args=(task.pk,))
+        run.start()
+        wait_for(lambda: probe_calls(email) == 1, timeout=60, what="the connector to be called")
+        [backend] = _backends_since(started)  # the worker's connection, idle while the connector works
+        assert _terminate(backend)
+        run.join(60)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.attempts) == ("queued", 1)
+    prefix = "database connection lost: OperationalError: "
+    assert stored.last_error.startswith(prefix) and "terminating connection due to administrator command" in stored.last_error
+    error = stored.last_error.removeprefix(prefix)
+    messages = _processing_log(caplog)
+    assert messages[0] == f"request {request.pk}: probe lost its database connection: {error}"
+    assert re.fullmatch(rf"request {request.pk}: probe will retry in \d+\.\ds: database connection lost: OperationalError: .*", messages[1])
+    assert len(messages) == 2
+
+
+@pytest.mark.django_db
+def test_an_archive_whose_completion_cannot_be_recorded_is_deleted(listed):
+    from django.db import IntegrityError
+
+    from connectors.base import Record
+
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="unrecorded@example.com")
+    processing.tasks_create(request)
+    now = timezone.now()  # a request has one export: this row stands in the way of the one the final step records
+    Export.objects.create(request=request, path="exports/elsewhere.zip", bytes=1, sha256="0" * 64, created_at=now, expires_at=now + MINUTE)
+    with pytest.raises(IntegrityError):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert default_storage.listdir(f"exports/{request.pk}") == ([], [])
+
+
+@pytest.mark.django_db
+def test_a_task_doorbell_carries_its_connectors_time_limits_and_its_countdown(django_capture_on_commit_callbacks):
+    from celery.signals import before_task_publish
+
+    published = []
+
+    def seen(sender=None, headers=None, **_) -> None:
+        published.append((sender, headers["argsrepr"], tuple(headers["timelimit"]), dt.datetime.fromisoformat(headers["eta"])))
+
+    task = _task(request_make(status="processing", email="rung@example.com"))  # the probe: a time limit of 5 s
+    before_task_publish.connect(seen)
+    try:
+        before = timezone.now()
+        with django_capture_on_commit_callbacks(execute=True):  # rung as the transaction commits
+            processing.tasks_ring([task], countdown=7)
+        after = timezone.now()
+    finally:
+        before_task_publish.disconnect(seen)
+    [(name, args, limits, eta)] = published
+    assert (name, args, limits) == ("dsar.tasks.connector_task_run", f"({task.pk},)", (65, 5))  # hard, soft
+    assert before + 7 * SECOND <= eta <= after + 7 * SECOND
+
+
+@pytest.mark.django_db
+def test_a_completed_deletion_tells_the_subject_their_data_was_erased(mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="processing", type="deletion", email="erased@example.com")
+    _task(request, status="succeeded", attempts=1, receipt={"erased": {"feedback_ratings": 2}, "retained": [], "suppressed_sources": []})
+    FinalStep.objects.create(request=request)
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.final_step_run(request.pk)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["erased@example.com"], "Your request is complete")
+    assert "We have erased your data, as you asked." in email.body
+
+
+@pytest.mark.django_db
+def test_an_export_held_for_review_is_not_released_and_its_subject_not_yet_emailed(listed, settings, mailoutbox,
+                                                                                     django_capture_on_commit_callbacks):
+    from connectors.base import Record
+
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    listed(crm={"records": [Record("interests", {"value": "tea"}, "crm")]})
+    request = request_make(status="processing", type="access", email="reviewed@example.com")
+    processing.tasks_create(request)
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert Export.objects.get(request=request).released_at is None
+    assert mailoutbox == []  # staff release it after review, which sends the email
