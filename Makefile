@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench chaos install browser audit config-docs mutate
+.PHONY: run test bench chaos cluster install browser audit config-docs mutate
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -35,6 +35,12 @@ bench: install
 # Faults on purpose: workers SIGKILLed and the broker killed mid-batch; the last line is the summary.
 chaos: install
 	@$(PY) -m devstack chaos $(CHAOS_ARGS)
+
+# The product as separate hosts (network namespaces, so root): two web hosts behind HAProxy, three
+# worker hosts, RabbitMQ, PostgreSQL and S3; mid-batch hosts are cut off, killed and stopped and the
+# broker restarted. The last line is the summary (contract §8, with hosts_lost).
+cluster: install
+	@$(PY) -m benchmarks.cluster $(CLUSTER_ARGS)
 
 # Mutants of the modules that carry the guarantees, each against the tests that reach it, and a summary
 # per module (tests/mutation). MUTATE=dsar/deadlines.py for some of them. Hours for them all.

@@ -46,16 +46,18 @@ WEB_WORKERS, WEB_THREADS, WORKER_POOL = 2, 3, 4
 def gunicorn_args(bind: str, workers: int = WEB_WORKERS, threads: int = WEB_THREADS) -> list[str]:
     """How the web server runs, here and in the benchmarks.
 
-    Each worker takes only as many connections as it has threads. The rest wait in the kernel's
-    accept queue, in the order they came, for whichever worker frees a thread first. A worker that
-    took more would queue them behind its own busy threads, however idle the other worker, and a
-    kept-alive connection stays with the worker that accepted it: under 32 busy connections that
-    doubled the p99 latency. So connections are not kept alive either (a reverse proxy in front
-    opens one per request anyway), and gunicorn is told so rather than warning about it. Its logger
-    keeps download signatures and status-link keys out of the access log (dsar/access_log.py).
+    gunicorn's asgi worker reads each request's headers in an event loop and hands the finished
+    request to the application (dsar/asgi.py), which runs Django on `threads` threads of its own.
+    A client that dribbles its headers holds a socket, not a thread: under the threaded worker, six
+    such clients held every thread of the web tier (decision 0007). Each worker listens on a socket
+    of its own (`--reuse-port`), so the kernel spreads connections evenly between them rather than
+    letting whichever worker wakes first take them all. Connections are not kept alive: a reverse
+    proxy in front opens one per request anyway (decision 0001), and the asgi worker would keep an
+    idle one open indefinitely. Its logger keeps download signatures and status-link keys out of the
+    access log (dsar/access_log.py).
     """
-    return ["-m", "gunicorn", "dsar.wsgi", "--preload", "-b", bind, "-w", str(workers), "--threads", str(threads),
-            "--worker-connections", str(threads), "--keep-alive", "0",
+    return ["-m", "gunicorn", f"dsar.asgi:application_make(threads={threads})", "--worker-class", "asgi", "--preload",
+            "-b", bind, "-w", str(workers), "--reuse-port", "--keep-alive", "0",
             "--logger-class", "dsar.access_log.RedactingLogger"]
 
 
@@ -272,7 +274,9 @@ def run() -> int:
             subprocess.Popen([PYTHON, "-m", "celery", "-A", "dsar", "beat", "-l", "info"], cwd=ROOT),
         ]
         say(f"portal:        http://{host}:{port}/")
-        say(f"staff console: http://{host}:{port}/console/   (demo logins admin and reviewer, password {password}, in {DATA_DIR / 'demo-password'})")
+        say(f"staff console: http://{host}:{port}/console/   (demo logins admin and reviewer, password {password}, "
+            f"in {DATA_DIR / 'demo-password'}; each sets up an authenticator app at first sign-in with the one-time "
+            "setup code printed above)")
         say(f"API docs:      http://{host}:{port}/api/docs/")
         say(f"mail is written to {os.environ['EMAIL_FILE_PATH']}; Ctrl-C stops everything")
         return _supervise(children)

@@ -3,11 +3,20 @@
 A typical subject touches all five connectors with about a hundred records and five small files.
 The median over 20 runs is the figure; the share of it spent outside connector code (queueing,
 claiming, staging, assembly, polling) comes from the task rows' own timings.
+
+Then the portal's start page, fetched while 200 clients hold connections open dribbling their headers
+a byte a second, against the same fetches with no slow client, on the same server in the same run:
+the slowest of them must come back within a second.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 import requests
 
@@ -18,6 +27,8 @@ from .harness import Mailbox, Product, figure, file_and_verify, wait_final
 
 RUNS = 20
 SEED = 7
+SLOW_CLIENTS = 200
+PAGE_FETCHES = 50
 
 
 def run() -> None:
@@ -44,3 +55,58 @@ def run() -> None:
         figure("latency", "median_verify_to_completed", median, "s", target=0.25, direction="max")
         figure("latency", "p90_verify_to_completed", statistics.quantiles(totals, n=10)[-1], "s")
         figure("latency", "share_outside_connectors", statistics.median(outside), "ratio")
+        slow_clients_figures(product)
+
+
+@contextmanager
+def slow_clients(host: str, port: int, count: int) -> Iterator[None]:
+    """`count` connections that send a request line, then one more byte of a header every second,
+    never ending it, until the block exits."""
+    held = [socket.create_connection((host, port), timeout=10) for _ in range(count)]
+    for connection in held:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nX-Slow: ")
+    stop = threading.Event()
+
+    def dribble() -> None:
+        while not stop.wait(1.0):
+            for connection in held:
+                with suppress(OSError):  # one the server closed is no longer held
+                    connection.sendall(b"x")
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    dribbler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        dribbler.join()
+        for connection in held:
+            connection.close()
+
+
+def page_seconds(url: str, count: int) -> list[float]:
+    """Seconds each of `count` fetches of `url` took, one after another on a new connection each;
+    a fetch not answered within 10 s counts as 10 s."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            requests.get(url, timeout=10).raise_for_status()
+            times.append(time.perf_counter() - started)
+        except requests.Timeout:
+            times.append(10.0)
+    return times
+
+
+def slow_clients_figures(product: Product) -> None:
+    """The start page's slowest fetch while SLOW_CLIENTS clients dribble their headers, against the
+    same fetches with none."""
+    url = f"{product.url}/"
+    page_seconds(url, 5)  # warm-up
+    alone = page_seconds(url, PAGE_FETCHES)
+    with slow_clients("127.0.0.1", product.port, SLOW_CLIENTS):
+        beside_slow = page_seconds(url, PAGE_FETCHES)
+    ref = {"name": "the same fetches with no slow client (max s)", "value": round(max(alone), 4)}
+    figure("latency", "page_max_with_200_slow_clients", max(beside_slow), "s", target=1.0, direction="max", reference=ref)
+    ref = {"name": "the same fetches with no slow client (median s)", "value": round(statistics.median(alone), 4)}
+    figure("latency", "page_median_with_200_slow_clients", statistics.median(beside_slow), "s", reference=ref)

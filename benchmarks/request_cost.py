@@ -18,7 +18,7 @@ import sys
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dsar.settings")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.request_cost_settings"  # no lease renewals: see there
     import django
 
     django.setup()

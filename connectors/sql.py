@@ -175,13 +175,33 @@ def _utc_session(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("SET time_zone = '+00:00'")
 
 
+# How long a statement waits on another session's lock, and how long the server keeps a session whose
+# client stopped acknowledging (PostgreSQL).
+LOCK_TIMEOUT_SECONDS = 10
+TCP_USER_TIMEOUT_MS = 25_000
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    """A worker host killed mid-erase leaves its session's row locks held for as long as Linux keeps
+    a connection with data unacknowledged, about 15 minutes, and a retry would wait on them with its
+    lease renewed, the request stuck. So a statement gives up on a lock after LOCK_TIMEOUT_SECONDS (a
+    transient error: the task is retried later, its transaction rolled back), and the server drops a
+    session whose client has not acknowledged for TCP_USER_TIMEOUT_MS, its locks with it (over TCP;
+    a Unix socket has no such wait)."""
+    with contextlib.closing(dbapi_connection.cursor()) as cursor:
+        cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+        cursor.execute(f"SET tcp_user_timeout = {TCP_USER_TIMEOUT_MS}")
+    dbapi_connection.commit()  # a SET in PostgreSQL lasts only if its transaction commits
+
+
 def _sqlite_session(dbapi_connection: Any, _record: Any) -> None:
     """SQLite has no SHA-256 of its own: the `mask` strategy's is Python's, the same digits."""
     dbapi_connection.create_function("dsar_sha256", 1, _sha256_hex, deterministic=True)
 
 
 # What each new connection of a dialect needs first, and which dialects keep times without a zone.
-SESSION_SETUP: dict[str, Callable[[Any, Any], None]] = {"mysql": _utc_session, "mariadb": _utc_session, "sqlite": _sqlite_session}
+SESSION_SETUP: dict[str, Callable[[Any, Any], None]] = {"postgresql": _postgresql_session, "mysql": _utc_session, "mariadb": _utc_session,
+                                                      "sqlite": _sqlite_session}
 ZONELESS_TIMES = frozenset({"mysql", "mariadb", "sqlite"})
 
 
@@ -592,13 +612,18 @@ class TableRead:
             yield Record(category, fields, self.system, source, collected)
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout
+
+
 @contextlib.contextmanager
 def database_errors(system: str) -> Iterator[None]:
-    """The database's errors as the connector's: a lost connection is worth retrying, anything
-    else the database refuses is not."""
+    """The database's errors as the connector's: a lost connection, or a lock held too long by
+    another session, is worth retrying; anything else the database refuses is not."""
     try:
         yield
     except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise TransientError(f"{system}: a row is locked by another session: {error.orig}") from error
         raise TransientError(f"{system}: database unavailable: {error.orig}") from error
     except DBAPIError as error:
         raise PermanentError(f"{system}: {error.orig}") from error

@@ -121,7 +121,12 @@ class Config(BaseSettings):
         description="The product's PostgreSQL database, `postgresql://user:password@host:port/name`.")
     redis_url: str = setting(
         env="REDIS_URL", group="Services", shown="`make run`/`make test`: an embedded Redis under `DSAR_DATA_DIR`",
-        description="Redis: the Celery broker, the cache, rate-limit counters and the email doorbell.")
+        description="Redis: the cache, rate-limit counters, the email doorbell, and the Celery broker unless "
+                    "`DSAR_BROKER_URL` names another.")
+    broker_url: str | None = setting(
+        None, env="DSAR_BROKER_URL", group="Services", shown="`REDIS_URL`",
+        description="The Celery broker, where it is not the Redis: RabbitMQ, `amqp://user:password@host:5672/vhost` (its "
+                    "queues durable, its messages persistent: a broker restarted keeps them).")
     data_dir: Path = setting(
         DEFAULT_DATA_DIR, env="DSAR_DATA_DIR", group="Services", shown="`var/` in the checkout",
         description="Where embedded services, exports and other local state live.")
@@ -229,6 +234,11 @@ class Config(BaseSettings):
     @classmethod
     def _redis(cls, value: str | None) -> str | None:
         return value and _url(value, ("redis", "rediss", "unix"))
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str | None) -> str | None:
+        return value and _url(value, ("redis", "rediss", "amqp", "amqps"))
 
     @field_validator("public_url")
     @classmethod

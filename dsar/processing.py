@@ -390,26 +390,28 @@ def final_step_claim(request_id) -> FinalStep | None:
                                        worker=_worker())
 
 
-def final_step_results_readable(request_id) -> None:
+def final_step_results_readable(tasks: list[ConnectorTask]) -> None:
     """FormatUnknown unless this release reads every result the request's tasks recorded (their
     rows and what they staged): asked before the step is claimed, so a step a newer release must
     take is left queued, untouched, for the sweeper to ring for again."""
-    for connector, result_format, staged_format in ConnectorTask.objects.filter(request_id=request_id).values_list(
-            "connector", "result_format", "output__format"):
-        formats.format_check(f"the result of {connector} for request {request_id}", result_format, formats.TASK_RESULT_READS)
-        formats.format_check(f"the work {connector} staged for request {request_id}", staged_format, formats.STAGED_READS)
+    for task in tasks:
+        formats.format_check(f"the result of {task.connector} for request {task.request_id}", task.result_format,
+                             formats.TASK_RESULT_READS)
+        formats.format_check(f"the work {task.connector} staged for request {task.request_id}", (task.output or {}).get("format"),
+                             formats.STAGED_READS)
 
 
 def final_step_run(request_id) -> None:
     """Build the export or the deletion receipt and complete the request. Safe to call twice;
     FormatUnknown, having changed nothing, when a newer release recorded some task's result."""
-    final_step_results_readable(request_id)
+    # The tasks have all ended (the step is rung after the last), so they are read once, first.
+    tasks = list(ConnectorTask.objects.filter(request_id=request_id).order_by("connector"))
+    final_step_results_readable(tasks)
     step = final_step_claim(request_id)
     if step is None:
         logger.info("request %s: final step has nothing to do", request_id)
         return
     request = step.request
-    tasks = list(request.tasks.order_by("connector"))
     # An earlier run of this step that died mid-write left a partial archive; no Export row points
     # at it (the row is written only on completion), and this run holds the step's lease.
     exports.storage_delete_tree(f"exports/{request.pk}")

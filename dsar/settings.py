@@ -118,8 +118,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = config.redis_url
 CONNECTOR_TASK_TIME_LIMIT = 30 * 60  # seconds; a connector may set a shorter "time_limit" of its own
-CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = config.broker_url or REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The options of Redis as a broker. RabbitMQ needs none of them: it hands an unacknowledged message
+# to another worker only once the connection that took it is gone, and has no order among queues
+# (a worker takes from all three as messages come).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 2 * CONNECTOR_TASK_TIME_LIMIT + 300,
     # Workers take from their queues in the order listed (CELERY_TASK_QUEUES): a request whose
@@ -127,7 +130,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "queue_order_strategy": "priority",
     "socket_timeout": 10,
     "socket_connect_timeout": 5,
-}
+} if CELERY_BROKER_URL.startswith(("redis", "unix")) else {}
 # JSON only and no result backend are Celery's own defaults; results are not even stored.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

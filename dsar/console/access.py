@@ -1,7 +1,9 @@
-"""Who may see which console page: signed-in staff, the right role, and a second factor where due.
+"""Who may see which console page: signed-in staff, the right role, and a second factor.
 
-A staff member with a confirmed TOTP device must enter a code once per session; an admin without
-one must set one up first. Everyone else is judged by `dsar.staff.staff_has_role`.
+Every staff member, reviewer or admin, needs a second factor (ASVS 6.3.3): a reviewer approves and
+releases exports of people's data, so a password alone must not be enough. One with a confirmed
+TOTP device enters a code once per session; one without sets one up first, with the one-time
+setup code an admin gave them. Roles are judged by `dsar.staff.staff_has_role`.
 """
 
 from __future__ import annotations
@@ -27,14 +29,11 @@ def forbidden(request, message: str):
 
 
 def second_factor_due(user) -> str | None:
-    """The URL name of the step this user must take before any other console page, if any."""
+    """The URL name of the step this staff member must take before any other console page, if any:
+    entering a code, or setting a device up when they have none (a new member, a reset one)."""
     if user.is_verified():
         return None
-    if user_has_device(user):
-        return "console:otp-verify"
-    if staff_has_role(user, ROLE_ADMIN):
-        return "console:otp-setup"
-    return None
+    return "console:otp-verify" if user_has_device(user) else "console:otp-setup"
 
 
 def console_access(view=None, *, role: str = ROLE_REVIEWER, second_factor_step: bool = False):

@@ -1,5 +1,6 @@
 """The staff console in Chromium against the live server and the real worker: a reviewer approves a
-request and watches it complete, who may reach what, an admin's TOTP set-up, and keyboard use."""
+request and watches it complete, who may reach what, the TOTP set-up every staff member makes at
+first sign-in, and keyboard use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from base64 import b32decode
 import pytest
 from django.contrib.auth import get_user_model
 from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
 from dsar import services
@@ -25,13 +27,20 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def _staff(username: str, role: str) -> None:
+def _staff(username: str, role: str):
     user = staff_user_ensure(username=username, role=role)
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])
+    return user
 
 
-def _sign_in(page, site: str, username: str, shot=None) -> None:
+def _staff_with_app(username: str, role: str) -> TOTPDevice:
+    """A staff member who has set up their authenticator app: the device it holds."""
+    return TOTPDevice.objects.create(user=_staff(username, role), name="phone", confirmed=True)
+
+
+def _sign_in(page, site: str, username: str, device: TOTPDevice | None = None, shot=None) -> None:
+    """Sign in with the password, then with the code `device` shows now (every staff member has a second factor)."""
     page.set_viewport_size(DESKTOP)
     page.goto(f"{site}/console/login/")
     page.get_by_label("Username").fill(username)
@@ -39,6 +48,10 @@ def _sign_in(page, site: str, username: str, shot=None) -> None:
     if shot:
         shot(page, "console-login")
     page.get_by_role("button", name="Sign in").click()
+    if device is not None:
+        expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+        page.get_by_label("Code from your authenticator app").fill(f"{totp(device.bin_key):06d}")
+        page.get_by_role("button", name="Continue").click()
 
 
 def _pending_request(mailoutbox, email: str) -> str:
@@ -50,8 +63,7 @@ def _pending_request(mailoutbox, email: str) -> str:
 
 def test_a_reviewer_finds_a_pending_request_approves_it_and_sees_it_complete(page, site, shot, mailoutbox):
     request_id = _pending_request(mailoutbox, "alice@example.com")
-    _staff("rita", ROLE_REVIEWER)
-    _sign_in(page, site, "rita", shot)
+    _sign_in(page, site, "rita", _staff_with_app("rita", ROLE_REVIEWER), shot)
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()
 
     page.get_by_label(re.compile("^Search")).fill("ALICE@example")
@@ -84,8 +96,7 @@ def test_a_reviewer_finds_a_pending_request_approves_it_and_sees_it_complete(pag
 
 
 def test_a_reviewer_cannot_reach_the_staff_page_and_a_signed_out_visitor_lands_on_sign_in(page, site):
-    _staff("rita", ROLE_REVIEWER)
-    _sign_in(page, site, "rita")
+    _sign_in(page, site, "rita", _staff_with_app("rita", ROLE_REVIEWER))
     expect(page.get_by_role("navigation", name="Console").get_by_role("link", name="Staff")).to_have_count(0)
     response = page.goto(f"{site}/console/staff")
     assert response.status == 403
@@ -96,6 +107,23 @@ def test_a_reviewer_cannot_reach_the_staff_page_and_a_signed_out_visitor_lands_o
     page.goto(f"{site}/console/")
     expect(page).to_have_url(re.compile(r"/console/login/\?next=/console/$"))
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_reviewer_sets_up_totp_with_the_setup_code_before_reaching_the_queue(page, site):
+    rita = _staff("rita", ROLE_REVIEWER)
+    setup_code = staff_setup_code_issue(user_id=rita.pk)  # as an admin would give it
+    _sign_in(page, site, "rita")
+    expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
+    expect(page.get_by_text("Every staff member needs a code from an authenticator app")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Console").get_by_role("link", name="Queue")).to_have_count(0)
+    page.goto(f"{site}/console/dashboard")
+    expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
+
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Setup code from an admin").fill(setup_code)
+    page.get_by_label("Code from your authenticator app").fill(f"{totp(b32decode(secret)):06d}")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_an_admin_sets_up_totp_and_reaches_the_staff_page(page, site, shot):
@@ -133,8 +161,7 @@ def test_an_admin_sets_up_totp_and_reaches_the_staff_page(page, site, shot):
 
 def test_a_reviewer_approves_with_the_keyboard_alone(page, site, mailoutbox):
     request_id = _pending_request(mailoutbox, "bob@example.com")
-    _staff("rita", ROLE_REVIEWER)
-    _sign_in(page, site, "rita")
+    _sign_in(page, site, "rita", _staff_with_app("rita", ROLE_REVIEWER))
     page.goto(f"{site}/console/requests/{request_id}")
 
     page.keyboard.press("Tab")

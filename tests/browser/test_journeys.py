@@ -1,6 +1,7 @@
 """The whole journey across both interfaces, in one headless Chromium: a person files an access
 request in the portal and confirms it with the emailed code; a reviewer signs in to the console
-and approves it; the person's status page shows it completed, and its download is the archive."""
+(password and authenticator code) and approves it; the person's status page shows it completed,
+and its download is the archive."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import re
 import zipfile
 
 import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
 from dsar.staff import ROLE_REVIEWER, staff_user_ensure
@@ -36,11 +39,15 @@ def test_a_person_files_a_reviewer_approves_and_the_person_downloads_the_archive
     user = staff_user_ensure(username="rev", role=ROLE_REVIEWER)
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     reviewer = browser.new_page()  # a separate browser context: the reviewer's own session
     reviewer.goto(f"{site}/console/")
     reviewer.get_by_label("Username").fill("rev")
     reviewer.get_by_label("Password").fill(PASSWORD)
     reviewer.get_by_role("button", name="Sign in").click()
+    reviewer.get_by_label("Code from your authenticator app").fill(f"{totp(device.bin_key):06d}")  # staff's second factor
+    reviewer.get_by_role("button", name="Continue").click()
+    expect(reviewer.get_by_role("heading", name="Queue")).to_be_visible()
     reviewer.goto(f"{site}/console/requests/{request_id}")
     reviewer.get_by_role("button", name="Approve request").click()
     expect(reviewer.get_by_role("heading", level=1)).to_contain_text("Completed", timeout=120_000)

@@ -153,6 +153,22 @@ def test_erasing_third_party_data_suppresses_the_source_and_a_reimport_is_refuse
     _load({"email": other, "third_party": again["third_party"]})  # the twin was not erased: allowed
 
 
+def test_an_erasure_blocked_by_a_lock_another_session_holds_is_a_transient_error_and_erases_nothing(twins):
+    """As when a worker host was killed mid-erase: its session's locks outlive it for minutes."""
+    email, _ = twins
+    engine = sa.create_engine(estate_database_url("accounts"))
+    try:
+        with engine.connect() as holder:
+            holder.execute(sa.text("SELECT id FROM users WHERE email = :e FOR UPDATE"), {"e": email})
+            with pytest.raises(TransientError, match="accounts: a row is locked by another session: canceling statement due to lock timeout"):
+                connector_get("accounts").erase(Identity(email=email))
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert _count("accounts", "SELECT count(*) FROM users WHERE email = :e", e=email) == 1
+    assert {r.category for r in _records("accounts", email)} >= {"name_contact", "searches_commands"}
+
+
 def test_a_partial_deletion_erases_only_the_requested_categories(twins):
     email, _ = twins
     receipt = connector_get("accounts").erase(Identity(email=email), frozenset({"searches_commands"}))

@@ -19,7 +19,7 @@ from dsar.config import config_load, config_reference
 from ..conftest import ROOT
 
 VARIABLES = {
-    "DATABASE_URL", "REDIS_URL", "DSAR_DATA_DIR", "DSAR_STORAGE", "DSAR_LOG_LEVEL",
+    "DATABASE_URL", "REDIS_URL", "DSAR_BROKER_URL", "DSAR_DATA_DIR", "DSAR_STORAGE", "DSAR_LOG_LEVEL",
     "HOST", "PORT", "DSAR_PUBLIC_URL", "DSAR_ALLOWED_HOSTS", "DSAR_TRUSTED_PROXIES", "DSAR_RATE_LIMITS", "DSAR_SECRET_KEY",
     "DSAR_AUDIT_KEY", "DSAR_AUDIT_HEAD_DIR",
     "EMAIL_FILE_PATH", "DSAR_SMTP_URL", "DSAR_FROM_EMAIL",
@@ -58,7 +58,7 @@ def test_the_reference_is_the_one_the_settings_layer_generates():
 def test_the_reference_documents_every_variable_and_no_other():
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE))
     assert documented == VARIABLES | DEMO_VARIABLES
-    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (24, 7)
+    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (25, 7)
 
 
 def test_no_module_of_the_product_but_the_settings_layer_reads_the_environment():
@@ -128,6 +128,7 @@ def test_the_services_make_run_started_are_read_after_the_environment(environmen
     ("DSAR_JURISDICTION", "hipaa", "DSAR_JURISDICTION: Input should be 'gdpr' or 'ccpa' (got 'hipaa')"),
     ("DATABASE_URL", "mysql://db/dsar", "DATABASE_URL: must be a URL beginning with postgresql:// or postgres:// (got 'mysql://db/dsar')"),
     ("REDIS_URL", "cache.internal:6379", "REDIS_URL: must be a URL beginning with redis:// or rediss:// or unix://"),
+    ("DSAR_BROKER_URL", "sqs://queue.internal", "DSAR_BROKER_URL: must be a URL beginning with redis:// or rediss:// or amqp:// or amqps://"),
     ("DSAR_PUBLIC_URL", "privacy.example.com", "DSAR_PUBLIC_URL: must be a URL beginning with http:// or https://"),
     ("DSAR_SMTP_URL", "mail.example.com", "DSAR_SMTP_URL: must be a URL beginning with smtp:// or smtp+tls:// or smtps://"),
     ("DSAR_TRUSTED_PROXIES", "10.0.0.2,proxy.local", "DSAR_TRUSTED_PROXIES: 'proxy.local' is not an IP address"),
@@ -211,6 +212,20 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
     assert read["DATABASES"]["default"]["OPTIONS"] == {"prepare_threshold": 5}
     assert (read["DSAR_TASK_LEASE_SECONDS"], read["DSAR_RETRY_BASE_SECONDS"], read["DSAR_EMAIL_DELIVERY"], read["DSAR_JOB_BATCH"],
             read["CELERY_DB_REUSE_MAX"]) == (60, 2.0, "worker", 500, 500)
+
+
+def test_the_broker_is_the_redis_unless_another_is_named_and_rabbitmq_gets_no_redis_options(tmp_path):
+    names = ["CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS", "CACHES"]
+    unnamed = _settings_of({**DEPLOYMENT, "DSAR_DATA_DIR": str(tmp_path)}, names)
+    assert unnamed.returncode == 0, unnamed.stderr
+    read = json.loads(unnamed.stdout)
+    assert read["CELERY_BROKER_URL"] == "redis://cache.internal:6379/0"
+    assert read["CELERY_BROKER_TRANSPORT_OPTIONS"]["visibility_timeout"] == 3900
+    rabbitmq = _settings_of({**DEPLOYMENT, "DSAR_DATA_DIR": str(tmp_path), "DSAR_BROKER_URL": "amqp://dsar:pw@mq.internal:5672/dsar"}, names)
+    assert rabbitmq.returncode == 0, rabbitmq.stderr
+    read = json.loads(rabbitmq.stdout)
+    assert (read["CELERY_BROKER_URL"], read["CELERY_BROKER_TRANSPORT_OPTIONS"]) == ("amqp://dsar:pw@mq.internal:5672/dsar", {})
+    assert read["CACHES"]["default"]["LOCATION"] == "redis://cache.internal:6379/0"  # the cache stays on Redis
 
 
 def test_celery_reads_the_celery_settings_under_its_own_names():

@@ -8,6 +8,7 @@ import io
 import re
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -49,24 +50,25 @@ def _messages(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
+def _signed_in(username: str, role: str, next_url: str) -> Client:
+    """A staff member signed in with password and TOTP code, through the console's own pages."""
+    user = _staff(username, role)
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client()
+    assert _sign_in(client, username).status_code == 302
+    verified = client.post(reverse("console:otp-verify"), {"code": _code(device), "next": next_url})
+    assert verified.status_code == 302 and verified["Location"] == next_url
+    return client
+
+
 @pytest.fixture
 def reviewer_client():
-    _staff("rita", ROLE_REVIEWER)
-    client = Client()
-    assert _sign_in(client, "rita").status_code == 302
-    return client
+    return _signed_in("rita", ROLE_REVIEWER, "/console/")
 
 
 @pytest.fixture
 def admin_client():
-    """An admin signed in with password and TOTP code, through the console's own pages."""
-    user = _staff("ada", ROLE_ADMIN)
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client = Client()
-    assert _sign_in(client, "ada").status_code == 302
-    verified = client.post(reverse("console:otp-verify"), {"code": _code(device), "next": "/console/staff"})
-    assert verified.status_code == 302 and verified["Location"] == "/console/staff"
-    return client
+    return _signed_in("ada", ROLE_ADMIN, "/console/staff")
 
 
 def _pending(**kwargs) -> Request:
@@ -185,6 +187,68 @@ def test_an_admin_must_set_up_then_enter_a_totp_code_before_any_page():
     assert later.get(reverse("console:otp-setup"))["Location"].startswith(reverse("console:otp-verify"))  # no swapping the device
     assert later.post(reverse("console:otp-verify"), {"code": "123456"}).status_code == 200
     assert later.get(reverse("console:staff")).status_code == 302
+
+
+def test_a_reviewer_with_a_password_alone_reaches_only_the_set_up_step_until_they_set_up_with_the_code():
+    request = _pending()
+    rita = _staff("rita", ROLE_REVIEWER)
+    setup_code = staff_setup_code_issue(user_id=rita.pk)
+    client = Client()
+    assert _sign_in(client, "rita").status_code == 302
+    pages = [reverse("console:queue"), reverse("console:dashboard"), reverse("console:request", args=[request.pk]),
+             reverse("console:request-status", args=[request.pk]), reverse("console:request-preview", args=[request.pk]),
+             reverse("console:systems"), reverse("console:manual-tasks"), reverse("console:staff")]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/console/two-factor/setup?next="), url
+    for action in ("approve", "deny", "release"):
+        response = client.post(reverse(f"console:request-{action}", args=[request.pk]), {"reason": "x", "note": "x"})
+        assert response["Location"].startswith("/console/two-factor/setup?next="), action
+    assert Request.objects.get(pk=request.pk).status == "pending_review"
+
+    setup = client.get("/console/two-factor/setup?next=/console/")
+    assert setup.status_code == 200
+    assert "Every staff member needs a code from an authenticator app as well as their password." in setup.content.decode()
+    assert 'name="setup_code"' in setup.content.decode()
+    device = TOTPDevice.objects.get(user=rita)
+    refused = client.post("/console/two-factor/setup", {"code": _code(device), "setup_code": "", "next": "/console/"})
+    assert refused.status_code == 200 and not TOTPDevice.objects.get(user=rita).confirmed  # the password alone enrols nothing
+    confirmed = client.post("/console/two-factor/setup", {"code": _code(device), "setup_code": setup_code, "next": "/console/"})
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/console/"
+    assert client.get(reverse("console:queue")).status_code == 200
+    approved = client.post(reverse("console:request-approve", args=[request.pk]), {"note": "checked"})
+    assert approved.status_code == 302 and Request.objects.get(pk=request.pk).status == "processing"
+
+    later = Client()  # the next sign-in asks for the app's code, not a new device
+    assert _sign_in(later, "rita").status_code == 302
+    assert later.get(reverse("console:queue"))["Location"].startswith("/console/two-factor/verify?next=")
+    assert later.get("/console/two-factor/setup")["Location"].startswith("/console/two-factor/verify")
+    with time_machine.travel(timezone.now() + dt.timedelta(seconds=60)):  # the set-up code is good once: the app's next one
+        verified = later.post("/console/two-factor/verify", {"code": _code(device), "next": "/console/"})
+        assert verified.status_code == 302 and verified["Location"] == "/console/"
+        assert later.get(reverse("console:queue")).status_code == 200
+
+
+def test_a_reviewer_whose_second_factor_an_admin_reset_must_set_it_up_again(admin_client):
+    rita = _staff("rita", ROLE_REVIEWER)
+    device = TOTPDevice.objects.create(user=rita, name="phone", confirmed=True)
+    client = Client()
+    assert _sign_in(client, "rita").status_code == 302
+    assert client.post("/console/two-factor/verify", {"code": _code(device), "next": "/console/"}).status_code == 302
+    assert client.get(reverse("console:queue")).status_code == 200
+
+    done = admin_client.post(reverse("console:staff-otp-reset", args=[rita.pk]), follow=True)
+    setup_code = SETUP_CODE.search(_messages(done)[0]).group(1)
+    fresh = Client()
+    assert _sign_in(fresh, "rita").status_code == 302
+    for signed_in in (client, fresh):  # the session that used the lost device, and a new sign-in
+        response = signed_in.get(reverse("console:queue"))
+        assert response.status_code == 302 and response["Location"].startswith("/console/two-factor/setup?next=")
+    assert fresh.get("/console/two-factor/setup").status_code == 200
+    new = TOTPDevice.objects.get(user=rita, confirmed=False)
+    confirmed = fresh.post("/console/two-factor/setup", {"code": _code(new), "setup_code": setup_code, "next": "/console/"})
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/console/"
+    assert fresh.get(reverse("console:queue")).status_code == 200
 
 
 def _b32(device: TOTPDevice) -> str:
@@ -545,8 +609,6 @@ def test_a_setup_code_is_shown_once_and_never_travels_in_a_cookie(admin_client):
 
 
 def test_a_setup_code_expires_after_a_day(admin_client):
-    import time_machine
-
     rita = _staff("rita", ROLE_REVIEWER)
     code = staff_setup_code_issue(user_id=rita.pk)
     with time_machine.travel(timezone.now() + dt.timedelta(hours=23, minutes=59)):

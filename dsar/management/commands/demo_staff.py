@@ -3,8 +3,9 @@
 `make run` calls it with a password generated for this install. The logins (admin, reviewer) are
 marked as the demo's (the group `demo`) and exist only while the product serves the loopback
 address: for any other address it refuses while they exist, since anyone who reached the console
-could sign in with them. It prints the admin's one-time setup code while they have no
-authenticator (a first authenticator needs one)."""
+could sign in with them. Each of them, like every staff member, signs in with a code from an
+authenticator app too: it prints each one's one-time setup code while they have no authenticator (a
+first authenticator needs one)."""
 
 import ipaddress
 
@@ -57,6 +58,7 @@ class Command(BaseCommand):
                 continue
             staff_member_create(username=username, email="", role=role, password=password).groups.add(group)
             self.stdout.write(f"created demo staff user {username} ({role})")
-        admin = demo.filter(username="admin").first()
-        if admin is not None and not TOTPDevice.objects.filter(user=admin, confirmed=True).exists():
-            self.stdout.write(f"admin's one-time setup code for their authenticator: {staff_setup_code_issue(user_id=admin.pk)}")
+        set_up = TOTPDevice.objects.filter(confirmed=True).values("user")
+        for member in demo.exclude(pk__in=set_up).order_by("username"):
+            self.stdout.write(f"{member.username}'s one-time setup code for their authenticator: "
+                              f"{staff_setup_code_issue(user_id=member.pk)}")
