@@ -1027,6 +1027,7 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
     [email] = mailoutbox
     assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
+    assert re.search(rf"^{re.escape(settings.DSAR_PUBLIC_URL)}/api/v1/requests/{request.pk}/download/\S+$", email.body, re.MULTILINE)
     assert not default_storage.exists(f"work/{request.pk}")
 
 
