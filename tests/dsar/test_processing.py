@@ -1027,6 +1027,7 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
     [email] = mailoutbox
     assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
+    assert re.search(rf"^{re.escape(settings.DSAR_PUBLIC_URL)}/api/v1/requests/{request.pk}/download/\S+$", email.body, re.MULTILINE)
     assert not default_storage.exists(f"work/{request.pk}")
 
 
@@ -1157,13 +1158,15 @@ def test_a_task_doorbell_carries_its_connectors_time_limits_and_its_countdown(dj
 
 
 @pytest.mark.django_db
-def test_a_completed_deletion_tells_the_subject_their_data_was_erased(mailoutbox, django_capture_on_commit_callbacks):
+def test_a_completed_deletion_is_audited_as_the_systems_and_tells_the_subject_their_data_was_erased(mailoutbox, django_capture_on_commit_callbacks):
     request = request_make(status="processing", type="deletion", email="erased@example.com")
     _task(request, status="succeeded", attempts=1, receipt={"erased": {"feedback_ratings": 2}, "retained": [], "suppressed_sources": []})
     FinalStep.objects.create(request=request)
     with django_capture_on_commit_callbacks(execute=True):
         processing.final_step_run(request.pk)
     assert Request.objects.get(pk=request.pk).status == "completed"
+    entry = AuditEntry.objects.filter(request=request).latest("at")
+    assert (entry.action, entry.actor, entry.to_status) == ("completed", "system", "completed")
     [email] = mailoutbox
     assert (email.to, email.subject) == (["erased@example.com"], "Your request is complete")
     assert "We have erased your data, as you asked." in email.body
