@@ -1,4 +1,5 @@
-"""Faults of the backing services answer 503, not a traceback; the API's constant security policy."""
+"""Faults of the backing services answer 503, not a traceback; answers kept out of caches; the
+API's constant security policy."""
 
 from __future__ import annotations
 
@@ -37,6 +38,21 @@ class ServiceUnavailableMiddleware:
         else:
             response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = "30"
+        return response
+
+
+class NoStoreMiddleware:
+    """Every answer the application makes says `Cache-Control: no-store` unless it says otherwise:
+    status pages, console pages and the API's JSON hold people's data, which no browser or proxy
+    cache should keep (ASVS 14.3.2). Static files are answered by WhiteNoise before this runs, with
+    their own long caching."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 

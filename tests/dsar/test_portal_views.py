@@ -43,6 +43,13 @@ def test_start_page_explains_the_steps_and_the_deadline(client, db):
     assert reverse("portal:request-new") in page
 
 
+def test_pages_and_the_api_are_kept_out_of_caches(client, db):
+    request = request_make(status="processing", email="cached@example.com")
+    for path in ["/", f"/requests/{request.pk}", "/api/v1/requests/00000000-0000-0000-0000-000000000000"]:
+        assert client.get(path)["Cache-Control"] == "no-store", path
+    assert "no-store" in client.get("/console/login/")["Cache-Control"]  # Django's own never_cache, kept
+
+
 def test_form_errors_are_shown_linked_to_fields_and_nothing_is_filed(client, db, mailoutbox):
     response = client.post(reverse("portal:request-new"), {"email": "not-an-address"})
     page = response.content.decode()
