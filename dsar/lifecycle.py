@@ -129,45 +129,24 @@ def rows_insert(rows: Sequence[models.Model]) -> None:
         type(rows[0]).objects.bulk_create(rows)
 
 
+def _audit_body(entry: AuditEntry, **extra: str) -> bytes:
+    """What an entry says, as canonical JSON (sorted keys, no spaces), with `extra` keys."""
+    said = {"request": str(entry.request_id) if entry.request_id else None, "actor": entry.actor, "action": entry.action,
+            "from": entry.from_status, "to": entry.to_status, "note": entry.note, "data": entry.data, **extra}
+    return json.dumps(said, sort_keys=True, separators=(",", ":")).encode()
+
+
 def audit_entry_mac(entry: AuditEntry) -> str:
     """HMAC-SHA256, under DSAR_AUDIT_KEY, of what an entry says and its nonce: everything but its
     id, its time (the database's, bound by the seal) and its place in the chain. Without the key,
     nobody can write an entry that verifies, nor change one."""
-    body = json.dumps(
-        {
-            "nonce": entry.nonce,
-            "request": str(entry.request_id) if entry.request_id else None,
-            "actor": entry.actor,
-            "action": entry.action,
-            "from": entry.from_status,
-            "to": entry.to_status,
-            "note": entry.note,
-            "data": entry.data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hmac.new(settings.DSAR_AUDIT_KEY.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(settings.DSAR_AUDIT_KEY.encode(), _audit_body(entry, nonce=entry.nonce), hashlib.sha256).hexdigest()
 
 
 def audit_content_hash(entry: AuditEntry) -> str:
     """SHA-256 of what an entry written before the trail was keyed says (everything but its id and
     its place in the chain)."""
-    body = json.dumps(
-        {
-            "request": str(entry.request_id) if entry.request_id else None,
-            "at": entry.at.isoformat(),
-            "actor": entry.actor,
-            "action": entry.action,
-            "from": entry.from_status,
-            "to": entry.to_status,
-            "note": entry.note,
-            "data": entry.data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.sha256(_audit_body(entry, at=entry.at.isoformat())).hexdigest()
 
 
 def _utc(at: dt.datetime | None) -> str:
