@@ -145,7 +145,7 @@ class Services:
         if not password_file.exists():
             password_file.write_text(secrets.token_urlsafe(24))
         password = password_file.read_text().strip()
-        if port_file.exists() and _answers("127.0.0.1", int(port_file.read_text())):
+        if port_file.exists() and port_answers("127.0.0.1", int(port_file.read_text())):
             return f"redis://:{password}@127.0.0.1:{port_file.read_text().strip()}/0"
         port = free_port()
         process = redis_server_start(directory, port, persist=True, password=password)
@@ -164,11 +164,11 @@ class Services:
                 subprocess.run(["apt-get", "update", "-qq"], check=True)
                 subprocess.run(["apt-get", "install", "-y", "-qq", "mariadb-server"], check=True, stdout=subprocess.DEVNULL,
                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-            if not _answers("127.0.0.1", 3306):
+            if not port_answers("127.0.0.1", 3306):
                 Path("/run/mysqld").mkdir(exist_ok=True)  # its socket's directory, which a restart of the machine empties
                 shutil.chown("/run/mysqld", "mysql", "mysql")
                 subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADB_SERVER], check=True)
-                _wait_for(lambda: _answers("127.0.0.1", 3306), "MariaDB on port 3306", 60)
+                wait_for(lambda: port_answers("127.0.0.1", 3306), "MariaDB on port 3306", 60)
             # As root over the socket, which a fresh install lets the system's root in by.
             subprocess.run(["mariadb", "--user=root", "--execute", MARIADB_TEST_USER], check=True)
         except (OSError, subprocess.CalledProcessError) as error:
@@ -190,7 +190,7 @@ class Services:
         token, port, email = token_file.read_text().strip(), free_port(), "dsar@example.com"
         process = subprocess.Popen(helpdesk_command(port, database, email, token), cwd=ROOT, stdout=subprocess.DEVNULL,
                                    start_new_session=True)
-        _wait_for(lambda: _answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
+        wait_for(lambda: port_answers("127.0.0.1", port), f"the estate's helpdesk on port {port}", 20)
         self.started.append(("helpdesk", lambda: (process.terminate(), process.wait(10))))
         say(f"estate helpdesk running on 127.0.0.1:{port}")
         return {"DSAR_HELPDESK_BASE_URL": f"http://127.0.0.1:{port}", "DSAR_HELPDESK_EMAIL": email, "DSAR_HELPDESK_TOKEN": token}
@@ -210,7 +210,7 @@ def redis_server_start(directory: Path, port: int, *, persist: bool, password: s
     )
     process.stdin.write(f"requirepass {password}\n" if password else "")
     process.stdin.close()
-    _wait_for(lambda: _answers("127.0.0.1", port), f"Redis on port {port}", 20)
+    wait_for(lambda: port_answers("127.0.0.1", port), f"Redis on port {port}", 20)
     return process
 
 
@@ -231,13 +231,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _answers(host: str, port: int) -> bool:
+def port_answers(host: str, port: int) -> bool:
+    """Whether something accepts connections on host:port."""
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
 
 
-def _wait_for(condition, what: str, seconds: float) -> None:
+def wait_for(condition, what: str, seconds: float) -> None:
+    """Until `condition()` holds; SystemExit naming `what` after `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:

@@ -44,7 +44,7 @@ import boto3
 import psutil
 import requests
 
-from devstack import POOL_QUEUES, Services, gunicorn_args, mail_worker_args
+from devstack import POOL_QUEUES, Services, gunicorn_args, mail_worker_args, port_answers, wait_for
 
 from .chaos import Chaos
 from .harness import ROOT, Mailbox, Product, free_port, note
@@ -231,10 +231,10 @@ class RabbitBroker:
         self.made = False
 
     def start(self) -> None:
-        if not _answers(*RABBITMQ):
+        if not port_answers(*RABBITMQ):
             note("cluster: starting the machine's RabbitMQ")
             subprocess.run(["rabbitmq-server", "-detached"], check=True)
-            _wait_for(lambda: _answers(*RABBITMQ), "RabbitMQ on 127.0.0.1:5672", 90)
+            wait_for(lambda: port_answers(*RABBITMQ), "RabbitMQ on 127.0.0.1:5672", 90)
         self._ctl("add_vhost", self.vhost)  # or finds it, left by a run killed before it could clean up
         self.made = True
         try:
@@ -258,7 +258,7 @@ class RabbitBroker:
             while_down()
         finally:
             self._ctl("start_app")
-            _wait_for(lambda: _answers(*RABBITMQ), "RabbitMQ after its restart", 60)
+            wait_for(lambda: port_answers(*RABBITMQ), "RabbitMQ after its restart", 60)
 
     def remove(self) -> None:
         if self.made:
@@ -336,7 +336,7 @@ class Cluster(Chaos):
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                      preexec_fn=dies_with_this_run)
         s3 = f"http://{gateway}:{s3_port}"
-        _wait_for(lambda: _answers(gateway, s3_port), "the S3 server", 30)
+        wait_for(lambda: port_answers(gateway, s3_port), "the S3 server", 30)
         keys = {"access_key": "cluster", "secret_key": "cluster", "region_name": "us-east-1"}
         self.s3 = boto3.client("s3", endpoint_url=s3, region_name=keys["region_name"],
                                aws_access_key_id=keys["access_key"], aws_secret_access_key=keys["secret_key"])
@@ -377,7 +377,7 @@ class Cluster(Chaos):
                 return requests.get(f"{self.product.url}/healthz", timeout=5).json().get("workers", 0) >= wanted
             return False
 
-        _wait_for(healthy, f"the cluster ({wanted} workers answering through the balancer)", 120)
+        wait_for(healthy, f"the cluster ({wanted} workers answering through the balancer)", 120)
 
     # --- the faults ---------------------------------------------------------------------------------
 
@@ -507,22 +507,6 @@ class Cluster(Chaos):
             self.moto.wait(10)
         self.broker.remove()
         self.product.stop()
-
-
-def _answers(host: str, port: int) -> bool:
-    import socket
-
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
-def _wait_for(condition, what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"cluster: {what} did not come up within {seconds:.0f}s")
-        time.sleep(0.2)
 
 
 def interrupted(_signum, _frame) -> None:
