@@ -257,6 +257,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "dsar.api.schema.forbid_unknown_request_fields",
+        "dsar.api.schema.document_malformed_request_answer",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RequestTypeEnum": "dsar.models.RequestType",

@@ -31,5 +31,6 @@ urlpatterns = [
     path("", include("dsar.portal.urls")),
 ]
 
+handler400 = "dsar.api.errors.bad_request"
 handler404 = "dsar.api.errors.not_found"
 handler500 = "dsar.api.errors.server_error"

@@ -66,6 +66,15 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def bad_request(request, exception=None):
+    """400 for a request refused before any view (a Host not served): JSON under /api/."""
+    if _is_api(request):
+        return JsonResponse({"error": "bad_request", "detail": "The request is malformed."}, status=400)
+    from django.views.defaults import bad_request as page
+
+    return page(request, exception)
+
+
 def not_found(request, exception=None):
     """404 for any unknown URL: JSON under /api/, Django's page elsewhere."""
     if _is_api(request):

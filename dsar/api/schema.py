@@ -1,4 +1,4 @@
-"""How the OpenAPI document describes our two kinds of credentials."""
+"""How the OpenAPI document describes our credentials, and what any operation may answer."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -21,4 +21,16 @@ def forbid_unknown_request_fields(result, generator, request, public):
     for name, component in result.get("components", {}).get("schemas", {}).items():
         if name.endswith("Request") and component.get("type") == "object":
             component["additionalProperties"] = False
+    return result
+
+
+def document_malformed_request_answer(result, generator, request, public):
+    """Any call can be malformed before a view sees it (a Host the server does not serve, a
+    Content-Length that is not a number): every operation may answer 400 in the error shape."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).setdefault("400", {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "description": "The request is malformed.",
+            })
     return result

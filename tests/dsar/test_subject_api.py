@@ -210,3 +210,16 @@ def test_a_verify_body_that_is_not_a_code_is_refused_without_counting_an_attempt
     for body in ({"code": "12ab"}, {"code": 12345678}, {}, {"code": "1" * 20}):
         assert api.post(f"/api/v1/requests/{request_id}/verify", body, format="json").status_code == 400
     assert Request.objects.get(pk=request_id).code_attempts == 0
+
+
+def test_a_host_the_server_does_not_serve_is_refused_in_the_apis_shape_and_every_operation_says_it_may_be(api, client):
+    refused = api.post("/api/v1/requests", {"type": "access", "email": "host@example.com"}, format="json",
+                       HTTP_HOST="attacker.invalid")
+    assert (refused.status_code, refused.json()) == (400, {"error": "bad_request", "detail": "The request is malformed."})
+    assert not Request.objects.filter(email="host@example.com").exists()
+    page = client.get("/", HTTP_HOST="attacker.invalid")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    document = api.get("/api/schema/?format=json").json()
+    statuses = {(path, method): set(operation["responses"]) for path, operations in document["paths"].items()
+                for method, operation in operations.items()}
+    assert len(statuses) == 12 and all("400" in answered for answered in statuses.values()), statuses
