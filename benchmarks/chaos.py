@@ -2,8 +2,8 @@
 
 The product runs for real (gunicorn, Celery workers, beat, PostgreSQL) on a Redis of this run's
 own, which is killed (SIGKILL, no persistence: every queued message is lost) and started again
-mid-batch. Workers are killed at random moments as the batch progresses: sometimes one pool process,
-sometimes a whole worker, which is then started again. While the broker is down the web server is
+mid-batch. Workers are killed at random points of the batch, each time one holding a task or a
+final step: sometimes the pool process, sometimes the whole worker, which is then started again. While the broker is down the web server is
 asked to file requests and must answer a clean 503.
 
 Then every request is checked: it is final (or it is lost); a completed access request has exactly
@@ -39,6 +39,7 @@ from .harness import Mailbox, Product, free_port, note
 
 SEED = 23
 OUTAGE_SECONDS = 3.0
+AIM_SECONDS = 30.0
 
 
 class Broker:
@@ -74,7 +75,7 @@ class Chaos:
         )
         self.ids: list[str] = []
         self.ids_lock = threading.Lock()
-        self.kills = self.restarts = 0
+        self.kills = self.kills_on_work = self.restarts = 0
         self.outage_answers: dict[str, int] = {}
         self.unclean: list[str] = []
         self.stop = threading.Event()
@@ -160,14 +161,66 @@ class Chaos:
             self.worker_kill() if fault == "kill" else self.broker_restart()
 
     def worker_kill(self) -> None:
-        number = self.rng.randrange(self.workers)
-        process = self.product.processes[1 + number]
-        children = psutil.Process(process.pid).children()
-        if children and self.rng.random() < 0.5:
-            victim = self.rng.choice(children)
-            note(f"chaos: SIGKILL pool process {victim.pid} of worker {number}")
+        """SIGKILL a pool process, or its whole worker, while it holds a task or a final step, so the
+        kill cuts real work short: the holder is stopped (SIGSTOP) first and killed only if the row
+        is still its own, so work finishing at that instant is not mistaken for work cut short.
+        If nothing is held for AIM_SECONDS, a worker is killed idle."""
+        deadline = time.monotonic() + AIM_SECONDS
+        while time.monotonic() < deadline and not self.stop.is_set():
+            held = self._held()
+            number = None
+            if held:
+                claim, pid = self.rng.choice(held)
+                number = self._worker_of(pid)
+            if number is None:
+                time.sleep(0.01)
+                continue
             with contextlib.suppress(ProcessLookupError):
-                os.kill(victim.pid, signal.SIGKILL)  # the worker replaces it
+                os.kill(pid, signal.SIGSTOP)
+                if not self._still_held(claim):
+                    os.kill(pid, signal.SIGCONT)
+                    continue
+                self._kill(number, pid)
+                self.kills_on_work += 1
+                return
+        self._kill(self.rng.randrange(self.workers), None)
+
+    def _held(self) -> list[tuple[str, int]]:
+        """(claimed_by, pid) of every task and final step running now."""
+        with self.product.sql() as conn:
+            rows = conn.execute(
+                """SELECT claimed_by FROM dsar_connectortask WHERE status = 'running'
+                   UNION ALL SELECT claimed_by FROM dsar_finalstep WHERE status = 'running'"""
+            ).fetchall()
+        return [(claim, int(claim.rsplit(":", 1)[1])) for (claim,) in rows if claim]
+
+    def _still_held(self, claim: str) -> bool:
+        with self.product.sql() as conn:
+            return conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM dsar_connectortask WHERE status = 'running' AND claimed_by = %s)
+                       OR EXISTS (SELECT 1 FROM dsar_finalstep WHERE status = 'running' AND claimed_by = %s)""",
+                [claim, claim],
+            ).fetchone()[0]
+
+    def _worker_of(self, pid: int) -> int | None:
+        for number in range(self.workers):
+            parent = self.product.processes[1 + number].pid
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if pid == parent or pid in {child.pid for child in psutil.Process(parent).children()}:
+                    return number
+        return None
+
+    def _kill(self, number: int, pool_process: int | None) -> None:
+        """Half the time only the pool process (its worker replaces it), else the whole worker,
+        which is started again."""
+        process = self.product.processes[1 + number]
+        if pool_process is None:
+            children = psutil.Process(process.pid).children()
+            pool_process = self.rng.choice(children).pid if children else None
+        if pool_process is not None and pool_process != process.pid and self.rng.random() < 0.5:
+            note(f"chaos: SIGKILL pool process {pool_process} of worker {number}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pool_process, signal.SIGKILL)
         else:
             note(f"chaos: SIGKILL worker {number} (pid {process.pid}) and its pool; starting it again")
             with contextlib.suppress(ProcessLookupError):
@@ -273,6 +326,7 @@ class Chaos:
             "submitted": self.requests_n,
             **counts,
             "kills": self.kills,
+            "kills_on_work": self.kills_on_work,
             "broker_restarts": self.restarts,
             "tasks_revived": int(revived),
             "attempts_repeated": int(repeated),

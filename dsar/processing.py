@@ -239,8 +239,11 @@ def tasks_sweep(*, now: dt.datetime, limit: int) -> dict[str, int]:
     """Revive work a lost worker or a lost message left behind, at most `limit` rows of each kind.
 
     A connector task or final step running past its lease (its worker died), or queued long past
-    when it was due (its message was lost), is put back in the queue and rung for again; one
-    revived DSAR_MAX_SWEEPS times already fails its request with that reason instead.
+    when it was due (its message was lost, or it waits behind a long queue), is put back in the
+    queue and rung for again. Only deaths count: a job whose worker died under it
+    DSAR_MAX_SWEEPS times already (work that kills its worker) fails its request with that reason
+    instead, while work that only waits is rung for as long as it waits: a second doorbell is
+    harmless, as a claim takes a job once.
     """
     stale = now - dt.timedelta(minutes=settings.DSAR_SWEEP_QUEUED_MINUTES)
     running_lost = Q(status=TaskStatus.RUNNING, lease_until__lt=now)
@@ -266,13 +269,14 @@ def _lost_jobs_sweep(lost: QuerySet, *, now: dt.datetime, limit: int, name, ring
             still_lost = lost.filter(pk=job.pk)
             if request.status != Status.PROCESSING:
                 continue
-            if job.sweeps >= settings.DSAR_MAX_SWEEPS:
-                reason = f"lost {job.sweeps + 1} times (its worker or message vanished); not trying again"
+            died = job.status == TaskStatus.RUNNING
+            if died and job.sweeps >= settings.DSAR_MAX_SWEEPS:
+                reason = f"its worker died under it {job.sweeps + 1} times; not trying again"
                 if still_lost.update(status=TaskStatus.FAILED, lease_until=None, last_error=reason, last_error_at=now,
                                      finished_at=now, updated_at=now):
                     request_fail(request, f"{name(job)}: {reason}")
                     failed += 1
-            elif still_lost.update(status=TaskStatus.QUEUED, lease_until=None, sweeps=F("sweeps") + 1, updated_at=now):
+            elif still_lost.update(status=TaskStatus.QUEUED, lease_until=None, sweeps=F("sweeps") + int(died), updated_at=now):
                 ring(job)
                 revived += 1
     return revived, failed

@@ -197,7 +197,7 @@ def test_the_sweeper_revives_a_task_past_its_lease_and_fails_one_swept_too_often
     run_at("sweeper", lease + MINUTE)
     assert ConnectorTask.objects.get(pk=task.pk).status == "failed"
     failed = Request.objects.get(pk=lost.pk)
-    assert failed.status == "failed" and "lost 4 times" in failed.failure_reason
+    assert failed.status == "failed" and "died under it 4 times" in failed.failure_reason
 
 
 @pytest.mark.usefixtures("worker")

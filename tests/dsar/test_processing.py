@@ -270,7 +270,7 @@ def test_a_final_step_leaves_what_staff_changed_since_its_claim():
 
 
 @pytest.mark.django_db
-def test_the_sweeper_requeues_a_task_past_its_lease_or_long_queued_and_fails_one_lost_too_often(settings):
+def test_the_sweeper_requeues_a_task_past_its_lease_or_long_queued_and_fails_one_whose_worker_died_too_often(settings):
     settings.DSAR_MAX_SWEEPS, settings.DSAR_SWEEP_QUEUED_MINUTES = 3, 10
     now = timezone.now()
     request = request_make(status="processing")
@@ -283,13 +283,18 @@ def test_the_sweeper_requeues_a_task_past_its_lease_or_long_queued_and_fails_one
     assert processing.tasks_sweep(now=now, limit=10) == {"revived": 2, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
     rows = {task.connector: (task.status, task.sweeps, task.lease_until) for task in ConnectorTask.objects.filter(request=request)}
     assert rows == {"accounts": ("queued", 1, None), "payments": ("running", 0, leased.lease_until),
-                    "support": ("queued", 1, None), "content": ("queued", 0, None)}
+                    "support": ("queued", 0, None), "content": ("queued", 0, None)}  # waiting is no death
+
+    # a task that only waits is rung for as long as it waits, whatever it went through before
+    ConnectorTask.objects.filter(pk=stale.pk).update(sweeps=3, updated_at=now - 11 * MINUTE)
+    assert processing.tasks_sweep(now=now, limit=10) == {"revived": 1, "failed": 0, "final_steps": 0, "final_steps_failed": 0}
+    assert ConnectorTask.objects.filter(pk=stale.pk).values_list("status", "sweeps").get() == ("queued", 3)
 
     ConnectorTask.objects.filter(pk=lost.pk).update(status="running", sweeps=3, lease_until=now - SECOND)
     assert processing.tasks_sweep(now=now, limit=10)["failed"] == 1
     failed = Request.objects.get(pk=request.pk)
     assert failed.status == "failed"
-    assert failed.failure_reason == "accounts: lost 4 times (its worker or message vanished); not trying again"
+    assert failed.failure_reason == "accounts: its worker died under it 4 times; not trying again"
     assert ConnectorTask.objects.get(pk=lost.pk).status == "failed"
 
 
@@ -303,9 +308,9 @@ def test_the_sweeper_requeues_a_lost_final_step_and_fails_the_request_of_one_los
     assert processing.tasks_sweep(now=now, limit=10) == {"revived": 0, "failed": 0, "final_steps": 1, "final_steps_failed": 1}
     assert FinalStep.objects.filter(request=revived).values_list("status", "sweeps", "lease_until").get() == ("queued", 1, None)
     step = FinalStep.objects.get(request=given_up)
-    assert (step.status, step.last_error) == ("failed", "lost 4 times (its worker or message vanished); not trying again")
+    assert (step.status, step.last_error) == ("failed", "its worker died under it 4 times; not trying again")
     failed = Request.objects.get(pk=given_up.pk)
-    assert (failed.status, failed.failure_reason) == ("failed", "final step: lost 4 times (its worker or message vanished); not trying again")
+    assert (failed.status, failed.failure_reason) == ("failed", "final step: its worker died under it 4 times; not trying again")
 
 
 @pytest.mark.django_db

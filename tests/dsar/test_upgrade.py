@@ -8,6 +8,7 @@ nothing changes."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -17,6 +18,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -192,3 +194,10 @@ def test_every_doorbell_says_the_format_of_its_message():
     broker.delete("upgrade-test")
     assert (message["headers"]["task"], message["headers"]["argsrepr"], message["headers"]["dsar_format"]) == (
         "dsar.tasks.connector_task_run", "(7,)", 1)
+
+
+@pytest.mark.django_db
+def test_the_migrations_describe_the_models_as_they_are():
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits 1 on a change no migration holds
+    assert out.getvalue() == "No changes detected\n"
