@@ -326,7 +326,6 @@ class Chaos:
             "submitted": self.requests_n,
             **counts,
             "kills": self.kills,
-            "kills_on_work": self.kills_on_work,
             "broker_restarts": self.restarts,
             "tasks_revived": int(revived),
             "attempts_repeated": int(repeated),
@@ -355,7 +354,7 @@ class Chaos:
             injector.join(30)
             for line in self.unclean[:10]:
                 note(f"chaos: unclean answer during the outage: {line}")
-            return self.verdict(time.monotonic() - started)
+            return {**self.verdict(time.monotonic() - started), "kills_on_work": self.kills_on_work}
         finally:
             self.product.stop()
             with contextlib.suppress(Exception):

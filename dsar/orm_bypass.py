@@ -130,18 +130,19 @@ RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.
 """
 
 
-def task_result_record(task_id: int, *, request_id, counts: dict, output: dict | None, receipt: dict | None,
+def task_result_record(task_id: int, *, attempt: int, request_id, counts: dict, output: dict | None, receipt: dict | None,
                        identities: dict | None = None, now: dt.datetime) -> tuple[bool, bool]:
-    """Lock the task's request (its row, as `locks.request_lock` does), mark the running task
-    succeeded with its result, as `QuerySet.update` would; then, if the request is processing and no
-    task of it is left unfinished, create its final step (queued). Call inside a transaction, which
-    holds the lock: of tasks finishing together, exactly one creates the step. Returns whether the
-    result was recorded (False: the task was no longer running) and whether it created the step.
+    """Lock the task's request (its row, as `locks.request_lock` does), mark the task succeeded with
+    its result if it is still running as `attempt`, as `QuerySet.update` would; then, if the request
+    is processing and no task of it is left unfinished, create its final step (queued). Call inside a
+    transaction, which holds the lock: of tasks finishing together, exactly one creates the step.
+    Returns whether the result was recorded (False: the task was no longer running, or another claim
+    took it over) and whether it created the step.
     Raises Request.DoesNotExist when the request is gone."""
     def jsonb(value):
         return None if value is None else Jsonb(value)
 
-    params = {"id": task_id, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
+    params = {"id": task_id, "attempt": attempt, "request": request_id, "now": now, "counts": jsonb(counts), "output": jsonb(output),
               "receipt": jsonb(receipt), "identities": jsonb(identities), "result_format": formats.TASK_RESULT}
     with _server_bound_cursor() as cursor:
         cursor.execute(_REQUEST_LOCK, params)
@@ -162,7 +163,7 @@ _SUCCEED = """
 UPDATE dsar_connectortask
    SET status = 'succeeded', counts = %(counts)s, output = %(output)s, receipt = %(receipt)s, identities = %(identities)s,
        result_format = %(result_format)s, lease_until = NULL, finished_at = %(now)s, updated_at = %(now)s
- WHERE id = %(id)s AND status = 'running'
+ WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
 """
 _LAST_ONE = """
 INSERT INTO dsar_finalstep (request_id, status, attempts, sweeps, claimed_by, last_error, created_at, updated_at)

@@ -186,10 +186,10 @@ def task_succeed(task: ConnectorTask, *, counts: dict, output: dict | None = Non
     finishing together, exactly one sees none left."""
     now = timezone.now()
     with transaction.atomic():
-        recorded, last = orm_bypass.task_result_record(task.pk, request_id=task.request_id, counts=counts, output=output, receipt=receipt,
-                                                       identities=identities, now=now)
+        recorded, last = orm_bypass.task_result_record(task.pk, attempt=task.attempts, request_id=task.request_id, counts=counts,
+                                                       output=output, receipt=receipt, identities=identities, now=now)
         if not recorded:
-            logger.warning("request %s: %s finished but its task was no longer running", task.request_id, task.connector)
+            _claim_lost(task, "finished")
             return False
         if identities is not None and not last:
             tasks_wake(task.request_id, now=now)
@@ -205,11 +205,13 @@ def task_reschedule(task: ConnectorTask, error: str) -> None:
     delay = doorbell.backoff_seconds(task.attempts)
     now = timezone.now()
     with transaction.atomic():
-        rescheduled = ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(
+        rescheduled = _still_claimed(task).update(
             status=TaskStatus.QUEUED, not_before=now + dt.timedelta(seconds=delay), lease_until=None,
             last_error=error, last_error_at=now, updated_at=now)
-        if rescheduled:
-            tasks_ring([task], countdown=delay)
+        if not rescheduled:
+            _claim_lost(task, f"was to retry after {error.splitlines()[0]}")
+            return
+        tasks_ring([task], countdown=delay)
     logger.warning("request %s: %s will retry in %.1fs: %s", task.request_id, task.connector, delay, error.splitlines()[0])
 
 
@@ -218,11 +220,25 @@ def task_fail(task: ConnectorTask, error: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         request = locks.request_lock(task.request_id)
-        ConnectorTask.objects.filter(pk=task.pk).update(
-            status=TaskStatus.FAILED, lease_until=None, last_error=error, last_error_at=now, finished_at=now, updated_at=now)
+        if not _still_claimed(task).update(
+                status=TaskStatus.FAILED, lease_until=None, last_error=error, last_error_at=now, finished_at=now, updated_at=now):
+            _claim_lost(task, f"failed with {error.splitlines()[0]}")
+            return
         if request.status == Status.PROCESSING:
             request_fail(request, f"{task.connector}: {error.splitlines()[0]}")
     logger.error("request %s: %s failed: %s", task.request_id, task.connector, error.splitlines()[0])
+
+
+def _still_claimed(task: ConnectorTask) -> QuerySet:
+    """The task's row while it is still this worker's claim: running, as the attempt it was claimed
+    as. A worker whose lease ran out and whose task was claimed again records nothing over the new
+    attempt's."""
+    return ConnectorTask.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, attempts=task.attempts)
+
+
+def _claim_lost(task: ConnectorTask, outcome: str) -> None:
+    logger.warning("request %s: %s %s but its task was no longer running as its attempt %s",
+                   task.request_id, task.connector, outcome, task.attempts)
 
 
 def request_fail(request: Request, reason: str) -> None:

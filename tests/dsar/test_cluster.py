@@ -25,7 +25,7 @@ def test_hosts_cut_off_killed_and_stopped_and_a_broker_restart_lose_no_request_a
         [sys.executable, "-m", "benchmarks.cluster", "--requests", "20", "--seed", "5"],
         cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=540,
     )
-    assert run.stdout.strip(), f"the cluster run printed no summary; it said:\n{run.stderr[-3000:]}"
+    assert run.stdout.strip(), f"the cluster run printed no summary; it said:\n{_said(run)}"
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     # the doorbells went through RabbitMQ, in the product's three queues
     assert summary["broker_queues"] == ["celery", "dsar.final", "dsar.mail"]
@@ -34,10 +34,16 @@ def test_hosts_cut_off_killed_and_stopped_and_a_broker_restart_lose_no_request_a
     # every request final and come through, each access request with one intact export fetched
     # from S3 (zip test, the manifest's checksums, the row's SHA-256), each deletion with one
     # receipt matching its parts
-    assert (summary["submitted"], summary["completed"], summary["lost"]) == (20, 20, 0), run.stderr[-3000:]
-    assert summary["duplicate_exports"] == 0 and summary["corrupt_archives"] == 0, run.stderr[-3000:]
+    assert (summary["submitted"], summary["completed"], summary["lost"]) == (20, 20, 0), _said(run)
+    assert summary["duplicate_exports"] == 0 and summary["corrupt_archives"] == 0, _said(run)
     # the faults cut real work short, which was revived or run again
     assert summary["tasks_revived"] + summary["attempts_repeated"] + summary["final_steps_repeated"] >= 1
     # while the broker was down, a filing was taken or refused with a clean 503, never a 500 or a hang
     assert summary["unclean_outage_answers"] == 0 and sum(summary["outage_answers"].values()) >= 2
     assert run.returncode == 0
+
+
+def _said(run: subprocess.CompletedProcess) -> str:
+    """What the run noted of its own (lines starting "# "), then the end of the processes' output."""
+    notes = [line for line in run.stderr.splitlines() if line.startswith("# ")]
+    return "\n".join([*notes[-40:], "…", run.stderr[-1500:]])

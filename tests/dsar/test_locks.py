@@ -146,7 +146,7 @@ def test_a_tasks_result_waits_for_the_request_a_holder_has_locked():
     task = ConnectorTask.objects.create(request=request, connector="a", status="running", attempts=1)
 
     def record():
-        return orm_bypass.task_result_record(task.pk, request_id=request.pk, counts={}, output=None, receipt=None, now=timezone.now())
+        return orm_bypass.task_result_record(task.pk, attempt=1, request_id=request.pk, counts={}, output=None, receipt=None, now=timezone.now())
 
     with Holder(lambda: locks.request_lock(request.pk)):
         assert _waits(record)

@@ -73,7 +73,7 @@ def test_a_task_result_is_stored_as_the_orms_update_stores_it_and_only_on_a_runn
     result = {"counts": {"name_contact": 2}, "output": {"inline": {"name_contact.json": ['{"a": "\u00e9\\"}\n', "it's\n"]}, "files": 0},
               "receipt": None}
     with transaction.atomic():
-        assert orm_bypass.task_result_record(bound.pk, request_id=request.pk, **result, now=now) == (True, False)
+        assert orm_bypass.task_result_record(bound.pk, attempt=1, request_id=request.pk, **result, now=now) == (True, False)
     ConnectorTask.objects.filter(pk=plain.pk, status="running").update(status="succeeded", **result, lease_until=None, finished_at=now,
                                                                       updated_at=now)
     leave_out = {"id", "connector", "created_at"}  # the two rows' own: made a moment apart
@@ -81,7 +81,7 @@ def test_a_task_result_is_stored_as_the_orms_update_stores_it_and_only_on_a_runn
     assert rows["bound"] == rows["plain"]
     assert (rows["bound"]["status"], rows["bound"]["receipt"], rows["bound"]["output"]) == ("succeeded", None, result["output"])
     with transaction.atomic():  # no longer running: nothing changes, and no final step
-        assert orm_bypass.task_result_record(bound.pk, request_id=request.pk, **result, now=now) == (False, False)
+        assert orm_bypass.task_result_record(bound.pk, attempt=1, request_id=request.pk, **result, now=now) == (False, False)
     assert not FinalStep.objects.filter(request=request).exists()
 
 
@@ -90,9 +90,9 @@ def test_the_last_result_creates_the_final_step_once():
     first, second = (ConnectorTask.objects.create(request=request, connector=name, status="running", attempts=1) for name in ("a", "b"))
     now = timezone.now()
     with transaction.atomic():
-        assert orm_bypass.task_result_record(first.pk, request_id=request.pk, counts={}, output=None, receipt=None,
+        assert orm_bypass.task_result_record(first.pk, attempt=1, request_id=request.pk, counts={}, output=None, receipt=None,
                                              now=now) == (True, False)
-        assert orm_bypass.task_result_record(second.pk, request_id=request.pk, counts={}, output=None, receipt=None,
+        assert orm_bypass.task_result_record(second.pk, attempt=1, request_id=request.pk, counts={}, output=None, receipt=None,
                                              now=now) == (True, True)
     step = FinalStep.objects.get(request=request)
     assert (step.status, step.attempts, step.sweeps, step.lease_until, step.created_at) == ("queued", 0, 0, None, now)
@@ -102,7 +102,7 @@ def test_the_last_result_of_a_request_no_longer_processing_is_recorded_but_makes
     request = request_make(status="failed")  # another task failed it meanwhile; staff may retry
     task = ConnectorTask.objects.create(request=request, connector="a", status="running", attempts=1)
     with transaction.atomic():
-        assert orm_bypass.task_result_record(task.pk, request_id=request.pk, counts={"x": 1}, output=None, receipt=None,
+        assert orm_bypass.task_result_record(task.pk, attempt=1, request_id=request.pk, counts={"x": 1}, output=None, receipt=None,
                                              now=timezone.now()) == (True, False)
     assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
     assert not FinalStep.objects.filter(request=request).exists()
@@ -112,7 +112,7 @@ def test_a_result_for_a_request_that_is_gone_raises_and_records_nothing():
     request = request_make(status="processing")
     task = ConnectorTask.objects.create(request=request, connector="a", status="running", attempts=1)
     with pytest.raises(Request.DoesNotExist), transaction.atomic():
-        orm_bypass.task_result_record(task.pk, request_id="00000000-0000-0000-0000-000000000000", counts={}, output=None, receipt=None,
+        orm_bypass.task_result_record(task.pk, attempt=1, request_id="00000000-0000-0000-0000-000000000000", counts={}, output=None, receipt=None,
                                       now=timezone.now())
     assert ConnectorTask.objects.get(pk=task.pk).status == "running"
 

@@ -620,8 +620,8 @@ def test_a_reschedule_leaves_a_task_no_longer_running_alone_and_logs_the_first_l
     with caplog.at_level("WARNING", logger="dsar.processing"):
         processing.task_reschedule(task, "TransientError: probe: 503\nmore detail")
     assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
-    [message] = caplog.messages
-    assert re.fullmatch(rf"request {request.pk}: probe will retry in [2-4]\.\ds: TransientError: probe: 503", message), message
+    assert caplog.messages == [f"request {request.pk}: probe was to retry after TransientError: probe: 503 "
+                               "but its task was no longer running as its attempt 1"]
 
 
 @pytest.mark.django_db
@@ -994,8 +994,34 @@ def test_a_result_for_a_task_no_longer_running_is_dropped_with_a_warning(caplog)
     task = _task(request, status="queued", attempts=1)  # swept back to the queue while its worker ran
     with caplog.at_level("WARNING", logger="dsar.processing"):
         assert processing.task_succeed(task, counts={"feedback_ratings": 1}) is False
-    assert _processing_log(caplog) == [f"request {request.pk}: probe finished but its task was no longer running"]
+    assert _processing_log(caplog) == [f"request {request.pk}: probe finished but its task was no longer running as its attempt 1"]
     assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "counts").get() == ("queued", {})
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_task_was_claimed_again_records_no_result_retry_or_failure_over_the_new_attempt(caplog):
+    request = request_make(status="processing", type="deletion", email="overtaken@example.com")
+    other = _task(request, "accounts", status="running", attempts=1)
+    task = _task(request, status="running", attempts=1)  # this worker's claim, attempt 1
+    # its lease ran out while it worked: the sweeper put it back and another worker claimed it
+    ConnectorTask.objects.filter(pk=task.pk).update(attempts=2, claimed_by="other-host:42")
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        assert processing.task_succeed(task, counts={"feedback_ratings": 1}) is False
+        processing.task_reschedule(task, "TimeoutError: slow\nmore detail")
+        processing.task_fail(task, "PermanentError: refused\nmore detail")
+    assert _processing_log(caplog) == [
+        f"request {request.pk}: probe finished but its task was no longer running as its attempt 1",
+        f"request {request.pk}: probe was to retry after TimeoutError: slow but its task was no longer running as its attempt 1",
+        f"request {request.pk}: probe failed with PermanentError: refused but its task was no longer running as its attempt 1",
+    ]
+    row = ConnectorTask.objects.filter(pk=task.pk).values_list("status", "attempts", "counts", "last_error", "claimed_by").get()
+    assert row == ("running", 2, {}, "", "other-host:42")
+    assert Request.objects.get(pk=request.pk).status == "processing"
+    assert ConnectorTask.objects.get(pk=other.pk).status == "running"
+    # the new attempt's result is recorded as usual
+    task.attempts = 2
+    assert processing.task_succeed(task, counts={"feedback_ratings": 3}) is False  # accounts still runs
+    assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "counts").get() == ("succeeded", {"feedback_ratings": 3})
 
 
 @pytest.mark.django_db
