@@ -108,6 +108,9 @@ DATABASES = {"default": dj_database_url.parse(config.database_url, conn_max_age=
 # never are. Behind a pooler in transaction mode, the pooler must keep prepared statements
 # (PgBouncer 1.21 or later, with max_prepared_statements set).
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+# And the client's side of dsar/apps.py's keepalives: a worker gives up on a silent database server
+# within about 25 s rather than a quarter of an hour (libpq's options, not sent to the server).
+DATABASES["default"]["OPTIONS"].update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3, tcp_user_timeout=25_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery ---------------------------------------------------------------------------------------
