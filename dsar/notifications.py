@@ -37,6 +37,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
@@ -350,7 +351,9 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                 return None
             # The minutes go to the templates as text: a number in a Django template is localized on
             # every render, and the emails are written in English with plain numbers.
-            context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES)}
+            # The page to enter it on, for a person who closed the one they filed from.
+            context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES),
+                       "verify_url": settings.DSAR_PUBLIC_URL + reverse("portal:request-verify", args=[request.id])}
         to = [request.email]
         # Signed only if the template shows it: the code email does not.
         context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}

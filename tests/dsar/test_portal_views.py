@@ -15,6 +15,7 @@ from dsar import notifications, services
 from dsar.lifecycle import audit_record
 from dsar.models import Request
 
+from ..conftest import code_from
 from ..factories import request_make
 
 CODE = "12345678"
@@ -289,3 +290,23 @@ def test_a_completed_access_request_waiting_for_review_is_being_checked(client, 
     Export.objects.filter(pk=export.pk).update(released_at=now)
     page = client.get(reverse("portal:request-status", args=[request.id])).content.decode()
     assert "Your data is ready to download" in page and f"/api/v1/requests/{request.id}/download/" in page
+
+
+def test_the_code_email_links_to_the_code_page_where_any_browser_can_confirm_with_the_code(client, db, settings, estate,
+                                                                                           django_capture_on_commit_callbacks, mailoutbox):
+    settings.DSAR_PUBLIC_URL = "https://privacy.example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("portal:request-new"), {"type": "access", "email": "closed.tab@example.com"})
+    request = Request.objects.get()
+    [message] = mailoutbox
+    link = f"https://privacy.example.com/requests/{request.id}/verify"
+    assert f"If you closed that page, enter the code here instead: {link}\n" in message.body
+    html = message.alternatives[0][0]
+    assert f'<a href="{link}" style="color:#1d4ed8;">enter the code here instead</a>' in html
+    # the tab was closed: another browser opens the link and confirms with the code
+    other = Client()
+    page = other.get(_path(link))
+    assert page.status_code == 200 and 'autocomplete="one-time-code"' in page.content.decode()
+    confirmed = other.post(_path(link), {"code": code_from(mailoutbox, "closed.tab@example.com")})
+    assert confirmed["Location"] == reverse("portal:request-status", args=[request.id])
+    assert Request.objects.get().status != "unverified"
