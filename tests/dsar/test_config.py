@@ -209,7 +209,8 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
     assert (read["EMAIL_HOST"], read["EMAIL_PORT"], read["EMAIL_HOST_USER"], read["EMAIL_USE_TLS"]) == ("mail.example.com", 587, "relay", True)
     assert (read["DEFAULT_FROM_EMAIL"], read["DSAR_SUPPRESSION_KEY"]) == ("privacy@company.example", "suppress")
     assert read["DATABASES"]["default"]["HOST"] == "db.internal" and read["DATABASES"]["default"]["CONN_MAX_AGE"] == 60
-    assert read["DATABASES"]["default"]["OPTIONS"] == {"prepare_threshold": 5}
+    assert read["DATABASES"]["default"]["OPTIONS"] == {"prepare_threshold": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                                                       "keepalives_count": 3, "tcp_user_timeout": 25000}
     assert (read["DSAR_TASK_LEASE_SECONDS"], read["DSAR_RETRY_BASE_SECONDS"], read["DSAR_EMAIL_DELIVERY"], read["DSAR_JOB_BATCH"],
             read["CELERY_DB_REUSE_MAX"]) == (60, 2.0, "worker", 500, 500)
 
