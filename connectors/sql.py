@@ -22,7 +22,7 @@ import sqlalchemy as sa
 # worker's parent holds PostgreSQL's before it forks its pool, and no pool process spends its first
 # task importing it.
 import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
@@ -129,8 +129,9 @@ def _masked_mysql(element: masked, compiler: sa.sql.compiler.SQLCompiler, **kw: 
 
 
 class one_of(sa.sql.expression.FunctionElement):
-    """`one_of(value, values)`: whether the value is one of `values` (an expanding parameter),
-    compared byte for byte, as PostgreSQL and SQLite compare text."""
+    """`one_of(value, values)`: whether the value is one of `values` (a parameter declared
+    expanding, which PostgreSQL binds as one array), compared byte for byte, as PostgreSQL and
+    SQLite compare text."""
 
     name = "one_of"
     inherit_cache = True
@@ -140,6 +141,17 @@ class one_of(sa.sql.expression.FunctionElement):
 def _one_of(element: one_of, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
     value, values = element.clauses
     return compiler.process(value.in_(values).self_group(), **kw)
+
+
+@compiles(one_of, "postgresql")
+def _one_of_postgresql(element: one_of, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
+    """PostgreSQL: `= ANY` of one array parameter of the value's type. Its text does not depend on
+    how many values there are, so SQLAlchemy renders the statement once (an expanding IN is
+    rendered again at each execution, for its number of values)."""
+    value, values = element.clauses
+    if isinstance(value.type, sa.types.NullType):
+        return _one_of(element, compiler, **kw)
+    return compiler.process((value == sa.any_(sa.bindparam(values.key, type_=postgresql.ARRAY(value.type)))).self_group(), **kw)
 
 
 @compiles(one_of, "mysql", "mariadb")
@@ -292,7 +304,7 @@ class SqlConnector(Connector):
         if table.identity:
             column, name = t.c[table.identity.column], table.identity.name
             if table.identity.match == "case_insensitive":
-                return one_of(sa.func.lower(sa.func.trim(column)), sa.bindparam(f"identity_{name}_folded", expanding=True))
+                return one_of(sa.func.lower(sa.func.trim(column), type_=sa.Text()), sa.bindparam(f"identity_{name}_folded", expanding=True))
             return one_of(column, sa.bindparam(f"identity_{name}", expanding=True))
         mine = [t.c[column] for column in table.parent.columns]
         return _row(mine).in_(self._keys(self.dataset.table(table.parent.table)))
