@@ -287,6 +287,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # HTTPS. A proxy that terminates TLS must set X-Forwarded-Proto.
 if config.tls:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # `__Host-`: the browser takes the cookie only if it is Secure, has Path=/ and no Domain (as
+    # Django sets them), so no sibling host or plain-HTTP page can plant or overwrite it (ASVS 3.3.1).
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_SSL_REDIRECT = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 365 * 86400
