@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "dsar.api.errors.BodySizeLimitMiddleware",
     "dsar.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dsar.middleware.HttpsOnlyApiMiddleware",  # behind TLS the API is refused over HTTP, not redirected
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dsar.middleware.NoStoreMiddleware",  # after WhiteNoise, so static files keep their caching
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -261,6 +262,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "dsar.api.schema.forbid_unknown_request_fields",
         "dsar.api.schema.document_malformed_request_answer",
+        "dsar.api.schema.document_https_required_answer",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RequestTypeEnum": "dsar.models.RequestType",
@@ -292,6 +294,10 @@ if config.tls:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_SSL_REDIRECT = True
+    # Pages are redirected to HTTPS; the API is refused over HTTP (dsar/middleware.py,
+    # HttpsOnlyApiMiddleware), and the health checks, which load balancers probe inside the network,
+    # are answered as they come.
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 365 * 86400
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -201,13 +201,15 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
                   # Constants now: the environment no longer moves them.
                   "DSAR_TASK_LEASE_SECONDS": "1", "DSAR_RETRY_BASE_SECONDS": "9", "DSAR_EMAIL_DELIVERY": "inline", "DSAR_JOB_BATCH": "1"}
     answer = _settings_of(deployment, [
-        "ALLOWED_HOSTS", "SESSION_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "EMAIL_BACKEND", "EMAIL_HOST",
+        "ALLOWED_HOSTS", "SESSION_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_REDIRECT_EXEMPT", "SECURE_HSTS_SECONDS", "EMAIL_BACKEND", "EMAIL_HOST",
         "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_USE_TLS", "DEFAULT_FROM_EMAIL", "DSAR_SUPPRESSION_KEY", "DATABASES",
         "DSAR_TASK_LEASE_SECONDS", "DSAR_RETRY_BASE_SECONDS", "DSAR_EMAIL_DELIVERY", "DSAR_JOB_BATCH", "CELERY_DB_REUSE_MAX"])
     assert answer.returncode == 0, answer.stderr
     read = json.loads(answer.stdout)
     assert read["ALLOWED_HOSTS"] == ["privacy.example.com", "127.0.0.1", "localhost"]
     assert (read["SESSION_COOKIE_SECURE"], read["SECURE_SSL_REDIRECT"], read["SECURE_HSTS_SECONDS"]) == (True, True, 31536000)
+    # Pages are redirected to HTTPS; the API (refused over HTTP instead) and the health checks are not.
+    assert read["SECURE_REDIRECT_EXEMPT"] == ["^api/", "^healthz"]
     assert read["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert (read["EMAIL_HOST"], read["EMAIL_PORT"], read["EMAIL_HOST_USER"], read["EMAIL_USE_TLS"]) == ("mail.example.com", 587, "relay", True)
     assert (read["DEFAULT_FROM_EMAIL"], read["DSAR_SUPPRESSION_KEY"]) == ("privacy@company.example", "suppress")
