@@ -320,6 +320,10 @@ CONTENT_SECURITY_POLICY = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not the member's username or email (ASVS 6.2.11), nor the product's and the organisation's names:
+    # these words, and the names in DSAR_PUBLIC_URL's host and DSAR_FROM_EMAIL's domain (dsar/passwords.py).
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "dsar.passwords.ContextWordsValidator", "OPTIONS": {"words": ["dsar", "privacy", "console"]}},
 ]
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

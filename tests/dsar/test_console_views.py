@@ -567,6 +567,23 @@ def test_an_admin_adds_a_staff_member_changes_their_role_and_deactivates_them(ad
     assert get_user_model().objects.get(pk=ada.pk).is_active
 
 
+def test_a_new_members_password_made_of_the_products_names_is_refused_with_the_reason_shown(admin_client):
+    refused = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": "privacy-console-2026"}
+    )
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["password"] == [
+        "This password contains “privacy”, “console”: the names of this product and organisation are the first words anyone "
+        "guessing a password here tries."]
+    assert "This password contains “privacy”, “console”" in refused.content.decode()
+    assert not get_user_model().objects.filter(username="rob").exists()
+    accepted = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": "harbour-lantern-tundra-41"}
+    )
+    assert accepted.status_code == 302
+    assert get_user_model().objects.get(username="rob").check_password("harbour-lantern-tundra-41")
+
+
 SETUP_CODE = re.compile(r"setup code for their authenticator, apart from their password: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) "
                         r"\(valid for 24 hours\)\.$")
 
