@@ -204,7 +204,7 @@ DSAR_EXPORT_TTL_DAYS = config.export_ttl_days
 DSAR_JURISDICTION = config.jurisdiction
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
-DSAR_CODE_TTL_MINUTES = 30
+DSAR_CODE_TTL_MINUTES = 10  # ASVS 6.5.5: an emailed code lives at most 10 minutes; a slow mail is resent from the page
 DSAR_CODE_MAX_ATTEMPTS = 5
 DSAR_CODE_RESEND_SECONDS = 60
 DSAR_CONNECTOR_MAX_ATTEMPTS = 5
