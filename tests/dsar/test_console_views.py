@@ -1085,6 +1085,27 @@ def test_the_manual_pages_need_a_signed_in_reviewer_and_a_task_of_a_manual_syste
 MANUAL_TASKS_QUERIES = 5
 
 
+def test_every_console_page_refuses_trace_and_the_read_only_ones_every_method_but_get_and_head(admin_client, archive_system):
+    request, deletion, task = _pending(), _pending(type="deletion", email="gone@example.com"), _manual_task()
+    read_only = [
+        reverse("console:queue"), reverse("console:dashboard"), reverse("console:request", args=[request.pk]),
+        reverse("console:request-status", args=[request.pk]), reverse("console:request-preview", args=[deletion.pk]),
+        reverse("console:systems"), reverse("console:manual-tasks"), reverse("console:settings"),
+    ]
+    with_a_form = [reverse("console:staff"), reverse("console:manual-task", args=[task.pk]), reverse("console:otp-setup"),
+                   reverse("console:otp-verify")]
+    for url in read_only:
+        for method in ("trace", "post", "put", "patch", "delete", "options"):
+            refused = getattr(admin_client, method)(url)
+            assert (refused.status_code, refused.get("Allow")) == (405, "GET, HEAD"), (method, url)
+        assert admin_client.head(url).status_code == 200, url
+    for url in with_a_form:
+        refused = admin_client.trace(url)
+        assert (refused.status_code, refused.get("Allow")) == (405, "GET, HEAD, POST"), url
+    assert admin_client.trace(reverse("console:login")).status_code == 405  # Django's class-based views already did
+    assert Request.objects.get(pk=request.pk).status == Request.objects.get(pk=deletion.pk).status == "pending_review"
+
+
 def test_the_manual_tasks_page_takes_a_fixed_number_of_queries_for_many_tasks(reviewer_client, archive_system, django_assert_num_queries):
     for number in range(12):
         _manual_task(email=f"paper{number}@example.com")
