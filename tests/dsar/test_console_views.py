@@ -584,6 +584,29 @@ def test_a_new_members_password_made_of_the_products_names_is_refused_with_the_r
     assert get_user_model().objects.get(username="rob").check_password("harbour-lantern-tundra-41")
 
 
+def test_deactivating_a_member_ends_their_sessions_and_reactivating_does_not_bring_them_back(admin_client):
+    rob_client = _signed_in("rob", ROLE_REVIEWER, "/console/")
+    rob = get_user_model().objects.get(username="rob")
+    # A second browser of theirs, signed in with a second authenticator (a code is taken once): both end.
+    tablet = TOTPDevice.objects.create(user=rob, name="tablet", confirmed=True)
+    rob_elsewhere = Client()
+    assert _sign_in(rob_elsewhere, "rob").status_code == 302
+    assert rob_elsewhere.post(reverse("console:otp-verify"), {"code": _code(tablet), "next": "/console/"}).status_code == 302
+    rita_client = _signed_in("rita", ROLE_REVIEWER, "/console/")
+    assert rob_client.get(reverse("console:queue")).status_code == rob_elsewhere.get(reverse("console:queue")).status_code == 200
+
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "0"})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "1"})
+    assert get_user_model().objects.get(pk=rob.pk).is_active
+
+    for client in (rob_client, rob_elsewhere):
+        sent = client.get(reverse("console:queue"))
+        assert (sent.status_code, sent.get("Location")) == (302, "/console/login/?next=/console/")
+    # Nobody else is signed out, the admin acting included.
+    assert rita_client.get(reverse("console:queue")).status_code == 200
+    assert admin_client.get(reverse("console:staff")).status_code == 200
+
+
 SETUP_CODE = re.compile(r"setup code for their authenticator, apart from their password: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) "
                         r"\(valid for 24 hours\)\.$")
 
