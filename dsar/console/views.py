@@ -57,7 +57,21 @@ from .access import console_access
 PAGE_SIZE = 50
 
 login = LoginView.as_view(template_name="console/login.html", authentication_form=forms.StaffAuthenticationForm)
-logout = LogoutView.as_view(next_page="console:login")
+
+
+class _LogoutView(LogoutView):
+    """Sign out (a POST): Django flushes the session; the browser is told to drop what it keeps of
+    this site too, its cached pages, cookies and storage (ASVS 14.3.1)."""
+
+    next_page = "console:login"
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+        return response
+
+
+logout = _LogoutView.as_view()
 
 
 # --- Presentation helpers ----------------------------------------------------------------------------

@@ -128,6 +128,12 @@ def test_sign_out_is_a_post_and_ends_the_session(reviewer_client):
     assert reviewer_client.get(reverse("console:queue")).status_code == 302
 
 
+def test_sign_out_tells_the_browser_to_clear_the_sites_cache_cookies_and_storage(reviewer_client):
+    signed_out = reviewer_client.post(reverse("console:logout"))
+    assert (signed_out.status_code, signed_out["Location"]) == (302, reverse("console:login"))
+    assert signed_out.get("Clear-Site-Data") == '"cache", "cookies", "storage"'
+
+
 def test_a_reviewer_gets_403_on_admin_pages_and_no_links_to_them(reviewer_client):
     other = _staff("otto", ROLE_REVIEWER)
     for url in (reverse("console:staff"), reverse("console:settings")):
