@@ -1,5 +1,5 @@
 """Faults of the backing services answer 503, not a traceback; answers kept out of caches; the
-API's constant security policy."""
+API's constant security policy; the API refused over plain HTTP."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import kombu.exceptions
 import redis.exceptions
 from csp.constants import HEADER
 from csp.middleware import CSPMiddleware
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
@@ -39,6 +40,29 @@ class ServiceUnavailableMiddleware:
             response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = "30"
         return response
+
+
+class HttpsOnlyApiMiddleware:
+    """Behind TLS (SECURE_SSL_REDIRECT on) the API is refused over plain HTTP, never redirected.
+
+    A redirect would hide the mistake: the client's token or a person's address has already crossed
+    the network in clear, and the client follows the redirect and carries on. Pages are still
+    redirected by SecurityMiddleware; the API is exempt from that (SECURE_REDIRECT_EXEMPT) and
+    answered here with 403 in its error shape (ASVS 4.1.2). `is_secure()` honours
+    SECURE_PROXY_SSL_HEADER, so a call that reached the TLS-terminating proxy over HTTPS passes.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if settings.SECURE_SSL_REDIRECT and request.path.startswith("/api/") and not request.is_secure():
+            refused = JsonResponse({"error": "https_required", "detail": "This API is served over HTTPS only."}, status=403)
+            # Answered before the middleware that adds them: the API's own policy, and no caching.
+            refused[HEADER] = ContentSecurityPolicyMiddleware.API_POLICY
+            refused["Cache-Control"] = "no-store"
+            return refused
+        return self.get_response(request)
 
 
 class NoStoreMiddleware:

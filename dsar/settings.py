@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "dsar.api.errors.BodySizeLimitMiddleware",
     "dsar.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dsar.middleware.HttpsOnlyApiMiddleware",  # behind TLS the API is refused over HTTP, not redirected
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dsar.middleware.NoStoreMiddleware",  # after WhiteNoise, so static files keep their caching
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,7 +204,7 @@ DSAR_EXPORT_TTL_DAYS = config.export_ttl_days
 DSAR_JURISDICTION = config.jurisdiction
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
-DSAR_CODE_TTL_MINUTES = 30
+DSAR_CODE_TTL_MINUTES = 10  # ASVS 6.5.5: an emailed code lives at most 10 minutes; a slow mail is resent from the page
 DSAR_CODE_MAX_ATTEMPTS = 5
 DSAR_CODE_RESEND_SECONDS = 60
 DSAR_CONNECTOR_MAX_ATTEMPTS = 5
@@ -261,6 +262,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "dsar.api.schema.forbid_unknown_request_fields",
         "dsar.api.schema.document_malformed_request_answer",
+        "dsar.api.schema.document_https_required_answer",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RequestTypeEnum": "dsar.models.RequestType",
@@ -287,7 +289,15 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # HTTPS. A proxy that terminates TLS must set X-Forwarded-Proto.
 if config.tls:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # `__Host-`: the browser takes the cookie only if it is Secure, has Path=/ and no Domain (as
+    # Django sets them), so no sibling host or plain-HTTP page can plant or overwrite it (ASVS 3.3.1).
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_SSL_REDIRECT = True
+    # Pages are redirected to HTTPS; the API is refused over HTTP (dsar/middleware.py,
+    # HttpsOnlyApiMiddleware), and the health checks, which load balancers probe inside the network,
+    # are answered as they come.
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 365 * 86400
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -310,6 +320,10 @@ CONTENT_SECURITY_POLICY = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not the member's username or email (ASVS 6.2.11), nor the product's and the organisation's names:
+    # these words, and the names in DSAR_PUBLIC_URL's host and DSAR_FROM_EMAIL's domain (dsar/passwords.py).
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "dsar.passwords.ContextWordsValidator", "OPTIONS": {"words": ["dsar", "privacy", "console"]}},
 ]
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

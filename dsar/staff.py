@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from importlib import import_module
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
@@ -104,12 +106,31 @@ def staff_role_change(*, user_id, role: str, by=None):
     return member
 
 
+def _sessions_end(member) -> int:
+    """Delete every live session signed in as `member`; how many there were.
+
+    The session store keeps no index by user, so each unexpired session is read: deactivating is
+    rare, and the sessions are the database's (Django's default engine; `cached_db` works too, its
+    cache entry deleted with the row)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    live = store.get_model_class().objects.filter(expire_date__gt=timezone.now()).values_list("session_key", "session_data")
+    ended = [key for key, data in live.iterator() if store().decode(data).get(SESSION_KEY) == str(member.pk)]
+    for key in ended:
+        store(session_key=key).delete()
+    return len(ended)
+
+
 @transaction.atomic
 def staff_active_set(*, user_id, active: bool, by=None):
-    """Deactivate a staff member (their sessions and API tokens stop working at once), or reactivate."""
+    """Deactivate a staff member (their sessions and API tokens stop working at once), or reactivate.
+
+    Deactivating also deletes their sessions: an inactive member's session only stops working while
+    they are inactive, and reactivating them would otherwise bring every old session back (ASVS 7.4.5)."""
     member = _member_locked(user_id, by)
     member.is_active = active
     member.save(update_fields=["is_active"])
+    if not active:
+        _sessions_end(member)
     _audit(by, "staff_reactivated" if active else "staff_deactivated", member)
     return member
 

@@ -34,3 +34,24 @@ def document_malformed_request_answer(result, generator, request, public):
                 "description": "The request is malformed.",
             })
     return result
+
+
+
+HTTPS_REQUIRED = "Behind TLS, a call made over plain HTTP is refused (`https_required`), never redirected to HTTPS."
+
+
+def document_https_required_answer(result, generator, request, public):
+    """Behind TLS any call over plain HTTP is refused with 403 before a view sees it
+    (dsar/middleware.py, HttpsOnlyApiMiddleware): every operation may answer 403 in the error shape;
+    a staff operation, which already may (`forbidden`), says both."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "403" in responses:
+                responses["403"]["description"] = f"The caller may not do this (`forbidden`). {HTTPS_REQUIRED}"
+            else:
+                responses["403"] = {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "description": HTTPS_REQUIRED,
+                }
+    return result

@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from connectors.taxonomy import category_ids, category_info, category_known, category_root
 
@@ -57,7 +57,21 @@ from .access import console_access
 PAGE_SIZE = 50
 
 login = LoginView.as_view(template_name="console/login.html", authentication_form=forms.StaffAuthenticationForm)
-logout = LogoutView.as_view(next_page="console:login")
+
+
+class _LogoutView(LogoutView):
+    """Sign out (a POST): Django flushes the session; the browser is told to drop what it keeps of
+    this site too, its cached pages, cookies and storage (ASVS 14.3.1)."""
+
+    next_page = "console:login"
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+        return response
+
+
+logout = _LogoutView.as_view()
 
 
 # --- Presentation helpers ----------------------------------------------------------------------------
@@ -119,10 +133,16 @@ def _with_next(url_name: str, request) -> str:
     return f"{reverse(url_name)}?{urlencode({'next': _next_url(request)})}"
 
 
+# Read-only pages answer GET and HEAD alone, pages with a form POST too: any other method (TRACE among
+# them) is refused with 405 rather than answered as a GET (ASVS 13.4.4).
+require_page_or_form = require_http_methods(["GET", "HEAD", "POST"])
+
+
 # --- The queue --------------------------------------------------------------------------------------
 
 
 @console_access
+@require_safe
 def queue(request):
     """Requests, soonest due first, filtered, searched and fifty to a page."""
     form = forms.QueueFilterForm(request.GET)
@@ -214,12 +234,14 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
 
 
 @console_access
+@require_safe
 def request_detail(http_request, request_id):
     """A request: who, what, when, its connector tasks, its audit trail and the actions its status allows."""
     return _request_page(http_request, _request_or_404(request_id))
 
 
 @console_access
+@require_safe
 def request_preview(http_request, request_id):
     """What approving a deletion would do in each system (deleted, cleared, kept and why), changing nothing."""
     request = _request_or_404(request_id)
@@ -231,6 +253,7 @@ def request_preview(http_request, request_id):
 
 
 @console_access
+@require_safe
 def request_status(http_request, request_id):
     """The status alone, polled by the request page while connectors run."""
     request = get_object_or_404(Request.objects.only("status"), pk=request_id)
@@ -262,6 +285,7 @@ def request_act(http_request, request_id, action: str):
 
 
 @console_access
+@require_safe
 def dashboard(request):
     """Open work by status, what is due soon or late, recent completion time and connector failures."""
     figures = selectors.dashboard_get()
@@ -285,6 +309,7 @@ def _qr_svg(uri: str) -> str:
 
 
 @console_access(second_factor_step=True)
+@require_page_or_form
 def otp_setup(request):
     """Set up a TOTP device: show its secret as a QR code and as text, and confirm it with a code.
 
@@ -327,6 +352,7 @@ def otp_setup(request):
 
 
 @console_access(second_factor_step=True)
+@require_page_or_form
 def otp_verify(request):
     """Ask for a code from the staff member's device once per session."""
     user = request.user
@@ -357,6 +383,7 @@ def otp_verify(request):
 
 
 @console_access(role=ROLE_ADMIN)
+@require_page_or_form
 def staff(request):
     """Staff members with their role and second factor; add one."""
     form = forms.StaffCreateForm(request.POST or None)
@@ -443,6 +470,7 @@ def _setup_code_said(member, code: str) -> str:
 
 
 @console_access(role=ROLE_ADMIN)
+@require_safe
 def workflow_settings(request):
     """The deployment's workflow settings, read-only: they come from its environment."""
     values = selectors.workflow_settings()
@@ -462,6 +490,7 @@ def _repo_path(path: Path | None) -> str:
 
 
 @console_access
+@require_safe
 def systems(request):
     """Each configured system: what its file declares, its last check and whether workers refuse it,
     its latest tasks and recent failures; admins can check a system from here."""
@@ -505,6 +534,7 @@ def system_check(request, name: str):
 
 
 @console_access
+@require_safe
 def manual_tasks(request):
     """The tasks of systems with no API waiting for staff, soonest due first."""
     now = timezone.now()
@@ -513,6 +543,7 @@ def manual_tasks(request):
 
 
 @console_access
+@require_page_or_form
 def manual_task(http_request, task_id: int):
     """One task of a system with no API: who the request is about, what to do, and the form that
     completes it (the records found, for an access request; what was erased, for a deletion)."""

@@ -176,12 +176,15 @@ def test_a_missing_value_is_named_and_every_problem_is_told_at_once(environment,
     ]
 
 
-def _settings_of(environment: dict[str, str], names: list[str]) -> subprocess.CompletedProcess:
+def _settings_of(environment: dict[str, str], names: list[str], as_django_sees_them: bool = False) -> subprocess.CompletedProcess:
     """Load the product's settings in a fresh interpreter with only `environment` of the product's
-    variables; print the named settings as JSON."""
-    script = f"import json; import dsar.settings as s; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}, default=str))"
+    variables; print the named settings as JSON: as dsar/settings.py sets them or, with
+    `as_django_sees_them`, as `django.conf.settings` holds them (Django's defaults included)."""
+    source = "from django.conf import settings as s" if as_django_sees_them else "import dsar.settings as s"
+    script = f"import json; {source}; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}, default=str))"
     others = {k: v for k, v in os.environ.items() if k not in VARIABLES and k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run([sys.executable, "-c", script], env={**others, **environment}, cwd=ROOT, capture_output=True, text=True)
+    django = {"DJANGO_SETTINGS_MODULE": "dsar.settings"} if as_django_sees_them else {}
+    return subprocess.run([sys.executable, "-c", script], env={**others, **environment, **django}, cwd=ROOT, capture_output=True, text=True)
 
 
 def test_a_wrong_value_stops_start_up_with_the_variables_name():
@@ -198,13 +201,15 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
                   # Constants now: the environment no longer moves them.
                   "DSAR_TASK_LEASE_SECONDS": "1", "DSAR_RETRY_BASE_SECONDS": "9", "DSAR_EMAIL_DELIVERY": "inline", "DSAR_JOB_BATCH": "1"}
     answer = _settings_of(deployment, [
-        "ALLOWED_HOSTS", "SESSION_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "EMAIL_BACKEND", "EMAIL_HOST",
+        "ALLOWED_HOSTS", "SESSION_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_REDIRECT_EXEMPT", "SECURE_HSTS_SECONDS", "EMAIL_BACKEND", "EMAIL_HOST",
         "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_USE_TLS", "DEFAULT_FROM_EMAIL", "DSAR_SUPPRESSION_KEY", "DATABASES",
         "DSAR_TASK_LEASE_SECONDS", "DSAR_RETRY_BASE_SECONDS", "DSAR_EMAIL_DELIVERY", "DSAR_JOB_BATCH", "CELERY_DB_REUSE_MAX"])
     assert answer.returncode == 0, answer.stderr
     read = json.loads(answer.stdout)
     assert read["ALLOWED_HOSTS"] == ["privacy.example.com", "127.0.0.1", "localhost"]
     assert (read["SESSION_COOKIE_SECURE"], read["SECURE_SSL_REDIRECT"], read["SECURE_HSTS_SECONDS"]) == (True, True, 31536000)
+    # Pages are redirected to HTTPS; the API (refused over HTTP instead) and the health checks are not.
+    assert read["SECURE_REDIRECT_EXEMPT"] == ["^api/", "^healthz"]
     assert read["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert (read["EMAIL_HOST"], read["EMAIL_PORT"], read["EMAIL_HOST_USER"], read["EMAIL_USE_TLS"]) == ("mail.example.com", 587, "relay", True)
     assert (read["DEFAULT_FROM_EMAIL"], read["DSAR_SUPPRESSION_KEY"]) == ("privacy@company.example", "suppress")
@@ -213,6 +218,23 @@ def test_a_deployments_variables_reach_djangos_settings_and_former_tuning_variab
                                                        "keepalives_count": 3, "tcp_user_timeout": 25000}
     assert (read["DSAR_TASK_LEASE_SECONDS"], read["DSAR_RETRY_BASE_SECONDS"], read["DSAR_EMAIL_DELIVERY"], read["DSAR_JOB_BATCH"],
             read["CELERY_DB_REUSE_MAX"]) == (60, 2.0, "worker", 500, 500)
+
+
+def test_behind_tls_the_session_and_csrf_cookies_are_named_with_the_host_prefix(tmp_path):
+    names = ["SESSION_COOKIE_NAME", "CSRF_COOKIE_NAME", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_PATH",
+             "CSRF_COOKIE_PATH", "SESSION_COOKIE_DOMAIN", "CSRF_COOKIE_DOMAIN"]
+    https = _settings_of({**DEPLOYMENT, "DSAR_DATA_DIR": str(tmp_path), "DSAR_PUBLIC_URL": "https://privacy.example.com"}, names,
+                         as_django_sees_them=True)
+    assert https.returncode == 0, https.stderr
+    # A browser takes a `__Host-` cookie only if it is Secure, with Path=/ and no Domain: all asserted.
+    assert json.loads(https.stdout) == {"SESSION_COOKIE_NAME": "__Host-sessionid", "CSRF_COOKIE_NAME": "__Host-csrftoken",
+                                        "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_PATH": "/",
+                                        "CSRF_COOKIE_PATH": "/", "SESSION_COOKIE_DOMAIN": None, "CSRF_COOKIE_DOMAIN": None}
+    # Over plain HTTP (a developer's machine) a browser would refuse a `__Host-` cookie: Django's names stay.
+    http = _settings_of({**DEPLOYMENT, "DSAR_DATA_DIR": str(tmp_path), "DSAR_PUBLIC_URL": "http://localhost:8000"}, names[:2],
+                        as_django_sees_them=True)
+    assert http.returncode == 0, http.stderr
+    assert json.loads(http.stdout) == {"SESSION_COOKIE_NAME": "sessionid", "CSRF_COOKIE_NAME": "csrftoken"}
 
 
 def test_the_broker_is_the_redis_unless_another_is_named_and_rabbitmq_gets_no_redis_options(tmp_path):

@@ -128,6 +128,12 @@ def test_sign_out_is_a_post_and_ends_the_session(reviewer_client):
     assert reviewer_client.get(reverse("console:queue")).status_code == 302
 
 
+def test_sign_out_tells_the_browser_to_clear_the_sites_cache_cookies_and_storage(reviewer_client):
+    signed_out = reviewer_client.post(reverse("console:logout"))
+    assert (signed_out.status_code, signed_out["Location"]) == (302, reverse("console:login"))
+    assert signed_out.get("Clear-Site-Data") == '"cache", "cookies", "storage"'
+
+
 def test_a_reviewer_gets_403_on_admin_pages_and_no_links_to_them(reviewer_client):
     other = _staff("otto", ROLE_REVIEWER)
     for url in (reverse("console:staff"), reverse("console:settings")):
@@ -565,6 +571,46 @@ def test_an_admin_adds_a_staff_member_changes_their_role_and_deactivates_them(ad
     refused = admin_client.post(reverse("console:staff-active", args=[ada.pk]), {"active": "0"}, follow=True)
     assert any("your own" in m for m in _messages(refused))
     assert get_user_model().objects.get(pk=ada.pk).is_active
+
+
+def test_a_new_members_password_made_of_the_products_names_is_refused_with_the_reason_shown(admin_client):
+    refused = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": "privacy-console-2026"}
+    )
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["password"] == [
+        "This password contains “privacy”, “console”: the names of this product and organisation are the first words anyone "
+        "guessing a password here tries."]
+    assert "This password contains “privacy”, “console”" in refused.content.decode()
+    assert not get_user_model().objects.filter(username="rob").exists()
+    accepted = admin_client.post(
+        reverse("console:staff"), {"username": "rob", "email": "rob@example.com", "role": ROLE_REVIEWER, "password": "harbour-lantern-tundra-41"}
+    )
+    assert accepted.status_code == 302
+    assert get_user_model().objects.get(username="rob").check_password("harbour-lantern-tundra-41")
+
+
+def test_deactivating_a_member_ends_their_sessions_and_reactivating_does_not_bring_them_back(admin_client):
+    rob_client = _signed_in("rob", ROLE_REVIEWER, "/console/")
+    rob = get_user_model().objects.get(username="rob")
+    # A second browser of theirs, signed in with a second authenticator (a code is taken once): both end.
+    tablet = TOTPDevice.objects.create(user=rob, name="tablet", confirmed=True)
+    rob_elsewhere = Client()
+    assert _sign_in(rob_elsewhere, "rob").status_code == 302
+    assert rob_elsewhere.post(reverse("console:otp-verify"), {"code": _code(tablet), "next": "/console/"}).status_code == 302
+    rita_client = _signed_in("rita", ROLE_REVIEWER, "/console/")
+    assert rob_client.get(reverse("console:queue")).status_code == rob_elsewhere.get(reverse("console:queue")).status_code == 200
+
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "0"})
+    admin_client.post(reverse("console:staff-active", args=[rob.pk]), {"active": "1"})
+    assert get_user_model().objects.get(pk=rob.pk).is_active
+
+    for client in (rob_client, rob_elsewhere):
+        sent = client.get(reverse("console:queue"))
+        assert (sent.status_code, sent.get("Location")) == (302, "/console/login/?next=/console/")
+    # Nobody else is signed out, the admin acting included.
+    assert rita_client.get(reverse("console:queue")).status_code == 200
+    assert admin_client.get(reverse("console:staff")).status_code == 200
 
 
 SETUP_CODE = re.compile(r"setup code for their authenticator, apart from their password: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) "
@@ -1066,6 +1112,27 @@ def test_the_manual_pages_need_a_signed_in_reviewer_and_a_task_of_a_manual_syste
 
 
 MANUAL_TASKS_QUERIES = 5
+
+
+def test_every_console_page_refuses_trace_and_the_read_only_ones_every_method_but_get_and_head(admin_client, archive_system):
+    request, deletion, task = _pending(), _pending(type="deletion", email="gone@example.com"), _manual_task()
+    read_only = [
+        reverse("console:queue"), reverse("console:dashboard"), reverse("console:request", args=[request.pk]),
+        reverse("console:request-status", args=[request.pk]), reverse("console:request-preview", args=[deletion.pk]),
+        reverse("console:systems"), reverse("console:manual-tasks"), reverse("console:settings"),
+    ]
+    with_a_form = [reverse("console:staff"), reverse("console:manual-task", args=[task.pk]), reverse("console:otp-setup"),
+                   reverse("console:otp-verify")]
+    for url in read_only:
+        for method in ("trace", "post", "put", "patch", "delete", "options"):
+            refused = getattr(admin_client, method)(url)
+            assert (refused.status_code, refused.get("Allow")) == (405, "GET, HEAD"), (method, url)
+        assert admin_client.head(url).status_code == 200, url
+    for url in with_a_form:
+        refused = admin_client.trace(url)
+        assert (refused.status_code, refused.get("Allow")) == (405, "GET, HEAD, POST"), url
+    assert admin_client.trace(reverse("console:login")).status_code == 405  # Django's class-based views already did
+    assert Request.objects.get(pk=request.pk).status == Request.objects.get(pk=deletion.pk).status == "pending_review"
 
 
 def test_the_manual_tasks_page_takes_a_fixed_number_of_queries_for_many_tasks(reviewer_client, archive_system, django_assert_num_queries):

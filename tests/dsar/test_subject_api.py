@@ -143,10 +143,11 @@ def test_an_expired_code_is_refused(api, mailoutbox):
     assert answer.status_code == 400 and answer.json()["error"] == "code_expired"
 
 
-def test_a_code_expires_thirty_minutes_after_it_is_sent(api, mailoutbox):
+def test_a_code_expires_ten_minutes_after_it_is_sent_as_its_email_says(api, mailoutbox):
     created = _create(api, "ttl@example.com").json()
     request = Request.objects.get(pk=created["id"])
-    assert request.code_expires_at - request.code_sent_at == dt.timedelta(minutes=30)
+    assert request.code_expires_at - request.code_sent_at == dt.timedelta(minutes=10)
+    assert "The code expires in 10 minutes." in mailoutbox[0].body
 
 
 def test_a_token_reads_only_its_own_request(api, mailoutbox, reviewer):

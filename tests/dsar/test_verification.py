@@ -66,11 +66,11 @@ def test_the_code_depends_on_the_deployments_secret(settings):
     assert verification.code_for(_request()) != "29325714"
 
 
-def test_issuing_a_code_sets_its_moment_its_expiry_thirty_minutes_on_and_stores_only_its_hash():
+def test_issuing_a_code_sets_its_moment_its_expiry_ten_minutes_on_and_stores_only_its_hash():
     request = _request(None)
     verification.code_issue(request, ISSUED)
     assert request.code_sent_at == ISSUED
-    assert request.code_expires_at == dt.datetime(2026, 1, 2, 3, 34, 5, tzinfo=dt.UTC)
+    assert request.code_expires_at == dt.datetime(2026, 1, 2, 3, 14, 5, tzinfo=dt.UTC)
     assert request.code_hash == verification.code_hash("29325714")
     assert "29325714" not in request.code_hash
 
