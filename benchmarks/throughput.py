@@ -46,7 +46,7 @@ WORKERS = int(os.environ.get("DSAR_BENCH_WORKERS", "1"))
 POOL = os.environ.get("DSAR_BENCH_POOL", "prefork")
 REFERENCE_BEFORE_OFFSET = 10  # subjects 10, 30, 50, ...: none of the run's (0, 20, 40, ...) nor scale's (offsets 1, 2, 4)
 COST_OFFSET = 5  # subjects 5, 25, 45, ...: for the workers' instruction count, none of the above
-COST_WARM, COST_LOW, COST_HIGH = 3, 2, 12  # requests: warm-up, then the two counts whose difference is taken
+COST_WARM, COST_LOW, COST_HIGH = 3, 2, 32  # requests: warm-up, then the two counts whose difference is taken (30 apart: a run's own noise shared among more)
 
 
 def estate(product: Product) -> None:
