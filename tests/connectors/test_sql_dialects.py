@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -324,3 +326,87 @@ def test_a_url_naming_only_its_database_is_reached_through_the_driver_the_produc
     assert with_driver("mariadb://u:p@db/shop") == "mariadb+pymysql://u:p@db/shop"
     assert with_driver("mysql+mysqldb://u:p@db/shop") == "mysql+mysqldb://u:p@db/shop"
     assert with_driver("sqlite:///shop.sqlite3") == "sqlite:///shop.sqlite3"
+
+
+# --- Identities a system provides, partial previews, days, cleared times and clocks in other zones ----------
+
+
+def test_identities_a_system_provides_are_distinct_in_order_and_leave_out_empty_values(database, connect):
+    _run(database, "CREATE TABLE card (id integer PRIMARY KEY, email varchar(200) NOT NULL, card_no varchar(20))")
+    _rows(database, card=[{"id": 1, "email": "ada@example.com", "card_no": "L-30"}, {"id": 2, "email": "ada@example.com", "card_no": None},
+                          {"id": 3, "email": "ada@example.com", "card_no": "L-4"}, {"id": 4, "email": "ada@example.com", "card_no": "L-30"},
+                          {"id": 5, "email": "ada@example.com", "card_no": "L-12"}, {"id": 6, "email": "bob@example.com", "card_no": "L-1"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: card\n    identity: {email: email}\n    provides: {loyalty_card: card_no}\n"
+                                  "    columns: {card_no: subscription}\n")
+    assert connector.identities_found(Identity(email="ada@example.com")) == {"loyalty_card": ["L-12", "L-30", "L-4"]}
+
+
+def test_a_preview_of_a_partial_erasure_gives_only_the_requested_categories_steps_and_changes_nothing(shop):
+    database, connector = shop
+    assert connector.erase_preview(Identity(email="ada@example.com"), frozenset({"other_input"})).steps == [
+        ErasureStep("shop.line_note", "deleted", "other_input", 2),
+        ErasureStep("shop.customer", "kept", "other_input", 1, "Fraud checks need it"),
+    ]
+    assert {sql: _select(database, sql) for sql in BEFORE} == BEFORE
+
+
+def test_a_retention_rule_dated_by_a_day_keeps_a_row_until_that_day_years_on(database, connect):
+    _run(database, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date NOT NULL, total integer)")
+    _rows(database, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2021, 3, 1), "total": 120},
+                             {"id": 2, "email": "ada@example.com", "issued": dt.date(2019, 1, 1), "total": 80}])
+    connector = connect(database, "system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2027, 3, 1)),
+        ErasureStep("shop.invoice", "deleted", "payment", 1),
+    ]
+    assert _select(database, "SELECT id FROM invoice ORDER BY id") == [(1,)]
+
+
+def test_a_time_column_the_file_clears_is_nulled_on_each_database(database, connect):
+    _run(database, f"CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen {_times(database)}, page varchar(200))")
+    _rows(database, visit=[{"id": 1, "email": "ada@example.com", "seen": JOINED, "page": "/tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {seen: interactions.browse_history, page: interactions.browse_history}\n")
+    assert connector.erase(Identity(email="ada@example.com")).erased == {"interactions.browse_history": 1}
+    assert _select(database, "SELECT email, seen, page FROM visit") == [("ada@example.com", None, None)]
+
+
+class _OnMidsummerInKarachi(SqlConnector):
+    """The connector on 15 June 2026 at noon UTC, its clock giving the time in Karachi's zone (UTC+05:00)."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2026, 6, 15, 17, 0, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+
+
+@pytest.fixture
+def host_in_kolkata():
+    """The test process's own time zone Kolkata's (UTC+05:30), as a worker host's may be; as it was after."""
+    was = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    yield
+    if was is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = was
+    time.tzset()
+
+
+def test_retention_counts_back_the_same_whatever_zone_the_clock_and_the_host_give_times_in(database, tmp_path, host_in_kolkata):
+    _run(database, f"CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen {_times(database)} NOT NULL)")
+    # Six years before noon UTC on 15 June 2026: the 14:00 visit is inside them, the 11:00 one past them.
+    _rows(database, visit=[{"id": 1, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 14, 0, tzinfo=UTC)},
+                           {"id": 2, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 11, 0, tzinfo=UTC)}])
+    path = tmp_path / "shop.yaml"
+    path.write_text("system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    columns: {seen: interests}\n"
+                    "    retain: {years: 6, basis: legitimate_interests, reason: Fraud checks, date_column: seen}\n")
+    connector = _OnMidsummerInKarachi(name="shop", dataset=dataset_load(path), url=database)
+    try:
+        assert connector.erase(Identity(email="ada@example.com")).steps == [
+            ErasureStep("shop.visit", "kept", "interests", 1, "Fraud checks (legitimate_interests)", dt.date(2026, 6, 15)),
+            ErasureStep("shop.visit", "deleted", "interests", 1),
+        ]
+    finally:
+        connector.close()
+    assert _select(database, "SELECT id FROM visit") == [(1,)]
