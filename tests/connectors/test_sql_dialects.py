@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import PROVIDED, ErasureStep, Identity, Record
+from connectors.base import INFERRED, OBSERVED, PROVIDED, ErasureStep, Identity, Record, Source
 from connectors.sql import BATCH, SqlConnector, dataset_load, with_driver
 from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
 
@@ -410,3 +410,19 @@ def test_retention_counts_back_the_same_whatever_zone_the_clock_and_the_host_giv
     finally:
         connector.close()
     assert _select(database, "SELECT id FROM visit") == [(1,)]
+
+
+def test_rows_that_name_their_own_source_are_recorded_under_it(database, connect):
+    _run(database, "CREATE TABLE interest (id integer PRIMARY KEY, email varchar(200) NOT NULL, topic varchar(200), origin varchar(20))",
+         "CREATE TABLE bought (id integer PRIMARY KEY, email varchar(200) NOT NULL, segment varchar(200), vendor varchar(200))")
+    _rows(database, interest=[{"id": 1, "email": "ada@example.com", "topic": "jazz", "origin": "observed"},
+                              {"id": 2, "email": "ada@example.com", "topic": "tea", "origin": "inferred"}],
+          bought=[{"id": 1, "email": "ada@example.com", "segment": "urban", "vendor": "Northwind Insights"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: interest\n    identity: {email: email}\n    source_column: origin\n"
+                                  "    columns: {topic: interests}\n  - name: bought\n    identity: {email: email}\n    source: third_party\n"
+                                  "    source_name_column: vendor\n    columns: {segment: demographic}\n")
+    assert list(connector.gather(Identity(email="ada@example.com"))) == [
+        Record("interests", {"topic": "jazz"}, "shop.interest", OBSERVED, None),
+        Record("interests", {"topic": "tea"}, "shop.interest", INFERRED, None),
+        Record("demographic", {"segment": "urban"}, "shop.bought", Source("third_party", "Northwind Insights"), None),
+    ]
