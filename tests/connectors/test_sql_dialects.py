@@ -426,3 +426,27 @@ def test_rows_that_name_their_own_source_are_recorded_under_it(database, connect
         Record("interests", {"topic": "tea"}, "shop.interest", INFERRED, None),
         Record("demographic", {"segment": "urban"}, "shop.bought", Source("third_party", "Northwind Insights"), None),
     ]
+
+
+# --- What a partial erasure deletes, and what it only clears ----------------------------------------------
+
+
+def test_a_partial_erasure_of_a_table_holding_other_categories_too_clears_only_the_requested_columns(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), card varchar(40))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace", "card": "4111111111111111"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n"
+                                  "    columns: {name: name_contact, card: payment}\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"payment"})).steps == [ErasureStep("shop.person", "nulled", "payment", 1)]
+    assert _select(database, "SELECT id, email, name, card FROM person") == [(1, "ada@example.com", "Ada Lovelace", None)]
+
+
+def test_a_row_whose_own_categories_are_all_requested_is_cleared_not_deleted_while_its_children_hold_others(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         "CREATE TABLE note (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), body varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}], note=[{"id": 7, "person_id": 1, "body": "call back"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: note\n    parent: {table: person, column: person_id}\n    columns: {body: other_input}\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"name_contact"})).steps == [
+        ErasureStep("shop.person", "nulled", "name_contact", 1)]
+    assert _select(database, "SELECT id, email, name FROM person") == [(1, "ada@example.com", None)]
+    assert _select(database, "SELECT id, person_id, body FROM note") == [(7, 1, "call back")]
