@@ -450,3 +450,19 @@ def test_a_row_whose_own_categories_are_all_requested_is_cleared_not_deleted_whi
         ErasureStep("shop.person", "nulled", "name_contact", 1)]
     assert _select(database, "SELECT id, email, name FROM person") == [(1, "ada@example.com", None)]
     assert _select(database, "SELECT id, person_id, body FROM note") == [(7, 1, "call back")]
+
+
+def test_a_row_stays_while_a_child_is_kept_by_a_retention_rule_to_the_second(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, placed_at {_times(database)})")
+    # Six years to the second before midsummer noon: the order is still kept, and so is the person it hangs from.
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          orders=[{"id": 10, "person_id": 1, "total": 120, "placed_at": dt.datetime(2020, 6, 15, 12, 0, tzinfo=UTC)}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: person, column: person_id}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Commercial law keeps orders, date_column: placed_at}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.orders", "kept", "payment", 1, "Commercial law keeps orders (legal_obligation)", dt.date(2026, 6, 15)),
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    assert [_select(database, f"SELECT id FROM {table}") for table in ("orders", "person")] == [[(10,)], [(1,)]]
