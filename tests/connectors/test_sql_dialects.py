@@ -466,3 +466,22 @@ def test_a_row_stays_while_a_child_is_kept_by_a_retention_rule_to_the_second(dat
         ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
     ]
     assert [_select(database, f"SELECT id FROM {table}") for table in ("orders", "person")] == [[(10,)], [(1,)]]
+
+
+def test_a_row_stays_while_a_grandchild_the_file_keeps_hangs_from_a_child_past_its_retention(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, placed_at {_times(database)})",
+         "CREATE TABLE complaint (id integer PRIMARY KEY, order_id integer NOT NULL REFERENCES orders (id), body varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          orders=[{"id": 10, "person_id": 1, "total": 80, "placed_at": OLD}], complaint=[{"id": 20, "order_id": 10, "body": "cold tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: person, column: person_id}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Commercial law keeps orders, date_column: placed_at}\n"
+                                  "  - name: complaint\n    parent: {table: orders, column: order_id}\n    erase: keep\n    reason: Complaints stay\n"
+                                  "    columns: {body: feedback_ratings}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.complaint", "kept", "feedback_ratings", 1, "Complaints stay"),
+        ErasureStep("shop.orders", "kept", "payment", 1, "kept while records under it are kept"),
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    assert [_select(database, f"SELECT id FROM {table}") for table in ("complaint", "orders", "person")] == [[(20,)], [(10,)], [(1,)]]
