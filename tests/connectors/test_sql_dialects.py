@@ -485,3 +485,16 @@ def test_a_row_stays_while_a_grandchild_the_file_keeps_hangs_from_a_child_past_i
         ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
     ]
     assert [_select(database, f"SELECT id FROM {table}") for table in ("complaint", "orders", "person")] == [[(20,)], [(10,)], [(1,)]]
+
+
+def test_a_partial_erasure_of_rows_that_name_their_own_category_deletes_only_the_subjects_rows_of_the_requested_ones(database, connect):
+    _run(database, "CREATE TABLE bought (id integer PRIMARY KEY, email varchar(200) NOT NULL, category varchar(100) NOT NULL, data varchar(200))")
+    _rows(database, bought=[{"id": 1, "email": "ada@example.com", "category": "demographic", "data": '{"band": "B"}'},
+                            {"id": 2, "email": "ada@example.com", "category": "interests", "data": '{"topic": "jazz"}'},
+                            {"id": 3, "email": "bob@example.com", "category": "demographic", "data": '{"band": "C"}'}])
+    connector = connect(database, "system: shop\ntables:\n  - name: bought\n    identity: {email: email}\n"
+                                  "    category_column: category\n    data_column: data\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"demographic"})).steps == [
+        ErasureStep("shop.bought", "deleted", "demographic", 1)]
+    assert _select(database, "SELECT id, email, category FROM bought ORDER BY id") == [
+        (2, "ada@example.com", "interests"), (3, "bob@example.com", "demographic")]
