@@ -498,3 +498,44 @@ def test_a_partial_erasure_of_rows_that_name_their_own_category_deletes_only_the
         ErasureStep("shop.bought", "deleted", "demographic", 1)]
     assert _select(database, "SELECT id, email, category FROM bought ORDER BY id") == [
         (2, "ada@example.com", "interests"), (3, "bob@example.com", "demographic")]
+
+
+# --- The order an erasure goes in, where the database declares no key -------------------------------------
+
+
+def test_a_child_is_erased_before_its_parent_though_no_key_ties_them_and_another_tables_key_holds_the_child_back(database, connect):
+    # rental.customer_id has no foreign key; payment.rental_id has one, so rental waits for payment; customer must wait for rental too,
+    # or rental's row, found through its customer, would no longer be found.
+    _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         "CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer NOT NULL, film varchar(200), card_no varchar(20))",
+         "CREATE TABLE payment (id integer PRIMARY KEY, email varchar(200) NOT NULL, rental_id integer NOT NULL REFERENCES rental (id), amount integer)")
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          rental=[{"id": 10, "customer_id": 1, "film": "Harbour Lights", "card_no": "L-7"}],
+          payment=[{"id": 20, "email": "ada@example.com", "rental_id": 10, "amount": 3}])
+    connector = connect(database, "system: shop\ntables:\n  - name: payment\n    identity: {email: email}\n    columns: {amount: payment}\n"
+                                  "  - name: customer\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: rental\n    parent: {table: customer, column: customer_id}\n    provides: {loyalty_card: card_no}\n"
+                                  "    columns: {film: interactions.account_history}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.payment", "deleted", "payment", 1),
+        ErasureStep("shop.rental", "deleted", "interactions.account_history", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+    ]
+    assert [_select(database, f"SELECT count(*) FROM {table}") for table in ("payment", "rental", "customer")] == [[(0,)], [(0,)], [(0,)]]
+
+
+def test_a_table_providing_an_identity_is_erased_before_the_table_found_by_it_though_no_key_ties_them(database, connect):
+    _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, address_id integer NOT NULL)",
+         "CREATE TABLE note (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), body varchar(200))",
+         "CREATE TABLE address (address_id integer PRIMARY KEY, street varchar(200))")
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "address_id": 7}], note=[{"id": 5, "customer_id": 1, "body": "call back"}],
+          address=[{"address_id": 7, "street": "1 Mill Street"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
+                                  "    columns: {email: name_contact}\n  - name: note\n    parent: {table: customer, column: customer_id}\n"
+                                  "    columns: {body: other_input}\n  - name: address\n    primary_key: address_id\n    identity: {home: address_id}\n"
+                                  "    columns: {street: name_contact}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [  # children first, then the customer, then its address
+        ErasureStep("shop.note", "deleted", "other_input", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+        ErasureStep("shop.address", "deleted", "name_contact", 1),
+    ]
