@@ -539,3 +539,23 @@ def test_a_table_providing_an_identity_is_erased_before_the_table_found_by_it_th
         ErasureStep("shop.customer", "deleted", "name_contact", 1),
         ErasureStep("shop.address", "deleted", "name_contact", 1),
     ]
+
+
+def test_tables_whose_keys_point_at_each_other_are_erased_in_the_files_order_children_first(database, connect):
+    # customer.fav_order_id points at orders and orders.customer_id at customer: a cycle, which no order of the two satisfies.
+    cycle = "fav_order_id integer REFERENCES orders (id)" if database.startswith("sqlite") else "fav_order_id integer"
+    _run(database, f"CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), {cycle})",
+         "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), total integer)",
+         "CREATE TABLE review (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), body varchar(200))",
+         *([] if database.startswith("sqlite") else ["ALTER TABLE customer ADD FOREIGN KEY (fav_order_id) REFERENCES orders (id)"]))
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace", "fav_order_id": None}],
+          orders=[{"id": 10, "customer_id": 1, "total": 80}], review=[{"id": 5, "customer_id": 1, "body": "Lovely tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: customer, column: customer_id}\n    columns: {total: payment}\n"
+                                  "  - name: review\n    parent: {table: customer, column: customer_id}\n    columns: {body: feedback_ratings}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [  # the review first, then the cycle in the file's order, children first
+        ErasureStep("shop.review", "deleted", "feedback_ratings", 1),
+        ErasureStep("shop.orders", "deleted", "payment", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+    ]
+    assert [_select(database, f"SELECT count(*) FROM {table}") for table in ("review", "orders", "customer")] == [[(0,)], [(0,)], [(0,)]]
