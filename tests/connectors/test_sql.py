@@ -545,7 +545,8 @@ def test_a_tables_lookup_reads_the_subjects_first_batch_of_rows_and_one_more_to_
     email = unique_email("lookup")
     _load({"email": email, "accounts": {"searches": [f"query {n:05d}" for n in range(2 * BATCH + 7)]}})
     connector = _connector(tmp_path, "accounts", "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n"
-                                                 "    columns: {name: name_contact}\n  - name: searches\n    parent: {table: users, column: user_id}\n"
+                                                 "    columns: {name: name_contact}\n  - name: searches\n"
+                                                 "    parent: {table: users, column: user_id}\n"
                                                  "    columns: {query: searches_commands}\n")
     engine = sa.create_engine(estate_database_url("accounts"))
     try:

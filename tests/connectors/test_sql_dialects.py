@@ -454,7 +454,8 @@ def test_a_row_whose_own_categories_are_all_requested_is_cleared_not_deleted_whi
 
 def test_a_row_stays_while_a_child_is_kept_by_a_retention_rule_to_the_second(database, connect):
     _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
-         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, placed_at {_times(database)})")
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, "
+         f"placed_at {_times(database)})")
     # Six years to the second before midsummer noon: the order is still kept, and so is the person it hangs from.
     _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
           orders=[{"id": 10, "person_id": 1, "total": 120, "placed_at": dt.datetime(2020, 6, 15, 12, 0, tzinfo=UTC)}])
@@ -470,7 +471,8 @@ def test_a_row_stays_while_a_child_is_kept_by_a_retention_rule_to_the_second(dat
 
 def test_a_row_stays_while_a_grandchild_the_file_keeps_hangs_from_a_child_past_its_retention(database, connect):
     _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
-         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, placed_at {_times(database)})",
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, "
+         f"placed_at {_times(database)})",
          "CREATE TABLE complaint (id integer PRIMARY KEY, order_id integer NOT NULL REFERENCES orders (id), body varchar(200))")
     _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
           orders=[{"id": 10, "person_id": 1, "total": 80, "placed_at": OLD}], complaint=[{"id": 20, "order_id": 10, "body": "cold tea"}])
@@ -508,7 +510,8 @@ def test_a_child_is_erased_before_its_parent_though_no_key_ties_them_and_another
     # or rental's row, found through its customer, would no longer be found.
     _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
          "CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer NOT NULL, film varchar(200), card_no varchar(20))",
-         "CREATE TABLE payment (id integer PRIMARY KEY, email varchar(200) NOT NULL, rental_id integer NOT NULL REFERENCES rental (id), amount integer)")
+         "CREATE TABLE payment (id integer PRIMARY KEY, email varchar(200) NOT NULL, rental_id integer NOT NULL REFERENCES rental (id), "
+         "amount integer)")
     _rows(database, customer=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
           rental=[{"id": 10, "customer_id": 1, "film": "Harbour Lights", "card_no": "L-7"}],
           payment=[{"id": 20, "email": "ada@example.com", "rental_id": 10, "amount": 3}])
@@ -532,7 +535,8 @@ def test_a_table_providing_an_identity_is_erased_before_the_table_found_by_it_th
           address=[{"address_id": 7, "street": "1 Mill Street"}])
     connector = connect(database, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
                                   "    columns: {email: name_contact}\n  - name: note\n    parent: {table: customer, column: customer_id}\n"
-                                  "    columns: {body: other_input}\n  - name: address\n    primary_key: address_id\n    identity: {home: address_id}\n"
+                                  "    columns: {body: other_input}\n  - name: address\n    primary_key: address_id\n"
+                                  "    identity: {home: address_id}\n"
                                   "    columns: {street: name_contact}\n")
     assert connector.erase(Identity(email="ada@example.com")).steps == [  # children first, then the customer, then its address
         ErasureStep("shop.note", "deleted", "other_input", 1),
@@ -559,3 +563,22 @@ def test_tables_whose_keys_point_at_each_other_are_erased_in_the_files_order_chi
         ErasureStep("shop.customer", "deleted", "name_contact", 1),
     ]
     assert [_select(database, f"SELECT count(*) FROM {table}") for table in ("review", "orders", "customer")] == [[(0,)], [(0,)], [(0,)]]
+
+
+def test_a_column_the_file_keeps_is_counted_as_kept_only_where_it_holds_a_value(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), pin varchar(20))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada", "pin": "4411"},
+                            {"id": 2, "email": "ada@example.com", "name": "Ada L", "pin": None}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {name: name_contact, pin: {category: other_input, erase: keep, reason: Fraud checks need it}}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.person", "kept", "other_input", 1, "Fraud checks need it"), ErasureStep("shop.person", "nulled", "name_contact", 2)]
+
+
+def test_a_column_cleared_by_null_is_cleared_though_its_value_looks_like_a_mask(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, token varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "token": LOWER_HEX}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {token: credentials}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [ErasureStep("shop.person", "nulled", "credentials", 1)]
+    assert _select(database, "SELECT id, token FROM person") == [(1, None)]
