@@ -519,3 +519,62 @@ def test_a_row_stays_while_a_grandchild_under_retention_stays(own_database):
         ("shop.orders", "kept", "kept while records under it are kept"),
         ("shop.customer", "kept", "kept while records under it are kept")]
     assert [_shop_count(engine, t) for t in ("invoice", "orders", "customer")] == [1, 1, 1]
+
+
+# --- Reading a long table a batch at a time, and counting back from the current time ----------------------
+
+
+def test_the_rows_past_a_tables_first_batch_are_fetched_from_the_database_a_batch_at_a_time(kinds):
+    """So memory stays bounded at any size: a connection lost just into the streamed rest ends the
+    gather with what is left of the batch in hand, not with every row of the table read already."""
+    connector, email = kinds
+    _run("accounts", "INSERT INTO kinds (user_id, n) SELECT u.id, g FROM users u, generate_series(1, :rows) g WHERE u.email = :e",
+         rows=3 * BATCH, e=email)
+    items = connector.gather(Identity(email=email))
+    for _ in range(1 + BATCH + 1):  # the user's record, the first batch, and one row of the streamed rest
+        next(items)
+    _run("accounts", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    more = 0
+    with pytest.raises(TransientError, match="database unavailable"):
+        for _ in items:
+            more += 1
+    assert more == BATCH - 1  # the rest of the batch in hand; not the 2 * BATCH - 1 rows left in the table
+
+
+def test_a_tables_lookup_reads_the_subjects_first_batch_of_rows_and_one_more_to_tell_whether_there_are_more(tmp_path, unique_email):
+    email = unique_email("lookup")
+    _load({"email": email, "accounts": {"searches": [f"query {n:05d}" for n in range(2 * BATCH + 7)]}})
+    connector = _connector(tmp_path, "accounts", "system: accounts\ntables:\n  - name: users\n    identity: {email: email}\n"
+                                                 "    columns: {name: name_contact}\n  - name: searches\n"
+                                                 "    parent: {table: users, column: user_id}\n"
+                                                 "    columns: {query: searches_commands}\n")
+    engine = sa.create_engine(estate_database_url("accounts"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(connector.lookup(connector.dataset.table("searches")), connector.identity_params(Identity(email=email))).all()
+    finally:
+        engine.dispose()
+        connector.close()
+    assert [row.query for row in rows] == [f"query {n:05d}" for n in range(BATCH + 1)]  # query 00000 to query 01000
+
+
+VISITS = ("system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    columns: {seen: interests}\n"
+          "    retain: {years: 6, basis: legitimate_interests, reason: Fraud checks, date_column: seen}\n")
+
+
+def test_retention_counts_back_from_the_current_time_in_utc_whatever_zone_the_database_session_is_in(own_database, tmp_path):
+    """Newfoundland's session (UTC-03:30 or -02:30) would read a time with no zone as hours later."""
+    engine, _ = own_database(["CREATE TABLE visit (id integer PRIMARY KEY, email text NOT NULL, seen timestamptz NOT NULL)"], VISITS)
+    six_years_ago = dt.datetime.now(UTC) - relativedelta(years=6)
+    _shop_rows(engine, visit=[{"id": 1, "email": "ada@example.com", "seen": six_years_ago + dt.timedelta(hours=1)},
+                              {"id": 2, "email": "ada@example.com", "seen": six_years_ago - dt.timedelta(hours=1)}])
+    url = sa.engine.make_url(estate_database_url("shopdata"))
+    zoned = url.update_query_dict({"options": "-c TimeZone=America/St_Johns"}).render_as_string(hide_password=False)
+    connector = _connector(tmp_path, "shop", VISITS, url=zoned)
+    try:
+        receipt = connector.erase(Identity(email="ada@example.com"))
+    finally:
+        connector.close()
+    assert (receipt.erased, [(r.category, r.count) for r in receipt.retained]) == ({"interests": 1}, [("interests", 1)])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id FROM visit")).scalars().all() == [1]

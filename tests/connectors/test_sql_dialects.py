@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import time
 
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import PROVIDED, ErasureStep, Identity, Record
+from connectors.base import INFERRED, OBSERVED, PROVIDED, ErasureStep, Identity, Record, Source
 from connectors.sql import BATCH, SqlConnector, dataset_load, with_driver
 from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
 
@@ -324,3 +326,259 @@ def test_a_url_naming_only_its_database_is_reached_through_the_driver_the_produc
     assert with_driver("mariadb://u:p@db/shop") == "mariadb+pymysql://u:p@db/shop"
     assert with_driver("mysql+mysqldb://u:p@db/shop") == "mysql+mysqldb://u:p@db/shop"
     assert with_driver("sqlite:///shop.sqlite3") == "sqlite:///shop.sqlite3"
+
+
+# --- Identities a system provides, partial previews, days, cleared times and clocks in other zones ----------
+
+
+def test_identities_a_system_provides_are_distinct_in_order_and_leave_out_empty_values(database, connect):
+    _run(database, "CREATE TABLE card (id integer PRIMARY KEY, email varchar(200) NOT NULL, card_no varchar(20))")
+    _rows(database, card=[{"id": 1, "email": "ada@example.com", "card_no": "L-30"}, {"id": 2, "email": "ada@example.com", "card_no": None},
+                          {"id": 3, "email": "ada@example.com", "card_no": "L-4"}, {"id": 4, "email": "ada@example.com", "card_no": "L-30"},
+                          {"id": 5, "email": "ada@example.com", "card_no": "L-12"}, {"id": 6, "email": "bob@example.com", "card_no": "L-1"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: card\n    identity: {email: email}\n    provides: {loyalty_card: card_no}\n"
+                                  "    columns: {card_no: subscription}\n")
+    assert connector.identities_found(Identity(email="ada@example.com")) == {"loyalty_card": ["L-12", "L-30", "L-4"]}
+
+
+def test_a_preview_of_a_partial_erasure_gives_only_the_requested_categories_steps_and_changes_nothing(shop):
+    database, connector = shop
+    assert connector.erase_preview(Identity(email="ada@example.com"), frozenset({"other_input"})).steps == [
+        ErasureStep("shop.line_note", "deleted", "other_input", 2),
+        ErasureStep("shop.customer", "kept", "other_input", 1, "Fraud checks need it"),
+    ]
+    assert {sql: _select(database, sql) for sql in BEFORE} == BEFORE
+
+
+def test_a_retention_rule_dated_by_a_day_keeps_a_row_until_that_day_years_on(database, connect):
+    _run(database, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date NOT NULL, total integer)")
+    _rows(database, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2021, 3, 1), "total": 120},
+                             {"id": 2, "email": "ada@example.com", "issued": dt.date(2019, 1, 1), "total": 80}])
+    connector = connect(database, "system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2027, 3, 1)),
+        ErasureStep("shop.invoice", "deleted", "payment", 1),
+    ]
+    assert _select(database, "SELECT id FROM invoice ORDER BY id") == [(1,)]
+
+
+def test_a_time_column_the_file_clears_is_nulled_on_each_database(database, connect):
+    _run(database, f"CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen {_times(database)}, page varchar(200))")
+    _rows(database, visit=[{"id": 1, "email": "ada@example.com", "seen": JOINED, "page": "/tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {seen: interactions.browse_history, page: interactions.browse_history}\n")
+    assert connector.erase(Identity(email="ada@example.com")).erased == {"interactions.browse_history": 1}
+    assert _select(database, "SELECT email, seen, page FROM visit") == [("ada@example.com", None, None)]
+
+
+class _OnMidsummerInKarachi(SqlConnector):
+    """The connector on 15 June 2026 at noon UTC, its clock giving the time in Karachi's zone (UTC+05:00)."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2026, 6, 15, 17, 0, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+
+
+@pytest.fixture
+def host_in_kolkata():
+    """The test process's own time zone Kolkata's (UTC+05:30), as a worker host's may be; as it was after."""
+    was = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    yield
+    if was is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = was
+    time.tzset()
+
+
+def test_retention_counts_back_the_same_whatever_zone_the_clock_and_the_host_give_times_in(database, tmp_path, host_in_kolkata):
+    _run(database, f"CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen {_times(database)} NOT NULL)")
+    # Six years before noon UTC on 15 June 2026: the 14:00 visit is inside them, the 11:00 one past them.
+    _rows(database, visit=[{"id": 1, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 14, 0, tzinfo=UTC)},
+                           {"id": 2, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 11, 0, tzinfo=UTC)}])
+    path = tmp_path / "shop.yaml"
+    path.write_text("system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    columns: {seen: interests}\n"
+                    "    retain: {years: 6, basis: legitimate_interests, reason: Fraud checks, date_column: seen}\n")
+    connector = _OnMidsummerInKarachi(name="shop", dataset=dataset_load(path), url=database)
+    try:
+        assert connector.erase(Identity(email="ada@example.com")).steps == [
+            ErasureStep("shop.visit", "kept", "interests", 1, "Fraud checks (legitimate_interests)", dt.date(2026, 6, 15)),
+            ErasureStep("shop.visit", "deleted", "interests", 1),
+        ]
+    finally:
+        connector.close()
+    assert _select(database, "SELECT id FROM visit") == [(1,)]
+
+
+def test_rows_that_name_their_own_source_are_recorded_under_it(database, connect):
+    _run(database, "CREATE TABLE interest (id integer PRIMARY KEY, email varchar(200) NOT NULL, topic varchar(200), origin varchar(20))",
+         "CREATE TABLE bought (id integer PRIMARY KEY, email varchar(200) NOT NULL, segment varchar(200), vendor varchar(200))")
+    _rows(database, interest=[{"id": 1, "email": "ada@example.com", "topic": "jazz", "origin": "observed"},
+                              {"id": 2, "email": "ada@example.com", "topic": "tea", "origin": "inferred"}],
+          bought=[{"id": 1, "email": "ada@example.com", "segment": "urban", "vendor": "Northwind Insights"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: interest\n    identity: {email: email}\n    source_column: origin\n"
+                                  "    columns: {topic: interests}\n  - name: bought\n    identity: {email: email}\n    source: third_party\n"
+                                  "    source_name_column: vendor\n    columns: {segment: demographic}\n")
+    assert list(connector.gather(Identity(email="ada@example.com"))) == [
+        Record("interests", {"topic": "jazz"}, "shop.interest", OBSERVED, None),
+        Record("interests", {"topic": "tea"}, "shop.interest", INFERRED, None),
+        Record("demographic", {"segment": "urban"}, "shop.bought", Source("third_party", "Northwind Insights"), None),
+    ]
+
+
+# --- What a partial erasure deletes, and what it only clears ----------------------------------------------
+
+
+def test_a_partial_erasure_of_a_table_holding_other_categories_too_clears_only_the_requested_columns(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), card varchar(40))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace", "card": "4111111111111111"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n"
+                                  "    columns: {name: name_contact, card: payment}\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"payment"})).steps == [ErasureStep("shop.person", "nulled", "payment", 1)]
+    assert _select(database, "SELECT id, email, name, card FROM person") == [(1, "ada@example.com", "Ada Lovelace", None)]
+
+
+def test_a_row_whose_own_categories_are_all_requested_is_cleared_not_deleted_while_its_children_hold_others(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         "CREATE TABLE note (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), body varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}], note=[{"id": 7, "person_id": 1, "body": "call back"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: note\n    parent: {table: person, column: person_id}\n    columns: {body: other_input}\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"name_contact"})).steps == [
+        ErasureStep("shop.person", "nulled", "name_contact", 1)]
+    assert _select(database, "SELECT id, email, name FROM person") == [(1, "ada@example.com", None)]
+    assert _select(database, "SELECT id, person_id, body FROM note") == [(7, 1, "call back")]
+
+
+def test_a_row_stays_while_a_child_is_kept_by_a_retention_rule_to_the_second(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, "
+         f"placed_at {_times(database)})")
+    # Six years to the second before midsummer noon: the order is still kept, and so is the person it hangs from.
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          orders=[{"id": 10, "person_id": 1, "total": 120, "placed_at": dt.datetime(2020, 6, 15, 12, 0, tzinfo=UTC)}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: person, column: person_id}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Commercial law keeps orders, date_column: placed_at}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.orders", "kept", "payment", 1, "Commercial law keeps orders (legal_obligation)", dt.date(2026, 6, 15)),
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    assert [_select(database, f"SELECT id FROM {table}") for table in ("orders", "person")] == [[(10,)], [(1,)]]
+
+
+def test_a_row_stays_while_a_grandchild_the_file_keeps_hangs_from_a_child_past_its_retention(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         f"CREATE TABLE orders (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), total integer, "
+         f"placed_at {_times(database)})",
+         "CREATE TABLE complaint (id integer PRIMARY KEY, order_id integer NOT NULL REFERENCES orders (id), body varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          orders=[{"id": 10, "person_id": 1, "total": 80, "placed_at": OLD}], complaint=[{"id": 20, "order_id": 10, "body": "cold tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: person, column: person_id}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Commercial law keeps orders, date_column: placed_at}\n"
+                                  "  - name: complaint\n    parent: {table: orders, column: order_id}\n    erase: keep\n    reason: Complaints stay\n"
+                                  "    columns: {body: feedback_ratings}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.complaint", "kept", "feedback_ratings", 1, "Complaints stay"),
+        ErasureStep("shop.orders", "kept", "payment", 1, "kept while records under it are kept"),
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    assert [_select(database, f"SELECT id FROM {table}") for table in ("complaint", "orders", "person")] == [[(20,)], [(10,)], [(1,)]]
+
+
+def test_a_partial_erasure_of_rows_that_name_their_own_category_deletes_only_the_subjects_rows_of_the_requested_ones(database, connect):
+    _run(database, "CREATE TABLE bought (id integer PRIMARY KEY, email varchar(200) NOT NULL, category varchar(100) NOT NULL, data varchar(200))")
+    _rows(database, bought=[{"id": 1, "email": "ada@example.com", "category": "demographic", "data": '{"band": "B"}'},
+                            {"id": 2, "email": "ada@example.com", "category": "interests", "data": '{"topic": "jazz"}'},
+                            {"id": 3, "email": "bob@example.com", "category": "demographic", "data": '{"band": "C"}'}])
+    connector = connect(database, "system: shop\ntables:\n  - name: bought\n    identity: {email: email}\n"
+                                  "    category_column: category\n    data_column: data\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"demographic"})).steps == [
+        ErasureStep("shop.bought", "deleted", "demographic", 1)]
+    assert _select(database, "SELECT id, email, category FROM bought ORDER BY id") == [
+        (2, "ada@example.com", "interests"), (3, "bob@example.com", "demographic")]
+
+
+# --- The order an erasure goes in, where the database declares no key -------------------------------------
+
+
+def test_a_child_is_erased_before_its_parent_though_no_key_ties_them_and_another_tables_key_holds_the_child_back(database, connect):
+    # rental.customer_id has no foreign key; payment.rental_id has one, so rental waits for payment; customer must wait for rental too,
+    # or rental's row, found through its customer, would no longer be found.
+    _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         "CREATE TABLE rental (id integer PRIMARY KEY, customer_id integer NOT NULL, film varchar(200), card_no varchar(20))",
+         "CREATE TABLE payment (id integer PRIMARY KEY, email varchar(200) NOT NULL, rental_id integer NOT NULL REFERENCES rental (id), "
+         "amount integer)")
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"}],
+          rental=[{"id": 10, "customer_id": 1, "film": "Harbour Lights", "card_no": "L-7"}],
+          payment=[{"id": 20, "email": "ada@example.com", "rental_id": 10, "amount": 3}])
+    connector = connect(database, "system: shop\ntables:\n  - name: payment\n    identity: {email: email}\n    columns: {amount: payment}\n"
+                                  "  - name: customer\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: rental\n    parent: {table: customer, column: customer_id}\n    provides: {loyalty_card: card_no}\n"
+                                  "    columns: {film: interactions.account_history}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.payment", "deleted", "payment", 1),
+        ErasureStep("shop.rental", "deleted", "interactions.account_history", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+    ]
+    assert [_select(database, f"SELECT count(*) FROM {table}") for table in ("payment", "rental", "customer")] == [[(0,)], [(0,)], [(0,)]]
+
+
+def test_a_table_providing_an_identity_is_erased_before_the_table_found_by_it_though_no_key_ties_them(database, connect):
+    _run(database, "CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, address_id integer NOT NULL)",
+         "CREATE TABLE note (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), body varchar(200))",
+         "CREATE TABLE address (address_id integer PRIMARY KEY, street varchar(200))")
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "address_id": 7}], note=[{"id": 5, "customer_id": 1, "body": "call back"}],
+          address=[{"address_id": 7, "street": "1 Mill Street"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    provides: {home: address_id}\n"
+                                  "    columns: {email: name_contact}\n  - name: note\n    parent: {table: customer, column: customer_id}\n"
+                                  "    columns: {body: other_input}\n  - name: address\n    primary_key: address_id\n"
+                                  "    identity: {home: address_id}\n"
+                                  "    columns: {street: name_contact}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [  # children first, then the customer, then its address
+        ErasureStep("shop.note", "deleted", "other_input", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+        ErasureStep("shop.address", "deleted", "name_contact", 1),
+    ]
+
+
+def test_tables_whose_keys_point_at_each_other_are_erased_in_the_files_order_children_first(database, connect):
+    # customer.fav_order_id points at orders and orders.customer_id at customer: a cycle, which no order of the two satisfies.
+    cycle = "fav_order_id integer REFERENCES orders (id)" if database.startswith("sqlite") else "fav_order_id integer"
+    _run(database, f"CREATE TABLE customer (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), {cycle})",
+         "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), total integer)",
+         "CREATE TABLE review (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customer (id), body varchar(200))",
+         *([] if database.startswith("sqlite") else ["ALTER TABLE customer ADD FOREIGN KEY (fav_order_id) REFERENCES orders (id)"]))
+    _rows(database, customer=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace", "fav_order_id": None}],
+          orders=[{"id": 10, "customer_id": 1, "total": 80}], review=[{"id": 5, "customer_id": 1, "body": "Lovely tea"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+                                  "  - name: orders\n    parent: {table: customer, column: customer_id}\n    columns: {total: payment}\n"
+                                  "  - name: review\n    parent: {table: customer, column: customer_id}\n    columns: {body: feedback_ratings}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [  # the review first, then the cycle in the file's order, children first
+        ErasureStep("shop.review", "deleted", "feedback_ratings", 1),
+        ErasureStep("shop.orders", "deleted", "payment", 1),
+        ErasureStep("shop.customer", "deleted", "name_contact", 1),
+    ]
+    assert [_select(database, f"SELECT count(*) FROM {table}") for table in ("review", "orders", "customer")] == [[(0,)], [(0,)], [(0,)]]
+
+
+def test_a_column_the_file_keeps_is_counted_as_kept_only_where_it_holds_a_value(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200), pin varchar(20))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada", "pin": "4411"},
+                            {"id": 2, "email": "ada@example.com", "name": "Ada L", "pin": None}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {name: name_contact, pin: {category: other_input, erase: keep, reason: Fraud checks need it}}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.person", "kept", "other_input", 1, "Fraud checks need it"), ErasureStep("shop.person", "nulled", "name_contact", 2)]
+
+
+def test_a_column_cleared_by_null_is_cleared_though_its_value_looks_like_a_mask(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, token varchar(200))")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "token": LOWER_HEX}])
+    connector = connect(database, "system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    erase: null\n"
+                                  "    columns: {token: credentials}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [ErasureStep("shop.person", "nulled", "credentials", 1)]
+    assert _select(database, "SELECT id, token FROM person") == [(1, None)]
