@@ -201,8 +201,11 @@ def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     lease renewed, the request stuck. So a statement gives up on a lock after LOCK_TIMEOUT_SECONDS (a
     transient error: the task is retried later, its transaction rolled back), and the server drops a
     session whose client has not acknowledged for TCP_USER_TIMEOUT_MS, its locks with it (over TCP;
-    a Unix socket has no such wait)."""
+    a Unix socket has no such wait). The session's zone is UTC, as the other dialects' are: a `date`
+    column compared with a time is taken as midnight in the session's zone, so a retention rule
+    dated by a day ended at midnight in UTC whatever zone the server or the role defaults to."""
     with contextlib.closing(dbapi_connection.cursor()) as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
         cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
         cursor.execute(f"SET tcp_user_timeout = {TCP_USER_TIMEOUT_MS}")
     dbapi_connection.commit()  # a SET in PostgreSQL lasts only if its transaction commits

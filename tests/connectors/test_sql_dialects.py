@@ -582,3 +582,36 @@ def test_a_column_cleared_by_null_is_cleared_though_its_value_looks_like_a_mask(
                                   "    columns: {token: credentials}\n")
     assert connector.erase(Identity(email="ada@example.com")).steps == [ErasureStep("shop.person", "nulled", "credentials", 1)]
     assert _select(database, "SELECT id, token FROM person") == [(1, None)]
+
+
+class _InTheAfternoon(SqlConnector):
+    """The connector on 15 June 2026 at 16:00 UTC: already the 16th in Tokyo."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime(2026, 6, 15, 16, 0, tzinfo=UTC)
+
+
+def test_a_row_dated_by_a_day_is_kept_until_that_day_in_utc_whatever_zone_the_postgresql_session_is_in(tmp_path):
+    estate_database_drop("dialects")
+    estate_database_ensure("dialects")
+    url = estate_database_url("dialects")
+    try:
+        _run(url, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date NOT NULL, total integer)")
+        _rows(url, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2020, 6, 16), "total": 120},
+                            {"id": 2, "email": "ada@example.com", "issued": dt.date(2020, 6, 15), "total": 80}])
+        path = tmp_path / "shop.yaml"
+        path.write_text("system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
+                        "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n")
+        in_tokyo = sa.engine.make_url(url).update_query_dict({"options": "-c TimeZone=Asia/Tokyo"}).render_as_string(hide_password=False)
+        connector = _InTheAfternoon(name="shop", dataset=dataset_load(path), url=in_tokyo)
+        try:
+            # kept until 16 June 2026 (UTC), which has not begun; the one of the 15th has ended
+            assert connector.erase(Identity(email="ada@example.com")).steps == [
+                ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2026, 6, 16)),
+                ErasureStep("shop.invoice", "deleted", "payment", 1),
+            ]
+        finally:
+            connector.close()
+        assert _select(url, "SELECT id FROM invoice ORDER BY id") == [(1,)]
+    finally:
+        estate_database_drop("dialects")
