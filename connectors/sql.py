@@ -570,7 +570,7 @@ class SqlConnector(Connector):
                 until = _day(table.retain.until(_utc(newest)))
                 for category in sorted(table.categories & wanted):
                     receipt.record(ErasureStep(where, "kept", category, kept, f"{table.retain.reason} ({table.retain.basis})", until))
-            condition &= date < kept_from
+            condition &= (date < kept_from) | date.is_(None)  # a row the rule cannot date, it cannot keep
         if (staying := self._staying(table, t)) is not None:
             held = conn.execute(sa.select(sa.func.count()).select_from(t).where(condition, staying), params).scalar()
             for category in sorted(table.categories & wanted):

@@ -615,3 +615,17 @@ def test_a_row_dated_by_a_day_is_kept_until_that_day_in_utc_whatever_zone_the_po
         assert _select(url, "SELECT id FROM invoice ORDER BY id") == [(1,)]
     finally:
         estate_database_drop("dialects")
+
+
+def test_a_row_the_retention_rule_cannot_date_is_erased_and_counted_not_left_unmentioned(database, connect):
+    _run(database, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date, total integer)")
+    _rows(database, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2021, 3, 1), "total": 120},
+                             {"id": 2, "email": "ada@example.com", "issued": None, "total": 80},
+                             {"id": 3, "email": "bob@example.com", "issued": None, "total": 10}])
+    connector = connect(database, "system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n")
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2027, 3, 1)),
+        ErasureStep("shop.invoice", "deleted", "payment", 1),
+    ]
+    assert _select(database, "SELECT id FROM invoice ORDER BY id") == [(1,), (3,)]
