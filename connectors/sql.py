@@ -552,13 +552,14 @@ class SqlConnector(Connector):
         return self._mask_key
 
     def _staying(self, table: Table, t: sa.TableClause) -> sa.ColumnElement | None:
-        """The condition that a row of `table` has a descendant that stays (kept by the file or by a
-        retention rule): deleting it would take that descendant too, or be refused."""
+        """The condition that a row of `table` has a descendant that stays (kept or only cleared by
+        the file, never erased as it names no category, or kept by a retention rule): deleting it
+        would take that descendant too, or be refused."""
         conditions = []
         for child in self.dataset.children(table.name):
             c = self._table(child, *(column for column in [child.retain and child.retain.date_column] if column))
             stays = self._staying(child, c)
-            if child.erase == "keep":
+            if child.erase != "delete" or not child.categories:
                 stays = sa.true()
             elif child.retain:
                 dated = c.c[child.retain.date_column] >= child.retain.kept_from(self.now())

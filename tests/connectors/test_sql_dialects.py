@@ -629,3 +629,27 @@ def test_a_row_the_retention_rule_cannot_date_is_erased_and_counted_not_left_unm
         ErasureStep("shop.invoice", "deleted", "payment", 1),
     ]
     assert _select(database, "SELECT id FROM invoice ORDER BY id") == [(1,), (3,)]
+
+
+def test_a_row_stays_while_a_child_the_file_clears_or_never_erases_still_hangs_from_it(database, connect):
+    _run(database, "CREATE TABLE person (id integer PRIMARY KEY, email varchar(200) NOT NULL, name varchar(200))",
+         "CREATE TABLE visit (id integer PRIMARY KEY, person_id integer NOT NULL REFERENCES person (id), page varchar(200))",
+         "CREATE TABLE person_tag (person_id integer NOT NULL REFERENCES person (id), tag varchar(40) NOT NULL)")
+    _rows(database, person=[{"id": 1, "email": "ada@example.com", "name": "Ada Lovelace"},
+                            {"id": 2, "email": "bob@example.com", "name": "Bob"}],
+          visit=[{"id": 10, "person_id": 1, "page": "/tea"}], person_tag=[{"person_id": 2, "tag": "vip"}])
+    tables = ("system: shop\ntables:\n  - name: person\n    identity: {email: email}\n    columns: {name: name_contact}\n"
+              "  - name: visit\n    parent: {table: person, column: person_id}\n    erase: null\n    columns: {page: interactions.browse_history}\n"
+              "  - name: person_tag\n    parent: {table: person, column: person_id}\n")
+    connector = connect(database, tables)
+    # Ada's visit is cleared, not deleted: its row still points at her, so she stays, and the receipt says why.
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.visit", "nulled", "interactions.browse_history", 1),
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    # Bob's tag, which the file never erases, holds him the same way.
+    assert connector.erase(Identity(email="bob@example.com")).steps == [
+        ErasureStep("shop.person", "kept", "name_contact", 1, "kept while records under it are kept"),
+    ]
+    assert _select(database, "SELECT id, name FROM person ORDER BY id") == [(1, "Ada Lovelace"), (2, "Bob")]
+    assert _select(database, "SELECT id, page FROM visit") == [(10, None)]
