@@ -131,6 +131,12 @@ def test_the_command_prints_a_plain_table_by_default(year_2025):
     assert rows == {label: [value for value in values if value] for label, *values in EXPECTED_ROWS_2025}
 
 
+def test_years_and_days_are_utcs_whatever_the_deployments_time_zone(year_2025, settings):
+    # In Los Angeles 2026's first request was filed in 2025, and the denial above took 4 days.
+    settings.TIME_ZONE = "America/Los_Angeles"
+    assert json.loads(_metrics("--year", "2025", "--json")) == EXPECTED_2025
+
+
 def test_a_year_with_no_request_counts_zeros_and_no_days():
     figures = json.loads(_metrics("--year", "2019", "--json"))
     assert figures["access"] == {"received": 0, "complied_in_whole": 0, "complied_in_part": 0, "denied": 0, "never_verified": None,
