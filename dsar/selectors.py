@@ -362,7 +362,7 @@ METRICS_LINES = {
     "denied": "Denied",
     "never_verified": "Closed: never verified (not a denial)",
     "canceled": "Closed: canceled by the person (not a denial)",
-    "referred": "Closed: referred to the organisation managing the account (not a denial)",
+    "referred": "Closed: referred to the managing organisation (not a denial)",
     "still_open": "Still open",
     "responded": "Responded to: completed or denied",
     "median_days": "Days to respond, median",

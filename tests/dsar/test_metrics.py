@@ -49,9 +49,11 @@ def year_2025():
     """Requests of 2025 and around it. Days to respond, in calendar days from verification:
     access 10, 12, 45 (completed) and 3 (denied); deletion 5, 8, 2 (completed) and 30 (denied)."""
     _made("access", "completed", "2025-01-10 09:00", verified="2025-01-10 09:30", completed="2025-01-20 16:00")  # 10
-    _made("access", "completed", "2025-03-01 08:00", verified="2025-03-03 10:00", completed="2025-03-15 23:59")  # 12, from verification
+    # Verified two days after filing: 12 days from verification.
+    _made("access", "completed", "2025-03-01 08:00", verified="2025-03-03 10:00", completed="2025-03-15 23:59")
     # Its export expired since, a week after completion: still counted from completion, 45.
-    _made("access", "expired", "2025-06-01 12:00", verified="2025-06-01 12:05", completed="2025-07-16 09:00", closed="2025-07-23 09:00")
+    _made("access", "expired", "2025-06-01 12:00", verified="2025-06-01 12:05", completed="2025-07-16 09:00",
+          closed="2025-07-23 09:00")
     # Filed late on 30 November, verified just after midnight, denied on 4 December: 3 calendar days.
     _made("access", "denied", "2025-11-30 23:30", verified="2025-12-01 00:10", closed="2025-12-04 08:00")
     _made("access", "canceled", "2025-02-02 10:00", closed="2025-02-03 10:00")
@@ -99,7 +101,7 @@ EXPECTED_ROWS_2025 = [
     ["Denied", "1", "1", "2"],
     ["Closed: never verified (not a denial)", "", "", "5"],
     ["Closed: canceled by the person (not a denial)", "1", "1", "2"],
-    ["Closed: referred to the organisation managing the account (not a denial)", "1", "0", "1"],
+    ["Closed: referred to the managing organisation (not a denial)", "1", "0", "1"],
     ["Still open", "2", "1", "3"],
     ["Responded to: completed or denied", "4", "4", "8"],
     ["Days to respond, median", "11.0", "6.5", "9.0"],
@@ -139,8 +141,9 @@ def test_years_and_days_are_utcs_whatever_the_deployments_time_zone(year_2025, s
 
 def test_a_year_with_no_request_counts_zeros_and_no_days():
     figures = json.loads(_metrics("--year", "2019", "--json"))
-    assert figures["access"] == {"received": 0, "complied_in_whole": 0, "complied_in_part": 0, "denied": 0, "never_verified": None,
-                                 "canceled": 0, "referred": 0, "still_open": 0, "responded": 0, "median_days": None, "mean_days": None}
+    assert figures["access"] == {"received": 0, "complied_in_whole": 0, "complied_in_part": 0, "denied": 0,
+                                 "never_verified": None, "canceled": 0, "referred": 0, "still_open": 0, "responded": 0,
+                                 "median_days": None, "mean_days": None}
     assert figures["all"]["never_verified"] == 0
 
 
