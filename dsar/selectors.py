@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import (
     Aggregate,
+    Avg,
     CharField,
     Count,
     DurationField,
@@ -21,9 +23,10 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Sum,
     Window,
 )
-from django.db.models.functions import Cast, RowNumber
+from django.db.models.functions import Cast, Coalesce, RowNumber, TruncDate
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -34,7 +37,7 @@ from connectors.systems import System
 from . import processing
 from .deadlines import deadline_rule
 from .errors import NotFound
-from .models import AuditEntry, ConnectorTask, Request, SystemCheck, TaskStatus
+from .models import AuditEntry, ConnectorTask, PurgeTally, Request, RequestType, Status, SystemCheck, TaskStatus
 from .services import OPEN_STATUSES
 from .staff import ROLE_ADMIN, ROLES
 
@@ -345,3 +348,99 @@ def manual_task_get(*, task_id: int) -> ManualTask:
     if system is None:
         raise NotFound("No such manual task.")
     return ManualTask(task, system, processing.task_identity(task.request, task.connector))
+
+
+# --- The yearly metrics (CCPA regulations, 11 CCR §7102) ----------------------------------------------------
+
+METRICS_FIRST_YEAR = 2018  # the GDPR's first year in force: no request this product answers is older
+METRICS_SCOPES = {"access": Q(type=RequestType.ACCESS), "deletion": Q(type=RequestType.DELETION), "all": Q()}
+# Each figure with its label, in the order the command, the console page and its CSV show them.
+METRICS_LINES = {
+    "received": "Received",
+    "complied_in_whole": "Complied with in whole",
+    "complied_in_part": "Complied with in part",
+    "denied": "Denied",
+    "never_verified": "Closed: never verified (not a denial)",
+    "canceled": "Closed: canceled by the person (not a denial)",
+    "referred": "Closed: referred to the managing organisation (not a denial)",
+    "still_open": "Still open",
+    "responded": "Responded to: completed or denied",
+    "median_days": "Days to respond, median",
+    "mean_days": "Days to respond, mean",
+}
+_COMPLIED = Q(status__in=[Status.COMPLETED, Status.EXPIRED])  # expired: completed, and its export's time is up since
+_RESPONDED = _COMPLIED | Q(status=Status.DENIED)
+
+
+def metrics_years(*, now: dt.datetime | None = None) -> range:
+    """The years the metrics can be asked for: METRICS_FIRST_YEAR to the current one (UTC), which
+    counts what was received so far."""
+    return range(METRICS_FIRST_YEAR, (now or timezone.now()).astimezone(dt.UTC).year + 1)
+
+
+def yearly_metrics_get(*, year: int) -> dict:
+    """The figures CCPA regulations §7102 ask for, of the requests received in calendar `year`
+    (UTC), per request type and for all: two queries, whatever the number of requests.
+
+    - received: filed that year, still open ones included;
+    - complied with in whole: completed (or completed and its export since expired);
+    - complied with in part: always 0, because the data model has no way to refuse or withhold part of a
+      request: a request is completed or denied whole. A deletion whose receipt `retained` what a
+      legal duty keeps counts as complied with in whole, as nothing records it as a refusal. Count
+      here once a partial denial is something a request can record;
+    - denied: by staff, with a reason;
+    - closed without a denial, each apart: never verified, canceled by the person, referred to the
+      organisation managing the account. A never-verified request is deleted, keeping only a count
+      per day (jobs.unverified_purge), so its type is lost: those are counted under "all" alone (None
+      under a type), by the day they were deleted, DSAR_UNVERIFIED_PURGE_DAYS after filing;
+    - still open: not yet answered at the time of asking (a never-verified one not yet deleted too);
+    - days to respond, median and mean, over the requests completed or denied: calendar days (UTC)
+      from verification (from filing for rows written before `verified_at` was kept) to completion or
+      denial, the median and the mean to one decimal, None when none was answered.
+    """
+    start, end = dt.datetime(year, 1, 1, tzinfo=dt.UTC), dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    days = (TruncDate(Coalesce("completed_at", "closed_at"), tzinfo=dt.UTC)
+            - TruncDate(Coalesce("verified_at", "created_at"), tzinfo=dt.UTC))
+    counts = {
+        "received": Q(),
+        "complied_in_whole": _COMPLIED,
+        "denied": Q(status=Status.DENIED),
+        "canceled": Q(status=Status.CANCELED),
+        "referred": Q(status=Status.REFERRED),
+        "still_open": Q(status__in=OPEN_STATUSES),
+        "responded": _RESPONDED,
+    }
+    aggregates = {}
+    for scope, of_scope in METRICS_SCOPES.items():
+        aggregates |= {f"{scope}_{name}": Count("id", filter=(of_scope & where) or None) for name, where in counts.items()}
+        aggregates[f"{scope}_median"] = Median(days, filter=of_scope & _RESPONDED, output_field=DurationField())
+        aggregates[f"{scope}_mean"] = Avg(days, filter=of_scope & _RESPONDED)
+    found = Request.objects.filter(created_at__gte=start, created_at__lt=end).aggregate(**aggregates)
+    never_verified = PurgeTally.objects.filter(day__year=year).aggregate(count=Sum("count", default=0))["count"]
+    metrics: dict = {"year": year}
+    for scope in METRICS_SCOPES:
+        figures = {name: found[f"{scope}_{name}"] for name in counts}
+        figures["complied_in_part"] = 0
+        figures["never_verified"] = None
+        if scope == "all":
+            figures["never_verified"] = never_verified
+            figures["received"] += never_verified
+        figures["median_days"] = _days(found[f"{scope}_median"])
+        figures["mean_days"] = _days(found[f"{scope}_mean"])
+        metrics[scope] = {name: figures[name] for name in METRICS_LINES}
+    return metrics
+
+
+def _days(span: dt.timedelta | None) -> float | None:
+    """A span in days to one decimal, half up as people round (Python's round() goes to even)."""
+    if span is None:
+        return None
+    return float(Decimal(str(span / dt.timedelta(days=1))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def yearly_metrics_table(metrics: dict) -> list[list[str]]:
+    """The metrics as rows of text, a header first: one row a figure, one column a scope."""
+    rows = [["", *METRICS_SCOPES]]
+    for name, label in METRICS_LINES.items():
+        rows.append([label, *("" if metrics[scope][name] is None else str(metrics[scope][name]) for scope in METRICS_SCOPES)])
+    return rows

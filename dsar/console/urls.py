@@ -12,6 +12,7 @@ urlpatterns = [
     path("two-factor/setup", views.otp_setup, name="otp-setup"),
     path("two-factor/verify", views.otp_verify, name="otp-verify"),
     path("dashboard", views.dashboard, name="dashboard"),
+    path("metrics", views.metrics, name="metrics"),
     path("requests/<uuid:request_id>", views.request_detail, name="request"),
     path("requests/<uuid:request_id>/status", views.request_status, name="request-status"),
     path("requests/<uuid:request_id>/preview", views.request_preview, name="request-preview"),

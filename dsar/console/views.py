@@ -7,6 +7,7 @@ Views read through `selectors` and act through `dsar.services`; every workflow r
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from base64 import b32encode
 from collections.abc import Callable
@@ -18,12 +19,14 @@ import django_otp
 import qrcode
 import qrcode.image.svg
 from dateutil.relativedelta import relativedelta
+from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import LoginView, LogoutView
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -297,6 +300,28 @@ def dashboard(request):
         "recent_days": selectors.RECENT_DAYS,
     }
     return render(request, "console/dashboard.html", context)
+
+
+@console_access
+@require_safe
+def metrics(request):
+    """The yearly figures CCPA regulations §7102 ask for, as `manage.py metrics` prints them, for the
+    year chosen in the form (last calendar year unless one is chosen); `format=csv` downloads the table."""
+    years = selectors.metrics_years()
+    chosen = request.GET.get("year", "").strip() or str(years[-1] - 1)
+    try:
+        year = django_forms.IntegerField(min_value=years[0], max_value=years[-1]).clean(chosen)
+    except ValidationError:
+        messages.error(request, f"Choose a year from {years[0]} to {years[-1]}.")
+        return render(request, "console/metrics.html", {"years": years[::-1], "chosen": chosen})
+    table = selectors.yearly_metrics_table(selectors.yearly_metrics_get(year=year))
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="dsar-metrics-{year}.csv"'
+        csv.writer(response).writerows([["figure", *table[0][1:]], *table[1:]])
+        return response
+    context = {"years": years[::-1], "chosen": str(year), "year": year, "scopes": table[0][1:], "rows": table[1:]}
+    return render(request, "console/metrics.html", context)
 
 
 # --- Second factor -------------------------------------------------------------------------------------
