@@ -395,12 +395,13 @@ def yearly_metrics_get(*, year: int) -> dict:
       under a type), by the day they were deleted, DSAR_UNVERIFIED_PURGE_DAYS after filing;
     - still open: not yet answered at the time of asking (a never-verified one not yet deleted too);
     - days to respond, median and mean, over the requests completed or denied: calendar days (UTC)
-      from verification (from filing for rows written before `verified_at` was kept) to completion or
-      denial, the median and the mean to one decimal, None when none was answered.
+      from filing to completion or denial, as the regulations' clock runs from receipt whatever
+      verification takes (§7021(b)); the median and the mean to one decimal, None when none was
+      answered.
     """
     start, end = dt.datetime(year, 1, 1, tzinfo=dt.UTC), dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
     days = (TruncDate(Coalesce("completed_at", "closed_at"), tzinfo=dt.UTC)
-            - TruncDate(Coalesce("verified_at", "created_at"), tzinfo=dt.UTC))
+            - TruncDate("created_at", tzinfo=dt.UTC))
     counts = {
         "received": Q(),
         "complied_in_whole": _COMPLIED,
