@@ -64,6 +64,8 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
                 notice, created = DeadlineNotice.objects.get_or_create(request=request, kind=kind, defaults={"sent_at": now})
                 if not created:
                     continue
+                if kind == "overdue":
+                    Request.objects.filter(pk=request.pk, overdue_since__isnull=True).update(overdue_since=F("due_at"))
                 role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
                 manual, assignees = _manual_tasks_waiting(request)
                 audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)

@@ -43,6 +43,8 @@ class Request(models.Model):
     extended_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When it reached a final status.")
+    overdue_since = models.DateTimeField(null=True, blank=True, help_text="The deadline it passed unanswered, found by the "
+                                         "deadline watch; kept whatever happens after.")
 
     code_hash = models.CharField(max_length=64, blank=True)
     code_expires_at = models.DateTimeField(null=True, blank=True)

@@ -16,7 +16,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from dsar import jobs
+from dsar import jobs, services
+from dsar.errors import Conflict
 from dsar.lifecycle import audit_verify
 from dsar.locks import job_lock
 from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, PurgeTally, Request
@@ -29,6 +30,7 @@ from ..support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MINUTE = dt.timedelta(minutes=1)
+UTC = dt.UTC
 
 
 def run_at(name: str, when: dt.datetime) -> str:
@@ -64,6 +66,30 @@ def test_deadline_watch_reminds_at_7_and_2_days_and_escalates_once_overdue(staff
     assert recipients == [["adm@example.com", "rev@example.com"]] * 2 + [["adm@example.com"]]
     assert "OVERDUE" in mailoutbox[-1].body
     assert request.email not in "".join(m.body for m in mailoutbox)
+
+
+def _received_1_march_2026(status: str, email: str = "someone@example.com") -> Request:
+    """A request received 1 March 2026 under the GDPR: due 1 April 2026, 12:00 UTC."""
+    request = request_make(status=status, email=email)
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 1, 12, tzinfo=UTC),
+                                                 due_at=dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
+    return Request.objects.get(pk=request.pk)
+
+
+def test_a_request_found_overdue_keeps_the_deadline_it_missed_whatever_happens_after(staff_mail):
+    request = _received_1_march_2026("pending_review")
+    run_at("deadline_watch", dt.datetime(2026, 4, 1, 11, 59, tzinfo=UTC))
+    assert Request.objects.get(pk=request.pk).overdue_since is None
+    run_at("deadline_watch", dt.datetime(2026, 4, 1, 12, 1, tzinfo=UTC))
+    assert Request.objects.get(pk=request.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+    with time_machine.travel(dt.datetime(2026, 4, 3, 9, tzinfo=UTC), tick=False):
+        with pytest.raises(Conflict):
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason="late anyway", days=30)
+        services.request_deny(request_id=request.pk, actor="staff:rita", reason="Not the account holder.")
+    run_at("deadline_watch", dt.datetime(2026, 4, 4, 12, tzinfo=UTC))
+    answered = Request.objects.get(pk=request.pk)
+    assert (answered.status, answered.due_at, answered.overdue_since) == (
+        "denied", dt.datetime(2026, 4, 1, 12, tzinfo=UTC), dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
 
 
 def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_request(mailoutbox):

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from dsar import jobs
 from dsar.deadlines import due_at_for
 from dsar.models import AuditEntry, OutgoingEmail, Request
 
@@ -92,6 +93,17 @@ def test_an_extension_asked_for_after_the_deadline_passed_is_a_409_and_changes_n
     assert (stored.due_at, stored.extended_at) == (dt.datetime(2026, 4, 1, 12, tzinfo=dt.UTC), None)
     assert not AuditEntry.objects.filter(request=request, action="extended").exists()
     assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+def test_a_request_that_passed_its_deadline_unanswered_shows_it_and_still_does_once_answered(reviewer, mailoutbox):
+    request = _received_1_march_2026()
+    jobs.job_run("deadline_watch", now=dt.datetime(2026, 4, 1, 12, 1, tzinfo=dt.UTC))
+    with time_machine.travel(dt.datetime(2026, 4, 2, 9, tzinfo=dt.UTC), tick=False):
+        late = reviewer.get(f"/api/v1/staff/requests/{request.pk}").json()
+        denied = reviewer.post(f"/api/v1/staff/requests/{request.pk}/deny", {"reason": "Not the account holder."}, format="json")
+    assert (late["overdue"], late["overdue_since"]) == (True, "2026-04-01T12:00:00Z")
+    assert denied.status_code == 200
+    assert (denied.json()["status"], denied.json()["overdue"], denied.json()["overdue_since"]) == ("denied", False, "2026-04-01T12:00:00Z")
 
 
 def test_deadlines_follow_the_jurisdiction():
