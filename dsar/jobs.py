@@ -19,7 +19,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from connectors.base import Identity, TransientError
@@ -48,15 +48,23 @@ def _staff_emails(role: str) -> list[str]:
 # --- The jobs -------------------------------------------------------------------------------------------
 
 
+def _unanswered() -> Q:
+    """Requests the person has no answer to yet: open ones, and completed ones whose export waits
+    for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), which is not in their hands until then."""
+    unreleased = Export.objects.filter(request=OuterRef("pk"), released_at__isnull=True, deleted_at__isnull=True)
+    return Q(status__in=OPEN) | (Q(status=Status.COMPLETED) & Exists(unreleased))
+
+
 def deadline_watch(*, now: dt.datetime, limit: int) -> str:
-    """Remind reviewers N days before a request is due (DSAR_REMINDER_DAYS), once per threshold,
-    and escalate to admins once a request is overdue; the assignees of its systems with no API whose
-    tasks still wait for staff are told too."""
+    """Remind reviewers N days before an unanswered request is due (DSAR_REMINDER_DAYS), once per
+    threshold, and escalate to admins once one is overdue; the assignees of its systems with no API
+    whose tasks still wait for staff are told too. An overdue request keeps the deadline it missed
+    (`overdue_since`) whatever happens to it after."""
     sent = 0
     thresholds = [(f"{days}d", now + dt.timedelta(days=days)) for days in sorted(settings.DSAR_REMINDER_DAYS)]
     thresholds.append(("overdue", now))
     for kind, horizon in thresholds:
-        due = Request.objects.filter(status__in=OPEN, due_at__lte=horizon).exclude(deadline_notices__kind=kind)
+        due = Request.objects.filter(_unanswered(), due_at__lte=horizon).exclude(deadline_notices__kind=kind)
         if kind != "overdue":
             due = due.filter(due_at__gt=now)
         for request in due.order_by("due_at")[:limit]:

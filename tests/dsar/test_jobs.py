@@ -76,6 +76,10 @@ def _received_1_march_2026(status: str, email: str = "someone@example.com") -> R
     return Request.objects.get(pk=request.pk)
 
 
+def _kinds(request: Request) -> set[str]:
+    return set(DeadlineNotice.objects.filter(request=request).values_list("kind", flat=True))
+
+
 def test_a_request_found_overdue_keeps_the_deadline_it_missed_whatever_happens_after(staff_mail):
     request = _received_1_march_2026("pending_review")
     run_at("deadline_watch", dt.datetime(2026, 4, 1, 11, 59, tzinfo=UTC))
@@ -90,6 +94,29 @@ def test_a_request_found_overdue_keeps_the_deadline_it_missed_whatever_happens_a
     answered = Request.objects.get(pk=request.pk)
     assert (answered.status, answered.due_at, answered.overdue_since) == (
         "denied", dt.datetime(2026, 4, 1, 12, tzinfo=UTC), dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
+
+
+def test_a_completed_export_staff_have_not_released_stays_on_the_deadline_watch(staff_mail, mailoutbox, settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    held = _received_1_march_2026("completed", "held@example.com")
+    released = _received_1_march_2026("completed", "released@example.com")
+    made = dt.datetime(2026, 3, 20, 12, tzinfo=UTC)
+    for request, released_at in ((held, None), (released, made)):
+        Export.objects.create(request=request, path=f"exports/{request.pk}/test.zip", bytes=6, sha256="0" * 64, created_at=made,
+                              expires_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC), released_at=released_at)
+    timeline = [
+        (dt.datetime(2026, 3, 25, 11, 59, tzinfo=UTC), set()),
+        (dt.datetime(2026, 3, 25, 12, 1, tzinfo=UTC), {"7d"}),
+        (dt.datetime(2026, 3, 30, 12, 1, tzinfo=UTC), {"7d", "2d"}),
+        (dt.datetime(2026, 4, 1, 12, 1, tzinfo=UTC), {"7d", "2d", "overdue"}),
+    ]
+    for when, expected in timeline:
+        run_at("deadline_watch", when)
+        assert (_kinds(held), _kinds(released)) == (expected, set()), when
+    assert Request.objects.get(pk=held.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+    assert Request.objects.get(pk=released.pk).overdue_since is None
+    assert [m.to for m in mailoutbox] == [["adm@example.com", "rev@example.com"]] * 2 + [["adm@example.com"]]
+    assert "OVERDUE" in mailoutbox[-1].body and "The export is made but the person does not have it yet" in mailoutbox[-1].body
 
 
 def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_request(mailoutbox):
