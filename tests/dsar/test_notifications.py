@@ -152,6 +152,36 @@ def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_t
         assert "31 May 2026" in text
 
 
+GDPR_COMPLAINT = ("You also have the right to complain to a data protection authority (a supervisory authority), in particular the one "
+                  "in the country where you live or work, or where you think the law was broken, and the right to take the matter to "
+                  "court.")
+CCPA_COMPLAINT = ("You can also file a complaint with the California Privacy Protection Agency, the state agency that enforces "
+                  "California privacy law, or with the California Attorney General.")
+
+
+@pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
+def test_a_denial_tells_the_person_where_they_can_complain_and_under_the_gdpr_that_they_can_go_to_court(
+        db, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
+    request = request_make(status="pending_review", email="refused@example.com")
+    Request.objects.filter(pk=request.pk).update(jurisdiction=jurisdiction)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_deny(request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
+    [sent] = mailoutbox
+    for text in (sent.body, sent.alternatives[0][0]):
+        assert rights in " ".join(text.split())
+    assert ("court" in sent.body, "California" in sent.body) == ((True, False) if jurisdiction == "gdpr" else (False, True))
+
+
+@pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
+def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain(estate, db, settings, mailoutbox,
+                                                                                  django_capture_on_commit_callbacks, jurisdiction, rights):
+    referred = _filed_and_verified("carol@school.example.org", django_capture_on_commit_callbacks, mailoutbox,
+                                   jurisdiction=jurisdiction, settings=settings)
+    assert referred.subject == "Your request is handled by your organisation"
+    for text in (referred.body, referred.alternatives[0][0]):
+        assert rights in " ".join(text.split())
+
+
 def test_a_code_replaced_by_a_newer_one_an_expired_code_and_an_anonymised_subject_get_no_email(db, mailoutbox):
     replaced = request_make(email="replaced@example.com", code_issued=True)
     expired = request_make(email="expired@example.com", code_issued=True)
