@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from connectors.base import Identity, TransientError
@@ -27,13 +28,14 @@ from connectors.registry import connector_get, connector_names
 
 from . import exports, locks, processing
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
-from .models import ConnectorTask, DeadlineNotice, Export, PurgeTally, Request, RequestType, Status, TaskStatus
+from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
 OPEN = (Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
+LAPSED = "lapsed"  # the email, and the notice that it was sent, of a request never verified
 
 
 def _staff_emails(role: str) -> list[str]:
@@ -136,16 +138,33 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
 
 
 def unverified_purge(*, now: dt.datetime, limit: int) -> str:
-    """Delete requests never verified within DSAR_UNVERIFIED_PURGE_DAYS, keeping only a count per
-    day. Their audit entries stay: they hold the request id and what happened, no personal data."""
+    """Tell the person once that a request never verified within DSAR_UNVERIFIED_PURGE_DAYS has
+    lapsed, and how to start again; then delete it, keeping only a count per day. Its audit entries
+    stay: they hold the request id and what happened, no personal data.
+
+    The lapse email is rendered from the request's row when it is sent, as every email is, and a
+    row's emails go with it. So a request is deleted only once its lapse email has left the outbox
+    (sent, or given up after DSAR_EMAIL_GIVE_UP_HOURS): with inline delivery that is later in the
+    same run, with a mail worker usually the next run. No copy of the address outlives the row."""
     cutoff = now - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS)
+    lapsed = Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff)
+    told = Exists(DeadlineNotice.objects.filter(request=OuterRef("pk"), kind=LAPSED))
+    waiting = Exists(OutgoingEmail.objects.filter(request=OuterRef("pk")))
     with transaction.atomic():
-        old = locks.rows_lock_free(Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff), limit=limit)
+        noticed = locks.rows_lock_free(lapsed.filter(~told, anonymized_at__isnull=True), limit=limit)
+        for request in noticed:
+            DeadlineNotice.objects.create(request=request, kind=LAPSED, sent_at=now)
+            audit_record(request, actor=SYSTEM, action="lapsed", note=f"not verified within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days")
+            email_on_commit(request, LAPSED, purge_days=str(settings.DSAR_UNVERIFIED_PURGE_DAYS),  # text: see the code email
+                            start_url=settings.DSAR_PUBLIC_URL + reverse("portal:request-new"))
+    with transaction.atomic():
+        # An anonymised request has no one to tell.
+        old = locks.rows_lock_free(lapsed.filter(told | Q(anonymized_at__isnull=False), ~waiting), limit=limit)
         deleted = Request.objects.filter(pk__in=[request.pk for request in old]).delete()[1].get("dsar.Request", 0)
         if deleted:
             tally, _ = PurgeTally.objects.get_or_create(day=now.date())
             PurgeTally.objects.filter(pk=tally.pk).update(count=F("count") + deleted)  # an increment, whoever else adds
-    return f"unverified_purge: {deleted} never-verified requests deleted"
+    return f"unverified_purge: {len(noticed)} lapse emails queued, {deleted} never-verified requests deleted"
 
 
 def record_retention(*, now: dt.datetime, limit: int) -> str:

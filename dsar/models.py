@@ -246,10 +246,10 @@ class AuditSeal(models.Model):
 
 
 class DeadlineNotice(models.Model):
-    """A deadline reminder or escalation already sent, so each is sent once."""
+    """A deadline reminder or escalation, or a lapse email, already sent, so each is sent once."""
 
     request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="deadline_notices")
-    kind = models.CharField(max_length=16, help_text="'7d', '2d' (days before due) or 'overdue'.")
+    kind = models.CharField(max_length=16, help_text="'7d', '2d' (days before due), 'overdue', or 'lapsed' (never verified).")
     sent_at = models.DateTimeField()
 
     class Meta:

@@ -58,6 +58,7 @@ SUBJECTS = {
     "referred": "Your request is handled by your organisation",
     "failed": "Your request is delayed",
     "expiring": "Your download expires soon",
+    "lapsed": "Your request has lapsed",
     "staff_deadline": "Request deadline",
     "staff_erasure_alert": "Data found after an erasure",
 }

@@ -11,8 +11,9 @@ WHERE n.request_id = r.id AND n.kind = 'overdue' AND r.overdue_since IS NULL
 
 
 class Migration(migrations.Migration):
-    """A request keeps the fact that it passed its deadline unanswered. A new nullable column: the
-    release before reads and writes its rows as it did."""
+    """A request keeps the fact that it passed its deadline unanswered; a deadline notice may also
+    be a lapse email's. A new nullable column and a help text: the release before reads and writes
+    its rows as it did."""
 
     dependencies = [
         ("dsar", "0014_sweeps_count_deaths"),
@@ -24,6 +25,11 @@ class Migration(migrations.Migration):
             name="overdue_since",
             field=models.DateTimeField(blank=True, null=True, help_text="The deadline it passed unanswered, found by the "
                                        "deadline watch; kept whatever happens after."),
+        ),
+        migrations.AlterField(
+            model_name="deadlinenotice",
+            name="kind",
+            field=models.CharField(max_length=16, help_text="'7d', '2d' (days before due), 'overdue', or 'lapsed' (never verified)."),
         ),
         migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
     ]

@@ -16,11 +16,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from devstack import free_port
 from dsar import jobs, services
 from dsar.errors import Conflict
 from dsar.lifecycle import audit_verify
 from dsar.locks import job_lock
-from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, PurgeTally, Request
+from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
 
 from ..factories import request_make
@@ -184,6 +185,53 @@ def test_unverified_requests_are_purged_after_seven_days_leaving_a_count_and_the
     assert sum(PurgeTally.objects.values_list("count", flat=True)) == 1
     assert AuditEntry.objects.filter(request_id=request.pk).exists()
     assert audit_verify() == []
+
+
+def test_a_request_never_verified_lapses_with_one_email_saying_how_to_start_again_then_is_deleted(mailoutbox, settings):
+    settings.DSAR_PUBLIC_URL = "https://privacy.example.com"
+    request = request_make(status="unverified", type="deletion", email="lapsing@example.com")
+    anonymised = request_make(status="unverified", email="anon:0123")
+    Request.objects.filter(pk__in=[request.pk, anonymised.pk]).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    Request.objects.filter(pk=anonymised.pk).update(anonymized_at=dt.datetime(2026, 3, 5, tzinfo=UTC))
+
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 11, 59, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 0 never-verified requests deleted")
+    assert mailoutbox == [] and Request.objects.filter(pk=request.pk).exists()
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC)) == (
+        "unverified_purge: 1 lapse emails queued, 2 never-verified requests deleted")
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["lapsing@example.com"], "Your request has lapsed")
+    html = email.alternatives[0][0]
+    for text in (email.body, html):
+        assert "On 2 March 2026 someone made a request to delete the data we hold about this email address." in text
+        assert "this one was not confirmed within 7 days. So it has lapsed: we have not acted on it, and we are deleting it." in text
+        assert "https://privacy.example.com/request/" in text
+        assert "complain to a data protection authority (a supervisory authority)" in text and "the right to take the matter to court" in text
+    assert not Request.objects.filter(pk__in=[request.pk, anonymised.pk]).exists()
+    assert list(AuditEntry.objects.filter(request_id=request.pk).values_list("action", flat=True)) == ["filed", "lapsed"]
+
+    run_at("unverified_purge", dt.datetime(2026, 3, 10, 12, tzinfo=UTC))
+    assert len(mailoutbox) == 1
+    assert audit_verify() == []
+
+
+def test_a_lapsed_request_is_kept_until_its_lapse_email_has_left_the_outbox(mailoutbox, settings):
+    request = request_make(status="unverified", email="slow.relay@example.com")
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 5  # nothing listens: the relay is down
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC)) == (
+        "unverified_purge: 1 lapse emails queued, 0 never-verified requests deleted")
+    assert OutgoingEmail.objects.filter(request=request, template="lapsed").exists()
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 2, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 0 never-verified requests deleted")
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the relay is back
+    run_at("sweeper", dt.datetime(2026, 3, 9, 13, tzinfo=UTC))
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["slow.relay@example.com"], "Your request has lapsed")]
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 14, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 1 never-verified requests deleted")
+    assert not Request.objects.filter(pk=request.pk).exists() and len(mailoutbox) == 1
 
 
 def test_closed_request_records_are_anonymised_after_24_months_and_the_trail_stays_whole():
