@@ -154,7 +154,8 @@ def unverified_purge(*, now: dt.datetime, limit: int) -> str:
         noticed = locks.rows_lock_free(lapsed.filter(~told, anonymized_at__isnull=True), limit=limit)
         for request in noticed:
             DeadlineNotice.objects.create(request=request, kind=LAPSED, sent_at=now)
-            audit_record(request, actor=SYSTEM, action="lapsed", note=f"not verified within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days")
+            audit_record(request, actor=SYSTEM, action="lapsed",
+                         note=f"not verified within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days")
             email_on_commit(request, LAPSED, purge_days=str(settings.DSAR_UNVERIFIED_PURGE_DAYS),  # text: see the code email
                             start_url=settings.DSAR_PUBLIC_URL + reverse("portal:request-new"))
     with transaction.atomic():

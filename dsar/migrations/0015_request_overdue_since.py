@@ -29,7 +29,8 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="deadlinenotice",
             name="kind",
-            field=models.CharField(max_length=16, help_text="'7d', '2d' (days before due), 'overdue', or 'lapsed' (never verified)."),
+            field=models.CharField(max_length=16,
+                                   help_text="'7d', '2d' (days before due), 'overdue', or 'lapsed' (never verified)."),
         ),
         migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
     ]

@@ -122,15 +122,15 @@ def _filed_and_verified(email: str, capture, mailoutbox, *, jurisdiction: str, s
 
 
 @pytest.mark.parametrize(("jurisdiction", "timeline"), [
-    ("ccpa", "We will answer it by 16 April 2026 at the latest: the law gives us 45 days from when we received it. If we need more "
-             "time, the law lets us extend that once, by up to 45 more days; we would email you before 16 April 2026 to tell you why "
-             "and the new date."),
-    ("gdpr", "We will answer it by 2 April 2026 at the latest: the law gives us one month from when we received it. If we need more "
-             "time, the law lets us extend that by up to two further months; we would email you before 2 April 2026 to tell you why "
-             "and the new date."),
+    ("ccpa", "We will answer it by 16 April 2026 at the latest: the law gives us 45 days from when we received it. If we "
+             "need more time, the law lets us extend that once, by up to 45 more days; we would email you before 16 April 2026 "
+             "to tell you why and the new date."),
+    ("gdpr", "We will answer it by 2 April 2026 at the latest: the law gives us one month from when we received it. If we need "
+             "more time, the law lets us extend that by up to two further months; we would email you before 2 April 2026 to tell "
+             "you why and the new date."),
 ])
-def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_gives(estate, db, settings, mailoutbox,
-                                                                                       django_capture_on_commit_callbacks, jurisdiction, timeline):
+def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_gives(
+        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, timeline):
     received = _filed_and_verified(f"timeline.{jurisdiction}@example.com", django_capture_on_commit_callbacks, mailoutbox,
                                    jurisdiction=jurisdiction, settings=settings)
     assert received.subject == "We have received your request"
@@ -139,12 +139,14 @@ def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_
     assert timeline in " ".join(re.sub(r"<[^>]+>", "", html).split())
 
 
-def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_the_deadline_is_extended(db, mailoutbox,
-                                                                                                           django_capture_on_commit_callbacks):
+def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_the_deadline_is_extended(
+        db, mailoutbox, django_capture_on_commit_callbacks):
     request = request_make(status="processing", email="extended@example.com")
     Request.objects.filter(pk=request.pk).update(jurisdiction="ccpa", due_at=dt.datetime(2026, 4, 16, 12, tzinfo=UTC))
-    with time_machine.travel(dt.datetime(2026, 4, 10, 12, tzinfo=UTC), tick=False), django_capture_on_commit_callbacks(execute=True):
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason="Your data is spread over eleven systems.", days=45)
+    reason = "Your data is spread over eleven systems."
+    six_days_before = time_machine.travel(dt.datetime(2026, 4, 10, 12, tzinfo=UTC), tick=False)
+    with six_days_before, django_capture_on_commit_callbacks(execute=True):
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason=reason, days=45)
     [sent] = mailoutbox
     assert (sent.to, sent.subject) == (["extended@example.com"], "We need more time for your request")
     for text in (sent.body, sent.alternatives[0][0]):
@@ -152,9 +154,9 @@ def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_t
         assert "31 May 2026" in text
 
 
-GDPR_COMPLAINT = ("You also have the right to complain to a data protection authority (a supervisory authority), in particular the one "
-                  "in the country where you live or work, or where you think the law was broken, and the right to take the matter to "
-                  "court.")
+GDPR_COMPLAINT = ("You also have the right to complain to a data protection authority (a supervisory authority), "
+                  "in particular the one in the country where you live or work, or where you think the law was broken, and the "
+                  "right to take the matter to court.")
 CCPA_COMPLAINT = ("You can also file a complaint with the California Privacy Protection Agency, the state agency that enforces "
                   "California privacy law, or with the California Attorney General.")
 
@@ -173,8 +175,8 @@ def test_a_denial_tells_the_person_where_they_can_complain_and_under_the_gdpr_th
 
 
 @pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
-def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain(estate, db, settings, mailoutbox,
-                                                                                  django_capture_on_commit_callbacks, jurisdiction, rights):
+def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain(
+        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
     referred = _filed_and_verified("carol@school.example.org", django_capture_on_commit_callbacks, mailoutbox,
                                    jurisdiction=jurisdiction, settings=settings)
     assert referred.subject == "Your request is handled by your organisation"

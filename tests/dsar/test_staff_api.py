@@ -86,9 +86,11 @@ def _received_1_march_2026() -> Request:
 def test_an_extension_asked_for_after_the_deadline_passed_is_a_409_and_changes_nothing(reviewer):
     request = _received_1_march_2026()
     with time_machine.travel(dt.datetime(2026, 4, 10, 12, tzinfo=dt.UTC), tick=False):
-        answer = reviewer.post(f"/api/v1/staff/requests/{request.pk}/extend", {"reason": "Many systems.", "days": 30}, format="json")
+        answer = reviewer.post(f"/api/v1/staff/requests/{request.pk}/extend", {"reason": "Many systems.", "days": 30},
+                               format="json")
     assert answer.status_code == 409
-    assert answer.json() == {"error": "deadline_passed", "detail": "This request's deadline passed on 2026-04-01; it can no longer be extended."}
+    assert answer.json() == {"error": "deadline_passed",
+                             "detail": "This request's deadline passed on 2026-04-01; it can no longer be extended."}
     stored = Request.objects.get(pk=request.pk)
     assert (stored.due_at, stored.extended_at) == (dt.datetime(2026, 4, 1, 12, tzinfo=dt.UTC), None)
     assert not AuditEntry.objects.filter(request=request, action="extended").exists()
@@ -103,7 +105,8 @@ def test_a_request_that_passed_its_deadline_unanswered_shows_it_and_still_does_o
         denied = reviewer.post(f"/api/v1/staff/requests/{request.pk}/deny", {"reason": "Not the account holder."}, format="json")
     assert (late["overdue"], late["overdue_since"]) == (True, "2026-04-01T12:00:00Z")
     assert denied.status_code == 200
-    assert (denied.json()["status"], denied.json()["overdue"], denied.json()["overdue_since"]) == ("denied", False, "2026-04-01T12:00:00Z")
+    answered = denied.json()
+    assert (answered["status"], answered["overdue"], answered["overdue_since"]) == ("denied", False, "2026-04-01T12:00:00Z")
 
 
 def test_deadlines_follow_the_jurisdiction():
