@@ -15,17 +15,21 @@ class DeadlineRule:
     name: str
     respond_within: relativedelta
     extension: relativedelta
+    # The same periods in the words the person is told them in (the received email).
+    respond_within_words: str
+    extension_words: str
 
 
 RULES = {
     # GDPR Art. 12(3): one month from receipt, extendable by two further months.
-    "gdpr": DeadlineRule("gdpr", relativedelta(months=1), relativedelta(months=2)),
+    "gdpr": DeadlineRule("gdpr", relativedelta(months=1), relativedelta(months=2), "one month", "by up to two further months"),
     # CCPA (Cal. Civ. Code 1798.130): 45 days, extendable once by another 45.
-    "ccpa": DeadlineRule("ccpa", relativedelta(days=45), relativedelta(days=45)),
+    "ccpa": DeadlineRule("ccpa", relativedelta(days=45), relativedelta(days=45), "45 days", "once, by up to 45 more days"),
 }
 
 
 def deadline_rule(jurisdiction: str | None = None) -> DeadlineRule:
+    """The rule of `jurisdiction`, or of the deployment's (DSAR_JURISDICTION) when None."""
     name = jurisdiction or settings.DSAR_JURISDICTION
     try:
         return RULES[name]

@@ -19,7 +19,8 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from connectors.base import Identity, TransientError
@@ -27,13 +28,14 @@ from connectors.registry import connector_get, connector_names
 
 from . import exports, locks, processing
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
-from .models import ConnectorTask, DeadlineNotice, Export, PurgeTally, Request, RequestType, Status, TaskStatus
+from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
 OPEN = (Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
+LAPSED = "lapsed"  # the email, and the notice that it was sent, of a request never verified
 
 
 def _staff_emails(role: str) -> list[str]:
@@ -48,15 +50,23 @@ def _staff_emails(role: str) -> list[str]:
 # --- The jobs -------------------------------------------------------------------------------------------
 
 
+def _unanswered() -> Q:
+    """Requests the person has no answer to yet: open ones, and completed ones whose export waits
+    for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), which is not in their hands until then."""
+    unreleased = Export.objects.filter(request=OuterRef("pk"), released_at__isnull=True, deleted_at__isnull=True)
+    return Q(status__in=OPEN) | (Q(status=Status.COMPLETED) & Exists(unreleased))
+
+
 def deadline_watch(*, now: dt.datetime, limit: int) -> str:
-    """Remind reviewers N days before a request is due (DSAR_REMINDER_DAYS), once per threshold,
-    and escalate to admins once a request is overdue; the assignees of its systems with no API whose
-    tasks still wait for staff are told too."""
+    """Remind reviewers N days before an unanswered request is due (DSAR_REMINDER_DAYS), once per
+    threshold, and escalate to admins once one is overdue; the assignees of its systems with no API
+    whose tasks still wait for staff are told too. An overdue request keeps the deadline it missed
+    (`overdue_since`) whatever happens to it after."""
     sent = 0
     thresholds = [(f"{days}d", now + dt.timedelta(days=days)) for days in sorted(settings.DSAR_REMINDER_DAYS)]
     thresholds.append(("overdue", now))
     for kind, horizon in thresholds:
-        due = Request.objects.filter(status__in=OPEN, due_at__lte=horizon).exclude(deadline_notices__kind=kind)
+        due = Request.objects.filter(_unanswered(), due_at__lte=horizon).exclude(deadline_notices__kind=kind)
         if kind != "overdue":
             due = due.filter(due_at__gt=now)
         for request in due.order_by("due_at")[:limit]:
@@ -64,6 +74,8 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
                 notice, created = DeadlineNotice.objects.get_or_create(request=request, kind=kind, defaults={"sent_at": now})
                 if not created:
                     continue
+                if kind == "overdue":
+                    Request.objects.filter(pk=request.pk, overdue_since__isnull=True).update(overdue_since=F("due_at"))
                 role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
                 manual, assignees = _manual_tasks_waiting(request)
                 audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)
@@ -126,16 +138,34 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
 
 
 def unverified_purge(*, now: dt.datetime, limit: int) -> str:
-    """Delete requests never verified within DSAR_UNVERIFIED_PURGE_DAYS, keeping only a count per
-    day. Their audit entries stay: they hold the request id and what happened, no personal data."""
+    """Tell the person once that a request never verified within DSAR_UNVERIFIED_PURGE_DAYS has
+    lapsed, and how to start again; then delete it, keeping only a count per day. Its audit entries
+    stay: they hold the request id and what happened, no personal data.
+
+    The lapse email is rendered from the request's row when it is sent, as every email is, and a
+    row's emails go with it. So a request is deleted only once its lapse email has left the outbox
+    (sent, or given up after DSAR_EMAIL_GIVE_UP_HOURS): with inline delivery that is later in the
+    same run, with a mail worker usually the next run. No copy of the address outlives the row."""
     cutoff = now - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS)
+    lapsed = Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff)
+    told = Exists(DeadlineNotice.objects.filter(request=OuterRef("pk"), kind=LAPSED))
+    waiting = Exists(OutgoingEmail.objects.filter(request=OuterRef("pk")))
     with transaction.atomic():
-        old = locks.rows_lock_free(Request.objects.filter(status=Status.UNVERIFIED, created_at__lt=cutoff), limit=limit)
+        noticed = locks.rows_lock_free(lapsed.filter(~told, anonymized_at__isnull=True), limit=limit)
+        for request in noticed:
+            DeadlineNotice.objects.create(request=request, kind=LAPSED, sent_at=now)
+            audit_record(request, actor=SYSTEM, action="lapsed",
+                         note=f"not verified within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days")
+            email_on_commit(request, LAPSED, purge_days=str(settings.DSAR_UNVERIFIED_PURGE_DAYS),  # text: see the code email
+                            start_url=settings.DSAR_PUBLIC_URL + reverse("portal:request-new"))
+    with transaction.atomic():
+        # An anonymised request has no one to tell.
+        old = locks.rows_lock_free(lapsed.filter(told | Q(anonymized_at__isnull=False), ~waiting), limit=limit)
         deleted = Request.objects.filter(pk__in=[request.pk for request in old]).delete()[1].get("dsar.Request", 0)
         if deleted:
             tally, _ = PurgeTally.objects.get_or_create(day=now.date())
             PurgeTally.objects.filter(pk=tally.pk).update(count=F("count") + deleted)  # an increment, whoever else adds
-    return f"unverified_purge: {deleted} never-verified requests deleted"
+    return f"unverified_purge: {len(noticed)} lapse emails queued, {deleted} never-verified requests deleted"
 
 
 def record_retention(*, now: dt.datetime, limit: int) -> str:

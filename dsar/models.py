@@ -43,6 +43,8 @@ class Request(models.Model):
     extended_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When it reached a final status.")
+    overdue_since = models.DateTimeField(null=True, blank=True, help_text="The deadline it passed unanswered, found by the "
+                                         "deadline watch; kept whatever happens after.")
 
     code_hash = models.CharField(max_length=64, blank=True)
     code_expires_at = models.DateTimeField(null=True, blank=True)
@@ -244,10 +246,10 @@ class AuditSeal(models.Model):
 
 
 class DeadlineNotice(models.Model):
-    """A deadline reminder or escalation already sent, so each is sent once."""
+    """A deadline reminder or escalation, or a lapse email, already sent, so each is sent once."""
 
     request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="deadline_notices")
-    kind = models.CharField(max_length=16, help_text="'7d', '2d' (days before due) or 'overdue'.")
+    kind = models.CharField(max_length=16, help_text="'7d', '2d' (days before due), 'overdue', or 'lapsed' (never verified).")
     sent_at = models.DateTimeField()
 
     class Meta:

@@ -43,6 +43,7 @@ from django.utils.functional import SimpleLazyObject
 
 from . import verification
 from .cache import cache_redis
+from .deadlines import deadline_rule
 from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
@@ -57,6 +58,7 @@ SUBJECTS = {
     "referred": "Your request is handled by your organisation",
     "failed": "Your request is delayed",
     "expiring": "Your download expires soon",
+    "lapsed": "Your request has lapsed",
     "staff_deadline": "Request deadline",
     "staff_erasure_alert": "Data found after an erasure",
 }
@@ -355,8 +357,10 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
             context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES),
                        "verify_url": settings.DSAR_PUBLIC_URL + reverse("portal:request-verify", args=[request.id])}
         to = [request.email]
-        # Signed only if the template shows it: the code email does not.
-        context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)), **context}
+        # Signed only if the template shows it: the code email does not. The law the request was
+        # filed under gives the periods the person is told (the received email).
+        context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)),
+                   "deadline_rule": deadline_rule(request.jurisdiction), **context}
     message = EmailMultiAlternatives(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message

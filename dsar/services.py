@@ -235,11 +235,16 @@ def _extend_refusal(request: Request) -> Conflict | None:
         return Conflict(f"A {request.status} request has no deadline to extend.", code="illegal_transition")
     if request.extended_at is not None:
         return Conflict("This request's deadline was already extended once.", code="already_extended")
+    # The law lets a deadline be extended while it runs (GDPR Art. 12(3), CCPA): a missed one stays missed.
+    if request.due_at <= timezone.now():
+        return Conflict(f"This request's deadline passed on {request.due_at:%Y-%m-%d}; it can no longer be extended.",
+                        code="deadline_passed")
     return None
 
 
 def request_extend(*, request_id, actor: str, reason: str, days: int) -> Request:
-    """Move the deadline once, by at most the jurisdiction's extension; the subject is told why."""
+    """Move the deadline once, before it passes, by at most the jurisdiction's extension; the
+    subject is emailed the reason and the new date."""
     if not reason.strip():
         raise InvalidInput("A reason is required.", code="reason_required")
     if days < 1:

@@ -16,10 +16,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from dsar import jobs
+from devstack import free_port
+from dsar import jobs, services
+from dsar.errors import Conflict
 from dsar.lifecycle import audit_verify
 from dsar.locks import job_lock
-from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, PurgeTally, Request
+from dsar.models import AuditEntry, ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_user_ensure
 
 from ..factories import request_make
@@ -29,6 +31,7 @@ from ..support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MINUTE = dt.timedelta(minutes=1)
+UTC = dt.UTC
 
 
 def run_at(name: str, when: dt.datetime) -> str:
@@ -64,6 +67,57 @@ def test_deadline_watch_reminds_at_7_and_2_days_and_escalates_once_overdue(staff
     assert recipients == [["adm@example.com", "rev@example.com"]] * 2 + [["adm@example.com"]]
     assert "OVERDUE" in mailoutbox[-1].body
     assert request.email not in "".join(m.body for m in mailoutbox)
+
+
+def _received_1_march_2026(status: str, email: str = "someone@example.com") -> Request:
+    """A request received 1 March 2026 under the GDPR: due 1 April 2026, 12:00 UTC."""
+    request = request_make(status=status, email=email)
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 1, 12, tzinfo=UTC),
+                                                 due_at=dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
+    return Request.objects.get(pk=request.pk)
+
+
+def _kinds(request: Request) -> set[str]:
+    return set(DeadlineNotice.objects.filter(request=request).values_list("kind", flat=True))
+
+
+def test_a_request_found_overdue_keeps_the_deadline_it_missed_whatever_happens_after(staff_mail):
+    request = _received_1_march_2026("pending_review")
+    run_at("deadline_watch", dt.datetime(2026, 4, 1, 11, 59, tzinfo=UTC))
+    assert Request.objects.get(pk=request.pk).overdue_since is None
+    run_at("deadline_watch", dt.datetime(2026, 4, 1, 12, 1, tzinfo=UTC))
+    assert Request.objects.get(pk=request.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+    with time_machine.travel(dt.datetime(2026, 4, 3, 9, tzinfo=UTC), tick=False):
+        with pytest.raises(Conflict):
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason="late anyway", days=30)
+        services.request_deny(request_id=request.pk, actor="staff:rita", reason="Not the account holder.")
+    run_at("deadline_watch", dt.datetime(2026, 4, 4, 12, tzinfo=UTC))
+    answered = Request.objects.get(pk=request.pk)
+    assert (answered.status, answered.due_at, answered.overdue_since) == (
+        "denied", dt.datetime(2026, 4, 1, 12, tzinfo=UTC), dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
+
+
+def test_a_completed_export_staff_have_not_released_stays_on_the_deadline_watch(staff_mail, mailoutbox, settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    held = _received_1_march_2026("completed", "held@example.com")
+    released = _received_1_march_2026("completed", "released@example.com")
+    made = dt.datetime(2026, 3, 20, 12, tzinfo=UTC)
+    for request, released_at in ((held, None), (released, made)):
+        Export.objects.create(request=request, path=f"exports/{request.pk}/test.zip", bytes=6, sha256="0" * 64, created_at=made,
+                              expires_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC), released_at=released_at)
+    timeline = [
+        (dt.datetime(2026, 3, 25, 11, 59, tzinfo=UTC), set()),
+        (dt.datetime(2026, 3, 25, 12, 1, tzinfo=UTC), {"7d"}),
+        (dt.datetime(2026, 3, 30, 12, 1, tzinfo=UTC), {"7d", "2d"}),
+        (dt.datetime(2026, 4, 1, 12, 1, tzinfo=UTC), {"7d", "2d", "overdue"}),
+    ]
+    for when, expected in timeline:
+        run_at("deadline_watch", when)
+        assert (_kinds(held), _kinds(released)) == (expected, set()), when
+    assert Request.objects.get(pk=held.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+    assert Request.objects.get(pk=released.pk).overdue_since is None
+    assert [m.to for m in mailoutbox] == [["adm@example.com", "rev@example.com"]] * 2 + [["adm@example.com"]]
+    assert "OVERDUE" in mailoutbox[-1].body and "The export is made but the person does not have it yet" in mailoutbox[-1].body
 
 
 def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_request(mailoutbox):
@@ -131,6 +185,55 @@ def test_unverified_requests_are_purged_after_seven_days_leaving_a_count_and_the
     assert sum(PurgeTally.objects.values_list("count", flat=True)) == 1
     assert AuditEntry.objects.filter(request_id=request.pk).exists()
     assert audit_verify() == []
+
+
+def test_a_request_never_verified_lapses_with_one_email_saying_how_to_start_again_then_is_deleted(mailoutbox, settings):
+    settings.DSAR_PUBLIC_URL = "https://privacy.example.com"
+    request = request_make(status="unverified", type="deletion", email="lapsing@example.com")
+    anonymised = request_make(status="unverified", email="anon:0123")
+    Request.objects.filter(pk__in=[request.pk, anonymised.pk]).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    Request.objects.filter(pk=anonymised.pk).update(anonymized_at=dt.datetime(2026, 3, 5, tzinfo=UTC))
+
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 11, 59, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 0 never-verified requests deleted")
+    assert mailoutbox == [] and Request.objects.filter(pk=request.pk).exists()
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC)) == (
+        "unverified_purge: 1 lapse emails queued, 2 never-verified requests deleted")
+    [email] = mailoutbox
+    assert (email.to, email.subject) == (["lapsing@example.com"], "Your request has lapsed")
+    html = email.alternatives[0][0]
+    for text in (email.body, html):
+        assert "On 2 March 2026 someone made a request to delete the data we hold about this email address." in text
+        assert "not confirmed within 7 days. So it has lapsed: we have not acted on it, and we are deleting it." in text
+        assert "https://privacy.example.com/request/" in text
+        assert "complain to a data protection authority (a supervisory authority)" in text
+        assert "the right to take the matter to court" in text
+    assert not Request.objects.filter(pk__in=[request.pk, anonymised.pk]).exists()
+    assert list(AuditEntry.objects.filter(request_id=request.pk).values_list("action", flat=True)) == ["filed", "lapsed"]
+
+    run_at("unverified_purge", dt.datetime(2026, 3, 10, 12, tzinfo=UTC))
+    assert len(mailoutbox) == 1
+    assert audit_verify() == []
+
+
+def test_a_lapsed_request_is_kept_until_its_lapse_email_has_left_the_outbox(mailoutbox, settings):
+    request = request_make(status="unverified", email="slow.relay@example.com")
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    # Nothing listens on the port: the relay is down.
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 5
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC)) == (
+        "unverified_purge: 1 lapse emails queued, 0 never-verified requests deleted")
+    assert OutgoingEmail.objects.filter(request=request, template="lapsed").exists()
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 2, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 0 never-verified requests deleted")
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the relay is back
+    run_at("sweeper", dt.datetime(2026, 3, 9, 13, tzinfo=UTC))
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["slow.relay@example.com"], "Your request has lapsed")]
+    assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 14, tzinfo=UTC)) == (
+        "unverified_purge: 0 lapse emails queued, 1 never-verified requests deleted")
+    assert not Request.objects.filter(pk=request.pk).exists() and len(mailoutbox) == 1
 
 
 def test_closed_request_records_are_anonymised_after_24_months_and_the_trail_stays_whole():

@@ -4,9 +4,11 @@ delivers (a worker, rung once a burst), over a real SMTP relay where the relay's
 from __future__ import annotations
 
 import datetime as dt
+import re
 from email import message_from_bytes, policy
 
 import pytest
+import time_machine
 from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.db import transaction
@@ -101,6 +103,85 @@ def test_a_context_holds_json_values_and_datetimes_which_come_back_as_datetimes(
         notifications.email_on_commit(request, "extended", reason="Many systems.", new_due_at=dt.datetime(2027, 3, 4, 12, tzinfo=dt.UTC))
     [sent] = mailoutbox
     assert "by 4 March 2027 at the latest" in sent.body
+
+
+# --- What the emails tell the person the law gives them ----------------------------------------------------
+
+UTC = dt.UTC
+
+
+def _filed_and_verified(email: str, capture, mailoutbox, *, jurisdiction: str, settings):
+    """File and verify a request through the services on 2 March 2026 at noon UTC, under `jurisdiction`."""
+    settings.DSAR_JURISDICTION = jurisdiction
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, tzinfo=UTC), tick=False):
+        with capture(execute=True):
+            request = services.request_create(type="access", email=email)
+        with capture(execute=True):
+            services.request_verify(request_id=request.pk, code=code_from(mailoutbox, email))
+    return mailoutbox[-1]
+
+
+@pytest.mark.parametrize(("jurisdiction", "timeline"), [
+    ("ccpa", "We will answer it by 16 April 2026 at the latest: the law gives us 45 days from when we received it. If we "
+             "need more time, the law lets us extend that once, by up to 45 more days; we would email you before 16 April 2026 "
+             "to tell you why and the new date."),
+    ("gdpr", "We will answer it by 2 April 2026 at the latest: the law gives us one month from when we received it. If we need "
+             "more time, the law lets us extend that by up to two further months; we would email you before 2 April 2026 to tell "
+             "you why and the new date."),
+])
+def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_gives(
+        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, timeline):
+    received = _filed_and_verified(f"timeline.{jurisdiction}@example.com", django_capture_on_commit_callbacks, mailoutbox,
+                                   jurisdiction=jurisdiction, settings=settings)
+    assert received.subject == "We have received your request"
+    assert timeline in " ".join(received.body.split())
+    html = received.alternatives[0][0]
+    assert timeline in " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
+def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_the_deadline_is_extended(
+        db, mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="processing", email="extended@example.com")
+    Request.objects.filter(pk=request.pk).update(jurisdiction="ccpa", due_at=dt.datetime(2026, 4, 16, 12, tzinfo=UTC))
+    reason = "Your data is spread over eleven systems."
+    six_days_before = time_machine.travel(dt.datetime(2026, 4, 10, 12, tzinfo=UTC), tick=False)
+    with six_days_before, django_capture_on_commit_callbacks(execute=True):
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason=reason, days=45)
+    [sent] = mailoutbox
+    assert (sent.to, sent.subject) == (["extended@example.com"], "We need more time for your request")
+    for text in (sent.body, sent.alternatives[0][0]):
+        assert "Your data is spread over eleven systems." in text
+        assert "31 May 2026" in text
+
+
+GDPR_COMPLAINT = ("You also have the right to complain to a data protection authority (a supervisory authority), "
+                  "in particular the one in the country where you live or work, or where you think the law was broken, and the "
+                  "right to take the matter to court.")
+CCPA_COMPLAINT = ("You can also file a complaint with the California Privacy Protection Agency, the state agency that enforces "
+                  "California privacy law, or with the California Attorney General.")
+
+
+@pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
+def test_a_denial_tells_the_person_where_they_can_complain_and_under_the_gdpr_that_they_can_go_to_court(
+        db, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
+    request = request_make(status="pending_review", email="refused@example.com")
+    Request.objects.filter(pk=request.pk).update(jurisdiction=jurisdiction)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_deny(request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
+    [sent] = mailoutbox
+    for text in (sent.body, sent.alternatives[0][0]):
+        assert rights in " ".join(text.split())
+    assert ("court" in sent.body, "California" in sent.body) == ((True, False) if jurisdiction == "gdpr" else (False, True))
+
+
+@pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
+def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain(
+        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
+    referred = _filed_and_verified("carol@school.example.org", django_capture_on_commit_callbacks, mailoutbox,
+                                   jurisdiction=jurisdiction, settings=settings)
+    assert referred.subject == "Your request is handled by your organisation"
+    for text in (referred.body, referred.alternatives[0][0]):
+        assert rights in " ".join(text.split())
 
 
 def test_a_code_replaced_by_a_newer_one_an_expired_code_and_an_anonymised_subject_get_no_email(db, mailoutbox):

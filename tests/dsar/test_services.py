@@ -295,19 +295,51 @@ def _due(request: Request, due_at: dt.datetime) -> Request:
 def test_an_extension_may_reach_two_calendar_months_past_the_due_date_and_no_further(settings, due_at, most_days, limit):
     settings.DSAR_JURISDICTION = "ccpa"  # the law the request was filed under governs it (GDPR), not the deployment's now
     request = _due(request_make(status="pending_review"), due_at)
-    with pytest.raises(InvalidInput) as refused:
-        services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days + 1)
-    assert (refused.value.code, refused.value.detail) == ("extension_too_long", f"The law allows extending to {limit} at the latest.")
+    with time_machine.travel(due_at - dt.timedelta(days=1), tick=False):  # staff extend while the deadline runs
+        with pytest.raises(InvalidInput) as refused:
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days + 1)
+        assert (refused.value.code, refused.value.detail) == (
+            "extension_too_long", f"The law allows extending to {limit} at the latest.")
+        assert _actions(request) == ["filed"] and not OutgoingEmail.objects.filter(request=request).exists()
+        assert Request.objects.get(pk=request.pk).due_at == due_at
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days)
+        extended = Request.objects.get(pk=request.pk)
+        new_due = due_at + dt.timedelta(days=most_days)
+        assert extended.due_at == new_due and extended.extended_at is not None
+        entry = AuditEntry.objects.filter(request=request).last()
+        assert (entry.action, entry.actor, entry.note, entry.data) == (
+            "extended", "staff:rita", "many systems", {"from": due_at.isoformat(), "to": new_due.isoformat()})
+        assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
+            "extended", {"reason": "many systems", "new_due_at": {"$datetime": new_due.isoformat()}})
+
+
+# Received 1 March 2026 under the GDPR: due 1 April 2026.
+DUE = dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("now", [
+    dt.datetime(2026, 4, 1, 12, tzinfo=UTC),  # the moment it passes
+    dt.datetime(2026, 4, 10, 12, tzinfo=UTC),  # nine days late
+])
+def test_a_deadline_that_has_passed_cannot_be_extended_and_the_refusal_changes_nothing(now):
+    request = _due(request_make(status="processing"), DUE)
+    with time_machine.travel(now, tick=False):
+        assert "extend" not in services.request_actions_allowed(request=request)
+        with pytest.raises(Conflict) as refused:
+            services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=30)
+    assert (refused.value.code, refused.value.detail) == (
+        "deadline_passed", "This request's deadline passed on 2026-04-01; it can no longer be extended.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.due_at, stored.extended_at) == (dt.datetime(2026, 4, 1, 12, tzinfo=UTC), None)
     assert _actions(request) == ["filed"] and not OutgoingEmail.objects.filter(request=request).exists()
-    assert Request.objects.get(pk=request.pk).due_at == due_at
-    services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=most_days)
-    extended = Request.objects.get(pk=request.pk)
-    assert extended.due_at == due_at + dt.timedelta(days=most_days) and extended.extended_at is not None
-    entry = AuditEntry.objects.filter(request=request).last()
-    assert (entry.action, entry.actor, entry.note, entry.data) == (
-        "extended", "staff:rita", "many systems", {"from": due_at.isoformat(), "to": (due_at + dt.timedelta(days=most_days)).isoformat()})
-    assert OutgoingEmail.objects.filter(request=request).values_list("template", "context").get() == (
-        "extended", {"reason": "many systems", "new_due_at": {"$datetime": (due_at + dt.timedelta(days=most_days)).isoformat()}})
+
+
+def test_a_deadline_can_be_extended_up_to_the_last_moment_before_it_passes():
+    request = _due(request_make(status="processing"), DUE)
+    with time_machine.travel(dt.datetime(2026, 4, 1, 11, 59, tzinfo=UTC), tick=False):
+        assert "extend" in services.request_actions_allowed(request=request)
+        services.request_extend(request_id=request.pk, actor="staff:rita", reason="many systems", days=30)
+    assert Request.objects.get(pk=request.pk).due_at == dt.datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def test_a_deadline_is_extended_once_only_while_open_and_with_a_reason():

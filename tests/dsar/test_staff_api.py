@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
+from dsar import jobs
 from dsar.deadlines import due_at_for
-from dsar.models import AuditEntry, Request
+from dsar.models import AuditEntry, OutgoingEmail, Request
 
 from ..factories import request_make
 from ..support.flows import file_request
@@ -71,6 +73,40 @@ def test_extend_moves_the_deadline_once_within_the_legal_maximum(api, reviewer, 
     again = reviewer.post(f"/api/v1/staff/requests/{request_id}/extend", {"reason": "more", "days": 1}, format="json")
     assert again.status_code == 409 and again.json()["error"] == "already_extended"
     assert AuditEntry.objects.filter(request_id=request_id, action="extended").count() == 1
+
+
+def _received_1_march_2026() -> Request:
+    """A request under review, received 1 March 2026 under the GDPR: due 1 April 2026, 12:00 UTC."""
+    request = request_make(status="pending_review")
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC),
+                                                 due_at=dt.datetime(2026, 4, 1, 12, tzinfo=dt.UTC))
+    return request
+
+
+def test_an_extension_asked_for_after_the_deadline_passed_is_a_409_and_changes_nothing(reviewer):
+    request = _received_1_march_2026()
+    with time_machine.travel(dt.datetime(2026, 4, 10, 12, tzinfo=dt.UTC), tick=False):
+        answer = reviewer.post(f"/api/v1/staff/requests/{request.pk}/extend", {"reason": "Many systems.", "days": 30},
+                               format="json")
+    assert answer.status_code == 409
+    assert answer.json() == {"error": "deadline_passed",
+                             "detail": "This request's deadline passed on 2026-04-01; it can no longer be extended."}
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.due_at, stored.extended_at) == (dt.datetime(2026, 4, 1, 12, tzinfo=dt.UTC), None)
+    assert not AuditEntry.objects.filter(request=request, action="extended").exists()
+    assert not OutgoingEmail.objects.filter(request=request).exists()
+
+
+def test_a_request_that_passed_its_deadline_unanswered_shows_it_and_still_does_once_answered(reviewer, mailoutbox):
+    request = _received_1_march_2026()
+    jobs.job_run("deadline_watch", now=dt.datetime(2026, 4, 1, 12, 1, tzinfo=dt.UTC))
+    with time_machine.travel(dt.datetime(2026, 4, 2, 9, tzinfo=dt.UTC), tick=False):
+        late = reviewer.get(f"/api/v1/staff/requests/{request.pk}").json()
+        denied = reviewer.post(f"/api/v1/staff/requests/{request.pk}/deny", {"reason": "Not the account holder."}, format="json")
+    assert (late["overdue"], late["overdue_since"]) == (True, "2026-04-01T12:00:00Z")
+    assert denied.status_code == 200
+    answered = denied.json()
+    assert (answered["status"], answered["overdue"], answered["overdue_since"]) == ("denied", False, "2026-04-01T12:00:00Z")
 
 
 def test_deadlines_follow_the_jurisdiction():
