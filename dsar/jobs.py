@@ -107,8 +107,10 @@ def sweeper(*, now: dt.datetime, limit: int) -> str:
 
 
 def export_expiry(*, now: dt.datetime, limit: int) -> str:
-    """Warn a day before an export expires; at expiry delete its file and mark the request expired;
-    so too, at once, for the export of a person whose data a deletion erased since it was made."""
+    """Warn a day before a released export expires; at expiry delete its file and mark the request
+    expired; so too, at once, for the export of a person whose data a deletion erased since it was
+    made. An export staff have not released does not expire: the person never had it (it stays on
+    the deadline watch, and its download period starts at release)."""
     warned = expired = 0
     soon = Export.objects.filter(deleted_at__isnull=True, warned_at__isnull=True, released_at__isnull=False,
                                  expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=1))
@@ -118,7 +120,7 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
                 email_on_commit(export.request, "expiring", download_url=exports.download_url(export), expires_at=export.expires_at)
                 warned += 1
     live = Export.objects.filter(deleted_at__isnull=True)
-    ended = live.filter(expires_at__lte=now).values_list("request_id", flat=True)[:limit]
+    ended = live.filter(released_at__isnull=False, expires_at__lte=now).values_list("request_id", flat=True)[:limit]
     erased = set(live.erased().values_list("request_id", flat=True)[:limit])
     for request_id in [*erased, *ended][:limit]:
         note = "the person's data was erased by a later request" if request_id in erased else "the export's download period ended"

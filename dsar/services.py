@@ -277,14 +277,16 @@ def _release_refusal(request: Request, export: Export | None) -> Conflict | None
 
 def request_release(*, request_id, actor: str, note: str = "") -> Request:
     """Release a completed access request's export to the subject after review (when the
-    deployment reviews exports before release). The subject is emailed the download link."""
+    deployment reviews exports before release). The subject is emailed the download link, which
+    works for DSAR_EXPORT_TTL_DAYS from now: the download period starts when the person can use it."""
     with transaction.atomic():
         request = _locked(request_id)
         export = locks.export_lock(request.pk)
         if refusal := _release_refusal(request, export):
             raise refusal
         export.released_at = timezone.now()
-        export.save(update_fields=["released_at"])
+        export.expires_at = export.released_at + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
+        export.save(update_fields=["released_at", "expires_at"])
         audit_record(request, actor=actor, action="released", note=note)
         email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
     return request

@@ -142,6 +142,21 @@ def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_
     assert len(mailoutbox) == 1
 
 
+def test_an_export_staff_have_not_released_is_neither_warned_about_nor_deleted_when_its_period_would_have_ended(mailoutbox):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    request = request_make(status="completed")
+    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(b"PK zip"))
+    expires = timezone.now() + dt.timedelta(days=7)
+    Export.objects.create(request=request, path=path, bytes=6, sha256="0" * 64, created_at=timezone.now(), expires_at=expires)
+    run_at("export_expiry", expires - dt.timedelta(hours=12))
+    run_at("export_expiry", expires + dt.timedelta(days=30))
+    assert default_storage.exists(path) and Request.objects.get(pk=request.pk).status == "completed"
+    assert Export.objects.get(request=request).deleted_at is None
+    assert not mailoutbox
+
+
 def test_the_export_of_a_person_whose_data_a_later_deletion_erased_stops_working_at_once_and_is_deleted_by_the_next_run():
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage

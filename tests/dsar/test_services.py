@@ -404,15 +404,17 @@ def test_a_release_is_audited_with_who_released_it_and_their_note_if_any(setting
         "released", "staff:rita", note, "completed", "completed")
 
 
-def test_a_released_export_is_emailed_with_a_link_that_downloads_it_and_when_the_link_ends(
+def test_a_released_export_is_emailed_with_a_link_that_downloads_it_and_ends_its_period_after_release(
         settings, client, mailoutbox, django_capture_on_commit_callbacks):
-    settings.DSAR_REVIEW_BEFORE_RELEASE, settings.DSAR_PUBLIC_URL = True, "https://privacy.example.com"
+    settings.DSAR_REVIEW_BEFORE_RELEASE, settings.DSAR_PUBLIC_URL, settings.DSAR_EXPORT_TTL_DAYS = True, "https://privacy.example.com", 7
     request = request_make(status="completed", email="reader@example.com")
     path = default_storage.save(f"exports/{request.pk}/export.zip", ContentFile(b"PK the export"))
-    Export.objects.create(request=request, path=path, bytes=13, sha256="0" * 64, created_at=timezone.now(),
-                          expires_at=dt.datetime(2031, 1, 14, 9, 30, tzinfo=UTC))
-    with django_capture_on_commit_callbacks(execute=True):
+    # made three weeks before staff released it: its 7 days start at release, not when it was made
+    Export.objects.create(request=request, path=path, bytes=13, sha256="0" * 64, created_at=dt.datetime(2030, 12, 17, 9, 30, tzinfo=UTC),
+                          expires_at=dt.datetime(2030, 12, 24, 9, 30, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2031, 1, 7, 9, 30, tzinfo=UTC), tick=False), django_capture_on_commit_callbacks(execute=True):
         services.request_release(request_id=request.pk, actor="staff:rita")
+    assert Export.objects.get(request=request).expires_at == dt.datetime(2031, 1, 14, 9, 30, tzinfo=UTC)
     [message] = [message for message in mailoutbox if message.to == ["reader@example.com"]]
     assert "The link works until 14 January 2031, 09:30 UTC." in message.body
     link = re.search(rf"https://privacy\.example\.com(/api/v1/requests/{request.pk}/download/\S+)", message.body)
