@@ -11,7 +11,7 @@ from dateutil.relativedelta import relativedelta
 
 from connectors.base import OBSERVED, PROVIDED, Identity, Record, Retained, Source, TransientError
 from connectors.registry import connector_get
-from connectors.sql import BATCH, SqlConnector, dataset_load
+from connectors.sql import BATCH, SqlConnector, dataset_load, sibling_database_url
 from estate.loader import EstateError, estate_load, estate_parse
 from estate.stores import estate_database_url
 
@@ -578,3 +578,18 @@ def test_retention_counts_back_from_the_current_time_in_utc_whatever_zone_the_da
     assert (receipt.erased, [(r.category, r.count) for r in receipt.retained]) == ({"interests": 1}, [("interests", 1)])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id FROM visit")).scalars().all() == [1]
+
+
+@pytest.mark.parametrize(("database", "expected"), [
+    ({"HOST": "db.internal", "PORT": "6432", "USER": "dsar", "PASSWORD": "s@cret", "NAME": "dsar"},
+     "postgresql+psycopg://dsar:s%40cret@db.internal:6432/dsar_accounts"),
+    ({"HOST": "/run/postgresql", "PORT": "", "USER": "postgres", "PASSWORD": "", "NAME": "product"},
+     "postgresql+psycopg://postgres@/product_accounts?host=%2Frun%2Fpostgresql"),
+    ({"HOST": "", "PORT": "", "USER": "", "PASSWORD": "", "NAME": "dsar"}, "postgresql+psycopg:///dsar_accounts"),
+])
+def test_a_system_with_no_url_lives_beside_the_products_database_on_its_server(monkeypatch, database, expected):
+    from django.db import connections
+
+    for key, value in database.items():
+        monkeypatch.setitem(connections["default"].settings_dict, key, value)
+    assert sibling_database_url("accounts") == expected
