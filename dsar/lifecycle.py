@@ -70,7 +70,9 @@ def request_transition(
     update_fields: Iterable[str] = (),
 ) -> AuditEntry:
     """Apply `action` to a request locked by `locks.request_lock`, saving `update_fields` too, and
-    audit it in the same transaction. Raises IllegalTransition when the status does not allow it."""
+    audit it in the same transaction. Raises IllegalTransition when the status does not allow it.
+    A request closed after its due date keeps the deadline it missed (`overdue_since`), though the
+    deadline watch, which records it otherwise, had not run since."""
     to = transition_target(request.status, action)
     if to is None:
         raise IllegalTransition(request, action)
@@ -80,6 +82,9 @@ def request_transition(
     if to in FINAL:
         request.closed_at = timezone.now()
         update_fields.append("closed_at")
+        if from_status not in FINAL and request.due_at is not None and request.due_at < request.closed_at and request.overdue_since is None:
+            request.overdue_since = request.due_at
+            update_fields.append("overdue_since")
     request.save(update_fields=update_fields)
     return audit_record(request, actor=actor, action=action, from_status=from_status, to_status=to, note=note, data=data)
 

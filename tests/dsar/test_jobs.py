@@ -97,6 +97,16 @@ def test_a_request_found_overdue_keeps_the_deadline_it_missed_whatever_happens_a
         "denied", dt.datetime(2026, 4, 1, 12, tzinfo=UTC), dt.datetime(2026, 4, 1, 12, tzinfo=UTC))
 
 
+def test_a_request_answered_after_its_due_date_keeps_the_deadline_it_missed_though_no_watch_ran_between():
+    late, in_time = _received_1_march_2026("pending_review", "late@example.com"), _received_1_march_2026("pending_review", "prompt@example.com")
+    with time_machine.travel(dt.datetime(2026, 4, 1, 12, 30, tzinfo=UTC), tick=False):
+        services.request_deny(request_id=late.pk, actor="staff:rita", reason="Not the account holder.")
+    with time_machine.travel(dt.datetime(2026, 4, 1, 11, 30, tzinfo=UTC), tick=False):
+        services.request_deny(request_id=in_time.pk, actor="staff:rita", reason="Not the account holder.")
+    assert Request.objects.get(pk=late.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+    assert Request.objects.get(pk=in_time.pk).overdue_since is None
+
+
 def test_a_completed_export_staff_have_not_released_stays_on_the_deadline_watch(staff_mail, mailoutbox, settings):
     settings.DSAR_REVIEW_BEFORE_RELEASE = True
     held = _received_1_march_2026("completed", "held@example.com")
