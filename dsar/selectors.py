@@ -51,14 +51,26 @@ ORDERINGS = {
 RECENT_DAYS = 30
 
 
+def unanswered_q() -> Q:
+    """Requests the person has no answer to yet: open ones, and completed ones whose export waits
+    for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), which is not in their hands until then."""
+    waiting = Q(export__isnull=False, export__released_at__isnull=True, export__deleted_at__isnull=True)
+    return Q(status__in=OPEN_STATUSES) | Q(status=Status.COMPLETED) & waiting
+
+
 def overdue_q(now: dt.datetime) -> Q:
-    """Still open and past its deadline. Closed requests have no deadline left to miss."""
-    return Q(status__in=OPEN_STATUSES, due_at__lt=now)
+    """Unanswered and past its deadline. Answered requests have no deadline left to miss."""
+    return unanswered_q() & Q(due_at__lt=now)
 
 
 def request_overdue(request: Request, *, now: dt.datetime | None = None) -> bool:
-    """The same test as `overdue_q`, for one request already loaded."""
-    return request.status in OPEN_STATUSES and request.due_at < (now or timezone.now())
+    """The same test as `overdue_q`, for one request already loaded (with its export, if any)."""
+    if request.due_at >= (now or timezone.now()):
+        return False
+    if request.status in OPEN_STATUSES:
+        return True
+    export = getattr(request, "export", None)
+    return request.status == Status.COMPLETED and export is not None and export.released_at is None and export.deleted_at is None
 
 
 def request_list(
@@ -76,7 +88,7 @@ def request_list(
     part of the email, ignoring case.
     """
     now = now or timezone.now()
-    queryset = Request.objects.all()
+    queryset = Request.objects.select_related("export")  # whether a completed one waits for release
     if status:
         queryset = queryset.filter(status=status)
     if type:

@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from dsar import jobs
 from dsar.deadlines import due_at_for
-from dsar.models import AuditEntry, OutgoingEmail, Request
+from dsar.models import AuditEntry, Export, OutgoingEmail, Request
 
 from ..factories import request_make
 from ..support.flows import file_request
@@ -33,6 +34,20 @@ def _with_token(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
+
+
+def test_a_completed_export_waiting_for_release_past_its_due_date_is_overdue_and_a_released_one_is_not(reviewer):
+    past = timezone.now() - dt.timedelta(days=3)
+    held = request_make(status="completed", email="held@example.com")
+    released = request_make(status="completed", email="released@example.com")
+    for request, released_at in ((held, None), (released, past)):
+        Request.objects.filter(pk=request.pk).update(due_at=past)
+        Export.objects.create(request=request, path=f"exports/{request.pk}/x.zip", bytes=1, sha256="0" * 64, created_at=past,
+                              expires_at=past + dt.timedelta(days=30), released_at=released_at)
+    listed = {r["email"]: r["overdue"] for r in reviewer.get("/api/v1/staff/requests").json()["results"]}
+    assert listed == {"held@example.com": True, "released@example.com": False}
+    assert [r["email"] for r in reviewer.get("/api/v1/staff/requests?overdue=true").json()["results"]] == ["held@example.com"]
+    assert reviewer.get(f"/api/v1/staff/requests/{held.pk}").json()["overdue"] is True
 
 
 def test_the_queue_filters_and_sorts_by_due_date(reviewer):
