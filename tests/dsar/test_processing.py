@@ -870,6 +870,20 @@ def test_the_sweeper_leaves_work_whose_request_stopped_processing_while_it_waite
     assert ConnectorTask.objects.get(pk=first.pk).status == "running"  # left for good: its request failed
     # revived and rung for: a worker of this test run may have claimed it since
     assert dict(ConnectorTask.objects.values_list("pk", "sweeps")) == {first.pk: 0, second.pk: 1}
+    # Leave that worker nothing to do, and let what it started end before the tables are emptied:
+    # its transaction and the emptying's TRUNCATE could otherwise deadlock.
+    Request.objects.filter(pk=other.pk).update(status="failed")
+    wait_for(lambda: not _others_in_a_transaction(), timeout=60, what="other sessions to end their transactions")
+
+
+def _others_in_a_transaction() -> int:
+    """How many other backends of this database are running a statement or hold a transaction open."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                       " AND backend_type = 'client backend'"
+                       " AND (state = 'active' OR state LIKE 'idle in transaction%%')")
+        return cursor.fetchone()[0]
 
 
 def _swept(now: dt.datetime) -> dict:
