@@ -30,11 +30,11 @@ from . import exports, locks, processing
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
 from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
+from .selectors import unanswered_q
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
-OPEN = (Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
 LAPSED = "lapsed"  # the email, and the notice that it was sent, of a request never verified
 
 
@@ -50,13 +50,6 @@ def _staff_emails(role: str) -> list[str]:
 # --- The jobs -------------------------------------------------------------------------------------------
 
 
-def _unanswered() -> Q:
-    """Requests the person has no answer to yet: open ones, and completed ones whose export waits
-    for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), which is not in their hands until then."""
-    unreleased = Export.objects.filter(request=OuterRef("pk"), released_at__isnull=True, deleted_at__isnull=True)
-    return Q(status__in=OPEN) | (Q(status=Status.COMPLETED) & Exists(unreleased))
-
-
 def deadline_watch(*, now: dt.datetime, limit: int) -> str:
     """Remind reviewers N days before an unanswered request is due (DSAR_REMINDER_DAYS), once per
     threshold, and escalate to admins once one is overdue; the assignees of its systems with no API
@@ -66,7 +59,9 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
     thresholds = [(f"{days}d", now + dt.timedelta(days=days)) for days in sorted(settings.DSAR_REMINDER_DAYS)]
     thresholds.append(("overdue", now))
     for kind, horizon in thresholds:
-        due = Request.objects.filter(_unanswered(), due_at__lte=horizon).exclude(deadline_notices__kind=kind)
+        # Unanswered (an export waiting for release too), and verified: staff chase nothing the person never confirmed.
+        due = (Request.objects.filter(unanswered_q(), due_at__lte=horizon).exclude(status=Status.UNVERIFIED)
+               .exclude(deadline_notices__kind=kind))
         if kind != "overdue":
             due = due.filter(due_at__gt=now)
         for request in due.order_by("due_at")[:limit]:
