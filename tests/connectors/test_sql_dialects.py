@@ -78,13 +78,14 @@ class _OnMidsummer(SqlConnector):
 
 @pytest.fixture
 def connect(tmp_path):
-    """A connector over `url` with the dataset `text`, the mask key `k`; closed after the test."""
+    """A connector over `url` with the dataset `text`, the mask key `k`, whose clock is `at`'s
+    (midsummer noon unless told); closed after the test."""
     made: list[SqlConnector] = []
 
-    def make(url: str, text: str) -> SqlConnector:
+    def make(url: str, text: str, at: type[SqlConnector] = _OnMidsummer) -> SqlConnector:
         path = tmp_path / "shop.yaml"
         path.write_text(text)
-        made.append(_OnMidsummer(name="shop", dataset=dataset_load(path), url=url, mask_key="k"))
+        made.append(at(name="shop", dataset=dataset_load(path), url=url, mask_key="k"))
         return made[-1]
 
     yield make
@@ -393,22 +394,18 @@ def host_in_kolkata():
     time.tzset()
 
 
-def test_retention_counts_back_the_same_whatever_zone_the_clock_and_the_host_give_times_in(database, tmp_path, host_in_kolkata):
+def test_retention_counts_back_the_same_whatever_zone_the_clock_and_the_host_give_times_in(database, connect, host_in_kolkata):
     _run(database, f"CREATE TABLE visit (id integer PRIMARY KEY, email varchar(200) NOT NULL, seen {_times(database)} NOT NULL)")
     # Six years before noon UTC on 15 June 2026: the 14:00 visit is inside them, the 11:00 one past them.
     _rows(database, visit=[{"id": 1, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 14, 0, tzinfo=UTC)},
                            {"id": 2, "email": "ada@example.com", "seen": dt.datetime(2020, 6, 15, 11, 0, tzinfo=UTC)}])
-    path = tmp_path / "shop.yaml"
-    path.write_text("system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    columns: {seen: interests}\n"
-                    "    retain: {years: 6, basis: legitimate_interests, reason: Fraud checks, date_column: seen}\n")
-    connector = _OnMidsummerInKarachi(name="shop", dataset=dataset_load(path), url=database)
-    try:
-        assert connector.erase(Identity(email="ada@example.com")).steps == [
-            ErasureStep("shop.visit", "kept", "interests", 1, "Fraud checks (legitimate_interests)", dt.date(2026, 6, 15)),
-            ErasureStep("shop.visit", "deleted", "interests", 1),
-        ]
-    finally:
-        connector.close()
+    connector = connect(database, "system: shop\ntables:\n  - name: visit\n    identity: {email: email}\n    columns: {seen: interests}\n"
+                                  "    retain: {years: 6, basis: legitimate_interests, reason: Fraud checks, date_column: seen}\n",
+                        at=_OnMidsummerInKarachi)
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.visit", "kept", "interests", 1, "Fraud checks (legitimate_interests)", dt.date(2026, 6, 15)),
+        ErasureStep("shop.visit", "deleted", "interests", 1),
+    ]
     assert _select(database, "SELECT id FROM visit") == [(1,)]
 
 
@@ -591,30 +588,20 @@ class _InTheAfternoon(SqlConnector):
         return dt.datetime(2026, 6, 15, 16, 0, tzinfo=UTC)
 
 
-def test_a_row_dated_by_a_day_is_kept_until_that_day_in_utc_whatever_zone_the_postgresql_session_is_in(tmp_path):
-    estate_database_drop("dialects")
-    estate_database_ensure("dialects")
-    url = estate_database_url("dialects")
-    try:
-        _run(url, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date NOT NULL, total integer)")
-        _rows(url, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2020, 6, 16), "total": 120},
-                            {"id": 2, "email": "ada@example.com", "issued": dt.date(2020, 6, 15), "total": 80}])
-        path = tmp_path / "shop.yaml"
-        path.write_text("system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
-                        "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n")
-        in_tokyo = sa.engine.make_url(url).update_query_dict({"options": "-c TimeZone=Asia/Tokyo"}).render_as_string(hide_password=False)
-        connector = _InTheAfternoon(name="shop", dataset=dataset_load(path), url=in_tokyo)
-        try:
-            # kept until 16 June 2026 (UTC), which has not begun; the one of the 15th has ended
-            assert connector.erase(Identity(email="ada@example.com")).steps == [
-                ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2026, 6, 16)),
-                ErasureStep("shop.invoice", "deleted", "payment", 1),
-            ]
-        finally:
-            connector.close()
-        assert _select(url, "SELECT id FROM invoice ORDER BY id") == [(1,)]
-    finally:
-        estate_database_drop("dialects")
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_row_dated_by_a_day_is_kept_until_that_day_in_utc_whatever_zone_the_postgresql_session_is_in(database, connect):
+    _run(database, "CREATE TABLE invoice (id integer PRIMARY KEY, email varchar(200) NOT NULL, issued date NOT NULL, total integer)")
+    _rows(database, invoice=[{"id": 1, "email": "ada@example.com", "issued": dt.date(2020, 6, 16), "total": 120},
+                             {"id": 2, "email": "ada@example.com", "issued": dt.date(2020, 6, 15), "total": 80}])
+    in_tokyo = sa.engine.make_url(database).update_query_dict({"options": "-c TimeZone=Asia/Tokyo"}).render_as_string(hide_password=False)
+    connector = connect(in_tokyo, "system: shop\ntables:\n  - name: invoice\n    identity: {email: email}\n    columns: {total: payment}\n"
+                                  "    retain: {years: 6, basis: legal_obligation, reason: Tax law, date_column: issued}\n", at=_InTheAfternoon)
+    # kept until 16 June 2026 (UTC), which has not begun; the one of the 15th has ended
+    assert connector.erase(Identity(email="ada@example.com")).steps == [
+        ErasureStep("shop.invoice", "kept", "payment", 1, "Tax law (legal_obligation)", dt.date(2026, 6, 16)),
+        ErasureStep("shop.invoice", "deleted", "payment", 1),
+    ]
+    assert _select(database, "SELECT id FROM invoice ORDER BY id") == [(1,)]
 
 
 def test_a_row_the_retention_rule_cannot_date_is_erased_and_counted_not_left_unmentioned(database, connect):
