@@ -256,18 +256,6 @@ def test_values_of_each_kind_come_out_as_json_values_and_times_with_a_zone_in_ut
     assert all(r.collected_at is None or r.collected_at.utcoffset() == dt.timedelta(0) for r in records)
 
 
-def test_a_connection_lost_while_a_table_streams_is_a_transient_error(kinds):
-    connector, email = kinds
-    _run("accounts", "INSERT INTO kinds (user_id, n) SELECT u.id, g FROM users u, generate_series(1, :rows) g WHERE u.email = :e",
-         rows=3 * BATCH, e=email)
-    items = connector.gather(Identity(email=email))
-    for _ in range(1 + BATCH + 1):  # the user's record, the first batch, and one row of the streamed rest
-        next(items)
-    _run("accounts", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-    with pytest.raises(TransientError, match="database unavailable"):
-        list(items)
-
-
 # --- Retention: a day either side of the rule ----------------------------------------------------------
 
 

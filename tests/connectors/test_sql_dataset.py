@@ -32,30 +32,30 @@ def test_a_row_is_kept_until_ten_years_after_its_date(dated, until):
 # --- A file's mistakes, each named by where it is --------------------------------------------------------
 
 
-def test_a_file_that_is_not_yaml_is_refused_naming_the_file_and_where_the_yaml_breaks(tmp_path):
+def _refusal(tmp_path, text: str) -> tuple[str, str]:
+    """The file `text` written as shop.yaml: its path, and the message dataset_load refuses it with."""
     path = tmp_path / "shop.yaml"
-    path.write_text("system: shop\ntables: [customer\n")
+    path.write_text(text)
     with pytest.raises(DatasetError) as refused:
         dataset_load(path)
-    assert str(refused.value).split("\n")[:2] == [f"{path}: not YAML: while parsing a flow sequence", '  in "<unicode string>", line 2, column 9:']
+    return str(path), str(refused.value)
+
+
+def test_a_file_that_is_not_yaml_is_refused_naming_the_file_and_where_the_yaml_breaks(tmp_path):
+    path, message = _refusal(tmp_path, "system: shop\ntables: [customer\n")
+    assert message.split("\n")[:2] == [f"{path}: not YAML: while parsing a flow sequence", '  in "<unicode string>", line 2, column 9:']
 
 
 def test_each_mistake_of_a_file_is_on_a_line_of_its_own_named_by_its_path_from_the_top_of_the_file(tmp_path):
-    path = tmp_path / "shop.yaml"
-    path.write_text("system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n"
-                    "    columns: {email: no_such_category}\n    erase: shred\n")
-    with pytest.raises(DatasetError) as refused:
-        dataset_load(path)
-    assert str(refused.value).split("\n") == [
+    path, message = _refusal(tmp_path, "system: shop\ntables:\n  - name: customer\n    identity: {email: email}\n"
+                                       "    columns: {email: no_such_category}\n    erase: shred\n")
+    assert message.split("\n") == [
         f"{path}: tables[0].columns.email.category: 'no_such_category' is not a category of the taxonomy",
         f"{path}: tables[0].erase: Input should be 'delete', 'null', 'mask' or 'keep'",
     ]
 
 
 def test_a_setting_the_file_does_not_know_is_named_as_it_is_written(tmp_path):
-    path = tmp_path / "shop.yaml"
-    path.write_text("system: shop\nX-owner: data team\ntables:\n  - name: customer\n    identity: {email: email}\n"
-                    "    columns: {email: name_contact}\n")
-    with pytest.raises(DatasetError) as refused:
-        dataset_load(path)
-    assert str(refused.value) == f"{path}: X-owner: is not a known setting"
+    path, message = _refusal(tmp_path, "system: shop\nX-owner: data team\ntables:\n  - name: customer\n    identity: {email: email}\n"
+                                       "    columns: {email: name_contact}\n")
+    assert message == f"{path}: X-owner: is not a known setting"
