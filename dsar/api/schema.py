@@ -24,17 +24,22 @@ def forbid_unknown_request_fields(result, generator, request, public):
     return result
 
 
+def _operations(result):
+    """Every operation of the document."""
+    for operations in result.get("paths", {}).values():
+        yield from operations.values()
+
+
+def _error_answer(description: str) -> dict:
+    return {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}, "description": description}
+
+
 def document_malformed_request_answer(result, generator, request, public):
     """Any call can be malformed before a view sees it (a Host the server does not serve, a
     Content-Length that is not a number): every operation may answer 400 in the error shape."""
-    for operations in result.get("paths", {}).values():
-        for operation in operations.values():
-            operation.get("responses", {}).setdefault("400", {
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                "description": "The request is malformed.",
-            })
+    for operation in _operations(result):
+        operation.setdefault("responses", {}).setdefault("400", _error_answer("The request is malformed."))
     return result
-
 
 
 HTTPS_REQUIRED = "Behind TLS, a call made over plain HTTP is refused (`https_required`), never redirected to HTTPS."
@@ -44,14 +49,10 @@ def document_https_required_answer(result, generator, request, public):
     """Behind TLS any call over plain HTTP is refused with 403 before a view sees it
     (dsar/middleware.py, HttpsOnlyApiMiddleware): every operation may answer 403 in the error shape;
     a staff operation, which already may (`forbidden`), says both."""
-    for operations in result.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            if "403" in responses:
-                responses["403"]["description"] = f"The caller may not do this (`forbidden`). {HTTPS_REQUIRED}"
-            else:
-                responses["403"] = {
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    "description": HTTPS_REQUIRED,
-                }
+    for operation in _operations(result):
+        responses = operation.setdefault("responses", {})
+        if "403" in responses:
+            responses["403"]["description"] = f"The caller may not do this (`forbidden`). {HTTPS_REQUIRED}"
+        else:
+            responses["403"] = _error_answer(HTTPS_REQUIRED)
     return result
