@@ -1121,19 +1121,15 @@ def test_a_worker_that_finishes_the_last_task_under_a_short_time_limit_rings_and
     assert (completed.status, completed.result["erased"]) == ("completed", {"feedback_ratings": 1})
 
 
-def _task_run_on_a_connection_of_its_own(task_id: int) -> None:
+def _task_run_on_a_connection_of_its_own(task_id: int, backends: list[int]) -> None:
+    """Run the task in this thread, on its own connection, whose backend's pid goes into `backends` first."""
     try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(cursor.fetchone()[0])
         processing.task_run(task_id)
     finally:
         connection.close()
-
-
-def _backends_since(started: dt.datetime) -> list[int]:
-    """The pids of this database's backends opened at or after `started`, but this connection's."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                       " AND backend_start >= %s", [started])
-        return [row[0] for row in cursor.fetchall()]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -1144,12 +1140,12 @@ def test_a_task_whose_database_connection_drops_while_its_connector_works_is_ret
     probe_plan(email, sleep=3, records=1)
     request = request_make(status="processing", type="deletion", email=email)
     task = _task(request)
-    started = timezone.now()
+    backends = []
     with caplog.at_level("WARNING", logger="dsar.processing"):
-        run = threading.Thread(target=_task_run_on_a_connection_of_its_own, args=(task.pk,))
+        run = threading.Thread(target=_task_run_on_a_connection_of_its_own, args=(task.pk, backends))
         run.start()
         wait_for(lambda: probe_calls(email) == 1, timeout=60, what="the connector to be called")
-        [backend] = _backends_since(started)  # the worker's connection, idle while the connector works
+        [backend] = backends  # the worker's connection, idle while the connector works
         assert _terminate(backend)
         run.join(60)
     stored = ConnectorTask.objects.get(pk=task.pk)
