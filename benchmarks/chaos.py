@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -149,41 +150,59 @@ class Chaos:
                 "SELECT count(*) FROM dsar_request WHERE id = ANY(%s::uuid[]) AND status IN ('completed', 'failed')", [ids]
             ).fetchone()[0]
 
-    def inject(self) -> None:
-        """Fire each fault once the batch has progressed past a random point of it."""
-        faults = [(self.rng.uniform(0.05, 0.85), "kill") for _ in range(self.kills_wanted)]
-        faults += [(self.rng.uniform(0.3, 0.6), "broker") for _ in range(self.restarts_wanted)]
-        for threshold, fault in sorted(faults):
+    def inject(self, fault: Callable[[], None], thresholds: list[float]) -> None:
+        """Fire `fault` once the batch has progressed past each threshold (a share of the batch)."""
+        for threshold in sorted(thresholds):
             while self.progress() < threshold * self.requests_n:
                 if self.stop.wait(0.05):
                     return
             time.sleep(self.rng.uniform(0, 0.3))
-            self.worker_kill() if fault == "kill" else self.broker_restart()
+            fault()
 
     def worker_kill(self) -> None:
         """SIGKILL a pool process, or its whole worker, while it holds a task or a final step, so the
-        kill cuts real work short: the holder is stopped (SIGSTOP) first and killed only if the row
-        is still its own, so work finishing at that instant is not mistaken for work cut short.
-        If nothing is held for AIM_SECONDS, a worker is killed idle."""
+        kill cuts real work short. Every worker process is stopped (SIGSTOP) before the rows are
+        read: a stopped process can neither finish nor claim work, so the row it holds is still its
+        own when it dies, however short the work. If nothing is held for AIM_SECONDS, a worker is
+        killed idle; once the batch has ended there is no kill."""
         deadline = time.monotonic() + AIM_SECONDS
-        while time.monotonic() < deadline and not self.stop.is_set():
-            held = self._held()
-            number = None
-            if held:
-                claim, pid = self.rng.choice(held)
-                number = self._worker_of(pid)
-            if number is None:
-                time.sleep(0.01)
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-                if not self._still_held(claim):
-                    os.kill(pid, signal.SIGCONT)
-                    continue
-                self._kill(number, pid)
-                self.kills_on_work += 1
+        while time.monotonic() < deadline:
+            if self.stop.is_set():
+                note("chaos: the batch ended before this kill found work: no kill")
                 return
+            stopped = self._workers_stop()
+            try:
+                held = [(claim, pid) for claim, pid in self._held() if pid in stopped]
+                if held:
+                    claim, pid = self.rng.choice(held)
+                    note(f"chaos: {claim} holds work at {self.progress()}/{self.requests_n} done")
+                    self._workers_continue(stopped - {pid})
+                    self._kill(self._worker_of(pid), pid)
+                    self.kills_on_work += 1
+                    return
+            finally:
+                self._workers_continue(stopped)
+            time.sleep(0.01)
+        note(f"chaos: nothing held for {AIM_SECONDS:.0f} s: a worker is killed idle")
         self._kill(self.rng.randrange(self.workers), None)
+
+    def _workers_stop(self) -> set[int]:
+        """SIGSTOP every worker process, pool processes first; the pids stopped."""
+        stopped = set()
+        for number in range(self.workers):
+            parent = self.product.processes[1 + number].pid
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for pid in [child.pid for child in psutil.Process(parent).children()] + [parent]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.add(pid)
+        return stopped
+
+    @staticmethod
+    def _workers_continue(stopped: set[int]) -> None:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def _held(self) -> list[tuple[str, int]]:
         """(claimed_by, pid) of every task and final step running now."""
@@ -193,14 +212,6 @@ class Chaos:
                    UNION ALL SELECT claimed_by FROM dsar_finalstep WHERE status = 'running'"""
             ).fetchall()
         return [(claim, int(claim.rsplit(":", 1)[1])) for (claim,) in rows if claim]
-
-    def _still_held(self, claim: str) -> bool:
-        with self.product.sql() as conn:
-            return conn.execute(
-                """SELECT EXISTS (SELECT 1 FROM dsar_connectortask WHERE status = 'running' AND claimed_by = %s)
-                       OR EXISTS (SELECT 1 FROM dsar_finalstep WHERE status = 'running' AND claimed_by = %s)""",
-                [claim, claim],
-            ).fetchone()[0]
 
     def _worker_of(self, pid: int) -> int | None:
         for number in range(self.workers):
@@ -343,15 +354,22 @@ class Chaos:
         try:
             mailbox, session = Mailbox(self.product.mail), requests.Session()
             session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
-            injector = threading.Thread(target=self.inject, daemon=True)
-            injector.start()
+            # Kills and broker restarts on threads of their own: a kill waits for work to hit, an
+            # outage lasts seconds, and neither should push the other past the end of the batch.
+            injectors = [
+                threading.Thread(target=self.inject, args=(self.worker_kill, [self.rng.uniform(0.05, 0.85) for _ in range(self.kills_wanted)]), daemon=True),
+                threading.Thread(target=self.inject, args=(self.broker_restart, [self.rng.uniform(0.3, 0.6) for _ in range(self.restarts_wanted)]), daemon=True),
+            ]
+            for injector in injectors:
+                injector.start()
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda i: self.submit(i, mailbox, session), range(self.requests_n)))
             deadline = time.monotonic() + 300
             while self.progress() < self.requests_n and time.monotonic() < deadline:
                 time.sleep(0.2)
             self.stop.set()
-            injector.join(30)
+            for injector in injectors:
+                injector.join(30)
             for line in self.unclean[:10]:
                 note(f"chaos: unclean answer during the outage: {line}")
             return {**self.verdict(time.monotonic() - started), "kills_on_work": self.kills_on_work}
