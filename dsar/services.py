@@ -95,10 +95,15 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
 
 
 def _locked_awaiting_code(request_id) -> Request:
-    """Lock a request that still waits for its code; refuse one verified already or locked."""
+    """Lock a request that still waits for its code; refuse one verified already, lapsed or locked."""
     request = _locked(request_id)
     if request.status != Status.UNVERIFIED:
         raise Conflict("This request is already verified.", code="already_verified")
+    # Past this age the person is told the request lapsed and nothing was done (jobs.unverified_purge),
+    # whether or not that job has run yet: it cannot come back to life.
+    if request.created_at < timezone.now() - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS):
+        raise Conflict(f"This request lapsed: it was not confirmed within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days. "
+                       "Make a new request.", code="request_lapsed")
     if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
         raise Locked("Too many wrong codes: this request is locked. File a new request.")
     return request

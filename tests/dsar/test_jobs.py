@@ -241,6 +241,25 @@ def test_a_request_never_verified_lapses_with_one_email_saying_how_to_start_agai
     assert audit_verify() == []
 
 
+def test_a_request_past_its_days_to_confirm_can_be_neither_confirmed_nor_sent_a_new_code_though_not_yet_deleted(mailoutbox):
+    request = request_make(status="unverified", email="too.late@example.com")
+    Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 3, 9, 11, 59, tzinfo=UTC), tick=False):
+        services.request_code_resend(request_id=request.pk)  # two minutes short of 7 days: still open
+    mailoutbox.clear()
+    with time_machine.travel(dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC), tick=False):
+        for attempt in (lambda: services.request_code_resend(request_id=request.pk),
+                        lambda: services.request_verify(request_id=request.pk, code="12345678")):
+            with pytest.raises(Conflict) as refused:
+                attempt()
+            assert (refused.value.code, str(refused.value)) == (
+                "request_lapsed", "This request lapsed: it was not confirmed within 7 days. Make a new request.")
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.code_attempts, stored.verified_at) == ("unverified", 0, None)
+    assert mailoutbox == []
+    assert list(AuditEntry.objects.filter(request_id=request.pk).values_list("action", flat=True)) == ["filed", "code_resent"]
+
+
 def test_a_lapsed_request_is_kept_until_its_lapse_email_has_left_the_outbox(mailoutbox, settings):
     request = request_make(status="unverified", email="slow.relay@example.com")
     Request.objects.filter(pk=request.pk).update(created_at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
