@@ -1,6 +1,7 @@
 """The archive's index.html: per category what it is, why and how long it is kept, where it came
 from, who receives it and whether a computer decides with it, and the person's first records; then
-the person's rights (templates/jinja2/exports/index.html)."""
+the person's rights, and under the CCPA what that law asks an answer to list
+(templates/jinja2/exports/index.html)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ PREVIEW_RECORDS = 50  # records shown per category; all of them are in the data 
 RIGHTS = ("access", "rectification", "erasure", "restriction", "objection", "portability", "automated_decisions",
           "withdraw_consent", "complain")
 PORTAL_RIGHTS = frozenset({"access", "erasure", "portability"})
+CCPA_DISCLOSURES = ("disclosed", "sold", "shared")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,32 @@ class Right:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class CcpaCategory:
+    """A category of the person's data as the CCPA asks an answer to list it."""
+
+    label: str
+    sources: list[str]  # the categories of sources, in words
+    purposes: list[str]  # the business or commercial purposes
+
+
+@dataclass(frozen=True, slots=True)
+class CcpaDisclosure:
+    """A recipient of the person's data under one of the CCPA's headings, with what it received."""
+
+    recipient: ReportRecipient
+    categories: list[str]  # labels
+
+
+@dataclass(frozen=True, slots=True)
+class CcpaAnswer:
+    """What the CCPA asks an access answer to list, for the categories holding the person's data;
+    `disclosures` maps each of CCPA_DISCLOSURES to its recipients (none: an empty list)."""
+
+    categories: list[CcpaCategory]
+    disclosures: dict[str, list[CcpaDisclosure]]
+
+
 def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str],
                     connectors: Iterable[str] = ()) -> ReportCategory:
     """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines, with the
@@ -133,11 +161,39 @@ def report_rights() -> list[Right]:
     return rights
 
 
+def report_ccpa(categories: list[ReportCategory]) -> CcpaAnswer:
+    """The CCPA's statutory categories for the categories that hold some of the person's data: where
+    each came from and why it is collected, and whom it was disclosed to for a business purpose,
+    sold to, or shared with for cross-context behavioural advertising."""
+    held = [category for category in categories if category.records]
+    disclosures: dict[str, dict[ReportRecipient, list[str]]] = {heading: {} for heading in CCPA_DISCLOSURES}
+    for category in held:
+        for recipient in category.recipients:
+            if recipient.ccpa:
+                disclosures[recipient.ccpa].setdefault(recipient, []).append(category.info["label"])
+    return CcpaAnswer(
+        categories=[CcpaCategory(category.info["label"], _source_categories(category.sources), category.info.get("purposes", []))
+                    for category in held],
+        disclosures={heading: [CcpaDisclosure(recipient, labels) for recipient, labels in found.items()]
+                     for heading, found in disclosures.items()},
+    )
+
+
+def _source_categories(sources: list[Source]) -> list[str]:
+    """The kinds of source, in words: how the data was obtained, or the kind of organisation that
+    gave it."""
+    words = taxonomy()
+    kinds = [words["source_kinds"].get(s.kind, {}).get("label", s.kind) if s.type == "third_party" and s.kind
+             else words["source_types"].get(s.type, {}).get("label", s.type or "Not known") for s in sources]
+    return list(dict.fromkeys(kinds))
+
+
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:
     """The report's page, as UTF-8."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
                "preview_limit": PREVIEW_RECORDS, "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
-               "privacy_contact": settings.DEFAULT_FROM_EMAIL}
+               "privacy_contact": settings.DEFAULT_FROM_EMAIL,
+               "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
     return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")
 
 

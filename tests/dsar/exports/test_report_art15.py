@@ -1,6 +1,6 @@
-"""What an access answer tells beside the records (GDPR Art. 15): the export the real worker builds
-for the demo's richest subject, its report read as the person reads it and its manifest as a script
-does."""
+"""What an access answer tells beside the records (GDPR Art. 15, and under the CCPA its statutory
+categories): the export the real worker builds for the demo's richest subject, its report read as the
+person reads it and its manifest as a script does."""
 
 from __future__ import annotations
 
@@ -134,6 +134,7 @@ def test_the_report_lists_the_persons_rights_with_where_to_use_each_and_names_th
     ]
     assert ("<dd>Tell us to stop using your data where we rely on our legitimate interests, and at any time for direct marketing. "
             "Write to our privacy team: " + contact + "</dd>") in rights
+    assert "California" not in page  # a GDPR request gets no CCPA section
 
 
 def test_the_manifest_holds_the_recipients_decisions_authority_and_rights_the_report_shows(export_of):
@@ -164,6 +165,28 @@ def test_the_manifest_holds_the_recipients_decisions_authority_and_rights_the_re
     ]
     # What the archive held before is where it was.
     assert (manifest["format_version"], manifest["categories"]["name_contact"]["label"]) == (1, "Name and contact details")
+
+
+def test_under_the_ccpa_the_report_lists_sources_purposes_and_who_received_what_saying_none_where_none(export_of):
+    page = _page(export_of("ccpa"))
+
+    ccpa = _part(page, '<section aria-labelledby="ccpa">')
+    assert "<h2 id=\"ccpa\">What California law asks us to tell you</h2>" in ccpa
+    assert ('<tr><th scope="row">Basic facts about you</th><td>You gave it to us; Data broker</td><td>Show our products in your '
+            "language; Offer products suited to your age and country; Understand who uses our products</td></tr>") in ccpa
+    assert ('<tr><th scope="row">Films, music, books, apps and games</th><td>Partner company</td><td>Let you carry on where you '
+            "left off; Keep track of what you own or rented; Suggest things you may enjoy</td></tr>") in ccpa
+    assert ('<tr><th scope="row">Location</th><td>We recorded it while you used our products</td><td>Show you local weather, '
+            "maps and results; Help you find a lost device; Spot sign-ins from unusual places</td></tr>") in ccpa
+    disclosed = ccpa[ccpa.index("<h3>Disclosed for a business purpose</h3>"):ccpa.index("<h3>Sold</h3>")]
+    assert "<li>Postwave Inc. (service provider): Name and contact details</li>" in disclosed
+    assert ("<li>Paylane Payments Ltd (service provider): Payment details; Subscriptions and licences; Purchases and account "
+            "activity</li>") in disclosed
+    assert "<li>Botanic Skills Pte. Ltd. (third party): Use of bots and add-ons</li>" in disclosed
+    assert "Finanzamt" not in ccpa  # the tax office is declared under no CCPA heading
+    assert "<h3>Sold</h3> <p>We have not sold your personal information.</p>" in ccpa
+    assert ("<h3>Shared for cross-context behavioural advertising</h3> <ul> <li>Brightreach Ads Inc. (third party): Interests and "
+            "favourites</li> </ul>") in ccpa
 
 
 def test_the_report_names_the_supervisory_authority_and_the_privacy_contact_the_deployment_configures(settings):
