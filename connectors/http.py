@@ -494,6 +494,10 @@ class HttpApi(_Model):
     lists: list[HttpList] = []
     erase: list[SubjectErase] = []
 
+    def categories(self) -> frozenset[str]:
+        """The categories the API's records are given."""
+        return frozenset(spec.category for listing in (self.lookup, *self.lists) for spec in listing.record_specs())
+
     def problems(self) -> list[str]:
         """What is wrong across the file's parts (`where: what`): a name used twice, a placeholder
         a call cannot know, records nothing erases."""
@@ -579,7 +583,7 @@ class HttpConnector(Connector):
         self.api = api
         # Worked out once: `fields` becomes one record a category.
         self.record_specs = {listing.name: listing.record_specs() for listing in (api.lookup, *api.lists)}
-        self.categories = frozenset(spec.category for specs in self.record_specs.values() for spec in specs)
+        self.categories = api.categories()
         connection = api.connection
         self.base_url = connection.base_url.rstrip("/")
         self.headers = {"Accept": "application/json", **connection.headers, **_auth_headers(connection)}

@@ -269,7 +269,7 @@ class SqlConnector(Connector):
     def __init__(self, *, name: str | None = None, dataset: Dataset, url: str | None = None, mask_key: str | None = None, **options: Any) -> None:
         super().__init__(name=name, **options)
         self.dataset = dataset
-        self.categories = frozenset(c for t in self.dataset.tables for c in t.categories)
+        self.categories = dataset.categories()
         self._url = url
         self._mask_key = mask_key
         self._engine: sa.Engine | None = None

@@ -277,6 +277,10 @@ class Dataset(_Model):
             pending.remove(ready)
         return [self.table(name) for name in order]
 
+    def categories(self) -> frozenset[str]:
+        """The categories the system's tables can hold."""
+        return frozenset(c for t in self.tables for c in t.categories)
+
     def identities_needed(self) -> set[str]:
         """The identities the system's tables are found by."""
         return {t.identity.name for t in self.tables if t.identity}

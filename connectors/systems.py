@@ -14,6 +14,20 @@ long tables in PostgreSQL that way); the `python` kind names any Connector class
 `options`. A `manual` system has no API: staff work each request's task by hand, following its
 `instructions`, for the `categories` it may hold, found by the `identities` it names (the email, or
 identities other systems find first); an `assignee` (a staff username) is reminded of its deadlines.
+
+Any system may name the organisations its data is disclosed to, for the export's report (GDPR Art.
+15(1)(c), the CCPA's categories of third parties) and to tell them of an erasure:
+
+    recipients:
+      - name: Mailbird Inc.             # the organisation
+        role: processor                 # processor | controller (an independent recipient) | public_authority
+        categories: [name_contact]      # optional: those of this system's categories it receives (default: all)
+        country: US                     # ISO 3166-1 alpha-2
+        safeguard: standard_contractual_clauses   # required outside the EEA where no adequacy decision covers the country
+        safeguard_detail: "..."         # optional, in words
+        ccpa: disclosed                 # optional: disclosed (for a business purpose) | sold | shared
+        notify: {email: privacy@mailbird.example}   # exactly one of email, webhook {url, secret: ${VAR}}, manual: instructions
+
 A mistake is a SystemsError with one line per problem, `FILE: path: what`, and no system
 of the directory is used: nothing starts half-configured.
 """
@@ -21,25 +35,34 @@ of the directory is used: nothing starts half-configured.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.utils.module_loading import import_string
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StringConstraints,
+                      TypeAdapter, ValidationError, model_validator)
 
 from .base import Connector
+from .countries import COUNTRIES
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
 from .sql_dataset import REQUEST_IDENTITIES, Category, Dataset, Organization, Table, problem_what, problem_where
+from .taxonomy import category_ids
+from .transfers import SAFEGUARDS, Safeguard, transfer_area
 
 KINDS = ("sql", "object_store", "http", "python", "manual")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 DottedPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class SystemsError(ValueError):
@@ -62,6 +85,7 @@ class System:
     file: Path | None = None
     needs: frozenset[str] = frozenset()  # identities other systems must find first (a customer number)
     provides: frozenset[str] = frozenset()  # identities it finds for other systems
+    recipients: tuple[Recipient, ...] = ()  # each with the categories it receives filled in
 
     def connector(self) -> Connector:
         """A new connector for this system."""
@@ -117,9 +141,88 @@ class _StoreConnection(_Strict):
     options: dict[str, Any] = {}
 
 
+def _norway_spelled(value: Any) -> Any:
+    """YAML reads an unquoted `country: NO` as false: that is Norway."""
+    return "NO" if value is False else value
+
+
+def _country(code: str) -> str:
+    if code not in COUNTRIES:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code (two capital letters, such as DE or US)")
+    return code
+
+
+def _email(address: str) -> str:
+    try:
+        validate_email(address)
+    except DjangoValidationError:
+        raise ValueError(f"{address!r} is not an email address") from None
+    return address
+
+
+def _https(url: str) -> str:
+    """An https:// URL; http:// only to this machine, where nothing can listen on the way."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError("must be an https:// URL (http:// only to this machine: localhost, 127.0.0.1, ::1)")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Webhook(_Strict):
+    """A URL that is POSTed a signed notice; the secret signs it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: Annotated[str, AfterValidator(_https)]
+    secret: SecretStr
+
+
+class Notify(_Strict):
+    """How a recipient is told of an erasure: exactly one of an email address, a webhook, or
+    instructions staff follow by hand."""
+
+    model_config = ConfigDict(frozen=True)
+
+    email: Annotated[str, AfterValidator(_email)] | None = None
+    webhook: Webhook | None = None
+    manual: Text | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Notify:
+        given = [method for method in ("email", "webhook", "manual") if getattr(self, method) is not None]
+        if len(given) != 1:
+            raise ValueError(f"must give exactly one of email, webhook or manual (got {' and '.join(given) or 'none'})")
+        return self
+
+
+class Recipient(_Strict):
+    """An organisation a system's data is disclosed to, as its file declares it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: Text
+    role: Literal["processor", "controller", "public_authority"]
+    categories: tuple[Category, ...] | None = None  # unset in the file: all the system's categories
+    country: Annotated[str, BeforeValidator(_norway_spelled), AfterValidator(_country)]
+    safeguard: Safeguard | None = None
+    safeguard_detail: Text | None = None
+    ccpa: Literal["disclosed", "sold", "shared"] | None = None
+    notify: Notify
+
+
 class _File(_Strict):
     name: Name
     time_limit: PositiveInt | None = None
+    recipients: list[Recipient] = []
 
 
 class _SqlFile(_File):
@@ -223,13 +326,17 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         raise SystemsError([f"{path}: not YAML: {' '.join(str(error).split())}"]) from None
     if not isinstance(raw, dict):
         raise SystemsError([f"{path}: must be a mapping of name, kind and the system's settings"])
+    written = [f"{path}: {where}: must be read from the environment, `${{VAR}}`, never written in the file"
+               for where in _secrets_written(raw)]
     raw, missing = _expanded(raw, environ, "")
     if missing:
-        raise SystemsError([f"{path}: {where}: ${{{name}}} is not set in the environment" for where, name in missing])
+        raise SystemsError(written + [f"{path}: {where}: ${{{name}}} is not set in the environment" for where, name in missing])
     try:
         spec = _SYSTEM_FILE.validate_python(raw)
     except ValidationError as error:
-        raise SystemsError([_problem(path, problem) for problem in error.errors()]) from None
+        raise SystemsError(written + [_problem(path, problem) for problem in error.errors()]) from None
+    if written:
+        raise SystemsError(written)
     options: dict[str, Any]
     if isinstance(spec, _SqlFile):
         try:
@@ -259,8 +366,61 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         needs = frozenset({spec.lookup.by}) - set(REQUEST_IDENTITIES)
     elif isinstance(spec, _PythonFile):
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
+    recipients = _recipients(path, spec, _categories_held(path, spec, options)) if spec.recipients else ()
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
-                  needs=needs, provides=provides)
+                  needs=needs, provides=provides, recipients=recipients)
+
+
+def _categories_held(path: Path, spec: _File, options: Mapping[str, Any]) -> frozenset[str]:
+    """The categories a system can hold: from its file, or, for a class of its own, the class's
+    `categories` (all of the taxonomy's when the class leaves them to its instances)."""
+    if isinstance(spec, _SqlFile):
+        return options["dataset"].categories()
+    if isinstance(spec, _HttpFile):
+        return options["api"].categories()
+    if isinstance(spec, _ManualFile):
+        return frozenset(spec.categories)
+    try:
+        declared = import_string(spec.class_).categories
+    except (ImportError, AttributeError) as error:
+        raise SystemsError([f"{path}: class: cannot be imported to read its categories: {error}"]) from None
+    return frozenset(declared) or frozenset(category_ids())
+
+
+def _recipients(path: Path, spec: _File, held: frozenset[str]) -> tuple[Recipient, ...]:
+    """The file's recipients, each with the categories it receives filled in; SystemsError names
+    every rule a recipient breaks across its keys."""
+    problems, recipients = [], []
+    for index, recipient in enumerate(spec.recipients):
+        where = f"{path}: recipients[{index}]"
+        for position, category in enumerate(recipient.categories or ()):
+            if category not in held:
+                problems.append(f"{where}.categories[{position}]: {category!r} is not a category this system holds "
+                                f"({', '.join(sorted(held))})")
+        if recipient.safeguard is None and transfer_area(recipient.country) == "third_country":
+            problems.append(f"{where}.safeguard: is required, since {COUNTRIES[recipient.country]} ({recipient.country}) is outside "
+                            f"the EEA and no adequacy decision covers it: one of {', '.join(SAFEGUARDS)}")
+        if recipient.safeguard_detail is not None and recipient.safeguard is None:
+            problems.append(f"{where}.safeguard_detail: describes a safeguard, but `safeguard` names none")
+        recipients.append(recipient.model_copy(update={"categories": recipient.categories or tuple(sorted(held))}))
+    if problems:
+        raise SystemsError(problems)
+    return tuple(recipients)
+
+
+def _secrets_written(raw: Mapping[str, Any]) -> list[str]:
+    """Where a recipient's webhook secret is written in the file rather than read from the
+    environment (a `${VAR}` alone, without a default)."""
+    recipients = raw.get("recipients")
+    written = []
+    for index, recipient in enumerate(recipients if isinstance(recipients, list) else []):
+        notify = recipient.get("notify") if isinstance(recipient, dict) else None
+        webhook = notify.get("webhook") if isinstance(notify, dict) else None
+        secret = webhook.get("secret") if isinstance(webhook, dict) else None
+        variable = VARIABLE.fullmatch(secret) if isinstance(secret, str) else None
+        if secret is not None and (variable is None or variable[2] is not None):
+            written.append(f"recipients[{index}].notify.webhook.secret")
+    return written
 
 
 def _expanded(value: Any, environ: Mapping[str, str], where: str) -> tuple[Any, list[tuple[str, str]]]:

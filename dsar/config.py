@@ -104,6 +104,26 @@ def _url(raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+class Authority(BaseModel):
+    """A data protection supervisory authority, as the export's report names it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1)]
+    website: str
+
+    @field_validator("website")
+    @classmethod
+    def _web(cls, value: str) -> str:
+        return _url(value, ("https", "http"))
+
+
+# A placeholder that is at least true anywhere in the EEA: the board's page lists every national
+# authority. A deployment names its own lead authority.
+PLACEHOLDER_AUTHORITY = Authority(name="The data protection authority of the country where you live or work",
+                                  website="https://www.edpb.europa.eu/about-edpb/about-edpb/members_en")
+
+
 def setting(default: Any = ..., *, env: str, group: str, description: str, shown: str | None = None, **constraints: Any) -> Any:
     """A field read from the environment variable `env`; `shown` is the default as the reference
     states it, where the value itself depends on the machine or on other variables."""
@@ -186,7 +206,9 @@ class Config(BaseSettings):
         description="The SMTP relay: `smtp://` (plain, port 25), `smtp+tls://` (STARTTLS, port 587) or `smtps://` (TLS, "
                     "port 465), with `user:password@` if it asks for a login (percent-encode `@`, `:` and `/` in them).")
     from_email: str = setting(
-        "privacy@example.com", env="DSAR_FROM_EMAIL", group="Mail", description="The sender of every email.")
+        "privacy@example.com", env="DSAR_FROM_EMAIL", group="Mail",
+        description="The sender of every email, which people reply to: the export's report gives it as the privacy "
+                    "team's address for the rights the portal does not handle.")
 
     # --- Requests ---------------------------------------------------------------------------------
     auto_approve: bool = setting(
@@ -202,6 +224,13 @@ class Config(BaseSettings):
         "gdpr", env="DSAR_JURISDICTION", group="Requests",
         description="The deadline rule: `gdpr` (one month, extendable once by two more) or `ccpa` (45 days, extendable "
                     "once by 45 more).")
+    supervisory_authority: Annotated[Authority, NoDecode] = setting(
+        PLACEHOLDER_AUTHORITY, env="DSAR_SUPERVISORY_AUTHORITY", group="Requests",
+        shown="a placeholder to replace: \"the data protection authority of the country where you live or work\", "
+              "with the European Data Protection Board's list of them",
+        description='The authority a person may complain to, which the export\'s report names with its website: '
+                    '`{"name": "...", "website": "https://..."}`. Set it to your lead supervisory authority (under the CCPA, '
+                    "the California Privacy Protection Agency).")
     taxonomy_file: FilePath = setting(
         BASE_DIR / "dsar" / "taxonomy.yaml", env="DSAR_TAXONOMY_FILE", group="Requests", shown="`dsar/taxonomy.yaml`",
         description="The data categories with the organisation's own wording: what each is, why it is processed, how long "
@@ -265,7 +294,7 @@ class Config(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
-    @field_validator("rate_limits", "storage", mode="before")
+    @field_validator("rate_limits", "storage", "supervisory_authority", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return _json_object(value)

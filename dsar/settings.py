@@ -202,6 +202,7 @@ DSAR_PUBLIC_URL = config.public_url
 DSAR_AUTO_APPROVE = config.auto_approve
 DSAR_EXPORT_TTL_DAYS = config.export_ttl_days
 DSAR_JURISDICTION = config.jurisdiction
+DSAR_SUPERVISORY_AUTHORITY = config.supervisory_authority.model_dump()
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
 DSAR_CODE_TTL_MINUTES = 10  # ASVS 6.5.5: an emailed code lives at most 10 minutes; a slow mail is resent from the page

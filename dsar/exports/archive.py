@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 import orjson
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -36,10 +37,9 @@ from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
 from connectors.base import Source
 from connectors.registry import connector_get
-from connectors.taxonomy import category_info
 
 from ..models import ConnectorTask, Request
-from .report import report_category, report_render
+from .report import ReportRecipient, Right, report_category, report_render, report_rights
 from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_cell, csv_stream, json_stream
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
@@ -84,11 +84,14 @@ class ManifestCategory:
     records: int
     connectors: list[str]
     sources: list[Source]
+    recipients: list[ReportRecipient]
+    automated_decisions: dict | None
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """manifest.json (CONTRACT.md §6)."""
+    """manifest.json (CONTRACT.md §6), and what the report says beside the records (GDPR Art. 15):
+    each category's recipients and automated decisions, the authority, the person's rights."""
 
     format_version: int
     request_id: str
@@ -96,6 +99,8 @@ class Manifest:
     generated_at: str
     categories: dict[str, ManifestCategory]
     files: list[MemberDigest]
+    supervisory_authority: dict[str, str]
+    rights: list[Right]
 
     def as_bytes(self) -> bytes:
         """The manifest as json.dumps(indent=2, ensure_ascii=False) writes it (orjson writes dataclasses
@@ -131,9 +136,9 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             entry.sources.extend(source for source in part.sources if source not in entry.sources)
             entry.staged.append(output)
     generated_at = timezone.now()
-    report = report_render(request=request, generated_at=generated_at, categories=[
-        report_category(c.id, records=c.records, sources=c.sources, lines=c.lines()) for c in categories.values()
-    ])
+    shown = [report_category(c.id, records=c.records, sources=c.sources, lines=c.lines(), connectors=c.connectors)
+             for c in categories.values()]
+    report = report_render(request=request, generated_at=generated_at, categories=shown)
 
     def manifest(files: list[MemberDigest]) -> bytes:
         return Manifest(
@@ -141,8 +146,11 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             request_id=str(request.id),
             subject_email=request.email,
             generated_at=generated_at.isoformat(),
-            categories={c.id: ManifestCategory(category_info(c.id)["label"], c.records, c.connectors, c.sources) for c in categories.values()},
+            categories={c.id: ManifestCategory(c.info["label"], c.records, categories[c.id].connectors, c.sources, c.recipients,
+                                               c.info.get("automated_decisions")) for c in shown},
             files=files,
+            supervisory_authority=settings.DSAR_SUPERVISORY_AUTHORITY,
+            rights=report_rights(),
         ).as_bytes()
 
     local = on_local_disk()

@@ -1,5 +1,7 @@
 """The archive's index.html: per category what it is, why and how long it is kept, where it came
-from, and the person's first records (templates/jinja2/exports/index.html)."""
+from, who receives it and whether a computer decides with it, and the person's first records; then
+the person's rights, and under the CCPA what that law asks an answer to list
+(templates/jinja2/exports/index.html)."""
 
 from __future__ import annotations
 
@@ -13,16 +15,28 @@ from typing import Any
 
 from django.conf import settings
 from django.template.loader import get_template, render_to_string
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
 from connectors.base import Source
-from connectors.taxonomy import category_ids, category_info, taxonomy
+from connectors.countries import COUNTRIES
+from connectors.registry import systems
+from connectors.taxonomy import category_ids, category_info, category_root, taxonomy
+from connectors.transfers import Area, transfer_area
 
 from ..models import Request
 from .staging import flatten
 
 PREVIEW_RECORDS = 50  # records shown per category; all of them are in the data files
+
+# The person's rights (GDPR Art. 15(1)(e), (f) and 13(2)), in the report's order. The portal's
+# request form serves access and erasure, and portability by the access export's JSON and CSV; the
+# privacy team serves the others, and the supervisory authority hears complaints.
+RIGHTS = ("access", "rectification", "erasure", "restriction", "objection", "portability", "automated_decisions",
+          "withdraw_consent", "complain")
+PORTAL_RIGHTS = frozenset({"access", "erasure", "portability"})
+CCPA_DISCLOSURES = ("disclosed", "sold", "shared")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +47,22 @@ class PreviewRecord:
     source: Source
     collected_at: str | None
     fields: list[tuple[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecipient:
+    """An organisation that receives a category of the person's data, as a system's file declares
+    it, less how it is told of an erasure; `area` says whether its country is in the EEA, covered by
+    an adequacy decision, or a third country (where `safeguard` says what protects the transfer)."""
+
+    name: str
+    role: str
+    country: str
+    country_name: str
+    area: Area
+    safeguard: str | None
+    safeguard_detail: str | None
+    ccpa: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +77,49 @@ class ReportCategory:
     records: int
     sources: list[Source]
     preview: list[PreviewRecord]
+    recipients: list[ReportRecipient]
 
 
-def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str]) -> ReportCategory:
-    """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines."""
+@dataclass(frozen=True, slots=True)
+class Right:
+    """One of the person's rights and where to use it: `how` is `portal` (the request form's page),
+    `privacy_contact` (a mailto: link) or `supervisory_authority` (its website)."""
+
+    id: str
+    how: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CcpaCategory:
+    """A category of the person's data as the CCPA asks an answer to list it."""
+
+    label: str
+    sources: list[str]  # the categories of sources, in words
+    purposes: list[str]  # the business or commercial purposes
+
+
+@dataclass(frozen=True, slots=True)
+class CcpaDisclosure:
+    """A recipient of the person's data under one of the CCPA's headings, with what it received."""
+
+    recipient: ReportRecipient
+    categories: list[str]  # labels
+
+
+@dataclass(frozen=True, slots=True)
+class CcpaAnswer:
+    """What the CCPA asks an access answer to list, for the categories holding the person's data;
+    `disclosures` maps each of CCPA_DISCLOSURES to its recipients (none: an empty list)."""
+
+    categories: list[CcpaCategory]
+    disclosures: dict[str, list[CcpaDisclosure]]
+
+
+def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str],
+                    connectors: Iterable[str] = ()) -> ReportCategory:
+    """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines, with the
+    recipients the systems that hold it (`connectors`) declare."""
     preview = []
     for line in lines:
         if len(preview) == PREVIEW_RECORDS:
@@ -59,13 +128,72 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
         preview.append(PreviewRecord(system=record["system"], source=Source(**record["source"]), collected_at=record["collected_at"],
                                      fields=list(flatten(record["fields"]))))
     return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
-                          records=records, sources=sources, preview=preview)
+                          records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors))
+
+
+def category_recipients(category: str, connectors: Iterable[str]) -> list[ReportRecipient]:
+    """The organisations the named systems declare they disclose this category to, each once, in
+    the systems' order (a hosting provider of several systems is one recipient)."""
+    declared = systems()
+    found: dict[ReportRecipient, None] = {}
+    for connector in connectors:
+        system = declared.get(connector)
+        for recipient in system.recipients if system else ():
+            if category in {category_root(c) for c in recipient.categories}:
+                found[ReportRecipient(name=recipient.name, role=recipient.role, country=recipient.country,
+                                      country_name=COUNTRIES[recipient.country], area=transfer_area(recipient.country),
+                                      safeguard=recipient.safeguard, safeguard_detail=recipient.safeguard_detail,
+                                      ccpa=recipient.ccpa)] = None
+    return list(found)
+
+
+def report_rights() -> list[Right]:
+    """The person's rights, each with where to use it with us."""
+    portal = settings.DSAR_PUBLIC_URL + reverse("portal:request-new")
+    rights = []
+    for right in RIGHTS:
+        if right in PORTAL_RIGHTS:
+            rights.append(Right(right, "portal", portal))
+        elif right == "complain":
+            rights.append(Right(right, "supervisory_authority", settings.DSAR_SUPERVISORY_AUTHORITY["website"]))
+        else:
+            rights.append(Right(right, "privacy_contact", f"mailto:{settings.DEFAULT_FROM_EMAIL}"))
+    return rights
+
+
+def report_ccpa(categories: list[ReportCategory]) -> CcpaAnswer:
+    """The CCPA's statutory categories for the categories that hold some of the person's data: where
+    each came from and why it is collected, and whom it was disclosed to for a business purpose,
+    sold to, or shared with for cross-context behavioural advertising."""
+    held = [category for category in categories if category.records]
+    disclosures: dict[str, dict[ReportRecipient, list[str]]] = {heading: {} for heading in CCPA_DISCLOSURES}
+    for category in held:
+        for recipient in category.recipients:
+            if recipient.ccpa:
+                disclosures[recipient.ccpa].setdefault(recipient, []).append(category.info["label"])
+    return CcpaAnswer(
+        categories=[CcpaCategory(category.info["label"], _source_categories(category.sources), category.info.get("purposes", []))
+                    for category in held],
+        disclosures={heading: [CcpaDisclosure(recipient, labels) for recipient, labels in found.items()]
+                     for heading, found in disclosures.items()},
+    )
+
+
+def _source_categories(sources: list[Source]) -> list[str]:
+    """The kinds of source, in words: how the data was obtained, or the kind of organisation that
+    gave it."""
+    words = taxonomy()
+    kinds = [words["source_kinds"].get(s.kind, {}).get("label", s.kind) if s.type == "third_party" and s.kind
+             else words["source_types"].get(s.type, {}).get("label", s.type or "Not known") for s in sources]
+    return list(dict.fromkeys(kinds))
 
 
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:
     """The report's page, as UTF-8."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
-               "preview_limit": PREVIEW_RECORDS}
+               "preview_limit": PREVIEW_RECORDS, "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
+               "privacy_contact": settings.DEFAULT_FROM_EMAIL,
+               "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
     return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")
 
 

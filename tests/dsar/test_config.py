@@ -24,7 +24,7 @@ VARIABLES = {
     "DSAR_AUDIT_KEY", "DSAR_AUDIT_HEAD_DIR",
     "EMAIL_FILE_PATH", "DSAR_SMTP_URL", "DSAR_FROM_EMAIL",
     "DSAR_AUTO_APPROVE", "DSAR_REVIEW_BEFORE_RELEASE", "DSAR_EXPORT_TTL_DAYS", "DSAR_JURISDICTION", "DSAR_TAXONOMY_FILE",
-    "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
+    "DSAR_SUPERVISORY_AUTHORITY", "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
 }
 # Read by the demo estate's system files (estate/systems/), not by the settings.
 DEMO_VARIABLES = {
@@ -58,7 +58,7 @@ def test_the_reference_is_the_one_the_settings_layer_generates():
 def test_the_reference_documents_every_variable_and_no_other():
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE))
     assert documented == VARIABLES | DEMO_VARIABLES
-    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (25, 7)
+    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (26, 7)
 
 
 def test_no_module_of_the_product_but_the_settings_layer_reads_the_environment():
@@ -80,6 +80,9 @@ def test_unset_variables_take_their_documented_defaults(environment):
     assert (config.jurisdiction, config.log_level, config.from_email) == ("gdpr", "INFO", "privacy@example.com")
     assert config.rate_limits.model_dump() == {"file_ip": "30/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert (config.storage, config.systems, config.email_file_path, config.suppression_key) == (None, None, None, None)
+    assert config.supervisory_authority.model_dump() == {
+        "name": "The data protection authority of the country where you live or work",
+        "website": "https://www.edpb.europa.eu/about-edpb/about-edpb/members_en"}
     assert config.tls is False
     smtp = config.smtp
     assert (smtp.host, smtp.port, smtp.user, smtp.password, smtp.use_tls, smtp.use_ssl) == ("localhost", 25, "", "", False, False)
@@ -89,7 +92,8 @@ def test_values_are_read_with_their_types(environment, tmp_path):
     environment(DSAR_PUBLIC_URL="https://privacy.example.com/", DSAR_AUTO_APPROVE="yes", DSAR_EXPORT_TTL_DAYS="30",
                 DSAR_JURISDICTION="CCPA", DSAR_LOG_LEVEL="warning", DSAR_TRUSTED_PROXIES="10.0.0.2, 10.0.0.3",
                 DSAR_RATE_LIMITS='{"file_ip": "100/m"}', EMAIL_FILE_PATH=str(tmp_path / "mail"), DSAR_REVIEW_BEFORE_RELEASE="",
-                DSAR_STORAGE='{"backend": "storages.backends.s3.S3Storage", "options": {"bucket_name": "exports"}}')
+                DSAR_STORAGE='{"backend": "storages.backends.s3.S3Storage", "options": {"bucket_name": "exports"}}',
+                DSAR_SUPERVISORY_AUTHORITY='{"name": "Datatilsynet", "website": "https://www.datatilsynet.no/"}')
     config = config_load()
     assert (config.public_url, config.tls, config.allowed_hosts) == ("https://privacy.example.com", True,
                                                                      ["privacy.example.com", "127.0.0.1", "localhost"])
@@ -99,6 +103,7 @@ def test_values_are_read_with_their_types(environment, tmp_path):
     assert config.rate_limits.model_dump() == {"file_ip": "100/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert config.email_file_path == tmp_path / "mail"
     assert (config.storage.backend, config.storage.options) == ("storages.backends.s3.S3Storage", {"bucket_name": "exports"})
+    assert config.supervisory_authority.model_dump() == {"name": "Datatilsynet", "website": "https://www.datatilsynet.no/"}
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -136,6 +141,10 @@ def test_the_services_make_run_started_are_read_after_the_environment(environmen
     ("DSAR_RATE_LIMITS", '{"file_everything": "1/m"}', "DSAR_RATE_LIMITS['file_everything']: Extra inputs are not permitted"),
     ("DSAR_RATE_LIMITS", '{"file_ip": ', "DSAR_RATE_LIMITS: not valid JSON"),
     ("DSAR_STORAGE", '{"options": {}}', "DSAR_STORAGE['backend']: Field required"),
+    ("DSAR_SUPERVISORY_AUTHORITY", '{"name": "Datatilsynet"}', "DSAR_SUPERVISORY_AUTHORITY['website']: Field required"),
+    ("DSAR_SUPERVISORY_AUTHORITY", '{"name": "", "website": "datatilsynet.no"}',
+     "DSAR_SUPERVISORY_AUTHORITY['name']: String should have at least 1 character (got '')\n"
+     "DSAR_SUPERVISORY_AUTHORITY['website']: must be a URL beginning with https:// or http:// (got 'datatilsynet.no')"),
     ("DSAR_TAXONOMY_FILE", "/no/such/taxonomy.yaml", "DSAR_TAXONOMY_FILE: Path does not point to a file"),
     ("DSAR_LOG_LEVEL", "loud", "DSAR_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (got 'LOUD')"),
 ])

@@ -135,14 +135,14 @@ def test_a_claim_reads_what_the_run_needs_and_takes_only_a_due_task_of_a_process
 
 def test_a_final_step_claim_reads_what_the_step_needs_and_takes_only_a_queued_or_lapsed_step_of_a_processing_request():
     request = request_make(status="processing", type="access", email="step@example.com")
-    Request.objects.filter(pk=request.pk).update(categories=["name_contact"])
+    Request.objects.filter(pk=request.pk).update(categories=["name_contact"], jurisdiction="ccpa")
     FinalStep.objects.create(request=request, attempts=1)
     now = timezone.now()
     lease = now + dt.timedelta(seconds=60)
     claimed = orm_bypass.final_step_claim(request.pk, now=now, lease_until=lease, worker="host:1")
     assert (claimed.status, claimed.attempts, claimed.request_id) == ("running", 2, request.pk)
-    assert (claimed.request.pk, claimed.request.type, claimed.request.email, claimed.request.categories, claimed.request.created_at) == (
-        request.pk, "access", "step@example.com", ["name_contact"], request.created_at)
+    assert (claimed.request.pk, claimed.request.type, claimed.request.email, claimed.request.categories, claimed.request.created_at,
+            claimed.request.jurisdiction) == (request.pk, "access", "step@example.com", ["name_contact"], request.created_at, "ccpa")
     stored = FinalStep.objects.get(request=request)
     assert (stored.pk, stored.status, stored.attempts, stored.lease_until, stored.started_at, stored.claimed_by, stored.updated_at) == (
         claimed.pk, "running", 2, lease, now, "host:1", now)

@@ -59,7 +59,8 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_a_small_subjects_archive_holds_these_members_and_this_manifest(listed, storage):
+def test_a_small_subjects_archive_holds_these_members_and_this_manifest(listed, storage, settings):
+    settings.DSAR_PUBLIC_URL, settings.DEFAULT_FROM_EMAIL = "https://privacy.example.com", "privacy@example.com"
     request = _requested(f"small-{storage}@example.com", ["searches_commands", "content"])
     connectors = listed(
         docs={"files": {"notes/a.txt": b"hello\n"}},
@@ -87,12 +88,26 @@ def test_a_small_subjects_archive_holds_these_members_and_this_manifest(listed, 
         "subject_email": f"small-{storage}@example.com",
         "categories": {
             "searches_commands": {"label": "Searches and commands", "records": 1, "connectors": ["accounts"],
-                                  "sources": [{"type": "observed", "name": None, "kind": None}]},
+                                  "sources": [{"type": "observed", "name": None, "kind": None}],
+                                  "recipients": [], "automated_decisions": None},
             "content": {"label": "Your files and messages", "records": 1, "connectors": ["docs"],
-                        "sources": [{"type": "provided", "name": None, "kind": None}]},
+                        "sources": [{"type": "provided", "name": None, "kind": None}], "recipients": [], "automated_decisions": None},
         },
         "files": [*({"path": name, "bytes": len(body), "sha256": _digest(body)} for name, body in expected.items()),
                   {"path": "index.html", "bytes": len(report), "sha256": _digest(report)}],
+        "supervisory_authority": {"name": "The data protection authority of the country where you live or work",
+                                  "website": "https://www.edpb.europa.eu/about-edpb/about-edpb/members_en"},
+        "rights": [
+            {"id": "access", "how": "portal", "url": "https://privacy.example.com/request/"},
+            {"id": "rectification", "how": "privacy_contact", "url": "mailto:privacy@example.com"},
+            {"id": "erasure", "how": "portal", "url": "https://privacy.example.com/request/"},
+            {"id": "restriction", "how": "privacy_contact", "url": "mailto:privacy@example.com"},
+            {"id": "objection", "how": "privacy_contact", "url": "mailto:privacy@example.com"},
+            {"id": "portability", "how": "portal", "url": "https://privacy.example.com/request/"},
+            {"id": "automated_decisions", "how": "privacy_contact", "url": "mailto:privacy@example.com"},
+            {"id": "withdraw_consent", "how": "privacy_contact", "url": "mailto:privacy@example.com"},
+            {"id": "complain", "how": "supervisory_authority", "url": "https://www.edpb.europa.eu/about-edpb/about-edpb/members_en"},
+        ],
     }
     assert (archive.bytes, archive.sha256, archive.categories) == (len(data), _digest(data), {"searches_commands": 1, "content": 1})
     assert archive.path.startswith(f"exports/{request.id}/") and archive.path.endswith(".zip")
