@@ -201,3 +201,19 @@ def test_the_report_names_the_supervisory_authority_and_the_privacy_contact_the_
             '<a href="https://www.datatilsynet.no/">https://www.datatilsynet.no/</a>.</dd>') in page
     assert ('<dt>Have it corrected</dt> <dd>Ask us to correct data about you that is wrong, or to complete data that is missing. '
             'Write to our privacy team: <a href="mailto:personvern@shop.example">personvern@shop.example</a>.</dd>') in page
+
+
+@pytest.mark.parametrize("jurisdiction, where", [
+    ("gdpr", "If you are not happy with how we use your data or with our answer, you have the right to complain to a data "
+             "protection authority, such as the one in the country where you live or work, and the right to take the matter to court."),
+    ("ccpa", "If you are not happy with how we use your data or with our answer, you can file a complaint with the California "
+             "Privacy Protection Agency or with the California Attorney General."),
+])
+def test_the_reports_last_words_say_where_to_complain_under_the_law_of_the_request(jurisdiction, where):
+    request = request_make(status="processing", email=f"last.words.{jurisdiction}@example.com")
+    request.jurisdiction = jurisdiction  # as filed under that law
+    category = report_category("searches_commands", records=1, sources=[OBSERVED], lines=[])
+    html = report_render(request=request, categories=[category], generated_at=dt.datetime(2026, 5, 6, 7, 8, tzinfo=dt.UTC))
+    footer = _part(" ".join(html.decode().split()), '<footer class="page">')
+    assert f"<p>{where}</p>" in footer
+    assert ("data protection authority" in footer) == (jurisdiction == "gdpr")
