@@ -202,6 +202,10 @@ class Config(BaseSettings):
         "gdpr", env="DSAR_JURISDICTION", group="Requests",
         description="The deadline rule: `gdpr` (one month, extendable once by two more) or `ccpa` (45 days, extendable "
                     "once by 45 more).")
+    answer_file_max_bytes: int = setting(
+        10 * 1024 * 1024, env="DSAR_ANSWER_FILE_MAX_BYTES", group="Requests", ge=1, shown="`10485760` (10 MiB)",
+        description="The largest file, in bytes, a person may attach to their answer when staff ask them for more "
+                    "information (a PDF, PNG or JPEG).")
     taxonomy_file: FilePath = setting(
         BASE_DIR / "dsar" / "taxonomy.yaml", env="DSAR_TAXONOMY_FILE", group="Requests", shown="`dsar/taxonomy.yaml`",
         description="The data categories with the organisation's own wording: what each is, why it is processed, how long "
