@@ -224,6 +224,10 @@ class Config(BaseSettings):
         "gdpr", env="DSAR_JURISDICTION", group="Requests",
         description="The deadline rule: `gdpr` (one month, extendable once by two more) or `ccpa` (45 days, extendable "
                     "once by 45 more).")
+    answer_file_max_bytes: int = setting(
+        10 * 1024 * 1024, env="DSAR_ANSWER_FILE_MAX_BYTES", group="Requests", ge=1, shown="`10485760` (10 MiB)",
+        description="The largest file, in bytes, a person may attach to their answer when staff ask them for more "
+                    "information (a PDF, PNG or JPEG).")
     supervisory_authority: Annotated[Authority, NoDecode] = setting(
         PLACEHOLDER_AUTHORITY, env="DSAR_SUPERVISORY_AUTHORITY", group="Requests",
         shown="a placeholder to replace: \"the data protection authority of the country where you live or work\", "

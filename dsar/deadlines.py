@@ -18,12 +18,18 @@ class DeadlineRule:
     # The same periods in the words the person is told them in (the received email).
     respond_within_words: str
     extension_words: str
+    # The purposes of a question to the person (models.QuestionPurpose) during which the deadline does not run.
+    paused_while_asked: frozenset[str] = frozenset()
 
 
 RULES = {
-    # GDPR Art. 12(3): one month from receipt, extendable by two further months.
-    "gdpr": DeadlineRule("gdpr", relativedelta(months=1), relativedelta(months=2), "one month", "by up to two further months"),
-    # CCPA (Cal. Civ. Code 1798.130): 45 days, extendable once by another 45.
+    # GDPR Art. 12(3): one month from receipt, extendable by two further months. While the person is
+    # asked to confirm who they are (Art. 12(6), 11(2)), the period does not run (EDPB Guidelines
+    # 01/2022, timing); a question about what the request covers (Recital 63) does not stop it.
+    "gdpr": DeadlineRule("gdpr", relativedelta(months=1), relativedelta(months=2), "one month", "by up to two further months",
+                         paused_while_asked=frozenset({"identity"})),
+    # CCPA (Cal. Civ. Code 1798.130): 45 days, extendable once by another 45. The 45 days run from
+    # receipt whatever verification takes (regulations §7021(b)): no question stops them.
     "ccpa": DeadlineRule("ccpa", relativedelta(days=45), relativedelta(days=45), "45 days", "once, by up to 45 more days"),
 }
 
@@ -45,3 +51,9 @@ def due_at_for(received_at: dt.datetime, jurisdiction: str | None = None) -> dt.
 def extension_limit(due_at: dt.datetime, jurisdiction: str | None = None) -> dt.datetime:
     """The latest date an extension may move `due_at` to."""
     return due_at + deadline_rule(jurisdiction).extension
+
+
+def deadline_paused_while_asked(jurisdiction: str, purpose: str) -> bool:
+    """Whether the deadline stops running while the person is asked a question of `purpose`, so
+    that their answer moves the due date later by the time it took."""
+    return purpose in deadline_rule(jurisdiction).paused_while_asked

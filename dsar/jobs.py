@@ -19,7 +19,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,7 +28,8 @@ from connectors.registry import connector_get, connector_names
 
 from . import exports, locks, processing
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
-from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
+from .models import (ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestQuestion, RequestType, Status,
+                     TaskStatus)
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .selectors import unanswered_q
 from .staff import ROLE_ADMIN, ROLE_REVIEWER
@@ -245,6 +246,33 @@ def audit_head_ship(*, now: dt.datetime, limit: int) -> str:
     return f"audit_head_ship: head seq {head['seq']} shipped to {path}"
 
 
+def question_reminders(*, now: dt.datetime, limit: int) -> str:
+    """Email the person again about a question they have not answered, DSAR_QUESTION_REMINDER_DAYS
+    after it was asked and as many days after each reminder, at most DSAR_QUESTION_REMINDERS times.
+    Each reminder is counted on the question in the transaction that queues its email, so a rerun
+    never sends it again; the request is locked first, so none goes out for a question answered,
+    or a request closed, since it was found due."""
+    every = dt.timedelta(days=settings.DSAR_QUESTION_REMINDER_DAYS)
+    # The next reminder falls due `every` after the question was asked, times the reminders sent plus one.
+    next_due = F("asked_at") + ExpressionWrapper(Value(every) * (F("reminders_sent") + 1), output_field=DurationField())
+    due = (RequestQuestion.objects.filter(answered_at__isnull=True, request__status=Status.AWAITING_SUBJECT,
+                                          reminders_sent__lt=settings.DSAR_QUESTION_REMINDERS)
+           .alias(next_due=next_due).filter(next_due__lte=now).order_by("asked_at"))
+    sent = 0
+    for question in due[:limit]:
+        with transaction.atomic():
+            request = locks.request_lock(question.request_id)
+            unanswered = RequestQuestion.objects.filter(pk=question.pk, answered_at__isnull=True)
+            if request.status != Status.AWAITING_SUBJECT or not unanswered.update(reminders_sent=F("reminders_sent") + 1):
+                continue
+            number = question.reminders_sent + 1
+            audit_record(request, actor=SYSTEM, action="question_reminder",
+                         note=f"reminder {number} of {settings.DSAR_QUESTION_REMINDERS}")
+            email_on_commit(request, "question_reminder", question=question.text, asked_at=question.asked_at)
+        sent += 1
+    return f"question_reminders: {sent} reminders sent"
+
+
 JOBS: dict[str, Callable[..., str]] = {
     "deadline_watch": deadline_watch,
     "sweeper": sweeper,
@@ -253,6 +281,7 @@ JOBS: dict[str, Callable[..., str]] = {
     "record_retention": record_retention,
     "erasure_verification": erasure_verification,
     "audit_head_ship": audit_head_ship,
+    "question_reminders": question_reminders,
 }
 
 # How often beat rings for each job, in seconds; editable by admins afterwards (django-celery-beat).
@@ -264,6 +293,7 @@ DEFAULT_EVERY = {
     "record_retention": 86400,
     "erasure_verification": 3600,
     "audit_head_ship": 900,  # the newest entries a rewrite of the database could lose unseen
+    "question_reminders": 3600,
 }
 
 

@@ -35,13 +35,15 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "verified": {Status.UNVERIFIED: Status.PENDING_REVIEW},
     "auto_approved": {Status.UNVERIFIED: Status.PROCESSING},
     "referred": {Status.UNVERIFIED: Status.REFERRED},
-    "canceled": {Status.UNVERIFIED: Status.CANCELED, Status.PENDING_REVIEW: Status.CANCELED},
+    "canceled": {Status.UNVERIFIED: Status.CANCELED, Status.PENDING_REVIEW: Status.CANCELED, Status.AWAITING_SUBJECT: Status.CANCELED},
     "approved": {Status.PENDING_REVIEW: Status.PROCESSING},
-    "denied": {Status.PENDING_REVIEW: Status.DENIED},
+    "denied": {Status.PENDING_REVIEW: Status.DENIED, Status.AWAITING_SUBJECT: Status.DENIED},
     "completed": {Status.PROCESSING: Status.COMPLETED},
     "failed": {Status.PROCESSING: Status.FAILED},
     "retried": {Status.FAILED: Status.PROCESSING},
     "expired": {Status.COMPLETED: Status.EXPIRED},  # the export's time is up
+    "asked": {Status.PENDING_REVIEW: Status.AWAITING_SUBJECT},  # staff need more information from the person
+    "answered": {Status.AWAITING_SUBJECT: Status.PENDING_REVIEW},  # the person answered: back to review
 }
 
 FINAL = frozenset({Status.COMPLETED, Status.DENIED, Status.CANCELED, Status.EXPIRED, Status.REFERRED})

@@ -24,6 +24,7 @@ class Status(models.TextChoices):
     CANCELED = "canceled"
     EXPIRED = "expired"
     REFERRED = "referred"
+    AWAITING_SUBJECT = "awaiting_subject"  # staff asked the person a question and wait for the answer
 
 
 class Request(models.Model):
@@ -69,6 +70,40 @@ class Request(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} request {self.id}"
+
+
+class QuestionPurpose(models.TextChoices):
+    """Why staff ask the person for more information before acting on a request."""
+
+    IDENTITY = "identity", "Who is asking"  # reasonable doubts about the person's identity (GDPR Art. 12(6), 11(2))
+    SCOPE = "scope", "What the request covers"  # which data or processing the request relates to (GDPR Recital 63)
+
+
+class RequestQuestion(models.Model):
+    """A question staff asked the person about their request, and the person's answer. The answer's
+    file, if any, is kept in the storage under a name of the product's making, never the sender's."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="questions")
+    purpose = models.CharField(max_length=16, choices=QuestionPurpose.choices)
+    text = models.TextField()
+    asked_by = models.CharField(max_length=160, help_text="'staff:<username>', as the audit trail names them.")
+    asked_at = models.DateTimeField()
+    answer = models.TextField(blank=True)
+    answer_file = models.CharField(max_length=300, blank=True, help_text="The file's path in the storage; empty when none came.")
+    answer_content_type = models.CharField(max_length=100, blank=True,
+                                           help_text="Read from the file's first bytes, not from what the sender said.")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(default=0, help_text="Reminders emailed while it waited for an answer.")
+
+    class Meta:
+        constraints = [
+            # A request waits for one answer at a time: it is asked again only once answered.
+            models.UniqueConstraint(fields=["request"], condition=models.Q(answered_at__isnull=True),
+                                    name="one_open_question_per_request"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} question on {self.request_id}"
 
 
 class TaskStatus(models.TextChoices):

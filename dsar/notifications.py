@@ -13,7 +13,8 @@ email whose doorbell was lost.
 - **At least once.** A worker killed between a relay's answer and its commit sends that batch
   again. A duplicate email is the price of never losing one.
 - **Rendered when sent, from the row as it is then.** An email whose news went stale is dropped:
-  a code replaced by a newer one or expired, or a subject whose record was anonymised.
+  a code replaced by a newer one or expired, a reminder of a question answered since, or a subject
+  whose record was anonymised.
 - **Permanent refusals are given up at once** (an SMTP 5xx), transient failures after
   DSAR_EMAIL_GIVE_UP_HOURS; either way the request's audit trail records it.
 
@@ -59,6 +60,8 @@ SUBJECTS = {
     "failed": "Your request is delayed",
     "expiring": "Your download expires soon",
     "lapsed": "Your request has lapsed",
+    "question": "We need more information about your request",
+    "question_reminder": "We are still waiting for your answer",
     "staff_deadline": "Request deadline",
     "staff_erasure_alert": "Data found after an erasure",
 }
@@ -348,6 +351,8 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
     else:
         if request is None or request.anonymized_at is not None:
             return None
+        if email.template == "question_reminder" and request.status != Status.AWAITING_SUBJECT:
+            return None  # answered, or closed, since the reminder was queued
         if email.template == "code":
             if not _code_current(request, context["issued"]):
                 return None

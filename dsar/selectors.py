@@ -37,7 +37,7 @@ from connectors.systems import System
 from . import processing
 from .deadlines import deadline_rule
 from .errors import NotFound
-from .models import AuditEntry, ConnectorTask, PurgeTally, Request, RequestType, Status, SystemCheck, TaskStatus
+from .models import AuditEntry, ConnectorTask, PurgeTally, Request, RequestQuestion, RequestType, Status, SystemCheck, TaskStatus
 from .services import OPEN_STATUSES
 from .staff import ROLE_ADMIN, ROLES
 
@@ -109,18 +109,28 @@ def request_list(
 
 
 def request_get(*, request_id) -> Request:
-    """One request with its export, its connector tasks (by connector) and its audit trail (in order)."""
+    """One request with its export, its connector tasks (by connector), its audit trail and the
+    questions staff asked the person (each in order)."""
     try:
         return (
             Request.objects.select_related("export")
             .prefetch_related(
                 Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
                 Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
+                Prefetch("questions", queryset=RequestQuestion.objects.order_by("asked_at", "id")),
             )
             .get(pk=request_id)
         )
     except Request.DoesNotExist:
         raise NotFound("No such request.") from None
+
+
+def question_file_get(*, request_id, question_id: int) -> RequestQuestion:
+    """A question asked about this request whose answer came with a file; NotFound for any other."""
+    question = RequestQuestion.objects.filter(pk=question_id, request_id=request_id).exclude(answer_file="").first()
+    if question is None:
+        raise NotFound("No such file.")
+    return question
 
 
 class Median(Aggregate):

@@ -1,4 +1,5 @@
-"""What people and staff do to a request: file, verify, cancel, approve, deny, extend, retry.
+"""What people and staff do to a request: file, verify, cancel, approve, deny, extend, retry, ask
+the person for more information and take their answer.
 
 Each service locks the request's row, checks the change with the state machine, writes the audit
 entry in the same transaction, and sends mail or Celery messages only once that transaction has
@@ -13,6 +14,7 @@ import io
 import json
 import logging
 import math
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import PurePath
 
@@ -29,10 +31,10 @@ from connectors.systems import System
 from connectors.taxonomy import category_ids, category_known
 
 from . import exports, locks, orm_bypass, processing, verification
-from .deadlines import due_at_for, extension_limit
+from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import ConnectorTask, Export, Request, RequestType, Status, SystemCheck, TaskStatus
+from .models import ConnectorTask, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status, SystemCheck, TaskStatus
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .system_checks import system_check_record, system_check_run
 
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 SUBJECT = "subject"
 SYSTEM = "system"
-OPEN_STATUSES = (Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED)
+OPEN_STATUSES = (Status.UNVERIFIED, Status.PENDING_REVIEW, Status.PROCESSING, Status.FAILED, Status.AWAITING_SUBJECT)
 
 
 def email_normalize(email: str) -> str:
@@ -308,11 +310,11 @@ def request_retry(*, request_id, actor: str) -> Request:
 
 
 # The review actions whose rule is the state machine's, by the transition each makes.
-_REVIEW_TRANSITIONS = {"approve": "approved", "deny": "denied", "retry": "retried"}
+_REVIEW_TRANSITIONS = {"approve": "approved", "deny": "denied", "retry": "retried", "ask": "asked"}
 
 
 def request_actions_allowed(*, request: Request) -> set[str]:
-    """The review actions (approve, deny, extend, retry, release) the services would accept for
+    """The review actions (approve, deny, extend, retry, release, ask) the services would accept for
     `request` as it is now: what the console offers. Its export, if any, is read from the request."""
     allowed = {name for name, action in _REVIEW_TRANSITIONS.items() if transition_target(request.status, action)}
     if _extend_refusal(request) is None:
@@ -320,6 +322,75 @@ def request_actions_allowed(*, request: Request) -> set[str]:
     if _release_refusal(request, getattr(request, "export", None)) is None:
         allowed.add("release")
     return allowed
+
+
+# --- Asking the person for more information -------------------------------------------------------------
+
+ANSWER_MAX_CHARS = 5000
+# The kinds of file an answer may carry, by the bytes each kind starts with: what the file is, read
+# from the file itself, never from its name or the type its sender declared. A scan of an identity
+# document or a letter is one of these.
+ANSWER_FILE_TYPES = {b"%PDF-": ("application/pdf", ".pdf"), b"\x89PNG\r\n\x1a\n": ("image/png", ".png"),
+                     b"\xff\xd8\xff": ("image/jpeg", ".jpg")}
+
+
+def request_ask(*, request_id, actor: str, question: str, purpose: str) -> Request:
+    """Ask the person a question before acting on their request: `identity` when there are
+    reasonable doubts about who is asking (GDPR Art. 12(6), 11(2)), `scope` when it is unclear what
+    the request covers (Recital 63). pending_review -> awaiting_subject; the question is kept and
+    emailed to the person with the link to their request's page, where they answer it."""
+    if purpose not in QuestionPurpose.values:
+        raise InvalidInput(f"purpose must be one of {', '.join(QuestionPurpose.values)}.", code="invalid_purpose")
+    if not question.strip():
+        raise InvalidInput("A question is required.", code="question_required")
+    with transaction.atomic():
+        request = _locked(request_id)
+        _transition(request, "asked", actor=actor, note=question, data={"purpose": purpose})
+        RequestQuestion.objects.create(request=request, purpose=purpose, text=question, asked_by=actor, asked_at=timezone.now())
+        email_on_commit(request, "question", question=question)
+    return request
+
+
+def request_answer(*, request_id, answer: str, file: bytes | None = None) -> Request:
+    """The person answers the question they were asked, with text and at most one file (a PDF, PNG
+    or JPEG of at most DSAR_ANSWER_FILE_MAX_BYTES, its kind read from its bytes). awaiting_subject ->
+    pending_review, for staff to review again. Where the deadline stood still while the person was
+    asked (`deadlines.deadline_paused_while_asked`), the due date moves later by the time they took;
+    the audit entry records the due date before and after. The file is kept under a random name. A
+    bad answer is InvalidInput, one to a request that waits for none Conflict: either changes nothing."""
+    if not answer.strip():
+        raise InvalidInput("Write your answer.", code="answer_required")
+    kind = _answer_file_kind(file) if file is not None else None
+    with transaction.atomic():
+        request = _locked(request_id)
+        question = request.questions.filter(answered_at__isnull=True).first()
+        if question is None:
+            raise Conflict("This request is not waiting for an answer.", code="not_awaiting_answer")
+        now, due_from = timezone.now(), request.due_at
+        if deadline_paused_while_asked(request.jurisdiction, question.purpose):
+            request.due_at = due_from + (now - question.asked_at)
+        _transition(request, "answered", actor=SUBJECT, update_fields=["due_at"],
+                    data={"purpose": question.purpose, "due_from": due_from.isoformat(), "due_to": request.due_at.isoformat()})
+        question.answer, question.answered_at = answer, now
+        if kind is not None:
+            content_type, extension = kind
+            question.answer_content_type = content_type
+            question.answer_file = exports.storage_save_bytes(f"answers/{request.pk}/{secrets.token_hex(16)}{extension}", file)
+        question.save(update_fields=["answer", "answered_at", "answer_content_type", "answer_file"])
+    logger.info("request %s: answered, due %s", request.id, request.due_at.isoformat())
+    return request
+
+
+def _answer_file_kind(content: bytes) -> tuple[str, str]:
+    """The content type and file extension of an answer's file; InvalidInput for a file too large
+    or of a kind not accepted."""
+    limit = settings.DSAR_ANSWER_FILE_MAX_BYTES
+    if len(content) > limit:
+        raise InvalidInput(f"The file is larger than {limit / (1024 * 1024):g} MB.", code="upload_too_large")
+    kind = next((kind for start, kind in ANSWER_FILE_TYPES.items() if content.startswith(start)), None)
+    if kind is None:
+        raise InvalidInput("Attach a PDF, PNG or JPEG file: this file is none of them.", code="upload_type_refused")
+    return kind
 
 
 # --- Staff on the systems ------------------------------------------------------------------------------

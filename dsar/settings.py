@@ -205,6 +205,8 @@ DSAR_JURISDICTION = config.jurisdiction
 DSAR_SUPERVISORY_AUTHORITY = config.supervisory_authority.model_dump()
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
+# The largest file a person may attach to their answer to a staff question (dsar/services.py, request_answer).
+DSAR_ANSWER_FILE_MAX_BYTES = config.answer_file_max_bytes
 DSAR_CODE_TTL_MINUTES = 10  # ASVS 6.5.5: an emailed code lives at most 10 minutes; a slow mail is resent from the page
 DSAR_CODE_MAX_ATTEMPTS = 5
 DSAR_CODE_RESEND_SECONDS = 60
@@ -223,6 +225,10 @@ DSAR_REMINDER_DAYS = [7, 2]  # staff are reminded this many days before a reques
 DSAR_SWEEP_QUEUED_MINUTES = 10.0  # a queued task this long past due lost its message: ring again
 DSAR_MAX_SWEEPS = 3
 DSAR_UNVERIFIED_PURGE_DAYS = 7
+# A question the person has not answered is emailed again this many days after it was asked, and as
+# many after each reminder, at most this many times.
+DSAR_QUESTION_REMINDER_DAYS = 7
+DSAR_QUESTION_REMINDERS = 2
 DSAR_RECORD_RETENTION_MONTHS = 24
 DSAR_ERASURE_CHECK_HOURS = 24
 DSAR_JOB_BATCH = 500
@@ -269,6 +275,7 @@ SPECTACULAR_SETTINGS = {
         "RequestTypeEnum": "dsar.models.RequestType",
         "RequestStatusEnum": "dsar.models.Status",
         "TaskStatusEnum": "dsar.models.TaskStatus",
+        "QuestionPurposeEnum": "dsar.models.QuestionPurpose",
     },
 }
 

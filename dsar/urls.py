@@ -10,6 +10,7 @@ api = [
     path("requests/<uuid:request_id>", subject.RequestGetApi.as_view(), name="request-get"),
     path("requests/<uuid:request_id>/verify", subject.RequestVerifyApi.as_view(), name="request-verify"),
     path("requests/<uuid:request_id>/cancel", subject.RequestCancelApi.as_view(), name="request-cancel"),
+    path("requests/<uuid:request_id>/answer", subject.RequestAnswerApi.as_view(), name="request-answer"),
     path("requests/<uuid:request_id>/download/<str:signature>", subject.RequestDownloadApi.as_view(), name="request-download"),
     path("staff/requests", staff.StaffRequestListApi.as_view(), name="staff-request-list"),
     path("staff/requests/<uuid:request_id>", staff.StaffRequestGetApi.as_view(), name="staff-request-get"),
@@ -17,6 +18,7 @@ api = [
     path("staff/requests/<uuid:request_id>/deny", staff.StaffDenyApi.as_view(), name="staff-request-deny"),
     path("staff/requests/<uuid:request_id>/extend", staff.StaffExtendApi.as_view(), name="staff-request-extend"),
     path("staff/requests/<uuid:request_id>/retry", staff.StaffRetryApi.as_view(), name="staff-request-retry"),
+    path("staff/requests/<uuid:request_id>/ask", staff.StaffAskApi.as_view(), name="staff-request-ask"),
 ]
 
 urlpatterns = [

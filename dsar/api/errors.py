@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import JsonResponse
 from django.urls import reverse
@@ -39,10 +41,16 @@ def exception_handler(exc, context):
     return response
 
 
+# Where a person answers a staff question, with a file: the portal's form and the subject API.
+ANSWER_PATH = re.compile(r"^(/api/v1)?/requests/[0-9a-f-]+/answer$")
+
+
 class BodySizeLimitMiddleware:
     """Refuse any body over DSAR_MAX_BODY_BYTES with 413 before anything reads it; the console's
     manual-task page, where staff upload the records and scans found, takes up to
-    MANUAL_UPLOAD_BODY_MAX_BYTES (its view reads no body before it knows the user is staff)."""
+    MANUAL_UPLOAD_BODY_MAX_BYTES (its view reads no body before it knows the user is staff); a
+    person's answer to a question takes its file (DSAR_ANSWER_FILE_MAX_BYTES) on top of the usual
+    body (its view reads no body before it knows the person may see the request)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -53,7 +61,12 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return JsonResponse({"error": "invalid", "detail": "Content-Length is not a number."}, status=400)
-        limit = MANUAL_UPLOAD_BODY_MAX_BYTES if request.path.startswith(self.upload_prefix) else settings.DSAR_MAX_BODY_BYTES
+        if request.path.startswith(self.upload_prefix):
+            limit = MANUAL_UPLOAD_BODY_MAX_BYTES
+        elif ANSWER_PATH.match(request.path):
+            limit = settings.DSAR_ANSWER_FILE_MAX_BYTES + settings.DSAR_MAX_BODY_BYTES
+        else:
+            limit = settings.DSAR_MAX_BODY_BYTES
         if length > limit:
             return JsonResponse(
                 {"error": "body_too_large", "detail": f"The body may be at most {limit} bytes."},

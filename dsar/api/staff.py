@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
-from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
+from ..models import AuditEntry, ConnectorTask, QuestionPurpose, Request, RequestQuestion, RequestType, Status
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
@@ -32,6 +32,15 @@ class AuditSerializer(serializers.ModelSerializer):
         fields = ["at", "actor", "action", "from_status", "to_status", "note", "data"]
 
 
+class QuestionSerializer(serializers.ModelSerializer):
+    """A question staff asked the person and their answer; an answer's file is downloaded from the console."""
+
+    class Meta:
+        model = RequestQuestion
+        fields = ["id", "purpose", "text", "asked_by", "asked_at", "answer", "answer_content_type", "answered_at",
+                  "reminders_sent"]
+
+
 class StaffRequestSerializer(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
 
@@ -49,9 +58,10 @@ class StaffRequestSerializer(serializers.ModelSerializer):
 class StaffRequestDetailSerializer(StaffRequestSerializer):
     tasks = TaskSerializer(many=True)
     audit = AuditSerializer(many=True)
+    questions = QuestionSerializer(many=True)
 
     class Meta(StaffRequestSerializer.Meta):
-        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit"]
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit", "questions"]
 
 
 class QueuePagination(PageNumberPagination):
@@ -145,4 +155,19 @@ class StaffRetryApi(StaffApi):
     @extend_schema(operation_id="staff_request_retry", request=None, responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404, 409)})
     def post(self, http_request, request_id):
         services.request_retry(request_id=request_id, actor=staff_actor(http_request.user))
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
+
+
+class StaffAskApi(StaffApi):
+    class AskInputSerializer(StrictSerializer):
+        question = ReasonField(max_length=2000)
+        purpose = serializers.ChoiceField(choices=QuestionPurpose.choices)
+
+    @extend_schema(operation_id="staff_request_ask", request=AskInputSerializer,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)},
+                   summary="Ask the person a question (pending_review -> awaiting_subject); they are emailed it and answer on their page.")
+    def post(self, http_request, request_id):
+        data = validated(self.AskInputSerializer, http_request.data)
+        services.request_ask(request_id=request_id, actor=staff_actor(http_request.user), question=data["question"],
+                             purpose=data["purpose"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)

@@ -1,10 +1,13 @@
-"""The data subject's API: file a request, verify the email, follow it, cancel it, download."""
+"""The data subject's API: file a request, verify the email, follow it, answer a question, cancel
+it, download."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,8 +15,8 @@ from connectors.taxonomy import category_ids
 
 from .. import exports, services
 from ..throttle import throttle_filing, throttle_verify
-from ..models import Request, RequestType, Status
-from .common import CodeField, EmailField, StrictSerializer, TextField, errors, validated
+from ..models import QuestionPurpose, Request, RequestType, Status
+from .common import CodeField, EmailField, ReasonField, StrictSerializer, TextField, errors, validated
 
 BEARER = "bearer "
 
@@ -92,6 +95,14 @@ class RequestVerifyApi(APIView):
         return Response({"status": request.status, "token": token})
 
 
+class QuestionAskedSerializer(serializers.Serializer):
+    """The question staff asked that waits for the person's answer."""
+
+    text = serializers.CharField()
+    purpose = serializers.ChoiceField(choices=QuestionPurpose.choices)
+    asked_at = serializers.DateTimeField()
+
+
 class RequestDetailSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.ChoiceField(choices=RequestType.choices)
@@ -102,12 +113,19 @@ class RequestDetailSerializer(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
     download_url = serializers.SerializerMethodField()
     result = serializers.JSONField(allow_null=True)
+    question = serializers.SerializerMethodField(help_text="The question waiting for the person's answer, while the request is "
+                                                           "awaiting_subject.")
 
     def get_download_url(self, request: Request) -> str | None:
         export = getattr(request, "export", None)
         if request.status != Status.COMPLETED or export is None or export.deleted_at is not None or export.released_at is None:
             return None
         return exports.download_url(export)
+
+    @extend_schema_field(QuestionAskedSerializer(allow_null=True))
+    def get_question(self, request: Request) -> dict | None:
+        asked = request.questions.filter(answered_at__isnull=True).first() if request.status == Status.AWAITING_SUBJECT else None
+        return QuestionAskedSerializer(asked).data if asked else None
 
 
 class RequestGetApi(APIView):
@@ -131,6 +149,30 @@ class RequestCancelApi(APIView):
     def post(self, http_request, request_id):
         request = services.request_get_for_subject(request_id=request_id, token=bearer_token(http_request))
         request = services.request_cancel(request_id=request.id)
+        return Response(RequestDetailSerializer(request).data)
+
+
+class RequestAnswerApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    class RequestAnswerInputSerializer(StrictSerializer):
+        answer = ReasonField(max_length=services.ANSWER_MAX_CHARS)
+        file = serializers.FileField(required=False, help_text="At most one PDF, PNG or JPEG file (DSAR_ANSWER_FILE_MAX_BYTES), "
+                                                               "its kind read from its bytes.")
+
+    @extend_schema(
+        operation_id="request_answer",
+        request={"multipart/form-data": RequestAnswerInputSerializer},
+        responses={200: RequestDetailSerializer, **errors(400, 404, 409, 413, 415)},
+        summary="Answer the question staff asked (awaiting_subject -> pending_review), with text and optionally one file.",
+    )
+    def post(self, http_request, request_id):
+        request = services.request_get_for_subject(request_id=request_id, token=bearer_token(http_request))
+        data = validated(self.RequestAnswerInputSerializer, http_request.data)
+        upload = data.get("file")
+        # One byte past the limit is enough for the service to refuse a file too large.
+        file = upload.read(settings.DSAR_ANSWER_FILE_MAX_BYTES + 1) if upload else None
+        request = services.request_answer(request_id=request.id, answer=data["answer"], file=file)
         return Response(RequestDetailSerializer(request).data)
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
 
 from ..deadlines import extension_limit
-from ..models import Request, RequestType, Status
+from ..models import QuestionPurpose, Request, RequestType, Status
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000
@@ -101,6 +101,19 @@ class RetryForm(ActionForm):
 
 class ReleaseForm(ActionForm):
     note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+
+class AskForm(ActionForm):
+    """Ask the person a question; they are emailed it and answer on their request's page."""
+
+    purpose = forms.ChoiceField(
+        label="About",
+        choices=[(QuestionPurpose.IDENTITY, "Who is asking: doubts about the person's identity (GDPR Art. 12(6))"),
+                 (QuestionPurpose.SCOPE, "What the request covers (GDPR Recital 63)")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose what the question is about."},
+    )
+    question = _note("Question", required=True, help_text="Required. The person is emailed it and answers on their request's page.")
 
 
 class OtpCodeForm(forms.Form):

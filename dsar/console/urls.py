@@ -20,6 +20,7 @@ urlpatterns = [
         path(f"requests/<uuid:request_id>/{action}", views.request_act, {"action": action}, name=f"request-{action}")
         for action in views.ACTIONS
     ),
+    path("requests/<uuid:request_id>/questions/<int:question_id>/file", views.question_file, name="question-file"),
     path("systems", views.systems, name="systems"),
     path("systems/<slug:name>/check", views.system_check, name="system-check"),
     path("manual", views.manual_tasks, name="manual-tasks"),

@@ -26,7 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +36,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from connectors.taxonomy import category_ids, category_info, category_known, category_root
 
-from .. import selectors, services
+from .. import exports, selectors, services
 from ..errors import NotFound, ServiceError
 from ..models import Export, Request, RequestType, Status, TaskStatus
 from ..staff import (
@@ -201,6 +201,12 @@ ACTIONS: dict[str, Action] = {
         lambda request, actor, data: services.request_release(request_id=request.pk, actor=actor, note=data["note"]),
         "Released. The person has been emailed the download link.",
     ),
+    "ask": Action(
+        forms.AskForm,
+        lambda request, actor, data: services.request_ask(request_id=request.pk, actor=actor, question=data["question"],
+                                                          purpose=data["purpose"]),
+        "Question sent. The person has been emailed it; the request waits for their answer.",
+    ),
 }
 
 
@@ -282,6 +288,20 @@ def request_act(http_request, request_id, action: str):
     else:
         messages.error(http_request, f"That action is not available while the request is {request.get_status_display().lower()}.")
     return redirect("console:request", request_id=request.pk)
+
+
+@console_access
+@require_safe
+def question_file(http_request, request_id, question_id: int):
+    """The file a person sent with their answer, as a download, to staff only: never shown inline."""
+    try:
+        question = selectors.question_file_get(request_id=request_id, question_id=question_id)
+    except NotFound:
+        raise Http404("No such file.") from None
+    extension = Path(question.answer_file).suffix
+    return FileResponse(exports.default_storage.open(question.answer_file, "rb"), as_attachment=True,
+                        filename=f"answer-{question.request_id}-{question.pk}{extension}",
+                        content_type=question.answer_content_type)
 
 
 # --- Dashboard ----------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from ..errors import ServiceError
 from ..models import RequestType
 
 # Which field a service refusal is about, so its detail is shown next to that field.
-_FIELD_FOR_CODE = {"invalid_email": "email", "invalid_type": "type", "invalid_category": "categories"}
+_FIELD_FOR_CODE = {"invalid_email": "email", "invalid_type": "type", "invalid_category": "categories", "answer_required": "answer",
+                   "upload_too_large": "file", "upload_type_refused": "file"}
 
 
 def service_error_add(form: forms.Form, error: ServiceError) -> None:
@@ -69,3 +70,15 @@ class CodeForm(forms.Form):
         if not code.isdigit():
             raise forms.ValidationError("Enter the code using only the digits in the email.", code="invalid_code")
         return code
+
+
+class AnswerForm(forms.Form):
+    """The person's answer to the question staff asked, and the document it may need."""
+
+    answer = forms.CharField(
+        max_length=services.ANSWER_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": "Write your answer.",
+                        "max_length": f"An answer is at most {services.ANSWER_MAX_CHARS} characters."},
+    )
+    file = forms.FileField(required=False, error_messages={"empty": "The file you chose is empty."})

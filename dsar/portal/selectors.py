@@ -10,12 +10,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.utils import timezone
 
 from connectors.taxonomy import category_ids, category_root, taxonomy
 
 from .. import exports
-from ..deadlines import deadline_rule
+from ..deadlines import deadline_paused_while_asked, deadline_rule
 from ..lifecycle import transition_target
 from ..models import AuditEntry, Export, Request, RequestType, Status
 
@@ -108,6 +109,8 @@ _EVENTS: dict[str, str | dict[str, str]] = {
     "completed": {RequestType.ACCESS: "We gathered your data into one file", RequestType.DELETION: "We deleted your data"},
     "released": "We checked your file and made it ready to download",
     "expired": "Your download expired and we deleted the file",
+    "asked": "We asked you for more information",
+    "answered": "You answered our question",
 }
 # Staff notes are shown only where the subject is emailed them anyway.
 _NOTES_SHOWN = {"extended"}
@@ -117,11 +120,13 @@ _REVIEW = "Our privacy team checks your request"
 _WORK = {RequestType.ACCESS: "We gather your data from our systems", RequestType.DELETION: "We delete your data from our systems"}
 _END = {RequestType.ACCESS: "You download your data", RequestType.DELETION: "You get a receipt of what we deleted"}
 _CHECK = "We check the file before you can download it"
+_ANSWER = "Answer our question"
 _AHEAD = {
     Status.UNVERIFIED: [_CONFIRM, _REVIEW, _WORK, _END],
     Status.PENDING_REVIEW: [_REVIEW, _WORK, _END],
     Status.PROCESSING: [_WORK, _END],
     Status.FAILED: [_WORK, _END],
+    Status.AWAITING_SUBJECT: [_ANSWER, _REVIEW, _WORK, _END],
 }
 
 
@@ -151,6 +156,7 @@ _HEADLINES: dict[str, str | dict[str, str]] = {
     Status.CANCELED: "You canceled this request",
     Status.EXPIRED: "Your download has expired",
     Status.REFERRED: "Your organisation handles this request",
+    Status.AWAITING_SUBJECT: "We need more information from you",
 }
 _EXPORT_HEADLINES = {"checking": "We are checking your file", "gone": "Your download has expired"}
 
@@ -220,4 +226,11 @@ def request_page(request: Request) -> dict:
         page["notify_sources"] = result.get("notify_sources", [])
     if state == "ready":
         page["contents"] = _counts(result.get("categories", {}))
+    if request.status == Status.AWAITING_SUBJECT:
+        question = request.questions.filter(answered_at__isnull=True).first()
+        page["question"] = question
+        # What the deadline does until the person answers, which the page tells them in the words of their law.
+        page["deadline_paused"] = question is not None and deadline_paused_while_asked(request.jurisdiction, question.purpose)
+        page["deadline_rule"] = deadline_rule(request.jurisdiction)
+        page["answer_file_max_bytes"] = settings.DSAR_ANSWER_FILE_MAX_BYTES
     return page

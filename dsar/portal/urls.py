@@ -13,4 +13,5 @@ urlpatterns = [
     path("requests/<uuid:request_id>/verify", views.request_verify, name="request-verify"),
     path("requests/<uuid:request_id>/resend", views.request_resend, name="request-resend"),
     path("requests/<uuid:request_id>/cancel", views.request_cancel, name="request-cancel"),
+    path("requests/<uuid:request_id>/answer", views.request_answer, name="request-answer"),
 ]

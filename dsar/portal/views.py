@@ -18,7 +18,7 @@ from ..models import RequestType, Status
 from ..throttle import throttle_filing, throttle_verify
 from ..verification import CODE_DIGITS
 from . import selectors
-from .forms import CodeForm, DeletionConfirmForm, RequestForm, service_error_add
+from .forms import AnswerForm, CodeForm, DeletionConfirmForm, RequestForm, service_error_add
 
 SEEN = "dsar_requests"  # ids of the requests this browser may see
 FILED = "dsar_filed"  # id -> address the code went to, for the code page
@@ -195,10 +195,15 @@ def request_status(http_request: HttpRequest, request_id) -> HttpResponse:
         return redirect("portal:request-status", request_id=request_id)
     if not _may_see(http_request, request_id):
         return _unknown(http_request)
+    return _status_page(http_request, request_id, AnswerForm())
+
+
+def _status_page(http_request: HttpRequest, request_id, form: AnswerForm) -> HttpResponse:
+    """The request's page, with `form` to answer a question staff asked, if they asked one."""
     request = selectors.request_get(request_id=request_id)
     if request is None:
         return _unknown(http_request)
-    return render(http_request, "portal/status.html", selectors.request_page(request))
+    return render(http_request, "portal/status.html", {**selectors.request_page(request), "form": form})
 
 
 @require_POST
@@ -214,4 +219,30 @@ def request_cancel(http_request: HttpRequest, request_id) -> HttpResponse:
         messages.error(http_request, error.detail)
     else:
         messages.success(http_request, "You canceled your request. We will not do anything more with it.")
+    return redirect("portal:request-status", request_id=request_id)
+
+
+@require_POST
+def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
+    """The person answers the question staff asked, with text and perhaps a file; a refusal is shown
+    with the form, or as a message when the request no longer waits for an answer, and changes nothing."""
+    if not _may_see(http_request, request_id):
+        return _unknown(http_request)
+    form = AnswerForm(http_request.POST, http_request.FILES)
+    if not form.is_valid():
+        return _status_page(http_request, request_id, form)
+    upload = form.cleaned_data["file"]
+    try:
+        # One byte past the limit is enough for the service to refuse a file too large.
+        services.request_answer(request_id=request_id, answer=form.cleaned_data["answer"],
+                                file=upload.read(settings.DSAR_ANSWER_FILE_MAX_BYTES + 1) if upload else None)
+    except NotFound:
+        return _unknown(http_request)
+    except InvalidInput as error:
+        service_error_add(form, error)
+        return _status_page(http_request, request_id, form)
+    except ServiceError as error:
+        messages.error(http_request, error.detail)
+    else:
+        messages.success(http_request, "Thank you: we have your answer. Our privacy team will now look at your request again.")
     return redirect("portal:request-status", request_id=request_id)

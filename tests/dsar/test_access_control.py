@@ -21,6 +21,7 @@ STAFF_CALLS = [
     ("post", "/api/v1/staff/requests/{id}/deny"),
     ("post", "/api/v1/staff/requests/{id}/extend"),
     ("post", "/api/v1/staff/requests/{id}/retry"),
+    ("post", "/api/v1/staff/requests/{id}/ask"),
 ]
 
 
@@ -44,6 +45,7 @@ def test_subject_endpoints_refuse_anyone_but_the_requests_own_token(api, reviewe
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
     assert api.get(f"/api/v1/requests/{mine}", **extra).status_code == 404
     assert api.post(f"/api/v1/requests/{mine}/cancel", **extra).status_code == 404
+    assert api.post(f"/api/v1/requests/{mine}/answer", {"answer": "It is me."}, format="multipart", **extra).status_code == 404
     assert Request.objects.get(pk=mine).status == "pending_review"
 
 

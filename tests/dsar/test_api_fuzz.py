@@ -9,7 +9,7 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
-from dsar.models import AuditEntry, ConnectorTask, Export, Request
+from dsar.models import AuditEntry, ConnectorTask, Export, Request, RequestQuestion
 from dsar.wsgi import application
 
 
@@ -50,4 +50,5 @@ def _state() -> tuple:
         ConnectorTask.objects.count(),
         Export.objects.count(),
         AuditEntry.objects.count(),
+        list(RequestQuestion.objects.order_by("pk").values_list("pk", "answered_at")),
     )

@@ -23,8 +23,8 @@ VARIABLES = {
     "HOST", "PORT", "DSAR_PUBLIC_URL", "DSAR_ALLOWED_HOSTS", "DSAR_TRUSTED_PROXIES", "DSAR_RATE_LIMITS", "DSAR_SECRET_KEY",
     "DSAR_AUDIT_KEY", "DSAR_AUDIT_HEAD_DIR",
     "EMAIL_FILE_PATH", "DSAR_SMTP_URL", "DSAR_FROM_EMAIL",
-    "DSAR_AUTO_APPROVE", "DSAR_REVIEW_BEFORE_RELEASE", "DSAR_EXPORT_TTL_DAYS", "DSAR_JURISDICTION", "DSAR_TAXONOMY_FILE",
-    "DSAR_SUPERVISORY_AUTHORITY", "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
+    "DSAR_AUTO_APPROVE", "DSAR_REVIEW_BEFORE_RELEASE", "DSAR_EXPORT_TTL_DAYS", "DSAR_JURISDICTION", "DSAR_ANSWER_FILE_MAX_BYTES",
+    "DSAR_TAXONOMY_FILE", "DSAR_SUPERVISORY_AUTHORITY", "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
 }
 # Read by the demo estate's system files (estate/systems/), not by the settings.
 DEMO_VARIABLES = {
@@ -77,6 +77,7 @@ def test_unset_variables_take_their_documented_defaults(environment):
     assert (config.host, config.port, config.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
     assert config.allowed_hosts == ["127.0.0.1", "localhost"]
     assert (config.auto_approve, config.review_before_release, config.export_ttl_days) == (False, False, 7)
+    assert config.answer_file_max_bytes == 10485760
     assert (config.jurisdiction, config.log_level, config.from_email) == ("gdpr", "INFO", "privacy@example.com")
     assert config.rate_limits.model_dump() == {"file_ip": "30/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert (config.storage, config.systems, config.email_file_path, config.suppression_key) == (None, None, None, None)
@@ -89,7 +90,7 @@ def test_unset_variables_take_their_documented_defaults(environment):
 
 
 def test_values_are_read_with_their_types(environment, tmp_path):
-    environment(DSAR_PUBLIC_URL="https://privacy.example.com/", DSAR_AUTO_APPROVE="yes", DSAR_EXPORT_TTL_DAYS="30",
+    environment(DSAR_PUBLIC_URL="https://privacy.example.com/", DSAR_AUTO_APPROVE="yes", DSAR_EXPORT_TTL_DAYS="30", DSAR_ANSWER_FILE_MAX_BYTES="2048",
                 DSAR_JURISDICTION="CCPA", DSAR_LOG_LEVEL="warning", DSAR_TRUSTED_PROXIES="10.0.0.2, 10.0.0.3",
                 DSAR_RATE_LIMITS='{"file_ip": "100/m"}', EMAIL_FILE_PATH=str(tmp_path / "mail"), DSAR_REVIEW_BEFORE_RELEASE="",
                 DSAR_STORAGE='{"backend": "storages.backends.s3.S3Storage", "options": {"bucket_name": "exports"}}',
@@ -99,6 +100,7 @@ def test_values_are_read_with_their_types(environment, tmp_path):
                                                                      ["privacy.example.com", "127.0.0.1", "localhost"])
     assert (config.auto_approve, config.export_ttl_days, config.jurisdiction, config.log_level) == (True, 30, "ccpa", "WARNING")
     assert config.review_before_release is False  # empty is unset
+    assert config.answer_file_max_bytes == 2048
     assert config.trusted_proxies == ["10.0.0.2", "10.0.0.3"]
     assert config.rate_limits.model_dump() == {"file_ip": "100/m", "file_email": "5/h", "file_email_ip": "2/h", "verify_ip": "60/10m"}
     assert config.email_file_path == tmp_path / "mail"
@@ -128,6 +130,7 @@ def test_the_services_make_run_started_are_read_after_the_environment(environmen
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("DSAR_EXPORT_TTL_DAYS", "seven", "DSAR_EXPORT_TTL_DAYS: Input should be a valid integer, unable to parse string as an integer (got 'seven')"),
     ("DSAR_EXPORT_TTL_DAYS", "0", "DSAR_EXPORT_TTL_DAYS: Input should be greater than or equal to 1 (got '0')"),
+    ("DSAR_ANSWER_FILE_MAX_BYTES", "0", "DSAR_ANSWER_FILE_MAX_BYTES: Input should be greater than or equal to 1 (got '0')"),
     ("PORT", "70000", "PORT: Input should be less than or equal to 65535 (got '70000')"),
     ("DSAR_AUTO_APPROVE", "maybe", "DSAR_AUTO_APPROVE: Input should be a valid boolean, unable to interpret input (got 'maybe')"),
     ("DSAR_JURISDICTION", "hipaa", "DSAR_JURISDICTION: Input should be 'gdpr' or 'ccpa' (got 'hipaa')"),

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-staff-passphrase"
 # The session, the user, their roles, their second factor; then the page's own: the queue's count and
-# rows, or the request (with its export), its tasks and its audit trail.
-QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 7
+# rows, or the request (with its export), its tasks, its audit trail and its questions to the person.
+QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 8
 
 
 def _staff(username: str, role: str):
@@ -361,7 +361,7 @@ def _audit(request: Request) -> AuditEntry:
 def test_approve_moves_a_pending_request_on_and_audits_the_reviewer(reviewer_client):
     request = _pending()
     page = reviewer_client.get(reverse("console:request", args=[request.pk]))
-    assert set(page.context["actions"]) == {"approve", "deny", "extend"}
+    assert set(page.context["actions"]) == {"approve", "deny", "extend", "ask"}
     assert b"Approve request" in page.content and b"Retry failed connectors" not in page.content
     response = reviewer_client.post(
         reverse("console:request-approve", args=[request.pk]), {"note": "identity checked"}, follow=True
@@ -512,6 +512,7 @@ def test_the_dashboard_counts_a_known_dataset(reviewer_client):
     make("pending_review", due_in=20)
     make("processing", due_in=3)  # due this week
     make("unverified", due_in=6.5)  # due this week
+    make("awaiting_subject", due_in=15)  # open: staff wait for the person's answer
     make("completed", due_in=-5, created_ago=10, completed_ago=10 - 2 / 24)  # took 2 hours
     make("completed", due_in=-5, created_ago=5, completed_ago=5 - 4 / 24)  # took 4 hours
     make("expired", due_in=-5, created_ago=4, completed_ago=4 - 9 / 24)  # took 9 hours; its export since expired
@@ -525,7 +526,7 @@ def test_the_dashboard_counts_a_known_dataset(reviewer_client):
     ConnectorTask.objects.create(request=old, connector="support", status="succeeded", finished_at=now)
 
     figures = selectors.dashboard_get(now=now)
-    assert figures.open_by_status == {"unverified": 1, "pending_review": 2, "processing": 1, "failed": 2}
+    assert figures.open_by_status == {"unverified": 1, "pending_review": 2, "processing": 1, "failed": 2, "awaiting_subject": 1}
     assert (figures.overdue, figures.due_this_week, figures.completed_recently) == (1, 2, 3)
     assert abs(figures.median_completion - dt.timedelta(hours=4)) < dt.timedelta(seconds=1)
     assert figures.failures_by_connector == [("accounts", 2), ("payments", 1)]

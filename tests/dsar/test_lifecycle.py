@@ -32,16 +32,17 @@ from ..support.audit import triggers_aside
 
 # Every status against every action: the status the action leads to, or "-" where it is refused.
 MATRIX = """
-status          verified        auto_approved  referred  canceled  approved    denied  completed  failed  retried     expired
-unverified      pending_review  processing     referred  canceled  -           -       -          -       -           -
-pending_review  -               -              -         canceled  processing  denied  -          -       -           -
-processing      -               -              -         -         -           -       completed  failed  -           -
-completed       -               -              -         -         -           -       -          -       -           expired
-failed          -               -              -         -         -           -       -          -       processing  -
-denied          -               -              -         -         -           -       -          -       -           -
-canceled        -               -              -         -         -           -       -          -       -           -
-expired         -               -              -         -         -           -       -          -       -           -
-referred        -               -              -         -         -           -       -          -       -           -
+status            verified        auto_approved  referred  canceled  approved    denied  completed  failed  retried     expired  asked             answered
+unverified        pending_review  processing     referred  canceled  -           -       -          -       -           -        -                 -
+pending_review    -               -              -         canceled  processing  denied  -          -       -           -        awaiting_subject  -
+processing        -               -              -         -         -           -       completed  failed  -           -        -                 -
+completed         -               -              -         -         -           -       -          -       -           expired  -                 -
+failed            -               -              -         -         -           -       -          -       processing  -        -                 -
+denied            -               -              -         -         -           -       -          -       -           -        -                 -
+canceled          -               -              -         -         -           -       -          -       -           -        -                 -
+expired           -               -              -         -         -           -       -          -       -           -        -                 -
+referred          -               -              -         -         -           -       -          -       -           -        -                 -
+awaiting_subject  -               -              -         canceled  -           denied  -          -       -           -        -                 pending_review
 """
 _HEADER, *_ROWS = (line.split() for line in MATRIX.strip().splitlines())
 ACTIONS = _HEADER[1:]
@@ -53,7 +54,7 @@ REFUSED = [cell[:2] for cell in CELLS if not cell[2]]
 def test_the_matrix_covers_every_status_and_every_action():
     assert sorted(row[0] for row in _ROWS) == sorted(Status.values)
     assert sorted(ACTIONS) == sorted(TRANSITIONS)
-    assert (len(CELLS), len(LEGAL)) == (90, 11)
+    assert (len(CELLS), len(LEGAL)) == (120, 15)
 
 
 @pytest.mark.parametrize(("from_status", "action", "to_status"), LEGAL)

@@ -476,7 +476,7 @@ def test_only_a_failed_request_is_retried(status):
 
 @pytest.mark.parametrize(("status", "export", "offered"), [
     ("unverified", None, {"extend"}),
-    ("pending_review", None, {"approve", "deny", "extend"}),
+    ("pending_review", None, {"approve", "deny", "extend", "ask"}),
     ("processing", None, {"extend"}),
     ("failed", None, {"retry", "extend"}),
     ("completed", None, set()),
@@ -487,6 +487,7 @@ def test_only_a_failed_request_is_retried(status):
     ("canceled", None, set()),
     ("expired", None, set()),
     ("referred", None, set()),
+    ("awaiting_subject", None, {"deny", "extend"}),
 ])
 def test_the_actions_offered_are_those_the_services_accept(settings, status, export, offered):
     settings.DSAR_REVIEW_BEFORE_RELEASE = True
@@ -500,7 +501,7 @@ def test_the_actions_offered_are_those_the_services_accept(settings, status, exp
 def test_an_extended_request_is_not_offered_another_extension():
     request = request_make(status="pending_review")
     services.request_extend(request_id=request.pk, actor="staff:rita", reason="busy", days=3)
-    assert services.request_actions_allowed(request=Request.objects.get(pk=request.pk)) == {"approve", "deny"}
+    assert services.request_actions_allowed(request=Request.objects.get(pk=request.pk)) == {"approve", "deny", "ask"}
 
 
 # --- Tasks of systems with no API ----------------------------------------------------------------------
