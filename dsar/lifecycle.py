@@ -73,6 +73,8 @@ def request_transition(
 ) -> AuditEntry:
     """Apply `action` to a request locked by `locks.request_lock`, saving `update_fields` too, and
     audit it in the same transaction. Raises IllegalTransition when the status does not allow it.
+    A request leaving awaiting_subject with its deadline paused has the deadline run again, moved
+    later by the time it stood still, and the audit entry records the move (`due_from`, `due_to`).
     A request closed after its due date keeps the deadline it missed (`overdue_since`), though the
     deadline watch, which records it otherwise, had not run since."""
     to = transition_target(request.status, action)
@@ -81,6 +83,12 @@ def request_transition(
     from_status = request.status
     request.status = to
     update_fields = ["status", "updated_at", *update_fields]
+    if request.deadline_paused_at is not None and to != Status.AWAITING_SUBJECT:
+        due_from = request.due_at
+        request.due_at += timezone.now() - request.deadline_paused_at
+        request.deadline_paused_at = None
+        update_fields += ["due_at", "deadline_paused_at"]
+        data = {**(data or {}), "due_from": due_from.isoformat(), "due_to": request.due_at.isoformat()}
     if to in FINAL:
         request.closed_at = timezone.now()
         update_fields.append("closed_at")

@@ -44,6 +44,8 @@ class Request(models.Model):
     extended_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="When it reached a final status.")
+    deadline_paused_at = models.DateTimeField(null=True, blank=True, help_text="Since when the deadline stands still: the "
+                                              "person was asked a question during which the request's law stops the clock.")
     overdue_since = models.DateTimeField(null=True, blank=True, help_text="The deadline it passed unanswered, found by the "
                                          "deadline watch; kept whatever happens after.")
 

@@ -52,10 +52,11 @@ RECENT_DAYS = 30
 
 
 def unanswered_q() -> Q:
-    """Requests the person has no answer to yet: open ones, and completed ones whose export waits
-    for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), which is not in their hands until then."""
+    """Requests the person has no answer to yet, whose deadline runs: open ones, but for those
+    whose deadline stands still while the person is asked a question; and completed ones whose
+    export waits for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), not in their hands until then."""
     waiting = Q(export__isnull=False, export__released_at__isnull=True, export__deleted_at__isnull=True)
-    return Q(status__in=OPEN_STATUSES) | Q(status=Status.COMPLETED) & waiting
+    return Q(status__in=OPEN_STATUSES, deadline_paused_at__isnull=True) | Q(status=Status.COMPLETED) & waiting
 
 
 def overdue_q(now: dt.datetime) -> Q:
@@ -65,7 +66,7 @@ def overdue_q(now: dt.datetime) -> Q:
 
 def request_overdue(request: Request, *, now: dt.datetime | None = None) -> bool:
     """The same test as `overdue_q`, for one request already loaded (with its export, if any)."""
-    if request.due_at >= (now or timezone.now()):
+    if request.due_at >= (now or timezone.now()) or request.deadline_paused_at is not None:
         return False
     if request.status in OPEN_STATUSES:
         return True

@@ -338,15 +338,21 @@ def request_ask(*, request_id, actor: str, question: str, purpose: str) -> Reque
     """Ask the person a question before acting on their request: `identity` when there are
     reasonable doubts about who is asking (GDPR Art. 12(6), 11(2)), `scope` when it is unclear what
     the request covers (Recital 63). pending_review -> awaiting_subject; the question is kept and
-    emailed to the person with the link to their request's page, where they answer it."""
+    emailed to the person with the link to their request's page, where they answer it. Where the
+    request's law stops the clock while the person is asked (`deadlines.deadline_paused_while_asked`),
+    the deadline stands still from now until the request leaves awaiting_subject (`lifecycle`)."""
     if purpose not in QuestionPurpose.values:
         raise InvalidInput(f"purpose must be one of {', '.join(QuestionPurpose.values)}.", code="invalid_purpose")
     if not question.strip():
         raise InvalidInput("A question is required.", code="question_required")
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, "asked", actor=actor, note=question, data={"purpose": purpose})
-        RequestQuestion.objects.create(request=request, purpose=purpose, text=question, asked_by=actor, asked_at=timezone.now())
+        now = timezone.now()
+        paused = deadline_paused_while_asked(request.jurisdiction, purpose)
+        request.deadline_paused_at = now if paused else None
+        _transition(request, "asked", actor=actor, note=question, data={"purpose": purpose, "deadline_paused": paused},
+                    update_fields=["deadline_paused_at"])
+        RequestQuestion.objects.create(request=request, purpose=purpose, text=question, asked_by=actor, asked_at=now)
         email_on_commit(request, "question", question=question)
     return request
 
@@ -354,9 +360,8 @@ def request_ask(*, request_id, actor: str, question: str, purpose: str) -> Reque
 def request_answer(*, request_id, answer: str, file: bytes | None = None) -> Request:
     """The person answers the question they were asked, with text and at most one file (a PDF, PNG
     or JPEG of at most DSAR_ANSWER_FILE_MAX_BYTES, its kind read from its bytes). awaiting_subject ->
-    pending_review, for staff to review again. Where the deadline stood still while the person was
-    asked (`deadlines.deadline_paused_while_asked`), the due date moves later by the time they took;
-    the audit entry records the due date before and after. The file is kept under a random name. A
+    pending_review, for staff to review again; a deadline that stood still while the person was asked
+    runs again, moved later by the time they took (`lifecycle`). The file is kept under a random name. A
     bad answer is InvalidInput, one to a request that waits for none Conflict: either changes nothing."""
     if not answer.strip():
         raise InvalidInput("Write your answer.", code="answer_required")
@@ -366,12 +371,8 @@ def request_answer(*, request_id, answer: str, file: bytes | None = None) -> Req
         question = request.questions.filter(answered_at__isnull=True).first()
         if question is None:
             raise Conflict("This request is not waiting for an answer.", code="not_awaiting_answer")
-        now, due_from = timezone.now(), request.due_at
-        if deadline_paused_while_asked(request.jurisdiction, question.purpose):
-            request.due_at = due_from + (now - question.asked_at)
-        _transition(request, "answered", actor=SUBJECT, update_fields=["due_at"],
-                    data={"purpose": question.purpose, "due_from": due_from.isoformat(), "due_to": request.due_at.isoformat()})
-        question.answer, question.answered_at = answer, now
+        _transition(request, "answered", actor=SUBJECT, data={"purpose": question.purpose})
+        question.answer, question.answered_at = answer, timezone.now()
         if kind is not None:
             content_type, extension = kind
             question.answer_content_type = content_type

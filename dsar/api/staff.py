@@ -48,7 +48,8 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         model = Request
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
-            "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason", "result", "erasure_check",
+            "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
+            "result", "erasure_check",
         ]
 
     def get_overdue(self, request: Request) -> bool:

@@ -69,7 +69,7 @@ def test_asking_waits_for_the_person_keeps_the_question_and_emails_it_with_the_l
     assert (question.answer, question.answered_at, question.reminders_sent) == ("", None, 0)
     entry = AuditEntry.objects.filter(request=request).last()
     assert (entry.action, entry.actor, entry.from_status, entry.to_status, entry.note, entry.data) == (
-        "asked", "staff:rita", "pending_review", "awaiting_subject", QUESTION, {"purpose": "identity"})
+        "asked", "staff:rita", "pending_review", "awaiting_subject", QUESTION, {"purpose": "identity", "deadline_paused": True})
     [sent] = mailoutbox
     assert (sent.to, sent.subject) == (["doubtful@example.com"], "We need more information about your request")
     for text in (sent.body, sent.alternatives[0][0]):
@@ -139,8 +139,7 @@ def test_a_scope_answer_under_the_gdpr_and_any_answer_under_the_ccpa_leave_the_d
         services.request_answer(request_id=request.pk, answer="Only my orders since 2024, please.")
     assert Request.objects.get(pk=request.pk).due_at == dt.datetime(2026, 5, 1, 12, tzinfo=UTC)
     entry = AuditEntry.objects.filter(request=request).last()
-    assert (entry.action, entry.data) == ("answered", {"purpose": purpose, "due_from": "2026-05-01T12:00:00+00:00",
-                                                       "due_to": "2026-05-01T12:00:00+00:00"})
+    assert (entry.action, entry.data) == ("answered", {"purpose": purpose})  # no move of the due date to record
 
 
 @pytest.mark.django_db
@@ -204,16 +203,57 @@ def test_the_person_may_cancel_and_staff_may_deny_while_the_answer_is_awaited_an
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_request_awaiting_the_persons_answer_stays_on_the_deadline_watch(mailoutbox):
+def test_a_request_awaiting_the_persons_answer_to_a_question_that_leaves_the_clock_running_stays_on_the_deadline_watch(mailoutbox):
     reviewer = staff_user_ensure(username="rev", role=ROLE_REVIEWER)
     reviewer.email = "rev@example.com"
     reviewer.save(update_fields=["email"])
-    request = _asked(email="slow@example.com")
+    request = _asked(email="slow@example.com", purpose="scope")
     mailoutbox.clear()
     Request.objects.filter(pk=request.pk).update(due_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC))
     with time_machine.travel(dt.datetime(2026, 4, 24, 13, tzinfo=UTC), tick=False):
         assert jobs.job_run("deadline_watch") == "deadline_watch: 1 reminders and escalations sent"
     assert [(m.to, m.subject) for m in mailoutbox] == [(["rev@example.com"], "Request deadline")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_clock_stands_still_for_an_identity_question_the_request_is_neither_reminded_nor_found_overdue(mailoutbox, reviewer):
+    staff = staff_user_ensure(username="rev", role=ROLE_REVIEWER)
+    staff.email = "rev@example.com"
+    staff.save(update_fields=["email"])
+    request = request_make(status="pending_review", token=TOKEN, email="paused@example.com")
+    Request.objects.filter(pk=request.pk).update(due_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 4, 28, 12, tzinfo=UTC), tick=False):
+        services.request_ask(request_id=request.pk, actor="staff:rita", question=QUESTION, purpose="identity")
+    mailoutbox.clear()
+    with time_machine.travel(dt.datetime(2026, 5, 10, 12, tzinfo=UTC), tick=False):  # nine days past the due date it had
+        assert jobs.job_run("deadline_watch") == "deadline_watch: 0 reminders and escalations sent"
+        detail = reviewer.get(f"/api/v1/staff/requests/{request.pk}").json()
+    assert (detail["due_at"], detail["deadline_paused_at"], detail["overdue"], detail["overdue_since"]) == (
+        "2026-05-01T12:00:00Z", "2026-04-28T12:00:00Z", False, None)
+    assert mailoutbox == []
+    with time_machine.travel(dt.datetime(2026, 5, 11, 12, tzinfo=UTC), tick=False):  # answered thirteen days after asked
+        services.request_answer(request_id=request.pk, answer="My passport, attached.", file=PNG)
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.due_at, stored.overdue_since) == (dt.datetime(2026, 5, 14, 12, tzinfo=UTC), None)
+    with time_machine.travel(dt.datetime(2026, 5, 15, 12, tzinfo=UTC), tick=False):  # the clock ran again, and out
+        assert jobs.job_run("deadline_watch") == "deadline_watch: 1 reminders and escalations sent"
+    assert Request.objects.get(pk=request.pk).overdue_since == dt.datetime(2026, 5, 14, 12, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_a_request_closed_while_its_clock_stands_still_missed_no_deadline_and_its_trail_records_the_move():
+    request = request_make(status="pending_review", token=TOKEN, email="withdrawn@example.com")
+    Request.objects.filter(pk=request.pk).update(due_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 4, 30, 12, tzinfo=UTC), tick=False):
+        services.request_ask(request_id=request.pk, actor="staff:rita", question=QUESTION, purpose="identity")
+    with time_machine.travel(dt.datetime(2026, 5, 20, 12, tzinfo=UTC), tick=False):
+        services.request_cancel(request_id=request.pk)
+    stored = Request.objects.get(pk=request.pk)
+    assert (stored.status, stored.due_at, stored.overdue_since, stored.deadline_paused_at) == (
+        "canceled", dt.datetime(2026, 5, 21, 12, tzinfo=UTC), None, None)
+    asked, canceled = AuditEntry.objects.filter(request=request).order_by("id")[1:]
+    assert (asked.action, asked.data) == ("asked", {"purpose": "identity", "deadline_paused": True})
+    assert (canceled.action, canceled.data) == ("canceled", {"due_from": "2026-05-01T12:00:00+00:00", "due_to": "2026-05-21T12:00:00+00:00"})
 
 
 # --- Reminders --------------------------------------------------------------------------------------------------
