@@ -168,7 +168,9 @@ def unverified_purge(*, now: dt.datetime, limit: int) -> str:
 
 def record_retention(*, now: dt.datetime, limit: int) -> str:
     """Past the record-keeping period (DSAR_RECORD_RETENTION_MONTHS after closing), replace the
-    personal data in a closed request's record with a keyed hash; the audit trail stays whole."""
+    personal data in a closed request's record with a keyed hash, and delete what the person sent
+    in answer to staff's questions (a proof of identity, often), text and file; the audit trail
+    stays whole."""
     cutoff = now - relativedelta(months=settings.DSAR_RECORD_RETENTION_MONTHS)
     done = 0
     with transaction.atomic():
@@ -179,6 +181,9 @@ def record_retention(*, now: dt.datetime, limit: int) -> str:
             request.erasure_check = None
             request.anonymized_at = now
             request.save(update_fields=["email", "code_hash", "token_hash", "erasure_check", "anonymized_at", "updated_at"])
+            files = list(request.questions.exclude(answer_file="").values_list("answer_file", flat=True))
+            request.questions.update(answer="", answer_file="", answer_content_type="")
+            transaction.on_commit(lambda files=files: [exports.storage_delete(path) for path in files])
             audit_record(request, actor=SYSTEM, action="anonymized", note=f"record kept {settings.DSAR_RECORD_RETENTION_MONTHS} months")
             done += 1
     return f"record_retention: {done} closed request records anonymised"

@@ -256,6 +256,22 @@ def test_a_request_closed_while_its_clock_stands_still_missed_no_deadline_and_it
     assert (canceled.action, canceled.data) == ("canceled", {"due_from": "2026-05-01T12:00:00+00:00", "due_to": "2026-05-21T12:00:00+00:00"})
 
 
+@pytest.mark.django_db
+def test_what_the_person_sent_in_answer_is_deleted_with_their_address_when_the_record_is_anonymised(django_capture_on_commit_callbacks):
+    request = _asked(email="proof@example.com")
+    services.request_answer(request_id=request.pk, answer="My passport, attached.", file=PNG)
+    path = RequestQuestion.objects.get(request=request).answer_file
+    assert default_storage.exists(path)
+    services.request_deny(request_id=request.pk, actor="staff:rita", reason="The passport does not match the account.")
+    Request.objects.filter(pk=request.pk).update(closed_at=dt.datetime(2024, 1, 1, tzinfo=UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.job_run("record_retention", now=dt.datetime(2026, 1, 1, 0, 1, tzinfo=UTC)) == (
+            "record_retention: 1 closed request records anonymised")
+    question = RequestQuestion.objects.get(request=request)
+    assert (question.text, question.answer, question.answer_file, question.answer_content_type) == (QUESTION, "", "", "")
+    assert not default_storage.exists(path)
+
+
 # --- Reminders --------------------------------------------------------------------------------------------------
 
 ASKED_AT = dt.datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
