@@ -184,6 +184,27 @@ def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain
         assert rights in " ".join(text.split())
 
 
+@pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
+def test_an_erasure_that_kept_some_data_tells_the_person_where_they_can_complain_and_one_that_kept_none_does_not(
+        db, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
+    kept = request_make(status="completed", type="deletion", email="kept@example.com")
+    whole = request_make(status="completed", type="deletion", email="whole@example.com")
+    Request.objects.filter(pk__in=[kept.pk, whole.pk]).update(jurisdiction=jurisdiction)
+    Request.objects.filter(pk=kept.pk).update(result={"erased": {"name_contact": 1}, "retained": [
+        {"category": "Payment details", "count": 2, "reason": "Tax law requires invoices for 10 years", "until": "2034-03-01"}]})
+    Request.objects.filter(pk=whole.pk).update(result={"erased": {"name_contact": 1}, "retained": []})
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        for request in Request.objects.filter(pk__in=[kept.pk, whole.pk]):
+            notifications.email_on_commit(request, "completed")
+    sent = {message.to[0]: message for message in mailoutbox}
+    for text in (sent["kept@example.com"].body, sent["kept@example.com"].alternatives[0][0]):
+        flat = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+        assert "Payment details (2 records) Why: Tax law requires invoices for 10 years" in flat
+        assert "If you think we should not keep it, you can reply to this email to contact our privacy team." in flat
+        assert rights in flat
+    assert "complain" not in sent["whole@example.com"].body
+
+
 def test_a_code_replaced_by_a_newer_one_an_expired_code_and_an_anonymised_subject_get_no_email(db, mailoutbox):
     replaced = request_make(email="replaced@example.com", code_issued=True)
     expired = request_make(email="expired@example.com", code_issued=True)
