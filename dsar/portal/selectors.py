@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dateutil.relativedelta import relativedelta
 from django.utils import timezone
 
-from connectors.taxonomy import category_ids, category_root, taxonomy
+from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
 from .. import exports
 from ..deadlines import deadline_rule
@@ -24,12 +24,6 @@ ACCOUNT_GROUP = "identity"
 
 
 # --- Categories -------------------------------------------------------------------------------------
-
-
-def category_label(category: str) -> str:
-    """The category's label, or its id when the taxonomy no longer lists it."""
-    info = taxonomy()["categories"].get(category_root(category))
-    return info["label"] if info else category
 
 
 def category_groups(selected: list[str] | None = None) -> list[dict]:
