@@ -20,6 +20,7 @@ from connectors.base import Source
 from connectors.taxonomy import category_ids, category_info, taxonomy
 
 from ..models import Request
+from .refusals import refusals_in_words
 from .staging import flatten
 
 PREVIEW_RECORDS = 50  # records shown per category; all of them are in the data files
@@ -65,7 +66,7 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:
     """The report's page, as UTF-8."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
-               "preview_limit": PREVIEW_RECORDS}
+               "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals)}
     return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")
 
 
