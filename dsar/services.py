@@ -32,7 +32,7 @@ from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import ConnectorTask, Export, Request, RequestType, Status, SystemCheck, TaskStatus
+from .models import ConnectorTask, DenialGround, Export, Request, RequestType, Status, SystemCheck, TaskStatus
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .system_checks import system_check_record, system_check_run
 
@@ -263,13 +263,19 @@ def _refusals_checked(request: Request, refuse: Sequence[Mapping[str, str]]) -> 
     return refusals, categories_left
 
 
-def request_deny(*, request_id, actor: str, reason: str) -> Request:
-    """Refuse a request with a reason the subject is told."""
+def request_deny(*, request_id, actor: str, reason: str, ground: str = DenialGround.NONE) -> Request:
+    """Refuse a request with a reason the subject is told and, when the law's, its ground: manifestly
+    unfounded or excessive (GDPR Art. 12(5), CCPA §1798.145(h)(3)), which the reason must show."""
     if not reason.strip():
         raise InvalidInput("A reason is required.", code="reason_required")
+    if ground not in DenialGround.values:
+        raise InvalidInput(f"ground must be one of {', '.join(value for value in DenialGround.values if value)}.",
+                           code="invalid_ground")
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, "denied", actor=actor, note=reason)
+        request.denial_ground = ground
+        _transition(request, "denied", actor=actor, note=reason, data={"ground": ground} if ground else None,
+                    update_fields=["denial_ground"])
         email_on_commit(request, "denied", reason=reason)
     return request
 
