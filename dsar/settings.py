@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
         "RequestTypeEnum": "dsar.models.RequestType",
         "RequestStatusEnum": "dsar.models.Status",
         "TaskStatusEnum": "dsar.models.TaskStatus",
+        "DenialGroundEnum": "dsar.models.DenialGround",
     },
 }
 
