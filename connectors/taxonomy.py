@@ -48,3 +48,8 @@ def category_known(category: str) -> bool:
 
 def category_info(category: str) -> dict[str, Any]:
     return taxonomy()["categories"][category_root(category)]
+
+
+def category_label(category: str) -> str:
+    """The category's label, or its id when the taxonomy no longer lists it."""
+    return category_info(category)["label"] if category_known(category) else category

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectors.base import Identity, TransientError
-from connectors.registry import connector_get, connector_names
+from connectors.registry import connector_get
 
 from . import exports, locks, processing
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
@@ -222,14 +222,15 @@ def erasure_verification(*, now: dt.datetime, limit: int) -> str:
 
 
 def _still_held(request: Request) -> dict[str, int]:
-    """Records per category the connectors hold now, less what the receipt said was retained."""
+    """Records per category the connectors hold now, less what the receipt said was retained. The
+    systems and categories staff refused to erase are not asked about."""
     retained: dict[str, int] = {}
     for item in (request.result or {}).get("retained", []):
         retained[item["category"]] = retained.get(item["category"], 0) + item["count"]
     counts: dict[str, int] = {}
     identity = Identity(email=request.email)
     wanted = set(request.categories)
-    for name in connector_names():
+    for name in processing.systems_not_refused(request.refusals):
         for record in connector_get(name).gather(identity):
             if record.category in wanted:
                 counts[record.category] = counts.get(record.category, 0) + 1

@@ -27,6 +27,15 @@ class Status(models.TextChoices):
     AWAITING_SUBJECT = "awaiting_subject"  # staff asked the person a question and wait for the answer
 
 
+class DenialGround(models.TextChoices):
+    """Why the law lets a whole request be refused, beyond an ordinary reason (GDPR Art. 12(5),
+    CCPA §1798.145(h)(3)); none for an ordinary refusal."""
+
+    NONE = "", "None: an ordinary refusal"
+    MANIFESTLY_UNFOUNDED = "manifestly_unfounded", "Manifestly unfounded"
+    EXCESSIVE = "excessive", "Excessive, for instance repetitive"
+
+
 class Request(models.Model):
     """One data subject request, from filing to its export or deletion receipt."""
 
@@ -56,6 +65,13 @@ class Request(models.Model):
     token_hash = models.CharField(max_length=64, blank=True)
 
     referred_to = models.CharField(max_length=200, blank=True)
+    # Database defaults too: the release before inserts rows that name neither column (docs/upgrading.md).
+    refusals = models.JSONField(default=list, db_default=[], blank=True,
+                                help_text='The parts staff refused at approval: [{"category": id} or {"system": name}, with '
+                                          '"reason"]; taken out of what is gathered or erased.')
+    denial_ground = models.CharField(max_length=24, choices=DenialGround.choices, default=DenialGround.NONE,
+                                     db_default=DenialGround.NONE, blank=True,
+                                     help_text="The ground of a denial, when the law's (manifestly unfounded, excessive).")
     result = models.JSONField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
 

@@ -45,6 +45,7 @@ from django.utils.functional import SimpleLazyObject
 from . import verification
 from .cache import cache_redis
 from .deadlines import deadline_rule
+from .exports import refusals_in_words
 from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
@@ -55,6 +56,7 @@ SUBJECTS = {
     "received": "We have received your request",
     "completed": "Your request is complete",
     "denied": "About your request",
+    "refused_in_part": "We will not answer all of your request",
     "extended": "We need more time for your request",
     "referred": "Your request is handled by your organisation",
     "failed": "Your request is delayed",
@@ -363,9 +365,11 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                        "verify_url": settings.DSAR_PUBLIC_URL + reverse("portal:request-verify", args=[request.id])}
         to = [request.email]
         # Signed only if the template shows it: the code email does not. The law the request was
-        # filed under gives the periods the person is told (the received email).
+        # filed under gives the periods the person is told (the received email); what staff refused
+        # of it is told in words (the approval's email, a deletion's receipt).
         context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)),
-                   "deadline_rule": deadline_rule(request.jurisdiction), **context}
+                   "deadline_rule": deadline_rule(request.jurisdiction),
+                   "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)), **context}
     message = EmailMultiAlternatives(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -47,14 +47,21 @@ SYSTEM = "system"
 
 
 def tasks_create(request: Request) -> None:
-    """One task per configured connector for a locked request, rung for once the transaction commits.
-    A system found by identities other systems find waits for them (`tasks_wake`); a system with no
-    API waits with staff, who work it by hand (`services.manual_task_gather`, `manual_task_erase`),
-    and is never rung for."""
+    """One task per configured connector for a locked request, but the systems staff refused, rung
+    for once the transaction commits. A system found by identities other systems find waits for
+    them (`tasks_wake`); a system with no API waits with staff, who work it by hand
+    (`services.manual_task_gather`, `manual_task_erase`), and is never rung for."""
     tasks = ConnectorTask.objects.bulk_create([
         ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else task_ready_status(name))
-        for name in connector_names()])
+        for name in systems_not_refused(request.refusals)])
     tasks_ring([task for task in tasks if task.status == TaskStatus.QUEUED])
+
+
+def systems_not_refused(refusals: Iterable[Mapping[str, str]]) -> list[str]:
+    """The configured systems that answer a request, in their order: all but those `refusals` (a
+    request's) name."""
+    refused = {refusal["system"] for refusal in refusals if "system" in refusal}
+    return [name for name in connector_names() if name not in refused]
 
 
 def task_ready_status(connector: str) -> TaskStatus:
@@ -436,7 +443,7 @@ def final_step_run(request_id) -> None:
     # at it (the row is written only on completion), and this run holds the step's lease.
     exports.storage_delete_tree(f"exports/{request.pk}")
     if request.type == RequestType.DELETION:
-        final_step_complete(step, result=exports.receipt_merge(tasks))
+        final_step_complete(step, result=exports.receipt_merge(tasks, refusals=request.refusals))
         return
     try:
         with lease_kept(step):

@@ -392,6 +392,7 @@ METRICS_LINES = {
     "mean_days": "Days to respond, mean",
 }
 _COMPLIED = Q(status__in=[Status.COMPLETED, Status.EXPIRED])  # expired: completed, and its export's time is up since
+_WHOLE = Q(refusals=[])  # staff refused no part of it at approval
 _RESPONDED = _COMPLIED | Q(status=Status.DENIED)
 
 
@@ -406,11 +407,11 @@ def yearly_metrics_get(*, year: int) -> dict:
     (UTC), per request type and for all: two queries, whatever the number of requests.
 
     - received: filed that year, still open ones included;
-    - complied with in whole: completed (or completed and its export since expired);
-    - complied with in part: always 0, because the data model has no way to refuse or withhold part of a
-      request: a request is completed or denied whole. A deletion whose receipt `retained` what a
-      legal duty keeps counts as complied with in whole, as nothing records it as a refusal. Count
-      here once a partial denial is something a request can record;
+    - complied with in whole: completed (or completed and its export since expired), nothing of it
+      refused. A deletion whose receipt `retained` what a legal duty keeps counts here, as the law
+      keeping data is no refusal of the request;
+    - complied with in part: completed, some categories or systems of it refused at approval
+      (`refusals`);
     - denied: by staff, with a reason;
     - closed without a denial, each apart: never verified, canceled by the person, referred to the
       organisation managing the account. A never-verified request is deleted, keeping only a count
@@ -427,7 +428,8 @@ def yearly_metrics_get(*, year: int) -> dict:
             - TruncDate("created_at", tzinfo=dt.UTC))
     counts = {
         "received": Q(),
-        "complied_in_whole": _COMPLIED,
+        "complied_in_whole": _COMPLIED & _WHOLE,
+        "complied_in_part": _COMPLIED & ~_WHOLE,
         "denied": Q(status=Status.DENIED),
         "canceled": Q(status=Status.CANCELED),
         "referred": Q(status=Status.REFERRED),
@@ -444,7 +446,6 @@ def yearly_metrics_get(*, year: int) -> dict:
     metrics: dict = {"year": year}
     for scope in METRICS_SCOPES:
         figures = {name: found[f"{scope}_{name}"] for name in counts}
-        figures["complied_in_part"] = 0
         figures["never_verified"] = None
         if scope == "all":
             figures["never_verified"] = never_verified

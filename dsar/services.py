@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import PurePath
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
 from connectors.manual import ManualConnector
-from connectors.registry import connector_get, connector_names, systems
+from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
 from connectors.taxonomy import category_ids, category_known
 
@@ -34,7 +34,8 @@ from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import ConnectorTask, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status, SystemCheck, TaskStatus
+from .models import (ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status, SystemCheck,
+                     TaskStatus)
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .system_checks import system_check_record, system_check_run
 
@@ -216,23 +217,73 @@ def request_cancel(*, request_id) -> Request:
 # --- Staff ------------------------------------------------------------------------------------------
 
 
-def request_approve(*, request_id, actor: str, note: str = "") -> Request:
-    """pending_review -> processing, and fan out one task per connector."""
+def request_approve(*, request_id, actor: str, note: str = "", refuse: Sequence[Mapping[str, str]] = ()) -> Request:
+    """pending_review -> processing, and fan out one task per connector.
+
+    `refuse` names the parts staff will not answer (GDPR Art. 12(4)), each {"category": id} or
+    {"system": name} with its "reason": a refused category is neither gathered nor erased, a refused
+    system gets no task, and the person is emailed what will not be answered and why. The request
+    keeps them (`refusals`), and so does the approval's audit entry. Refusing all of it is a denial:
+    InvalidInput, as for any part that cannot be refused, and nothing changes."""
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, "approved", actor=actor, note=note)
+        # The categories are what every connector and the export read: the refused ones go from them.
+        request.refusals, request.categories = _refusals_checked(request, refuse)
+        _transition(request, "approved", actor=actor, note=note, update_fields=["categories", "refusals"],
+                    data={"refusals": request.refusals} if request.refusals else None)
         processing.tasks_create(request)
+        if request.refusals:
+            email_on_commit(request, "refused_in_part")
     logger.info("request %s: approved", request.id)
     return request
 
 
-def request_deny(*, request_id, actor: str, reason: str) -> Request:
-    """Refuse a request with a reason the subject is told."""
+def _refusals_checked(request: Request, refuse: Sequence[Mapping[str, str]]) -> tuple[list[dict[str, str]], list[str]]:
+    """The parts of `request` refused at its approval, each with its reason trimmed, and the
+    categories left to answer; InvalidInput names the first part that cannot be refused."""
+    refusals: list[dict[str, str]] = []
+    for refusal in refuse:
+        if len(refusal.keys() & {"category", "system"}) != 1:
+            raise InvalidInput("Name either a category or a system to refuse.", code="invalid")
+        kind = "category" if "category" in refusal else "system"
+        name, reason = refusal[kind], refusal.get("reason", "").strip()
+        if kind == "category" and not category_known(name):
+            raise InvalidInput(f"Unknown category: {name}.", code="invalid_category")
+        if kind == "category" and name not in request.categories:
+            raise InvalidInput(f"This request does not ask for {name}, so it cannot be refused.", code="category_not_requested")
+        if kind == "system" and name not in connector_names():
+            raise InvalidInput(f"No system is named {name}.", code="invalid_system")
+        if not reason:
+            raise InvalidInput(f"Give the reason for refusing {name}: the person is told it.", code="reason_required")
+        if any(other.get(kind) == name for other in refusals):
+            raise InvalidInput(f"{name} is refused twice.", code="duplicate_refusal")
+        refusals.append({kind: name, "reason": reason})
+    refused = {refusal.get("category") for refusal in refusals}
+    categories_left = [category for category in request.categories if category not in refused]
+    systems_left = processing.systems_not_refused(refusals)
+    if refusals and not (categories_left and systems_left):
+        raise InvalidInput("That refuses the whole request: deny it instead, with the reason.", code="deny_instead")
+    # A system found by identities a refused one finds would wait for it forever.
+    for name in systems_left:
+        if needed := sorted(connector_waits_for(name) - set(systems_left)):
+            raise InvalidInput(f"{name} is found by what {', '.join(needed)} finds: refuse {name} too, or answer "
+                               f"{', '.join(needed)}.", code="system_needed")
+    return refusals, categories_left
+
+
+def request_deny(*, request_id, actor: str, reason: str, ground: str = DenialGround.NONE) -> Request:
+    """Refuse a request with a reason the subject is told and, when the law's, its ground: manifestly
+    unfounded or excessive (GDPR Art. 12(5), CCPA §1798.145(h)(3)), which the reason must show."""
     if not reason.strip():
         raise InvalidInput("A reason is required.", code="reason_required")
+    if ground not in DenialGround.values:
+        raise InvalidInput(f"ground must be one of {', '.join(value for value in DenialGround.values if value)}.",
+                           code="invalid_ground")
     with transaction.atomic():
         request = _locked(request_id)
-        _transition(request, "denied", actor=actor, note=reason)
+        request.denial_ground = ground
+        _transition(request, "denied", actor=actor, note=reason, data={"ground": ground} if ground else None,
+                    update_fields=["denial_ground"])
         email_on_commit(request, "denied", reason=reason)
     return request
 

@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         "RequestStatusEnum": "dsar.models.Status",
         "TaskStatusEnum": "dsar.models.TaskStatus",
         "QuestionPurposeEnum": "dsar.models.QuestionPurpose",
+        "DenialGroundEnum": "dsar.models.DenialGround",
     },
 }
 

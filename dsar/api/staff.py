@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
-from ..models import AuditEntry, ConnectorTask, QuestionPurpose, Request, RequestQuestion, RequestType, Status
+from ..models import AuditEntry, ConnectorTask, DenialGround, QuestionPurpose, Request, RequestQuestion, RequestType, Status
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
@@ -41,15 +41,44 @@ class QuestionSerializer(serializers.ModelSerializer):
                   "reminders_sent"]
 
 
+class CategoryRefusalSerializer(StrictSerializer):
+    """A category of the request refused at its approval: neither gathered nor erased."""
+
+    category = TextField(max_length=100, trim_whitespace=False, help_text="A category id the request asks for.")
+    reason = ReasonField(max_length=2000, help_text="Why, in words the person is emailed.")
+
+
+class SystemRefusalSerializer(StrictSerializer):
+    """A system refused at the request's approval: it gets no task."""
+
+    system = TextField(max_length=64, trim_whitespace=False, help_text="A configured system's name.")
+    reason = ReasonField(max_length=2000, help_text="Why, in words the person is emailed.")
+
+
+@extend_schema_field(PolymorphicProxySerializer(component_name="Refusal", resource_type_field_name=None,
+                                                serializers=[CategoryRefusalSerializer, SystemRefusalSerializer]))
+class RefusalField(serializers.Field):
+    """A part of a request refused at its approval: a category or a system, by the key it names."""
+
+    def to_internal_value(self, data):
+        kind = CategoryRefusalSerializer if isinstance(data, dict) and "category" in data else SystemRefusalSerializer
+        return validated(kind, data)
+
+    def to_representation(self, value):
+        return value
+
+
 class StaffRequestSerializer(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
+    refusals = serializers.ListField(child=RefusalField(), read_only=True,
+                                     help_text="The parts refused at approval; the rest was answered.")
 
     class Meta:
         model = Request
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
             "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
-            "result", "erasure_check",
+            "result", "erasure_check", "refusals", "denial_ground",
         ]
 
     def get_overdue(self, request: Request) -> bool:
@@ -118,25 +147,47 @@ class StaffRequestGetApi(StaffApi):
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
+APPROVE = """Start processing a request under review. `refuse` lists the parts that will not be answered, each a
+category or a system with its reason: a refused category is neither gathered nor erased, a refused system gets no
+task, and the person is emailed what was refused and why. Errors: `invalid` (the field named: a refusal without a
+reason, or not naming one category or one system), `invalid_category` (not in the taxonomy),
+`category_not_requested`, `invalid_system`, `duplicate_refusal`, `system_needed` (a system left is found by
+identities a refused one finds), `deny_instead` (everything refused: deny the request instead); 409
+`illegal_transition` when the request is not under review. Nothing changes on an error."""
+
+DENY = """Refuse a whole request with a reason the person is emailed. `ground`, when the law's: the request is
+`manifestly_unfounded` or `excessive` (in particular repetitive; GDPR Art. 12(5), CCPA §1798.145(h)(3)); the reason
+must show it, and the email names the ground. Left out: an ordinary refusal. Errors: `invalid` (no reason, or an
+unknown ground, with the field named); 409 `illegal_transition`. Nothing changes on an error."""
+
+
 class StaffApproveApi(StaffApi):
     class ApproveInputSerializer(StrictSerializer):
         note = TextField(required=False, allow_blank=True, max_length=2000, default="")
+        refuse = serializers.ListField(child=RefusalField(), required=False, default=list, max_length=100,
+                                       help_text="Parts not answered.")
 
-    @extend_schema(operation_id="staff_request_approve", request=ApproveInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    @extend_schema(operation_id="staff_request_approve", request=ApproveInputSerializer, description=APPROVE,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.ApproveInputSerializer, http_request.data)
-        services.request_approve(request_id=request_id, actor=staff_actor(http_request.user), note=data["note"])
+        services.request_approve(request_id=request_id, actor=staff_actor(http_request.user), note=data["note"],
+                                 refuse=data["refuse"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 
 class StaffDenyApi(StaffApi):
     class DenyInputSerializer(StrictSerializer):
         reason = ReasonField(max_length=2000)
+        ground = serializers.ChoiceField(choices=[choice for choice in DenialGround.choices if choice[0]], required=False,
+                                         help_text="The law's ground, if any; leave it out otherwise.")
 
-    @extend_schema(operation_id="staff_request_deny", request=DenyInputSerializer, responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    @extend_schema(operation_id="staff_request_deny", request=DenyInputSerializer, description=DENY,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.DenyInputSerializer, http_request.data)
-        services.request_deny(request_id=request_id, actor=staff_actor(http_request.user), reason=data["reason"])
+        services.request_deny(request_id=request_id, actor=staff_actor(http_request.user), reason=data["reason"],
+                              ground=data.get("ground", DenialGround.NONE))
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 

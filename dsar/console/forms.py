@@ -7,8 +7,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
 
+from connectors.registry import connector_names
+from connectors.taxonomy import category_label
+
 from ..deadlines import extension_limit
-from ..models import QuestionPurpose, Request, RequestType, Status
+from ..models import DenialGround, QuestionPurpose, Request, RequestType, Status
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000
@@ -73,11 +76,45 @@ class ActionForm(forms.Form):
 
 
 class ApproveForm(ActionForm):
+    """Approve, refusing any of the request's categories and the systems, each ticked with the reason
+    the person is emailed; `cleaned_data["refuse"]` lists them as `services.request_approve` takes them."""
+
     note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+    def __init__(self, *args, request: Request, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        self.refusable = {"category": [(category, category_label(category)) for category in request.categories],
+                          "system": [(name, name) for name in connector_names()]}
+        for kind, parts in self.refusable.items():
+            for name, label in parts:
+                self.fields[f"refuse_{kind}_{name}"] = forms.BooleanField(label=f"Refuse {label}", required=False)
+                self.fields[f"reason_{kind}_{name}"] = forms.CharField(label=f"Why {label} is refused", required=False,
+                                                                       max_length=NOTE_MAX)
+
+    def refusal_rows(self) -> dict[str, list[tuple[forms.BoundField, forms.BoundField]]]:
+        """Per kind (category, system), each part's tick box and reason, in the request's order."""
+        return {kind: [(self[f"refuse_{kind}_{name}"], self[f"reason_{kind}_{name}"]) for name, _ in parts]
+                for kind, parts in self.refusable.items()}
+
+    def clean(self):
+        data = super().clean()
+        data["refuse"] = []
+        for kind, parts in self.refusable.items():
+            for name, label in parts:
+                reason = data.get(f"reason_{kind}_{name}", "")
+                if data.get(f"refuse_{kind}_{name}") and not reason:
+                    self.add_error(f"reason_{kind}_{name}", f"Enter the reason for refusing {label}: the person is emailed it.")
+                elif data.get(f"refuse_{kind}_{name}"):
+                    data["refuse"].append({kind: name, "reason": reason})
+                elif reason:
+                    self.add_error(f"refuse_{kind}_{name}", f"Tick {label} to refuse it, or clear its reason.")
+        return data
 
 
 class DenyForm(ActionForm):
     reason = _note("Reason", required=True, help_text="Required. The person is emailed this reason.")
+    ground = forms.ChoiceField(label="Ground", required=False, choices=DenialGround.choices,
+                               help_text="When the law's: the reason must show it, and the person's email names it.")
 
 
 class ExtendForm(ActionForm):

@@ -176,12 +176,14 @@ class Action:
 ACTIONS: dict[str, Action] = {
     "approve": Action(
         forms.ApproveForm,
-        lambda request, actor, data: services.request_approve(request_id=request.pk, actor=actor, note=data["note"]),
+        lambda request, actor, data: services.request_approve(request_id=request.pk, actor=actor, note=data["note"],
+                                                              refuse=data["refuse"]),
         "Approved. The connectors are gathering the data now.",
     ),
     "deny": Action(
         forms.DenyForm,
-        lambda request, actor, data: services.request_deny(request_id=request.pk, actor=actor, reason=data["reason"]),
+        lambda request, actor, data: services.request_deny(request_id=request.pk, actor=actor, reason=data["reason"],
+                                                           ground=data["ground"]),
         "Denied. The person has been emailed the reason.",
     ),
     "extend": Action(

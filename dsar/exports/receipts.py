@@ -46,12 +46,13 @@ class RetainedItem:
 
 @dataclass
 class DeletionResult:
-    """The request's receipt: erased records per category, every retained item, and the sources
-    that should hear of the erasure (omitted when there are none)."""
+    """The request's receipt: erased records per category, every retained item, the sources that
+    should hear of the erasure, and the parts staff refused to erase (each omitted when there are none)."""
 
     erased: dict[str, int] = field(default_factory=dict)
     retained: list[RetainedItem] = field(default_factory=list)
     notify_sources: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The receipt as the API shows it."""
@@ -62,12 +63,15 @@ class DeletionResult:
         }
         if self.notify_sources:
             result["notify_sources"] = self.notify_sources
+        if self.refused:
+            result["refused"] = self.refused
         return result
 
 
-def receipt_merge(tasks: Iterable[ConnectorTask]) -> dict[str, Any]:
-    """One receipt for the request from its connectors' receipts, as the API shows it."""
-    merged = DeletionResult()
+def receipt_merge(tasks: Iterable[ConnectorTask], *, refusals: Iterable[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """One receipt for the request from its connectors' receipts, with what staff refused to erase
+    (the request's `refusals`), as the API shows it."""
+    merged = DeletionResult(refused=list(refusals))
     for task in tasks:
         receipt = receipt_from_dict(task.receipt) if task.receipt else ErasureReceipt()
         for category, count in receipt.erased.items():

@@ -26,6 +26,7 @@ from connectors.taxonomy import category_ids, category_info, category_root, taxo
 from connectors.transfers import Area, transfer_area
 
 from ..models import Request
+from .refusals import refusals_in_words
 from .staging import flatten
 
 PREVIEW_RECORDS = 50  # records shown per category; all of them are in the data files
@@ -191,7 +192,8 @@ def _source_categories(sources: list[Source]) -> list[str]:
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:
     """The report's page, as UTF-8."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
-               "preview_limit": PREVIEW_RECORDS, "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
+               "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals),
+               "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
                "privacy_contact": settings.DEFAULT_FROM_EMAIL,
                "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
     return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")

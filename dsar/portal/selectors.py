@@ -13,7 +13,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.utils import timezone
 
-from connectors.taxonomy import category_ids, category_root, taxonomy
+from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
 from .. import exports
 from ..deadlines import deadline_paused_while_asked, deadline_rule
@@ -25,12 +25,6 @@ ACCOUNT_GROUP = "identity"
 
 
 # --- Categories -------------------------------------------------------------------------------------
-
-
-def category_label(category: str) -> str:
-    """The category's label, or its id when the taxonomy no longer lists it."""
-    info = taxonomy()["categories"].get(category_root(category))
-    return info["label"] if info else category
 
 
 def category_groups(selected: list[str] | None = None) -> list[dict]:
@@ -224,6 +218,7 @@ def request_page(request: Request) -> dict:
         page["erased"] = _counts(result.get("erased", {}))
         page["retained"] = _retained(result.get("retained", []))
         page["notify_sources"] = result.get("notify_sources", [])
+        page["refused"] = exports.refusals_in_words(request.refusals)
     if state == "ready":
         page["contents"] = _counts(result.get("categories", {}))
     if request.status == Status.AWAITING_SUBJECT:
