@@ -201,6 +201,8 @@ def test_the_page_shows_last_calendar_year_unless_one_is_chosen():
     assert response.status_code == 200
     assert f"Requests received in {last_year}</caption>" in response.content.decode()
     assert f'<option value="{last_year}" selected>' in response.content.decode()
+    assert ("<strong>Days to respond</strong>: calendar days (UTC) from filing to the completion or the denial (the law's "
+            "clock runs from receipt, whatever verification takes)") in response.content.decode()
 
 
 @pytest.mark.parametrize("year", ["twenty", "2017", "99999999999999999999", str(timezone.now().year + 1)])
