@@ -191,7 +191,7 @@ def test_an_erasure_that_kept_some_data_tells_the_person_where_they_can_complain
     whole = request_make(status="completed", type="deletion", email="whole@example.com")
     Request.objects.filter(pk__in=[kept.pk, whole.pk]).update(jurisdiction=jurisdiction)
     Request.objects.filter(pk=kept.pk).update(result={"erased": {"name_contact": 1}, "retained": [
-        {"category": "Payment details", "count": 2, "reason": "Tax law requires invoices for 10 years", "until": "2034-03-01"}]})
+        {"category": "payment", "count": 2, "reason": "Tax law requires invoices for 10 years", "until": "2034-03-01"}]})
     Request.objects.filter(pk=whole.pk).update(result={"erased": {"name_contact": 1}, "retained": []})
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         for request in Request.objects.filter(pk__in=[kept.pk, whole.pk]):
