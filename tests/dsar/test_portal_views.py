@@ -270,6 +270,32 @@ def test_a_denied_request_gives_the_reason(client, db, seen):
     assert "rita" not in page
 
 
+@pytest.mark.parametrize(("jurisdiction", "complaint"), [
+    ("gdpr", "You also have the right to complain to a data protection authority (a supervisory authority)"),
+    ("ccpa", "You can also file a complaint with the California Privacy Protection Agency"),
+])
+def test_a_request_denied_as_excessive_says_so_and_where_to_complain_under_its_law(client, db, seen, jurisdiction, complaint):
+    request = request_make(status="denied")
+    Request.objects.filter(pk=request.id).update(jurisdiction=jurisdiction, denial_ground="excessive")
+    with transaction.atomic():
+        audit_record(request, actor="staff:rita", action="denied", note="This repeats the request we answered last week.")
+    page = " ".join(seen(request).content.decode().split())
+    assert ("Our privacy team looked at your request and could not carry it out. We refused it as excessive, in particular "
+            "because of its repetitive character:") in page
+    assert "This repeats the request we answered last week." in page
+    assert complaint in page
+
+
+def test_an_access_request_refused_in_part_says_what_was_left_out_and_why(client, db, seen):
+    request = request_make(status="processing")
+    Request.objects.filter(pk=request.id).update(refusals=[
+        {"category": "searches_commands", "reason": "Your searches are held by our partner, who answers for them."}])
+    page = " ".join(seen(request).content.decode().split())
+    assert ("<h2>What we did not include, and why</h2> <p>Our privacy team refused these parts of your request:</p> <ul class=\"kept\"> "
+            "<li><strong>Searches and commands</strong><dl><dt>Why</dt><dd>Your searches are held by our partner, who answers for "
+            "them.</dd></dl></li> </ul>") in page
+
+
 def test_a_failed_request_says_there_is_a_delay(client, db, seen):
     request = request_make(status="failed")
     Request.objects.filter(pk=request.id).update(failure_reason="payments: connection refused")
