@@ -31,20 +31,11 @@ from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_ne
 from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .selectors import unanswered_q
-from .staff import ROLE_ADMIN, ROLE_REVIEWER
+from .staff import ROLE_ADMIN, ROLE_REVIEWER, staff_emails
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
 LAPSED = "lapsed"  # the email, and the notice that it was sent, of a request never verified
-
-
-def _staff_emails(role: str) -> list[str]:
-    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
-    if role == ROLE_ADMIN:
-        users = users.filter(Q(groups__name=ROLE_ADMIN) | Q(is_superuser=True))
-    else:
-        users = users.filter(groups__name__in=[ROLE_REVIEWER, ROLE_ADMIN])
-    return sorted(set(users.values_list("email", flat=True)))
 
 
 # --- The jobs -------------------------------------------------------------------------------------------
@@ -74,7 +65,7 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
                 role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
                 manual, assignees = _manual_tasks_waiting(request)
                 audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)
-                staff_email_on_commit(sorted({*_staff_emails(role), *assignees}), "staff_deadline", request=request, kind=kind, now=now,
+                staff_email_on_commit(sorted({*staff_emails(role), *assignees}), "staff_deadline", request=request, kind=kind, now=now,
                                       manual_tasks=manual)
             sent += 1
     return f"deadline_watch: {sent} reminders and escalations sent"
@@ -209,7 +200,7 @@ def erasure_verification(*, now: dt.datetime, limit: int) -> str:
             locked.save(update_fields=["erasure_check", "updated_at"])
             audit_record(locked, actor=SYSTEM, action="erasure_checked", note="clean" if not found else "data found after erasure", data={"found": found})
             if found:
-                staff_email_on_commit(_staff_emails(ROLE_ADMIN), "staff_erasure_alert", request=locked, found=found)
+                staff_email_on_commit(staff_emails(ROLE_ADMIN), "staff_erasure_alert", request=locked, found=found)
                 alerts += 1
         checked += 1
     return f"erasure_verification: {checked} deletions checked, {alerts} alerts raised"
