@@ -26,9 +26,10 @@ from django.utils import timezone
 from connectors.base import Identity, TransientError
 from connectors.registry import connector_get, connector_names
 
-from . import exports, locks, processing
+from . import exports, locks, processing, recipients
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
-from .models import ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestType, Status, TaskStatus
+from .models import (ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, RecipientNotification, Request, RequestType, Status,
+                     TaskStatus)
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .selectors import unanswered_q
 from .staff import ROLE_ADMIN, ROLE_REVIEWER, staff_emails
@@ -84,12 +85,13 @@ def _manual_tasks_waiting(request: Request) -> tuple[list[str], list[str]]:
 
 def sweeper(*, now: dt.datetime, limit: int) -> str:
     """Re-enqueue connector tasks and final steps that a lost worker or message left behind, and
-    ring for the emails that are due."""
+    ring for the recipient notifications and the emails that are due."""
     result = processing.tasks_sweep(now=now, limit=limit)
+    notices = recipients.recipient_notifications_sweep(now=now, limit=limit)
     emails = emails_sweep(now=now)
     return (f"sweeper: {result['revived']} tasks revived, {result['failed']} failed after too many sweeps, "
             f"{result['final_steps']} final steps requeued, {result['final_steps_failed']} failed after too many sweeps, "
-            f"{emails} emails due")
+            f"{notices} recipient notifications rung, {emails} emails due")
 
 
 def export_expiry(*, now: dt.datetime, limit: int) -> str:
@@ -169,6 +171,7 @@ def record_retention(*, now: dt.datetime, limit: int) -> str:
             request.erasure_check = None
             request.anonymized_at = now
             request.save(update_fields=["email", "code_hash", "token_hash", "erasure_check", "anonymized_at", "updated_at"])
+            RecipientNotification.objects.filter(request=request).update(identities={})  # those never told keep no address either
             audit_record(request, actor=SYSTEM, action="anonymized", note=f"record kept {settings.DSAR_RECORD_RETENTION_MONTHS} months")
             done += 1
     return f"record_retention: {done} closed request records anonymised"

@@ -218,6 +218,7 @@ def request_page(request: Request) -> dict:
         page["erased"] = _counts(result.get("erased", {}))
         page["retained"] = _retained(result.get("retained", []))
         page["notify_sources"] = result.get("notify_sources", [])
+        page["recipients_notified"] = result.get("recipients_notified", [])
     if state == "ready":
         page["contents"] = _counts(result.get("categories", {}))
     return page
