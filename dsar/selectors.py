@@ -37,7 +37,7 @@ from connectors.systems import System
 from . import processing
 from .deadlines import deadline_rule
 from .errors import NotFound
-from .models import AuditEntry, ConnectorTask, PurgeTally, Request, RequestType, Status, SystemCheck, TaskStatus
+from .models import AuditEntry, ConnectorTask, PurgeTally, RecipientNotification, Request, RequestType, Status, SystemCheck, TaskStatus
 from .services import OPEN_STATUSES
 from .staff import ROLE_ADMIN, ROLES
 
@@ -109,12 +109,14 @@ def request_list(
 
 
 def request_get(*, request_id) -> Request:
-    """One request with its export, its connector tasks (by connector) and its audit trail (in order)."""
+    """One request with its export, its connector tasks (by connector), the notifications telling
+    its recipients of its erasure (by system, then recipient) and its audit trail (in order)."""
     try:
         return (
             Request.objects.select_related("export")
             .prefetch_related(
                 Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
+                Prefetch("recipient_notifications", queryset=RecipientNotification.objects.order_by("system", "recipient")),
                 Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
             )
             .get(pk=request_id)
