@@ -32,8 +32,8 @@ def recipient_notification(http_request, notification_id):
         item = recipients.recipient_notification_get(notification_id=notification_id)
     except NotFound:
         raise Http404("No such recipient notification.") from None
-    form = forms.RecipientToldForm(http_request.POST or None)
-    if http_request.method == "POST" and form.is_valid():
+    form = forms.RecipientToldForm(http_request.POST if http_request.method == "POST" else None)
+    if form.is_valid():
         try:
             recipients.recipient_notification_done(notification_id=notification_id, actor=staff_actor(http_request.user),
                                                    note=form.cleaned_data["note"])

@@ -319,15 +319,18 @@ def test_a_deletion_run_by_the_worker_tells_its_recipients_by_email_and_leaves_t
 
     assert subject_view(api, request_id, token)["result"]["recipients_notified"] == [
         "Brightreach Ads Inc.", "Nimbus Hosting GmbH", "Postwave Inc.", "Tallymark Analytics SAS"]
-    told = lambda: sorted(RecipientNotification.objects.filter(request_id=request_id).values_list("recipient", "method", "status",  # noqa: E731
-                                                                                                 "categories", "attempts"))
+
+    def told() -> list[tuple]:
+        return sorted(RecipientNotification.objects.filter(request_id=request_id).values_list("recipient", "method", "status", "categories",
+                                                                                              "attempts"))
+
     wait_for(lambda: all(row[2] != "queued" for row in told()), timeout=30, what="the worker to send the emails")
     assert told() == [("Brightreach Ads Inc.", "manual", "with_staff", ["interests"], 0),
                       ("Nimbus Hosting GmbH", "email", "sent", ["credentials", "demographic", "interests", "name_contact"], 1),
                       ("Postwave Inc.", "email", "sent", ["name_contact"], 1),
                       ("Tallymark Analytics SAS", "email", "sent", ["demographic"], 1)]
-    (nimbus,) = wait_for(lambda: _mailed(worker, "dpo@nimbus-hosting.example") and [
-        m for m in _mailed(worker, "dpo@nimbus-hosting.example") if request_id in m], timeout=30, what="the email to Nimbus")
+    (nimbus,) = wait_for(lambda: [m for m in _mailed(worker, "dpo@nimbus-hosting.example") if request_id in m], timeout=30,
+                         what="the email to Nimbus")
     assert ("- Sign-in and security details (credentials)\n- Basic facts about you (demographic)\n- Interests and favourites (interests)\n"
             "- Name and contact details (name_contact)\n") in nimbus
     assert f"- email: {email}\n" in nimbus and "Rosa Told" not in nimbus and "chess" not in nimbus
@@ -347,6 +350,6 @@ def test_a_notification_left_queued_by_a_lost_doorbell_or_a_dead_worker_is_rung_
     assert jobs.job_run("sweeper", now=AT + dt.timedelta(minutes=5)).endswith("0 recipient notifications rung, 0 emails due")
     assert jobs.job_run("sweeper", now=AT + dt.timedelta(minutes=11)).endswith("1 recipient notifications rung, 0 emails due")
     wait_for(lambda: RecipientNotification.objects.get(pk=left.pk).status == "sent", timeout=30, what="the worker to send it")
-    (message,) = wait_for(lambda: _mailed(worker, "privacy@postwave.example") and [
-        m for m in _mailed(worker, "privacy@postwave.example") if str(request.pk) in m], timeout=30, what="the email to Postwave")
+    (message,) = wait_for(lambda: [m for m in _mailed(worker, "privacy@postwave.example") if str(request.pk) in m], timeout=30,
+                          what="the email to Postwave")
     assert "- email: left.queued@example.com\n" in message and "We erased it on 9 March 2026, 13:00 UTC.\n" in message

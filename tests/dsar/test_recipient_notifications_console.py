@@ -170,3 +170,14 @@ def test_the_request_page_takes_as_many_queries_with_many_recipients_as_the_page
     with django_assert_num_queries(8):
         page = rita.get(reverse("console:request", args=[told.pk]))
     assert page.content.count(b'<span class="status status-sent">Sent</span>') == 20
+
+
+def test_the_recipient_pages_and_the_retry_send_a_signed_out_visitor_to_sign_in_and_change_nothing(told):
+    hostly = _notification(told, "Hostly GmbH")
+    visitor = Client()
+    for answer in (visitor.get(reverse("console:recipient-notifications")),
+                   visitor.get(reverse("console:recipient-notification", args=[hostly.pk])),
+                   visitor.post(reverse("console:recipient-notification", args=[hostly.pk]), {"note": "told"}),
+                   visitor.post(reverse("console:recipient-notification-retry", args=[hostly.pk]))):
+        assert answer.status_code == 302 and answer["Location"].startswith("/console/login/?next="), answer["Location"]
+    assert (_notification(told, "Hostly GmbH").status, _notification(told, "Hostly GmbH").attempts) == ("failed", 1)
