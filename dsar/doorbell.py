@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 CONNECTOR_TASK_RUN = "dsar.tasks.connector_task_run"
 FINAL_STEP_RUN = "dsar.tasks.request_finalize"
 EMAILS_SEND = "dsar.tasks.emails_send"
+RECIPIENT_NOTIFY = "dsar.tasks.recipient_notify"
 
 Call = tuple[tuple[Any, ...], dict[str, Any]]  # (args, options of `send_task`)
 # Every message says the format of its body (dsar/formats.py), read by the task before anything else.

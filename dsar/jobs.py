@@ -26,26 +26,17 @@ from django.utils import timezone
 from connectors.base import Identity, TransientError
 from connectors.registry import connector_get
 
-from . import exports, locks, processing
+from . import exports, locks, processing, recipients
 from .lifecycle import FINAL, audit_head_append, audit_head_check, audit_head_newest, audit_record, request_transition
-from .models import (ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, Request, RequestQuestion, RequestType, Status,
-                     TaskStatus)
+from .models import (ConnectorTask, DeadlineNotice, Export, OutgoingEmail, PurgeTally, RecipientNotification, Request, RequestQuestion,
+                     RequestType, Status, TaskStatus)
 from .notifications import email_on_commit, emails_sweep, staff_email_on_commit
 from .selectors import unanswered_q
-from .staff import ROLE_ADMIN, ROLE_REVIEWER
+from .staff import ROLE_ADMIN, ROLE_REVIEWER, staff_emails
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
 LAPSED = "lapsed"  # the email, and the notice that it was sent, of a request never verified
-
-
-def _staff_emails(role: str) -> list[str]:
-    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
-    if role == ROLE_ADMIN:
-        users = users.filter(Q(groups__name=ROLE_ADMIN) | Q(is_superuser=True))
-    else:
-        users = users.filter(groups__name__in=[ROLE_REVIEWER, ROLE_ADMIN])
-    return sorted(set(users.values_list("email", flat=True)))
 
 
 # --- The jobs -------------------------------------------------------------------------------------------
@@ -75,7 +66,7 @@ def deadline_watch(*, now: dt.datetime, limit: int) -> str:
                 role = ROLE_ADMIN if kind == "overdue" else ROLE_REVIEWER
                 manual, assignees = _manual_tasks_waiting(request)
                 audit_record(request, actor=SYSTEM, action="deadline_overdue" if kind == "overdue" else "deadline_reminder", note=kind)
-                staff_email_on_commit(sorted({*_staff_emails(role), *assignees}), "staff_deadline", request=request, kind=kind, now=now,
+                staff_email_on_commit(sorted({*staff_emails(role), *assignees}), "staff_deadline", request=request, kind=kind, now=now,
                                       manual_tasks=manual)
             sent += 1
     return f"deadline_watch: {sent} reminders and escalations sent"
@@ -94,12 +85,13 @@ def _manual_tasks_waiting(request: Request) -> tuple[list[str], list[str]]:
 
 def sweeper(*, now: dt.datetime, limit: int) -> str:
     """Re-enqueue connector tasks and final steps that a lost worker or message left behind, and
-    ring for the emails that are due."""
+    ring for the recipient notifications and the emails that are due."""
     result = processing.tasks_sweep(now=now, limit=limit)
+    notices = recipients.recipient_notifications_sweep(now=now, limit=limit)
     emails = emails_sweep(now=now)
     return (f"sweeper: {result['revived']} tasks revived, {result['failed']} failed after too many sweeps, "
             f"{result['final_steps']} final steps requeued, {result['final_steps_failed']} failed after too many sweeps, "
-            f"{emails} emails due")
+            f"{notices} recipient notifications rung, {emails} emails due")
 
 
 def export_expiry(*, now: dt.datetime, limit: int) -> str:
@@ -184,6 +176,7 @@ def record_retention(*, now: dt.datetime, limit: int) -> str:
             files = list(request.questions.exclude(answer_file="").values_list("answer_file", flat=True))
             request.questions.update(answer="", answer_file="", answer_content_type="")
             transaction.on_commit(lambda files=files: [exports.storage_delete(path) for path in files])
+            RecipientNotification.objects.filter(request=request).update(identities={})  # those never told keep no address either
             audit_record(request, actor=SYSTEM, action="anonymized", note=f"record kept {settings.DSAR_RECORD_RETENTION_MONTHS} months")
             done += 1
     return f"record_retention: {done} closed request records anonymised"
@@ -215,7 +208,7 @@ def erasure_verification(*, now: dt.datetime, limit: int) -> str:
             locked.save(update_fields=["erasure_check", "updated_at"])
             audit_record(locked, actor=SYSTEM, action="erasure_checked", note="clean" if not found else "data found after erasure", data={"found": found})
             if found:
-                staff_email_on_commit(_staff_emails(ROLE_ADMIN), "staff_erasure_alert", request=locked, found=found)
+                staff_email_on_commit(staff_emails(ROLE_ADMIN), "staff_erasure_alert", request=locked, found=found)
                 alerts += 1
         checked += 1
     return f"erasure_verification: {checked} deletions checked, {alerts} alerts raised"

@@ -16,8 +16,10 @@ transactions never wait on each other in a circle:
    (`AUDIT_CHAIN_LOCK`, the audit seal trigger of migration 0012).
 
 A batch of outgoing emails (`rows_lock_free`) is locked by the sender in a transaction that locks
-nothing else. A worker's claim on a job row is not a lock in this sense: it is one conditional UPDATE of that
-one row, in a transaction of its own, so it never holds one row while waiting for another.
+nothing else; so is a recipient notification, by the worker sending it (`rows_lock_free`) or by
+staff acting on it (`recipient_notification_lock`). A worker's claim on a job row is not a lock in
+this sense: it is one conditional UPDATE of that one row, in a transaction of its own, so it never
+holds one row while waiting for another.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 
-from .models import Export, FinalStep, Request
+from .models import Export, FinalStep, RecipientNotification, Request
 
 
 class JobBusy(Exception):
@@ -79,3 +81,9 @@ def final_step_lock(request_id: Any) -> FinalStep | None:
 def export_lock(request_id: Any) -> Export | None:
     """Lock a request's export (the request locked first), or None when it has none."""
     return Export.objects.select_for_update().filter(request_id=request_id).first()
+
+
+def recipient_notification_lock(notification_id: Any) -> RecipientNotification | None:
+    """Lock a recipient notification (and nothing else: not its request), with its request read;
+    None when there is no such notification."""
+    return RecipientNotification.objects.select_for_update(of=("self",)).select_related("request").filter(pk=notification_id).first()

@@ -346,3 +346,52 @@ class SystemCheck(models.Model):
     checked_at = models.DateTimeField()
     problems = models.JSONField(default=list, help_text="Lines `where: what` of what stops the system from serving.")
     advice = models.JSONField(default=list, help_text="Lines `where: what` of what would serve it better.")
+
+
+class NotificationStatus(models.TextChoices):
+    """Where telling one recipient of an erasure stands."""
+
+    QUEUED = "queued"  # waiting for a worker to send it (by email or webhook), or for its next attempt
+    SENT = "sent"  # the webhook answered 2xx, or the email went to the outbox
+    FAILED = "failed"  # given up after DSAR_RECIPIENT_NOTIFY_MAX_ATTEMPTS; staff can retry it
+    WITH_STAFF = "with_staff", "With staff"  # told by hand, following the system file's instructions
+    DONE = "done"  # staff told them, and said how
+
+
+class NotificationMethod(models.TextChoices):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+
+
+class RecipientNotification(models.Model):
+    """Telling one recipient of one system that a deletion erased what it received (GDPR Art. 19,
+    CCPA regulations §7022(b)): created in the transaction that completes the deletion, and a job
+    like a connector task (dsar/recipients.py). Where to send it is read from the system file when
+    it is sent, so no webhook secret is ever stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, help_text="Also the event id a webhook carries: "
+                                                                                          "the same on every attempt.")
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="recipient_notifications")
+    system = models.CharField(max_length=40)
+    recipient = models.CharField(max_length=200, help_text="The recipient's name, as its system file declares it.")
+    method = models.CharField(max_length=16, choices=NotificationMethod.choices)
+    categories = models.JSONField(default=list, help_text="What the system erased of what the recipient receives.")
+    identities = models.JSONField(default=dict, blank=True, help_text="name -> values the recipient finds the person by; emptied "
+                                                                      "once they are told.")
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Sends that were tried.")
+    not_before = models.DateTimeField(help_text="Backoff: not to send earlier.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.CharField(max_length=160, blank=True, help_text="'staff:<username>' who told them by hand.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "system", "recipient"], name="one_notification_per_recipient")]
+        indexes = [models.Index(fields=["status", "not_before"])]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.system}) of {self.request_id}"

@@ -66,6 +66,8 @@ SUBJECTS = {
     "question_reminder": "We are still waiting for your answer",
     "staff_deadline": "Request deadline",
     "staff_erasure_alert": "Data found after an erasure",
+    "recipient_erasure": "Erasure notice: please erase a person's data we shared with you",
+    "staff_recipient_failed": "A recipient could not be told of an erasure",
 }
 
 

@@ -33,7 +33,7 @@ from connectors.base import Identity, PermanentError, TransientError
 from connectors.registry import (connector_names, connector_provides, connector_time_limit, connector_waits_for,
                                  connector_worked_by_staff)
 
-from . import doorbell, exports, formats, locks, orm_bypass
+from . import doorbell, exports, formats, locks, orm_bypass, recipients
 from .lifecycle import request_transition
 from .models import ConnectorTask, Export, FinalStep, Request, RequestType, Status, TaskStatus
 from .notifications import email_on_commit
@@ -504,6 +504,8 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
                 expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
                 released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE else now,
             )
+        if request.type == RequestType.DELETION:
+            result = recipients.recipient_notifications_create(request, result=result, now=now)
         request.result, request.completed_at = result, now
         request_transition(request, "completed", actor=SYSTEM, update_fields=["result", "completed_at"])
         if export is None:

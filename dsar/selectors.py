@@ -37,7 +37,8 @@ from connectors.systems import System
 from . import processing
 from .deadlines import deadline_rule
 from .errors import NotFound
-from .models import AuditEntry, ConnectorTask, PurgeTally, Request, RequestQuestion, RequestType, Status, SystemCheck, TaskStatus
+from .models import (AuditEntry, ConnectorTask, PurgeTally, RecipientNotification, Request, RequestQuestion, RequestType, Status,
+                     SystemCheck, TaskStatus)
 from .services import OPEN_STATUSES
 from .staff import ROLE_ADMIN, ROLES
 
@@ -110,13 +111,15 @@ def request_list(
 
 
 def request_get(*, request_id) -> Request:
-    """One request with its export, its connector tasks (by connector), its audit trail and the
-    questions staff asked the person (each in order)."""
+    """One request with its export, its connector tasks (by connector), the notifications telling
+    its recipients of its erasure (by system, then recipient), its audit trail and the questions
+    staff asked the person (each in order)."""
     try:
         return (
             Request.objects.select_related("export")
             .prefetch_related(
                 Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
+                Prefetch("recipient_notifications", queryset=RecipientNotification.objects.order_by("system", "recipient")),
                 Prefetch("audit", queryset=AuditEntry.objects.order_by("id")),
                 Prefetch("questions", queryset=RequestQuestion.objects.order_by("asked_at", "id")),
             )

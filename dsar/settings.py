@@ -219,6 +219,10 @@ DSAR_TASK_LEASE_SECONDS = 60
 DSAR_RETRY_BASE_SECONDS = 2.0
 DSAR_RETRY_MAX_SECONDS = 300.0
 DSAR_MAX_BODY_BYTES = 64 * 1024
+# Telling a recipient of an erasure (dsar/recipients/): attempts, with the backoff above, before it
+# fails and admins are alerted (12 to 24 minutes of trying), and how long a webhook may take to answer.
+DSAR_RECIPIENT_NOTIFY_MAX_ATTEMPTS = 12
+DSAR_WEBHOOK_TIMEOUT_SECONDS = 10
 
 # Scheduled jobs (dsar/jobs.py). Each is bounded per run; the schedule itself lives in the database.
 DSAR_REMINDER_DAYS = [7, 2]  # staff are reminded this many days before a request is due

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -41,6 +42,16 @@ def _digest(key: str) -> str:
 def staff_actor(user) -> str:
     """How the audit trail names a staff member acting, or the operator (None)."""
     return f"staff:{user.get_username()}" if user is not None else OPERATOR
+
+
+def staff_emails(role: str) -> list[str]:
+    """The addresses of the active staff who hold `role` (reviewers: admins too), to alert."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    if role == ROLE_ADMIN:
+        users = users.filter(Q(groups__name=ROLE_ADMIN) | Q(is_superuser=True))
+    else:
+        users = users.filter(groups__name__in=[ROLE_REVIEWER, ROLE_ADMIN])
+    return sorted(set(users.values_list("email", flat=True)))
 
 
 def staff_has_role(user, role: str) -> bool:

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 
 from connectors.registry import connectors_import, connectors_reset
 
-from . import exports, formats, jobs, notifications, processing
+from . import exports, formats, jobs, notifications, processing, recipients
 from .models import ConnectorTask, Request
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,13 @@ def emails_send(self) -> None:
     """Send the emails that are due (rung once a burst by dsar/notifications.py)."""
     _message_readable(self)
     notifications.emails_send_rung()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def recipient_notify(self, notification_id: str) -> None:
+    """Tell one recipient of a person's data about its erasure."""
+    _message_readable(self)
+    recipients.recipient_notification_send(notification_id)
 
 
 @shared_task(bind=True, acks_late=True)

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
-from ..models import AuditEntry, ConnectorTask, DenialGround, QuestionPurpose, Request, RequestQuestion, RequestType, Status
+from ..models import (AuditEntry, ConnectorTask, DenialGround, QuestionPurpose, RecipientNotification, Request, RequestQuestion,
+                      RequestType, Status)
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
@@ -24,6 +25,15 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = ConnectorTask
         fields = ["connector", "status", "attempts", "last_error", "last_error_at", "counts", "started_at", "finished_at"]
+
+
+class RecipientNotificationSerializer(serializers.ModelSerializer):
+    """Telling one recipient of a system about the request's erasure (docs/erasure-webhook.md)."""
+
+    class Meta:
+        model = RecipientNotification
+        fields = ["id", "recipient", "system", "method", "categories", "status", "attempts", "not_before", "last_error", "sent_at",
+                  "done_at", "done_by"]
 
 
 class AuditSerializer(serializers.ModelSerializer):
@@ -87,11 +97,12 @@ class StaffRequestSerializer(serializers.ModelSerializer):
 
 class StaffRequestDetailSerializer(StaffRequestSerializer):
     tasks = TaskSerializer(many=True)
+    recipient_notifications = RecipientNotificationSerializer(many=True)
     audit = AuditSerializer(many=True)
     questions = QuestionSerializer(many=True)
 
     class Meta(StaffRequestSerializer.Meta):
-        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit", "questions"]
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "recipient_notifications", "audit", "questions"]
 
 
 class QueuePagination(PageNumberPagination):
@@ -141,7 +152,7 @@ class StaffRequestGetApi(StaffApi):
     @extend_schema(
         operation_id="staff_request_get",
         responses={200: StaffRequestDetailSerializer, **errors(401, 403, 404)},
-        summary="A request with its connector tasks and its audit trail.",
+        summary="A request with its connector tasks, the notifications telling its recipients of its erasure, and its audit trail.",
     )
     def get(self, http_request, request_id):
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)

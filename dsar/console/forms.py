@@ -276,3 +276,9 @@ class ManualErasureForm(forms.Form):
         """Records kept per category id."""
         return {name.removeprefix("kept_"): count or 0 for name, count in self.cleaned_data.items() if name.startswith("kept_")
                 and name != "kept_reason"}
+
+
+class RecipientToldForm(forms.Form):
+    """Staff told a recipient of an erasure by hand, and say how."""
+
+    note = _note("Note", required=True, help_text="Required: how you told them, and who. Kept in the audit trail.")

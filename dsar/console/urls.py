@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import recipients, views
 
 app_name = "console"
 urlpatterns = [
@@ -25,6 +25,9 @@ urlpatterns = [
     path("systems/<slug:name>/check", views.system_check, name="system-check"),
     path("manual", views.manual_tasks, name="manual-tasks"),
     path("manual/<int:task_id>", views.manual_task, name="manual-task"),
+    path("recipients", recipients.recipient_notifications, name="recipient-notifications"),
+    path("recipients/<uuid:notification_id>", recipients.recipient_notification, name="recipient-notification"),
+    path("recipients/<uuid:notification_id>/retry", recipients.recipient_notification_retry, name="recipient-notification-retry"),
     path("staff", views.staff, name="staff"),
     path("staff/<int:user_id>/role", views.staff_role, name="staff-role"),
     path("staff/<int:user_id>/active", views.staff_active, name="staff-active"),

@@ -218,6 +218,7 @@ def request_page(request: Request) -> dict:
         page["erased"] = _counts(result.get("erased", {}))
         page["retained"] = _retained(result.get("retained", []))
         page["notify_sources"] = result.get("notify_sources", [])
+        page["recipients_notified"] = result.get("recipients_notified", [])
     if request.refusals and request.status in (Status.PROCESSING, Status.COMPLETED, Status.EXPIRED):
         page["refused"] = exports.refusals_in_words(request.refusals)
     if state == "ready":

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-staff-passphrase"
 # The session, the user, their roles, their second factor; then the page's own: the queue's count and
-# rows, or the request (with its export), its tasks, its audit trail and its questions to the person.
-QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 8
+# rows, or the request (with its export), its tasks, its recipient notifications, its audit trail and its questions to the person.
+QUEUE_QUERIES, REQUEST_PAGE_QUERIES = 6, 9
 
 
 def _staff(username: str, role: str):

@@ -18,8 +18,8 @@ from ..support.flows import file_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # The token (with its user) and its last use, the user's roles; then the queue's count and rows, or
-# the request (with its export), its tasks, its audit trail and its questions to the person.
-LIST_QUERIES, DETAIL_QUERIES = 5, 7
+# the request (with its export), its tasks, its recipient notifications, its audit trail and its questions to the person.
+LIST_QUERIES, DETAIL_QUERIES = 5, 8
 
 
 def test_signed_out_and_bad_tokens_are_refused(db):

@@ -145,8 +145,9 @@ def test_work_the_previous_release_left_in_flight_is_finished_after_the_migratio
     probe = ConnectorTask.objects.get(pk=920002)
     assert (probe.status, probe.attempts, probe.result_format, probe.output["format"]) == ("succeeded", 1, 1, 1)
 
-    # c: a deletion whose receipts the previous release recorded.
-    assert Request.objects.get(pk=C).result == {"erased": {"content": 1, "feedback_ratings": 3}, "retained": []}
+    # c: a deletion whose receipts the previous release recorded; this release tells the recipient of the content erased.
+    assert Request.objects.get(pk=C).result == {"erased": {"content": 1, "feedback_ratings": 3}, "retained": [],
+                                                "recipients_notified": ["Nimbus Hosting GmbH"]}
 
 
 @pytest.mark.django_db(transaction=True)
