@@ -166,8 +166,9 @@ def test_the_request_page_takes_as_many_queries_with_many_recipients_as_the_page
         RecipientNotification.objects.create(request=told, system="crm", recipient=f"Processor {number}", method="email",
                                              categories=["feedback_ratings"], status="sent", not_before=AT, created_at=AT)
     # The session, the user, their roles, their second factor; the request (with its export), its
-    # tasks, its recipient notifications and its audit trail: as test_console_views counts them.
-    with django_assert_num_queries(8):
+    # tasks, its recipient notifications, its audit trail and its questions to the person: as
+    # test_console_views counts them.
+    with django_assert_num_queries(9):
         page = rita.get(reverse("console:request", args=[told.pk]))
     assert page.content.count(b'<span class="status status-sent">Sent</span>') == 20
 
