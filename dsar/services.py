@@ -24,7 +24,7 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
+from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
 from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
@@ -141,9 +141,10 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             organization = _managing_organization(request)
             fields = ["token_hash", "code_hash", "verified_at"]
             if organization:
-                request.referred_to = organization
-                request.result = {"referred_to": organization}
-                _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
+                request.referred_to = organization.name
+                request.result = {"referred_to": organization.name}
+                _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization.name}",
+                            update_fields=[*fields, "referred_to", "result"])
                 email_on_commit(request, "referred")
             elif settings.DSAR_AUTO_APPROVE:
                 _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields)
@@ -181,7 +182,7 @@ def request_code_resend(*, request_id) -> Request:
     return request
 
 
-def _managing_organization(request: Request) -> str | None:
+def _managing_organization(request: Request) -> Organization | None:
     """Ask each connector whether an organisation manages this subject's account."""
     identity = Identity(email=request.email)
     for name in connector_names():
