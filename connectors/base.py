@@ -35,6 +35,16 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Organization:
+    """The organisation that manages a subject's account (their employer, their school), and how to
+    reach it about privacy requests: an address, a web page or a phone, as the system holds it
+    (None when it holds none)."""
+
+    name: str
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
 class Source:
     """How a record was obtained (TAXONOMY.md, Sources)."""
 
@@ -172,8 +182,8 @@ class Connector:
             self.name = name
         self.options = options
 
-    def managing_organization(self, identity: Identity) -> str | None:
-        """The organisation that controls this subject's account, if any (work or school)."""
+    def managing_organization(self, identity: Identity) -> Organization | None:
+        """The organisation that manages this subject's account, if any (work or school)."""
         return None
 
     def gather(self, identity: Identity) -> Iterator[Record | FileItem]:

@@ -27,7 +27,8 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
-from .base import Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Record, Source, TransientError
+from .base import (Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, Organization, PermanentError, Record,
+                   Source, TransientError)
 from .sql_check import schema_findings
 from .sql_dataset import Column, Dataset, DatasetError, Table, dataset_load
 
@@ -356,16 +357,19 @@ class SqlConnector(Connector):
                     conn.commit()
             yield conn
 
-    def managing_organization(self, identity: Identity) -> str | None:
-        """The organisation named in the dataset's `organization` column for the subject, if any."""
-        if not self.dataset.organization:
+    def managing_organization(self, identity: Identity) -> Organization | None:
+        """The organisation named in the dataset's `organization` column for the subject, if any,
+        with its contact from the `contact_column` beside it."""
+        organization = self.dataset.organization
+        if not organization:
             return None
-        table = self.dataset.table(self.dataset.organization.table)
-        column = self.dataset.organization.column
-        t = self._table(table, column)
-        query = sa.select(t.c[column]).where(self._belongs(table, t), t.c[column].isnot(None)).limit(1)
+        table = self.dataset.table(organization.table)
+        t = self._table(table, organization.column, *filter(None, [organization.contact_column]))
+        name, contact = t.c[organization.column], t.c[organization.contact_column] if organization.contact_column else sa.null()
+        query = sa.select(name, contact).where(self._belongs(table, t), name.isnot(None)).limit(1)
         with self._connection() as conn:
-            return conn.execute(query, self._subject_params(conn, identity)).scalar()
+            row = conn.execute(query, self._subject_params(conn, identity)).first()
+        return Organization(row[0], row[1] or None) if row else None
 
     def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
         """The values of each identity this system's tables `provide` for the subject (a customer

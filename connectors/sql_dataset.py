@@ -130,10 +130,13 @@ class Parent(_Model):
 
 
 class Organization(_Model):
-    """Where a system says which organisation manages an account."""
+    """Where a system says which organisation manages an account: the column of the subject's row
+    naming it, and the column beside it holding how to reach it about privacy requests (a view can
+    join it in from a table of organisations)."""
 
     table: Name
     column: Name
+    contact_column: Name | None = None
 
 
 class Table(_Model):

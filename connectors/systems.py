@@ -15,6 +15,15 @@ long tables in PostgreSQL that way); the `python` kind names any Connector class
 `instructions`, for the `categories` it may hold, found by the `identities` it names (the email, or
 identities other systems find first); an `assignee` (a staff username) is reminded of its deadlines.
 
+Where an organisation manages a subject's account (a work or school account, which an SQL system
+names in its `organization:` block), a system says whether its data of such a subject is that
+organisation's, the company holding it only on the organisation's behalf (GDPR Art. 28):
+
+    organization_controls: true     # optional, default false: the company's own data, answered by it
+
+A request of such a subject leaves these systems to the organisation, and the person is told how to
+reach it.
+
 Any system may name the organisations its data is disclosed to, for the export's report (GDPR Art.
 15(1)(c), the CCPA's categories of third parties) and to tell them of an erasure:
 
@@ -47,8 +56,8 @@ import yaml
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.utils.module_loading import import_string
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StringConstraints,
-                      TypeAdapter, ValidationError, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StrictBool,
+                      StringConstraints, TypeAdapter, ValidationError, model_validator)
 
 from .base import Connector
 from .countries import COUNTRIES
@@ -86,6 +95,7 @@ class System:
     needs: frozenset[str] = frozenset()  # identities other systems must find first (a customer number)
     provides: frozenset[str] = frozenset()  # identities it finds for other systems
     recipients: tuple[Recipient, ...] = ()  # each with the categories it receives filled in
+    organization_controls: bool = False  # its data of an account an organisation manages is that organisation's
 
     def connector(self) -> Connector:
         """A new connector for this system."""
@@ -109,6 +119,7 @@ class SystemsDirectory(Mapping[str, System]):
                 raise SystemsError([f"{loaded[name].file}: name: {name!r} is also the name of {systems[name].file}" for name in clash])
             systems.update(loaded)
         systems_stages(systems)
+        systems_control_check(systems)
         return systems
 
     def __getitem__(self, name: str) -> System:
@@ -223,6 +234,7 @@ class _File(_Strict):
     name: Name
     time_limit: PositiveInt | None = None
     recipients: list[Recipient] = []
+    organization_controls: StrictBool = False  # true or false: no "yes", no 1
 
 
 class _SqlFile(_File):
@@ -316,6 +328,20 @@ def systems_stages(systems: Mapping[str, System]) -> list[list[str]]:
     return stages
 
 
+def systems_control_check(systems: Mapping[str, System]) -> None:
+    """SystemsError names each system of the company's own that waits for identities a system an
+    organisation controls finds: for an account the organisation manages, that system is left to it
+    and runs for nobody, so the company's would wait for it for ever."""
+    problems = [f"{system.file or system.name}: identity {identity!r} is found by {provider.name}, whose data of an account an "
+                "organisation manages is the organisation's: declare `organization_controls: true` here too, or have a system of "
+                "the company's own find it"
+                for system in systems.values() if not system.organization_controls
+                for identity in sorted(system.needs)
+                for provider in systems.values() if identity in provider.provides and provider.organization_controls]
+    if problems:
+        raise SystemsError(problems)
+
+
 def system_load(path: Path, environ: Mapping[str, str]) -> System:
     """One system file, checked, with its `${VAR}`s filled in."""
     try:
@@ -368,7 +394,7 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
     recipients = _recipients(path, spec, _categories_held(path, spec, options)) if spec.recipients else ()
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
-                  needs=needs, provides=provides, recipients=recipients)
+                  needs=needs, provides=provides, recipients=recipients, organization_controls=spec.organization_controls)
 
 
 def _categories_held(path: Path, spec: _File, options: Mapping[str, Any]) -> frozenset[str]:
@@ -465,6 +491,8 @@ def _problem(path: Path, problem: dict) -> str:
         what = "must be lower case letters, digits and underscores, starting with a letter (at most 40)"
     elif kind == "string_pattern_mismatch" and where == "class":
         what = "must be the dotted path of a class"
+    elif kind == "bool_type":
+        what = "must be true or false"
     else:
         what = problem_what(problem)
     return f"{path}: {where}: {what}" if where else f"{path}: {what}"

@@ -216,14 +216,15 @@ def erasure_verification(*, now: dt.datetime, limit: int) -> str:
 
 def _still_held(request: Request) -> dict[str, int]:
     """Records per category the connectors hold now, less what the receipt said was retained. The
-    systems and categories staff refused to erase are not asked about."""
+    systems and categories staff refused to erase, and the systems referred to the organisation
+    managing the account, are not asked about."""
     retained: dict[str, int] = {}
     for item in (request.result or {}).get("retained", []):
         retained[item["category"]] = retained.get(item["category"], 0) + item["count"]
     counts: dict[str, int] = {}
     identity = Identity(email=request.email)
     wanted = set(request.categories)
-    for name in processing.systems_not_refused(request.refusals):
+    for name in processing.systems_answering(request.refusals, request.referred_systems):
         for record in connector_get(name).gather(identity):
             if record.category in wanted:
                 counts[record.category] = counts.get(record.category, 0) + 1

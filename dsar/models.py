@@ -64,8 +64,15 @@ class Request(models.Model):
     code_sent_at = models.DateTimeField(null=True, blank=True)
     token_hash = models.CharField(max_length=64, blank=True)
 
-    referred_to = models.CharField(max_length=200, blank=True)
-    # Database defaults too: the release before inserts rows that name neither column (docs/upgrading.md).
+    referred_to = models.CharField(max_length=200, blank=True, help_text="The organisation that manages the account, when "
+                                   "part or all of the request was referred to it at verification.")
+    # Database defaults too: the release before inserts rows that name none of these columns (docs/upgrading.md).
+    referred_contact = models.TextField(blank=True, default="", db_default="", help_text="How to reach that organisation about "
+                                        "privacy requests, as the systems hold it.")
+    referred_systems = models.JSONField(default=list, db_default=[], blank=True,
+                                        help_text='The systems whose data of this account the organisation controls, left to it: '
+                                                  '[{"system": name, "categories": [the requested ids it can hold]}]; they get no '
+                                                  'task.')
     refusals = models.JSONField(default=list, db_default=[], blank=True,
                                 help_text='The parts staff refused at approval: [{"category": id} or {"system": name}, with '
                                           '"reason"]; taken out of what is gathered or erased.')

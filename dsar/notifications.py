@@ -45,7 +45,7 @@ from django.utils.functional import SimpleLazyObject
 from . import verification
 from .cache import cache_redis
 from .deadlines import deadline_rule
-from .exports import refusals_in_words
+from .exports import referral_in_words, refusals_in_words
 from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
@@ -368,10 +368,11 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
         to = [request.email]
         # Signed only if the template shows it: the code email does not. The law the request was
         # filed under gives the periods the person is told (the received email); what staff refused
-        # of it is told in words (the approval's email, a deletion's receipt).
+        # of it, and what was referred to the organisation managing the account, is told in words.
         context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)),
                    "deadline_rule": deadline_rule(request.jurisdiction),
-                   "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)), **context}
+                   "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)),
+                   "referral": SimpleLazyObject(lambda: referral_in_words(request)), **context}
     message = EmailMultiAlternatives(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message

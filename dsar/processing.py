@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -47,21 +48,24 @@ SYSTEM = "system"
 
 
 def tasks_create(request: Request) -> None:
-    """One task per configured connector for a locked request, but the systems staff refused, rung
-    for once the transaction commits. A system found by identities other systems find waits for
-    them (`tasks_wake`); a system with no API waits with staff, who work it by hand
-    (`services.manual_task_gather`, `manual_task_erase`), and is never rung for."""
+    """One task per configured connector for a locked request, but the systems staff refused and
+    those referred to the organisation that controls their data, rung for once the transaction
+    commits. A system found by identities other systems find waits for them (`tasks_wake`); a
+    system with no API waits with staff, who work it by hand (`services.manual_task_gather`,
+    `manual_task_erase`), and is never rung for."""
     tasks = ConnectorTask.objects.bulk_create([
         ConnectorTask(request=request, connector=name, status=TaskStatus.WAITING if connector_waits_for(name) else task_ready_status(name))
-        for name in systems_not_refused(request.refusals)])
+        for name in systems_answering(request.refusals, request.referred_systems)])
     tasks_ring([task for task in tasks if task.status == TaskStatus.QUEUED])
 
 
-def systems_not_refused(refusals: Iterable[Mapping[str, str]]) -> list[str]:
-    """The configured systems that answer a request, in their order: all but those `refusals` (a
-    request's) name."""
-    refused = {refusal["system"] for refusal in refusals if "system" in refusal}
-    return [name for name in connector_names() if name not in refused]
+def systems_answering(refusals: Iterable[Mapping[str, str]], referred: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """The configured systems that answer a request, in their order: all but those staff refused
+    (`refusals`, a request's) and those referred to the organisation managing the account, whose
+    data it is (`referred`, a request's `referred_systems`): a referral is not a refusal, but
+    neither is answered here."""
+    left_out = {refusal["system"] for refusal in refusals if "system" in refusal} | {part["system"] for part in referred}
+    return [name for name in connector_names() if name not in left_out]
 
 
 def task_ready_status(connector: str) -> TaskStatus:
@@ -443,7 +447,8 @@ def final_step_run(request_id) -> None:
     # at it (the row is written only on completion), and this run holds the step's lease.
     exports.storage_delete_tree(f"exports/{request.pk}")
     if request.type == RequestType.DELETION:
-        final_step_complete(step, result=exports.receipt_merge(tasks, refusals=request.refusals))
+        referred = exports.referral_as_dict(request) if request.referred_systems else None
+        final_step_complete(step, result=exports.receipt_merge(tasks, refusals=request.refusals, referred=referred))
         return
     try:
         with lease_kept(step):

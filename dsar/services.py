@@ -24,11 +24,11 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
+from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
 from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
-from connectors.taxonomy import category_ids, category_known
+from connectors.taxonomy import category_ids, category_known, category_root
 
 from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
@@ -116,8 +116,12 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     """Check a verification code. On success returns the request and its new bearer token.
 
     A wrong code counts an attempt, committed even though the call fails; the fifth locks the
-    request. A verified request is referred to its organisation, approved automatically, or queued
-    for review.
+    request. A verified request is approved automatically or queued for review; but when an
+    organisation manages the account (GDPR Art. 28: the company processes its data on the
+    organisation's behalf), the systems whose data it controls are referred to it, recorded on the
+    request with its name and contact, and the person is told whom to ask for that part; when no
+    system of the company's own could hold what the request asks for, the whole request is
+    referred, and closed.
     """
     failure: Exception | None = None
     with transaction.atomic():
@@ -138,19 +142,26 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             request.token_hash = token_hash
             request.code_hash = ""
             request.verified_at = timezone.now()
-            organization = _managing_organization(request)
             fields = ["token_hash", "code_hash", "verified_at"]
-            if organization:
-                request.referred_to = organization
-                request.result = {"referred_to": organization}
-                _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
+            organization = _managing_organization(request)
+            referred, answered_here = _organization_part(request) if organization else ([], True)
+            referral = None
+            if referred:
+                request.referred_to, request.referred_contact = organization.name, organization.contact or ""
+                request.referred_systems = referred
+                fields += ["referred_to", "referred_contact", "referred_systems"]
+                referral = {"referred_to": organization.name, "systems": [part["system"] for part in referred]}
+            if referred and not answered_here:
+                request.result = exports.referral_as_dict(request)
+                _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization.name}", data=referral,
+                            update_fields=[*fields, "result"])
                 email_on_commit(request, "referred")
             elif settings.DSAR_AUTO_APPROVE:
-                _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields)
+                _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields, data=referral)
                 processing.tasks_create(request)
                 email_on_commit(request, "received")
             else:
-                _transition(request, "verified", actor=SUBJECT, update_fields=fields)
+                _transition(request, "verified", actor=SUBJECT, update_fields=fields, data=referral)
                 email_on_commit(request, "received")
     if failure is not None:
         raise failure
@@ -181,7 +192,22 @@ def request_code_resend(*, request_id) -> Request:
     return request
 
 
-def _managing_organization(request: Request) -> str | None:
+def _organization_part(request: Request) -> tuple[list[dict], bool]:
+    """For a subject whose account an organisation manages: the systems whose data it controls
+    (`organization_controls`) that could hold what the request asks for, each with those of the
+    request's categories, and whether any system of the company's own could hold some of it too."""
+    referred, answered_here = [], False
+    for name, system in systems().items():
+        held = {category_root(category) for category in connector_get(name).categories}
+        asked = [category for category in request.categories if category in held]
+        if asked and system.organization_controls:
+            referred.append({"system": name, "categories": asked})
+        elif asked:
+            answered_here = True
+    return referred, answered_here
+
+
+def _managing_organization(request: Request) -> Organization | None:
     """Ask each connector whether an organisation manages this subject's account."""
     identity = Identity(email=request.email)
     for name in connector_names():
@@ -253,6 +279,9 @@ def _refusals_checked(request: Request, refuse: Sequence[Mapping[str, str]]) -> 
             raise InvalidInput(f"This request does not ask for {name}, so it cannot be refused.", code="category_not_requested")
         if kind == "system" and name not in connector_names():
             raise InvalidInput(f"No system is named {name}.", code="invalid_system")
+        if kind == "system" and any(part["system"] == name for part in request.referred_systems):
+            raise InvalidInput(f"{name} holds data the organisation managing the account controls: it was referred to "
+                               f"{request.referred_to} at verification, and is not answered here.", code="system_referred")
         if not reason:
             raise InvalidInput(f"Give the reason for refusing {name}: the person is told it.", code="reason_required")
         if any(other.get(kind) == name for other in refusals):
@@ -260,7 +289,7 @@ def _refusals_checked(request: Request, refuse: Sequence[Mapping[str, str]]) -> 
         refusals.append({kind: name, "reason": reason})
     refused = {refusal.get("category") for refusal in refusals}
     categories_left = [category for category in request.categories if category not in refused]
-    systems_left = processing.systems_not_refused(refusals)
+    systems_left = processing.systems_answering(refusals, request.referred_systems)
     if refusals and not (categories_left and systems_left):
         raise InvalidInput("That refuses the whole request: deny it instead, with the reason.", code="deny_instead")
     # A system found by identities a refused one finds would wait for it forever.

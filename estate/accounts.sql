@@ -13,8 +13,11 @@ CREATE TABLE IF NOT EXISTS users (
     password_changed_at timestamptz,
     password_hint text,
     organization text,
+    organization_contact text,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- A demo estate loaded before the organisation's contact was kept gains its column.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS organization_contact text;
 CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (lower(trim(email)));
 CREATE TABLE IF NOT EXISTS interests (
     id bigserial PRIMARY KEY,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from connectors.taxonomy import category_known, source_kinds
 from connectors.third_party import suppressed_sources
@@ -102,6 +102,7 @@ class Accounts(_Strict):
     password: str | None = None
     password_hint: str | None = None
     organization: str | None = None
+    organization_contact: str | None = None  # beyond contract §7: how to reach that organisation about privacy requests
     interests: list[str] = []
     searches: list[str] = []
     browse_history: list[BrowseVisit] = []
@@ -113,6 +114,13 @@ class Accounts(_Strict):
     usage: list[UsageEvent] = []
     error_reports: list[ErrorReport] = []
     social: list[SocialLink] = []
+
+    @field_validator("organization_contact")
+    @classmethod
+    def _of_an_organization(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("organization") is None:
+            raise ValueError("needs the organization it reaches")
+        return value
 
 
 class Card(_Strict):
@@ -360,14 +368,15 @@ def _accounts_write(conn: sa.Connection, subject: Subject) -> None:
     user_id = conn.execute(
         sa.text(
             "INSERT INTO users (email, name, phone, address, birth_year, gender, country, language, password_hash,"
-            " password_changed_at, password_hint, organization) VALUES (:email, :name, :phone, :address, :birth_year,"
-            " :gender, :country, :language, :password_hash, :changed, :hint, :org) RETURNING id"
+            " password_changed_at, password_hint, organization, organization_contact) VALUES (:email, :name, :phone, :address,"
+            " :birth_year, :gender, :country, :language, :password_hash, :changed, :hint, :org, :org_contact) RETURNING id"
         ),
         {
             "email": subject.email, "name": a.name, "phone": a.phone, "address": a.address, "birth_year": a.birth_year,
             "gender": a.gender, "country": a.country, "language": a.language,
             "password_hash": _password_hash(a.password) if a.password else None,
             "changed": now if a.password else None, "hint": a.password_hint, "org": a.organization,
+            "org_contact": a.organization_contact,
         },
     ).scalar_one()
     owned = {"user_id": user_id}

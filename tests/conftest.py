@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from connectors.registry import connectors_reset
 from connectors.sql import with_driver
 from estate.loader import estate_load, estate_parse
 from estate.stores import estate_database_drop
@@ -86,6 +87,16 @@ def estate(django_db_setup, django_db_blocker):
     yield
     with django_db_blocker.unblock():
         estate_database_drop("accounts")
+
+
+@pytest.fixture
+def organisation_systems_only(settings):
+    """The deployment's systems: the demo's accounts system alone, whose data of an account an
+    organisation manages is that organisation's; so such a person's request is referred whole."""
+    settings.DSAR_SYSTEMS = {"accounts": settings.DSAR_SYSTEMS["accounts"]}
+    connectors_reset()
+    yield
+    connectors_reset()
 
 
 @pytest.fixture(scope="session")

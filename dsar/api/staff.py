@@ -78,17 +78,29 @@ class RefusalField(serializers.Field):
         return value
 
 
+class ReferredSystemSerializer(serializers.Serializer):
+    """A system whose data of the account the managing organisation controls, referred to it at
+    verification: it gets no task. A referral, not a refusal."""
+
+    system = serializers.CharField(help_text="The configured system's name.")
+    categories = serializers.ListField(child=serializers.CharField(), help_text="The request's category ids the system can hold.")
+
+
 class StaffRequestSerializer(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
     refusals = serializers.ListField(child=RefusalField(), read_only=True,
                                      help_text="The parts refused at approval; the rest was answered.")
+    referred_systems = ReferredSystemSerializer(
+        many=True, read_only=True, help_text="The systems left to the organisation that manages the account (`referred_to`, reached "
+                                             "at `referred_contact`), whose data it is; the rest is answered here. With status "
+                                             "`referred`, the whole request went to it.")
 
     class Meta:
         model = Request
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
             "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
-            "result", "erasure_check", "refusals", "denial_ground",
+            "result", "erasure_check", "refusals", "denial_ground", "referred_contact", "referred_systems",
         ]
 
     def get_overdue(self, request: Request) -> bool:
@@ -162,7 +174,8 @@ APPROVE = """Start processing a request under review. `refuse` lists the parts t
 category or a system with its reason: a refused category is neither gathered nor erased, a refused system gets no
 task, and the person is emailed what was refused and why. Errors: `invalid` (the field named: a refusal without a
 reason, or not naming one category or one system), `invalid_category` (not in the taxonomy),
-`category_not_requested`, `invalid_system`, `duplicate_refusal`, `system_needed` (a system left is found by
+`category_not_requested`, `invalid_system`, `system_referred` (the system's data was referred to the organisation managing
+the account at verification: it is not answered here), `duplicate_refusal`, `system_needed` (a system left is found by
 identities a refused one finds), `deny_instead` (everything refused: deny the request instead); 409
 `illegal_transition` when the request is not under review. Nothing changes on an error."""
 

@@ -7,11 +7,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
 
-from connectors.registry import connector_names
 from connectors.taxonomy import category_label
 
 from ..deadlines import extension_limit
 from ..models import DenialGround, QuestionPurpose, Request, RequestType, Status
+from ..processing import systems_answering
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000
@@ -76,15 +76,16 @@ class ActionForm(forms.Form):
 
 
 class ApproveForm(ActionForm):
-    """Approve, refusing any of the request's categories and the systems, each ticked with the reason
-    the person is emailed; `cleaned_data["refuse"]` lists them as `services.request_approve` takes them."""
+    """Approve, refusing any of the request's categories and the systems that answer it (not those
+    referred to the organisation managing the account), each ticked with the reason the person is
+    emailed; `cleaned_data["refuse"]` lists them as `services.request_approve` takes them."""
 
     note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
 
     def __init__(self, *args, request: Request, **kwargs):
         super().__init__(*args, request=request, **kwargs)
         self.refusable = {"category": [(category, category_label(category)) for category in request.categories],
-                          "system": [(name, name) for name in connector_names()]}
+                          "system": [(name, name) for name in systems_answering((), request.referred_systems)]}
         for kind, parts in self.refusable.items():
             for name, label in parts:
                 self.fields[f"refuse_{kind}_{name}"] = forms.BooleanField(label=f"Refuse {label}", required=False)

@@ -6,6 +6,7 @@ from django.core.files.storage import default_storage  # the download view opens
 from .archive import Archive, archive_build
 from .downloads import archive_encrypted, download_url, export_for_download
 from .receipts import receipt_as_dict, receipt_merge
+from .referrals import referral_as_dict, referral_in_words
 from .refusals import refusals_in_words
 from .report import report_prepare
 from .staging import Staged, stage_discard, stage_gather
@@ -21,6 +22,8 @@ __all__ = [
     "export_for_download",
     "receipt_as_dict",
     "receipt_merge",
+    "referral_as_dict",
+    "referral_in_words",
     "refusals_in_words",
     "report_prepare",
     "stage_discard",

@@ -47,12 +47,14 @@ class RetainedItem:
 @dataclass
 class DeletionResult:
     """The request's receipt: erased records per category, every retained item, the sources that
-    should hear of the erasure, and the parts staff refused to erase (each omitted when there are none)."""
+    should hear of the erasure, the parts staff refused to erase, and what was referred to the
+    organisation managing the account (each omitted when there are none)."""
 
     erased: dict[str, int] = field(default_factory=dict)
     retained: list[RetainedItem] = field(default_factory=list)
     notify_sources: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
+    referred: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The receipt as the API shows it."""
@@ -65,13 +67,17 @@ class DeletionResult:
             result["notify_sources"] = self.notify_sources
         if self.refused:
             result["refused"] = self.refused
+        if self.referred:
+            result["referred"] = self.referred
         return result
 
 
-def receipt_merge(tasks: Iterable[ConnectorTask], *, refusals: Iterable[Mapping[str, str]] = ()) -> dict[str, Any]:
+def receipt_merge(tasks: Iterable[ConnectorTask], *, refusals: Iterable[Mapping[str, str]] = (),
+                  referred: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One receipt for the request from its connectors' receipts, with what staff refused to erase
-    (the request's `refusals`), as the API shows it."""
-    merged = DeletionResult(refused=list(refusals))
+    (the request's `refusals`) and what was left to the organisation managing the account
+    (`referred`, as `referral_as_dict` gives it), as the API shows it."""
+    merged = DeletionResult(refused=list(refusals), referred=dict(referred) if referred else None)
     for task in tasks:
         receipt = receipt_from_dict(task.receipt) if task.receipt else ErasureReceipt()
         for category, count in receipt.erased.items():

@@ -26,6 +26,7 @@ from connectors.taxonomy import category_ids, category_info, category_root, taxo
 from connectors.transfers import Area, transfer_area
 
 from ..models import Request
+from .referrals import referral_in_words
 from .refusals import refusals_in_words
 from .staging import flatten
 
@@ -193,7 +194,7 @@ def report_render(*, request: Request, categories: list[ReportCategory], generat
     """The report's page, as UTF-8."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
                "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals),
-               "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
+               "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
                "privacy_contact": settings.DEFAULT_FROM_EMAIL,
                "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
     return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")

@@ -123,12 +123,13 @@ def test_a_request_in_processing_shows_where_it_stands(page: Page, site, shots):
     shots(page, "portal-status-processing")
 
 
-def test_a_referred_request_shows_the_organisation(page: Page, site, shots, mailoutbox):
+def test_a_referred_request_shows_the_organisation(page: Page, site, shots, mailoutbox, organisation_systems_only):
     email = "carol@school.example.org"
     _fill_form(page, site, type_label="Get a copy of my data", email=email)
     _enter_code(page, code_from(mailoutbox, email))
     expect(page.get_by_role("heading", level=1)).to_have_text("Your organisation handles this request")
     expect(page.locator(".organisation")).to_have_text("Northside School District")
+    expect(page.locator(".contact")).to_have_text("privacy@northside-schools.example.org")
     shots(page, "portal-referred")
 
 

@@ -216,3 +216,55 @@ def test_a_python_system_declares_the_identities_it_needs_and_provides_and_runs_
     assert (systems["crm"].needs, systems["crm"].provides) == (frozenset(), frozenset({"crm_id"}))
     assert (systems["mail"].needs, systems["mail"].provides) == (frozenset({"crm_id"}), frozenset())
     assert systems_stages(systems) == [["crm"], ["mail"]]
+
+
+def test_a_system_says_whether_an_organisation_controls_its_data_of_the_accounts_it_manages_and_where_to_reach_it(tmp_path):
+    directory = _directory(tmp_path, school="""\
+        name: school
+        kind: sql
+        organization: {table: pupil, column: school, contact_column: school_privacy}
+        organization_controls: true
+        tables:
+          - name: pupil
+            identity: {email: email}
+            columns: {email: name_contact}
+        """, shop=SHOP)
+    systems = systems_load(directory, {"SHOP_DATABASE_URL": "sqlite://"})
+    organization = systems["school"].options["dataset"].organization
+    assert (organization.table, organization.column, organization.contact_column) == ("pupil", "school", "school_privacy")
+    assert (systems["school"].organization_controls, systems["shop"].organization_controls) == (True, False)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("organization_controls: 'yes'\n", "organization_controls: must be true or false"),
+    ("organization_controls: 1\n", "organization_controls: must be true or false"),
+    ("organization_controls: null\n", "organization_controls: must be true or false"),
+    ("organization: {table: pupil, contact_column: school_privacy}\n", "organization.column: is required"),
+])
+def test_whether_an_organisation_controls_a_systems_data_is_said_strictly_or_the_file_is_refused(tmp_path, text, problem):
+    (tmp_path / "school.yaml").write_text("name: school\nkind: sql\ntables:\n  - {name: pupil, identity: {email: email}}\n" + text)
+    assert _problems(tmp_path) == [f"{tmp_path / 'school.yaml'}: {problem}"]
+
+
+def test_a_system_of_the_companys_own_cannot_be_found_by_what_only_a_system_the_organisation_controls_finds(tmp_path):
+    directory = _directory(tmp_path, school="""\
+        name: school
+        kind: sql
+        organization_controls: true
+        tables:
+          - {name: pupil, identity: {email: email}, provides: {pupil_number: number}}
+        """, canteen="""\
+        name: canteen
+        kind: sql
+        tables:
+          - {name: meals, identity: {pupil_number: pupil}}
+        """)
+    with pytest.raises(SystemsError) as refused:
+        dict(SystemsDirectory(directory, environ={}))
+    assert refused.value.problems == [
+        f"{directory / 'canteen.yaml'}: identity 'pupil_number' is found by school, whose data of an account an organisation "
+        "manages is the organisation's: declare `organization_controls: true` here too, or have a system of the company's own "
+        "find it"]
+    (directory / "canteen.yaml").write_text("name: canteen\nkind: sql\norganization_controls: true\n"
+                                            "tables:\n  - {name: meals, identity: {pupil_number: pupil}}\n")
+    assert list(SystemsDirectory(directory, environ={})) == ["canteen", "school"]

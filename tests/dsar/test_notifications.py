@@ -176,7 +176,7 @@ def test_a_denial_tells_the_person_where_they_can_complain_and_under_the_gdpr_th
 
 @pytest.mark.parametrize(("jurisdiction", "rights"), [("gdpr", GDPR_COMPLAINT), ("ccpa", CCPA_COMPLAINT)])
 def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain(
-        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
+        estate, organisation_systems_only, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
     referred = _filed_and_verified("carol@school.example.org", django_capture_on_commit_callbacks, mailoutbox,
                                    jurisdiction=jurisdiction, settings=settings)
     assert referred.subject == "Your request is handled by your organisation"

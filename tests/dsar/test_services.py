@@ -79,12 +79,17 @@ def test_filing_refuses_bad_input_and_stores_nothing(fields, code, message):
 
 
 @pytest.mark.parametrize("type", ["access", "deletion"])
-def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_to_it(estate, settings, type):
+def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_to_it(estate, organisation_systems_only, settings,
+                                                                                    type):
     settings.DSAR_AUTO_APPROVE = False
-    request = services.request_create(type=type, email="carol@school.example.org")
+    request = services.request_create(type=type, email="carol@school.example.org", categories=["name_contact"])
     services.request_verify(request_id=request.pk, code=verification.code_for(request))
     stored = Request.objects.get(pk=request.pk)
-    assert (stored.status, stored.referred_to, stored.result) == ("referred", "Northside School District", {"referred_to": "Northside School District"})
+    referred = [{"system": "accounts", "categories": ["name_contact"]}]
+    assert (stored.status, stored.referred_to, stored.referred_contact, stored.referred_systems) == (
+        "referred", "Northside School District", "privacy@northside-schools.example.org", referred)
+    assert stored.result == {"referred_to": "Northside School District", "contact": "privacy@northside-schools.example.org",
+                             "systems": referred}
     assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
     entry = AuditEntry.objects.filter(request=request).last()
     assert (entry.action, entry.actor, entry.note) == ("referred", "subject", "managed by Northside School District")

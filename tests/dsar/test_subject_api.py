@@ -171,13 +171,14 @@ def test_the_subject_can_cancel_before_processing_but_not_after(api, mailoutbox,
     assert refused.status_code == 409
 
 
-def test_an_org_managed_account_is_referred_right_after_verification(api, mailoutbox, estate):
-    request_id, token = file_request(api, mailoutbox, type="access", email="carol@school.example.org")
+def test_an_org_managed_account_is_referred_right_after_verification(api, mailoutbox, estate, organisation_systems_only):
+    request_id, token = file_request(api, mailoutbox, type="access", email="carol@school.example.org", categories=["name_contact"])
     view = api.get(f"/api/v1/requests/{request_id}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
     assert view["status"] == "referred"
-    assert view["result"] == {"referred_to": "Northside School District"}
+    assert view["result"] == {"referred_to": "Northside School District", "contact": "privacy@northside-schools.example.org",
+                              "systems": [{"system": "accounts", "categories": ["name_contact"]}]}
     referred_mail = [m for m in mailoutbox if "organisation" in m.subject]
-    assert referred_mail and "Northside School District" in referred_mail[-1].body
+    assert referred_mail and "Northside School District at privacy@northside-schools.example.org" in referred_mail[-1].body
     assert not Request.objects.get(pk=request_id).tasks.exists()
     assert probe_calls("carol@school.example.org") == 0  # no connector gathered or erased anything
 

@@ -64,3 +64,13 @@ def test_loading_the_same_subject_twice_replaces_it(tmp_path, unique_email):
         call_command("load_estate", str(file))
     found = [r.fields["query"] for r in connector_get("accounts").gather(Identity(email=email)) if r.category == "searches_commands"]
     assert found == ["c"]
+
+
+def test_an_organisations_contact_is_taken_only_with_the_organisation_it_reaches(tmp_path, unique_email):
+    email = unique_email("orphan")
+    file = tmp_path / "estate.json"
+    file.write_text(json.dumps({"subjects": [{"email": email, "accounts": {"organization_contact": "privacy@school.example.org"}}]}))
+    with pytest.raises(CommandError) as error:
+        call_command("load_estate", str(file))
+    assert "subjects[0].accounts.organization_contact: Value error, needs the organization it reaches" in str(error.value)
+    assert list(connector_get("accounts").gather(Identity(email=email))) == []
