@@ -144,6 +144,7 @@ def test_a_deletion_of_a_managed_account_erases_the_companys_own_data_and_leaves
         "retained": [{"category": "interactions.account_history", "count": 1, "until": "2036-08-14", "connector": "payments",
                       "reason": "Invoices are kept for 10 years because tax law requires it (legal_obligation)"}],
         "notify_sources": ["Northwind Insights"],
+        "recipients_notified": ["Nimbus Hosting GmbH"],  # the broker's system hosts the basic facts with it
         "referred": {"referred_to": ORGANISATION, "contact": CONTACT, "systems": REFERRED},
     }
     assert _users_named(email) == ["Carol Reyes"]  # the school's account, untouched
