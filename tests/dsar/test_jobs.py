@@ -103,8 +103,12 @@ def test_a_request_answered_after_its_due_date_keeps_the_deadline_it_missed_thou
         services.request_deny(request_id=late.pk, actor="staff:rita", reason="Not the account holder.")
     with time_machine.travel(dt.datetime(2026, 4, 1, 11, 30, tzinfo=UTC), tick=False):
         services.request_deny(request_id=in_time.pk, actor="staff:rita", reason="Not the account holder.")
+    on_the_dot = _received_1_march_2026("pending_review", "on.the.dot@example.com")
+    with time_machine.travel(dt.datetime(2026, 4, 1, 12, tzinfo=UTC), tick=False):  # the due moment itself is in time
+        services.request_deny(request_id=on_the_dot.pk, actor="staff:rita", reason="Not the account holder.")
     assert Request.objects.get(pk=late.pk).overdue_since == dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
     assert Request.objects.get(pk=in_time.pk).overdue_since is None
+    assert Request.objects.get(pk=on_the_dot.pk).overdue_since is None
 
 
 def test_a_completed_export_staff_have_not_released_stays_on_the_deadline_watch(staff_mail, mailoutbox, settings):
