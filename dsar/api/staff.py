@@ -270,8 +270,9 @@ replaces the held archive and is released, and the person is emailed the link an
 are kept on the export and in the audit trail. Errors: `invalid` (the field named), `unknown_item`,
 `duplicate_decision`, `decision_missing` (every item needs one), `invalid_action` (a file cannot be redacted),
 `invalid_fields` (fields are named for `redact` only, and it needs some), `unknown_field` (the item has no such path),
-`invalid_reason`, `reason_required` (`other` without `reason_text`); 409 `illegal_transition`, `already_released`,
-`nothing_to_review`. Nothing changes on an error."""
+`invalid_reason`, `reason_required` (none given, or `other` without `reason_text`); 409 `illegal_transition`,
+`already_released`, `nothing_to_review`. At most 500 decisions: the console takes an export holding more. Nothing
+changes on an error."""
 
 
 class ReviewItemSerializer(serializers.Serializer):
