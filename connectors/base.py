@@ -67,20 +67,23 @@ class Record:
     """One item of personal data in one category, with where it came from.
 
     `fields` holds what the export shows: text, numbers, booleans, None, and lists and mappings of
-    them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known. Treat a
-    record as a value; it is not frozen because a subject can have millions, and a frozen one costs
-    twice as much to make."""
+    them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known. `others`:
+    it may hold other people's data too (a contact, another customer's comment), so staff review it
+    before it is released (GDPR Art. 15(4)). Treat a record as a value; it is not frozen because a
+    subject can have millions, and a frozen one costs twice as much to make."""
 
     category: str
     fields: Mapping[str, Any]
     system: str
     source: Source = PROVIDED
     collected_at: dt.datetime | None = None
+    others: bool = False
 
 
 @dataclass(frozen=True)
 class FileItem:
-    """A content file the subject stored. `ref` is what `Connector.open_file` needs to read it."""
+    """A content file the subject stored. `ref` is what `Connector.open_file` needs to read it;
+    `others`: other people may be seen or heard in it (CCTV, a recorded call), as on a Record."""
 
     category: str
     path: str
@@ -88,6 +91,7 @@ class FileItem:
     size: int | None = None
     source: Source = PROVIDED
     collected_at: dt.datetime | None = None
+    others: bool = False
 
 
 @dataclass(frozen=True)

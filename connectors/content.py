@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from botocore.exceptions import (
@@ -217,12 +217,14 @@ class ContentStorageConnector(Connector):
         name: str | None = None,
         backend: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        others: Iterable[str] = (),
         **options: Any,
     ) -> None:
         super().__init__(name=name, **options)
         self._backend = backend
         self._storage_options = dict(storage_options or {})
         self._storage: Storage | None = None
+        self.others = frozenset(others)  # the categories whose files may show or let be heard other people
 
     @property
     def storage(self) -> Storage:
@@ -239,14 +241,16 @@ class ContentStorageConnector(Connector):
         self._storage = None
 
     def gather(self, identity: Identity) -> Iterator[FileItem]:
-        """Yield one FileItem per stored file of the subject; `ref` is its storage key."""
+        """Yield one FileItem per stored file of the subject; `ref` is its storage key. A file of a
+        category in `others` (or a dotted child of one) is flagged as maybe other people's data."""
         with _storage_faults(self.name):
             for key, category, path in subject_files(self.storage, identity.email):
                 try:
                     size = self.storage.size(key)
                 except FileNotFoundError:  # erased since it was listed
                     continue
-                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED)
+                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED,
+                               others=category in self.others or category.split(".", 1)[0] in self.others)
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file `gather` yielded; refs outside the subjects' area are refused."""

@@ -57,6 +57,11 @@ the first case that holds, and `attach` puts a further call's items in a field o
 comments). A condition maps paths to tests: a value (holds when some value at the path is it),
 `{in: [...]}`, or `{not: TEST}`; `where` keeps only the items it holds for.
 
+A field that may be other people's data says so, and a record holding it is held for staff to review
+before the export is released (GDPR Art. 15(4)): `others: true` (any value), or a condition its
+elements are tested with (`messages: {path: comments, fields: ..., others: {from: another person}}`:
+another customer's comment on a shared ticket). In `fields`, `{category: ID, others: true}`.
+
 Erasure: an item of a list with an `erase` call is erased by that call when the request erases any
 category it holds (it is the smallest thing the API deletes, so its other records go with it and
 are counted); `erase: keep` keeps a list's items with its `reason`; with neither, a list's items
@@ -380,13 +385,16 @@ class Call(_Model):
 
 class FieldSpec(_Model):
     """A field of a record: the value at `path`; of a list, only the elements `where` keeps, each
-    made of `fields`. `optional`: left out when empty. `time`: given as ISO 8601 text."""
+    made of `fields`. `optional`: left out when empty. `time`: given as ISO 8601 text. `others`: the
+    value may be other people's data (true), or those of its elements the condition holds for are
+    (another customer's comment), so a record holding it is reviewed before release."""
 
     path: JsonPath
     where: Condition = {}
     fields: dict[str, FieldSpec] = {}
     optional: bool = False
     time: bool = False
+    others: bool | Condition = False
 
     @model_validator(mode="before")
     @classmethod
@@ -405,6 +413,7 @@ class RecordSpec(_Model):
 class CategoryField(_Model):
     category: Category
     time: bool = False
+    others: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -440,7 +449,7 @@ class Listing(Call):
             return self.records
         grouped: dict[str, dict[str, FieldSpec]] = {}
         for path, field in self.fields.items():
-            grouped.setdefault(field.category, {})[path] = FieldSpec(path=path, time=field.time)
+            grouped.setdefault(field.category, {})[path] = FieldSpec(path=path, time=field.time, others=field.others)
         return [RecordSpec(category=category, fields=fields) for category, fields in grouped.items()]
 
 
@@ -544,6 +553,8 @@ def _call_problems(call: Call, where: str, allowed: tuple[str, ...]) -> list[str
 def _field_conditions(fields: Mapping[str, FieldSpec], where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for name, spec in fields.items():
         yield f"{where}.{name}.where", spec.where
+        if isinstance(spec.others, dict):
+            yield f"{where}.{name}.others", spec.others
         yield from _field_conditions(spec.fields, f"{where}.{name}.fields")
 
 
@@ -581,8 +592,9 @@ class HttpConnector(Connector):
     def __init__(self, *, name: str | None = None, api: HttpApi, **options: Any) -> None:
         super().__init__(name=name, **options)  # the credentials stay out of `options`, which may be shown
         self.api = api
-        # Worked out once: `fields` becomes one record a category.
+        # Worked out once: `fields` becomes one record a category; which of them may hold others' data.
         self.record_specs = {listing.name: listing.record_specs() for listing in (api.lookup, *api.lists)}
+        self.reviewed = {name: [_marks_others(spec.fields) for spec in specs] for name, specs in self.record_specs.items()}
         self.categories = api.categories()
         connection = api.connection
         self.base_url = connection.base_url.rstrip("/")
@@ -634,12 +646,12 @@ class HttpConnector(Connector):
     def _records(self, listing: Listing, item: dict[str, Any], context: Mapping[str, Any]) -> Iterator[Record]:
         made = {"system": f"{self.name}.{listing.name}", "source": SOURCES[listing.source],
                 "collected_at": self._time(value_at(item, listing.collected_at)) if listing.collected_at else None}
-        for spec in self.record_specs[listing.name]:
+        for spec, reviewed in zip(self.record_specs[listing.name], self.reviewed[listing.name], strict=True):
             if not _holds(spec.when, item, context):
                 continue
             fields = self._fields(spec.fields, item, context)
             if any(not _empty(value) for value in fields.values()):
-                yield Record(category=spec.category, fields=fields, **made)
+                yield Record(category=spec.category, fields=fields, others=reviewed and _others(spec.fields, item, context), **made)
 
     def _fields(self, specs: Mapping[str, FieldSpec], item: Any, context: Mapping[str, Any]) -> dict[str, Any]:
         fields = {}
@@ -893,6 +905,31 @@ def _derived(cases: list[Case], item: dict[str, Any], context: Mapping[str, Any]
         if _holds(case.when, item, context):
             return value_at(item, case.path) if case.path is not None else case.value
     return None
+
+
+def _marks_others(specs: Mapping[str, FieldSpec]) -> bool:
+    """Whether any of these fields, or of their elements' fields, may be other people's data."""
+    return any(spec.others is not False or _marks_others(spec.fields) for spec in specs.values())
+
+
+def _others(specs: Mapping[str, FieldSpec], item: Any, context: Mapping[str, Any]) -> bool:
+    """Whether the fields `specs` make of `item` hold what may be other people's data: a value of a
+    field marked `others: true`, or an element its `others` condition holds for (as `_fields` reads
+    them: of a list, only the elements `where` keeps)."""
+    for spec in specs.values():
+        if spec.others is False and not spec.fields:
+            continue
+        value = value_at(item, spec.path)
+        elements = value if isinstance(value, list) else [] if value is None else [value]
+        if spec.where or spec.fields:
+            elements = value = [e for e in elements if _holds(spec.where, e, context)]
+        if spec.others is True and not _empty(value):
+            return True
+        if isinstance(spec.others, dict) and any(_holds(spec.others, e, context) for e in elements):
+            return True
+        if any(_others(spec.fields, e, context) for e in elements):
+            return True
+    return False
 
 
 def _key(value: Any) -> str | None:

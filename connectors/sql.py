@@ -472,6 +472,7 @@ class SqlConnector(Connector):
             secrets=secrets,
             at=at,
             source=None if (table.source_column or table.source_name_column or table.source_kind_column) else Source(table.source),
+            others=frozenset(c.name for c in table.columns if c.others or table.others),
         )
 
     # --- Erasing -----------------------------------------------------------------------------
@@ -623,6 +624,7 @@ class TableRead:
     secrets: list[tuple[int, str, str, int | None]]  # position of "is set", name, category, position of changed-at
     at: dict[str, int]
     source: Source | None  # every row's, unless the rows name their own
+    others: frozenset[str]  # the columns whose values may be other people's data (all, when the table's rows are)
 
     @property
     def categories(self) -> set[str]:
@@ -632,13 +634,16 @@ class TableRead:
         """The records of `rows`: one per category a row holds a value in."""
         table, at = self.table, self.at
         collected_at = at[table.collected_at] if table.collected_at else None
-        if self.source is not None and len(self.categories) == 1 and not (table.category_column or self.secrets or table.retain):
+        if (self.source is not None and len(self.categories) == 1 and not (table.category_column or self.secrets or table.retain)
+                and len(self.others) in (0, len(self.columns))):  # none of its columns may be others' data, or all
             # The commonest table, and the one with millions of rows: each row is one record.
             (category,) = self.categories
+            others = bool(self.others)
             for row in rows:
                 fields = {name: shown(row[index]) for index, name, _, shown in self.columns if row[index] is not None}
                 if fields:
-                    yield Record(category, fields, self.system, self.source, _utc(row[collected_at]) if collected_at is not None else None)
+                    yield Record(category, fields, self.system, self.source, _utc(row[collected_at]) if collected_at is not None else None,
+                                 others)
             return
         for row in rows:
             yield from self._row_records(row, _utc(row[collected_at]) if collected_at is not None else None)
@@ -653,10 +658,13 @@ class TableRead:
         by_category: dict[str, dict[str, Any]] = {}
         if table.category_column:
             by_category[row[at[table.category_column]]] = dict(row[at[table.data_column]] or {})
+        flagged = set()  # the categories holding a value that may be other people's data
         for index, name, category, shown in self.columns:
             value = row[index]
             if value is not None:
                 by_category.setdefault(category, {})[name] = shown(value)
+                if name in self.others:
+                    flagged.add(category)
         for index, name, category, changed_at in self.secrets:
             if row[index]:
                 fields = by_category.setdefault(category, {})
@@ -669,7 +677,7 @@ class TableRead:
                 fields["retained_until"] = until
                 fields["retained_because"] = table.retain.reason
         for category, fields in by_category.items():
-            yield Record(category, fields, self.system, source, collected)
+            yield Record(category, fields, self.system, source, collected, table.others or category in flagged)
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout

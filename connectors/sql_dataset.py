@@ -59,11 +59,13 @@ class _Model(BaseModel):
 
 
 class Column(_Model):
-    """A column holding personal data, its category, and how it leaves the database."""
+    """A column holding personal data, its category, and how it leaves the database. `others`: its
+    values may be other people's data too, so a record holding one is reviewed before release."""
 
     name: Name
     category: Category
     transform: Literal["last4"] | None = None
+    others: bool = False
     erase: Literal["null", "mask", "keep"] | None = None  # None: the table's strategy
     reason: Name | None = None  # why `keep` keeps it, as the receipt says
 
@@ -159,6 +161,7 @@ class Table(_Model):
     erase: Erase = "delete"
     reason: Name | None = None  # why `keep` keeps the table (or its kept columns), as the receipt says
     retain: Retention | None = None
+    others: bool = False  # every row may be other people's data too (a contact): reviewed before release
 
     @model_validator(mode="before")
     @classmethod

@@ -85,9 +85,11 @@ class RenderedSqlConnector(SqlConnector):
 
     def _render_query(self, conn: sa.Connection, read: TableRead) -> sa.Select | None:
         """The query rendering a table's rows past the key `after`; None unless each row is one plain
-        text value in one category from a fixed source, and its time (if any) a date or a timestamp."""
+        text value in one category from a fixed source, and its time (if any) a date or a timestamp.
+        Rows that may be other people's data go the plain way: their records carry the flag."""
         table = read.table
-        if read.source is None or len(table.columns) != 1 or table.columns[0].transform or table.category_column or table.secrets or table.retain:
+        if (read.source is None or len(table.columns) != 1 or table.columns[0].transform or table.category_column or table.secrets
+                or table.retain or read.others):
             return None
         types = {column["name"]: column["type"] for column in sa.inspect(conn).get_columns(table.name)}
         column = table.columns[0]

@@ -24,6 +24,14 @@ organisation's, the company holding it only on the organisation's behalf (GDPR A
 A request of such a subject leaves these systems to the organisation, and the person is told how to
 reach it.
 
+An object store may say which categories of its files may show other people or let them be heard,
+so that an access request finding one is held for staff to review before release (GDPR Art. 15(4));
+an SQL table or column, and an http field, say the same with `others` (connectors/sql_dataset.py,
+connectors/http.py):
+
+    categories:
+      video_recordings: {others: true}  # CCTV shows whoever passed by
+
 Any system may name the organisations its data is disclosed to, for the export's report (GDPR Art.
 15(1)(c), the CCPA's categories of third parties) and to tell them of an erasure:
 
@@ -63,7 +71,7 @@ from .base import Connector
 from .countries import COUNTRIES
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
 from .sql_dataset import REQUEST_IDENTITIES, Category, Dataset, Organization, Table, problem_what, problem_where
-from .taxonomy import category_ids
+from .taxonomy import category_ids, category_root
 from .transfers import SAFEGUARDS, Safeguard, transfer_area
 
 KINDS = ("sql", "object_store", "http", "python", "manual")
@@ -245,10 +253,17 @@ class _SqlFile(_File):
     organization: Organization | None = None
 
 
+class _FileCategory(_Strict):
+    """What an object store's file says of one category of its files."""
+
+    others: bool = False  # its files may show other people, or let them be heard (CCTV, recorded calls)
+
+
 class _ObjectStoreFile(_File):
     kind: Literal["object_store"]
     class_: DottedPath = Field("connectors.content.ContentStorageConnector", alias="class")
     connection: _StoreConnection = _StoreConnection()
+    categories: dict[Category, _FileCategory] = {}
 
 
 class _HttpFile(_File):
@@ -372,6 +387,12 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
         options = {"dataset": dataset, "url": spec.connection.url, "mask_key": spec.connection.mask_key}
     elif isinstance(spec, _ObjectStoreFile):
         options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}
+        if others := sorted(category for category, said in spec.categories.items() if said.others):
+            options["others"] = others
+        held = _categories_held(path, spec, options)
+        if stray := [category for category in spec.categories if category_root(category) not in held]:
+            raise SystemsError([f"{path}: categories.{category}: is not a category this store holds ({', '.join(sorted(held))})"
+                                for category in stray])
     elif isinstance(spec, _HttpFile):
         api = HttpApi(connection=spec.connection, lookup=spec.lookup, lists=spec.lists, erase=spec.erase)
         if problems := api.problems():

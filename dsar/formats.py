@@ -21,8 +21,8 @@ the work waits, as it was, for a worker that reads it (the sweeper rings for it 
 
 from __future__ import annotations
 
-STAGED = 1
-STAGED_READS = frozenset({1})
+STAGED = 2  # 2: `others`, and the stream listing what may be other people's data (dsar/exports/review.py)
+STAGED_READS = frozenset({1, 2})
 
 TASK_RESULT = 1
 TASK_RESULT_READS = frozenset({1})

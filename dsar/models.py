@@ -249,6 +249,11 @@ class Export(models.Model):
     released_at = models.DateTimeField(null=True, blank=True, help_text="When the subject could first download it.")
     warned_at = models.DateTimeField(null=True, blank=True, help_text="When the person was told it expires soon.")
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A database default too: the release before inserts rows that name no such column (docs/upgrading.md).
+    others = models.PositiveIntegerField(default=0, db_default=0, help_text="Records and files that may be other people's data "
+                                         "(GDPR Art. 15(4)): the export waits for staff to review them before release.")
+    review = models.JSONField(null=True, blank=True, help_text='What staff decided for each of them, and who and when: {"decisions": '
+                              '[{"item", "action", "fields", "reason", "reason_text"}], "by", "at"} (dsar/exports/review.py).')
 
 
 AUDIT_CHAIN_LOCK = 0x44534152  # "DSAR": the advisory lock that gives the chain one order

@@ -55,6 +55,7 @@ SUBJECTS = {
     "code": "Your verification code",
     "received": "We have received your request",
     "completed": "Your request is complete",
+    "checking": "We are checking your data before we send it",
     "denied": "About your request",
     "refused_in_part": "We will not answer all of your request",
     "extended": "We need more time for your request",

@@ -507,7 +507,9 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
                 sha256=archive.sha256,
                 created_at=now,
                 expires_at=now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS),
-                released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE else now,
+                # What may be other people's data waits for staff, whatever the deployment's setting (GDPR Art. 15(4)).
+                released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE or archive.others else now,
+                others=archive.others,
             )
         if request.type == RequestType.DELETION:
             result = recipients.recipient_notifications_create(request, result=result, now=now)
@@ -517,6 +519,9 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
             email_on_commit(request, "completed")
         elif export.released_at is not None:
             email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+        elif export.others:
+            email_on_commit(request, "checking")
         # else: staff release it after review (services.request_release), which sends the email.
-        transaction.on_commit(lambda: exports.stage_discard(request.id))
+        if export is None or not export.others:  # the review of other people's data writes the archive again from it
+            transaction.on_commit(lambda: exports.stage_discard(request.id))
     logger.info("request %s: completed", request.id)

@@ -16,6 +16,7 @@ import logging
 import math
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import PurePath
 
 from django.conf import settings
@@ -357,6 +358,8 @@ def _release_refusal(request: Request, export: Export | None) -> Conflict | None
         return Conflict("Only a completed access request with an export can be released.", code="illegal_transition")
     if export.released_at is not None:
         return Conflict("This export was already released.", code="already_released")
+    if export.others and export.review is None:
+        return Conflict("This export may hold other people's data: review it, then release it as decided.", code="review_required")
     if not settings.DSAR_REVIEW_BEFORE_RELEASE:
         return Conflict("This deployment releases each export as soon as it is made.", code="illegal_transition")
     return None
@@ -379,6 +382,75 @@ def request_release(*, request_id, actor: str, note: str = "") -> Request:
     return request
 
 
+def _review_refusal(request: Request, export: Export | None) -> Conflict | None:
+    if request.status != Status.COMPLETED or export is None or export.deleted_at is not None:
+        return Conflict("Only a completed access request with an export can be reviewed.", code="illegal_transition")
+    if export.released_at is not None:
+        return Conflict("This export was already released.", code="already_released")
+    if not export.others:
+        return Conflict("This export holds nothing that may be other people's data.", code="nothing_to_review")
+    return None
+
+
+def request_review_items(*, request_id) -> list[exports.ReviewItem]:
+    """The records and files of a held export that may be other people's data, for staff to decide
+    on (`request_release_reviewed`); Conflict when the request has no such export waiting."""
+    request = Request.objects.select_related("export").filter(pk=request_id).first()
+    if request is None:
+        raise NotFound("No such request.")
+    if refusal := _review_refusal(request, getattr(request, "export", None)):
+        raise refusal
+    return exports.review_items(request.tasks.order_by("connector"))
+
+
+def request_release_reviewed(*, request_id, actor: str, decisions: Sequence[Mapping], note: str = "") -> Request:
+    """Release an export held because it may hold other people's data (GDPR Art. 15(4)), as staff
+    decided for each such record and file: released as it is, withheld, or a record's named fields
+    redacted, anything withheld or redacted with its reason (`exports.review_decisions_checked`).
+
+    When anything is withheld or redacted, the archive is written again from the staged work as
+    decided, its report saying per category what was left out or hidden and why, and in the
+    transaction that releases the export it takes the held archive's place, which is deleted once
+    that commits. The decisions are kept on the export and in the audit entry, and the person is
+    emailed the link and what was withheld. Decisions that are wrong are InvalidInput, and nothing
+    changes."""
+    items = request_review_items(request_id=request_id)
+    decided = exports.review_decisions_checked(items, decisions)
+    withheld = exports.review_withheld(items, decided)
+    archive = None
+    if withheld:
+        # Written before the transaction, which it would hold open for as long as a large archive takes.
+        request = Request.objects.get(pk=request_id)
+        archive = exports.review_archive_build(request, request.tasks.order_by("connector"), items, decided)
+    try:
+        with transaction.atomic():
+            request = _locked(request_id)
+            export = locks.export_lock(request.pk)
+            if refusal := _review_refusal(request, export):
+                raise refusal
+            now, changed = timezone.now(), ["review", "released_at", "expires_at"]
+            if archive is not None:
+                held = export.path
+                transaction.on_commit(lambda: exports.storage_delete(held))
+                export.path, export.bytes, export.sha256 = archive.path, archive.bytes, archive.sha256
+                changed += ["path", "bytes", "sha256"]
+                request.result = {**(request.result or {}), "categories": archive.categories, "bytes": archive.bytes}
+                request.save(update_fields=["result", "updated_at"])
+            export.review = {"decisions": [decision.as_dict() for decision in decided], "by": actor, "at": now.isoformat()}
+            export.released_at, export.expires_at = now, now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
+            export.save(update_fields=changed)
+            audit_record(request, actor=actor, action="released", note=note, data={"review": export.review["decisions"]})
+            email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at,
+                            withheld=[asdict(item) for item in withheld])
+            transaction.on_commit(lambda: exports.stage_discard(request.pk))
+    except BaseException:
+        if archive is not None:
+            exports.storage_delete(archive.path)  # nobody's: the held archive stays as it was
+        raise
+    logger.info("request %s: released after review", request.pk)
+    return request
+
+
 def request_retry(*, request_id, actor: str) -> Request:
     """Re-run what failed in a failed request: its failed connector tasks, or its final step."""
     with transaction.atomic():
@@ -394,13 +466,15 @@ _REVIEW_TRANSITIONS = {"approve": "approved", "deny": "denied", "retry": "retrie
 
 
 def request_actions_allowed(*, request: Request) -> set[str]:
-    """The review actions (approve, deny, extend, retry, release, ask) the services would accept for
+    """The review actions (approve, deny, extend, retry, release, review, ask) the services would accept for
     `request` as it is now: what the console offers. Its export, if any, is read from the request."""
     allowed = {name for name, action in _REVIEW_TRANSITIONS.items() if transition_target(request.status, action)}
     if _extend_refusal(request) is None:
         allowed.add("extend")
     if _release_refusal(request, getattr(request, "export", None)) is None:
         allowed.add("release")
+    if _review_refusal(request, getattr(request, "export", None)) is None:
+        allowed.add("review")
     return allowed
 
 

@@ -19,6 +19,7 @@ api = [
     path("staff/requests/<uuid:request_id>/extend", staff.StaffExtendApi.as_view(), name="staff-request-extend"),
     path("staff/requests/<uuid:request_id>/retry", staff.StaffRetryApi.as_view(), name="staff-request-retry"),
     path("staff/requests/<uuid:request_id>/ask", staff.StaffAskApi.as_view(), name="staff-request-ask"),
+    path("staff/requests/<uuid:request_id>/review", staff.StaffReviewApi.as_view(), name="staff-request-review"),
 ]
 
 urlpatterns = [

@@ -189,10 +189,36 @@ class Content(_Strict):
     files: list[ContentFile] = []
 
 
+def _email_address(value: str | None) -> str | None:
+    """An email address trimmed and lower-cased; ValueError if it is not one."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+    from django.core.validators import validate_email
+
+    if value is None:
+        return None
+    value = value.strip().lower()
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValueError("is not an email address") from None
+    return value
+
+
 class Message(_Strict):
-    from_: Literal["customer", "agent", "bot"] = Field(alias="from")
+    from_: Literal["customer", "agent", "bot", "other"] = Field(alias="from")
     agent_name: str | None = None
+    # Beyond contract §7: `other` is another customer on a ticket shared with the subject, by name and address.
+    name: str | None = Field(default=None, min_length=1)
+    email: str | None = None
     body: str
+
+    @model_validator(mode="after")
+    def _other_named(self) -> Message:
+        if (self.from_ == "other") != (self.name is not None and self.email is not None):
+            raise ValueError("a message from another person names them, with name and email; no other message does")
+        return self
+
+    _email = field_validator("email")(_email_address)
 
 
 class Chat(_Strict):
@@ -242,18 +268,7 @@ class Subject(_Strict):
     support: Support | None = None
     third_party: list[ThirdPartyRecord] | None = None
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        from django.core.exceptions import ValidationError as DjangoValidationError
-        from django.core.validators import validate_email
-
-        value = value.strip().lower()
-        try:
-            validate_email(value)
-        except DjangoValidationError:
-            raise ValueError("is not an email address") from None
-        return value
+    _email = field_validator("email")(_email_address)
 
 
 class Estate(_Strict):

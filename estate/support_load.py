@@ -31,9 +31,10 @@ def support_load(*, connector: HttpConnector, subject_email: str, chats: list[di
     """Write one subject's chats and feedback as helpdesk tickets, replacing any the subject had
     (with neither, the subject is made absent from the helpdesk).
 
-    `chats` are `{"topic", "at", "messages": [{"from": "customer|agent|bot", "agent_name", "body"}]}`,
-    `feedback` are `{"rating", "text", "at"}`, already validated; `at` is an ISO 8601 string or a
-    datetime. Agents are found by name or created; the bot is the agent "Help Bot".
+    `chats` are `{"topic", "at", "messages": [{"from": "customer|agent|bot|other", "agent_name", "name",
+    "email", "body"}]}`, `feedback` are `{"rating", "text", "at"}`, already validated; `at` is an ISO
+    8601 string or a datetime. Agents are found by name or created; the bot is the agent "Help Bot";
+    another person (`other`, on a ticket shared with the subject) is the end user with their address.
 
     `connector` is the support system's (its file says how to reach and erase the helpdesk); it
     also carries the writes. A loader of many subjects passes one `agents` map (name, bot -> id) for
@@ -72,8 +73,8 @@ def support_load_many(*, system: System, subjects: list[tuple[str, list[dict], l
     """`support_load` for many (subject email, chats, feedback) into the support `system`, `threads` at a time.
 
     Loading is a series of round trips to the helpdesk, about half of generating an estate when
-    made one after another. Every agent the chats name is found or created first, one by one, so
-    the threads only read the agents map and never create the same agent twice.
+    made one after another. Every agent and other person the chats name is found or created first,
+    one by one, so the threads never create the same helpdesk user twice.
     """
     agents: dict[tuple[str, bool], int] = {}
     first = system.connector()
@@ -82,7 +83,9 @@ def support_load_many(*, system: System, subjects: list[tuple[str, list[dict], l
         for _subject, chats, _feedback in subjects:
             for chat in chats:
                 for message in chat["messages"]:
-                    if message["from"] != "customer":
+                    if message["from"] == "other":
+                        _person_ensure(first, name=message["name"], email=message["email"])
+                    elif message["from"] != "customer":
                         _agent_id(first, message, agents)
 
         def load(item: tuple[str, list[dict], list[dict]]) -> None:
@@ -103,6 +106,8 @@ def support_load_many(*, system: System, subjects: list[tuple[str, list[dict], l
 def _author_id(connector: HttpConnector, message: dict[str, Any], subject_id: int, agents: dict[tuple[str, bool], int]) -> int:
     if message["from"] == "customer":
         return subject_id
+    if message["from"] == "other":
+        return _person_ensure(connector, name=message["name"], email=message["email"])
     return _agent_id(connector, message, agents)
 
 
@@ -120,13 +125,24 @@ def _agent_ensure(connector: HttpConnector, *, name: str, bot: bool) -> int:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "agent"
     # The digest keeps names that slug alike ("Ana B", "ana-b") apart.
     address = f"{'bot-' if bot else ''}{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}@{AGENT_DOMAIN}"
-    found = connector.call("GET", "/api/v2/users/search.json", params={"query": f"email:{address}"})["users"]
-    found = [user for user in found if str(user.get("email") or "").lower() == address]  # a search, not a lookup
-    if found:
-        return found[0]["id"]
     user: dict[str, Any] = {"name": name, "email": address, "role": "agent"}
     if bot:
         user["user_fields"] = {"bot": True}
+    return _user_ensure(connector, user)
+
+
+def _person_ensure(connector: HttpConnector, *, name: str, email: str) -> int:
+    """The id of the end user with this address (another customer on a shared ticket), created if there is none."""
+    return _user_ensure(connector, {"name": name, "email": email, "role": "end-user"})
+
+
+def _user_ensure(connector: HttpConnector, user: dict[str, Any]) -> int:
+    """The id of the helpdesk user with `user`'s address, created as `user` if there is none."""
+    address = user["email"]
+    found = connector.call("GET", "/api/v2/users/search.json", params={"query": f"email:{address}"})["users"]
+    found = [candidate for candidate in found if str(candidate.get("email") or "").lower() == address]  # a search, not a lookup
+    if found:
+        return found[0]["id"]
     return connector.call("POST", "/api/v2/users.json", json={"user": user})["user"]["id"]
 
 

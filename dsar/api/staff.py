@@ -9,9 +9,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import selectors, services
-from ..models import (AuditEntry, ConnectorTask, DenialGround, QuestionPurpose, RecipientNotification, Request, RequestQuestion,
-                      RequestType, Status)
+from .. import exports, selectors, services
+from ..models import (AuditEntry, ConnectorTask, DenialGround, Export, QuestionPurpose, RecipientNotification, Request,
+                      RequestQuestion, RequestType, Status)
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
@@ -107,14 +107,47 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         return selectors.request_overdue(request)
 
 
+class ReviewDecisionSerializer(StrictSerializer):
+    """What staff decided for one record or file of an export that may be other people's data."""
+
+    item = TextField(max_length=300, trim_whitespace=False, help_text="The item's `id`, from `GET .../review`.")
+    action = serializers.ChoiceField(choices=exports.ACTIONS, help_text="Release it as it is, withhold it, or redact fields of a record.")
+    fields = serializers.ListField(child=TextField(max_length=200, trim_whitespace=False), required=False, default=list, max_length=100,
+                                   help_text="For `redact`: the `paths` of the item to hide; the archive shows `[redacted]` in their place.")
+    reason = serializers.ChoiceField(choices=[*exports.REASONS, exports.OTHER], required=False, allow_blank=True, default="",
+                                     help_text="For `withhold` and `redact`: why, as the person is told it; `other`: `reason_text` says it.")
+    reason_text = TextField(required=False, allow_blank=True, max_length=2000, default="", help_text="The reason in the reviewer's words.")
+
+
+class ExportReviewSerializer(serializers.Serializer):
+    """What the review of other people's data decided, by whom and when."""
+
+    decisions = ReviewDecisionSerializer(many=True)
+    by = serializers.CharField(help_text="'staff:<username>'.")
+    at = serializers.DateTimeField()
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    """An access request's export: its size and download period, and what may be other people's data in it."""
+
+    others = serializers.IntegerField(help_text="Records and files that may be other people's data: the export waits for their "
+                                                "review before release (GDPR Art. 15(4)).")
+    review = ExportReviewSerializer(allow_null=True, help_text="The review's decisions, once staff released the export as decided.")
+
+    class Meta:
+        model = Export
+        fields = ["bytes", "created_at", "expires_at", "released_at", "deleted_at", "others", "review"]
+
+
 class StaffRequestDetailSerializer(StaffRequestSerializer):
     tasks = TaskSerializer(many=True)
     recipient_notifications = RecipientNotificationSerializer(many=True)
     audit = AuditSerializer(many=True)
     questions = QuestionSerializer(many=True)
+    export = ExportSerializer(allow_null=True, read_only=True, help_text="An access request's export, once made.")
 
     class Meta(StaffRequestSerializer.Meta):
-        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "recipient_notifications", "audit", "questions"]
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "recipient_notifications", "audit", "questions", "export"]
 
 
 class QueuePagination(PageNumberPagination):
@@ -246,4 +279,59 @@ class StaffAskApi(StaffApi):
         data = validated(self.AskInputSerializer, http_request.data)
         services.request_ask(request_id=request_id, actor=staff_actor(http_request.user), question=data["question"],
                              purpose=data["purpose"])
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
+
+
+REVIEW = """What an export held for review holds that may be other people's data (GDPR Art. 15(4)): each record or file
+with its `id`, its fields and the `paths` of the fields a redaction may hide (a file's record: its name and size);
+and the reasons to choose from. Errors: 409 `illegal_transition` (no export), `already_released`, `nothing_to_review`."""
+
+RELEASE_REVIEWED = """Release an export held because it may hold other people's data, as decided for each of its items (`GET
+.../review`): `release` it as it is, `withhold` it, or `redact` fields of a record, anything withheld or redacted with
+its `reason`. The archive is written again from the staged work without what is withheld and with `[redacted]` in place
+of each redacted field; its report says per category how many items were left out or partly hidden and why; it
+replaces the held archive and is released, and the person is emailed the link and what was withheld. The decisions
+are kept on the export and in the audit trail. Errors: `invalid` (the field named), `unknown_item`,
+`duplicate_decision`, `decision_missing` (every item needs one), `invalid_action` (a file cannot be redacted),
+`invalid_fields` (fields are named for `redact` only, and it needs some), `unknown_field` (the item has no such path),
+`invalid_reason`, `reason_required` (none given, or `other` without `reason_text`); 409 `illegal_transition`,
+`already_released`, `nothing_to_review`. At most 500 decisions: the console takes an export holding more. Nothing
+changes on an error."""
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    """A record or file of a held export that may be other people's data."""
+
+    id = serializers.CharField(help_text="Names the item in a decision.")
+    connector = serializers.CharField()
+    category = serializers.CharField()
+    system = serializers.CharField(help_text="Where it was found (the system and its table or list).")
+    file = serializers.CharField(allow_null=True, help_text="The archive member the record stands for, if it is a file's.")
+    fields = serializers.JSONField(help_text="The record's fields, as the archive holds them.")
+    paths = serializers.ListField(child=serializers.CharField(), help_text="The fields a redaction may hide: nested ones dotted, "
+                                                                          "a list's elements by position (`messages.1.body`).")
+
+
+class StaffReviewApi(StaffApi):
+    class ReviewOutputSerializer(serializers.Serializer):
+        items = ReviewItemSerializer(many=True)
+        reasons = serializers.DictField(child=serializers.CharField(), help_text="The reasons by code, in the words the person reads; "
+                                                                                 "`other` takes the reviewer's own (`reason_text`).")
+
+    class ReleaseReviewedInputSerializer(StrictSerializer):
+        decisions = ReviewDecisionSerializer(many=True, max_length=500, help_text="One decision for each item.")
+        note = TextField(required=False, allow_blank=True, max_length=2000, default="")
+
+    @extend_schema(operation_id="staff_request_review_get", description=REVIEW,
+                   responses={200: ReviewOutputSerializer, **errors(401, 403, 404, 409)})
+    def get(self, http_request, request_id):
+        items = services.request_review_items(request_id=request_id)
+        return Response(self.ReviewOutputSerializer({"items": items, "reasons": exports.REASONS}).data)
+
+    @extend_schema(operation_id="staff_request_release_reviewed", request=ReleaseReviewedInputSerializer, description=RELEASE_REVIEWED,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
+    def post(self, http_request, request_id):
+        data = validated(self.ReleaseReviewedInputSerializer, http_request.data)
+        services.request_release_reviewed(request_id=request_id, actor=staff_actor(http_request.user), decisions=data["decisions"],
+                                          note=data["note"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)

@@ -9,6 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 
 from connectors.taxonomy import category_label
 
+from .. import exports
 from ..deadlines import extension_limit
 from ..models import DenialGround, QuestionPurpose, Request, RequestType, Status
 from ..processing import systems_answering
@@ -139,6 +140,45 @@ class RetryForm(ActionForm):
 
 class ReleaseForm(ActionForm):
     note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+
+class ReviewForm(forms.Form):
+    """A decision for each record and file of an export that may be other people's data: release it
+    as it is, withhold it, or redact the fields ticked (a record), with the reason for what is
+    withheld or redacted; `cleaned_data["decisions"]` lists them as
+    `services.request_release_reviewed` takes them, which decides whether they hold together."""
+
+    note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
+
+    def __init__(self, *args, items: list[exports.ReviewItem], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.items = items
+        reasons = [("", "—"), *exports.REASONS.items(), (exports.OTHER, "Another reason, in my words")]
+        for number, item in enumerate(items):
+            actions = [(exports.RELEASE, "Release it as it is"), (exports.WITHHOLD, "Withhold it")]
+            if item.file is None:
+                actions.append((exports.REDACT, "Redact the fields ticked"))
+                self.fields[f"fields_{number}"] = forms.MultipleChoiceField(
+                    label="Fields to redact", required=False, choices=[(path, path) for path in item.paths],
+                    widget=forms.CheckboxSelectMultiple)
+            self.fields[f"action_{number}"] = forms.ChoiceField(label="Decision", choices=actions, widget=forms.RadioSelect,
+                                                                error_messages={"required": "Choose what to do with it."})
+            self.fields[f"reason_{number}"] = forms.ChoiceField(label="Why it is withheld or redacted", required=False, choices=reasons,
+                                                                help_text="The person is told it.")
+            self.fields[f"reason_text_{number}"] = forms.CharField(label="The reason in your words", required=False, max_length=NOTE_MAX)
+
+    def rows(self) -> list[tuple[exports.ReviewItem, list[forms.BoundField]]]:
+        """Each item with its fields on the form, in order: the decision, what to redact, the reason."""
+        names = ("action", "fields", "reason", "reason_text")
+        return [(item, [self[f"{name}_{number}"] for name in names if f"{name}_{number}" in self.fields])
+                for number, item in enumerate(self.items)]
+
+    def clean(self):
+        data = super().clean()
+        data["decisions"] = [{"item": item.id, "action": data.get(f"action_{number}"), "fields": data.get(f"fields_{number}", []),
+                              "reason": data.get(f"reason_{number}", ""), "reason_text": data.get(f"reason_text_{number}", "")}
+                             for number, item in enumerate(self.items)]
+        return data
 
 
 class AskForm(ActionForm):

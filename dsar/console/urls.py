@@ -16,6 +16,7 @@ urlpatterns = [
     path("requests/<uuid:request_id>", views.request_detail, name="request"),
     path("requests/<uuid:request_id>/status", views.request_status, name="request-status"),
     path("requests/<uuid:request_id>/preview", views.request_preview, name="request-preview"),
+    path("requests/<uuid:request_id>/review", views.request_review, name="request-review"),
     *(
         path(f"requests/<uuid:request_id>/{action}", views.request_act, {"action": action}, name=f"request-{action}")
         for action in views.ACTIONS

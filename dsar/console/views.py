@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from base64 import b32encode
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,8 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
         "erased": _counts(result.get("erased")),
         "retained": [{**item, "label": _category_label(item.get("category", ""))} for item in result.get("retained", [])],
         "tasks": [(task, _counts(task.counts)) for task in request.tasks.all()],
+        "can_review": "review" in allowed,
+        "reviewed": _reviewed(_export(request)),
         # Each form's ids carry its action's name: several forms on the page have a "reason".
         "actions": {
             name: bound.get(name) or action.form(request=request, auto_id=f"{name}_%s")
@@ -242,6 +245,14 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
         },
     }
     return render(http_request, "console/request.html", context)
+
+
+def _reviewed(export: Export | None) -> dict[str, int] | None:
+    """How many items of other people's data a review released, withheld and redacted; None before one."""
+    if export is None or export.review is None:
+        return None
+    decided = Counter(decision["action"] for decision in export.review["decisions"])
+    return {action: decided[action] for action in (exports.RELEASE, exports.WITHHOLD, exports.REDACT)}
 
 
 @console_access
@@ -261,6 +272,32 @@ def request_preview(http_request, request_id):
     previews = selectors.request_erasure_preview(request=request)
     labelled = [(preview, [(step, _category_label(step.category)) for step in preview.steps]) for preview in previews]
     return render(http_request, "console/preview.html", {"req": request, "previews": labelled})
+
+
+@console_access
+@require_page_or_form
+def request_review(http_request, request_id):
+    """The records and files of a held export that may be other people's data, each with its fields
+    or its file, and the form that decides for each and releases the export as decided. Decisions
+    the service refuses are a form error, and change nothing."""
+    request = _request_or_404(request_id)
+    try:
+        items = services.request_review_items(request_id=request.pk)
+    except ServiceError as error:
+        messages.error(http_request, error.detail)
+        return redirect("console:request", request_id=request.pk)
+    form = forms.ReviewForm(http_request.POST or None, items=items)
+    if http_request.method == "POST" and form.is_valid():
+        try:
+            services.request_release_reviewed(request_id=request.pk, actor=staff_actor(http_request.user),
+                                              decisions=form.cleaned_data["decisions"], note=form.cleaned_data["note"])
+        except ServiceError as error:
+            form.add_error(None, error.detail)
+        else:
+            messages.success(http_request, "Released as decided. The person has been emailed the download link and what was left out, and why.")
+            return redirect("console:request", request_id=request.pk)
+    rows = [(item, _category_label(item.category), list(exports.field_leaves(item.fields)), bound) for item, bound in form.rows()]
+    return render(http_request, "console/review.html", {"req": request, "form": form, "rows": rows})
 
 
 @console_access

@@ -9,23 +9,37 @@ from .receipts import receipt_as_dict, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
 from .refusals import refusals_in_words
 from .report import report_prepare
+from .review import (ACTIONS, OTHER, REASONS, REDACT, RELEASE, WITHHOLD, ReviewItem, field_leaves, review_archive_build, review_decisions_checked,
+                     review_items, review_withheld)
 from .staging import Staged, stage_discard, stage_gather
 from .storage import storage_delete, storage_delete_tree, storage_save_bytes
 
 __all__ = [
+    "ACTIONS",
+    "OTHER",
+    "REASONS",
+    "REDACT",
+    "RELEASE",
+    "WITHHOLD",
     "Archive",
+    "ReviewItem",
     "Staged",
     "archive_build",
     "archive_encrypted",
     "default_storage",
     "download_url",
     "export_for_download",
+    "field_leaves",
     "receipt_as_dict",
     "receipt_merge",
     "referral_as_dict",
     "referral_in_words",
     "refusals_in_words",
     "report_prepare",
+    "review_archive_build",
+    "review_decisions_checked",
+    "review_items",
+    "review_withheld",
     "stage_discard",
     "stage_gather",
     "storage_delete",

@@ -39,7 +39,7 @@ from connectors.base import Source
 from connectors.registry import connector_get
 
 from ..models import ConnectorTask, Request
-from .report import ReportRecipient, Right, report_category, report_render, report_rights
+from .report import ReportRecipient, ReportWithheld, Right, report_category, report_render, report_rights
 from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_cell, csv_stream, json_stream
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
@@ -51,12 +51,14 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class Archive:
-    """A finished export archive in the storage, and the records it holds per category."""
+    """A finished export archive in the storage, the records it holds per category, and how many of
+    its records and files may be other people's data (staff review those before release)."""
 
     path: str
     bytes: int
     sha256: str
     categories: dict[str, int]
+    others: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,12 @@ class ExportCategory:
 
 def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     """Write the export archive of an access request whose connector tasks all succeeded."""
-    staged = {task.connector: Staged.from_json(task.output) for task in tasks if task.output}
+    return archive_write(request, {task.connector: Staged.from_json(task.output) for task in tasks if task.output})
+
+
+def archive_write(request: Request, staged: dict[str, Staged], *, withheld: Iterable[ReportWithheld] = ()) -> Archive:
+    """Write an access request's export archive from each connector's staged work; `withheld` says
+    what a review left out or redacted, for the report."""
     categories = {category: ExportCategory(category) for category in request.categories}
     for connector, output in staged.items():
         for category, part in output.categories.items():
@@ -138,7 +145,7 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
     generated_at = timezone.now()
     shown = [report_category(c.id, records=c.records, sources=c.sources, lines=c.lines(), connectors=c.connectors)
              for c in categories.values()]
-    report = report_render(request=request, generated_at=generated_at, categories=shown)
+    report = report_render(request=request, generated_at=generated_at, categories=shown, withheld=withheld)
 
     def manifest(files: list[MemberDigest]) -> bytes:
         return Manifest(
@@ -181,7 +188,8 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             writer.add(Member(f"data/{category.id}.csv", _category_csv(category), compressed=compressed, size=size))
         writer.add(Member("index.html", [report], compressed=True, size=len(report)))
         written = writer.finish(manifest)
-    return Archive(path=written.path, bytes=written.bytes, sha256=written.sha256, categories={c.id: c.records for c in categories.values()})
+    return Archive(path=written.path, bytes=written.bytes, sha256=written.sha256, categories={c.id: c.records for c in categories.values()},
+                   others=sum(output.others for output in staged.values()))
 
 
 # --- The two writers ------------------------------------------------------------------------------------

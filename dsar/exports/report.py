@@ -83,6 +83,17 @@ class ReportCategory:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportWithheld:
+    """What a review of other people's data did to one category of the archive: so many items left
+    out (`withheld`) and so many with parts hidden (`redacted`), and why, in words (GDPR Art. 15(4))."""
+
+    label: str
+    withheld: int
+    redacted: int
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Right:
     """One of the person's rights and where to use it: `how` is `portal` (the request form's page),
     `privacy_contact` (a mailto: link) or `supervisory_authority` (its website)."""
@@ -190,10 +201,11 @@ def _source_categories(sources: list[Source]) -> list[str]:
     return list(dict.fromkeys(kinds))
 
 
-def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:
-    """The report's page, as UTF-8."""
+def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
+                  withheld: Iterable[ReportWithheld] = ()) -> bytes:
+    """The report's page, as UTF-8; `withheld` says what a review left out or hid, per category."""
     context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
-               "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals),
+               "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
                "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
                "privacy_contact": settings.DEFAULT_FROM_EMAIL,
                "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}

@@ -43,6 +43,7 @@ from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, local_tmp, member_in
 INLINE_BYTES = 256 * 1024  # a task's staged streams up to this size travel in its task row
 FILES_ZIP_FROM = 32 * 1024 * 1024  # a task's files past this size go into a zip of its own
 FILES_STREAM = "__files__.jsonl"  # the staged stream listing content files (no category has this id)
+OTHERS_STREAM = "__others__.jsonl"  # the staged stream listing what may be other people's data (exports/review.py)
 CSV_FIXED_COLUMNS = ["connector", "system", "source_type", "source_name", "source_kind", "collected_at"]
 CSV_FLUSH = 64 * 1024
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's CSV injection list).
@@ -83,6 +84,7 @@ class Staged:
 
     `inline` holds the streams' texts when they were small enough for the row; otherwise they are
     files under `prefix` in the storage. `files_zip` is the task's zip of files, if it made one.
+    `others` counts the records and files that may be other people's data (`OthersItem`).
     """
 
     prefix: str
@@ -91,6 +93,7 @@ class Staged:
     files: int = 0
     file_bytes: int = 0
     files_zip: str | None = None
+    others: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -111,12 +114,13 @@ class Staged:
             "files": self.files,
             "file_bytes": self.file_bytes,
             "files_zip": self.files_zip,
+            "others": self.others,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Staged:
         """What `as_json` wrote, in any format this release reads (FormatUnknown otherwise): the
-        release before format versions wrote none, and format 1."""
+        release before format versions wrote none, format 1, and format 2, which adds `others`."""
         formats.format_check("staged work", data.get("format"), formats.STAGED_READS)
         return cls(
             prefix=data["prefix"],
@@ -129,6 +133,7 @@ class Staged:
             files=data["files"],
             file_bytes=data["file_bytes"],
             files_zip=data["files_zip"],
+            others=data.get("others", 0),
         )
 
     def size(self, stream: str) -> int:
@@ -166,6 +171,21 @@ class Staged:
         for line in self.lines(FILES_STREAM):
             yield StagedFile(**json.loads(line))
 
+    def others_items(self) -> Iterator[OthersItem]:
+        """The records (and files) the task found that may be other people's data, in order."""
+        for line in self.lines(OTHERS_STREAM):
+            yield OthersItem(**json.loads(line))
+
+
+@dataclass(frozen=True)
+class OthersItem:
+    """A staged record that may be other people's data: the `index`th of its category's stream, and
+    the member name of its file when the record stands for one."""
+
+    category: str
+    index: int
+    file: str | None = None
+
 
 def json_stream(category: str) -> str:
     """The staged stream of a category's JSON lines."""
@@ -200,6 +220,42 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
         return stage.finish()
     finally:
         stage.close()
+
+
+def stage_edited(staged: Staged, *, connector: str, prefix: str, changes: Mapping[str, Mapping[int, Mapping[str, Any] | None]],
+                 files_left_out: frozenset[str]) -> Staged:
+    """A copy of one task's staged work under `prefix`, changed after a review: `changes` maps a
+    category to the records to change, by their place in its stream, each to its new fields (None:
+    left out); the files named in `files_left_out` are left out. A category without changes is
+    copied as it is, its lines and rows unread. The copy names no zip of files (the archive reads
+    each file it keeps from its connector) and nothing more to review."""
+    spool = _Spool()
+    categories: dict[str, StagedCategory] = {}
+    try:
+        for category, part in staged.categories.items():
+            changed = changes.get(category)
+            if not changed:
+                for stream in (json_stream(category), csv_stream(category)):
+                    for block in staged.blocks(stream):
+                        spool.write(stream, block)
+                categories[category] = part
+                continue
+            writer = _CategoryWriter(category, connector, spool)
+            for index, line in enumerate(staged.lines(json_stream(category))):
+                record = orjson.loads(line)
+                fields = changed[index] if index in changed else record["fields"]
+                if fields is not None:
+                    at = record["collected_at"]
+                    writer.add(Record(category, fields, record["system"], Source(**record["source"]),
+                                      dt.datetime.fromisoformat(at) if at is not None else None))
+            categories[category] = writer.finish()
+        kept = [file for file in staged.staged_files() if file.path not in files_left_out]
+        for file in kept:
+            spool.write(FILES_STREAM, json_line(asdict(file)))
+        inline = spool.finish(prefix)
+    finally:
+        spool.close()
+    return Staged(prefix=prefix, inline=inline, categories=categories, files=len(kept), file_bytes=sum(file.bytes or 0 for file in kept))
 
 
 def stage_discard(request_id) -> None:
@@ -453,7 +509,7 @@ class _Stage:
         self.writers: dict[str, _CategoryWriter] = {}
         self.roots: dict[str, str | None] = {}  # category -> its root if the request asked for it, else None
         self.files_zip = _FilesZip(connector) if on_local_disk() else None
-        self.files = self.file_bytes = 0
+        self.files = self.file_bytes = self.others = 0
         self.file_paths: set[str] = set()  # the archive's member names given so far
 
     def _root(self, category: Any) -> str | None:
@@ -464,12 +520,16 @@ class _Stage:
             self.roots[category] = root if root in self.categories else None
         return self.roots[category]
 
-    def add_record(self, record: Record) -> None:
+    def add_record(self, record: Record, *, file: str | None = None) -> None:
         root = self._root(record.category)
         if type(record.fields) is not dict and not isinstance(record.fields, Mapping):  # most are dicts: skip the slower check
             raise PermanentError(f"{self.connector.name} yielded a {record.category} record whose fields are not a mapping")
         if root is not None:
-            self._writer(root).add(record)
+            writer = self._writer(root)
+            writer.add(record)
+            if record.others:
+                self.spool.write(OTHERS_STREAM, json_line(asdict(OthersItem(root, writer.staged.records - 1, file))))
+                self.others += 1
 
     def _writer(self, category: str) -> _CategoryWriter:
         writer = self.writers.get(category)
@@ -492,7 +552,8 @@ class _Stage:
         self.files += 1
         self.file_bytes += item.size or 0
         # The file is also a record of its category, so the data files say it is there.
-        self.add_record(Record(item.category, {"file": path, "bytes": item.size}, self.connector.name, item.source, item.collected_at))
+        self.add_record(Record(item.category, {"file": path, "bytes": item.size}, self.connector.name, item.source, item.collected_at,
+                               item.others), file=path)
 
     def _file_path(self, name: str) -> str:
         """A file's member name in the archive, under its system: the parts of the name a system
@@ -516,7 +577,7 @@ class _Stage:
         files_zip = self.files_zip.finish(f"{self.prefix}/files.zip") if self.files_zip is not None else None
         inline = self.spool.finish(self.prefix)
         return Staged(prefix=self.prefix, inline=inline, categories=categories, files=self.files, file_bytes=self.file_bytes,
-                      files_zip=files_zip)
+                      files_zip=files_zip, others=self.others)
 
     def close(self) -> None:
         self.spool.close()

@@ -143,7 +143,7 @@ def test_work_the_previous_release_left_in_flight_is_finished_after_the_migratio
     assert json.loads(archive.read("data/feedback_ratings.json")) == [_probe_line(0)]
     assert json.loads(archive.read("data/content.json")) == [_content_line("files/content/letter.txt", 47)]
     probe = ConnectorTask.objects.get(pk=920002)
-    assert (probe.status, probe.attempts, probe.result_format, probe.output["format"]) == ("succeeded", 1, 1, 1)
+    assert (probe.status, probe.attempts, probe.result_format, probe.output["format"]) == ("succeeded", 1, 1, 2)
 
     # c: a deletion whose receipts the previous release recorded; this release tells the recipient of the content erased.
     assert Request.objects.get(pk=C).result == {"erased": {"content": 1, "feedback_ratings": 3}, "retained": [],
@@ -169,8 +169,8 @@ def test_a_message_in_a_format_this_release_does_not_read_is_refused_and_its_tas
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("field", "value", "refusal"), [
-    ("output", {"format": 2, "prefix": "work/x/probe/1", "inline": {}, "categories": {}}, "the work probe staged for request"),
-    ("result_format", 2, "the result of probe for request"),
+    ("output", {"format": 3, "prefix": "work/x/probe/1", "inline": {}, "categories": {}}, "the work probe staged for request {} is in format 3"),
+    ("result_format", 2, "the result of probe for request {} is in format 2"),
 ])
 def test_a_final_step_over_results_in_a_format_this_release_does_not_read_is_refused_and_changes_nothing(field, value, refusal):
     request = request_make(status="processing")
@@ -178,7 +178,7 @@ def test_a_final_step_over_results_in_a_format_this_release_does_not_read_is_ref
     step = FinalStep.objects.create(request=request)
     default_storage.save(f"work/{request.pk}/probe/1/feedback_ratings.jsonl", ContentFile(b"{}\n"))
 
-    with pytest.raises(FormatUnknown, match=f"{refusal} {request.pk} is in format 2, which this release does not read"):
+    with pytest.raises(FormatUnknown, match=f"{refusal.format(request.pk)}, which this release does not read"):
         processing.final_step_run(request.pk)
     stored = FinalStep.objects.get(pk=step.pk)
     assert (stored.status, stored.attempts, stored.claimed_by, stored.lease_until) == ("queued", 0, "", None)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from estate.stores import estate_database_url
 from dsar.models import AuditEntry
 
-from ..support.flows import approve, download, file_request, subject_view, wait_until_final
+from ..support.flows import approve, download, file_request, release_as_it_is, subject_view, wait_until_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
@@ -22,6 +22,7 @@ def test_access_request_yields_an_archive_whose_manifest_checksums_match(api, re
 
     approve(reviewer, request_id)
     assert wait_until_final(request_id).status == "completed"
+    release_as_it_is(reviewer, request_id)  # Alice's contacts, shared ticket, CCTV and voice wait for review
 
     view = subject_view(api, request_id, token)
     assert view["download_url"]

@@ -16,7 +16,7 @@ from dsar.exports.report import report_category, report_render
 from estate.loader import estate_load, estate_parse
 
 from ...factories import request_make
-from ...support.flows import approve, download, file_request, subject_view, wait_until_final
+from ...support.flows import approve, download, file_request, release_as_it_is, subject_view, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +41,7 @@ def export_of(api, reviewer, mailoutbox, unique_email, settings, worker):
         request_id, token = file_request(api, mailoutbox, type="access", email=alice["email"])
         approve(reviewer, request_id)
         assert wait_until_final(request_id).status == "completed"
+        release_as_it_is(reviewer, request_id)  # Alice's contacts, shared ticket, CCTV and voice wait for review
         return download(api, subject_view(api, request_id, token)["download_url"])
 
     return export
