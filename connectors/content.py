@@ -239,14 +239,15 @@ class ContentStorageConnector(Connector):
         self._storage = None
 
     def gather(self, identity: Identity) -> Iterator[FileItem]:
-        """Yield one FileItem per stored file of the subject; `ref` is its storage key."""
+        """Yield one FileItem per stored file of the subject; `ref` is its storage key, and it was
+        collected when it was last written to the store."""
         with _storage_faults(self.name):
             for key, category, path in subject_files(self.storage, identity.email):
                 try:
-                    size = self.storage.size(key)
+                    size, stored_at = self.storage.size(key), self.storage.get_modified_time(key)
                 except FileNotFoundError:  # erased since it was listed
                     continue
-                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED)
+                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED, collected_at=stored_at)
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file `gather` yielded; refs outside the subjects' area are refused."""
