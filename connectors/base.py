@@ -57,8 +57,9 @@ class Record:
     """One item of personal data in one category, with where it came from.
 
     `fields` holds what the export shows: text, numbers, booleans, None, and lists and mappings of
-    them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known. Treat a
-    record as a value; it is not frozen because a subject can have millions, and a frozen one costs
+    them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known;
+    `retained_until`, when a retention rule keeps it until a date (which its fields show too). Treat
+    a record as a value; it is not frozen because a subject can have millions, and a frozen one costs
     twice as much to make."""
 
     category: str
@@ -66,6 +67,7 @@ class Record:
     system: str
     source: Source = PROVIDED
     collected_at: dt.datetime | None = None
+    retained_until: dt.datetime | dt.date | None = None
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,7 @@ SPECTACULAR_SETTINGS = {
         "RequestTypeEnum": "dsar.models.RequestType",
         "RequestStatusEnum": "dsar.models.Status",
         "TaskStatusEnum": "dsar.models.TaskStatus",
+        "RetentionReasonEnum": "dsar.exports.RETENTION_REASONS",
     },
 }
 

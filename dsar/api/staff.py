@@ -9,7 +9,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import selectors, services
+from .. import exports, selectors, services
 from ..models import AuditEntry, ConnectorTask, Request, RequestType, Status
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
@@ -46,12 +46,31 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         return selectors.request_overdue(request)
 
 
+class RetentionFindingSerializer(serializers.Serializer):
+    """Records an access request's export showed past the retention their category promises, of
+    one system and category (dsar/exports/retention.py)."""
+
+    system = serializers.CharField(help_text="Where they are held: a system, or one of its tables (`payments.transactions`).")
+    category = serializers.CharField(help_text="The category id.")
+    reason = serializers.ChoiceField(choices=exports.RETENTION_REASONS, help_text=(
+        "`older_than_promised`: collected longer ago than the category's `retention_days`; "
+        "`past_retention_date`: past the date a retention rule keeps them until."))
+    records = serializers.IntegerField(help_text="How many, each stored file counting as one, as in the export.")
+    files = serializers.IntegerField(help_text="How many of them are stored files.")
+    oldest_collected_at = serializers.DateTimeField(allow_null=True, help_text="When the oldest was collected, if known.")
+    retained_until = serializers.DateTimeField(allow_null=True, help_text="The earliest retention date passed (`past_retention_date`).")
+    retention_days = serializers.IntegerField(allow_null=True, help_text="The category's promise in days (`older_than_promised`).")
+    retention = serializers.CharField(help_text="The category's retention, in the taxonomy's words.")
+
+
 class StaffRequestDetailSerializer(StaffRequestSerializer):
     tasks = TaskSerializer(many=True)
     audit = AuditSerializer(many=True)
+    retention_finding = RetentionFindingSerializer(many=True, allow_null=True, help_text=(
+        "What the export showed past the retention its category promises; null when nothing was, or before it completed."))
 
     class Meta(StaffRequestSerializer.Meta):
-        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit"]
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "audit", "retention_finding"]
 
 
 class QueuePagination(PageNumberPagination):

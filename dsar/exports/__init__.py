@@ -7,11 +7,13 @@ from .archive import Archive, archive_build
 from .downloads import archive_encrypted, download_url, export_for_download
 from .receipts import receipt_as_dict, receipt_merge
 from .report import report_prepare
+from .retention import RETENTION_REASONS
 from .staging import Staged, stage_discard, stage_gather
 from .storage import storage_delete, storage_delete_tree, storage_save_bytes
 
 __all__ = [
     "Archive",
+    "RETENTION_REASONS",
     "Staged",
     "archive_build",
     "archive_encrypted",

@@ -40,6 +40,7 @@ from connectors.taxonomy import category_info
 
 from ..models import ConnectorTask, Request
 from .report import report_category, report_render
+from .retention import retention_finding
 from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_cell, csv_stream, json_stream
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
@@ -51,12 +52,14 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class Archive:
-    """A finished export archive in the storage, and the records it holds per category."""
+    """A finished export archive in the storage, the records it holds per category, and what of them
+    is past the retention its category promises (None: nothing; retention.py)."""
 
     path: str
     bytes: int
     sha256: str
     categories: dict[str, int]
+    retention_finding: list[dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,11 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             entry.sources.extend(source for source in part.sources if source not in entry.sources)
             entry.staged.append(output)
     generated_at = timezone.now()
+    finding = retention_finding(output.retention for output in staged.values())
+    past_promise = {entry["category"] for entry in finding or []}
     report = report_render(request=request, generated_at=generated_at, categories=[
-        report_category(c.id, records=c.records, sources=c.sources, lines=c.lines()) for c in categories.values()
+        report_category(c.id, records=c.records, sources=c.sources, lines=c.lines(), past_promise=c.id in past_promise)
+        for c in categories.values()
     ])
 
     def manifest(files: list[MemberDigest]) -> bytes:
@@ -173,7 +179,8 @@ def archive_build(request: Request, tasks: list[ConnectorTask]) -> Archive:
             writer.add(Member(f"data/{category.id}.csv", _category_csv(category), compressed=compressed, size=size))
         writer.add(Member("index.html", [report], compressed=True, size=len(report)))
         written = writer.finish(manifest)
-    return Archive(path=written.path, bytes=written.bytes, sha256=written.sha256, categories={c.id: c.records for c in categories.values()})
+    return Archive(path=written.path, bytes=written.bytes, sha256=written.sha256, categories={c.id: c.records for c in categories.values()},
+                   retention_finding=finding)
 
 
 # --- The two writers ------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ class PreviewRecord:
 @dataclass(frozen=True, slots=True)
 class ReportCategory:
     """A category as the report shows it. Attributes rather than a dict's keys: Jinja2 looks
-    `category.records` up as an attribute first."""
+    `category.records` up as an attribute first. `past_promise`: some of its records are older than
+    its retention promises (retention.py), which the report then says."""
 
     id: str
     slug: str
@@ -47,9 +48,11 @@ class ReportCategory:
     records: int
     sources: list[Source]
     preview: list[PreviewRecord]
+    past_promise: bool = False
 
 
-def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str]) -> ReportCategory:
+def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str],
+                    past_promise: bool = False) -> ReportCategory:
     """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines."""
     preview = []
     for line in lines:
@@ -59,7 +62,7 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
         preview.append(PreviewRecord(system=record["system"], source=Source(**record["source"]), collected_at=record["collected_at"],
                                      fields=list(flatten(record["fields"]))))
     return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
-                          records=records, sources=sources, preview=preview)
+                          records=records, sources=sources, preview=preview, past_promise=past_promise)
 
 
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime) -> bytes:

@@ -1,16 +1,92 @@
-"""Retention honesty (GDPR Art. 5(1)(e)): a category's retention may be given as a number of days,
-which is checked when the taxonomy is read and says what the wording says."""
+"""Retention honesty (GDPR Art. 5(1)(e)): an access request whose export shows data kept past the
+retention its category promises records what, where, how old and which promise, which the staff API
+shows; the export shows the data as it is and its report says so. The taxonomy's numbers are checked
+when it is read."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from connectors.taxonomy import TaxonomyError, taxonomy_load
+from estate.loader import estate_load, estate_parse
+
+from ..support.flows import approve, download, file_request, subject_view, wait_until_final
 
 ROOT = Path(__file__).resolve().parents[2]
+NOTE = "Some of this data is older than we say above that we keep it. We show it to you as we hold it, and we have told our privacy team."
+
+# Alice (estate/demo.json) keeps two things on purpose past their promise: a 2014 invoice whose
+# retention rule kept it until 2024, and a clip from a store's security camera stored in October 2026.
+ALICES_FINDING = [
+    {"system": "payments.transactions", "category": "interactions.account_history", "reason": "past_retention_date",
+     "records": 1, "files": 0, "oldest_collected_at": "2014-03-01T12:00:00+00:00", "retained_until": "2024-03-01T12:00:00+00:00",
+     "retention_days": None,
+     "retention": "While your account is open, then 2 years; records that appear on invoices are kept for 10 years because tax law requires it"},
+    {"system": "content", "category": "video_recordings", "reason": "older_than_promised",
+     "records": 1, "files": 1, "oldest_collected_at": "2026-10-02T18:00:00+00:00", "retained_until": None,
+     "retention_days": 30, "retention": "30 days, for security camera footage and event recordings alike"},
+]
+
+
+def _demo_subject(demo_email: str, email: str) -> dict:
+    """A subject of the demo estate under a new address."""
+    subjects = json.loads((ROOT / "estate" / "demo.json").read_text())["subjects"]
+    return {**next(subject for subject in subjects if subject["email"] == demo_email), "email": email}
+
+
+def _access(api, reviewer, mailoutbox, subject: dict):
+    estate_load(estate_parse({"subjects": [subject]}))
+    request_id, token = file_request(api, mailoutbox, type="access", email=subject["email"])
+    approve(reviewer, request_id)
+    assert wait_until_final(request_id).status == "completed"
+    return request_id, download(api, subject_view(api, request_id, token)["download_url"])
+
+
+def _sections_with_the_note(archive) -> set[str]:
+    """The report's category sections (by anchor) that say some of their data is older than promised."""
+    report = archive.read("index.html").decode()
+    return {section.split('"', 1)[0] for section in report.split('<section id="cat-')[1:] if NOTE in section}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
+def test_an_export_showing_data_kept_past_its_promise_records_what_where_how_old_and_which_promise(api, reviewer, mailoutbox,
+                                                                                                   unique_email):
+    request_id, archive = _access(api, reviewer, mailoutbox, _demo_subject("alice@example.com", unique_email("kept")))
+
+    detail = reviewer.get(f"/api/v1/staff/requests/{request_id}")
+    assert detail.status_code == 200
+    assert detail.json()["retention_finding"] == ALICES_FINDING
+
+    # Nothing is hidden or changed: the export shows both as they are held, and its report says so where they are.
+    [clip] = json.loads(archive.read("data/video_recordings.json"))
+    assert (clip["fields"]["file"], clip["collected_at"]) == ("files/content/Store visit/cctv-2026-10-02.mp4", "2026-10-02T18:00:00+00:00")
+    assert len(archive.read("files/content/Store visit/cctv-2026-10-02.mp4")) == 8192
+    [invoice] = [r for r in json.loads(archive.read("data/interactions.account_history.json")) if r["fields"].get("item") == "Office 2014"]
+    assert invoice["fields"]["retained_until"] == "2024-03-01T12:00:00+00:00"
+    assert _sections_with_the_note(archive) == {"interactionsaccount_history", "video_recordings"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
+def test_rows_past_their_promise_are_all_counted_however_many_a_table_holds(api, reviewer, mailoutbox, unique_email):
+    # Past the first thousand rows the accounts system's pages visited are written by PostgreSQL
+    # (connectors/sql_rendered.py): those are counted too.
+    visits = [{"url": "https://example.com/recent", "at": "1 day ago"}] * 3
+    visits += [{"url": f"https://example.com/{n}", "at": f"2026-01-01T{n // 60 % 24:02d}:{n % 60:02d}:00Z"} for n in range(1200)]
+    email = unique_email("visits")
+    request_id, archive = _access(api, reviewer, mailoutbox, {"email": email, "accounts": {"browse_history": visits}})
+
+    assert json.loads(archive.read("manifest.json"))["categories"]["interactions.browse_history"]["records"] == 1203
+    assert reviewer.get(f"/api/v1/staff/requests/{request_id}").json()["retention_finding"] == [
+        {"system": "accounts.browse_history", "category": "interactions.browse_history", "reason": "older_than_promised",
+         "records": 1200, "files": 0, "oldest_collected_at": "2026-01-01T00:00:00+00:00", "retained_until": None,
+         "retention_days": 90, "retention": "Until you clear it, and at most 90 days"},
+    ]
 
 
 BAD_RETENTION_DAYS = [(0, "0"), (-30, "-30"), ("30", "'30'"), (30.5, "30.5"), (True, "True"), (None, "None")]
