@@ -1,20 +1,26 @@
 """Retention honesty (GDPR Art. 5(1)(e)): an access request whose export shows data kept past the
-retention its category promises records what, where, how old and which promise, which the staff API
-shows; the export shows the data as it is and its report says so. The taxonomy's numbers are checked
-when it is read."""
+retention its category promises records what, where, how old and which promise; staff see it on the
+request page (before releasing the export), the dashboard and the staff API; the export shows the
+data as it is and its report says so. The taxonomy's numbers are checked when it is read."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from django.urls import reverse
 
 from connectors.taxonomy import TaxonomyError, taxonomy_load
+from dsar import processing
+from dsar.models import Export, Request
 from estate.loader import estate_load, estate_parse
 
+from ..factories import request_make
 from ..support.flows import approve, download, file_request, subject_view, wait_until_final
+from .test_console_views import _signed_in
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTE = "Some of this data is older than we say above that we keep it. We show it to you as we hold it, and we have told our privacy team."
@@ -73,6 +79,39 @@ def test_an_export_showing_data_kept_past_its_promise_records_what_where_how_old
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("worker")
+def test_the_dashboard_counts_a_request_with_a_finding_and_links_to_it_in_the_queue(api, reviewer, mailoutbox, unique_email):
+    request_id, _ = _access(api, reviewer, mailoutbox, _demo_subject("alice@example.com", unique_email("counted")))
+    console = _signed_in("rita", "reviewer", "/console/")
+
+    dashboard = console.get(reverse("console:dashboard")).content.decode()
+    assert ('<span class="figure-value"><span aria-hidden="true">⚠ </span>1</span> <span class="figure-label">completed in the last '
+            "30 days with data kept longer than promised</span>") in dashboard
+    link = re.search(r'<a href="([^"]+)">Show the requests with data kept longer than promised</a>', dashboard)
+    assert link and link.group(1) == "/console/?retention=yes&amp;sort=-created"
+    queue = console.get("/console/?retention=yes&sort=-created")
+    assert [str(row.pk) for row in queue.context["page"]] == [request_id]
+    # Once released, the request page still shows the finding.
+    page = console.get(reverse("console:request", args=[request_id])).content.decode()
+    assert "Kept longer than promised" in page and "<code>payments.transactions</code>" in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
+def test_an_export_whose_data_keeps_its_promises_has_no_finding_and_no_note(api, reviewer, mailoutbox, unique_email):
+    request_id, archive = _access(api, reviewer, mailoutbox, _demo_subject("bob@example.com", unique_email("kept-promise")))
+
+    assert reviewer.get(f"/api/v1/staff/requests/{request_id}").json()["retention_finding"] is None
+    assert json.loads(archive.read("manifest.json"))["categories"]["feedback_ratings"]["records"] == 1
+    assert _sections_with_the_note(archive) == set()
+    console = _signed_in("rita", "reviewer", "/console/")
+    dashboard = console.get(reverse("console:dashboard")).content.decode()
+    assert ('<span class="figure-value">0</span> <span class="figure-label">completed in the last 30 days with data kept longer '
+            "than promised</span></li>") in dashboard
+    assert console.get("/console/?retention=yes").context["page"].paginator.count == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("worker")
 def test_rows_past_their_promise_are_all_counted_however_many_a_table_holds(api, reviewer, mailoutbox, unique_email):
     # Past the first thousand rows the accounts system's pages visited are written by PostgreSQL
     # (connectors/sql_rendered.py): those are counted too.
@@ -87,6 +126,38 @@ def test_rows_past_their_promise_are_all_counted_however_many_a_table_holds(api,
          "records": 1200, "files": 0, "oldest_collected_at": "2026-01-01T00:00:00+00:00", "retained_until": None,
          "retention_days": 90, "retention": "Until you clear it, and at most 90 days"},
     ]
+
+
+@pytest.mark.django_db
+def test_staff_see_the_finding_on_the_request_page_before_they_release_the_export(settings, unique_email):
+    """Run in this process, whose settings hold the export for review (the tests' worker releases each export)."""
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    subject = _demo_subject("alice@example.com", unique_email("review"))
+    estate_load(estate_parse({"subjects": [subject]}))
+    request = request_make(status="processing", email=subject["email"])
+    processing.tasks_create(request)
+    for task in request.tasks.all():
+        processing.task_run(task.pk)
+    processing.final_step_run(request.pk)  # what the doorbell the last task rang would run (none rings here: nothing commits)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    assert Export.objects.get(request=request).released_at is None
+
+    page = _signed_in("rita", "reviewer", "/console/").get(reverse("console:request", args=[request.pk]))
+    assert "release" in page.context["actions"]
+    content = page.content.decode()
+    finding = content[content.index('<h2 id="retention-heading">'):content.index("</table>", content.index('<h2 id="retention-heading">'))]
+    invoice, clip = finding.split("<tr>")[2:]
+    for shown in ('<th scope="row">Purchases and account activity <code class="muted">interactions.account_history</code></th>',
+                  "<td><code>payments.transactions</code></td>", '<td class="num">1</td>',
+                  '<time datetime="2014-03-01T12:00:00+00:00">1 Mar 2014</time>',
+                  'Kept by a retention rule until <time datetime="2024-03-01T12:00:00+00:00">1 Mar 2024</time>, which has passed'):
+        assert shown in invoice, shown
+    for shown in ('<th scope="row">Video recordings at our places and events <code class="muted">video_recordings</code></th>',
+                  "<td><code>content</code></td>", '<td class="num">1 (1 stored file)</td>',
+                  '<time datetime="2026-10-02T18:00:00+00:00">2 Oct 2026</time>',
+                  "At most 30 days after it was collected. The category says: “30 days, for security camera footage and event "
+                  "recordings alike”"):
+        assert shown in clip, shown
 
 
 BAD_RETENTION_DAYS = [(0, "0"), (-30, "-30"), ("30", "'30'"), (30.5, "30.5"), (True, "True"), (None, "None")]
