@@ -69,8 +69,9 @@ class Record:
     `fields` holds what the export shows: text, numbers, booleans, None, and lists and mappings of
     them (a time is its ISO 8601 text). `collected_at` is when the system got it, if known. `others`:
     it may hold other people's data too (a contact, another customer's comment), so staff review it
-    before it is released (GDPR Art. 15(4)). Treat a record as a value; it is not frozen because a
-    subject can have millions, and a frozen one costs twice as much to make."""
+    before it is released (GDPR Art. 15(4)). `retained_until`: when a retention rule keeps it until a
+    date (which its fields show too). Treat a record as a value; it is not frozen because a subject
+    can have millions, and a frozen one costs twice as much to make."""
 
     category: str
     fields: Mapping[str, Any]
@@ -78,6 +79,7 @@ class Record:
     source: Source = PROVIDED
     collected_at: dt.datetime | None = None
     others: bool = False
+    retained_until: dt.datetime | dt.date | None = None
 
 
 @dataclass(frozen=True)

@@ -241,15 +241,16 @@ class ContentStorageConnector(Connector):
         self._storage = None
 
     def gather(self, identity: Identity) -> Iterator[FileItem]:
-        """Yield one FileItem per stored file of the subject; `ref` is its storage key. A file of a
-        category in `others` (or a dotted child of one) is flagged as maybe other people's data."""
+        """Yield one FileItem per stored file of the subject; `ref` is its storage key, and it was
+        collected when it was last written to the store. A file of a category in `others` (or a
+        dotted child of one) is flagged as maybe other people's data."""
         with _storage_faults(self.name):
             for key, category, path in subject_files(self.storage, identity.email):
                 try:
-                    size = self.storage.size(key)
+                    size, stored_at = self.storage.size(key), self.storage.get_modified_time(key)
                 except FileNotFoundError:  # erased since it was listed
                     continue
-                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED,
+                yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED, collected_at=stored_at,
                                others=category in self.others or category.split(".", 1)[0] in self.others)
 
     def open_file(self, ref: str) -> BinaryIO:

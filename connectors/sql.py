@@ -671,13 +671,15 @@ class TableRead:
                 fields[name] = SECRET_SET
                 if changed_at is not None:
                     fields[f"{name}_last_changed"] = _plain(row[changed_at])
+        until = None
         if table.retain and row[at[table.retain.date_column]] is not None:
-            until = _plain(table.retain.until(_utc(row[at[table.retain.date_column]])))
+            until = table.retain.until(_utc(row[at[table.retain.date_column]]))
+            shown = _plain(until)
             for fields in by_category.values():
-                fields["retained_until"] = until
+                fields["retained_until"] = shown
                 fields["retained_because"] = table.retain.reason
         for category, fields in by_category.items():
-            yield Record(category, fields, self.system, source, collected, table.others or category in flagged)
+            yield Record(category, fields, self.system, source, collected, table.others or category in flagged, until)
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock not had within lock_timeout

@@ -7,7 +7,9 @@ line and CSV row: `to_json` for the JSON string, `replace` and a regular express
 quoting of Python's csv module, a leading quote for text a spreadsheet would take for a formula (as
 the staging writes it), `to_char` for the time as `datetime.isoformat()` writes it. The
 export's staging (dsar/exports/staging.py) copies that text instead of calling Python's json and
-csv writers once per record. Any other table, and every first batch, goes the plain way.
+csv writers once per record; beside it, PostgreSQL gives the time of each row collected before
+the date its category's retention allows, for the staging's retention check (NULL for the others).
+Any other table, and every first batch, goes the plain way.
 
 Why. A record costs the plain path a few microseconds of Python: about six seconds of a worker for
 a million rows, most of an export that large. See docs/decisions/0201-postgresql-renders-long-tables.md
@@ -20,6 +22,7 @@ system's class; everything else about the system (its tables, its erasure) is Sq
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,18 +51,21 @@ class RenderedRecords:
     connection: sa.Connection
     params: dict[str, Any]
 
-    def texts(self, *, line_start: str, fields_start: str, row_start: str, cells_before: int, cells_after: int) -> Iterator[tuple[str, str, int]]:
-        """The records in blocks: each block's JSON lines, its CSV rows, and how many records it holds.
+    def texts(self, *, line_start: str, fields_start: str, row_start: str, cells_before: int, cells_after: int,
+              kept_from: dt.datetime | None = None) -> Iterator[tuple[str, str, int, list[dt.datetime | dt.date]]]:
+        """The records in blocks: each block's JSON lines, its CSV rows, how many records it holds,
+        and the times of those collected before `kept_from` (none without it).
 
         A record's JSON line is `line_start`, its time as JSON (a string or null), `fields_start`, its
         value as a JSON string, and `}}` and a newline. Its CSV row is `row_start`, its time (or
         nothing), `cells_before` + 1 commas, its value as a CSV cell, `cells_after` commas and CRLF.
         """
         params = {**self.params, "line_start": line_start, "fields_start": fields_start, "row_start": row_start,
-                  "before": "," * (cells_before + 1), "end": "," * cells_after + "\r\n"}
+                  "before": "," * (cells_before + 1), "end": "," * cells_after + "\r\n", "kept_from": kept_from}
         with database_errors(self.system):
             for rows in self.connection.execute(self.query, params).partitions():
-                yield "".join([row[0] for row in rows]), "".join([row[1] for row in rows]), len(rows)
+                older = [row[2] for row in rows if row[2] is not None] if kept_from is not None else []
+                yield "".join([row[0] for row in rows]), "".join([row[1] for row in rows]), len(rows), older
 
 
 class RenderedSqlConnector(SqlConnector):
@@ -104,8 +110,9 @@ class RenderedSqlConnector(SqlConnector):
         if table.collected_at:
             when = _iso(t.c[table.collected_at], time_type)
             when_json, when_csv = sa.func.coalesce('"' + when + '"', "null"), sa.func.coalesce(when, "")
+            older = sa.case((_before_kept_from(t.c[table.collected_at], time_type), t.c[table.collected_at]))
         else:
-            when_json, when_csv = sa.literal("null", sa.Text), sa.literal("", sa.Text)
+            when_json, when_csv, older = sa.literal("null", sa.Text), sa.literal("", sa.Text), sa.null()
         line = sa.func.concat(sa.bindparam("line_start", type_=sa.Text), when_json, sa.bindparam("fields_start", type_=sa.Text),
                               sa.func.to_json(value), "}}\n")
         # The formula's quote goes inside the CSV quoting: a single quote never makes a cell quoted.
@@ -116,7 +123,19 @@ class RenderedSqlConnector(SqlConnector):
                              sa.bindparam("end", type_=sa.Text))
         key = self._key(table, t)
         condition = self._belongs(table, t) & after_key(key) & t.c[column.name].isnot(None)
-        return sa.select(line, row).select_from(t).where(condition).order_by(*key).execution_options(yield_per=RENDER_BLOCK)
+        return sa.select(line, row, older).select_from(t).where(condition).order_by(*key).execution_options(yield_per=RENDER_BLOCK)
+
+
+def _before_kept_from(column: sa.ColumnElement, kind: sa.types.TypeEngine) -> sa.ColumnElement:
+    """The condition that the column's time comes before the bound `kept_from` (never, when it is
+    NULL), judged as the export's staging judges a record's: a time without a zone as UTC, a day
+    once the whole day is before it."""
+    kept_from = sa.bindparam("kept_from", type_=sa.DateTime(timezone=True))
+    if not isinstance(kind, sa.DateTime):
+        return column < sa.cast(sa.func.timezone("UTC", kept_from), sa.Date)
+    if not kind.timezone:
+        return sa.func.timezone("UTC", column) < kept_from
+    return column < kept_from
 
 
 def _iso(column: sa.ColumnElement, kind: sa.types.TypeEngine) -> sa.ColumnElement:

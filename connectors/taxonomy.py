@@ -2,6 +2,7 @@
 
 Ids are contract; the wording beside them is the product's own and may be replaced by the
 operator (DSAR_TAXONOMY_FILE). A dotted child such as `content.photos` rolls up to its parent.
+A category may also give its retention as a number (`retention_days`), checked when the file is read.
 """
 
 from __future__ import annotations
@@ -17,12 +18,27 @@ SOURCE_TYPES = ("provided", "observed", "inferred", "third_party")
 LEGAL_BASES = ("consent", "legitimate_interests", "contract", "legal_obligation")
 
 
+class TaxonomyError(ValueError):
+    """The taxonomy file is wrong; the message names the file and the key."""
+
+
 @functools.cache
 def taxonomy() -> dict[str, Any]:
     """The parsed data file: groups, legal_bases, source_types, source_kinds, categories."""
-    path = Path(getattr(settings, "DSAR_TAXONOMY_FILE", Path(__file__).parent.parent / "dsar" / "taxonomy.yaml"))
+    return taxonomy_load(Path(getattr(settings, "DSAR_TAXONOMY_FILE", Path(__file__).parent.parent / "dsar" / "taxonomy.yaml")))
+
+
+def taxonomy_load(path: Path) -> dict[str, Any]:
+    """Read a taxonomy file. TaxonomyError when a category's `retention_days` is not a whole number
+    of days above zero: the retention checks of every export would rest on it."""
     with path.open() as handle:
-        return yaml.safe_load(handle)
+        loaded = yaml.safe_load(handle)
+    for category, info in loaded["categories"].items():
+        days = info.get("retention_days")
+        # YAML reads `yes` as a boolean, which Python counts as an int.
+        if "retention_days" in info and (type(days) is not int or days < 1):
+            raise TaxonomyError(f"{path}: categories.{category}.retention_days: must be a whole number of days above 0, not {days!r}")
+    return loaded
 
 
 def category_ids() -> list[str]:
@@ -53,3 +69,9 @@ def category_info(category: str) -> dict[str, Any]:
 def category_label(category: str) -> str:
     """The category's label, or its id when the taxonomy no longer lists it."""
     return category_info(category)["label"] if category_known(category) else category
+
+
+def category_retention_days(category: str) -> int | None:
+    """How many days after it was collected a record of the category should be gone, as its
+    retention promises; None when the promise names no fixed age ("while your account is open")."""
+    return category_info(category).get("retention_days")

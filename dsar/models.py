@@ -84,6 +84,8 @@ class Request(models.Model):
 
     anonymized_at = models.DateTimeField(null=True, blank=True, help_text="Personal data replaced by a keyed hash.")
     erasure_check = models.JSONField(null=True, blank=True, help_text="What the connectors still held a day after erasure.")
+    retention_finding = models.JSONField(null=True, blank=True, help_text="What the export showed past the retention its "
+                                         "category promises, per system and category; written when it completed.")
 
     class Meta:
         indexes = [

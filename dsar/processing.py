@@ -488,8 +488,9 @@ def final_step_fail(step: FinalStep, reason: str) -> None:
 
 
 def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archive | None = None) -> None:
-    """Record the final step's result and complete its request, unless the step was taken over by
-    another worker meanwhile (whose result then stands, and this one's archive is deleted)."""
+    """Record the final step's result (with its archive's retention finding) and complete its
+    request, unless the step was taken over by another worker meanwhile (whose result then stands,
+    and this one's archive is deleted)."""
     now = timezone.now()
     with transaction.atomic():
         request = _final_step_end(step, TaskStatus.SUCCEEDED, now=now)
@@ -514,7 +515,8 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
         if request.type == RequestType.DELETION:
             result = recipients.recipient_notifications_create(request, result=result, now=now)
         request.result, request.completed_at = result, now
-        request_transition(request, "completed", actor=SYSTEM, update_fields=["result", "completed_at"])
+        request.retention_finding = archive.retention_finding if archive is not None else None
+        request_transition(request, "completed", actor=SYSTEM, update_fields=["result", "completed_at", "retention_finding"])
         if export is None:
             email_on_commit(request, "completed")
         elif export.released_at is not None:

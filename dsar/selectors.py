@@ -80,14 +80,16 @@ def request_list(
     status: str | None = None,
     type: str | None = None,
     overdue: bool | None = None,
+    retention_finding: bool | None = None,
     search: str = "",
     order: str = "due",
     now: dt.datetime | None = None,
 ) -> QuerySet[Request]:
     """The review queue, soonest due first unless `order` says otherwise.
 
-    `search` matches a whole request id, the start of one (as the queue shows them shortened), or
-    part of the email, ignoring case.
+    `retention_finding` keeps the requests whose export showed data kept longer than promised (or,
+    False, the others). `search` matches a whole request id, the start of one (as the queue shows
+    them shortened), or part of the email, ignoring case.
     """
     now = now or timezone.now()
     queryset = Request.objects.select_related("export")  # whether a completed one waits for release
@@ -99,6 +101,8 @@ def request_list(
         queryset = queryset.filter(overdue_q(now))
     elif overdue is False:
         queryset = queryset.exclude(overdue_q(now))
+    if retention_finding is not None:
+        queryset = queryset.filter(retention_finding__isnull=not retention_finding)
     search = search.strip().lower()
     if search:
         try:
@@ -153,6 +157,7 @@ class Dashboard:
     completed_recently: int
     median_completion: dt.timedelta | None
     failures_by_connector: list[tuple[str, int]]
+    retention_findings: int  # of the recent completions, those whose export showed data kept longer than promised
 
 
 def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
@@ -170,6 +175,7 @@ def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
     completed = Request.objects.filter(completed_at__gte=since).aggregate(
         count=Count("id"),
         median=Median(F("completed_at") - F("created_at"), output_field=DurationField()),
+        retention_findings=Count("id", filter=Q(retention_finding__isnull=False)),
     )
     failures = (
         ConnectorTask.objects.filter(status=TaskStatus.FAILED, finished_at__gte=since)
@@ -184,6 +190,7 @@ def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
         completed_recently=completed["count"],
         median_completion=completed["median"],
         failures_by_connector=[(row["connector"], row["count"]) for row in failures],
+        retention_findings=completed["retention_findings"],
     )
 
 

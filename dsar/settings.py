@@ -281,6 +281,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "dsar.models.TaskStatus",
         "QuestionPurposeEnum": "dsar.models.QuestionPurpose",
         "DenialGroundEnum": "dsar.models.DenialGround",
+        "RetentionReasonEnum": "dsar.exports.RETENTION_REASONS",
     },
 }
 

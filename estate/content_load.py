@@ -2,6 +2,7 @@
 
 A file is given either whole (`base64`) or by size (`size_bytes`): then its bytes are generated,
 deterministically from its path, one chunk at a time, so a 1 GiB load-test file never sits in memory.
+A file may say when it was stored (`at`): the store then dates it so, as the connector reads it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 
-from connectors.content import content_key, subject_files_delete
+from connectors.content import content_key, storage_is_local, subject_files_delete
 
 CHUNK = 1024 * 1024
 
@@ -67,10 +69,14 @@ class _ChunkStream(io.RawIOBase):
 
 
 def content_load(*, storage: Storage, subject_email: str, files: list[dict[str, Any]]) -> int:
-    """Replace the subject's stored files with `files` (each `path`, `category`, and `base64` or
-    `size_bytes`); returns the bytes written. ValueError, before anything is changed, for a category
-    the store does not keep, an unusable path, or two files at the same place."""
+    """Replace the subject's stored files with `files` (each `path`, `category`, `base64` or
+    `size_bytes`, and optionally `at`, a time); returns the bytes written. ValueError, before
+    anything is changed, for a category the store does not keep, an unusable path, two files at the
+    same place, or a time for a store that cannot be given one (an object store dates a file by its
+    upload)."""
     keys = [content_key(subject_email, spec["category"], spec["path"]) for spec in files]
+    if any(spec.get("at") for spec in files) and not storage_is_local(storage):
+        raise ValueError("a file's `at` needs a store on a local disk: an object store dates a file when it is uploaded")
     seen: set[str] = set()
     for spec, key in zip(files, keys, strict=True):
         if key in seen:
@@ -81,9 +87,12 @@ def content_load(*, storage: Storage, subject_email: str, files: list[dict[str, 
     for spec, key in zip(files, keys, strict=True):
         if spec.get("base64") is not None:
             data = base64.b64decode(spec["base64"], validate=True)
-            storage.save(key, ContentFile(data))
+            saved = storage.save(key, ContentFile(data))
             written += len(data)
         else:
-            storage.save(key, File(_ChunkStream(content_bytes(spec["path"], spec["size_bytes"])), name=posixpath.basename(key)))
+            saved = storage.save(key, File(_ChunkStream(content_bytes(spec["path"], spec["size_bytes"])), name=posixpath.basename(key)))
             written += spec["size_bytes"]
+        if spec.get("at"):
+            stamp = spec["at"].timestamp()
+            os.utime(storage.path(saved), (stamp, stamp))
     return written

@@ -2,19 +2,20 @@
 
 The same seed gives the same subjects, byte for byte. A typical subject touches all five systems
 with about a hundred records and a few small files; options scale the interaction rows and the
-content bytes per subject.
+content bytes per subject. Its times are so many days before the load, within the shortest
+retention the taxonomy promises, so that a generated estate keeps every category's promise (an
+export of it has no retention finding) whatever day it is loaded.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import random
 from collections.abc import Iterator
 from typing import Any
 
-from connectors.taxonomy import category_ids, source_kinds
+from connectors.taxonomy import category_ids, category_retention_days, source_kinds
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 TOPICS = ["cycling", "jazz", "chess", "hiking", "cooking", "football", "gardening", "film", "photography", "travel"]
 PRODUCTS = ["Mail", "Maps", "Office", "Music", "Cloud Drive", "Game Pass"]
 CONTENT_CATEGORIES = ["content", "images", "voice", "video_recordings", "text_inking_typing"]
@@ -31,8 +32,14 @@ def generate_subjects(*, count: int, seed: int, interactions: int = 40, files: i
         yield _subject(rng, index, seed, interactions, files, file_bytes)
 
 
+@functools.cache
+def _shortest_retention() -> int:
+    return min(filter(None, map(category_retention_days, category_ids())))
+
+
 def _at(rng: random.Random) -> str:
-    return (START + dt.timedelta(seconds=rng.randrange(0, 700 * 86400))).isoformat()
+    """A time in the estate file's words (estate/loader.py), younger than any category's retention."""
+    return f"{rng.randrange(_shortest_retention())} days ago"
 
 
 def _subject(rng: random.Random, index: int, seed: int, interactions: int, files: int, file_bytes: int) -> dict[str, Any]:

@@ -5,6 +5,10 @@ error naming its path (`subjects[0].accounts.devices[1].imei`), a re-import from
 subject's erasure suppressed is refused, and in either case nothing is loaded. Each system is then
 written through its own protocol: SQL for accounts, payments and third-party data, the storage
 API for content, the helpdesk's HTTP API for support chats.
+
+Beyond contract §7, a time may be written as so many days before the load ("40 days ago"), so that
+an estate file keeps the retention its categories promise whatever day it is loaded, and a content
+file may say when it was stored (`at`, on a local store).
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import re
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from connectors.taxonomy import category_known, source_kinds
 from connectors.third_party import suppressed_sources
@@ -41,10 +46,23 @@ class _Strict(BaseModel):
 
 # --- The estate file's shape ------------------------------------------------------------------------
 
+DAYS_AGO = re.compile(r"(\d{1,5}) days? ago")
+
+
+def _days_ago(value: Any) -> Any:
+    """"40 days ago" as that time before now; anything else as given, for pydantic to read."""
+    if isinstance(value, str) and (match := DAYS_AGO.fullmatch(value)):
+        return dt.datetime.now(dt.UTC) - dt.timedelta(days=int(match[1]))
+    return value
+
+
+# A time in ISO 8601, or so many days before the load.
+Time = Annotated[dt.datetime, BeforeValidator(_days_ago)]
+
 
 class BrowseVisit(_Strict):
     url: str
-    at: dt.datetime
+    at: Time
 
 
 class Device(_Strict):
@@ -57,7 +75,7 @@ class Device(_Strict):
 class Location(_Strict):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    at: dt.datetime
+    at: Time
     precision: Literal["precise", "imprecise"]
 
 
@@ -67,7 +85,7 @@ class Contact(_Strict):
 
 
 class SignIn(_Strict):
-    at: dt.datetime
+    at: Time
     ip: str | None = None
     device: str | None = None
     succeeded: bool = True
@@ -76,19 +94,19 @@ class SignIn(_Strict):
 class UsageEvent(_Strict):
     product: str
     feature: str | None = None
-    at: dt.datetime
+    at: Time
 
 
 class ErrorReport(_Strict):
     product: str
     summary: str | None = None
-    at: dt.datetime
+    at: Time
 
 
 class SocialLink(_Strict):
     kind: Literal["like", "dislike", "follow", "event"]
     target: str
-    at: dt.datetime
+    at: Time
 
 
 class Accounts(_Strict):
@@ -132,7 +150,7 @@ class Card(_Strict):
 class Transaction(_Strict):
     amount: float
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    at: dt.datetime
+    at: Time
     item: str | None = None
 
 
@@ -153,6 +171,7 @@ class ContentFile(_Strict):
     base64: str | None = None
     size_bytes: int | None = Field(default=None, ge=0, le=64 * 1024**3)
     category: Literal[CONTENT_CATEGORIES]  # type: ignore[valid-type]
+    at: Time | None = None  # when it was stored (beyond contract §7); unset: when it is loaded
 
     @field_validator("path")
     @classmethod
@@ -223,14 +242,14 @@ class Message(_Strict):
 
 class Chat(_Strict):
     topic: str
-    at: dt.datetime
+    at: Time
     messages: list[Message] = []
 
 
 class Feedback(_Strict):
     rating: int = Field(ge=1, le=5)
     text: str | None = None
-    at: dt.datetime
+    at: Time
 
 
 class Support(_Strict):
@@ -242,7 +261,7 @@ class ThirdPartyRecord(_Strict):
     source: str = Field(min_length=1, max_length=200)
     source_type: str
     category: str
-    acquired_at: dt.datetime
+    acquired_at: Time
     data: dict[str, Any] = {}
 
     @field_validator("source_type")

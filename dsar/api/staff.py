@@ -139,15 +139,35 @@ class ExportSerializer(serializers.ModelSerializer):
         fields = ["bytes", "created_at", "expires_at", "released_at", "deleted_at", "others", "review"]
 
 
+class RetentionFindingSerializer(serializers.Serializer):
+    """Records an access request's export showed past the retention their category promises, of
+    one system and category (dsar/exports/retention.py)."""
+
+    system = serializers.CharField(help_text="Where they are held: a system, or one of its tables (`payments.transactions`).")
+    category = serializers.CharField(help_text="The category id.")
+    reason = serializers.ChoiceField(choices=exports.RETENTION_REASONS, help_text=(
+        "`older_than_promised`: collected longer ago than the category's `retention_days`; "
+        "`past_retention_date`: past the date a retention rule keeps them until."))
+    records = serializers.IntegerField(help_text="How many, each stored file counting as one, as in the export.")
+    files = serializers.IntegerField(help_text="How many of them are stored files.")
+    oldest_collected_at = serializers.DateTimeField(allow_null=True, help_text="When the oldest was collected, if known.")
+    retained_until = serializers.DateTimeField(allow_null=True, help_text="The earliest retention date passed (`past_retention_date`).")
+    retention_days = serializers.IntegerField(allow_null=True, help_text="The category's promise in days (`older_than_promised`).")
+    retention = serializers.CharField(help_text="The category's retention, in the taxonomy's words.")
+
+
 class StaffRequestDetailSerializer(StaffRequestSerializer):
     tasks = TaskSerializer(many=True)
     recipient_notifications = RecipientNotificationSerializer(many=True)
     audit = AuditSerializer(many=True)
     questions = QuestionSerializer(many=True)
     export = ExportSerializer(allow_null=True, read_only=True, help_text="An access request's export, once made.")
+    retention_finding = RetentionFindingSerializer(many=True, allow_null=True, help_text=(
+        "What the export showed past the retention its category promises; null when nothing was, or before it completed."))
 
     class Meta(StaffRequestSerializer.Meta):
-        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "recipient_notifications", "audit", "questions", "export"]
+        fields = [*StaffRequestSerializer.Meta.fields, "tasks", "recipient_notifications", "audit", "questions", "export",
+                  "retention_finding"]
 
 
 class QueuePagination(PageNumberPagination):

@@ -38,6 +38,9 @@ class QueueFilterForm(forms.Form):
     overdue = forms.ChoiceField(
         label="Deadline", required=False, choices=[("", "Any"), ("yes", "Overdue only"), ("no", "Not overdue")]
     )
+    retention = forms.ChoiceField(
+        label="Retention", required=False, choices=[("", "Any"), ("yes", "Data kept longer than promised")]
+    )
     sort = forms.ChoiceField(
         label="Sort by",
         required=False,
@@ -53,6 +56,7 @@ class QueueFilterForm(forms.Form):
             "status": data.get("status") or None,
             "type": data.get("type") or None,
             "overdue": {"yes": True, "no": False}.get(data.get("overdue", "")),
+            "retention_finding": {"yes": True}.get(data.get("retention", "")),
             "order": data.get("sort") or "due",
         }
 

@@ -110,6 +110,14 @@ def _counts(counts: dict[str, int] | None) -> list[tuple[str, str, int]]:
     return [(category, _category_label(category), count) for category, count in rows]
 
 
+def _retention(finding: list[dict] | None) -> list[dict]:
+    """A request's retention finding as its page shows it: each entry with its category's label, and
+    its times as times."""
+    return [{**entry, "label": _category_label(entry["category"]),
+             **{name: entry[name] and dt.datetime.fromisoformat(entry[name]) for name in ("oldest_collected_at", "retained_until")}}
+            for entry in finding or []]
+
+
 def _duration(delta: dt.timedelta | None) -> str:
     if delta is None:
         return ""
@@ -234,6 +242,7 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
         "exported_total": sum((result.get("categories") or {}).values()),
         "erased": _counts(result.get("erased")),
         "retained": [{**item, "label": _category_label(item.get("category", ""))} for item in result.get("retained", [])],
+        "retention": _retention(request.retention_finding),
         "tasks": [(task, _counts(task.counts)) for task in request.tasks.all()],
         "can_review": "review" in allowed,
         "reviewed": _reviewed(_export(request)),

@@ -11,6 +11,7 @@ from .refusals import refusals_in_words
 from .report import report_prepare
 from .review import (ACTIONS, OTHER, REASONS, REDACT, RELEASE, WITHHOLD, ReviewItem, field_leaves, review_archive_build, review_decisions_checked,
                      review_items, review_withheld)
+from .retention import RETENTION_REASONS
 from .staging import Staged, stage_discard, stage_gather
 from .storage import storage_delete, storage_delete_tree, storage_save_bytes
 
@@ -22,6 +23,7 @@ __all__ = [
     "RELEASE",
     "WITHHOLD",
     "Archive",
+    "RETENTION_REASONS",
     "ReviewItem",
     "Staged",
     "archive_build",

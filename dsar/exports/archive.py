@@ -40,6 +40,7 @@ from connectors.registry import connector_get
 
 from ..models import ConnectorTask, Request
 from .report import ReportRecipient, ReportWithheld, Right, report_category, report_render, report_rights
+from .retention import retention_finding
 from .staging import CSV_FIXED_COLUMNS, CSV_FLUSH, Staged, StagedFile, csv_cell, csv_stream, json_stream
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, member_info, on_local_disk, storage_delete
 
@@ -51,14 +52,16 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class Archive:
-    """A finished export archive in the storage, the records it holds per category, and how many of
-    its records and files may be other people's data (staff review those before release)."""
+    """A finished export archive in the storage, the records it holds per category, how many of its
+    records and files may be other people's data (staff review those before release), and what of
+    them is past the retention its category promises (None: nothing; retention.py)."""
 
     path: str
     bytes: int
     sha256: str
     categories: dict[str, int]
     others: int = 0
+    retention_finding: list[dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,10 @@ def archive_write(request: Request, staged: dict[str, Staged], *, withheld: Iter
             entry.sources.extend(source for source in part.sources if source not in entry.sources)
             entry.staged.append(output)
     generated_at = timezone.now()
-    shown = [report_category(c.id, records=c.records, sources=c.sources, lines=c.lines(), connectors=c.connectors)
+    finding = retention_finding(output.retention for output in staged.values())
+    past_promise = {entry["category"] for entry in finding or []}
+    shown = [report_category(c.id, records=c.records, sources=c.sources, lines=c.lines(), connectors=c.connectors,
+                             past_promise=c.id in past_promise)
              for c in categories.values()]
     report = report_render(request=request, generated_at=generated_at, categories=shown, withheld=withheld)
 
@@ -189,7 +195,7 @@ def archive_write(request: Request, staged: dict[str, Staged], *, withheld: Iter
         writer.add(Member("index.html", [report], compressed=True, size=len(report)))
         written = writer.finish(manifest)
     return Archive(path=written.path, bytes=written.bytes, sha256=written.sha256, categories={c.id: c.records for c in categories.values()},
-                   others=sum(output.others for output in staged.values()))
+                   others=sum(output.others for output in staged.values()), retention_finding=finding)
 
 
 # --- The two writers ------------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ class ReportRecipient:
 @dataclass(frozen=True, slots=True)
 class ReportCategory:
     """A category as the report shows it. Attributes rather than a dict's keys: Jinja2 looks
-    `category.records` up as an attribute first."""
+    `category.records` up as an attribute first. `past_promise`: some of its records are older than
+    its retention promises (retention.py), which the report then says."""
 
     id: str
     slug: str
@@ -80,6 +81,7 @@ class ReportCategory:
     sources: list[Source]
     preview: list[PreviewRecord]
     recipients: list[ReportRecipient]
+    past_promise: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +132,10 @@ class CcpaAnswer:
 
 
 def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str],
-                    connectors: Iterable[str] = ()) -> ReportCategory:
+                    connectors: Iterable[str] = (), past_promise: bool = False) -> ReportCategory:
     """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines, with the
-    recipients the systems that hold it (`connectors`) declare."""
+    recipients the systems that hold it (`connectors`) declare; `past_promise`: some of it is older
+    than the category's retention promises."""
     preview = []
     for line in lines:
         if len(preview) == PREVIEW_RECORDS:
@@ -141,7 +144,8 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
         preview.append(PreviewRecord(system=record["system"], source=Source(**record["source"]), collected_at=record["collected_at"],
                                      fields=list(flatten(record["fields"]))))
     return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
-                          records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors))
+                          records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors),
+                          past_promise=past_promise)
 
 
 def category_recipients(category: str, connectors: Iterable[str]) -> list[ReportRecipient]:

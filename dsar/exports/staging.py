@@ -10,6 +10,9 @@ attempt leaves nothing the final step would read.
 On a local disk a task whose files pass FILES_ZIP_FROM in total also copies them into a zip of its
 own while it gathers, each with its SHA-256; the final step builds the archive on that zip
 (archive.py), so big files are read and written once, while the other connectors gather.
+
+Each record is also checked here, as it passes, against the retention its category promises
+(retention.py); what is past it is counted in the staged manifest.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from typing import Any
 
 import orjson
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from connectors.base import Connector, FileItem, Identity, PermanentError, Record, Source
 from connectors.sql_rendered import RenderedRecords, RenderedSqlConnector
 from connectors.taxonomy import category_known, category_root
 
 from .. import formats
+from .retention import RetentionCheck
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, local_tmp, member_info, on_local_disk, storage_delete_tree, storage_save
 
 INLINE_BYTES = 256 * 1024  # a task's staged streams up to this size travel in its task row
@@ -85,6 +90,7 @@ class Staged:
     `inline` holds the streams' texts when they were small enough for the row; otherwise they are
     files under `prefix` in the storage. `files_zip` is the task's zip of files, if it made one.
     `others` counts the records and files that may be other people's data (`OthersItem`).
+    `retention` lists the records past what their category's retention promises (retention.py).
     """
 
     prefix: str
@@ -94,6 +100,7 @@ class Staged:
     file_bytes: int = 0
     files_zip: str | None = None
     others: int = 0
+    retention: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -115,12 +122,15 @@ class Staged:
             "file_bytes": self.file_bytes,
             "files_zip": self.files_zip,
             "others": self.others,
+            "retention": self.retention,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Staged:
         """What `as_json` wrote, in any format this release reads (FormatUnknown otherwise): the
-        release before format versions wrote none, format 1, and format 2, which adds `others`."""
+        release before format versions wrote none, format 1, and format 2, which adds `others`. Output
+        staged by a release without the retention check has no `retention`: it found nothing (an
+        added key, which such a release ignores in turn)."""
         formats.format_check("staged work", data.get("format"), formats.STAGED_READS)
         return cls(
             prefix=data["prefix"],
@@ -134,6 +144,7 @@ class Staged:
             file_bytes=data["file_bytes"],
             files_zip=data["files_zip"],
             others=data.get("others", 0),
+            retention=data.get("retention", []),
         )
 
     def size(self, stream: str) -> int:
@@ -204,7 +215,7 @@ def stage_gather(connector: Connector, identity: Identity, categories: frozenset
     """Run a connector's gather into the work area, keeping the requested categories; return what
     was staged, for the task row. A record in a category the taxonomy lacks, or whose fields are not
     a mapping, fails the task with its reason: never a category silently missing."""
-    stage = _Stage(connector, categories, prefix=f"work/{request_id}/{connector.name}/{attempt}")
+    stage = _Stage(connector, categories, prefix=f"work/{request_id}/{connector.name}/{attempt}", now=timezone.now())
     # The one fast path (connectors/sql_rendered.py): PostgreSQL writes a long table's lines and rows.
     gathered = connector.gather_rendered(identity) if isinstance(connector, RenderedSqlConnector) else connector.gather(identity)
     try:
@@ -349,12 +360,14 @@ class _Spool:
 
 
 class _CategoryWriter:
-    """One category's JSON lines and CSV rows, as its records arrive."""
+    """One category's JSON lines and CSV rows, as its records arrive, and its retention check."""
 
-    def __init__(self, category: str, connector: str, spool: _Spool) -> None:
+    def __init__(self, category: str, connector: str, spool: _Spool, *, now: dt.datetime) -> None:
         self.json_name, self.csv_name = json_stream(category), csv_stream(category)
         self.connector, self.spool = connector, spool
         self.staged = StagedCategory()
+        self.retention = RetentionCheck(category, now=now)
+        self.limited = self.retention.kept_from is not None  # the category promises a fixed age
         self.columns: dict[str, None] = {}  # the flattened fields seen so far, in order
         self.heads: dict[tuple[str, Source], tuple[dict, str]] = {}
         self.last: tuple[str | None, Source | None, tuple[dict, str] | None] = (None, None, None)  # system, source, head
@@ -362,7 +375,7 @@ class _CategoryWriter:
         self.csv = io.StringIO()
         self.writer = csv.writer(self.csv)
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, *, file: bool = False) -> None:
         system, source, head = self.last
         if record.system is not system or record.source is not source:  # records come in runs: no hashing for most
             head = self._head(record.system, record.source)
@@ -379,6 +392,8 @@ class _CategoryWriter:
         self.staged.records += 1
         if self.csv.tell() > CSV_FLUSH:
             self.flush_csv()
+        if self.limited or record.retained_until is not None:
+            self.retention.check(record, file=file)
 
     def add_rendered(self, rendered: RenderedRecords) -> None:
         """Records PostgreSQL writes out: the very lines and rows `add` would write for them."""
@@ -390,11 +405,13 @@ class _CategoryWriter:
         line_start = orjson.dumps({"connector": self.connector, "system": rendered.system, "source": head[0]})[:-1].decode()
         fields_start = orjson.dumps({rendered.field: None})[:-len(b"null}")].decode()
         position = list(self.columns).index(rendered.field)
-        for lines, rows, count in rendered.texts(line_start=f'{line_start},"collected_at":', fields_start=f',"fields":{fields_start}',
-                                                 row_start=head[1], cells_before=position, cells_after=len(self.columns) - position - 1):
+        for lines, rows, count, older in rendered.texts(
+                line_start=f'{line_start},"collected_at":', fields_start=f',"fields":{fields_start}', row_start=head[1],
+                cells_before=position, cells_after=len(self.columns) - position - 1, kept_from=self.retention.kept_from):
             self.spool.write(self.json_name, lines.encode("utf-8"))
             self.spool.write(self.csv_name, rows.encode("utf-8"))
             self.staged.records += count
+            self.retention.count_older(rendered.system, older)
 
     def _head(self, system: str, source: Source) -> tuple[dict, str]:
         """A run of records' source as JSON, and the CSV cells each of its rows starts with (up to
@@ -503,8 +520,8 @@ class _FilesZip:
 class _Stage:
     """One gather on its way into the work area."""
 
-    def __init__(self, connector: Connector, categories: frozenset[str], *, prefix: str) -> None:
-        self.connector, self.categories, self.prefix = connector, categories, prefix
+    def __init__(self, connector: Connector, categories: frozenset[str], *, prefix: str, now: dt.datetime) -> None:
+        self.connector, self.categories, self.prefix, self.now = connector, categories, prefix, now
         self.spool = _Spool()
         self.writers: dict[str, _CategoryWriter] = {}
         self.roots: dict[str, str | None] = {}  # category -> its root if the request asked for it, else None
@@ -526,7 +543,7 @@ class _Stage:
             raise PermanentError(f"{self.connector.name} yielded a {record.category} record whose fields are not a mapping")
         if root is not None:
             writer = self._writer(root)
-            writer.add(record)
+            writer.add(record, file=file is not None)
             if record.others:
                 self.spool.write(OTHERS_STREAM, json_line(asdict(OthersItem(root, writer.staged.records - 1, file))))
                 self.others += 1
@@ -534,7 +551,7 @@ class _Stage:
     def _writer(self, category: str) -> _CategoryWriter:
         writer = self.writers.get(category)
         if writer is None:
-            writer = self.writers[category] = _CategoryWriter(category, self.connector.name, self.spool)
+            writer = self.writers[category] = _CategoryWriter(category, self.connector.name, self.spool, now=self.now)
         return writer
 
     def add_rendered(self, rendered: RenderedRecords) -> None:
@@ -576,8 +593,9 @@ class _Stage:
             self.spool.write(FILES_STREAM, json_line(asdict(ready)))
         files_zip = self.files_zip.finish(f"{self.prefix}/files.zip") if self.files_zip is not None else None
         inline = self.spool.finish(self.prefix)
+        retention = [entry for writer in self.writers.values() for entry in writer.retention.found()]
         return Staged(prefix=self.prefix, inline=inline, categories=categories, files=self.files, file_bytes=self.file_bytes,
-                      files_zip=files_zip, others=self.others)
+                      files_zip=files_zip, others=self.others, retention=retention)
 
     def close(self) -> None:
         self.spool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 
@@ -101,6 +102,24 @@ def test_gather_returns_exactly_the_subjects_files_with_categories_paths_and_siz
     assert all(item.ref.startswith(subject_prefix(PAT) + "/") and PAT not in item.ref for item in items)
     assert all(item.source == PROVIDED for item in items)
     assert _gathered(connector, PAT_WORK) == _listing(PAT_WORK_FILES)
+
+
+def test_gather_dates_each_file_by_when_it_was_stored(connector):
+    now = dt.datetime.now(dt.UTC)
+    stored = [item.collected_at for item in connector.gather(Identity(email=PAT))]
+    assert len(stored) == len(PAT_FILES)
+    assert all(now - dt.timedelta(minutes=5) <= at <= now for at in stored)  # the fixture stored them just now
+
+
+def test_a_file_given_a_time_is_refused_by_an_object_store_and_nothing_changes(s3_endpoint):
+    options = s3_options(s3_endpoint, s3_bucket_create(s3_endpoint))
+    storage = content_storage_from_options(S3_BACKEND, options)
+    content_load(storage=storage, subject_email=PAT, files=PAT_FILES[:1])
+    dated = {**PAT_FILES[3], "at": dt.datetime(2026, 10, 2, 18, tzinfo=dt.UTC)}
+
+    with pytest.raises(ValueError, match="a file's `at` needs a store on a local disk"):
+        content_load(storage=storage, subject_email=PAT, files=[dated])
+    assert _gathered(ContentStorageConnector(name="content", backend=S3_BACKEND, storage_options=options), PAT) == _listing(PAT_FILES[:1])
 
 
 def test_open_file_returns_the_exact_bytes(connector):

@@ -91,10 +91,14 @@ def subject(tmp_path, unique_email):
     engine.dispose()
 
 
-def _data_files(email: str, connector) -> dict[str, bytes]:
+def _export(email: str, connector) -> exports.Archive:
     request = request_make(status="processing", email=email)
     staged = exports.stage_gather(connector, Identity(email=email), frozenset(request.categories), request_id=request.id, attempt=1)
-    archive = exports.archive_build(request, [ConnectorTask(request=request, connector="accounts", output=staged.as_json())])
+    return exports.archive_build(request, [ConnectorTask(request=request, connector="accounts", output=staged.as_json())])
+
+
+def _data_files(email: str, connector) -> dict[str, bytes]:
+    archive = _export(email, connector)
     with default_storage.open(archive.path, "rb") as handle:
         opened = zipfile.ZipFile(io.BytesIO(handle.read()))
     return {name: opened.read(name) for name in opened.namelist() if name.startswith("data/")}
@@ -131,12 +135,27 @@ def test_the_rendered_data_files_are_the_plain_ones_byte_for_byte(subject):
     assert set(FORMULA_LIKE) <= values  # the JSON keeps them as they were
 
 
+def test_the_rendered_rows_past_their_categorys_retention_are_found_as_the_plain_way_finds_them(subject):
+    email, plain, rendered = subject
+    by_plain, by_rendered = _export(email, plain).retention_finding, _export(email, rendered).retention_finding
+    assert by_rendered == by_plain
+    # Searches are kept at most 18 months: every row dated before 2022 (the next are in 2028) is past
+    # that, whatever kind of time the table keeps; rows without a time or a value are not counted.
+    found = {entry["system"]: (entry["reason"], entry["records"], entry["oldest_collected_at"]) for entry in by_plain}
+    assert found == {
+        "accounts.probe_day": ("older_than_promised", 151, "0999-01-01T00:00:00+00:00"),
+        "accounts.probe_int": ("older_than_promised", 137, "0999-01-01T00:00:00+00:00"),
+        "accounts.probe_local": ("older_than_promised", 151, "0999-01-01T00:00:00+00:00"),
+        "accounts.probe_tz": ("older_than_promised", 137, "0999-01-01T00:00:00+00:00"),
+    }
+
+
 def test_a_connection_lost_while_rows_are_rendered_is_a_transient_error(subject):
     email, _, rendered = subject
     items = rendered.gather_rendered(Identity(email=email))
     run = next(item for item in items if isinstance(item, RenderedRecords))
     texts = run.texts(line_start="", fields_start="", row_start="", cells_before=0, cells_after=0)
-    lines, _, count = next(texts)
+    lines, _, count, _ = next(texts)
     assert count == 282 and lines.count("\n") >= count  # the rows past the first batch, less the NULL values
     engine = sa.create_engine(estate_database_url("accounts"))
     with engine.connect() as conn:
