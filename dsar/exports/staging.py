@@ -251,7 +251,7 @@ def stage_edited(staged: Staged, *, connector: str, prefix: str, changes: Mappin
                         spool.write(stream, block)
                 categories[category] = part
                 continue
-            writer = _CategoryWriter(category, connector, spool)
+            writer = _CategoryWriter(category, connector, spool, now=dt.datetime.now(dt.UTC))
             for index, line in enumerate(staged.lines(json_stream(category))):
                 record = orjson.loads(line)
                 fields = changed[index] if index in changed else record["fields"]
@@ -266,7 +266,9 @@ def stage_edited(staged: Staged, *, connector: str, prefix: str, changes: Mappin
         inline = spool.finish(prefix)
     finally:
         spool.close()
-    return Staged(prefix=prefix, inline=inline, categories=categories, files=len(kept), file_bytes=sum(file.bytes or 0 for file in kept))
+    # What the staged data showed past its promises stays found: the request's finding was made from it.
+    return Staged(prefix=prefix, inline=inline, categories=categories, files=len(kept), file_bytes=sum(file.bytes or 0 for file in kept),
+                  retention=staged.retention)
 
 
 def stage_discard(request_id) -> None:

@@ -89,11 +89,11 @@ def test_a_tables_rows_become_records_with_their_values_as_text_and_times_in_iso
         Record("interactions.account_history",
                {"item": "x", "amount": "5.00", "currency": "GBP", "at": "2026-01-01T00:00:00+00:00",
                 "retained_until": "2036-01-01T00:00:00+00:00", "retained_because": INVOICES},
-               "payments.transactions", OBSERVED, dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2036, 1, 1, tzinfo=UTC)),
+               "payments.transactions", OBSERVED, dt.datetime(2026, 1, 1, tzinfo=UTC), retained_until=dt.datetime(2036, 1, 1, tzinfo=UTC)),
         Record("interactions.account_history",
                {"item": "old", "amount": "7.00", "currency": "GBP", "at": "2010-01-01T00:00:00+00:00",
                 "retained_until": "2020-01-01T00:00:00+00:00", "retained_because": INVOICES},
-               "payments.transactions", OBSERVED, dt.datetime(2010, 1, 1, tzinfo=UTC), dt.datetime(2020, 1, 1, tzinfo=UTC)),
+               "payments.transactions", OBSERVED, dt.datetime(2010, 1, 1, tzinfo=UTC), retained_until=dt.datetime(2020, 1, 1, tzinfo=UTC)),
     ]
     (subscription,) = [r for r in _records("payments", email) if r.system == "payments.subscriptions"]
     assert subscription == Record("subscription", {"product": "Music", "status": "active"}, "payments.subscriptions", PROVIDED, None)
