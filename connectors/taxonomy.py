@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 SOURCE_TYPES = ("provided", "observed", "inferred", "third_party")
 LEGAL_BASES = ("consent", "legitimate_interests", "contract", "legal_obligation")
@@ -19,10 +20,14 @@ LEGAL_BASES = ("consent", "legitimate_interests", "contract", "legal_obligation"
 
 @functools.cache
 def taxonomy() -> dict[str, Any]:
-    """The parsed data file: groups, legal_bases, source_types, source_kinds, categories."""
+    """The parsed data file: groups, legal_bases, source_types, source_kinds, categories.
+    ImproperlyConfigured names a category's `sensitive` that is not true or false."""
     path = Path(getattr(settings, "DSAR_TAXONOMY_FILE", Path(__file__).parent.parent / "dsar" / "taxonomy.yaml"))
     with path.open() as handle:
-        return yaml.safe_load(handle)
+        words = yaml.safe_load(handle)
+    if wrong := [category for category, info in words["categories"].items() if not isinstance(info.get("sensitive", False), bool)]:
+        raise ImproperlyConfigured("\n".join(f"{path}: categories.{category}.sensitive: must be true or false" for category in wrong))
+    return words
 
 
 def category_ids() -> list[str]:
@@ -53,3 +58,9 @@ def category_info(category: str) -> dict[str, Any]:
 def category_label(category: str) -> str:
     """The category's label, or its id when the taxonomy no longer lists it."""
     return category_info(category)["label"] if category_known(category) else category
+
+
+def category_sensitive(category: str) -> bool:
+    """Whether the category can show where a person is, what they look like or sound like: a
+    child's such data goes only to someone whose authority a reviewer confirmed."""
+    return category_known(category) and category_info(category).get("sensitive", False)
