@@ -24,7 +24,7 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
+from connectors.base import AgeEvidence, ErasureReceipt, ErasureStep, FileItem, Identity, Record, TransientError
 from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
@@ -139,13 +139,13 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             request.code_hash = ""
             request.verified_at = timezone.now()
             organization = _managing_organization(request)
-            fields = ["token_hash", "code_hash", "verified_at"]
+            fields = ["token_hash", "code_hash", "verified_at", *_minor_flag(request)]
             if organization:
                 request.referred_to = organization
                 request.result = {"referred_to": organization}
                 _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization}", update_fields=[*fields, "referred_to", "result"])
                 email_on_commit(request, "referred")
-            elif settings.DSAR_AUTO_APPROVE:
+            elif settings.DSAR_AUTO_APPROVE and request.minor_age is None:  # a child's request waits for a reviewer
                 _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields)
                 processing.tasks_create(request)
                 email_on_commit(request, "received")
@@ -193,6 +193,36 @@ def _managing_organization(request: Request) -> str | None:
         if organization:
             return organization
     return None
+
+
+def _minor_flag(request: Request) -> list[str]:
+    """Flag a verified request whose subject a system shows may be younger than its law's age of a
+    child (DSAR_CHILD_AGE: GDPR Art. 8, CCPA §1798.120(c)): keep the lowest age and where it came
+    from, with an audit entry saying why it waits for a reviewer, auto-approval or not. The fields set."""
+    evidence = _subject_age(request)
+    child_age = settings.DSAR_CHILD_AGE[request.jurisdiction]
+    if evidence is None or evidence.lowest >= child_age:
+        return []
+    request.minor_age, request.minor_age_source = evidence.lowest, evidence.source
+    audit_record(request, actor=SYSTEM, action="minor_flagged", data={"age": evidence.lowest, "source": evidence.source},
+                 note=f"{evidence.source} shows the subject may be as young as {evidence.lowest}, under {child_age}: a child under "
+                      f"the {request.jurisdiction.upper()}. A reviewer approves the request, confirming whose authority it is made "
+                      "on, even with auto-approval on.")
+    return ["minor_age", "minor_age_source"]
+
+
+def _subject_age(request: Request) -> AgeEvidence | None:
+    """The youngest age any connector shows the subject may be on the day they verified, and where."""
+    identity, ages = Identity(email=request.email), []
+    for name in connector_names():
+        try:
+            evidence = connector_get(name).subject_age(identity, on=request.verified_at.date())
+        except TransientError as error:
+            logger.warning("request %s: %s could not say how old the subject is: %s", request.id, name, error)
+            raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
+        if evidence is not None:
+            ages.append(evidence)
+    return min(ages, key=lambda evidence: evidence.lowest, default=None)
 
 
 def request_get_for_subject(*, request_id, token: str | None) -> Request:

@@ -88,7 +88,7 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
             "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
-            "result", "erasure_check", "refusals", "denial_ground",
+            "result", "erasure_check", "refusals", "denial_ground", "minor_age", "minor_age_source", "authority_confirmed",
         ]
 
     def get_overdue(self, request: Request) -> bool:
