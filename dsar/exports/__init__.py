@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage  # the download view opens
 from .archive import Archive, archive_build
 from .downloads import archive_encrypted, download_url, export_for_download
 from .receipts import receipt_as_dict, receipt_merge
-from .refusals import refusals_in_words
+from .refusals import child_withheld_reason, refusals_in_words
 from .report import report_prepare
 from .staging import Staged, stage_discard, stage_gather
 from .storage import storage_delete, storage_delete_tree, storage_save_bytes
@@ -16,6 +16,7 @@ __all__ = [
     "Staged",
     "archive_build",
     "archive_encrypted",
+    "child_withheld_reason",
     "default_storage",
     "download_url",
     "export_for_download",
