@@ -283,6 +283,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "dsar.models.TaskStatus",
         "QuestionPurposeEnum": "dsar.models.QuestionPurpose",
         "DenialGroundEnum": "dsar.models.DenialGround",
+        "AuthorityEnum": "dsar.models.Authority",
     },
 }
 
