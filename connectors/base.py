@@ -164,6 +164,16 @@ class ErasureReceipt:
 
 
 @dataclass(frozen=True)
+class AgeEvidence:
+    """What a system knows of the subject's age: the lowest age, in whole years, they can be on the
+    day asked (a birth year of 2014 says at least 11 on 7 December 2026), and where the system
+    holds it (`accounts: users.birth_year`)."""
+
+    lowest: int
+    source: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """What a check of a system found at `where` in its file. A problem means the system cannot
     serve as its file says; advice (`problem=False`) does not stop it."""
@@ -190,6 +200,11 @@ class Connector:
 
     def managing_organization(self, identity: Identity) -> Organization | None:
         """The organisation that manages this subject's account, if any (work or school)."""
+        return None
+
+    def subject_age(self, identity: Identity, *, on: dt.date) -> AgeEvidence | None:
+        """The lowest age the subject can be on `on` by what this system holds (a birth date, a
+        birth year, an age band), or None when it holds nothing of their age."""
         return None
 
     def gather(self, identity: Identity) -> Iterator[Record | FileItem]:

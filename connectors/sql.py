@@ -27,8 +27,9 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
-from .base import (Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, Organization, PermanentError, Record,
-                   Source, TransientError)
+from .ages import lowest_age
+from .base import (AgeEvidence, Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, Organization, PermanentError,
+                   Record, Source, TransientError)
 from .sql_check import schema_findings
 from .sql_dataset import Column, Dataset, DatasetError, Table, dataset_load
 
@@ -370,6 +371,19 @@ class SqlConnector(Connector):
         with self._connection() as conn:
             row = conn.execute(query, self._subject_params(conn, identity)).first()
         return Organization(row[0], row[1] or None) if row else None
+
+    def subject_age(self, identity: Identity, *, on: dt.date) -> AgeEvidence | None:
+        """The lowest age the subject can be on `on` by the dataset's `age` column, the youngest its
+        rows give (a value it cannot read gives none), if the dataset declares one."""
+        if not self.dataset.age:
+            return None
+        table, column, kind = self.dataset.table(self.dataset.age.table), self.dataset.age.column, self.dataset.age.kind
+        with self._connection() as conn:  # first, so the column has the type the database gives it (SQLite's dates)
+            t = self._table(table, column)
+            query = sa.select(t.c[column]).where(self._belongs(table, t), t.c[column].isnot(None))
+            values = conn.execute(query, self._subject_params(conn, identity)).scalars().all()
+        ages = [age for age in (lowest_age(kind, value, on) for value in values) if age is not None]
+        return AgeEvidence(min(ages), f"{self.name}: {table.name}.{column}") if ages else None
 
     def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
         """The values of each identity this system's tables `provide` for the subject (a customer

@@ -16,8 +16,9 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from dateutil.relativedelta import relativedelta
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .ages import AgeKind
 from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
 # Transforms a column may declare; the SQL connector applies them in the database.
@@ -141,6 +142,15 @@ class Organization(_Model):
     contact_column: Name | None = None
 
 
+class Age(_Model):
+    """Where a system holds what it knows of the subject's age: a column of one of its tables, and
+    whether it holds a birth date, a birth year or an age band ("13-15", "16+", "under 13")."""
+
+    table: Name
+    column: Name
+    kind: AgeKind
+
+
 class Table(_Model):
     """One table of the system: how it reaches the subject, what it holds, how it is erased."""
 
@@ -215,11 +225,13 @@ class Table(_Model):
 
 
 class Dataset(_Model):
-    """A system's tables, and where it says which organisation manages an account."""
+    """A system's tables, where it says which organisation manages an account, and where it holds
+    the subject's age."""
 
     system: Name
     tables: list[Table] = Field(min_length=1)
     organization: Organization | None = None
+    age: Age | None = None
 
     @model_validator(mode="after")
     def _tables_reach_the_subject(self) -> Dataset:
@@ -238,6 +250,17 @@ class Dataset(_Model):
             reachable.update(t.name for t in ready)
             pending = [t for t in pending if t not in ready]
         return self
+
+    @field_validator("age")
+    @classmethod
+    def _age_declared(cls, age: Age | None, info: ValidationInfo) -> Age | None:
+        """The age is read from a column the file declares, so the export holds it too."""
+        tables = {t.name: t for t in info.data.get("tables", [])}
+        if age and age.table not in tables:
+            raise ValueError(f"table {age.table} is not a table of this system")
+        if age and age.column not in tables[age.table].column_specs:
+            raise ValueError(f"column {age.column} is not one of the columns table {age.table} declares")
+        return age
 
     def table(self, name: str) -> Table:
         """The table called `name`."""
@@ -297,7 +320,7 @@ class Dataset(_Model):
 
 
 def dataset_load(path: str | Path) -> Dataset:
-    """A dataset file (`system`, `tables`, `organization`) checked; DatasetError names the key."""
+    """A dataset file (`system`, `tables`, `organization`, `age`) checked; DatasetError names the key."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as error:

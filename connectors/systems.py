@@ -8,6 +8,7 @@ any text is taken from the environment, so no secret is written in a file:
     connection: {url: "${SHOP_DATABASE_URL}"}
     time_limit: 600                 # optional: seconds an attempt may take before it is retried
     tables: [...]                   # sql: the dataset (connectors/sql_dataset.py)
+    age: {table: users, column: birth_year, kind: birth_year}   # sql, optional: birth_date | birth_year | age_band
 
 `class` replaces the kind's connector by a subclass of it (the demo's accounts system renders its
 long tables in PostgreSQL that way); the `python` kind names any Connector class and gives it
@@ -70,7 +71,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from .base import Connector
 from .countries import COUNTRIES
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
-from .sql_dataset import REQUEST_IDENTITIES, Category, Dataset, Organization, Table, problem_what, problem_where
+from .sql_dataset import REQUEST_IDENTITIES, Age, Category, Dataset, Organization, Table, problem_what, problem_where
 from .taxonomy import category_ids, category_root
 from .transfers import SAFEGUARDS, Safeguard, transfer_area
 
@@ -251,6 +252,7 @@ class _SqlFile(_File):
     connection: _SqlConnection = _SqlConnection()
     tables: list[Table] = Field(min_length=1)
     organization: Organization | None = None
+    age: Age | None = None
 
 
 class _FileCategory(_Strict):
@@ -381,9 +383,10 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
     options: dict[str, Any]
     if isinstance(spec, _SqlFile):
         try:
-            dataset = Dataset(system=spec.name, tables=spec.tables, organization=spec.organization)
+            dataset = Dataset(system=spec.name, tables=spec.tables, organization=spec.organization, age=spec.age)
         except ValidationError as error:
-            raise SystemsError([f"{path}: tables: {problem_what(problem)}" for problem in error.errors()]) from None
+            raise SystemsError([f"{path}: {problem_where(problem) or 'tables'}: {problem_what(problem)}"
+                                for problem in error.errors()]) from None
         options = {"dataset": dataset, "url": spec.connection.url, "mask_key": spec.connection.mask_key}
     elif isinstance(spec, _ObjectStoreFile):
         options = {"backend": spec.connection.backend, "storage_options": spec.connection.options}

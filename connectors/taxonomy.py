@@ -13,12 +13,13 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 SOURCE_TYPES = ("provided", "observed", "inferred", "third_party")
 LEGAL_BASES = ("consent", "legitimate_interests", "contract", "legal_obligation")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(ImproperlyConfigured, ValueError):
     """The taxonomy file is wrong; the message names the file and the key."""
 
 
@@ -30,7 +31,8 @@ def taxonomy() -> dict[str, Any]:
 
 def taxonomy_load(path: Path) -> dict[str, Any]:
     """Read a taxonomy file. TaxonomyError when a category's `retention_days` is not a whole number
-    of days above zero: the retention checks of every export would rest on it."""
+    of days above zero (the retention checks of every export would rest on it), or its `sensitive`
+    is not true or false."""
     with path.open() as handle:
         loaded = yaml.safe_load(handle)
     for category, info in loaded["categories"].items():
@@ -38,6 +40,8 @@ def taxonomy_load(path: Path) -> dict[str, Any]:
         # YAML reads `yes` as a boolean, which Python counts as an int.
         if "retention_days" in info and (type(days) is not int or days < 1):
             raise TaxonomyError(f"{path}: categories.{category}.retention_days: must be a whole number of days above 0, not {days!r}")
+    if wrong := [category for category, info in loaded["categories"].items() if not isinstance(info.get("sensitive", False), bool)]:
+        raise TaxonomyError("\n".join(f"{path}: categories.{category}.sensitive: must be true or false" for category in wrong))
     return loaded
 
 
@@ -75,3 +79,9 @@ def category_retention_days(category: str) -> int | None:
     """How many days after it was collected a record of the category should be gone, as its
     retention promises; None when the promise names no fixed age ("while your account is open")."""
     return category_info(category).get("retention_days")
+
+
+def category_sensitive(category: str) -> bool:
+    """Whether the category can show where a person is, what they look like or sound like: a
+    child's such data goes only to someone whose authority a reviewer confirmed."""
+    return category_known(category) and category_info(category).get("sensitive", False)

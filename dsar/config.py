@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, SettingsConfigDict
 
@@ -116,6 +117,15 @@ class Authority(BaseModel):
     @classmethod
     def _web(cls, value: str) -> str:
         return _url(value, ("https", "http"))
+
+
+class AgesByLaw(BaseModel):
+    """An age in whole years under each law a request can be answered under."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gdpr: int = Field(ge=0, le=18)
+    ccpa: int = Field(ge=0, le=18)
 
 
 # A placeholder that is at least true anywhere in the EEA: the board's page lists every national
@@ -235,6 +245,17 @@ class Config(BaseSettings):
         description='The authority a person may complain to, which the export\'s report names with its website: '
                     '`{"name": "...", "website": "https://..."}`. Set it to your lead supervisory authority (under the CCPA, '
                     "the California Privacy Protection Agency).")
+    child_age: Annotated[AgesByLaw, NoDecode] = setting(
+        AgesByLaw(gdpr=16, ccpa=13), env="DSAR_CHILD_AGE", group="Requests",
+        description="The age under which a person is a child, per law: `gdpr` (Art. 8: 16, or as low as 13 where a member "
+                    "state's law says so) and `ccpa` (§1798.120(c): 13). A verified request whose subject a system shows "
+                    "may be younger is flagged and waits for a reviewer, even with `DSAR_AUTO_APPROVE`, who confirms "
+                    "whose authority it is made on.")
+    child_youngest_age: Annotated[AgesByLaw, NoDecode] = setting(
+        AgesByLaw(gdpr=13, ccpa=13), env="DSAR_CHILD_YOUNGEST_AGE", group="Requests",
+        description="The age under which only a parent or guardian may receive a child's sensitive data (the taxonomy's "
+                    "`sensitive` categories: location, pictures, voice, video), per law as in `DSAR_CHILD_AGE` and at "
+                    "most its age.")
     taxonomy_file: FilePath = setting(
         BASE_DIR / "dsar" / "taxonomy.yaml", env="DSAR_TAXONOMY_FILE", group="Requests", shown="`dsar/taxonomy.yaml`",
         description="The data categories with the organisation's own wording: what each is, why it is processed, how long "
@@ -298,10 +319,18 @@ class Config(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
-    @field_validator("rate_limits", "storage", "supervisory_authority", mode="before")
+    @field_validator("rate_limits", "storage", "supervisory_authority", "child_age", "child_youngest_age", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return _json_object(value)
+
+    @field_validator("child_youngest_age")
+    @classmethod
+    def _not_above_child_age(cls, value: AgesByLaw, info: ValidationInfo) -> AgesByLaw:
+        child = info.data.get("child_age")
+        if above := [law for law in ("gdpr", "ccpa") if child and getattr(value, law) > getattr(child, law)]:
+            raise ValueError(f"must be at most DSAR_CHILD_AGE's age, for {' and '.join(above)}")
+        return value
 
     @field_validator("jurisdiction", mode="before")
     @classmethod

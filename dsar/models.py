@@ -36,6 +36,14 @@ class DenialGround(models.TextChoices):
     EXCESSIVE = "excessive", "Excessive, for instance repetitive"
 
 
+class Authority(models.TextChoices):
+    """Whose authority a reviewer confirmed before approving a request flagged as a child's (GDPR Art.
+    8, CCPA §1798.120(c))."""
+
+    SUBJECT = "subject", "The child themselves"
+    PARENT_OR_GUARDIAN = "parent_or_guardian", "A parent or guardian"
+
+
 class Request(models.Model):
     """One data subject request, from filing to its export or deletion receipt."""
 
@@ -79,6 +87,12 @@ class Request(models.Model):
     denial_ground = models.CharField(max_length=24, choices=DenialGround.choices, default=DenialGround.NONE,
                                      db_default=DenialGround.NONE, blank=True,
                                      help_text="The ground of a denial, when the law's (manifestly unfounded, excessive).")
+    minor_age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The lowest age a system shows the subject "
+                                                 "may be, when under the age the request's law protects as a child's.")
+    minor_age_source = models.CharField(max_length=200, blank=True, default="", db_default="",
+                                        help_text="Where that age came from: the system, table and column.")
+    authority_confirmed = models.CharField(max_length=24, choices=Authority.choices, blank=True, default="", db_default="",
+                                           help_text="Whose authority the reviewer confirmed when approving a child's request.")
     result = models.JSONField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
 

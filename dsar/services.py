@@ -25,18 +25,18 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
+from connectors.base import AgeEvidence, ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
 from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
-from connectors.taxonomy import category_ids, category_known, category_root
+from connectors.taxonomy import category_ids, category_known, category_label, category_root, category_sensitive
 
 from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import (ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status, SystemCheck,
-                     TaskStatus)
+from .models import (Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status,
+                     SystemCheck, TaskStatus)
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .system_checks import system_check_record, system_check_run
 
@@ -143,7 +143,7 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             request.token_hash = token_hash
             request.code_hash = ""
             request.verified_at = timezone.now()
-            fields = ["token_hash", "code_hash", "verified_at"]
+            fields = ["token_hash", "code_hash", "verified_at", *_minor_flag(request)]
             organization = _managing_organization(request)
             referred, answered_here = _organization_part(request) if organization else ([], True)
             referral = None
@@ -157,7 +157,7 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
                 _transition(request, "referred", actor=SUBJECT, note=f"managed by {organization.name}", data=referral,
                             update_fields=[*fields, "result"])
                 email_on_commit(request, "referred")
-            elif settings.DSAR_AUTO_APPROVE:
+            elif settings.DSAR_AUTO_APPROVE and request.minor_age is None:  # a child's request waits for a reviewer
                 _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields, data=referral)
                 processing.tasks_create(request)
                 email_on_commit(request, "received")
@@ -222,6 +222,36 @@ def _managing_organization(request: Request) -> Organization | None:
     return None
 
 
+def _minor_flag(request: Request) -> list[str]:
+    """Flag a verified request whose subject a system shows may be younger than its law's age of a
+    child (DSAR_CHILD_AGE: GDPR Art. 8, CCPA §1798.120(c)): keep the lowest age and where it came
+    from, with an audit entry saying why it waits for a reviewer, auto-approval or not. The fields set."""
+    evidence = _subject_age(request)
+    child_age = settings.DSAR_CHILD_AGE[request.jurisdiction]
+    if evidence is None or evidence.lowest >= child_age:
+        return []
+    request.minor_age, request.minor_age_source = evidence.lowest, evidence.source
+    audit_record(request, actor=SYSTEM, action="minor_flagged", data={"age": evidence.lowest, "source": evidence.source},
+                 note=f"{evidence.source} shows the subject may be as young as {evidence.lowest}, under {child_age}: a child under "
+                      f"the {request.jurisdiction.upper()}. A reviewer approves the request, confirming whose authority it is made "
+                      "on, even with auto-approval on.")
+    return ["minor_age", "minor_age_source"]
+
+
+def _subject_age(request: Request) -> AgeEvidence | None:
+    """The youngest age any connector shows the subject may be on the day they verified, and where."""
+    identity, ages = Identity(email=request.email), []
+    for name in connector_names():
+        try:
+            evidence = connector_get(name).subject_age(identity, on=request.verified_at.date())
+        except TransientError as error:
+            logger.warning("request %s: %s could not say how old the subject is: %s", request.id, name, error)
+            raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
+        if evidence is not None:
+            ages.append(evidence)
+    return min(ages, key=lambda evidence: evidence.lowest, default=None)
+
+
 def request_get_for_subject(*, request_id, token: str | None) -> Request:
     """The request, if `token` is its bearer token; NotFound for anything else."""
     try:
@@ -244,25 +274,65 @@ def request_cancel(*, request_id) -> Request:
 # --- Staff ------------------------------------------------------------------------------------------
 
 
-def request_approve(*, request_id, actor: str, note: str = "", refuse: Sequence[Mapping[str, str]] = ()) -> Request:
+def request_approve(*, request_id, actor: str, note: str = "", refuse: Sequence[Mapping[str, str]] = (), authority: str = "",
+                    withhold_sensitive: bool = False) -> Request:
     """pending_review -> processing, and fan out one task per connector.
 
     `refuse` names the parts staff will not answer (GDPR Art. 12(4)), each {"category": id} or
     {"system": name} with its "reason": a refused category is neither gathered nor erased, a refused
     system gets no task, and the person is emailed what will not be answered and why. The request
     keeps them (`refusals`), and so does the approval's audit entry. Refusing all of it is a denial:
-    InvalidInput, as for any part that cannot be refused, and nothing changes."""
+    InvalidInput, as for any part that cannot be refused, and nothing changes.
+
+    A request flagged as a child's (`minor_age`) needs `authority`: whose authority the reviewer
+    confirmed, `subject` or `parent_or_guardian` (GDPR Art. 8, CCPA §1798.120(c)). Under
+    DSAR_CHILD_YOUNGEST_AGE only a parent's or guardian's releases an access request's sensitive
+    categories; `withhold_sensitive` refuses them instead, the person told why and how a parent or
+    guardian can obtain them. The request keeps the authority, and so does the audit entry."""
+    if authority and authority not in Authority.values:
+        raise InvalidInput(f"authority must be one of {', '.join(Authority.values)}.", code="invalid_authority")
     with transaction.atomic():
         request = _locked(request_id)
+        withheld = _child_withheld(request, refuse, authority=authority, withhold_sensitive=withhold_sensitive)
         # The categories are what every connector and the export read: the refused ones go from them.
-        request.refusals, request.categories = _refusals_checked(request, refuse)
-        _transition(request, "approved", actor=actor, note=note, update_fields=["categories", "refusals"],
-                    data={"refusals": request.refusals} if request.refusals else None)
+        request.refusals, request.categories = _refusals_checked(request, [*refuse, *withheld])
+        request.authority_confirmed = authority
+        said = {"refusals": request.refusals, "authority": authority}
+        _transition(request, "approved", actor=actor, note=note, update_fields=["categories", "refusals", "authority_confirmed"],
+                    data={key: value for key, value in said.items() if value} or None)
         processing.tasks_create(request)
         if request.refusals:
             email_on_commit(request, "refused_in_part")
     logger.info("request %s: approved", request.id)
     return request
+
+
+def _child_withheld(request: Request, refuse: Sequence[Mapping[str, str]], *, authority: str,
+                    withhold_sensitive: bool) -> list[dict[str, str]]:
+    """The refusals withholding a child's sensitive categories at approval, those staff do not refuse
+    themselves; InvalidInput when the approval does not say whose authority was confirmed, names one
+    for a request not flagged as a child's, or names the child's own where only a parent's or
+    guardian's may release them."""
+    if request.minor_age is None:
+        if authority or withhold_sensitive:
+            raise InvalidInput("This request is not flagged as a child's: approve it without an authority.", code="not_a_child")
+        return []
+    if not authority:
+        raise InvalidInput(f"The subject may be a child (as young as {request.minor_age}, by {request.minor_age_source}): say "
+                           f"whose authority you confirmed, {' or '.join(Authority.values)}.", code="authority_required")
+    refused = {refusal.get("category") for refusal in refuse}
+    # Only an access request releases data: a child's deletion erases their sensitive data with the rest.
+    sensitive = [category for category in request.categories if category_sensitive(category) and category not in refused
+                 and request.type == RequestType.ACCESS]
+    child_age, youngest = settings.DSAR_CHILD_AGE[request.jurisdiction], settings.DSAR_CHILD_YOUNGEST_AGE[request.jurisdiction]
+    if withhold_sensitive:
+        reason = exports.child_withheld_reason(under=youngest if request.minor_age < youngest else child_age)
+        return [{"category": category, "reason": reason} for category in sensitive]
+    if sensitive and authority == Authority.SUBJECT and request.minor_age < youngest:
+        raise InvalidInput(f"Only a parent or guardian may receive {', '.join(map(category_label, sensitive))} of a child under "
+                           f"{youngest}: confirm a parent's or guardian's authority, or withhold them.",
+                           code="parent_or_guardian_required")
+    return []
 
 
 def _refusals_checked(request: Request, refuse: Sequence[Mapping[str, str]]) -> tuple[list[dict[str, str]], list[str]]:

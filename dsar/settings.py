@@ -202,6 +202,8 @@ DSAR_PUBLIC_URL = config.public_url
 DSAR_AUTO_APPROVE = config.auto_approve
 DSAR_EXPORT_TTL_DAYS = config.export_ttl_days
 DSAR_JURISDICTION = config.jurisdiction
+DSAR_CHILD_AGE = config.child_age.model_dump()
+DSAR_CHILD_YOUNGEST_AGE = config.child_youngest_age.model_dump()
 DSAR_SUPERVISORY_AUTHORITY = config.supervisory_authority.model_dump()
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
@@ -282,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "QuestionPurposeEnum": "dsar.models.QuestionPurpose",
         "DenialGroundEnum": "dsar.models.DenialGround",
         "RetentionReasonEnum": "dsar.exports.RETENTION_REASONS",
+        "AuthorityEnum": "dsar.models.Authority",
     },
 }
 

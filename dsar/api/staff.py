@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import exports, selectors, services
-from ..models import (AuditEntry, ConnectorTask, DenialGround, Export, QuestionPurpose, RecipientNotification, Request,
+from ..models import (AuditEntry, Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, RecipientNotification, Request,
                       RequestQuestion, RequestType, Status)
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
@@ -100,7 +100,8 @@ class StaffRequestSerializer(serializers.ModelSerializer):
         fields = [
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
             "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
-            "result", "erasure_check", "refusals", "denial_ground", "referred_contact", "referred_systems",
+            "result", "erasure_check", "refusals", "denial_ground", "referred_contact", "referred_systems", "minor_age",
+            "minor_age_source", "authority_confirmed",
         ]
 
     def get_overdue(self, request: Request) -> bool:
@@ -230,7 +231,14 @@ reason, or not naming one category or one system), `invalid_category` (not in th
 `category_not_requested`, `invalid_system`, `system_referred` (the system's data was referred to the organisation managing
 the account at verification: it is not answered here), `duplicate_refusal`, `system_needed` (a system left is found by
 identities a refused one finds), `deny_instead` (everything refused: deny the request instead); 409
-`illegal_transition` when the request is not under review. Nothing changes on an error."""
+`illegal_transition` when the request is not under review. Nothing changes on an error.
+
+A request whose subject may be a child (`minor_age` set at verification) needs `authority`, whose authority the
+reviewer confirmed: `subject` or `parent_or_guardian`. Under the youngest age (`DSAR_CHILD_YOUNGEST_AGE`) only a
+parent's or guardian's releases the taxonomy's sensitive categories (location, pictures, voice, video);
+`withhold_sensitive` refuses them instead, and the person is told why and how a parent or guardian can obtain them.
+Errors: `authority_required`, `invalid` (an unknown authority, the field named), `parent_or_guardian_required`,
+`not_a_child` (an authority or withholding for a request not flagged as a child's)."""
 
 DENY = """Refuse a whole request with a reason the person is emailed. `ground`, when the law's: the request is
 `manifestly_unfounded` or `excessive` (in particular repetitive; GDPR Art. 12(5), CCPA §1798.145(h)(3)); the reason
@@ -243,13 +251,18 @@ class StaffApproveApi(StaffApi):
         note = TextField(required=False, allow_blank=True, max_length=2000, default="")
         refuse = serializers.ListField(child=RefusalField(), required=False, default=list, max_length=100,
                                        help_text="Parts not answered.")
+        authority = serializers.ChoiceField(choices=Authority.choices, required=False,
+                                            help_text="For a child's request: whose authority was confirmed.")
+        withhold_sensitive = serializers.BooleanField(required=False, default=False,
+                                                      help_text="For a child's access request: withhold the sensitive categories.")
 
     @extend_schema(operation_id="staff_request_approve", request=ApproveInputSerializer, description=APPROVE,
                    responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 409, 413)})
     def post(self, http_request, request_id):
         data = validated(self.ApproveInputSerializer, http_request.data)
         services.request_approve(request_id=request_id, actor=staff_actor(http_request.user), note=data["note"],
-                                 refuse=data["refuse"])
+                                 refuse=data["refuse"], authority=data.get("authority", ""),
+                                 withhold_sensitive=data["withhold_sensitive"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
 
 

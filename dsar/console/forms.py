@@ -7,11 +7,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
 
-from connectors.taxonomy import category_label
+from connectors.registry import connector_names
+from connectors.taxonomy import category_label, category_sensitive
 
 from .. import exports
 from ..deadlines import extension_limit
-from ..models import DenialGround, QuestionPurpose, Request, RequestType, Status
+from ..models import Authority, DenialGround, QuestionPurpose, Request, RequestType, Status
 from ..processing import systems_answering
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
@@ -83,12 +84,23 @@ class ActionForm(forms.Form):
 class ApproveForm(ActionForm):
     """Approve, refusing any of the request's categories and the systems that answer it (not those
     referred to the organisation managing the account), each ticked with the reason the person is
-    emailed; `cleaned_data["refuse"]` lists them as `services.request_approve` takes them."""
+    emailed; `cleaned_data["refuse"]` lists them as `services.request_approve` takes them. For a
+    request flagged as a child's, whose authority was confirmed, and whether to withhold the
+    sensitive categories."""
 
     note = _note("Note", required=False, help_text="Optional. Kept in the audit trail.")
 
     def __init__(self, *args, request: Request, **kwargs):
         super().__init__(*args, request=request, **kwargs)
+        if request.minor_age is not None:
+            self.fields["authority"] = forms.ChoiceField(
+                label="Whose authority did you confirm?", choices=Authority.choices, widget=forms.RadioSelect,
+                error_messages={"required": "Say whose authority you confirmed: the child's, or a parent's or guardian's."})
+            sensitive = [category_label(category) for category in request.categories if category_sensitive(category)]
+            if sensitive and request.type == RequestType.ACCESS:  # a deletion releases nothing to withhold
+                self.fields["withhold_sensitive"] = forms.BooleanField(
+                    label=f"Withhold {', '.join(sensitive)}", required=False,
+                    help_text="The person is told it was withheld to protect a child, and how a parent or guardian can obtain it.")
         self.refusable = {"category": [(category, category_label(category)) for category in request.categories],
                           "system": [(name, name) for name in systems_answering((), request.referred_systems)]}
         for kind, parts in self.refusable.items():

@@ -186,7 +186,8 @@ ACTIONS: dict[str, Action] = {
     "approve": Action(
         forms.ApproveForm,
         lambda request, actor, data: services.request_approve(request_id=request.pk, actor=actor, note=data["note"],
-                                                              refuse=data["refuse"]),
+                                                              refuse=data["refuse"], authority=data.get("authority", ""),
+                                                              withhold_sensitive=data.get("withhold_sensitive", False)),
         "Approved. The connectors are gathering the data now.",
     ),
     "deny": Action(

@@ -7,7 +7,7 @@ from .archive import Archive, archive_build
 from .downloads import archive_encrypted, download_url, export_for_download
 from .receipts import receipt_as_dict, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
-from .refusals import refusals_in_words
+from .refusals import child_withheld_reason, refusals_in_words
 from .report import report_prepare
 from .review import (ACTIONS, OTHER, REASONS, REDACT, RELEASE, WITHHOLD, ReviewItem, field_leaves, review_archive_build, review_decisions_checked,
                      review_items, review_withheld)
@@ -28,6 +28,7 @@ __all__ = [
     "Staged",
     "archive_build",
     "archive_encrypted",
+    "child_withheld_reason",
     "default_storage",
     "download_url",
     "export_for_download",
