@@ -153,3 +153,14 @@ def test_a_final_step_claim_reads_what_the_step_needs_and_takes_only_a_queued_or
     FinalStep.objects.filter(request=request).update(status="succeeded", lease_until=None)
     Request.objects.filter(pk=request.pk).update(status="processing")
     assert orm_bypass.final_step_claim(request.pk, now=lease + dt.timedelta(days=1), lease_until=lease, worker="host:3") is None
+
+
+@pytest.mark.django_db
+def test_recording_a_result_for_a_request_gone_meanwhile_says_which_request():
+    request = request_make(status="processing", email="gone.meanwhile@example.com")
+    task = ConnectorTask.objects.create(request=request, connector="probe", status="running", attempts=1)
+    Request.objects.filter(pk=request.pk).delete()
+    with pytest.raises(Request.DoesNotExist) as gone:
+        orm_bypass.task_result_record(task.pk, attempt=1, request_id=request.pk, counts={}, output=None, receipt=None,
+                                      identities=None, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    assert str(gone.value) == f"request {request.pk} does not exist"

@@ -1227,3 +1227,31 @@ def test_an_export_held_for_review_is_not_released_and_its_subject_not_yet_email
     assert Request.objects.get(pk=request.pk).status == "completed"
     assert Export.objects.get(request=request).released_at is None
     assert mailoutbox == []  # staff release it after review, which sends the email
+
+
+@pytest.mark.django_db
+def test_a_deletion_task_erases_only_the_categories_the_request_asked_for(unique_email):
+    from connectors.base import Identity
+    from connectors.registry import connector_get
+    from estate.loader import estate_load, estate_parse
+
+    email = unique_email("some.only")
+    estate_load(estate_parse({"subjects": [{"email": email, "accounts": {"name": "Sam Only", "searches": ["bike repair near me"]}}]}))
+    request = request_make(status="processing", type="deletion", email=email)
+    Request.objects.filter(pk=request.pk).update(categories=["searches_commands"])
+    task = _task(Request.objects.get(pk=request.pk), "accounts")
+    processing.task_run(task.pk)
+    assert ConnectorTask.objects.get(pk=task.pk).status == "succeeded"
+    left = {record.category for record in connector_get("accounts").gather(Identity(email=email))}
+    assert "searches_commands" not in left and "name_contact" in left
+
+
+@pytest.mark.django_db
+def test_a_task_stages_what_it_gathers_under_its_own_request_connector_and_attempt(unique_email):
+    email = unique_email("staged.where")
+    probe_plan(email, records=1)
+    request = request_make(status="processing", email=email)
+    task = _task(request, attempts=1)  # its second attempt, once claimed
+    processing.task_run(task.pk)
+    stored = ConnectorTask.objects.get(pk=task.pk)
+    assert (stored.status, stored.output["prefix"]) == ("succeeded", f"work/{request.pk}/probe/2")
