@@ -15,9 +15,10 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import PurePath
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,7 +26,7 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.base import AgeEvidence, ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
+from connectors.base import AgeEvidence, Connector, ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
 from connectors.manual import ManualConnector
 from connectors.registry import connector_get, connector_names, connector_waits_for, systems
 from connectors.systems import System
@@ -41,6 +42,7 @@ from .notifications import code_email, email_enqueue, email_on_commit, emails_ri
 from .system_checks import system_check_record, system_check_run
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUBJECT = "subject"
 SYSTEM = "system"
@@ -208,18 +210,23 @@ def _organization_part(request: Request) -> tuple[list[dict], bool]:
     return referred, answered_here
 
 
-def _managing_organization(request: Request) -> Organization | None:
-    """Ask each connector whether an organisation manages this subject's account."""
-    identity = Identity(email=request.email)
+def _systems_answer(request: Request, question: str, ask: Callable[[Connector], T | None]) -> Iterator[T]:
+    """Each system's answer to `ask` about the request's subject, those with none left out, in the
+    systems' order; Unavailable as soon as one cannot answer (the person tries again later)."""
     for name in connector_names():
         try:
-            organization = connector_get(name).managing_organization(identity)
+            answer = ask(connector_get(name))
         except TransientError as error:
-            logger.warning("request %s: %s could not say who manages the account: %s", request.id, name, error)
+            logger.warning("request %s: %s could not say %s: %s", request.id, name, question, error)
             raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
-        if organization:
-            return organization
-    return None
+        if answer is not None:
+            yield answer
+
+
+def _managing_organization(request: Request) -> Organization | None:
+    """The organisation that manages this subject's account, as the first system to know says."""
+    identity = Identity(email=request.email)
+    return next(_systems_answer(request, "who manages the account", lambda connector: connector.managing_organization(identity)), None)
 
 
 def _minor_flag(request: Request) -> list[str]:
@@ -240,15 +247,8 @@ def _minor_flag(request: Request) -> list[str]:
 
 def _subject_age(request: Request) -> AgeEvidence | None:
     """The youngest age any connector shows the subject may be on the day they verified, and where."""
-    identity, ages = Identity(email=request.email), []
-    for name in connector_names():
-        try:
-            evidence = connector_get(name).subject_age(identity, on=request.verified_at.date())
-        except TransientError as error:
-            logger.warning("request %s: %s could not say how old the subject is: %s", request.id, name, error)
-            raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
-        if evidence is not None:
-            ages.append(evidence)
+    identity, on = Identity(email=request.email), request.verified_at.date()
+    ages = _systems_answer(request, "how old the subject is", lambda connector: connector.subject_age(identity, on=on))
     return min(ages, key=lambda evidence: evidence.lowest, default=None)
 
 
