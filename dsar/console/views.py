@@ -35,7 +35,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from connectors.taxonomy import category_ids, category_info, category_known, category_root
+from connectors.taxonomy import category_ids, category_label, category_root
 
 from .. import exports, selectors, services
 from ..errors import NotFound, ServiceError
@@ -98,22 +98,17 @@ def _deadline(request: Request, now: dt.datetime) -> Deadline:
     )
 
 
-def _category_label(category: str) -> str:
-    # A connector may report a category the operator's taxonomy file no longer lists: show its id.
-    return category_info(category)["label"] if category_known(category) else category
-
-
 def _counts(counts: dict[str, int] | None) -> list[tuple[str, str, int]]:
     """(id, label, count) rows in the taxonomy's order, which groups related categories."""
     order = {category: index for index, category in enumerate(category_ids())}
     rows = sorted((counts or {}).items(), key=lambda item: (order.get(category_root(item[0]), len(order)), item[0]))
-    return [(category, _category_label(category), count) for category, count in rows]
+    return [(category, category_label(category), count) for category, count in rows]
 
 
 def _retention(finding: list[dict] | None) -> list[dict]:
     """A request's retention finding as its page shows it: each entry with its category's label, and
     its times as times."""
-    return [{**entry, "label": _category_label(entry["category"]),
+    return [{**entry, "label": category_label(entry["category"]),
              **{name: entry[name] and dt.datetime.fromisoformat(entry[name]) for name in ("oldest_collected_at", "retained_until")}}
             for entry in finding or []]
 
@@ -236,13 +231,13 @@ def _request_page(http_request, request: Request, *, bound: dict[str, forms.Acti
     context = {
         "req": request,
         "deadline": _deadline(request, timezone.now()),
-        "categories": [_category_label(category) for category in request.categories],
+        "categories": [category_label(category) for category in request.categories],
         "all_categories": set(request.categories) >= set(category_ids()),
         "export": _export(request),
         "exported": _counts(result.get("categories")),
         "exported_total": sum((result.get("categories") or {}).values()),
         "erased": _counts(result.get("erased")),
-        "retained": [{**item, "label": _category_label(item.get("category", ""))} for item in result.get("retained", [])],
+        "retained": [{**item, "label": category_label(item.get("category", ""))} for item in result.get("retained", [])],
         "retention": _retention(request.retention_finding),
         "tasks": [(task, _counts(task.counts)) for task in request.tasks.all()],
         "can_review": "review" in allowed,
@@ -280,7 +275,7 @@ def request_preview(http_request, request_id):
     if request.type != RequestType.DELETION:
         raise Http404("only a deletion has a preview")
     previews = selectors.request_erasure_preview(request=request)
-    labelled = [(preview, [(step, _category_label(step.category)) for step in preview.steps]) for preview in previews]
+    labelled = [(preview, [(step, category_label(step.category)) for step in preview.steps]) for preview in previews]
     return render(http_request, "console/preview.html", {"req": request, "previews": labelled})
 
 
@@ -306,7 +301,7 @@ def request_review(http_request, request_id):
         else:
             messages.success(http_request, "Released as decided. The person has been emailed the download link and what was left out, and why.")
             return redirect("console:request", request_id=request.pk)
-    rows = [(item, _category_label(item.category), list(exports.field_leaves(item.fields)), bound) for item, bound in form.rows()]
+    rows = [(item, category_label(item.category), list(exports.field_leaves(item.fields)), bound) for item, bound in form.rows()]
     return render(http_request, "console/review.html", {"req": request, "form": form, "rows": rows})
 
 
@@ -648,11 +643,11 @@ def manual_task(http_request, task_id: int):
     request = item.task.request
     data = http_request.POST if http_request.method == "POST" else None
     if request.type == RequestType.ACCESS:
-        held = [(category, _category_label(category)) for category in item.categories]
+        held = [(category, category_label(category)) for category in item.categories]
         form = forms.ManualUploadForm(data, http_request.FILES or None, categories=held)
     else:
         # Only what the request asked to erase, of what the system holds.
-        wanted = [(category, _category_label(category)) for category in item.categories if category in request.categories]
+        wanted = [(category, category_label(category)) for category in item.categories if category in request.categories]
         form = forms.ManualErasureForm(data, categories=wanted)
     if data is not None and form.is_valid():
         actor = staff_actor(http_request.user)
@@ -678,7 +673,7 @@ def manual_task(http_request, task_id: int):
         "req": request,
         "open": item.task.status == TaskStatus.WITH_STAFF,
         "deadline": _deadline(request, timezone.now()),
-        "held": [_category_label(category) for category in item.categories],
+        "held": [category_label(category) for category in item.categories],
         "form": form,
     }
     return render(http_request, "console/manual_task.html", context)

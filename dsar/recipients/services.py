@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from connectors.registry import systems
 from connectors.systems import Notify
-from connectors.taxonomy import category_info, category_known, category_root
+from connectors.taxonomy import category_label, category_root
 
 from .. import doorbell, locks
 from ..errors import Conflict, InvalidInput, NotFound
@@ -157,7 +157,7 @@ def _deliver(notification: RecipientNotification, now: dt.datetime) -> str:
 
 def _category(category: str) -> dict[str, str]:
     """A category as a recipient reads it: its id, which both sides share, and its label."""
-    return {"id": category, "label": category_info(category)["label"] if category_known(category) else category}
+    return {"id": category, "label": category_label(category)}
 
 
 def _audited(notification: RecipientNotification, *, actor: str, action: str, note: str) -> None:
