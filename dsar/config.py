@@ -134,6 +134,61 @@ PLACEHOLDER_AUTHORITY = Authority(name="The data protection authority of the cou
                                   website="https://www.edpb.europa.eu/about-edpb/about-edpb/members_en")
 
 
+def _contrast_with_white(colour: str) -> float:
+    """WCAG 2's contrast ratio of `colour` (#rrggbb) with white."""
+    def linear(channel: int) -> float:
+        value = channel / 255
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (linear(int(colour[i:i + 2], 16)) for i in (1, 3, 5))
+    return 1.05 / (0.2126 * red + 0.7152 * green + 0.0722 * blue + 0.05)
+
+
+class Brand(BaseModel):
+    """The company as people see it on the portal's pages, the console and in the emails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] = "Example Company"
+    colour: str = "#1d4ed8"
+    logo: FilePath | None = None
+    contact_email: str | None = None
+    privacy_statement_url: str | None = None
+
+    @field_validator("colour")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("must be written #rrggbb")
+        if _contrast_with_white(value) < 4.5:
+            raise ValueError(f"is too light: white text on it must reach a contrast of 4.5 to 1 (WCAG AA), "
+                             f"it reaches {_contrast_with_white(value):.1f}")
+        return value.lower()
+
+    @field_validator("logo")
+    @classmethod
+    def _image(cls, value: Path | None) -> Path | None:
+        if value is not None and value.suffix.lower() not in LOGO_TYPES:
+            raise ValueError(f"must be a {', '.join(sorted(LOGO_TYPES))} file")
+        return value
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("must be an email address")
+        return value
+
+    @field_validator("privacy_statement_url")
+    @classmethod
+    def _statement(cls, value: str | None) -> str | None:
+        return value and _url(value, ("https", "http"))
+
+
+# The logo's file types, and the type each is served as.
+LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
 def setting(default: Any = ..., *, env: str, group: str, description: str, shown: str | None = None, **constraints: Any) -> Any:
     """A field read from the environment variable `env`; `shown` is the default as the reference
     states it, where the value itself depends on the machine or on other variables."""
@@ -219,6 +274,16 @@ class Config(BaseSettings):
         "privacy@example.com", env="DSAR_FROM_EMAIL", group="Mail",
         description="The sender of every email, which people reply to: the export's report gives it as the privacy "
                     "team's address for the rights the portal does not handle.")
+
+    # --- Branding ---------------------------------------------------------------------------------
+    brand: Annotated[Brand, NoDecode] = setting(
+        Brand(), env="DSAR_BRAND", group="Branding",
+        description='The company as people see it: `{"name": "...", "colour": "#rrggbb", "logo": "/path/to/logo.svg", '
+                    '"contact_email": "...", "privacy_statement_url": "https://..."}`. The name is on every page and in '
+                    "every email's subject; the colour is the pages' accent, and must be dark enough for white text on it "
+                    "(contrast 4.5:1); the logo (PNG, SVG, JPEG or WebP) is served by the product itself; the contact "
+                    "address (by default `DSAR_FROM_EMAIL`) and the privacy statement's link are in every page's footer. "
+                    "Keys left out keep their default.")
 
     # --- Requests ---------------------------------------------------------------------------------
     auto_approve: bool = setting(
@@ -319,7 +384,7 @@ class Config(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
-    @field_validator("rate_limits", "storage", "supervisory_authority", "child_age", "child_youngest_age", mode="before")
+    @field_validator("rate_limits", "storage", "brand", "supervisory_authority", "child_age", "child_youngest_age", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return _json_object(value)

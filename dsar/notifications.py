@@ -72,6 +72,11 @@ SUBJECTS = {
 }
 
 
+def email_subject(template: str) -> str:
+    """The subject of an email of `template`, led by the company's name (DSAR_BRAND)."""
+    return f"{settings.DSAR_BRAND['name']}: {SUBJECTS[template]}"
+
+
 STATUS_SALT = "dsar.status"
 STATUS_LINK_DAYS = 120
 
@@ -374,7 +379,8 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                    "deadline_rule": deadline_rule(request.jurisdiction),
                    "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)),
                    "referral": SimpleLazyObject(lambda: referral_in_words(request)), **context}
-    message = EmailMultiAlternatives(subject=SUBJECTS[email.template], body=render_to_string(f"emails/{email.template}.txt", context), to=to)
+    context = {"brand": settings.DSAR_BRAND, **context}
+    message = EmailMultiAlternatives(subject=email_subject(email.template), body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message
 

@@ -88,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dsar.branding.brand",
             ],
         },
     },
@@ -205,6 +206,8 @@ DSAR_JURISDICTION = config.jurisdiction
 DSAR_CHILD_AGE = config.child_age.model_dump()
 DSAR_CHILD_YOUNGEST_AGE = config.child_youngest_age.model_dump()
 DSAR_SUPERVISORY_AUTHORITY = config.supervisory_authority.model_dump()
+# The company as people see it (dsar/branding.py): its name, accent colour, logo file, contact and statement.
+DSAR_BRAND = {**config.brand.model_dump(), "contact_email": config.brand.contact_email or config.from_email}
 # 1: a completed access request's export waits for staff to release it after a look at its summary.
 DSAR_REVIEW_BEFORE_RELEASE = config.review_before_release
 # The largest file a person may attach to their answer to a staff question (dsar/services.py, request_answer).
@@ -343,6 +346,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "dsar.passwords.ContextWordsValidator", "OPTIONS": {"words": ["dsar", "privacy", "console"]}},
 ]
 LANGUAGE_CODE = "en"
+# The languages people can read the portal, their emails and their export in.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -2,6 +2,7 @@ from csp.decorators import csp_update
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from . import branding
 from .api import staff, subject
 from .health import healthz, ready
 
@@ -24,6 +25,8 @@ api = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("brand.css", branding.brand_css, name="brand-css"),
+    path("brand/logo", branding.brand_logo, name="brand-logo"),
     path("healthz/ready", ready, name="ready"),
     path("api/v1/", include(api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

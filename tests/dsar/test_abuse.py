@@ -82,7 +82,7 @@ def test_a_stranger_filing_for_an_address_from_one_network_does_not_stop_its_own
     mine = _file(api, victim, ip="198.51.100.200")
     assert mine.status_code == 201
     assert _verify(api, mine.json()["id"], code_from(mailoutbox, victim), ip="198.51.100.200").status_code == 200
-    assert [m.subject for m in mailoutbox if victim in m.to] == ["Your verification code"] * 3 + ["We have received your request"]
+    assert [m.subject for m in mailoutbox if victim in m.to] == ["Example Company: Your verification code"] * 3 + ["Example Company: We have received your request"]
 
 
 def test_email_bombing_a_stranger_through_the_form_is_bounded(api, mailoutbox, strict, unique_email):

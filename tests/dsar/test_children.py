@@ -103,7 +103,7 @@ def test_a_childs_request_is_flagged_with_the_age_and_where_it_came_from_and_wai
     assert (adult["minor_age"], adult["minor_age_source"]) == (None, "")
 
     assert [message.subject for message in mailoutbox if CHILD in message.to] == [
-        "Your verification code", "We have received your request"]
+        "Example Company: Your verification code", "Example Company: We have received your request"]
     assert ("A member of our privacy team checks every request before we act on it. We will email you when we start gathering "
             "your data, and again when we are done.") in _status_page(mailoutbox, CHILD)
 
@@ -216,7 +216,7 @@ def test_a_parents_confirmed_authority_releases_the_childs_location_pictures_and
     assert answer.status_code == 200, answer.content
     assert (answer.json()["authority_confirmed"], answer.json()["refusals"]) == ("parent_or_guardian", [])
     assert answer.json()["audit"][-1]["data"] == {"authority": "parent_or_guardian"}
-    assert mailoutbox[-1].subject == "We have received your request"  # nothing refused: no email at approval
+    assert mailoutbox[-1].subject == "Example Company: We have received your request"  # nothing refused: no email at approval
 
     assert wait_until_final(request_id).status == "completed"
     release_as_it_is(reviewer, request_id)  # others may be heard on her voice recording: it waits for review
@@ -244,7 +244,7 @@ def test_on_the_childs_own_authority_the_sensitive_categories_are_withheld_and_t
     assert detail["audit"][-1]["data"] == {"authority": "subject", "refusals": withheld}
 
     email = mailoutbox[-1]
-    assert (email.to, email.subject) == ([CHILD], "We will not answer all of your request")
+    assert (email.to, email.subject) == ([CHILD], "Example Company: We will not answer all of your request")
     assert f"- {SENSITIVE_LABELS}\n  Why: {WITHHELD}\n" in email.body
     assert f"{SENSITIVE_LABELS} Why: {WITHHELD}" in _words(email.alternatives[0][0])
 

@@ -25,7 +25,7 @@ VARIABLES = {
     "EMAIL_FILE_PATH", "DSAR_SMTP_URL", "DSAR_FROM_EMAIL",
     "DSAR_AUTO_APPROVE", "DSAR_REVIEW_BEFORE_RELEASE", "DSAR_EXPORT_TTL_DAYS", "DSAR_JURISDICTION", "DSAR_ANSWER_FILE_MAX_BYTES",
     "DSAR_CHILD_AGE", "DSAR_CHILD_YOUNGEST_AGE",
-    "DSAR_TAXONOMY_FILE", "DSAR_SUPERVISORY_AUTHORITY", "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY",
+    "DSAR_TAXONOMY_FILE", "DSAR_SUPERVISORY_AUTHORITY", "DSAR_SYSTEMS", "DSAR_SUPPRESSION_KEY", "DSAR_BRAND",
 }
 # Read by the demo estate's system files (estate/systems/), not by the settings.
 DEMO_VARIABLES = {
@@ -59,7 +59,7 @@ def test_the_reference_is_the_one_the_settings_layer_generates():
 def test_the_reference_documents_every_variable_and_no_other():
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE))
     assert documented == VARIABLES | DEMO_VARIABLES
-    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (29, 7)
+    assert (len(VARIABLES), len(DEMO_VARIABLES)) == (30, 7)
 
 
 def test_no_module_of_the_product_but_the_settings_layer_reads_the_environment():
@@ -87,6 +87,8 @@ def test_unset_variables_take_their_documented_defaults(environment):
         "website": "https://www.edpb.europa.eu/about-edpb/about-edpb/members_en"}
     assert (config.child_age.model_dump(), config.child_youngest_age.model_dump()) == (
         {"gdpr": 16, "ccpa": 13}, {"gdpr": 13, "ccpa": 13})
+    assert config.brand.model_dump() == {"name": "Example Company", "colour": "#1d4ed8", "logo": None, "contact_email": None,
+                                         "privacy_statement_url": None}
     assert config.tls is False
     smtp = config.smtp
     assert (smtp.host, smtp.port, smtp.user, smtp.password, smtp.use_tls, smtp.use_ssl) == ("localhost", 25, "", "", False, False)
@@ -155,6 +157,15 @@ def test_the_services_make_run_started_are_read_after_the_environment(environmen
     ("DSAR_CHILD_AGE", '{"gdpr": 16}', "DSAR_CHILD_AGE['ccpa']: Field required"),
     ("DSAR_CHILD_AGE", '{"gdpr": 21, "ccpa": 13}', "DSAR_CHILD_AGE['gdpr']: Input should be less than or equal to 18 (got 21)"),
     ("DSAR_CHILD_YOUNGEST_AGE", '{"gdpr": 17, "ccpa": 13}', "DSAR_CHILD_YOUNGEST_AGE: must be at most DSAR_CHILD_AGE's age, for gdpr"),
+    ("DSAR_BRAND", '{"colour": "#60a5fa"}',
+     "DSAR_BRAND['colour']: is too light: white text on it must reach a contrast of 4.5 to 1 (WCAG AA), it reaches 2.5"),
+    ("DSAR_BRAND", '{"colour": "blue"}', "DSAR_BRAND['colour']: must be written #rrggbb"),
+    ("DSAR_BRAND", '{"name": ""}', "DSAR_BRAND['name']: String should have at least 1 character"),
+    ("DSAR_BRAND", '{"contact_email": "privacy team"}', "DSAR_BRAND['contact_email']: must be an email address"),
+    ("DSAR_BRAND", '{"privacy_statement_url": "example.com/privacy"}',
+     "DSAR_BRAND['privacy_statement_url']: must be a URL beginning with https:// or http://"),
+    ("DSAR_BRAND", '{"logo": "/no/such/logo.png"}', "DSAR_BRAND['logo']: Path does not point to a file"),
+    ("DSAR_BRAND", '{"slogan": "We care"}', "DSAR_BRAND['slogan']: Extra inputs are not permitted"),
     ("DSAR_LOG_LEVEL", "loud", "DSAR_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (got 'LOUD')"),
 ])
 def test_a_wrong_value_is_refused_naming_the_variable_and_what_is_wrong(environment, variable, value, message):

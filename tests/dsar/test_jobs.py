@@ -146,7 +146,7 @@ def test_export_expiry_warns_a_day_before_then_deletes_the_file_and_expires_the_
     run_at("export_expiry", expires - dt.timedelta(days=1) - MINUTE)
     assert not mailoutbox
     run_at("export_expiry", expires - dt.timedelta(days=1) + MINUTE)
-    assert [m.subject for m in mailoutbox] == ["Your download expires soon"]
+    assert [m.subject for m in mailoutbox] == ["Example Company: Your download expires soon"]
     run_at("export_expiry", expires - MINUTE)
     assert default_storage.exists(path) and Request.objects.get(pk=request.pk).status == "completed"
     run_at("export_expiry", expires + MINUTE)
@@ -229,7 +229,7 @@ def test_a_request_never_verified_lapses_with_one_email_saying_how_to_start_agai
     assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 12, 1, tzinfo=UTC)) == (
         "unverified_purge: 1 lapse emails queued, 2 never-verified requests deleted")
     [email] = mailoutbox
-    assert (email.to, email.subject) == (["lapsing@example.com"], "Your request has lapsed")
+    assert (email.to, email.subject) == (["lapsing@example.com"], "Example Company: Your request has lapsed")
     html = email.alternatives[0][0]
     for text in (email.body, html):
         assert "On 2 March 2026 someone made a request to delete the data we hold about this email address." in text
@@ -278,7 +278,7 @@ def test_a_lapsed_request_is_kept_until_its_lapse_email_has_left_the_outbox(mail
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the relay is back
     run_at("sweeper", dt.datetime(2026, 3, 9, 13, tzinfo=UTC))
-    assert [(m.to, m.subject) for m in mailoutbox] == [(["slow.relay@example.com"], "Your request has lapsed")]
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["slow.relay@example.com"], "Example Company: Your request has lapsed")]
     assert run_at("unverified_purge", dt.datetime(2026, 3, 9, 14, tzinfo=UTC)) == (
         "unverified_purge: 0 lapse emails queued, 1 never-verified requests deleted")
     assert not Request.objects.filter(pk=request.pk).exists() and len(mailoutbox) == 1
@@ -322,7 +322,7 @@ def test_erasure_verification_flags_data_planted_after_a_deletion(api, reviewer,
     assert flagged.erasure_check["ok"] is False
     assert flagged.erasure_check["found"] == {"name_contact": 1, "searches_commands": 1}
     assert ok.erasure_check["ok"] is True
-    alerts = [m for m in mailoutbox if m.subject == "Data found after an erasure"]
+    alerts = [m for m in mailoutbox if m.subject == "Example Company: Data found after an erasure"]
     assert len(alerts) == 1 and alerts[0].to == ["adm@example.com"]
     assert str(flagged.pk) in alerts[0].body
     shown = reviewer.get(f"/api/v1/staff/requests/{flagged.pk}").json()["erasure_check"]

@@ -81,7 +81,7 @@ def test_an_access_request_of_a_managed_account_leaves_the_organisations_systems
     request_id, token = file_request(api, mailoutbox, type="access", email=email, categories=ASKED)
 
     received = mailoutbox[-1]
-    assert (received.to, received.subject) == ([email], "We have received your request")
+    assert (received.to, received.subject) == ([email], "Example Company: We have received your request")
     assert (f"{THEIRS}\n\n{PARTS_TEXT}\nTo get a copy of that part, please contact Northside School District at "
             "privacy@northside-schools.example.org.\n\nWe are handling the rest of your request ourselves.\n\n"
             "We will answer the rest by") in received.body
@@ -114,7 +114,7 @@ def test_an_access_request_of_a_managed_account_leaves_the_organisations_systems
             "the rest: the data we control ourselves.") in report
     assert "What we did not include, and why" not in report  # a referral is no refusal
 
-    completed = _mailed_by_worker(worker, email, "Your request is complete")
+    completed = _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     assert f"{THEIRS}\n\n{PARTS_TEXT}\nTo get a copy of that part" in completed
     assert (f"What your organisation answers {THEIRS} {PARTS_WORDS} To get a copy of that part, please contact Northside School "
             "District at privacy@northside-schools.example.org . We answered the rest of your request ourselves."
@@ -149,7 +149,7 @@ def test_a_deletion_of_a_managed_account_erases_the_companys_own_data_and_leaves
     }
     assert _users_named(email) == ["Carol Reyes"]  # the school's account, untouched
 
-    receipt = _mailed_by_worker(worker, email, "Your request is complete")
+    receipt = _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     assert (f"{THEIRS}\n\n{PARTS_TEXT}\nTo have deleted that part, please contact Northside School District at "
             "privacy@northside-schools.example.org.\n") in receipt
     assert (f"What your organisation answers {THEIRS} {PARTS_WORDS} To have deleted that part, please contact Northside School "
@@ -181,7 +181,7 @@ def test_a_request_no_system_of_the_companys_own_could_answer_is_referred_whole_
         "managed by Northside School District", {"referred_to": ORGANISATION, "systems": ["accounts"]})
 
     sent = mailoutbox[-1]
-    assert (sent.to, sent.subject) == ([email], "Your request is handled by your organisation")
+    assert (sent.to, sent.subject) == ([email], "Example Company: Your request is handled by your organisation")
     assert "To have your data deleted, please contact Northside School District at privacy@northside-schools.example.org." in sent.body
     shown = "To have your data deleted, please contact Northside School District at privacy@northside-schools.example.org ."
     assert shown in _words(sent.alternatives[0][0]) and shown in _page(sent.body)
@@ -232,8 +232,8 @@ def test_the_organisations_systems_that_could_hold_what_is_asked_are_referred_an
         accounts_and_probe, managed, mailoutbox, categories, status, referred):
     stored = _verified(managed, categories)
     assert (stored.status, stored.referred_to, stored.referred_systems) == (status, ORGANISATION if referred else "", referred)
-    told = "Your request is handled by your organisation" if status == "referred" else "We have received your request"
-    assert [sent.subject for sent in mailoutbox] == ["Your verification code", told]
+    told = "Example Company: " + ("Your request is handled by your organisation" if status == "referred" else "We have received your request")
+    assert [sent.subject for sent in mailoutbox] == ["Example Company: Your verification code", told]
 
 
 def test_a_managed_account_whose_systems_the_company_controls_is_answered_whole(accounts_and_probe, managed):

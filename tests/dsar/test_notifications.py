@@ -133,7 +133,7 @@ def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_
         estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, timeline):
     received = _filed_and_verified(f"timeline.{jurisdiction}@example.com", django_capture_on_commit_callbacks, mailoutbox,
                                    jurisdiction=jurisdiction, settings=settings)
-    assert received.subject == "We have received your request"
+    assert received.subject == "Example Company: We have received your request"
     assert timeline in " ".join(received.body.split())
     html = received.alternatives[0][0]
     assert timeline in " ".join(re.sub(r"<[^>]+>", "", html).split())
@@ -148,7 +148,7 @@ def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_t
     with six_days_before, django_capture_on_commit_callbacks(execute=True):
         services.request_extend(request_id=request.pk, actor="staff:rita", reason=reason, days=45)
     [sent] = mailoutbox
-    assert (sent.to, sent.subject) == (["extended@example.com"], "We need more time for your request")
+    assert (sent.to, sent.subject) == (["extended@example.com"], "Example Company: We need more time for your request")
     for text in (sent.body, sent.alternatives[0][0]):
         assert "Your data is spread over eleven systems." in text
         assert "31 May 2026" in text
@@ -179,7 +179,7 @@ def test_a_referral_to_the_organisation_tells_the_person_where_they_can_complain
         estate, organisation_systems_only, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, rights):
     referred = _filed_and_verified("carol@school.example.org", django_capture_on_commit_callbacks, mailoutbox,
                                    jurisdiction=jurisdiction, settings=settings)
-    assert referred.subject == "Your request is handled by your organisation"
+    assert referred.subject == "Example Company: Your request is handled by your organisation"
     for text in (referred.body, referred.alternatives[0][0]):
         assert rights in " ".join(text.split())
 
@@ -249,7 +249,7 @@ def test_an_email_goes_as_plain_text_with_an_html_alternative_from_the_deploymen
     [(_, recipients, raw)] = relay.received
     message = message_from_bytes(raw.encode(), policy=policy.default)
     assert recipients == ["reader@example.com"]
-    assert (message["Subject"], message["From"], message["To"]) == ("About your request", "privacy@company.example", "reader@example.com")
+    assert (message["Subject"], message["From"], message["To"]) == ("Example Company: About your request", "privacy@company.example", "reader@example.com")
     assert message["Message-ID"] and message["Date"]
     assert message.get_content_type() == "multipart/alternative"
     text, html = message.iter_parts()

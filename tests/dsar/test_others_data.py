@@ -85,7 +85,7 @@ def test_an_access_request_holding_other_peoples_data_is_held_then_released_as_t
     assert (held.released_at, held.others) == (None, 3)
     assert subject_view(api, request_id, token)["download_url"] is None
     assert Request.objects.filter(selectors.unanswered_q(), pk=request_id).exists()  # the deadline still runs
-    checking = _mailed_by_worker(worker, email, "We are checking your data before we send it")
+    checking = _mailed_by_worker(worker, email, "Example Company: We are checking your data before we send it")
     assert ("Before we send it, our privacy team checks it, so that giving you your data does not take away the rights of others."
             in checking)
 
@@ -158,7 +158,7 @@ def test_an_access_request_holding_other_peoples_data_is_held_then_released_as_t
             "Another customer&#39;s own words </td> </tr>") in report
 
     completed = mailoutbox[-1]
-    assert (completed.to, completed.subject) == ([email], "Your request is complete")
+    assert (completed.to, completed.subject) == ([email], "Example Company: Your request is complete")
     assert ("so we left some items out of your copy or hid parts of them (they show [redacted]). In each kind of data:\n\n"
             "- Your contacts: 1 item left out, 0 partly hidden\n  Why: Another person's personal data\n\n"
             "- Video recordings at our places and events: 1 item left out, 0 partly hidden\n  Why: Another person's personal data\n\n"
@@ -217,6 +217,6 @@ def test_an_access_request_holding_nothing_of_other_people_is_released_at_once(a
     export = Export.objects.get(request_id=request_id)
     assert export.released_at is not None and export.others == 0
     assert subject_view(api, request_id, token)["download_url"]
-    assert "The copy of your data is ready. You can download it here:" in _mailed_by_worker(worker, email, "Your request is complete")
+    assert "The copy of your data is ready. You can download it here:" in _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     nothing = reviewer.get(f"/api/v1/staff/requests/{request_id}/review")
     assert (nothing.status_code, nothing.json()["error"]) == (409, "already_released")

@@ -658,7 +658,7 @@ def test_a_task_that_fails_is_stamped_updated_when_it_failed_and_tells_the_subje
     with time_machine.travel(failed_at, tick=False), django_capture_on_commit_callbacks(execute=True):
         processing.task_fail(task, "PermanentError: probe: refused")
     assert ConnectorTask.objects.filter(pk=task.pk).values_list("status", "updated_at").get() == ("failed", failed_at)
-    assert [(message.to, message.subject) for message in mailoutbox] == [(["delayed@example.com"], "Your request is delayed")]
+    assert [(message.to, message.subject) for message in mailoutbox] == [(["delayed@example.com"], "Example Company: Your request is delayed")]
 
 
 @pytest.mark.django_db
@@ -1070,7 +1070,7 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
     with default_storage.open(export.path, "rb") as stored:
         assert export.sha256 == hashlib.sha256(stored.read()).hexdigest()
     [email] = mailoutbox
-    assert (email.to, email.subject) == (["complete@example.com"], "Your request is complete")
+    assert (email.to, email.subject) == (["complete@example.com"], "Example Company: Your request is complete")
     assert "The link works until 11 May 2026, 03:02 UTC." in email.body
     assert re.search(rf"^{re.escape(settings.DSAR_PUBLIC_URL)}/api/v1/requests/{request.pk}/download/\S+$", email.body, re.MULTILINE)
     assert not default_storage.exists(f"work/{request.pk}")
@@ -1209,7 +1209,7 @@ def test_a_completed_deletion_is_audited_as_the_systems_and_tells_the_subject_th
     entry = AuditEntry.objects.filter(request=request).latest("at")
     assert (entry.action, entry.actor, entry.to_status) == ("completed", "system", "completed")
     [email] = mailoutbox
-    assert (email.to, email.subject) == (["erased@example.com"], "Your request is complete")
+    assert (email.to, email.subject) == (["erased@example.com"], "Example Company: Your request is complete")
     assert "We have erased your data, as you asked." in email.body
 
 

@@ -71,7 +71,7 @@ def test_asking_waits_for_the_person_keeps_the_question_and_emails_it_with_the_l
     assert (entry.action, entry.actor, entry.from_status, entry.to_status, entry.note, entry.data) == (
         "asked", "staff:rita", "pending_review", "awaiting_subject", QUESTION, {"purpose": "identity", "deadline_paused": True})
     [sent] = mailoutbox
-    assert (sent.to, sent.subject) == (["doubtful@example.com"], "We need more information about your request")
+    assert (sent.to, sent.subject) == (["doubtful@example.com"], "Example Company: We need more information about your request")
     for text in (sent.body, sent.alternatives[0][0]):
         assert QUESTION in text
         assert re.search(rf"http://127\.0\.0\.1:8000/requests/{request.pk}\?key=[\w:-]+", text)
@@ -190,7 +190,7 @@ def test_the_person_may_cancel_and_staff_may_deny_while_the_answer_is_awaited_an
     denied = _asked(email="denied@example.com")
     with django_capture_on_commit_callbacks(execute=True):
         services.request_deny(request_id=denied.pk, actor="staff:rita", reason="You did not send the document we asked for.")
-    assert [(m.to, m.subject) for m in mailoutbox] == [(["denied@example.com"], "About your request")]
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["denied@example.com"], "Example Company: About your request")]
     assert "You did not send the document we asked for." in mailoutbox[0].body
     for request, status in ((canceled, "canceled"), (denied, "denied")):
         with pytest.raises(Conflict) as refused:
@@ -212,7 +212,7 @@ def test_a_request_awaiting_the_persons_answer_to_a_question_that_leaves_the_clo
     Request.objects.filter(pk=request.pk).update(due_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC))
     with time_machine.travel(dt.datetime(2026, 4, 24, 13, tzinfo=UTC), tick=False):
         assert jobs.job_run("deadline_watch") == "deadline_watch: 1 reminders and escalations sent"
-    assert [(m.to, m.subject) for m in mailoutbox] == [(["rev@example.com"], "Request deadline")]
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["rev@example.com"], "Example Company: Request deadline")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -305,7 +305,7 @@ def test_an_unanswered_question_is_reminded_seven_and_fourteen_days_after_it_was
         _remind_at(when)
         assert (len(mailoutbox), RequestQuestion.objects.get(request=request).reminders_sent) == (reminders, reminders), when
     for sent in mailoutbox:
-        assert (sent.to, sent.subject) == (["quiet@example.com"], "We are still waiting for your answer")
+        assert (sent.to, sent.subject) == (["quiet@example.com"], "Example Company: We are still waiting for your answer")
         assert QUESTION in sent.body and "On 2 March 2026 we asked you a question" in sent.body
         assert f"/requests/{request.pk}?key=" in sent.body
     reminders = AuditEntry.objects.filter(request=request, action="question_reminder").order_by("id")
@@ -332,7 +332,7 @@ def test_a_reminder_queued_before_the_person_answered_is_not_sent(mailoutbox):
     assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["question", "question_reminder"]
     services.request_answer(request_id=request.pk, answer="Sent it yesterday.")
     notifications.emails_send()
-    assert [m.subject for m in mailoutbox] == ["We need more information about your request"]
+    assert [m.subject for m in mailoutbox] == ["Example Company: We need more information about your request"]
     assert not OutgoingEmail.objects.exists()
 
 

@@ -156,7 +156,7 @@ def test_a_receiver_that_never_answers_2xx_fails_after_the_last_attempt_with_an_
 
     notifications.emails_send()
     (alert,) = [message for message in mailoutbox if message.to != [request.email]]  # beside the person's completion email
-    assert (alert.to, alert.subject) == (["ada@privacy.example"], "A recipient could not be told of an erasure")
+    assert (alert.to, alert.subject) == (["ada@privacy.example"], "Example Company: A recipient could not be told of an erasure")
     assert alert.body == (
         "A deletion was completed, but one of the organisations that received the person's data could not be told of it.\n\n"
         f"Request: {request.pk}\n"
@@ -214,7 +214,7 @@ def test_an_email_notification_goes_through_the_outbox_to_the_recipient_saying_w
     assert notifications.emails_send() == 2  # the recipient's, and the person's own saying whom we told
     (message,) = [message for message in mailoutbox if message.to == ["dpo@mailbird.example"]]
     assert (message.to, message.subject, message.from_email) == (
-        ["dpo@mailbird.example"], "Erasure notice: please erase a person's data we shared with you", "privacy@example.com")
+        ["dpo@mailbird.example"], "Example Company: Erasure notice: please erase a person's data we shared with you", "privacy@example.com")
     assert message.body == (
         "To Mailbird Inc.,\n\n"
         "A person asked us to erase their personal data, and we have erased it. You received some of it from us, so we ask you to "

@@ -165,7 +165,7 @@ def test_an_access_request_refused_in_part_is_emailed_at_approval_and_its_archiv
     assert answer.status_code == 200, answer.content
 
     email = mailoutbox[-1]
-    assert (email.to, email.subject) == (["alice@example.com"], "We will not answer all of your request")
+    assert (email.to, email.subject) == (["alice@example.com"], "Example Company: We will not answer all of your request")
     assert (f"- Searches and commands\n  Why: {SEARCHES_REASON}\n- The data our payments system holds\n  Why: {PAYMENTS_REASON}\n"
             in email.body)
     html = _words(email.alternatives[0][0])
@@ -227,7 +227,7 @@ def test_a_deletion_refused_in_part_keeps_the_refused_data_and_its_receipt_says_
                                  {"system": "payments", "reason": PAYMENTS_REASON}]
     assert _cards_of(email) == 1
 
-    receipt = _mailed_by_worker(worker, email, "Your request is complete")
+    receipt = _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     assert "We have erased your data, as you asked, but for the parts we refused (below)." in receipt
     assert ("We did not delete everything you asked us to: our privacy team refused these parts of your request, for these "
             f"reasons:\n\n- Pictures\n  Why: {PICTURES_REASON}\n- The data our payments system holds\n  Why: {PAYMENTS_REASON}\n"
@@ -279,7 +279,7 @@ def test_a_denial_on_the_laws_ground_tells_the_person_the_ground_the_reason_and_
     assert (denied["action"], denied["note"], denied["data"]) == ("denied", reason, {"ground": ground})
 
     sent = mailoutbox[-1]
-    assert (sent.to, sent.subject) == ([email], "About your request")
+    assert (sent.to, sent.subject) == ([email], "Example Company: About your request")
     for text in (sent.body, _words(sent.alternatives[0][0])):
         said = " ".join(text.split())
         assert f"We have looked at your request for a copy of your data and we have declined it. {words}" in said

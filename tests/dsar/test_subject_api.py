@@ -30,7 +30,7 @@ def test_filing_answers_the_same_for_known_and_unknown_emails(api, mailoutbox, e
     assert set(known.json()) == set(unknown.json()) == {"id", "type", "status", "created_at", "due_at"}
     assert known.json()["status"] == unknown.json()["status"] == "unverified"
     assert [m.to for m in mailoutbox] == [["alice@example.com"], ["nobody-here@example.com"]]
-    assert {m.subject for m in mailoutbox} == {"Your verification code"}
+    assert {m.subject for m in mailoutbox} == {"Example Company: Your verification code"}
 
 
 def test_a_filing_answers_with_the_request_as_stored(api, mailoutbox):
