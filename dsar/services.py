@@ -13,8 +13,10 @@ import datetime as dt
 import io
 import json
 import logging
+import functools
 import math
 import secrets
+import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import PurePath
@@ -76,10 +78,17 @@ def _transition(request: Request, action: str, **kwargs) -> None:
 # --- The data subject ------------------------------------------------------------------------------
 
 
-def request_create(*, type: str, email: str, categories: Sequence[str] | None = None) -> Request:
-    """File a request and email a verification code. Never reveals whether the email is known."""
+def request_create(*, type: str, email: str, categories: Sequence[str] | None = None, time_zone: str | None = None,
+                   language: str | None = None) -> Request:
+    """File a request and email a verification code. Never reveals whether the email is known.
+    `time_zone` and `language` are the person's (their browser's): what they read is given in them."""
     if type not in RequestType.values:
         raise InvalidInput(f"type must be one of {', '.join(RequestType.values)}.", code="invalid_type")
+    if time_zone is not None and time_zone not in time_zones():
+        raise InvalidInput("time_zone must be an IANA time zone name, such as Europe/Berlin.", code="invalid_time_zone")
+    languages = [code for code, _ in settings.LANGUAGES]
+    if language is not None and language not in languages:
+        raise InvalidInput(f"language must be one of {', '.join(languages)}.", code="invalid_language")
     email = email_normalize(email)
     known = category_ids()
     if categories is None or len(categories) == 0:
@@ -91,13 +100,19 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
         chosen = [c for c in known if c in set(categories)]
     now = timezone.now()
     request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
-                      created_at=now, due_at=due_at_for(now))
+                      time_zone=time_zone or "UTC", language=language or settings.LANGUAGE_CODE, created_at=now, due_at=due_at_for(now))
     verification.code_issue(request, now)
     email = code_email(request)
     orm_bypass.request_file(request, audit_entry_new(request, actor=SUBJECT, action="filed", note=f"{type} request filed"), email)
     emails_ring_on_commit([email])
     logger.info("request %s: filed (%s)", request.id, type)
     return request
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows (the tzdata package's, where the system has none)."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _locked_awaiting_code(request_id) -> Request:

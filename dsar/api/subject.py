@@ -49,6 +49,10 @@ class RequestCreateApi(APIView):
         type = serializers.ChoiceField(choices=RequestType.choices)
         email = EmailField(max_length=254)
         categories = CategoryIdsField(required=False)
+        time_zone = serializers.CharField(required=False, max_length=64,
+                                          help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
+        language = serializers.CharField(required=False, max_length=8,
+                                         help_text="The language the person reads their emails, pages and export in: `en` or `de` (`en` if left out).")
 
     class RequestCreatedSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -66,7 +70,8 @@ class RequestCreateApi(APIView):
     def post(self, http_request):
         data = validated(self.RequestCreateInputSerializer, http_request.data)
         throttle_filing(http_request, services.email_normalize(data["email"]))
-        request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"))
+        request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"),
+                                          time_zone=data.get("time_zone"), language=data.get("language"))
         # The documented shape, written out: filing is the hottest path, and a serializer would double
         # the cost of the answer (DRF's JSON encoder writes datetimes exactly as its DateTimeField does).
         body = {"id": str(request.id), "type": request.type, "status": request.status,

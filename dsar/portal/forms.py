@@ -42,6 +42,14 @@ class RequestForm(forms.Form):
         error_messages={"invalid_choice": "Choose only from the kinds of data listed."},
     )
 
+    # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty
+    # without JavaScript, when times are given in UTC.
+    time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def clean_time_zone(self) -> str | None:
+        # A zone the service does not know is the browser's oddity, not the person's mistake: UTC then.
+        return self.cleaned_data["time_zone"] if self.cleaned_data["time_zone"] in services.time_zones() else None
+
     def clean_email(self) -> str:
         # The service owns what a valid address is; asking it here catches a typo before the
         # deletion warning rather than after it.

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .. import notifications, services
@@ -71,7 +72,8 @@ def _request_form_page(http_request: HttpRequest, form: RequestForm) -> HttpResp
 def _file(http_request: HttpRequest, data: dict) -> HttpResponse:
     """File the request (raises ServiceError) and go on to the code page."""
     throttle_filing(http_request, services.email_normalize(data["email"]))
-    request = services.request_create(type=data["type"], email=data["email"], categories=data["categories"])
+    request = services.request_create(type=data["type"], email=data["email"], categories=data["categories"],
+                                      time_zone=data.get("time_zone"), language=translation.get_language())
     http_request.session[FILED] = {**http_request.session.get(FILED, {}), str(request.id): request.email}
     return redirect("portal:request-verify", request_id=request.id)
 

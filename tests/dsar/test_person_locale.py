@@ -1,0 +1,56 @@
+"""The person's time zone and language, as their browser gave them at filing, kept with the request:
+the pages and emails they read are given in them."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from dsar.models import Request
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_api_keeps_the_time_zone_and_language_it_is_given(api, unique_email):
+    email = unique_email("berlin")
+    filed = api.post("/api/v1/requests", {"type": "access", "email": email, "time_zone": "Europe/Berlin", "language": "de"}, format="json")
+    assert filed.status_code == 201
+    assert Request.objects.values_list("time_zone", "language").get(pk=filed.json()["id"]) == ("Europe/Berlin", "de")
+
+
+def test_left_out_they_are_utc_and_english(api, unique_email):
+    filed = api.post("/api/v1/requests", {"type": "access", "email": unique_email("plain")}, format="json")
+    assert Request.objects.values_list("time_zone", "language").get(pk=filed.json()["id"]) == ("UTC", "en")
+
+
+@pytest.mark.parametrize(("field", "value", "code", "message"), [
+    ("time_zone", "Mars/Olympus_Mons", "invalid_time_zone", "time_zone must be an IANA time zone name, such as Europe/Berlin."),
+    ("time_zone", "europe/berlin", "invalid_time_zone", "time_zone must be an IANA time zone name, such as Europe/Berlin."),
+    ("language", "fr", "invalid_language", "language must be one of en, de."),
+])
+def test_an_unknown_time_zone_or_language_is_refused_and_nothing_is_filed(api, unique_email, field, value, code, message):
+    refused = api.post("/api/v1/requests", {"type": "access", "email": unique_email("odd"), field: value}, format="json")
+    assert (refused.status_code, refused.json()["error"], refused.json()["detail"]) == (400, code, message)
+    assert not Request.objects.exists()
+
+
+def test_the_portal_form_carries_the_browsers_time_zone(client, unique_email):
+    page = client.get(reverse("portal:request-new")).content.decode()
+    assert '<input type="hidden" name="time_zone" id="id_time_zone">' in page
+    assert '<script src="/static/dsar/time-zone.js" defer></script>' in page
+    email = unique_email("york")
+    client.post(reverse("portal:request-new"), {"type": "access", "email": email, "time_zone": "America/New_York"})
+    assert Request.objects.values_list("time_zone", "language").get(email=email) == ("America/New_York", "en")
+
+
+def test_a_deletion_keeps_the_time_zone_through_its_warning(client, unique_email):
+    email = unique_email("tokyo")
+    client.post(reverse("portal:request-new"), {"type": "deletion", "email": email, "time_zone": "Asia/Tokyo"})
+    client.post(reverse("portal:request-confirm"), {"acknowledge": "on"})
+    assert Request.objects.values_list("time_zone", flat=True).get(email=email) == "Asia/Tokyo"
+
+
+def test_a_zone_the_browser_made_up_files_the_request_in_utc(client, unique_email):
+    email = unique_email("nowhere")
+    client.post(reverse("portal:request-new"), {"type": "access", "email": email, "time_zone": "Local/Nowhere"})
+    assert Request.objects.values_list("time_zone", flat=True).get(email=email) == "UTC"
