@@ -190,7 +190,7 @@ def test_a_denied_request_is_told_once_with_the_reason(journey, settings, mailou
     request = journey(services.request_create, type="deletion", email=email)
     inbox.one("Your verification code")
     journey(services.request_verify, request_id=request.pk, code=code_from(mailoutbox, email))
-    inbox.one("We have received your request")
+    inbox.one("We have received your request", "We will email you when we start deleting your data, and again when it is done.")
     journey(services.request_deny, request_id=request.pk, actor="staff:rita", reason="We could not match the account.")
     inbox.one("About your request", "we have declined it", "We could not match the account.")
 
