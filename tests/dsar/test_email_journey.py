@@ -230,6 +230,25 @@ def test_an_auto_approved_request_is_told_that_work_started_in_one_email_not_als
               "We will answer it by 2 April 2026 at the latest")
 
 
+def test_an_export_held_for_a_check_before_release_is_told_once_that_it_is_checked_then_once_that_it_is_ready(
+        journey, settings, mailoutbox, unique_email):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = True
+    _systems(settings, "probe")
+    email = unique_email("journey.held")
+    probe_plan(email, records=1)
+    inbox = Inbox(mailoutbox, email)
+    request = journey(services.request_create, type="access", email=email)
+    journey(services.request_verify, request_id=request.pk, code=code_from(mailoutbox, email))
+    journey(services.request_approve, request_id=request.pk, actor="staff:rita")
+    assert [subject for subject, _, _ in inbox.new()] == [COMPANY + "Your verification code", COMPANY + "We have received your request",
+                                                         COMPANY + "We have started work on your request"]
+    _run_queued_tasks(journey, request.pk)
+    inbox.one("We are checking your data before we send it",
+              "Before we send it, a member of our privacy team checks that it holds only your data.")
+    journey(services.request_release, request_id=request.pk, actor="staff:rita")
+    inbox.one("Your request is complete", "The link works until 9 March 2026, 12:00 (UTC time)")
+
+
 def _mailed_by_worker(worker, to: str) -> list[str]:
     """The subjects of the emails the worker sent `to`, in the order it sent them."""
     subjects = []
