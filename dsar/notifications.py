@@ -41,34 +41,37 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext_lazy as _
 
 from . import verification
 from .cache import cache_redis
 from .deadlines import deadline_rule
-from .exports import referral_in_words, refusals_in_words
+from .exports import receipt_in_words, referral_in_words, refusals_in_words
 from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
 logger = logging.getLogger(__name__)
 
 SUBJECTS = {
-    "code": "Your verification code",
-    "received": "We have received your request",
-    "completed": "Your request is complete",
-    "checking": "We are checking your data before we send it",
-    "denied": "About your request",
-    "refused_in_part": "We will not answer all of your request",
-    "extended": "We need more time for your request",
-    "referred": "Your request is handled by your organisation",
-    "failed": "Your request is delayed",
-    "expiring": "Your download expires soon",
-    "lapsed": "Your request has lapsed",
-    "question": "We need more information about your request",
-    "question_reminder": "We are still waiting for your answer",
-    "staff_deadline": "Request deadline",
-    "staff_erasure_alert": "Data found after an erasure",
-    "recipient_erasure": "Erasure notice: please erase a person's data we shared with you",
-    "staff_recipient_failed": "A recipient could not be told of an erasure",
+    "code": _("Your verification code"),
+    "received": _("We have received your request"),
+    "started": _("We have started work on your request"),
+    "answered": _("Thank you for your answer"),
+    "completed": _("Your request is complete"),
+    "checking": _("We are checking your data before we send it"),
+    "denied": _("About your request"),
+    "refused_in_part": _("We will not answer all of your request"),
+    "extended": _("We need more time for your request"),
+    "referred": _("Your request is handled by your organisation"),
+    "failed": _("Your request is delayed"),
+    "expiring": _("Your download expires soon"),
+    "lapsed": _("Your request has lapsed"),
+    "question": _("We need more information about your request"),
+    "question_reminder": _("We are still waiting for your answer"),
+    "staff_deadline": _("Request deadline"),
+    "staff_erasure_alert": _("Data found after an erasure"),
+    "recipient_erasure": _("Erasure notice: please erase a person's data we shared with you"),
+    "staff_recipient_failed": _("A recipient could not be told of an erasure"),
 }
 
 
@@ -378,7 +381,8 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
         context = {"request": request, "status_url": SimpleLazyObject(lambda: status_url(request)),
                    "deadline_rule": deadline_rule(request.jurisdiction),
                    "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)),
-                   "referral": SimpleLazyObject(lambda: referral_in_words(request)), **context}
+                   "referral": SimpleLazyObject(lambda: referral_in_words(request)),
+                   "receipt": SimpleLazyObject(lambda: receipt_in_words(request.result)), **context}
     context = {"brand": settings.DSAR_BRAND, **context}
     message = EmailMultiAlternatives(subject=email_subject(email.template), body=render_to_string(f"emails/{email.template}.txt", context), to=to)
     message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")

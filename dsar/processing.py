@@ -521,9 +521,8 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
             email_on_commit(request, "completed")
         elif export.released_at is not None:
             email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
-        elif export.others:
-            email_on_commit(request, "checking")
-        # else: staff release it after review (services.request_release), which sends the email.
+        else:  # held for staff, who release it (services.request_release*), which sends the link
+            email_on_commit(request, "checking", others=bool(export.others))
         if export is None or not export.others:  # the review of other people's data writes the archive again from it
             transaction.on_commit(lambda: exports.stage_discard(request.id))
     logger.info("request %s: completed", request.id)

@@ -177,7 +177,8 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
             elif settings.DSAR_AUTO_APPROVE and request.minor_age is None:  # a child's request waits for a reviewer
                 _transition(request, "auto_approved", actor=SYSTEM, update_fields=fields, data=referral)
                 processing.tasks_create(request)
-                email_on_commit(request, "received")
+                # One email for the one change: work has started, which also says it was received.
+                email_on_commit(request, "started", confirmed=True)
             else:
                 _transition(request, "verified", actor=SUBJECT, update_fields=fields, data=referral)
                 email_on_commit(request, "received")
@@ -316,8 +317,8 @@ def request_approve(*, request_id, actor: str, note: str = "", refuse: Sequence[
         _transition(request, "approved", actor=actor, note=note, update_fields=["categories", "refusals", "authority_confirmed"],
                     data={key: value for key, value in said.items() if value} or None)
         processing.tasks_create(request)
-        if request.refusals:
-            email_on_commit(request, "refused_in_part")
+        # Either email tells the person that work has started; the one with refusals also says what will not be answered.
+        email_on_commit(request, "refused_in_part" if request.refusals else "started")
     logger.info("request %s: approved", request.id)
     return request
 
@@ -617,6 +618,7 @@ def request_answer(*, request_id, answer: str, file: bytes | None = None) -> Req
             question.answer_content_type = content_type
             question.answer_file = exports.storage_save_bytes(f"answers/{request.pk}/{secrets.token_hex(16)}{extension}", file)
         question.save(update_fields=["answer", "answered_at", "answer_content_type", "answer_file"])
+        email_on_commit(request, "answered")
     logger.info("request %s: answered, due %s", request.id, request.due_at.isoformat())
     return request
 

@@ -5,7 +5,7 @@ from django.core.files.storage import default_storage  # the download view opens
 
 from .archive import Archive, archive_build
 from .downloads import archive_encrypted, download_url, export_for_download
-from .receipts import receipt_as_dict, receipt_merge
+from .receipts import receipt_as_dict, receipt_in_words, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
 from .refusals import child_withheld_reason, refusals_in_words
 from .report import report_prepare
@@ -34,6 +34,7 @@ __all__ = [
     "export_for_download",
     "field_leaves",
     "receipt_as_dict",
+    "receipt_in_words",
     "receipt_merge",
     "referral_as_dict",
     "referral_in_words",

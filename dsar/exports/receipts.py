@@ -8,7 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext, ngettext
+
 from connectors.base import ErasureReceipt, Retained
+from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
 from ..models import ConnectorTask
 
@@ -85,3 +88,45 @@ def receipt_merge(tasks: Iterable[ConnectorTask], *, refusals: Iterable[Mapping[
         merged.retained.extend(RetainedItem(r.category, r.count, r.reason, r.until, task.connector) for r in receipt.retained)
         merged.notify_sources.extend(s for s in receipt.suppressed_sources if s not in merged.notify_sources)
     return merged.as_dict()
+
+
+def records_in_words(count: int) -> str:
+    """"1 record", "2 records": a count as the person reads it."""
+    return ngettext("%(count)d record", "%(count)d records", count) % {"count": count}
+
+
+def system_in_words(connector: str) -> str:
+    """A system as the person knows it: what the company calls it, never a table or a file."""
+    return gettext("our %(system)s system") % {"system": connector.replace("_", " ")}
+
+
+def _reason_and_basis(reason: str) -> tuple[str, str]:
+    """A connector writes a kept item's reason as "why (basis)": the why, and the basis in words."""
+    for key, info in taxonomy()["legal_bases"].items():
+        if reason.endswith(f"({key})"):
+            return reason[: -len(key) - 2].strip(), info["label"]
+    return reason, ""
+
+
+def receipt_in_words(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The receipt of a completed deletion (`receipt_merge`'s shape) as the person reads it, in the
+    email and on the request's page: categories by their labels in the taxonomy's order, counts in
+    words, each kept item's reason, its legal basis in words, the system keeping it and the day
+    until when (a date, for the template to format in the person's language), never an id."""
+    result = result or {}
+    order = {category: index for index, category in enumerate(category_ids())}
+
+    def by_category(category: str) -> tuple[int, str]:
+        return order.get(category_root(category), len(order)), category
+
+    erased = [{"label": category_label(category), "count": count, "records": records_in_words(count)}
+              for category, count in sorted(result.get("erased", {}).items(), key=lambda item: by_category(item[0])) if count]
+    retained = []
+    for item in sorted(result.get("retained", []), key=lambda item: by_category(item.get("category", ""))):
+        reason, basis = _reason_and_basis(item.get("reason") or "")
+        count, until = item.get("count"), item.get("until")
+        retained.append({"label": category_label(item.get("category", "")), "count": count,
+                         "records": records_in_words(count) if count else "", "reason": reason, "basis": basis,
+                         "system": system_in_words(item["connector"]) if item.get("connector") else "",
+                         "until": dt.date.fromisoformat(until[:10]) if until else None})
+    return {"erased": erased, "retained": retained, "notify_sources": list(result.get("notify_sources", []))}

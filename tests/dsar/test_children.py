@@ -216,7 +216,7 @@ def test_a_parents_confirmed_authority_releases_the_childs_location_pictures_and
     assert answer.status_code == 200, answer.content
     assert (answer.json()["authority_confirmed"], answer.json()["refusals"]) == ("parent_or_guardian", [])
     assert answer.json()["audit"][-1]["data"] == {"authority": "parent_or_guardian"}
-    assert mailoutbox[-1].subject == "Example Company: We have received your request"  # nothing refused: no email at approval
+    assert mailoutbox[-1].subject == "Example Company: We have started work on your request"  # nothing refused: work started
 
     assert wait_until_final(request_id).status == "completed"
     release_as_it_is(reviewer, request_id)  # others may be heard on her voice recording: it waits for review

@@ -347,7 +347,7 @@ def test_the_deadline_reminder_of_a_request_with_a_manual_task_goes_to_its_assig
     other = request_make(status="pending_review", email=unique_email())
 
     jobs.deadline_watch(now=waiting.due_at - dt.timedelta(days=7) + dt.timedelta(minutes=1), limit=10)
-    assert OutgoingEmail.objects.get(request=waiting).to == ["adm@example.com", "clerk@example.com", "rev@example.com"]
+    assert OutgoingEmail.objects.get(request=waiting, template="staff_deadline").to == ["adm@example.com", "clerk@example.com", "rev@example.com"]
     assert OutgoingEmail.objects.get(request=other).to == ["adm@example.com", "rev@example.com"]
     emails_send()
     bodies = {tuple(message.to): message.body for message in mailoutbox}

@@ -234,9 +234,9 @@ def test_a_completed_deletion_shows_its_receipt_in_words(client, db, seen):
         audit_record(request, actor="system", action="completed")
     page = seen(request).content.decode()
     assert "We deleted your data" in page
-    assert "Name and contact details" in page and "Searches and commands" in page and "3 items" in page
+    assert "Name and contact details" in page and "Searches and commands" in page and "3 records" in page
     assert "Location" not in page.split("What we kept")[0].split("What we deleted")[1]  # nothing erased there
-    assert "Purchases and account activity" in page and "2 items" in page
+    assert "Purchases and account activity" in page and "2 records" in page
     assert "Invoices are kept for 10 years because tax law requires it</dd>" in page and "The law requires it" in page
     assert "5 May 2036" in page
     assert "Acme Data Brokers" in page

@@ -332,7 +332,8 @@ def test_a_reminder_queued_before_the_person_answered_is_not_sent(mailoutbox):
     assert list(OutgoingEmail.objects.filter(request=request).values_list("template", flat=True)) == ["question", "question_reminder"]
     services.request_answer(request_id=request.pk, answer="Sent it yesterday.")
     notifications.emails_send()
-    assert [m.subject for m in mailoutbox] == ["Example Company: We need more information about your request"]
+    assert [m.subject for m in mailoutbox] == ["Example Company: We need more information about your request",
+                                               "Example Company: Thank you for your answer"]
     assert not OutgoingEmail.objects.exists()
 
 

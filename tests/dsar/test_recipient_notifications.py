@@ -211,7 +211,7 @@ def test_an_email_notification_goes_through_the_outbox_to_the_recipient_saying_w
         ("system", "recipient_notified", "Mailbird Inc. told of the erasure: emailed to dpo@mailbird.example",
          {"recipient": "Mailbird Inc.", "system": "crm", "method": "email"})]
 
-    assert notifications.emails_send() == 2  # the recipient's, and the person's own saying whom we told
+    assert notifications.emails_send() == 3  # the person's that work started, the recipient's, and the person's saying whom we told
     (message,) = [message for message in mailoutbox if message.to == ["dpo@mailbird.example"]]
     assert (message.to, message.subject, message.from_email) == (
         ["dpo@mailbird.example"], "Example Company: Erasure notice: please erase a person's data we shared with you", "privacy@example.com")
@@ -231,7 +231,7 @@ def test_an_email_notification_goes_through_the_outbox_to_the_recipient_saying_w
     assert "<li>Feedback, surveys and reviews (<code>feedback_ratings</code>)</li>" in html and f"<li>email: {email}</li>" in html
     assert "probe feedback" not in message.body + html  # the person's records are never sent
 
-    (completed,) = [message for message in mailoutbox if message.to == [email]]
+    (completed,) = [message for message in mailoutbox if message.to == [email] and message.subject.endswith("Your request is complete")]
     assert ("These organisations received some of your data from us. We told each of them that we deleted it, and asked them to "
             "delete what they hold of it too:\n- Hostly GmbH\n- Mailbird Inc.\n- Tax office\n") in completed.body
     assert "<li style=\"margin:0 0 4px 0;\">Mailbird Inc.</li>" in completed.alternatives[0][0]

@@ -98,9 +98,9 @@ def test_a_verified_request_for_an_account_an_organisation_manages_is_referred_t
     assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "referred"]
 
 
-@pytest.mark.parametrize(("auto_approve", "status", "actions"), [(False, "pending_review", ["filed", "verified"]),
-                                                                 (True, "processing", ["filed", "auto_approved"])])
-def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, caplog, auto_approve, status, actions):
+@pytest.mark.parametrize(("auto_approve", "status", "actions", "told"), [(False, "pending_review", ["filed", "verified"], "received"),
+                                                                         (True, "processing", ["filed", "auto_approved"], "started")])
+def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(estate, settings, caplog, auto_approve, status, actions, told):
     settings.DSAR_AUTO_APPROVE = auto_approve
     request = services.request_create(type="access", email="nobody-known@example.com")
     verified, token = services.request_verify(request_id=request.pk, code=verification.code_for(request))
@@ -109,7 +109,7 @@ def test_a_verified_request_waits_for_review_or_is_approved_by_the_deployment(es
     assert token and stored.token_hash == verification.token_hash(token)
     assert (stored.code_hash, stored.verified_at is not None) == ("", True)  # the code is spent
     assert ConnectorTask.objects.filter(request=request).exists() is auto_approve
-    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", "received"]
+    assert list(OutgoingEmail.objects.filter(request=request).order_by("id").values_list("template", flat=True)) == ["code", told]
     assert f"request {request.pk}: verified, now {status}" in caplog.messages
 
 
@@ -421,7 +421,7 @@ def test_a_released_export_is_emailed_with_a_link_that_downloads_it_and_ends_its
         services.request_release(request_id=request.pk, actor="staff:rita")
     assert Export.objects.get(request=request).expires_at == dt.datetime(2031, 1, 14, 9, 30, tzinfo=UTC)
     [message] = [message for message in mailoutbox if message.to == ["reader@example.com"]]
-    assert "The link works until 14 January 2031, 09:30 UTC." in message.body
+    assert "The link works until 14 January 2031, 09:30 (UTC time)." in message.body
     link = re.search(rf"https://privacy\.example\.com(/api/v1/requests/{request.pk}/download/\S+)", message.body)
     assert link, message.body
     answer = client.get(link.group(1))
