@@ -248,3 +248,11 @@ def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
     else:
         messages.success(http_request, "Thank you: we have your answer. Our privacy team will now look at your request again.")
     return redirect("portal:request-status", request_id=request_id)
+
+
+@require_safe
+def download_unavailable(http_request: HttpRequest, request_id) -> HttpResponse:
+    """Where a download link that expired or was damaged leads a browser: what happened, and how to
+    ask again. The request's page is offered only to a browser that may see it."""
+    context = {"request_id": request_id if _may_see(http_request, request_id) else None}
+    return render(http_request, "portal/download_unavailable.html", context, status=404)
