@@ -79,6 +79,16 @@ def request_get(*, request_id) -> Request | None:
     return Request.objects.select_related("export").filter(pk=request_id).first()
 
 
+def code_attempts_left(request: Request) -> int:
+    """How many more codes an unverified request takes before it locks."""
+    return max(settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts, 0)
+
+
+def code_locked(request: Request) -> bool:
+    """Whether too many wrong codes locked the request: it can never be confirmed."""
+    return request.status == Status.UNVERIFIED and code_attempts_left(request) == 0
+
+
 @dataclass(frozen=True)
 class Step:
     """One line of the timeline: done (with when), the current step, or one still to come."""

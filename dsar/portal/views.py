@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .. import notifications, services
@@ -124,27 +125,39 @@ def request_confirm(http_request: HttpRequest) -> HttpResponse:
     return render(http_request, "portal/request_confirm.html", context)
 
 
-def _verify_page(http_request: HttpRequest, request_id, form: CodeForm, *, error: ServiceError | None = None) -> HttpResponse:
+def _verify_page(http_request: HttpRequest, request_id, form: CodeForm, *, error: ServiceError | None = None,
+                 locked: bool = False) -> HttpResponse:
     context = {
         "request_id": request_id,
         "form": form,
         "email": http_request.session.get(FILED, {}).get(str(request_id)),
         "digits": CODE_DIGITS,
         "ttl_minutes": settings.DSAR_CODE_TTL_MINUTES,
-        "locked": isinstance(error, Locked),
+        "locked": locked or isinstance(error, Locked),
         "error": error,
     }
     return render(http_request, "portal/verify.html", context)
+
+
+def _code_refusal(request_id, error: ServiceError) -> str:
+    """A refused code in the person's words: a wrong one with the attempts left, counted in their language."""
+    request = selectors.request_get(request_id=request_id) if error.code == "invalid_code" else None
+    if request is None:
+        return error.detail
+    left = selectors.code_attempts_left(request)
+    return ngettext("That code is not right. %(left)d attempt left.", "That code is not right. %(left)d attempts left.", left) % {"left": left}
 
 
 @require_http_methods(["GET", "POST"])
 def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
     """Enter the emailed code. Success lets this browser see the request."""
     if http_request.method == "GET":
-        if _may_see(http_request, request_id):
-            request = selectors.request_get(request_id=request_id)
-            if request is not None and request.status != Status.UNVERIFIED:
-                return redirect("portal:request-status", request_id=request_id)
+        request = selectors.request_get(request_id=request_id)
+        if request is not None and request.status != Status.UNVERIFIED and _may_see(http_request, request_id):
+            return redirect("portal:request-status", request_id=request_id)
+        if request is not None and selectors.code_locked(request):
+            # Said on opening, not after one more code the request would refuse anyway.
+            return _verify_page(http_request, request_id, CodeForm(), locked=True)
         return _verify_page(http_request, request_id, CodeForm())
     form = CodeForm(http_request.POST)
     if not form.is_valid():
@@ -163,7 +176,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
         return _verify_page(http_request, request_id, form, error=error)
     except ServiceError as error:
         # A wrong or expired code belongs next to the input; anything else (a system we must ask is down) does not.
-        form.add_error("code" if isinstance(error, InvalidInput) else None, error.detail)
+        form.add_error("code" if isinstance(error, InvalidInput) else None, _code_refusal(request_id, error))
         return _verify_page(http_request, request_id, form)
     _remember(http_request, request.id)
     return redirect("portal:request-status", request_id=request.id)

@@ -336,3 +336,30 @@ def test_the_code_email_links_to_the_code_page_where_any_browser_can_confirm_wit
     confirmed = other.post(_path(link), {"code": code_from(mailoutbox, "closed.tab@example.com")})
     assert confirmed["Location"] == reverse("portal:request-status", args=[request.id])
     assert Request.objects.get().status != "unverified"
+
+
+def test_the_last_attempt_is_counted_in_the_singular(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=3)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "00000000"}).content.decode()
+    assert "That code is not right. 1 attempt left." in page
+
+
+def test_a_locked_request_says_so_when_its_code_page_opens(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=5)
+    response = client.get(reverse("portal:request-verify", args=[request.id]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>This request is locked</h1>" in page
+    assert f'<a class="button" href="{reverse("portal:request-new")}">Start a new request</a>' in page
+    assert 'name="code"' not in page and "Send me a new code" not in page
+    # In a fresh browser too: the link in the code email leads there.
+    assert "<h1>This request is locked</h1>" in Client().get(reverse("portal:request-verify", args=[request.id])).content.decode()
+
+
+def test_a_code_page_with_attempts_left_still_takes_the_code(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=4)
+    page = client.get(reverse("portal:request-verify", args=[request.id])).content.decode()
+    assert "This request is locked" not in page and 'name="code"' in page
