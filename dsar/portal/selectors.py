@@ -7,11 +7,13 @@ workflow's facts (status, audit trail, export, receipt) come from the request's 
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
@@ -69,6 +71,28 @@ def deadline_words() -> dict[str, str]:
     """How long the law gives us, and how much longer it may allow, in words ("one month")."""
     rule = deadline_rule()
     return {"within": _period_words(rule.respond_within), "extension": _period_words(rule.extension)}
+
+
+# --- Times in the person's words ---------------------------------------------------------------------
+
+
+def zone_words(time_zone: str) -> str:
+    """The person's time zone as they would name it: "Berlin time" for Europe/Berlin, "UTC" for UTC."""
+    if time_zone in ("UTC", "Etc/UTC"):
+        return "UTC"
+    place = time_zone.rsplit("/", 1)[-1].replace("_", " ")
+    return gettext("%(place)s time") % {"place": place}
+
+
+def days_left_words(due_at: dt.datetime, time_zone: str, *, now: dt.datetime | None = None) -> str:
+    """The calendar days until `due_at` where the person is: "12 days left", "due today"."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    days = (due_at.astimezone(zone).date() - (now or timezone.now()).astimezone(zone).date()).days
+    if days > 0:
+        return ngettext("%(days)d day left", "%(days)d days left", days) % {"days": days}
+    if days == 0:
+        return gettext("due today")
+    return ngettext("%(days)d day late", "%(days)d days late", -days) % {"days": -days}
 
 
 # --- One request -------------------------------------------------------------------------------------
@@ -222,6 +246,8 @@ def request_page(request: Request) -> dict:
         "export": export,
         "download_url": exports.download_url(export) if state == "ready" else "",
         "referral": exports.referral_in_words(request),
+        "zone": zone_words(request.time_zone),
+        "days_left": days_left_words(request.due_at, request.time_zone),
     }
     if request.status == Status.DENIED:
         page["denial_reason"] = _last_note(audit, "denied")

@@ -363,3 +363,37 @@ def test_a_code_page_with_attempts_left_still_takes_the_code(client, db):
     Request.objects.filter(pk=request.id).update(code_attempts=4)
     page = client.get(reverse("portal:request-verify", args=[request.id])).content.decode()
     assert "This request is locked" not in page and 'name="code"' in page
+
+
+def _text(page: str) -> str:
+    """What a person reads: the page without its tags and their attributes."""
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+
+def test_the_status_page_gives_times_in_the_persons_zone_and_days_left(client, db, seen):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    request = request_make(status="pending_review")
+    Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata", due_at=timezone.now() + dt.timedelta(days=12))
+    text = _text(seen(request).content.decode())
+    assert "12 days left" in text
+    assert "Times are in Kolkata time." in text
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text) and "UTC" not in text
+
+
+def test_a_ready_download_gives_its_end_in_the_persons_zone(client, db, seen):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dsar.models import Export
+
+    request = request_make(status="completed")
+    Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata")
+    Export.objects.create(request=request, path="x.zip", bytes=2048, sha256="0" * 64, created_at=timezone.now(), released_at=timezone.now(),
+                          expires_at=timezone.now().replace(year=2099, month=12, day=14, hour=10, minute=0, second=0, microsecond=0,
+                                                            tzinfo=dt.timezone.utc))
+    text = _text(seen(request).content.decode())
+    assert "The download works until 14 December 2099, 15:30 (Kolkata time)." in text
