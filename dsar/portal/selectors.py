@@ -228,6 +228,25 @@ def _retained(items: list[dict]) -> list[dict]:
     return rows
 
 
+def contact_href(contact: str) -> str:
+    """A link for an organisation's contact route when it is an email address or a web page, else ""."""
+    contact = contact.strip()
+    if contact.startswith(("https://", "http://")) and not any(c.isspace() for c in contact):
+        return contact
+    if "@" in contact and "://" not in contact and not any(c.isspace() for c in contact):
+        return f"mailto:{contact}"
+    return ""
+
+
+def export_downloadable(request: Request) -> Export | None:
+    """The request's export if it can be downloaded now, by the same rules as its emailed link."""
+    state, export = _export_state(request)
+    if state != "ready":
+        return None
+    signature = exports.download_url(export).rsplit("/", 1)[1]
+    return exports.export_for_download(request_id=request.id, signature=signature)
+
+
 def request_page(request: Request) -> dict:
     """Everything the request's page shows."""
     audit = list(request.audit.all())
@@ -246,6 +265,7 @@ def request_page(request: Request) -> dict:
         "export": export,
         "download_url": exports.download_url(export) if state == "ready" else "",
         "referral": exports.referral_in_words(request),
+        "contact_href": contact_href(request.referred_contact or ""),
         "zone": zone_words(request.time_zone),
         "days_left": days_left_words(request.due_at, request.time_zone),
     }
