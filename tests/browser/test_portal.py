@@ -216,3 +216,17 @@ def test_the_code_link_in_the_email_works_in_a_browser_that_never_saw_the_reques
     _enter_code(page, code_from(mailoutbox, email))
     expect(page.get_by_role("heading", level=1)).to_have_text("We are checking your request")
     fresh.close()
+
+
+def test_the_error_pages_are_whole_portal_pages_at_a_phone_width(page: Page, site, shots):
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{site}/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    assert page.evaluate(BASICS) == {"lang": "en", "h1": 1, "unlabelled": [], "overflow": False}
+    expect(page.get_by_role("main").get_by_role("link", name="Make a new request")).to_be_visible()
+    shots(page, "portal-not-found")
+    request = request_make(status="completed", email="gone@example.com")
+    page.goto(f"{site}/api/v1/requests/{request.id}/download/expired-or-damaged")
+    expect(page.get_by_role("heading", level=1)).to_have_text("This download link no longer works")
+    assert page.evaluate(BASICS) == {"lang": "en", "h1": 1, "unlabelled": [], "overflow": False}
+    shots(page, "portal-download-unavailable")
