@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from connectors.taxonomy import category_ids, taxonomy
 
@@ -48,7 +49,7 @@ class RequestForm(forms.Form):
         choices=lambda: [(group["id"], group["label"]) for group in taxonomy()["groups"]],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "Choose only from the groups listed."},
+        error_messages={"invalid_choice": _("Choose only from the groups listed.")},
     )
 
     # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty
@@ -118,7 +119,7 @@ class PassphraseForm(forms.Form):
         max_length=200,
         strip=False,  # spaces are part of a passphrase
         widget=forms.PasswordInput,
-        error_messages={"required": "Choose a passphrase.",
-                        "min_length": "A passphrase is at least 12 characters long.",
-                        "max_length": "A passphrase is at most 200 characters long."},
+        error_messages={"required": _("Choose a passphrase."),
+                        "min_length": _("A passphrase is at least 12 characters long."),
+                        "max_length": _("A passphrase is at most 200 characters long.")},
     )
