@@ -531,7 +531,7 @@ def test_a_short_passphrase_is_refused_on_the_page(client, db, seen):
     answer = client.post(reverse("portal:request-download-encrypted", args=[request.id]), {"passphrase": "short"})
     page = answer.content.decode()
     assert answer.status_code == 200 and answer["Content-Type"].startswith("text/html")
-    assert "A passphrase is at least 12 characters long." in page and 'role="alert"' in page
+    assert "A passphrase is at least 12 characters long." in page and 'role="alert"' in page and "<title>Error: " in page
     assert '<details class="download-encrypted" open>' in page
 
 
