@@ -37,6 +37,6 @@ urlpatterns = [
     path("", include("dsar.portal.urls")),
 ]
 
-handler400 = "dsar.api.errors.bad_request"
-handler404 = "dsar.api.errors.not_found"
-handler500 = "dsar.api.errors.server_error"
+handler400 = "dsar.portal.errors.bad_request"
+handler404 = "dsar.portal.errors.page_not_found"
+handler500 = "dsar.portal.errors.server_error"

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from connectors.taxonomy import category_ids
 
 from .. import exports, services
+from ..portal import errors as portal_errors
 from ..throttle import throttle_filing, throttle_verify
 from ..models import QuestionPurpose, Request, RequestType, Status
 from .common import CodeField, EmailField, ReasonField, StrictSerializer, TextField, errors, validated
@@ -194,6 +195,8 @@ class RequestDownloadApi(APIView):
     def get(self, http_request, request_id, signature):
         export = exports.export_for_download(request_id=request_id, signature=signature)
         if export is None:
+            if portal_errors.prefers_html(http_request):
+                return portal_errors.download_unavailable(http_request, request_id)
             raise Http404
         handle = exports.default_storage.open(export.path, "rb")
         response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=f"data-{request_id}.zip")

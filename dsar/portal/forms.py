@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
-from connectors.taxonomy import category_ids
+from connectors.taxonomy import category_ids, taxonomy
 
 from .. import services
 from ..errors import ServiceError
@@ -42,6 +43,15 @@ class RequestForm(forms.Form):
         error_messages={"invalid_choice": "Choose only from the kinds of data listed."},
     )
 
+    # A whole group of categories at once: the server adds the group's categories, so the group
+    # boxes work without JavaScript (dsar/static/dsar/category-groups.js only ticks them on the page).
+    groups = forms.MultipleChoiceField(
+        choices=lambda: [(group["id"], group["label"]) for group in taxonomy()["groups"]],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("Choose only from the groups listed.")},
+    )
+
     # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty
     # without JavaScript, when times are given in UTC.
     time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
@@ -49,6 +59,15 @@ class RequestForm(forms.Form):
     def clean_time_zone(self) -> str | None:
         # A zone the service does not know is the browser's oddity, not the person's mistake: UTC then.
         return self.cleaned_data["time_zone"] if self.cleaned_data["time_zone"] in services.time_zones() else None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        chosen = set(cleaned.get("groups") or [])
+        if chosen:
+            picked = set(cleaned.get("categories") or [])
+            picked |= {category for category, info in taxonomy()["categories"].items() if info["group"] in chosen}
+            cleaned["categories"] = [category for category in category_ids() if category in picked]
+        return cleaned
 
     def clean_email(self) -> str:
         # The service owns what a valid address is; asking it here catches a typo before the
@@ -90,3 +109,17 @@ class AnswerForm(forms.Form):
                         "max_length": f"An answer is at most {services.ANSWER_MAX_CHARS} characters."},
     )
     file = forms.FileField(required=False, error_messages={"empty": "The file you chose is empty."})
+
+
+class PassphraseForm(forms.Form):
+    """The passphrase a person chooses for the encrypted download; kept only for that response."""
+
+    passphrase = forms.CharField(
+        min_length=12,
+        max_length=200,
+        strip=False,  # spaces are part of a passphrase
+        widget=forms.PasswordInput,
+        error_messages={"required": _("Choose a passphrase."),
+                        "min_length": _("A passphrase is at least 12 characters long."),
+                        "max_length": _("A passphrase is at most 200 characters long.")},
+    )

@@ -7,11 +7,13 @@ workflow's facts (status, audit trail, export, receipt) come from the request's 
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
@@ -71,12 +73,44 @@ def deadline_words() -> dict[str, str]:
     return {"within": _period_words(rule.respond_within), "extension": _period_words(rule.extension)}
 
 
+# --- Times in the person's words ---------------------------------------------------------------------
+
+
+def zone_words(time_zone: str) -> str:
+    """The person's time zone as they would name it: "Berlin time" for Europe/Berlin, "UTC" for UTC."""
+    if time_zone in ("UTC", "Etc/UTC"):
+        return "UTC"
+    place = time_zone.rsplit("/", 1)[-1].replace("_", " ")
+    return gettext("%(place)s time") % {"place": place}
+
+
+def days_left_words(due_at: dt.datetime, time_zone: str, *, now: dt.datetime | None = None) -> str:
+    """The calendar days until `due_at` where the person is: "12 days left", "due today"."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    days = (due_at.astimezone(zone).date() - (now or timezone.now()).astimezone(zone).date()).days
+    if days > 0:
+        return ngettext("%(days)d day left", "%(days)d days left", days) % {"days": days}
+    if days == 0:
+        return gettext("due today")
+    return ngettext("%(days)d day late", "%(days)d days late", -days) % {"days": -days}
+
+
 # --- One request -------------------------------------------------------------------------------------
 
 
 def request_get(*, request_id) -> Request | None:
     """The request with its export, or None."""
     return Request.objects.select_related("export").filter(pk=request_id).first()
+
+
+def code_attempts_left(request: Request) -> int:
+    """How many more codes an unverified request takes before it locks."""
+    return max(settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts, 0)
+
+
+def code_locked(request: Request) -> bool:
+    """Whether too many wrong codes locked the request: it can never be confirmed."""
+    return request.status == Status.UNVERIFIED and code_attempts_left(request) == 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +228,25 @@ def _retained(items: list[dict]) -> list[dict]:
     return rows
 
 
+def contact_href(contact: str) -> str:
+    """A link for an organisation's contact route when it is an email address or a web page, else ""."""
+    contact = contact.strip()
+    if contact.startswith(("https://", "http://")) and not any(c.isspace() for c in contact):
+        return contact
+    if "@" in contact and "://" not in contact and not any(c.isspace() for c in contact):
+        return f"mailto:{contact}"
+    return ""
+
+
+def export_downloadable(request: Request) -> Export | None:
+    """The request's export if it can be downloaded now, by the same rules as its emailed link."""
+    state, export = _export_state(request)
+    if state != "ready":
+        return None
+    signature = exports.download_url(export).rsplit("/", 1)[1]
+    return exports.export_for_download(request_id=request.id, signature=signature)
+
+
 def request_page(request: Request) -> dict:
     """Everything the request's page shows."""
     audit = list(request.audit.all())
@@ -212,6 +265,9 @@ def request_page(request: Request) -> dict:
         "export": export,
         "download_url": exports.download_url(export) if state == "ready" else "",
         "referral": exports.referral_in_words(request),
+        "contact_href": contact_href(request.referred_contact or ""),
+        "zone": zone_words(request.time_zone),
+        "days_left": days_left_words(request.due_at, request.time_zone),
     }
     if request.status == Status.DENIED:
         page["denial_reason"] = _last_note(audit, "denied")

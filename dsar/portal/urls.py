@@ -14,4 +14,6 @@ urlpatterns = [
     path("requests/<uuid:request_id>/resend", views.request_resend, name="request-resend"),
     path("requests/<uuid:request_id>/cancel", views.request_cancel, name="request-cancel"),
     path("requests/<uuid:request_id>/answer", views.request_answer, name="request-answer"),
+    path("requests/<uuid:request_id>/download-encrypted", views.request_download_encrypted, name="request-download-encrypted"),
+    path("requests/<uuid:request_id>/download-unavailable", views.download_unavailable, name="download-unavailable"),
 ]

@@ -6,25 +6,33 @@ kept in its session, granted by a correct code or by the signed link in our emai
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from .. import notifications, services
+from .. import exports, notifications, services
 from ..errors import Conflict, InvalidInput, Locked, NotFound, ServiceError
 from ..models import RequestType, Status
 from ..throttle import throttle_filing, throttle_verify
 from ..verification import CODE_DIGITS
 from . import selectors
-from .forms import AnswerForm, CodeForm, DeletionConfirmForm, RequestForm, service_error_add
+from .forms import AnswerForm, CodeForm, DeletionConfirmForm, PassphraseForm, RequestForm, service_error_add
 
 SEEN = "dsar_requests"  # ids of the requests this browser may see
 FILED = "dsar_filed"  # id -> address the code went to, for the code page
 PENDING = "dsar_pending_deletion"  # a deletion's answers, held until the warning is confirmed
 SEEN_MAX = 20
+# How long a deletion's answers wait between the form and its warning. On a shared computer the
+# next person must not find them in the form: they are dropped after this, when the person opens a
+# fresh form or the start page, and when the deletion is filed.
+PENDING_SECONDS = 30 * 60
+CHANGE = "change"  # the form's query parameter that brings back the answers held for the warning
 
 
 # --- Session ---------------------------------------------------------------------------------------
@@ -47,6 +55,23 @@ def _unknown(http_request: HttpRequest) -> HttpResponse:
     return render(http_request, "portal/status_unknown.html", status=404)
 
 
+def _pending_keep(http_request: HttpRequest, answers: dict) -> None:
+    http_request.session[PENDING] = {"answers": answers, "at": time.time()}
+
+
+def _pending(http_request: HttpRequest) -> dict | None:
+    """The deletion's answers held for its warning, unless they are too old (then forgotten)."""
+    held = http_request.session.get(PENDING)
+    if not isinstance(held, dict) or time.time() - held.get("at", 0) > PENDING_SECONDS:
+        _pending_forget(http_request)
+        return None
+    return held["answers"]
+
+
+def _pending_forget(http_request: HttpRequest) -> None:
+    http_request.session.pop(PENDING, None)
+
+
 def _throttle_resend(http_request: HttpRequest, request_id) -> None:
     """A resend sends mail like a new filing, so the filing limits count it, by the request's
     address; NotFound when there is no such request."""
@@ -62,11 +87,17 @@ def _throttle_resend(http_request: HttpRequest, request_id) -> None:
 @require_safe
 def start(http_request: HttpRequest) -> HttpResponse:
     """What the two kinds of request do, what happens next, and how long it takes."""
+    _pending_forget(http_request)  # a person back at the start has left a deletion they did not send
     return render(http_request, "portal/start.html", {"deadline": selectors.deadline_words()})
 
 
-def _request_form_page(http_request: HttpRequest, form: RequestForm) -> HttpResponse:
-    return render(http_request, "portal/request_form.html", {"form": form, "groups": selectors.category_groups()})
+def _request_form_page(http_request: HttpRequest, form: RequestForm, *, changing: bool = False) -> HttpResponse:
+    ticked, chosen = set(form["groups"].value() or []), set(form["categories"].value() or [])
+    # A group is shown unfolded when anything in it is chosen; the rest stay folded, so the list fits a phone.
+    groups = [{**group, "ticked": group["id"] in ticked, "open": group["id"] in ticked or any(c["id"] in chosen for c in group["categories"])}
+              for group in selectors.category_groups()]
+    context = {"form": form, "groups": groups, "changing": changing}
+    return render(http_request, "portal/request_form.html", context)
 
 
 def _file(http_request: HttpRequest, data: dict) -> HttpResponse:
@@ -82,12 +113,16 @@ def _file(http_request: HttpRequest, data: dict) -> HttpResponse:
 def request_new(http_request: HttpRequest) -> HttpResponse:
     """Step one. An access request is filed here; a deletion goes to its warning first."""
     if http_request.method == "GET":
-        return _request_form_page(http_request, RequestForm(initial=http_request.session.get(PENDING)))
+        # Only "Change my answers" on the warning brings them back; a fresh form forgets them.
+        answers = _pending(http_request) if CHANGE in http_request.GET else None
+        if answers is None:
+            _pending_forget(http_request)
+        return _request_form_page(http_request, RequestForm(initial=answers), changing=answers is not None)
     form = RequestForm(http_request.POST)
     if not form.is_valid():
         return _request_form_page(http_request, form)
     if form.cleaned_data["type"] == RequestType.DELETION:
-        http_request.session[PENDING] = form.cleaned_data
+        _pending_keep(http_request, form.cleaned_data)
         return redirect("portal:request-confirm")
     try:
         return _file(http_request, form.cleaned_data)
@@ -99,7 +134,7 @@ def request_new(http_request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def request_confirm(http_request: HttpRequest) -> HttpResponse:
     """A deletion's warning: what is lost, what the law makes us keep; filed only once confirmed."""
-    pending = http_request.session.get(PENDING)
+    pending = _pending(http_request)
     if not pending:
         return redirect("portal:request-new")
     form = DeletionConfirmForm(http_request.POST) if http_request.method == "POST" else DeletionConfirmForm()
@@ -112,7 +147,7 @@ def request_confirm(http_request: HttpRequest) -> HttpResponse:
             step_one.is_valid()
             service_error_add(step_one, error)
             return _request_form_page(http_request, step_one)
-        del http_request.session[PENDING]
+        _pending_forget(http_request)
         return response
     context = {
         "form": form,
@@ -124,27 +159,39 @@ def request_confirm(http_request: HttpRequest) -> HttpResponse:
     return render(http_request, "portal/request_confirm.html", context)
 
 
-def _verify_page(http_request: HttpRequest, request_id, form: CodeForm, *, error: ServiceError | None = None) -> HttpResponse:
+def _verify_page(http_request: HttpRequest, request_id, form: CodeForm, *, error: ServiceError | None = None,
+                 locked: bool = False) -> HttpResponse:
     context = {
         "request_id": request_id,
         "form": form,
         "email": http_request.session.get(FILED, {}).get(str(request_id)),
         "digits": CODE_DIGITS,
         "ttl_minutes": settings.DSAR_CODE_TTL_MINUTES,
-        "locked": isinstance(error, Locked),
+        "locked": locked or isinstance(error, Locked),
         "error": error,
     }
     return render(http_request, "portal/verify.html", context)
+
+
+def _code_refusal(request_id, error: ServiceError) -> str:
+    """A refused code in the person's words: a wrong one with the attempts left, counted in their language."""
+    request = selectors.request_get(request_id=request_id) if error.code == "invalid_code" else None
+    if request is None:
+        return error.detail
+    left = selectors.code_attempts_left(request)
+    return ngettext("That code is not right. %(left)d attempt left.", "That code is not right. %(left)d attempts left.", left) % {"left": left}
 
 
 @require_http_methods(["GET", "POST"])
 def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
     """Enter the emailed code. Success lets this browser see the request."""
     if http_request.method == "GET":
-        if _may_see(http_request, request_id):
-            request = selectors.request_get(request_id=request_id)
-            if request is not None and request.status != Status.UNVERIFIED:
-                return redirect("portal:request-status", request_id=request_id)
+        request = selectors.request_get(request_id=request_id)
+        if request is not None and request.status != Status.UNVERIFIED and _may_see(http_request, request_id):
+            return redirect("portal:request-status", request_id=request_id)
+        if request is not None and selectors.code_locked(request):
+            # Said on opening, not after one more code the request would refuse anyway.
+            return _verify_page(http_request, request_id, CodeForm(), locked=True)
         return _verify_page(http_request, request_id, CodeForm())
     form = CodeForm(http_request.POST)
     if not form.is_valid():
@@ -163,7 +210,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
         return _verify_page(http_request, request_id, form, error=error)
     except ServiceError as error:
         # A wrong or expired code belongs next to the input; anything else (a system we must ask is down) does not.
-        form.add_error("code" if isinstance(error, InvalidInput) else None, error.detail)
+        form.add_error("code" if isinstance(error, InvalidInput) else None, _code_refusal(request_id, error))
         return _verify_page(http_request, request_id, form)
     _remember(http_request, request.id)
     return redirect("portal:request-status", request_id=request.id)
@@ -200,12 +247,14 @@ def request_status(http_request: HttpRequest, request_id) -> HttpResponse:
     return _status_page(http_request, request_id, AnswerForm())
 
 
-def _status_page(http_request: HttpRequest, request_id, form: AnswerForm) -> HttpResponse:
-    """The request's page, with `form` to answer a question staff asked, if they asked one."""
+def _status_page(http_request: HttpRequest, request_id, form: AnswerForm, passphrase_form: PassphraseForm | None = None) -> HttpResponse:
+    """The request's page, with `form` to answer a question staff asked, if they asked one, and
+    `passphrase_form` for the encrypted download."""
     request = selectors.request_get(request_id=request_id)
     if request is None:
         return _unknown(http_request)
-    return render(http_request, "portal/status.html", {**selectors.request_page(request), "form": form})
+    context = {**selectors.request_page(request), "form": form, "passphrase_form": passphrase_form or PassphraseForm()}
+    return render(http_request, "portal/status.html", context)
 
 
 @require_POST
@@ -248,3 +297,29 @@ def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
     else:
         messages.success(http_request, "Thank you: we have your answer. Our privacy team will now look at your request again.")
     return redirect("portal:request-status", request_id=request_id)
+
+
+@require_POST
+def request_download_encrypted(http_request: HttpRequest, request_id) -> HttpResponse:
+    """The export, encrypted with the passphrase the person chose on the request's page (the API's
+    request_download_encrypted, for a browser)."""
+    if not _may_see(http_request, request_id):
+        return _unknown(http_request)
+    form = PassphraseForm(http_request.POST)
+    if not form.is_valid():
+        return _status_page(http_request, request_id, AnswerForm(), form)
+    request = selectors.request_get(request_id=request_id)
+    export = selectors.export_downloadable(request) if request is not None else None
+    if export is None:
+        return redirect("portal:download-unavailable", request_id=request_id)
+    response = StreamingHttpResponse(exports.archive_encrypted(export, form.cleaned_data["passphrase"]), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="data-{request_id}-encrypted.zip"'
+    return response
+
+
+@require_safe
+def download_unavailable(http_request: HttpRequest, request_id) -> HttpResponse:
+    """Where a download link that expired or was damaged leads a browser: what happened, and how to
+    ask again. The request's page is offered only to a browser that may see it."""
+    context = {"request_id": request_id if _may_see(http_request, request_id) else None}
+    return render(http_request, "portal/download_unavailable.html", context, status=404)

@@ -169,9 +169,64 @@ def test_the_form_works_with_the_keyboard_alone(page: Page, site, unique_email):
     page.keyboard.type(email)
     _tab_to(page, "summary")
     page.keyboard.press("Enter")
+    _tab_to(page, "details.group:has(input[value=location]) > summary")
+    page.keyboard.press("Enter")
     _tab_to(page, "input[value=location]")
     page.keyboard.press("Space")
     _tab_to(page, "button[type=submit]")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
     assert Request.objects.get(email=email).categories == ["location"]
+
+
+def test_a_whole_group_is_ticked_at_once_and_the_list_fits_a_phone(page: Page, site, unique_email):
+    page.set_viewport_size(PHONE)
+    page.goto(f"{site}/request/")
+    page.get_by_label("Get a copy of my data").check()
+    email = unique_email("group")
+    page.get_by_label("Your email address").fill(email)
+    page.get_by_text("Choose which kinds of data (optional)").click()
+    # The groups are folded: the open list is a few screens long, not thousands of pixels.
+    assert page.evaluate("document.documentElement.scrollHeight") < 2500
+    assert page.evaluate("document.documentElement.scrollWidth > window.innerWidth") is False
+    page.locator("summary", has_text="Your devices and where you are").click()
+    group = page.get_by_label("All of “Your devices and where you are”")
+    group.check()
+    for label in ("Location", "Device and connection details"):
+        expect(page.get_by_label(label, exact=True)).to_be_checked()
+    page.get_by_label("Location", exact=True).uncheck()
+    expect(group).not_to_be_checked()
+    assert group.evaluate("box => box.indeterminate") is True
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    assert set(Request.objects.get(email=email).categories) == {"interactions.device_config", "interactions.error_reports", "other_input"}
+
+
+def test_the_code_link_in_the_email_works_in_a_browser_that_never_saw_the_request(browser, site, mailoutbox, unique_email):
+    email = unique_email("closed")
+    filing = browser.new_context()
+    _fill_form(filing.new_page(), site, type_label="Get a copy of my data", email=email)
+    filing.close()
+    [message] = [m for m in mailoutbox if m.to == [email]]
+    link = re.search(r"enter the code here instead: (\S+)", message.body).group(1)
+    fresh = browser.new_context()
+    page = fresh.new_page()
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    _enter_code(page, code_from(mailoutbox, email))
+    expect(page.get_by_role("heading", level=1)).to_have_text("We are checking your request")
+    fresh.close()
+
+
+def test_the_error_pages_are_whole_portal_pages_at_a_phone_width(page: Page, site, shots):
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{site}/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    assert page.evaluate(BASICS) == {"lang": "en", "h1": 1, "unlabelled": [], "overflow": False}
+    expect(page.get_by_role("main").get_by_role("link", name="Make a new request")).to_be_visible()
+    shots(page, "portal-not-found")
+    request = request_make(status="completed", email="gone@example.com")
+    page.goto(f"{site}/api/v1/requests/{request.id}/download/expired-or-damaged")
+    expect(page.get_by_role("heading", level=1)).to_have_text("This download link no longer works")
+    assert page.evaluate(BASICS) == {"lang": "en", "h1": 1, "unlabelled": [], "overflow": False}
+    shots(page, "portal-download-unavailable")

@@ -104,7 +104,7 @@ def test_the_warning_lists_only_the_chosen_categories_and_keeps_the_account_when
     assert "Searches and commands" in warning and "Voice recordings" not in warning
     assert "Your account is closed." not in warning
     # "Change my answers" brings the form back filled in.
-    form = client.get(reverse("portal:request-new")).content.decode()
+    form = client.get(reverse("portal:request-new") + "?change").content.decode()
     assert re.search(r'value="deletion"[^>]* checked', form) and not re.search(r'value="access"[^>]* checked', form)
     assert "del@example.com" in form and re.search(r'value="searches_commands"[^>]* checked', form)
 
@@ -336,3 +336,213 @@ def test_the_code_email_links_to_the_code_page_where_any_browser_can_confirm_wit
     confirmed = other.post(_path(link), {"code": code_from(mailoutbox, "closed.tab@example.com")})
     assert confirmed["Location"] == reverse("portal:request-status", args=[request.id])
     assert Request.objects.get().status != "unverified"
+
+
+def test_the_last_attempt_is_counted_in_the_singular(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=3)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "00000000"}).content.decode()
+    assert "That code is not right. 1 attempt left." in page
+
+
+def test_a_locked_request_says_so_when_its_code_page_opens(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=5)
+    response = client.get(reverse("portal:request-verify", args=[request.id]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>This request is locked</h1>" in page
+    assert f'<a class="button" href="{reverse("portal:request-new")}">Start a new request</a>' in page
+    assert 'name="code"' not in page and "Send me a new code" not in page
+    # In a fresh browser too: the link in the code email leads there.
+    assert "<h1>This request is locked</h1>" in Client().get(reverse("portal:request-verify", args=[request.id])).content.decode()
+
+
+def test_a_code_page_with_attempts_left_still_takes_the_code(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(code_attempts=4)
+    page = client.get(reverse("portal:request-verify", args=[request.id])).content.decode()
+    assert "This request is locked" not in page and 'name="code"' in page
+
+
+def _text(page: str) -> str:
+    """What a person reads: the page without its tags and their attributes."""
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+
+def test_the_status_page_gives_times_in_the_persons_zone_and_days_left(client, db, seen):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    request = request_make(status="pending_review")
+    Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata", due_at=timezone.now() + dt.timedelta(days=12))
+    text = _text(seen(request).content.decode())
+    assert "12 days left" in text
+    assert "Times are in Kolkata time." in text
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text) and "UTC" not in text
+
+
+def test_a_ready_download_gives_its_end_in_the_persons_zone(client, db, seen):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dsar.models import Export
+
+    request = request_make(status="completed")
+    Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata")
+    Export.objects.create(request=request, path="x.zip", bytes=2048, sha256="0" * 64, created_at=timezone.now(), released_at=timezone.now(),
+                          expires_at=timezone.now().replace(year=2099, month=12, day=14, hour=10, minute=0, second=0, microsecond=0,
+                                                            tzinfo=dt.timezone.utc))
+    text = _text(seen(request).content.decode())
+    assert "The download works until 14 December 2099, 15:30 (Kolkata time)." in text
+
+
+# --- A deletion's answers on a shared computer ------------------------------------------------------
+
+
+def _deletion_started(client) -> None:
+    client.post(reverse("portal:request-new"), {"type": "deletion", "email": "shared.pc@example.com", "categories": ["location"]})
+    assert client.get(reverse("portal:request-confirm")).status_code == 200
+
+
+def test_a_fresh_form_forgets_a_deletion_that_was_not_sent(client, db):
+    _deletion_started(client)
+    form = client.get(reverse("portal:request-new")).content.decode()
+    assert "shared.pc@example.com" not in form and not re.search(r'value="location"[^>]* checked', form)
+    assert client.get(reverse("portal:request-confirm"))["Location"] == reverse("portal:request-new")
+    assert "shared.pc@example.com" not in client.get(reverse("portal:request-new") + "?change").content.decode()
+
+
+def test_the_start_page_forgets_a_deletion_that_was_not_sent(client, db):
+    _deletion_started(client)
+    client.get(reverse("portal:start"))
+    assert client.get(reverse("portal:request-confirm"))["Location"] == reverse("portal:request-new")
+
+
+def test_changing_the_answers_offers_to_start_again(client, db):
+    _deletion_started(client)
+    form = client.get(reverse("portal:request-new") + "?change").content.decode()
+    assert "shared.pc@example.com" in form
+    assert f'<a href="{reverse("portal:request-new")}">Start again</a>' in form
+    warning = client.get(reverse("portal:request-confirm")).content.decode()
+    assert f'<a href="{reverse("portal:request-new")}">Start again with an empty form</a>' in warning
+
+
+def test_a_deletions_answers_are_not_brought_back_after_half_an_hour(client, db):
+    import datetime as dt
+
+    import time_machine
+
+    _deletion_started(client)
+    with time_machine.travel(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=31)):
+        assert "shared.pc@example.com" not in client.get(reverse("portal:request-new") + "?change").content.decode()
+        assert client.get(reverse("portal:request-confirm"))["Location"] == reverse("portal:request-new")
+
+
+# --- The category picker -----------------------------------------------------------------------------
+
+
+def test_the_category_groups_are_folded_until_something_in_them_is_chosen(client, db):
+    form = client.get(reverse("portal:request-new")).content.decode()
+    assert form.count('<details class="group">') == 6 and '<details class="group" open>' not in form
+    assert 'name="groups" value="devices" id="group-devices"' in form
+    refused = client.post(reverse("portal:request-new"), {"email": "x@example.com", "categories": ["location"]}).content.decode()
+    assert refused.count('<details class="group" open>') == 1
+
+
+def test_a_whole_group_ticked_without_javascript_asks_for_its_categories(client, db):
+    client.post(reverse("portal:request-new"), {"type": "access", "email": "group@example.com", "groups": ["devices"],
+                                                "categories": ["searches_commands"]})
+    assert set(Request.objects.get().categories) == {"searches_commands", "interactions.device_config", "interactions.error_reports",
+                                                     "location", "other_input"}
+
+
+def test_an_unknown_group_is_refused_and_nothing_is_filed(client, db, mailoutbox):
+    page = client.post(reverse("portal:request-new"), {"type": "access", "email": "group@example.com", "groups": ["secrets"]}).content.decode()
+    assert "Choose only from the groups listed." in page
+    assert Request.objects.count() == 0 and mailoutbox == []
+
+
+# --- The referral's contact ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("contact", "link"), [
+    ("privacy@northside-schools.example.org", "mailto:privacy@northside-schools.example.org"),
+    ("https://northside-schools.example.org/privacy", "https://northside-schools.example.org/privacy"),
+])
+def test_the_organisation_that_handles_a_request_can_be_reached_from_its_page(client, db, seen, contact, link):
+    request = request_make(status="referred")
+    Request.objects.filter(pk=request.id).update(referred_to="Northside School District", referred_contact=contact)
+    page = seen(request).content.decode()
+    assert f'<a class="contact" href="{link}">{contact}</a>.' in page
+
+
+def test_a_contact_that_is_no_address_is_shown_as_it_is(client, db, seen):
+    request = request_make(status="referred")
+    Request.objects.filter(pk=request.id).update(referred_to="Northside School District", referred_contact="the school office, room 12")
+    page = seen(request).content.decode()
+    assert '<strong class="contact">the school office, room 12</strong>.' in page and 'class="contact" href' not in page
+
+
+# --- The encrypted download ---------------------------------------------------------------------------
+
+
+def _ready_export(request: Request):
+    import io
+    import zipfile
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from dsar.models import Export
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.html", b"<h1>Your data</h1>")
+    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(buffer.getvalue()))
+    now = timezone.now()
+    return Export.objects.create(request=request, path=path, bytes=len(buffer.getvalue()), sha256="0" * 64, created_at=now,
+                                 released_at=now, expires_at=now + timezone.timedelta(days=7))
+
+
+def test_the_status_page_offers_the_download_locked_with_a_passphrase(client, db, seen):
+    from stream_unzip import stream_unzip
+
+    request = request_make(status="completed")
+    _ready_export(request)
+    page = seen(request).content.decode()
+    action = reverse("portal:request-download-encrypted", args=[request.id])
+    assert f'<form method="post" action="{action}"' in page and 'autocomplete="new-password"' in page
+    answer = client.post(action, {"passphrase": "correct battery horse"})
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/zip"
+    assert answer["Content-Disposition"] == f'attachment; filename="data-{request.id}-encrypted.zip"'
+    unpacked = {name.decode(): b"".join(chunks) for name, _size, chunks in stream_unzip([b"".join(answer.streaming_content)],
+                                                                                       password="correct battery horse")}
+    assert unpacked == {"index.html": b"<h1>Your data</h1>"}
+
+
+def test_a_short_passphrase_is_refused_on_the_page(client, db, seen):
+    request = request_make(status="completed")
+    _ready_export(request)
+    seen(request)
+    answer = client.post(reverse("portal:request-download-encrypted", args=[request.id]), {"passphrase": "short"})
+    page = answer.content.decode()
+    assert answer.status_code == 200 and answer["Content-Type"].startswith("text/html")
+    assert "A passphrase is at least 12 characters long." in page and 'role="alert"' in page and "<title>Error: " in page
+    assert '<details class="download-encrypted" open>' in page
+
+
+def test_the_encrypted_download_needs_the_session_and_a_live_export(client, db, seen):
+    request = request_make(status="completed")
+    export = _ready_export(request)
+    action = reverse("portal:request-download-encrypted", args=[request.id])
+    assert client.post(action, {"passphrase": "correct battery horse"}).status_code == 404
+    seen(request)
+    from dsar.models import Export
+
+    Export.objects.filter(pk=export.pk).update(expires_at=export.created_at)
+    answer = client.post(action, {"passphrase": "correct battery horse"})
+    assert answer["Location"] == reverse("portal:download-unavailable", args=[request.id])

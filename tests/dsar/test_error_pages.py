@@ -1,0 +1,130 @@
+"""Every error a person can reach is a page in the portal's look that says what to do next; API
+clients keep the contract's JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client, RequestFactory
+from django.urls import get_resolver, reverse
+from django.utils import timezone
+
+from dsar import exports, notifications
+from dsar.models import Export, Request
+
+from ..factories import request_make
+
+# What Chromium sends when a person clicks a link.
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def _portal_page(response) -> str:
+    """The page, after checking it is a whole portal page: HTML, one h1, the site's header and footer."""
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert page.count("<h1>") == 1 and 'class="site-header"' in page and 'class="site-footer"' in page
+    assert "<script" not in page and "style=" not in page
+    return page
+
+
+def test_an_unknown_address_is_a_portal_page_that_leads_on(client, db):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    page = _portal_page(response)
+    assert "<h1>Page not found</h1>" in page
+    assert f'href="{reverse("portal:request-new")}"' in page and "use the link in it" in page
+
+
+def test_an_unknown_api_address_keeps_the_json_error(client, db):
+    response = client.get("/api/v1/no-such-thing", HTTP_ACCEPT=BROWSER)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "No such resource."}
+
+
+def test_a_host_we_do_not_serve_gets_a_400_page_and_the_api_its_json(client, db):
+    response = client.get("/", HTTP_HOST="not-ours.example")
+    assert response.status_code == 400
+    assert "<h1>We could not read that</h1>" in _portal_page(response)
+    api = client.get("/api/v1/requests", HTTP_HOST="not-ours.example")
+    assert api.status_code == 400 and api.json() == {"error": "bad_request", "detail": "The request is malformed."}
+
+
+def test_an_expired_form_says_to_go_back_and_send_it_again_and_files_nothing(db, mailoutbox):
+    browser = Client(enforce_csrf_checks=True)
+    response = browser.post(reverse("portal:request-new"), {"type": "access", "email": "late@example.com"})
+    assert response.status_code == 403
+    page = _portal_page(response)
+    assert "<h1>This form has expired</h1>" in page and "send the form again" in page
+    assert Request.objects.count() == 0 and mailoutbox == []
+
+
+def test_a_server_error_is_a_page_that_needs_no_database(db, django_assert_num_queries):
+    handler = get_resolver().resolve_error_handler(500)
+    with django_assert_num_queries(0):
+        response = handler(RequestFactory().get("/request/"))
+    assert response.status_code == 500
+    page = _portal_page(response)
+    assert "<h1>Something went wrong on our side</h1>" in page and "try again" in page
+    assert "mailto:" in page
+
+
+def test_a_server_error_under_the_api_keeps_the_json_error(db):
+    response = get_resolver().resolve_error_handler(500)(RequestFactory().get("/api/v1/requests"))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+
+
+# --- The download link of the "complete" email --------------------------------------------------------
+
+
+def _expired_export() -> Export:
+    request = request_make(status="completed", email="late.download@example.com")
+    now = timezone.now()
+    path = default_storage.save(f"exports/{request.pk}/test.zip", ContentFile(b"PK\x05\x06" + b"\x00" * 18))
+    return Export.objects.create(request=request, path=path, bytes=22, sha256="0" * 64, created_at=now - dt.timedelta(days=8),
+                                 expires_at=now - dt.timedelta(days=1), released_at=now - dt.timedelta(days=8))
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_expired_download_link_in_a_browser_says_so_and_how_to_ask_again(client):
+    export = _expired_export()
+    response = client.get(_path(exports.download_url(export)), HTTP_ACCEPT=BROWSER, follow=True)
+    assert response.status_code == 404
+    page = _portal_page(response)
+    assert "<h1>This download link no longer works</h1>" in page and "The link has expired" in page
+    assert f'href="{reverse("portal:request-new")}"' in page
+    # A browser that may not see the request is not sent to its page, which would only refuse it.
+    assert f'href="{reverse("portal:request-status", args=[export.request_id])}"' not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_damaged_download_link_offers_the_requests_page_to_the_person_who_may_see_it(client):
+    export = _expired_export()
+    client.get(_path(notifications.status_url(export.request)))  # the emailed link to the request's page
+    url = _path(exports.download_url(export))
+    for damaged in (url[:-5], url.rsplit("/", 1)[0] + "/", url.rsplit("/", 1)[0]):
+        response = client.get(damaged, HTTP_ACCEPT=BROWSER, follow=True)
+        assert response.status_code == 404, damaged
+        page = _portal_page(response)
+        assert "<h1>This download link no longer works</h1>" in page, damaged
+        assert re.search(rf'<a class="button" href="{reverse("portal:request-status", args=[export.request_id])}">Go to your request</a>', page)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("accept", [None, "application/json", "*/*", "application/zip"])
+def test_an_expired_download_link_answers_api_clients_in_json(client, accept):
+    export = _expired_export()
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = client.get(_path(exports.download_url(export)), **headers)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"error", "detail"}
