@@ -206,28 +206,6 @@ def _export_state(request: Request) -> tuple[str | None, Export | None]:
     return ("ready" if export.released_at else "checking"), export
 
 
-def _retained(items: list[dict]) -> list[dict]:
-    """Retained items with their legal basis in words: connectors write the reason as "why (basis)"."""
-    bases = taxonomy()["legal_bases"]
-    rows = []
-    for item in items:
-        reason, basis = item.get("reason", ""), ""
-        for key, info in bases.items():
-            if reason.endswith(f"({key})"):
-                reason, basis = reason[: -len(key) - 2].strip(), info["label"]
-        until = item.get("until")
-        rows.append(
-            {
-                "label": category_label(item.get("category", "")),
-                "count": item.get("count"),
-                "reason": reason,
-                "basis": basis,
-                "until": dt.date.fromisoformat(until[:10]) if until else None,
-            }
-        )
-    return rows
-
-
 def contact_href(contact: str) -> str:
     """A link for an organisation's contact route when it is an email address or a web page, else ""."""
     contact = contact.strip()
@@ -272,9 +250,6 @@ def request_page(request: Request) -> dict:
     if request.status == Status.DENIED:
         page["denial_reason"] = _last_note(audit, "denied")
     if request.status == Status.COMPLETED and request.type == RequestType.DELETION:
-        page["erased"] = _counts(result.get("erased", {}))
-        page["retained"] = _retained(result.get("retained", []))
-        page["notify_sources"] = result.get("notify_sources", [])
         page["recipients_notified"] = result.get("recipients_notified", [])
     if request.refusals and request.status in (Status.PROCESSING, Status.COMPLETED, Status.EXPIRED):
         page["refused"] = exports.refusals_in_words(request.refusals)
