@@ -1,0 +1,155 @@
+"""axe-core finds no WCAG 2.x A or AA violation on any page a person or a staff member can reach,
+at two phone widths and a desktop width (the `axe` fixture). Each request state is made through the
+services, and the real worker where the state is one only processing reaches.
+
+The API documentation page is left out: it is Redoc's page, not ours (its own styles and script,
+under the one CSP exception the site makes), and test_api_docs.py checks that it renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from dsar import jobs, notifications, services
+from dsar.errors import InvalidInput
+from dsar.models import Request
+from estate.loader import estate_load, estate_parse
+
+from ..conftest import code_from
+from ..factories import request_make
+from ..support.flows import wait_until_final
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def _status_page(page: Page, request: Request, heading: str) -> None:
+    """Open the request's page by the signed link its emails carry, and wait for its heading."""
+    page.goto(notifications.status_url(request))
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+
+
+def _confirmed(mailoutbox, *, type: str, email: str) -> Request:
+    """A request filed and confirmed with its emailed code, as the person does: pending review."""
+    request = services.request_create(type=type, email=email)
+    confirmed, _token = services.request_verify(request_id=request.pk, code=code_from(mailoutbox, email))
+    return confirmed
+
+
+# --- Portal: filing a request and confirming it ------------------------------------------------------
+
+
+def test_the_portal_pages_up_to_the_code_have_no_axe_violations(page: Page, site, axe, unique_email):
+    page.goto(f"{site}/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Ask what data we hold")
+    axe(page, "start")
+
+    page.get_by_role("link", name="Start a request").click()
+    page.get_by_text("Choose which kinds of data (optional)").click()
+    axe(page, "request form, categories open")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe(page, "request form with errors")
+
+    page.get_by_label("Delete my data").check()
+    page.get_by_label("Your email address").fill(unique_email("axe-delete"))
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Before we delete your data")
+    axe(page, "deletion warning")
+    page.get_by_role("button", name="Send my deletion request").click()
+    expect(page.get_by_role("alert")).to_contain_text("Tick the box to confirm")
+    axe(page, "deletion warning with an error")
+
+    page.get_by_label(re.compile("I understand that my data will be deleted")).check()
+    page.get_by_role("button", name="Send my deletion request").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    axe(page, "code page")
+    page.get_by_label("Code from the email").fill("not a code")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe(page, "code page with an error")
+
+
+def test_the_locked_code_page_and_the_unknown_request_page_have_no_axe_violations(page: Page, site, axe):
+    request = request_make(code="12345678")
+    for _ in range(4):
+        with pytest.raises(InvalidInput):
+            services.request_verify(request_id=request.pk, code="87654321")
+    page.goto(f"{site}/requests/{request.pk}/verify")
+    page.get_by_label("Code from the email").fill("87654321")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("This request is locked")
+    axe(page, "code page, locked")
+
+    page.goto(f"{site}/requests/{uuid.uuid4()}")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    axe(page, "unknown request")
+
+
+# --- Portal: the request's page in each state ----------------------------------------------------------
+
+
+def test_the_request_page_in_each_state_before_processing_ends_has_no_axe_violations(page: Page, site, axe):
+    _status_page(page, request_make(status="unverified"), "Confirm your email address")
+    axe(page, "status, unverified")
+    _status_page(page, request_make(status="pending_review"), "We are checking your request")
+    axe(page, "status, pending review")
+    _status_page(page, request_make(status="processing", type="access"), "We are gathering your data")
+    axe(page, "status, gathering")
+    _status_page(page, request_make(status="processing", type="deletion"), "We are deleting your data")
+    axe(page, "status, deleting")
+    _status_page(page, request_make(status="failed"), "Your request is delayed")
+    axe(page, "status, failed")
+
+    asked = request_make(status="pending_review")
+    services.request_ask(request_id=asked.pk, actor="staff:test", question="Which account number is yours?", purpose="identity")
+    _status_page(page, asked, "We need more information from you")
+    axe(page, "status, awaiting an answer")
+    page.get_by_role("button", name="Send your answer").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe(page, "status, awaiting an answer, with an error")
+
+    denied = request_make(status="pending_review")
+    services.request_deny(request_id=denied.pk, actor="staff:test", reason="We hold no account for this address.")
+    _status_page(page, denied, "We could not carry out your request")
+    axe(page, "status, denied")
+    canceled = request_make(status="pending_review")
+    services.request_cancel(request_id=canceled.pk)
+    _status_page(page, canceled, "You canceled this request")
+    axe(page, "status, canceled")
+
+
+def test_the_request_page_once_processing_ends_has_no_axe_violations(page: Page, site, axe, unique_email):
+    access = request_make(status="pending_review", email="bob@example.com")
+    services.request_approve(request_id=access.pk, actor="staff:test",
+                             refuse=[{"category": "location", "reason": "It would reveal another person's whereabouts."}])
+    assert wait_until_final(access.pk).status == "completed"
+    _status_page(page, access, "Your data is ready to download")
+    expect(page.get_by_role("link", name=re.compile("Download your data"))).to_be_visible()
+    expect(page.get_by_text("It would reveal another person's whereabouts.")).to_be_visible()
+    axe(page, "status, completed with download and a refusal")
+
+    jobs.export_expiry(now=timezone.now() + dt.timedelta(days=400), limit=10)
+    _status_page(page, access, "Your download has expired")
+    axe(page, "status, expired")
+
+    email = unique_email("axe-erin")
+    invoice = {"amount": 9.99, "currency": "EUR", "at": "2026-01-15T10:00:00Z", "item": "Cloud storage"}
+    estate_load(estate_parse({"subjects": [{"email": email, "accounts": {"name": "Erin Example", "searches": ["bike shop"]},
+                                            "payments": {"transactions": [invoice]}}]}))
+    deletion = request_make(status="pending_review", type="deletion", email=email)
+    services.request_approve(request_id=deletion.pk, actor="staff:test")
+    assert wait_until_final(deletion.pk).status == "completed"
+    _status_page(page, deletion, "We deleted your data")
+    expect(page.get_by_role("heading", name="What we kept, and why")).to_be_visible()
+    axe(page, "status, deletion receipt")
+
+
+def test_the_request_page_of_a_referred_request_has_no_axe_violations(page: Page, site, axe, mailoutbox, organisation_systems_only):
+    referred = _confirmed(mailoutbox, type="access", email="carol@school.example.org")
+    _status_page(page, referred, "Your organisation handles this request")
+    axe(page, "status, referred")
