@@ -13,6 +13,7 @@ import uuid
 from base64 import b32decode
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_otp.oath import totp
@@ -82,7 +83,7 @@ def test_the_portal_pages_up_to_the_code_have_no_axe_violations(page: Page, site
     axe(page, "code page with an error")
 
 
-def test_the_locked_code_page_and_the_unknown_request_page_have_no_axe_violations(page: Page, site, axe):
+def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_axe_violations(page: Page, site, axe, settings):
     request = request_make(code="12345678")
     for _ in range(4):
         with pytest.raises(InvalidInput):
@@ -92,6 +93,14 @@ def test_the_locked_code_page_and_the_unknown_request_page_have_no_axe_violation
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("This request is locked")
     axe(page, "code page, locked")
+
+    with time_machine.travel(timezone.now() - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS + 1)):
+        lapsed = request_make(code="12345678")
+    page.goto(f"{site}/requests/{lapsed.pk}/verify")
+    page.get_by_label("Code from the email").fill("12345678")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe(page, "code page, lapsed")
 
     page.goto(f"{site}/requests/{uuid.uuid4()}")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
@@ -140,6 +149,12 @@ def test_the_request_page_once_processing_ends_has_no_axe_violations(page: Page,
     expect(page.get_by_role("link", name=re.compile("Download your data"))).to_be_visible()
     expect(page.get_by_text("It would reveal another person's whereabouts.")).to_be_visible()
     axe(page, "status, completed with download and a refusal")
+
+    held = request_make(status="pending_review", email="alice@example.com")
+    services.request_approve(request_id=held.pk, actor="staff:test")
+    assert wait_until_final(held.pk).status == "completed"  # held: Alice's export holds other people's data
+    _status_page(page, held, "We are checking your file")
+    axe(page, "status, completed and held for review")
 
     jobs.export_expiry(now=timezone.now() + dt.timedelta(days=400), limit=10)
     _status_page(page, access, "Your download has expired")
@@ -197,7 +212,7 @@ def _console_page(page: Page, url: str, heading: str | re.Pattern) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(heading)
 
 
-def test_the_console_sign_in_pages_have_no_axe_violations(page: Page, site, axe):
+def test_the_console_sign_in_pages_have_no_axe_violations(page: Page, site, axe, settings):
     _staff("ada", ROLE_ADMIN, with_app=False)
     setup_code = staff_setup_code_issue(user_id=get_user_model().objects.get(username="ada").pk)
     page.goto(f"{site}/console/login/")
@@ -235,6 +250,14 @@ def test_the_console_sign_in_pages_have_no_axe_violations(page: Page, site, axe)
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_label("Code from your authenticator app")).to_have_attribute("aria-invalid", "true")
     axe(page, "console two-factor code with an error")
+
+    page.get_by_role("button", name=re.compile("Sign out")).click()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        page.get_by_label("Username").fill("ada")
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign-in locked")
+    axe(page, "console sign-in locked")
 
 
 def test_the_console_pages_an_admin_works_in_have_no_axe_violations(page: Page, site, axe, unique_email):
