@@ -1,5 +1,5 @@
 """axe-core finds no WCAG 2.x A or AA violation on any page a person or a staff member can reach,
-at two phone widths and a desktop width (the `axe` fixture). Each request state is made through the
+and no page scrolls sideways, at two phone widths and a desktop width (the `axe` fixture). Each request state is made through the
 services, and the real worker where the state is one only processing reaches.
 
 The API documentation page is left out: it is Redoc's page, not ours (its own styles and script,
@@ -52,7 +52,7 @@ def _confirmed(mailoutbox, *, type: str, email: str) -> Request:
 # --- Portal: filing a request and confirming it ------------------------------------------------------
 
 
-def test_the_portal_pages_up_to_the_code_have_no_axe_violations(page: Page, site, axe, unique_email):
+def test_the_portal_pages_up_to_the_code_have_no_accessibility_violations(page: Page, site, axe, unique_email):
     page.goto(f"{site}/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Ask what data we hold")
     axe(page, "start")
@@ -83,7 +83,7 @@ def test_the_portal_pages_up_to_the_code_have_no_axe_violations(page: Page, site
     axe(page, "code page with an error")
 
 
-def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_axe_violations(page: Page, site, axe, settings):
+def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_accessibility_violations(page: Page, site, axe, settings):
     request = request_make(code="12345678")
     for _ in range(4):
         with pytest.raises(InvalidInput):
@@ -212,7 +212,7 @@ def _console_page(page: Page, url: str, heading: str | re.Pattern) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(heading)
 
 
-def test_the_console_sign_in_pages_have_no_axe_violations(page: Page, site, axe, settings):
+def test_the_console_sign_in_pages_have_no_accessibility_violations(page: Page, site, axe, settings):
     _staff("ada", ROLE_ADMIN, with_app=False)
     setup_code = staff_setup_code_issue(user_id=get_user_model().objects.get(username="ada").pk)
     page.goto(f"{site}/console/login/")
@@ -260,7 +260,7 @@ def test_the_console_sign_in_pages_have_no_axe_violations(page: Page, site, axe,
     axe(page, "console sign-in locked")
 
 
-def test_the_console_pages_an_admin_works_in_have_no_axe_violations(page: Page, site, axe, unique_email):
+def test_the_console_pages_an_admin_works_in_have_no_accessibility_violations(page: Page, site, axe, unique_email):
     for status in ("unverified", "pending_review", "processing", "failed", "awaiting_subject"):
         request_make(status=status, email=unique_email(status.replace("_", "-")))
     pending = request_make(status="pending_review", email="alice@example.com")
@@ -302,7 +302,7 @@ def test_the_console_pages_an_admin_works_in_have_no_axe_violations(page: Page, 
         axe(page, f"console {heading.lower()}")
 
 
-def test_the_console_pages_of_a_system_with_no_api_have_no_axe_violations(page: Page, site, axe, settings, tmp_path, unique_email):
+def test_the_console_pages_of_a_system_with_no_api_have_no_accessibility_violations(page: Page, site, axe, settings, tmp_path, unique_email):
     (tmp_path / "archive.yaml").write_text(ARCHIVE)
     settings.DSAR_SYSTEMS = {"archive": system_load(tmp_path / "archive.yaml", environ={})}
     connectors_reset()
@@ -327,7 +327,7 @@ def test_the_console_page_a_reviewer_may_not_reach_has_no_axe_violations(page: P
     axe(page, "console, not allowed")
 
 
-def test_the_console_pages_of_recipients_to_tell_have_no_axe_violations(page: Page, site, axe, crm, unique_email):
+def test_the_console_pages_of_recipients_to_tell_have_no_accessibility_violations(page: Page, site, axe, crm, unique_email):
     deletion_completed(unique_email("axe-told"), at=timezone.now())
     _sign_in(page, site, "ada", _staff("ada", ROLE_ADMIN))
     _console_page(page, f"{site}/console/recipients", "Recipients to tell")
