@@ -53,7 +53,8 @@ def shot():
 
 
 # Phone widths (the narrowest a page must fit, and a common phone) and a desktop width.
-AXE_WIDTHS = {"320 px": {"width": 320, "height": 720}, "390 px": {"width": 390, "height": 844}, "1280 px": {"width": 1280, "height": 900}}
+AXE_WIDTHS = {"320 px": {"width": 320, "height": 720}, "390 px": {"width": 390, "height": 844},
+              "1280 px": {"width": 1280, "height": 900}}
 # Every WCAG 2.0, 2.1 and 2.2 level A and AA rule axe-core has; none is set aside.
 AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
                "resultTypes": ["violations"]}
@@ -81,7 +82,8 @@ def axe():
                 found.append(f"{name} at {width}:\n{axe_violations_describe(violations)}")
             wide = page.evaluate("document.documentElement.scrollWidth")
             if wide > viewport["width"]:
-                found.append(f"{name} at {width}: the page scrolls sideways, {wide} px wide (WCAG 1.4.10, which axe-core cannot see)")
+                found.append(f"{name} at {width}: the page scrolls sideways, {wide} px wide "
+                             "(WCAG 1.4.10 Reflow, which axe-core cannot see)")
         assert not found, "accessibility violations:\n" + "\n".join(found)
 
     return check

@@ -1,6 +1,6 @@
 """axe-core finds no WCAG 2.x A or AA violation on any page a person or a staff member can reach,
-and no page scrolls sideways, at two phone widths and a desktop width (the `axe` fixture). Each request state is made through the
-services, and the real worker where the state is one only processing reaches.
+and no page scrolls sideways, at two phone widths and a desktop width (the `axe` fixture). Each
+request state is made through the services, and the real worker where only processing reaches it.
 
 The API documentation page is left out: it is Redoc's page, not ours (its own styles and script,
 under the one CSP exception the site makes), and test_api_docs.py checks that it renders."""
@@ -83,9 +83,10 @@ def test_the_portal_pages_up_to_the_code_have_no_accessibility_violations(page: 
     axe(page, "code page with an error")
 
 
-def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_accessibility_violations(page: Page, site, axe, settings):
+def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_accessibility_violations(page: Page, site, axe,
+                                                                                                       settings):
     request = request_make(code="12345678")
-    for _ in range(4):
+    for _ in range(settings.DSAR_CODE_MAX_ATTEMPTS - 1):  # the browser's wrong code is the last one allowed
         with pytest.raises(InvalidInput):
             services.request_verify(request_id=request.pk, code="87654321")
     page.goto(f"{site}/requests/{request.pk}/verify")
@@ -110,7 +111,7 @@ def test_the_locked_and_lapsed_code_pages_and_the_unknown_request_page_have_no_a
 # --- Portal: the request's page in each state ----------------------------------------------------------
 
 
-def test_the_request_page_in_each_state_before_processing_ends_has_no_axe_violations(page: Page, site, axe):
+def test_the_request_page_in_each_state_before_processing_ends_has_no_accessibility_violations(page: Page, site, axe):
     _status_page(page, request_make(status="unverified"), "Confirm your email address")
     axe(page, "status, unverified")
     _status_page(page, request_make(status="pending_review"), "We are checking your request")
@@ -140,7 +141,7 @@ def test_the_request_page_in_each_state_before_processing_ends_has_no_axe_violat
     axe(page, "status, canceled")
 
 
-def test_the_request_page_once_processing_ends_has_no_axe_violations(page: Page, site, axe, unique_email):
+def test_the_request_page_once_processing_ends_has_no_accessibility_violations(page: Page, site, axe, unique_email):
     access = request_make(status="pending_review", email="bob@example.com")
     services.request_approve(request_id=access.pk, actor="staff:test",
                              refuse=[{"category": "location", "reason": "It would reveal another person's whereabouts."}])
@@ -172,7 +173,8 @@ def test_the_request_page_once_processing_ends_has_no_axe_violations(page: Page,
     axe(page, "status, deletion receipt")
 
 
-def test_the_request_page_of_a_referred_request_has_no_axe_violations(page: Page, site, axe, mailoutbox, organisation_systems_only):
+def test_the_request_page_of_a_referred_request_has_no_accessibility_violations(page: Page, site, axe, mailoutbox,
+                                                                                organisation_systems_only):
     referred = _confirmed(mailoutbox, type="access", email="carol@school.example.org")
     _status_page(page, referred, "Your organisation handles this request")
     axe(page, "status, referred")
@@ -198,6 +200,7 @@ def _staff(username: str, role: str, *, with_app: bool = True) -> TOTPDevice | N
 
 
 def _sign_in(page: Page, site: str, username: str, device: TOTPDevice) -> None:
+    """Sign in with the password, then the code the staff member's app shows now."""
     page.goto(f"{site}/console/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
@@ -208,6 +211,7 @@ def _sign_in(page: Page, site: str, username: str, device: TOTPDevice) -> None:
 
 
 def _console_page(page: Page, url: str, heading: str | re.Pattern) -> None:
+    """Open a console page and wait for its heading."""
     page.goto(url)
     expect(page.get_by_role("heading", level=1)).to_have_text(heading)
 
@@ -246,7 +250,8 @@ def test_the_console_sign_in_pages_have_no_accessibility_violations(page: Page, 
     expect(page.get_by_role("heading", level=1)).to_have_text("Enter your code")
     axe(page, "console two-factor code")
     device = TOTPDevice.objects.get(user__username="ada")
-    page.get_by_label("Code from your authenticator app").fill(f"{(totp(device.bin_key) + 1) % 1_000_000:06d}")  # not the code now
+    not_the_code_now = (totp(device.bin_key) + 1) % 1_000_000
+    page.get_by_label("Code from your authenticator app").fill(f"{not_the_code_now:06d}")
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_label("Code from your authenticator app")).to_have_attribute("aria-invalid", "true")
     axe(page, "console two-factor code with an error")
@@ -302,7 +307,8 @@ def test_the_console_pages_an_admin_works_in_have_no_accessibility_violations(pa
         axe(page, f"console {heading.lower()}")
 
 
-def test_the_console_pages_of_a_system_with_no_api_have_no_accessibility_violations(page: Page, site, axe, settings, tmp_path, unique_email):
+def test_the_console_pages_of_a_system_with_no_api_have_no_accessibility_violations(page: Page, site, axe, settings, tmp_path,
+                                                                                    unique_email):
     (tmp_path / "archive.yaml").write_text(ARCHIVE)
     settings.DSAR_SYSTEMS = {"archive": system_load(tmp_path / "archive.yaml", environ={})}
     connectors_reset()
@@ -320,7 +326,7 @@ def test_the_console_pages_of_a_system_with_no_api_have_no_accessibility_violati
         connectors_reset()
 
 
-def test_the_console_page_a_reviewer_may_not_reach_has_no_axe_violations(page: Page, site, axe):
+def test_the_console_page_a_reviewer_may_not_reach_has_no_accessibility_violations(page: Page, site, axe):
     _sign_in(page, site, "rita", _staff("rita", ROLE_REVIEWER))
     assert page.goto(f"{site}/console/staff").status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
