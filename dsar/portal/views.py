@@ -201,7 +201,10 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
         request, _token = services.request_verify(request_id=request_id, code=form.cleaned_data["code"])
     except NotFound:
         return _unknown(http_request)
-    except Conflict:
+    except Conflict as error:
+        if error.code == "request_lapsed":  # too old to confirm: the service's words say to make a new one
+            form.add_error(None, error.detail)
+            return _verify_page(http_request, request_id, form)
         if _may_see(http_request, request_id):
             return redirect("portal:request-status", request_id=request_id)
         form.add_error(None, "This request is already confirmed. To see it, use the link in the email we sent you.")

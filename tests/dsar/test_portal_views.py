@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ import pytest
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from dsar import notifications, services
 from dsar.lifecycle import audit_record
@@ -305,7 +307,6 @@ def test_a_failed_request_says_there_is_a_delay(client, db, seen):
 
 
 def test_a_completed_access_request_waiting_for_review_is_being_checked(client, db, seen):
-    from django.utils import timezone
 
     from dsar.models import Export
 
@@ -358,6 +359,15 @@ def test_a_locked_request_says_so_when_its_code_page_opens(client, db):
     assert "<h1>This request is locked</h1>" in Client().get(reverse("portal:request-verify", args=[request.id])).content.decode()
 
 
+def test_a_lapsed_request_says_it_lapsed_when_its_code_is_entered(client, db):
+    request = request_make(code=CODE)
+    Request.objects.filter(pk=request.id).update(created_at=timezone.now() - dt.timedelta(days=8))
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": CODE}).content.decode()
+    assert "This request lapsed: it was not confirmed within 7 days. Make a new request." in page
+    assert "already confirmed" not in page
+    assert Request.objects.get(pk=request.id).status == "unverified"
+
+
 def test_a_code_page_with_attempts_left_still_takes_the_code(client, db):
     request = request_make(code=CODE)
     Request.objects.filter(pk=request.id).update(code_attempts=4)
@@ -371,9 +381,7 @@ def _text(page: str) -> str:
 
 
 def test_the_status_page_gives_times_in_the_persons_zone_and_days_left(client, db, seen):
-    import datetime as dt
 
-    from django.utils import timezone
 
     request = request_make(status="pending_review")
     Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata", due_at=timezone.now() + dt.timedelta(days=12))
@@ -384,9 +392,7 @@ def test_the_status_page_gives_times_in_the_persons_zone_and_days_left(client, d
 
 
 def test_a_ready_download_gives_its_end_in_the_persons_zone(client, db, seen):
-    import datetime as dt
 
-    from django.utils import timezone
 
     from dsar.models import Export
 
@@ -431,7 +437,6 @@ def test_changing_the_answers_offers_to_start_again(client, db):
 
 
 def test_a_deletions_answers_are_not_brought_back_after_half_an_hour(client, db):
-    import datetime as dt
 
     import time_machine
 
@@ -495,7 +500,6 @@ def _ready_export(request: Request):
 
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
-    from django.utils import timezone
 
     from dsar.models import Export
 
