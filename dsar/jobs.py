@@ -121,9 +121,10 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
             export.save(update_fields=["deleted_at"])
             if request.status == Status.COMPLETED:
                 request_transition(request, "expired", actor=SYSTEM, note=note)
-            path = export.path
+            paths = exports.export_paths(export)
             # An export erased while held for review of other people's data still has its staged work.
-            transaction.on_commit(lambda path=path, request_id=request_id: (exports.storage_delete(path), exports.stage_discard(request_id)))
+            transaction.on_commit(lambda paths=paths, request_id=request_id: ([exports.storage_delete(path) for path in paths],
+                                                                              exports.stage_discard(request_id)))
             expired += 1
     return f"export_expiry: {warned} people warned, {expired} exports deleted"
 

@@ -211,6 +211,7 @@ def request_page(request: Request) -> dict:
         "export_state": state,
         "export": export,
         "download_url": exports.download_url(export) if state == "ready" else "",
+        "download_parts": exports.download_urls(export) if state == "ready" else [],
         "referral": exports.referral_in_words(request),
     }
     if request.status == Status.DENIED:
