@@ -105,7 +105,7 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
     for export in soon.select_related("request")[:limit]:
         with transaction.atomic():
             if Export.objects.filter(pk=export.pk, warned_at__isnull=True).update(warned_at=now):
-                email_on_commit(export.request, "expiring", download_url=exports.download_url(export), expires_at=export.expires_at)
+                email_on_commit(export.request, "expiring", **exports.download_links(export), expires_at=export.expires_at)
                 warned += 1
     live = Export.objects.filter(deleted_at__isnull=True)
     ended = live.filter(released_at__isnull=False, expires_at__lte=now).values_list("request_id", flat=True)[:limit]

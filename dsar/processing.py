@@ -523,7 +523,7 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
         if export is None:
             email_on_commit(request, "completed")
         elif export.released_at is not None:
-            email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+            email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at)
         elif export.others:
             email_on_commit(request, "checking")
         # else: staff release it after review (services.request_release), which sends the email.

@@ -491,7 +491,7 @@ def request_release(*, request_id, actor: str, note: str = "") -> Request:
         export.expires_at = export.released_at + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
         export.save(update_fields=["released_at", "expires_at"])
         audit_record(request, actor=actor, action="released", note=note)
-        email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+        email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at)
     return request
 
 
@@ -554,7 +554,7 @@ def request_release_reviewed(*, request_id, actor: str, decisions: Sequence[Mapp
             export.released_at, export.expires_at = now, now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
             export.save(update_fields=changed)
             audit_record(request, actor=actor, action="released", note=note, data={"review": export.review["decisions"]})
-            email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at,
+            email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at,
                             withheld=[asdict(item) for item in withheld])
             transaction.on_commit(lambda: exports.stage_discard(request.pk))
     except BaseException:

@@ -4,7 +4,7 @@ receipts and downloads. The rest of the workflow uses what this facade names."""
 from django.core.files.storage import default_storage  # the download view opens archives through it
 
 from .archive import Archive, archive_build
-from .downloads import (ExportPart, archive_encrypted, download_url, download_urls, export_for_download, export_parts, export_parts_as_json,
+from .downloads import (ExportPart, archive_encrypted, download_links, download_url, download_urls, export_for_download, export_parts, export_parts_as_json,
                         export_paths)
 from .receipts import receipt_as_dict, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
@@ -32,6 +32,7 @@ __all__ = [
     "archive_encrypted",
     "child_withheld_reason",
     "default_storage",
+    "download_links",
     "download_url",
     "download_urls",
     "export_for_download",

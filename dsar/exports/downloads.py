@@ -70,6 +70,14 @@ def download_urls(export: Export) -> list[tuple[ExportPart, str]]:
     return [(part, download_url(export, part.number)) for part in export_parts(export)]
 
 
+def download_links(export: Export) -> dict[str, Any]:
+    """What an email about the export links to: `download_url`, the first (or only) zip's, and
+    `download_parts`, each zip's number, size and link when there are several (else empty)."""
+    links = download_urls(export)
+    parts = [{"number": part.number, "bytes": part.bytes, "url": url} for part, url in links] if len(links) > 1 else []
+    return {"download_url": links[0][1], "download_parts": parts}
+
+
 def export_for_download(*, request_id, signature: str) -> ExportPart | None:
     """The zip of an export a signed link points to, if the link is genuine, for this request, and
     the export is released, not deleted, not expired, and not of a person whose data was erased since."""

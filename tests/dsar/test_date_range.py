@@ -18,8 +18,10 @@ from connectors.base import Identity, Record
 from dsar import exports, services
 from dsar.errors import InvalidInput
 from dsar.models import ConnectorTask, Request
+from estate.loader import estate_load, estate_parse
 
 from ..factories import request_make
+from ..support.flows import approve, download, file_request, subject_view, wait_until_final
 from ..support.listed import listed  # noqa: F401 (a fixture)
 from .test_console_views import reviewer_client  # noqa: F401 (a fixture)
 
@@ -164,3 +166,26 @@ def test_the_report_and_manifest_give_the_period_and_the_systems_that_could_not_
     assert "You asked only for data from 1 January 2024 to the day we gathered it, counted in your time zone (Europe/Berlin)." in report
     assert "<li>Our crm system</li>" in report
     assert archive.categories == {"interests": 1}  # it could not tell the note's date: it is there
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_access_request_for_january_gathers_the_dated_rows_of_january_and_the_undated_ones_whole(api, reviewer, mailoutbox,
+                                                                                                     unique_email, worker):
+    email = unique_email("january")
+    estate_load(estate_parse({"subjects": [{"email": email, "accounts": {
+        "name": "Jan Uary", "interests": ["kites"],
+        "browse_history": [{"url": "https://example.com/december", "at": "2023-12-31T22:30:00+00:00"},
+                           {"url": "https://example.com/new-year", "at": "2023-12-31T23:30:00+00:00"},
+                           {"url": "https://example.com/march", "at": "2024-03-10T12:00:00+00:00"}]}}]}))
+    request_id, token = file_request(api, mailoutbox, type="access", email=email, date_from="2024-01-01", date_to="2024-01-31",
+                                     time_zone="Europe/Berlin", categories=["interactions.browse_history", "interests"])
+    approve(reviewer, request_id)
+    assert wait_until_final(request_id).status == "completed"
+
+    archive = download(api, subject_view(api, request_id, token)["download_url"])
+    visited = [record["fields"]["url"] for record in json.loads(archive.read("data/interactions.browse_history.json"))]
+    assert visited == ["https://example.com/new-year"]  # 00:30 on 1 January in Berlin; the others are outside it
+    assert [record["fields"]["topic"] for record in json.loads(archive.read("data/interests.json"))] == ["kites"]
+    not_applied = json.loads(archive.read("manifest.json"))["date_range"]["not_applied"]
+    assert {"system": "accounts", "where": ["accounts.interests"]} in not_applied
+    assert "<li>Our accounts system</li>" in archive.read("index.html").decode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from urllib.parse import urlparse
 
@@ -15,11 +16,14 @@ from django.utils import timezone
 
 from connectors.base import Identity
 from dsar import exports
-from dsar.models import ConnectorTask, Export
+from dsar.models import ConnectorTask, Export, Request
+from estate.loader import estate_load, estate_parse
 
 from ...factories import request_make
+from ...support.flows import approve, download, file_request, subject_view, wait_until_final
 from ...support.listed import listed  # noqa: F401 (a fixture)
 from ...support.s3 import S3_BACKEND, s3_bucket_create, s3_endpoint, s3_options  # noqa: F401 (s3_endpoint: a fixture)
+from ..test_refusals import _mailed_by_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,3 +129,40 @@ def test_each_part_downloads_through_its_own_signed_link_and_no_link_reaches_a_p
         assert b"".join(answer.streaming_content) == stored
         assert answer["Content-Disposition"] == f'attachment; filename="data-{request.id}-part-{part.number}-of-4.zip"'
     assert api.get(urlparse(exports.download_url(export, 5)).path).status_code == 404
+
+
+def test_a_request_filed_with_a_part_size_ends_in_parts_each_listed_by_the_api_the_email_and_the_status_page(
+        api, reviewer, mailoutbox, unique_email, worker, client):
+    email = unique_email("parts")
+    files = [{"path": "one.bin", "size_bytes": 40_000, "category": "content"}, {"path": "two.bin", "size_bytes": 40_000, "category": "content"}]
+    estate_load(estate_parse({"subjects": [{"email": email, "accounts": {"name": "Pia Parts"}, "content": {"files": files}}]}))
+    request_id, token = file_request(api, mailoutbox, type="access", email=email, part_size="1GB")
+    assert Request.objects.get(pk=request_id).part_size == 1_000_000_000
+    Request.objects.filter(pk=request_id).update(part_size=50_000)  # tiny: the two files of 40 kB cannot share a part
+    approve(reviewer, request_id)
+    assert wait_until_final(request_id).status == "completed"
+
+    view = subject_view(api, request_id, token)
+    parts = view["download_parts"]
+    assert [part["part"] for part in parts] == list(range(1, len(parts) + 1)) and len(parts) >= 2
+    assert parts[0]["download_url"] == view["download_url"]
+    zips = [download(api, part["download_url"]) for part in parts]
+    assert all(z.testzip() is None for z in zips)
+    manifest = json.loads(zips[0].read("manifest.json"))
+    assert [entry["members"] for entry in manifest["parts"]] == [z.namelist() for z in zips]
+    held = {name: number for number, z in enumerate(zips, start=1) for name in z.namelist()}
+    assert {held["index.html"], held["manifest.json"]} == {1}
+    assert (held["files/content/one.bin"], held["files/content/two.bin"]) == (1, 2)
+    assert view["result"]["bytes"] == sum(part["bytes"] for part in parts)
+
+    mailed = _mailed_by_worker(worker, email, "Example Company: Your request is complete")
+    assert f"Your data comes in {len(parts)} parts." in mailed
+    links = re.findall(r"^- Part (\d+) \([^)]+\): (\S+)$", mailed, re.MULTILINE)
+    assert [int(number) for number, _ in links] == [part["part"] for part in parts]
+    assert all(f"/api/v1/requests/{request_id}/download/" in url for _, url in links)
+    status_url = re.search(r"on its page:\n(\S+)", mailed).group(1)
+    link = urlparse(status_url)
+    page = client.get(f"{link.path}?{link.query}", follow=True).content.decode()  # the emailed link opens the page in this browser
+    assert f"Your data comes in {len(parts)} parts" in page
+    for part in parts:
+        assert f'<a href="{part["download_url"]}" download>Part {part["part"]} of {len(parts)}</a>' in page
