@@ -223,7 +223,7 @@ class RequestDownloadApi(APIView):
         summary="The export archive, through a signed link that expires with the export.",
     )
     def get(self, http_request, request_id, signature):
-        export = exports.export_for_download(request_id=request_id, signature=signature)
+        export = exports.export_part_for_download(request_id=request_id, signature=signature)
         if export is None:
             raise Http404
         handle = exports.default_storage.open(export.path, "rb")
@@ -240,7 +240,7 @@ class RequestDownloadApi(APIView):
     )
     def post(self, http_request, request_id, signature):
         data = validated(EncryptedDownloadSerializer, http_request.data)
-        export = exports.export_for_download(request_id=request_id, signature=signature)
+        export = exports.export_part_for_download(request_id=request_id, signature=signature)
         if export is None:
             raise Http404
         response = StreamingHttpResponse(exports.archive_encrypted(export, data["passphrase"]), content_type="application/zip")

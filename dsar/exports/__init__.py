@@ -4,8 +4,8 @@ receipts and downloads. The rest of the workflow uses what this facade names."""
 from django.core.files.storage import default_storage  # the download view opens archives through it
 
 from .archive import Archive, archive_build
-from .downloads import (ExportPart, archive_encrypted, download_links, download_url, download_urls, export_for_download, export_parts, export_parts_as_json,
-                        export_paths)
+from .downloads import (ExportPart, archive_encrypted, download_links, download_url, download_urls, export_for_download,
+                        export_part_for_download, export_parts, export_parts_as_json, export_paths)
 from .receipts import receipt_as_dict, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
 from .refusals import child_withheld_reason, refusals_in_words
@@ -36,6 +36,7 @@ __all__ = [
     "download_url",
     "download_urls",
     "export_for_download",
+    "export_part_for_download",
     "export_parts",
     "export_parts_as_json",
     "export_paths",

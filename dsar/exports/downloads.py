@@ -78,9 +78,26 @@ def download_links(export: Export) -> dict[str, Any]:
     return {"download_url": links[0][1], "download_parts": parts}
 
 
-def export_for_download(*, request_id, signature: str) -> ExportPart | None:
-    """The zip of an export a signed link points to, if the link is genuine, for this request, and
-    the export is released, not deleted, not expired, and not of a person whose data was erased since."""
+def export_for_download(*, request_id, signature: str) -> Export | None:
+    """The export a signed link points to, if the link is genuine, for this request, and the export
+    is released, not deleted, not expired, and not of a person whose data was erased since."""
+    found = _signed_for(request_id, signature)
+    return found[0] if found else None
+
+
+def export_part_for_download(*, request_id, signature: str) -> ExportPart | None:
+    """The zip of an export a signed link points to (its only one, or the part the link names), on
+    the terms of `export_for_download`; None for a part the export does not have."""
+    found = _signed_for(request_id, signature)
+    if found is None:
+        return None
+    export, number = found
+    parts = export_parts(export)
+    return parts[number - 1] if isinstance(number, int) and 1 <= number <= len(parts) else None
+
+
+def _signed_for(request_id, signature: str) -> tuple[Export, Any] | None:
+    """The export a genuine link to it points to, while it can be downloaded, and the part it names."""
     try:
         payload = signing.loads(signature, salt=DOWNLOAD_SALT)
     except signing.BadSignature:
@@ -91,9 +108,7 @@ def export_for_download(*, request_id, signature: str) -> ExportPart | None:
                                    ).not_erased().first()
     if export is None or export.expires_at <= timezone.now():
         return None
-    parts = export_parts(export)
-    number = payload.get("p", 1)
-    return parts[number - 1] if isinstance(number, int) and 1 <= number <= len(parts) else None
+    return export, payload.get("p", 1)
 
 
 def archive_encrypted(export: ExportPart, passphrase: str) -> Iterator[bytes]:
