@@ -46,7 +46,8 @@ class RequestForm(forms.Form):
     # An access request's choices (templates/portal/_date_range.html): a period, and the export in parts.
     date_from = forms.DateField(required=False, error_messages={"invalid": "Enter the first day as a date, such as 2024-01-31."})
     date_to = forms.DateField(required=False, error_messages={"invalid": "Enter the last day as a date, such as 2024-12-31."})
-    part_size = forms.ChoiceField(choices=[("", "One file"), *((name, name) for name in services.PART_SIZES)], required=False,
+    part_size = forms.ChoiceField(choices=[("", "One file"), *((name, f"{size // 10**9} GB") for name, size in services.PART_SIZES.items())],
+                                  required=False,
                                   error_messages={"invalid_choice": "Choose one of the sizes listed."})
 
     # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty

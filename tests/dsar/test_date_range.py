@@ -122,7 +122,7 @@ def test_the_form_offers_plain_date_inputs_and_the_part_sizes(client):
 
     assert '<input class="input input-date" type="date" name="date_from" id="id_date_from" value="">' in page
     assert '<label for="id_date_to">To (last day)</label>' in page
-    assert page.count('name="part_size"') == 4 and "Parts of at most 2GB each" in page
+    assert page.count('name="part_size"') == 4 and "Parts of at most 2 GB each" in page
 
 
 @pytest.mark.django_db
