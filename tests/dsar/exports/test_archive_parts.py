@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import re
+import tracemalloc
 import zipfile
 from urllib.parse import urlparse
 
@@ -166,3 +167,25 @@ def test_a_request_filed_with_a_part_size_ends_in_parts_each_listed_by_the_api_t
     assert f"Your data comes in {len(parts)} parts" in page
     for part in parts:
         assert f'<a href="{part["download_url"]}" download>Part {part["part"]} of {len(parts)}</a>' in page
+
+
+def test_writing_a_large_export_in_parts_holds_only_a_few_mebibytes_of_it_in_memory(listed):
+    large = 24 * 1024 * 1024
+    request = request_make(status="processing", email="large-parts@example.com")
+    request.categories, request.part_size = ["content"], 16 * 1024 * 1024
+    request.save(update_fields=["categories", "part_size"])
+    connectors = listed(docs={"files": {"one.wav": bytes(large), "two.wav": bytes(large)}})
+    tasks = [ConnectorTask(request=request, connector=name, output=exports.stage_gather(
+        connector, Identity(email=request.email), frozenset(["content"]), request_id=request.id, attempt=1).as_json())
+        for name, connector in connectors.items()]
+    tracemalloc.start()
+    try:
+        archive = exports.archive_build(request, tasks)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held at once"
+    assert [_opened(path).namelist() for path in archive.paths] == [
+        ["files/docs/one.wav", "index.html", "manifest.json"], ["files/docs/two.wav"], ["data/content.json", "data/content.csv"]]
+    assert [default_storage.size(path) > large for path in archive.paths] == [True, True, False]
