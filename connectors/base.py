@@ -97,6 +97,35 @@ class FileItem:
 
 
 @dataclass(frozen=True)
+class Period:
+    """The days a person asked their data from, both included, either open (None); `start` and `end`
+    are the same days as moments: from the first day's start to the end of the last (excluded), in
+    the person's time zone."""
+
+    first_day: dt.date | None
+    last_day: dt.date | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+    @classmethod
+    def of_days(cls, first_day: dt.date | None, last_day: dt.date | None, zone: dt.tzinfo) -> Period:
+        """The period from `first_day` to `last_day` where the person is (`zone`)."""
+        start = dt.datetime.combine(first_day, dt.time(), zone) if first_day else None
+        end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), zone) if last_day else None
+        return cls(first_day, last_day, start, end)
+
+    def holds(self, when: dt.datetime | dt.date | None) -> bool:
+        """Whether something dated `when` falls in the period. A time without a zone is taken as UTC,
+        a bare day by the days; something with no date at all cannot be left out, so it is held."""
+        if when is None:
+            return True
+        if not isinstance(when, dt.datetime):
+            return (self.first_day is None or when >= self.first_day) and (self.last_day is None or when <= self.last_day)
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return (self.start is None or when >= self.start) and (self.end is None or when < self.end)
+
+
+@dataclass(frozen=True)
 class Retained:
     """Data an erasure kept because a rule requires it."""
 
@@ -213,6 +242,17 @@ class Connector:
         The caller keeps only the categories the request asked for.
         """
         raise NotImplementedError
+
+    def gather_period(self, identity: Identity, period: Period) -> Iterator[Record | FileItem]:
+        """What `gather` yields, of only what is dated within `period` where the system's file says
+        what dates its data; what `period_undated` names comes whole. Here: nothing can be dated."""
+        return self.gather(identity)
+
+    def period_undated(self, categories: frozenset[str]) -> list[str]:
+        """Where this system holds data of `categories` it cannot limit to a period (tables,
+        datasets, kinds of file with no declared date): `gather_period` gives all of it. Here: the
+        whole system."""
+        return [self.name] if self.categories & categories or not self.categories else []
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file that `gather` yielded, for reading in binary."""

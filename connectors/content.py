@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, Storage
 from django.utils.module_loading import import_string
 
-from .base import PROVIDED, Connector, ErasureReceipt, FileItem, Identity, PermanentError, TransientError
+from .base import PROVIDED, Connector, ErasureReceipt, FileItem, Identity, PermanentError, Period, TransientError
 
 ROOT = "subjects"
 CATEGORIES = frozenset({"content", "images", "voice", "video_recordings", "text_inking_typing"})
@@ -252,6 +252,14 @@ class ContentStorageConnector(Connector):
                     continue
                 yield FileItem(category=category, path=path, ref=key, size=size, source=PROVIDED, collected_at=stored_at,
                                others=category in self.others or category.split(".", 1)[0] in self.others)
+
+    def gather_period(self, identity: Identity, period: Period) -> Iterator[FileItem]:
+        """What `gather` yields, of only the files stored within `period`: every file has that date."""
+        return (item for item in self.gather(identity) if period.holds(item.collected_at))
+
+    def period_undated(self, categories: frozenset[str]) -> list[str]:
+        """None: every stored file is dated by when it was stored."""
+        return []
 
     def open_file(self, ref: str) -> BinaryIO:
         """Open a file `gather` yielded; refs outside the subjects' area are refused."""

@@ -68,6 +68,11 @@ are counted); `erase: keep` keeps a list's items with its `reason`; with neither
 (and the lookup's own records) go with the subject's deletion, the top-level `erase` calls, which are
 made only when every category of the system is erased. An `each:` call under those makes its call
 for every item a listing finds (users an earlier erasure left half-deleted), once per erasure.
+
+A period (an access request for some days only): a listing with `collected_at` keeps only the items
+dated within it (or not dated); one that also declares `period_params` (`{start: created_after, end:
+created_before, format: iso | unix}`) is asked for only those, `start` the period's first moment and
+`end` the moment after it. A listing with neither gives all its items, and the export says so.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ import urllib3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from .base import (
-    PROVIDED, Connector, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Record, Source,
+    PROVIDED, Connector, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Period, Record, Source,
     TransientError,
 )
 from .sql_dataset import Category
@@ -421,6 +426,22 @@ class CategoryField(_Model):
         return {"category": data} if isinstance(data, str) else data
 
 
+class PeriodParams(_Model):
+    """The query parameters that limit a listing to a period: items from `start` on, and before `end`."""
+
+    start: str | None = Field(None, min_length=1)
+    end: str | None = Field(None, min_length=1)
+    format: Literal["iso", "unix"] = "iso"
+
+    def params(self, period: Period) -> dict[str, str]:
+        """The parameters for `period`, its open ends left out."""
+        def text(moment: dt.datetime) -> str:
+            return str(int(moment.timestamp())) if self.format == "unix" else moment.astimezone(dt.UTC).isoformat()
+
+        bounds = {self.start: period.start, self.end: period.end}
+        return {name: text(moment) for name, moment in bounds.items() if name and moment}
+
+
 class Listing(Call):
     """A call whose items are the subject's: what records they give."""
 
@@ -428,6 +449,7 @@ class Listing(Call):
     fields: dict[str, CategoryField] = {}
     records: list[RecordSpec] = []
     collected_at: JsonPath | None = None
+    period_params: PeriodParams | None = None  # how to ask for only a period's items (needs collected_at)
     source: Literal["provided", "observed", "inferred"] = "provided"
 
     @field_validator("fields")
@@ -441,6 +463,8 @@ class Listing(Call):
     def _records_once(self) -> Listing:
         if self.fields and self.records:
             raise ValueError("has both fields and records: say each record once, one way or the other")
+        if self.period_params and not self.collected_at:
+            raise ValueError("has period_params but no collected_at: say which date of an item they ask by")
         return self
 
     def record_specs(self) -> list[RecordSpec]:
@@ -617,6 +641,23 @@ class HttpConnector(Connector):
                 for item in self._items(listing, context):
                     yield from self._records(listing, item, context)
 
+    def gather_period(self, identity: Identity, period: Period) -> Iterator[Record]:
+        """What `gather` yields, of a listing dated by its `collected_at` only the items dated within
+        `period` (or not dated), a list with `period_params` asked for only those."""
+        for subject, context in self._subjects(identity):
+            yield from self._records(self.api.lookup, subject, context, period)
+            for listing in self.api.lists:
+                asked = listing
+                if listing.period_params:
+                    asked = listing.model_copy(update={"params": {**listing.params, **listing.period_params.params(period)}})
+                for item in self._items(asked, context):
+                    yield from self._records(listing, item, context, period)
+
+    def period_undated(self, categories: frozenset[str]) -> list[str]:
+        """The listings holding some of `categories` with no `collected_at` to date their items by."""
+        return [f"{self.name}.{listing.name}" for listing in (self.api.lookup, *self.api.lists)
+                if not listing.collected_at and any(spec.category in categories for spec in self.record_specs[listing.name])]
+
     def identities_found(self, identity: Identity) -> dict[str, list[Any]]:
         """The values of the identities the lookup's items provide, distinct and in order."""
         found: dict[str, list[Any]] = {name: [] for name in self.api.lookup.provides}
@@ -643,9 +684,11 @@ class HttpConnector(Connector):
                     seen.add(found)
                     yield subject, {**context, "id": found}
 
-    def _records(self, listing: Listing, item: dict[str, Any], context: Mapping[str, Any]) -> Iterator[Record]:
+    def _records(self, listing: Listing, item: dict[str, Any], context: Mapping[str, Any], period: Period | None = None) -> Iterator[Record]:
         made = {"system": f"{self.name}.{listing.name}", "source": SOURCES[listing.source],
                 "collected_at": self._time(value_at(item, listing.collected_at)) if listing.collected_at else None}
+        if period is not None and not period.holds(made["collected_at"]):
+            return
         for spec, reviewed in zip(self.record_specs[listing.name], self.reviewed[listing.name], strict=True):
             if not _holds(spec.when, item, context):
                 continue

@@ -9,6 +9,7 @@ Each row becomes one record per category it holds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -28,7 +29,7 @@ from sqlalchemy.exc import CompileError, DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 
 from .ages import lowest_age
-from .base import (AgeEvidence, Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, Organization, PermanentError,
+from .base import (AgeEvidence, Connector, ConnectorError, ErasureReceipt, ErasureStep, Finding, Identity, Organization, PermanentError, Period,
                    Record, Source, TransientError)
 from .sql_check import schema_findings
 from .sql_dataset import Column, Dataset, DatasetError, Table, dataset_load
@@ -434,12 +435,24 @@ class SqlConnector(Connector):
         whether they are set in the database; they never travel."""
         return self._gather(identity, self._rest_records)
 
-    def _gather(self, identity: Identity, rest: Callable[[sa.Connection, TableRead, dict], Iterator[Any]]) -> Iterator[Any]:
+    def gather_period(self, identity: Identity, period: Period) -> Iterator[Record]:
+        """What `gather` yields, of a table dated by a column (its `collected_at`) only the rows
+        dated within `period`, or not dated at all, chosen by the query."""
+        return self._gather(identity, self._rest_records, period)
+
+    def period_undated(self, categories: frozenset[str]) -> list[str]:
+        """The tables holding some of `categories` with no `collected_at` column to date them by."""
+        return [f"{self.name}.{table.name}" for table in self.dataset.tables if not table.collected_at and table.categories & categories]
+
+    def _gather(self, identity: Identity, rest: Callable[[sa.Connection, TableRead, dict], Iterator[Any]],
+                period: Period | None = None) -> Iterator[Any]:
         """Each table's first batch of rows as records, and what `rest` makes of a longer table's
-        other rows (`params` then hold the last key read, as `after_0`, `after_1`, …)."""
+        other rows (`params` then hold the last key read, as `after_0`, `after_1`, …); of a dated
+        table, only the rows within `period`, when there is one."""
         with self._connection() as conn:
             params = self._subject_params(conn, identity)
             for read in self._table_reads():
+                read = read.within(period) if period is not None else read
                 rows = conn.execute(read.first, params).all()
                 yield from read.records(rows[:BATCH])
                 if len(rows) > BATCH:
@@ -477,6 +490,7 @@ class SqlConnector(Connector):
                    for c in table.columns]
         secrets = [(next(transformed), s.name, s.category, at[s.changed_at] if s.changed_at else None) for s in table.secrets]
         return TableRead(
+            dated=t.c[table.collected_at] if table.collected_at else None,
             first=query.limit(BATCH + 1),
             # A server-side cursor, fetched in partitions of BATCH rows: constant memory at any size.
             rest=query.where(after_key(key)).execution_options(yield_per=BATCH),
@@ -630,6 +644,7 @@ class TableRead:
     secret's "is set" in the dataset's order (their positions are in `columns` and `secrets`).
     """
 
+    dated: sa.ColumnClause | None  # the column its rows are dated by (`collected_at`), if any
     first: sa.Select
     rest: sa.Select
     table: Table
@@ -639,10 +654,19 @@ class TableRead:
     at: dict[str, int]
     source: Source | None  # every row's, unless the rows name their own
     others: frozenset[str]  # the columns whose values may be other people's data (all, when the table's rows are)
+    period: sa.ColumnElement | None = None  # the condition `within` added, for other queries of the same rows
 
     @property
     def categories(self) -> set[str]:
         return {category for _, _, category, _ in self.columns} | {category for _, _, category, _ in self.secrets}
+
+    def within(self, period: Period) -> TableRead:
+        """The same reads, of only the rows dated within `period` (or with no date); the same
+        when the table is not dated, or the period open at both ends."""
+        condition = period_condition(self.dated, period) if self.dated is not None else None
+        if condition is None:
+            return self
+        return dataclasses.replace(self, first=self.first.where(condition), rest=self.rest.where(condition), period=condition)
 
     def records(self, rows: Iterable[sa.Row]) -> Iterator[Record]:
         """The records of `rows`: one per category a row holds a value in."""
@@ -745,6 +769,24 @@ def sibling_database_url(system: str) -> str:
         query={"host": db["HOST"]} if on_socket else {},
     )
     return url.render_as_string(hide_password=False)
+
+
+def period_condition(column: sa.ColumnElement, period: Period) -> sa.ColumnElement | None:
+    """The condition that the time or day in `column` falls in `period`, or is not known (such a
+    row cannot be left out); None when the period is open at both ends. A `date` column is compared
+    with the period's days, a time with its moments (a time without a zone is UTC, `_UtcTime`)."""
+    kind = column.type
+    if isinstance(kind, sa.Date):
+        low, high = period.first_day, period.last_day
+        bounds = [column >= sa.bindparam("period_first_day", low, type_=kind) if low else None,
+                  column <= sa.bindparam("period_last_day", high, type_=kind) if high else None]
+    else:
+        kind = kind if isinstance(kind, sa.DateTime | sa.types.TypeDecorator) else sa.DateTime(timezone=True)
+        low, high = period.start, period.end
+        bounds = [column >= sa.bindparam("period_start", low, type_=kind) if low else None,
+                  column < sa.bindparam("period_end", high, type_=kind) if high else None]
+    bounds = [bound for bound in bounds if bound is not None]
+    return sa.or_(column.is_(None), sa.and_(*bounds)) if bounds else None
 
 
 def _row(columns: list[sa.ColumnElement]) -> sa.ColumnElement:

@@ -105,7 +105,7 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
     for export in soon.select_related("request")[:limit]:
         with transaction.atomic():
             if Export.objects.filter(pk=export.pk, warned_at__isnull=True).update(warned_at=now):
-                email_on_commit(export.request, "expiring", download_url=exports.download_url(export), expires_at=export.expires_at)
+                email_on_commit(export.request, "expiring", **exports.download_links(export), expires_at=export.expires_at)
                 warned += 1
     live = Export.objects.filter(deleted_at__isnull=True)
     ended = live.filter(released_at__isnull=False, expires_at__lte=now).values_list("request_id", flat=True)[:limit]
@@ -121,9 +121,10 @@ def export_expiry(*, now: dt.datetime, limit: int) -> str:
             export.save(update_fields=["deleted_at"])
             if request.status == Status.COMPLETED:
                 request_transition(request, "expired", actor=SYSTEM, note=note)
-            path = export.path
+            paths = exports.export_paths(export)
             # An export erased while held for review of other people's data still has its staged work.
-            transaction.on_commit(lambda path=path, request_id=request_id: (exports.storage_delete(path), exports.stage_discard(request_id)))
+            transaction.on_commit(lambda paths=paths, request_id=request_id: ([exports.storage_delete(path) for path in paths],
+                                                                              exports.stage_discard(request_id)))
             expired += 1
     return f"export_expiry: {warned} people warned, {expired} exports deleted"
 

@@ -104,6 +104,12 @@ class Request(models.Model):
     erasure_check = models.JSONField(null=True, blank=True, help_text="What the connectors still held a day after erasure.")
     retention_finding = models.JSONField(null=True, blank=True, help_text="What the export showed past the retention its "
                                          "category promises, per system and category; written when it completed.")
+    # What the person chose when filing an access request (nullable: rows the release before inserts name none).
+    date_from = models.DateField(null=True, blank=True, help_text="The first day of the period the person asked "
+                                 "their data from, in their time zone; none: from the beginning.")
+    date_to = models.DateField(null=True, blank=True, help_text="The last day of that period; none: up to now.")
+    part_size = models.BigIntegerField(null=True, blank=True, help_text="The most bytes one part of the export "
+                                       "should hold (it comes as several zips); none: one zip.")
 
     class Meta:
         indexes = [
@@ -274,6 +280,8 @@ class Export(models.Model):
                                          "(GDPR Art. 15(4)): the export waits for staff to review them before release.")
     review = models.JSONField(null=True, blank=True, help_text='What staff decided for each of them, and who and when: {"decisions": '
                               '[{"item", "action", "fields", "reason", "reason_text"}], "by", "at"} (dsar/exports/review.py).')
+    parts = models.JSONField(default=list, db_default=[], blank=True, help_text='The further zips of an export in parts, after the '
+                             'first (`path`, `bytes`, `sha256` above): [{"path", "bytes", "sha256"}]; empty: one zip.')
 
 
 AUDIT_CHAIN_LOCK = 0x44534152  # "DSAR": the advisory lock that gives the chain one order

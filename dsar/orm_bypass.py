@@ -101,15 +101,17 @@ def _claimed(statement: str, params: dict) -> tuple | None:
 def task_claim(task_id: int, *, now: dt.datetime, lease_until: dt.datetime, worker: str) -> ConnectorTask | None:
     """Claim a task for `worker` with one conditional UPDATE that also reads what the run needs:
     queued and due, or running past its lease, of a request still processing. The task (with its
-    request's id, type, email and categories), or None when another worker has it or it is not due.
+    request's id, type, email, categories and period), or None when another worker has it or it is not due.
     Like a queryset's annotation, the task carries `system_problems`: when its system's last check
     found problems, and which (`(checked_at, [problem, ...])`), or None."""
     row = _claimed(_CLAIM, {"id": task_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
-    task_pk, connector, attempts, last_error, request_pk, request_type, email, categories, checked_at, problems = row
+    (task_pk, connector, attempts, last_error, request_pk, request_type, email, categories, date_from, date_to, time_zone,
+     checked_at, problems) = row
     # Django's PostgreSQL backend loads jsonb as text, for the JSONField to parse.
-    request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories), status=Status.PROCESSING)
+    request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories), date_from=date_from,
+                      date_to=date_to, time_zone=time_zone, status=Status.PROCESSING)
     task = ConnectorTask(pk=task_pk, request=request, connector=connector, attempts=attempts, last_error=last_error,
                          status=TaskStatus.RUNNING)
     task.system_problems = None if checked_at is None else (checked_at, json.loads(problems))
@@ -124,7 +126,7 @@ UPDATE dsar_connectortask AS t
  WHERE t.id = %(id)s AND r.id = t.request_id AND r.status = 'processing'
    AND ((t.status = 'queued' AND (t.not_before IS NULL OR t.not_before <= %(now)s))
         OR (t.status = 'running' AND t.lease_until < %(now)s))
-RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories,
+RETURNING t.id, t.connector, t.attempts, t.last_error, r.id, r.type, r.email, r.categories, r.date_from, r.date_to, r.time_zone,
           (SELECT c.checked_at FROM dsar_systemcheck AS c WHERE c.system = t.connector AND c.problems <> '[]'::jsonb),
           (SELECT c.problems FROM dsar_systemcheck AS c WHERE c.system = t.connector AND c.problems <> '[]'::jsonb)
 """
@@ -178,16 +180,17 @@ def final_step_claim(request_id, *, now: dt.datetime, lease_until: dt.datetime, 
     """Claim a request's final step for `worker` as a task is claimed (queued, or running past its
     lease, of a request still processing), reading what the step needs: the step, with its
     request's id, type, email, categories, refusals, referral, filing time and jurisdiction (whose
-    law the export's report answers under); or None when there is nothing to do."""
+    law the export's report answers under), period, time zone and part size; or None when there is
+    nothing to do."""
     row = _claimed(_FINAL_STEP_CLAIM, {"request": request_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
     (step_pk, attempts, request_pk, request_type, email, categories, refusals, referred_to, referred_contact, referred_systems,
-     created_at, jurisdiction) = row
+     created_at, jurisdiction, date_from, date_to, time_zone, part_size) = row
     request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories),
                       refusals=json.loads(refusals), referred_to=referred_to, referred_contact=referred_contact,
                       referred_systems=json.loads(referred_systems), created_at=created_at, jurisdiction=jurisdiction,
-                      status=Status.PROCESSING)
+                      date_from=date_from, date_to=date_to, time_zone=time_zone, part_size=part_size, status=Status.PROCESSING)
     return FinalStep(pk=step_pk, request=request, attempts=attempts, status=TaskStatus.RUNNING, claimed_by=worker,
                      lease_until=lease_until, started_at=now)
 
@@ -200,5 +203,5 @@ UPDATE dsar_finalstep AS s
  WHERE s.request_id = %(request)s AND r.id = s.request_id AND r.status = 'processing'
    AND (s.status = 'queued' OR (s.status = 'running' AND s.lease_until < %(now)s))
 RETURNING s.id, s.attempts, r.id, r.type, r.email, r.categories, r.refusals, r.referred_to, r.referred_contact,
-          r.referred_systems, r.created_at, r.jurisdiction
+          r.referred_systems, r.created_at, r.jurisdiction, r.date_from, r.date_to, r.time_zone, r.part_size
 """

@@ -159,7 +159,8 @@ def task_run(task_id: int) -> None:
             # Found before an erasure takes the rows that hold them.
             found = connector.identities_found(identity) if connector_provides(task.connector) else None
             if request.type == RequestType.ACCESS:
-                staged = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts)
+                staged = exports.stage_gather(connector, identity, categories, request_id=request.id, attempt=task.attempts,
+                                              period=exports.request_period(request))
                 last = task_succeed(task, counts=staged.counts, output=staged.as_json(), identities=found)
             else:
                 receipt = connector.erase(identity, categories)
@@ -458,11 +459,12 @@ def final_step_run(request_id) -> None:
         final_step_fail(step, f"export: {_describe(error)}")
         return
     try:
-        final_step_complete(step, result={"categories": archive.categories, "bytes": archive.bytes}, archive=archive)
+        final_step_complete(step, result={"categories": archive.categories, "bytes": archive.total_bytes}, archive=archive)
     except BaseException:
         # Not recorded (the database went away, say): the archive is nobody's; the sweeper runs
         # the final step again once the lease ends.
-        exports.storage_delete(archive.path)
+        for path in archive.paths:
+            exports.storage_delete(path)
         raise
 
 
@@ -497,7 +499,7 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
         if request is None:
             logger.warning("request %s: its final step was taken over by another worker; discarding this result", step.request_id)
             if archive is not None:
-                transaction.on_commit(lambda: exports.storage_delete(archive.path))
+                transaction.on_commit(lambda: [exports.storage_delete(path) for path in archive.paths])
             return
         export = None
         if archive is not None:
@@ -511,6 +513,7 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
                 # What may be other people's data waits for staff, whatever the deployment's setting (GDPR Art. 15(4)).
                 released_at=None if settings.DSAR_REVIEW_BEFORE_RELEASE or archive.others else now,
                 others=archive.others,
+                parts=exports.export_parts_as_json(archive),
             )
         if request.type == RequestType.DELETION:
             result = recipients.recipient_notifications_create(request, result=result, now=now)
@@ -520,7 +523,7 @@ def final_step_complete(step: FinalStep, *, result: dict, archive: exports.Archi
         if export is None:
             email_on_commit(request, "completed")
         elif export.released_at is not None:
-            email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+            email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at)
         else:  # held for staff, who release it (services.request_release*), which sends the link
             email_on_commit(request, "checking", others=bool(export.others))
         if export is None or not export.others:  # the review of other people's data writes the archive again from it

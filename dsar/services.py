@@ -79,13 +79,17 @@ def _transition(request: Request, action: str, **kwargs) -> None:
 
 
 def request_create(*, type: str, email: str, categories: Sequence[str] | None = None, time_zone: str | None = None,
-                   language: str | None = None) -> Request:
+                   language: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None,
+                   part_size: int | None = None) -> Request:
     """File a request and email a verification code. Never reveals whether the email is known.
-    `time_zone` and `language` are the person's (their browser's): what they read is given in them."""
+    `time_zone` and `language` are the person's (their browser's): what they read is given in them.
+    An access request may ask only for data from the days `date_from` to `date_to` (either open), and
+    for its export in zips of at most `part_size` bytes (`request_choices_check`)."""
     if type not in RequestType.values:
         raise InvalidInput(f"type must be one of {', '.join(RequestType.values)}.", code="invalid_type")
     if time_zone is not None and time_zone not in time_zones():
         raise InvalidInput("time_zone must be an IANA time zone name, such as Europe/Berlin.", code="invalid_time_zone")
+    request_choices_check(type=type, date_from=date_from, date_to=date_to, part_size=part_size, time_zone=time_zone)
     languages = [code for code, _ in settings.LANGUAGES]
     if language is not None and language not in languages:
         raise InvalidInput(f"language must be one of {', '.join(languages)}.", code="invalid_language")
@@ -100,13 +104,37 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
         chosen = [c for c in known if c in set(categories)]
     now = timezone.now()
     request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
-                      time_zone=time_zone or "UTC", language=language or settings.LANGUAGE_CODE, created_at=now, due_at=due_at_for(now))
+                      time_zone=time_zone or "UTC", language=language or settings.LANGUAGE_CODE, date_from=date_from, date_to=date_to,
+                      part_size=part_size, created_at=now, due_at=due_at_for(now))
     verification.code_issue(request, now)
     email = code_email(request)
     orm_bypass.request_file(request, audit_entry_new(request, actor=SUBJECT, action="filed", note=f"{type} request filed"), email)
     emails_ring_on_commit([email])
     logger.info("request %s: filed (%s)", request.id, type)
     return request
+
+
+# The sizes a person can choose for the parts of a large export, by the name the API and the form
+# give them (decimal gigabytes, so a 4 GB part fits a FAT32 drive's largest file).
+PART_SIZES = {"1GB": 10**9, "2GB": 2 * 10**9, "4GB": 4 * 10**9}
+
+
+def request_choices_check(*, type: str, date_from: dt.date | None, date_to: dt.date | None, part_size: int | None,
+                          time_zone: str | None) -> None:
+    """InvalidInput unless the period and the part size fit the request: only an access request has
+    them (a deletion is of everything asked), the period's first day is not after its last, and
+    neither is in the future where the person is (`time_zone`)."""
+    if type == RequestType.DELETION and (date_from or date_to):
+        raise InvalidInput("A deletion request covers all the data asked for: it cannot be limited to dates.", code="period_not_allowed")
+    if type == RequestType.DELETION and part_size:
+        raise InvalidInput("A deletion request has no export to split into parts.", code="part_size_not_allowed")
+    if part_size is not None and part_size <= 0:
+        raise InvalidInput("part_size must be a positive number of bytes.", code="invalid_part_size")
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("The first day of the period comes after its last day.", code="invalid_period")
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")).date()
+    if any(day and day > today for day in (date_from, date_to)):
+        raise InvalidInput("A day of the period is in the future.", code="period_in_future")
 
 
 @functools.cache
@@ -464,7 +492,7 @@ def request_release(*, request_id, actor: str, note: str = "") -> Request:
         export.expires_at = export.released_at + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
         export.save(update_fields=["released_at", "expires_at"])
         audit_record(request, actor=actor, action="released", note=note)
-        email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at)
+        email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at)
     return request
 
 
@@ -516,22 +544,24 @@ def request_release_reviewed(*, request_id, actor: str, decisions: Sequence[Mapp
                 raise refusal
             now, changed = timezone.now(), ["review", "released_at", "expires_at"]
             if archive is not None:
-                held = export.path
-                transaction.on_commit(lambda: exports.storage_delete(held))
+                held = exports.export_paths(export)
+                transaction.on_commit(lambda: [exports.storage_delete(path) for path in held])
                 export.path, export.bytes, export.sha256 = archive.path, archive.bytes, archive.sha256
-                changed += ["path", "bytes", "sha256"]
-                request.result = {**(request.result or {}), "categories": archive.categories, "bytes": archive.bytes}
+                export.parts = exports.export_parts_as_json(archive)
+                changed += ["path", "bytes", "sha256", "parts"]
+                request.result = {**(request.result or {}), "categories": archive.categories, "bytes": archive.total_bytes}
                 request.save(update_fields=["result", "updated_at"])
             export.review = {"decisions": [decision.as_dict() for decision in decided], "by": actor, "at": now.isoformat()}
             export.released_at, export.expires_at = now, now + dt.timedelta(days=settings.DSAR_EXPORT_TTL_DAYS)
             export.save(update_fields=changed)
             audit_record(request, actor=actor, action="released", note=note, data={"review": export.review["decisions"]})
-            email_on_commit(request, "completed", download_url=exports.download_url(export), expires_at=export.expires_at,
+            email_on_commit(request, "completed", **exports.download_links(export), expires_at=export.expires_at,
                             withheld=[asdict(item) for item in withheld])
             transaction.on_commit(lambda: exports.stage_discard(request.pk))
     except BaseException:
         if archive is not None:
-            exports.storage_delete(archive.path)  # nobody's: the held archive stays as it was
+            for path in archive.paths:  # nobody's: the held archive stays as it was
+                exports.storage_delete(path)
         raise
     logger.info("request %s: released after review", request.pk)
     return request

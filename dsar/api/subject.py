@@ -54,6 +54,16 @@ class RequestCreateApi(APIView):
                                           help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
         language = serializers.CharField(required=False, max_length=8,
                                          help_text="The language the person reads their emails, pages and export in: `en` or `de` (`en` if left out).")
+        date_from = serializers.DateField(required=False, allow_null=True,
+                                          help_text="Access only: the first day (YYYY-MM-DD, in the person's time zone) of the period to "
+                                                    "gather data from; left out: from the beginning. Systems that cannot tell when their "
+                                                    "data is from give all of it, and the export's report says which.")
+        date_to = serializers.DateField(required=False, allow_null=True,
+                                        help_text="Access only: the last day of that period, included; left out: up to now. Neither "
+                                                  "day may be in the future, nor the first after the last.")
+        part_size = serializers.ChoiceField(choices=["whole", *services.PART_SIZES], required=False,
+                                            help_text="Access only: the export as one zip (`whole`, the default) or as several complete "
+                                                      "zips of about this size each (1, 2 or 4 GB), each with its own download link.")
 
     class RequestCreatedSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -72,7 +82,8 @@ class RequestCreateApi(APIView):
         data = validated(self.RequestCreateInputSerializer, http_request.data)
         throttle_filing(http_request, services.email_normalize(data["email"]))
         request = services.request_create(type=data["type"], email=data["email"], categories=data.get("categories"),
-                                          time_zone=data.get("time_zone"), language=data.get("language"))
+                                          time_zone=data.get("time_zone"), language=data.get("language"), date_from=data.get("date_from"),
+                                          date_to=data.get("date_to"), part_size=services.PART_SIZES.get(data.get("part_size")))
         # The documented shape, written out: filing is the hottest path, and a serializer would double
         # the cost of the answer (DRF's JSON encoder writes datetimes exactly as its DateTimeField does).
         body = {"id": str(request.id), "type": request.type, "status": request.status,
@@ -109,6 +120,14 @@ class QuestionAskedSerializer(serializers.Serializer):
     asked_at = serializers.DateTimeField()
 
 
+def _downloadable(request: Request):
+    """The request's export, when the person can download it."""
+    export = getattr(request, "export", None)
+    if request.status != Status.COMPLETED or export is None or export.deleted_at is not None or export.released_at is None:
+        return None
+    return export
+
+
 class RequestDetailSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.ChoiceField(choices=RequestType.choices)
@@ -122,11 +141,23 @@ class RequestDetailSerializer(serializers.Serializer):
     question = serializers.SerializerMethodField(help_text="The question waiting for the person's answer, while the request is "
                                                            "awaiting_subject.")
 
+    date_from = serializers.DateField(allow_null=True, help_text="The first day of the period asked for, if any.")
+    date_to = serializers.DateField(allow_null=True, help_text="The last day of the period asked for, if any.")
+    download_parts = serializers.SerializerMethodField(help_text="Each zip of the export with its own signed link, once it can be "
+                                                                 "downloaded (one, unless a part size was chosen; the first is "
+                                                                 "`download_url`).")
+
     def get_download_url(self, request: Request) -> str | None:
-        export = getattr(request, "export", None)
-        if request.status != Status.COMPLETED or export is None or export.deleted_at is not None or export.released_at is None:
+        export = _downloadable(request)
+        return exports.download_url(export) if export else None
+
+    @extend_schema_field({"type": "array", "nullable": True, "items": {"type": "object", "required": ["part", "bytes", "download_url"],
+                          "properties": {"part": {"type": "integer"}, "bytes": {"type": "integer"}, "download_url": {"type": "string"}}}})
+    def get_download_parts(self, request: Request) -> list[dict] | None:
+        export = _downloadable(request)
+        if export is None:
             return None
-        return exports.download_url(export)
+        return [{"part": part.number, "bytes": part.bytes, "download_url": url} for part, url in exports.download_urls(export)]
 
     @extend_schema_field(QuestionAskedSerializer(allow_null=True))
     def get_question(self, request: Request) -> dict | None:
@@ -193,13 +224,13 @@ class RequestDownloadApi(APIView):
         summary="The export archive, through a signed link that expires with the export.",
     )
     def get(self, http_request, request_id, signature):
-        export = exports.export_for_download(request_id=request_id, signature=signature)
+        export = exports.export_part_for_download(request_id=request_id, signature=signature)
         if export is None:
             if portal_errors.prefers_html(http_request):
                 return portal_errors.download_unavailable(http_request, request_id)
             raise Http404
         handle = exports.default_storage.open(export.path, "rb")
-        response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=f"data-{request_id}.zip")
+        response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=export.filename)
         response["Content-Length"] = str(export.bytes)
         response["Cache-Control"] = "no-store"
         return response
@@ -212,10 +243,10 @@ class RequestDownloadApi(APIView):
     )
     def post(self, http_request, request_id, signature):
         data = validated(EncryptedDownloadSerializer, http_request.data)
-        export = exports.export_for_download(request_id=request_id, signature=signature)
+        export = exports.export_part_for_download(request_id=request_id, signature=signature)
         if export is None:
             raise Http404
         response = StreamingHttpResponse(exports.archive_encrypted(export, data["passphrase"]), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="data-{request_id}-encrypted.zip"'
+        response["Content-Disposition"] = f'attachment; filename="{export.filename.removesuffix(".zip")}-encrypted.zip"'
         response["Cache-Control"] = "no-store"
         return response

@@ -206,9 +206,11 @@ def _source_categories(sources: list[Source]) -> list[str]:
 
 
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
-                  withheld: Iterable[ReportWithheld] = ()) -> bytes:
-    """The report's page, as UTF-8; `withheld` says what a review left out or hid, per category."""
-    context = {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
+                  withheld: Iterable[ReportWithheld] = (), date_range: dict | None = None, parts: list[dict] | None = None) -> bytes:
+    """The report's page, as UTF-8; `withheld` says what a review left out or hid, per category;
+    `date_range` the period asked for and the systems that could not keep to it, `parts` what each
+    zip of an archive in parts holds (archive.py)."""
+    context = {"date_range": date_range, "parts": parts,"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
                "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
                "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
                "privacy_contact": settings.DEFAULT_FROM_EMAIL,

@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -37,11 +38,12 @@ import orjson
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from connectors.base import Connector, FileItem, Identity, PermanentError, Record, Source
+from connectors.base import Connector, FileItem, Identity, PermanentError, Period, Record, Source
 from connectors.sql_rendered import RenderedRecords, RenderedSqlConnector
 from connectors.taxonomy import category_known, category_root
 
 from .. import formats
+from ..models import Request
 from .retention import RetentionCheck
 from .storage import CHUNK, ZIP64_FROM, Tally, file_chunks, local_tmp, member_info, on_local_disk, storage_delete_tree, storage_save
 
@@ -211,13 +213,25 @@ def csv_stream(category: str) -> str:
 # --- Staging a gather ----------------------------------------------------------------------------------
 
 
-def stage_gather(connector: Connector, identity: Identity, categories: frozenset[str], *, request_id, attempt: int) -> Staged:
-    """Run a connector's gather into the work area, keeping the requested categories; return what
-    was staged, for the task row. A record in a category the taxonomy lacks, or whose fields are not
-    a mapping, fails the task with its reason: never a category silently missing."""
+def request_period(request: Request) -> Period | None:
+    """The period an access request asked its data from, in the person's time zone; None: all of it."""
+    if request.date_from is None and request.date_to is None:
+        return None
+    return Period.of_days(request.date_from, request.date_to, zoneinfo.ZoneInfo(request.time_zone or "UTC"))
+
+
+def stage_gather(connector: Connector, identity: Identity, categories: frozenset[str], *, request_id, attempt: int,
+                 period: Period | None = None) -> Staged:
+    """Run a connector's gather into the work area, keeping the requested categories (and, given a
+    `period`, what the system can tell is from it); return what was staged, for the task row. A
+    record in a category the taxonomy lacks, or whose fields are not a mapping, fails the task with
+    its reason: never a category silently missing."""
     stage = _Stage(connector, categories, prefix=f"work/{request_id}/{connector.name}/{attempt}", now=timezone.now())
     # The one fast path (connectors/sql_rendered.py): PostgreSQL writes a long table's lines and rows.
-    gathered = connector.gather_rendered(identity) if isinstance(connector, RenderedSqlConnector) else connector.gather(identity)
+    if isinstance(connector, RenderedSqlConnector):
+        gathered = connector.gather_rendered(identity, period)
+    else:
+        gathered = connector.gather_period(identity, period) if period is not None else connector.gather(identity)
     try:
         for item in gathered:
             if isinstance(item, Record):

@@ -13,7 +13,8 @@ from ..models import RequestType
 
 # Which field a service refusal is about, so its detail is shown next to that field.
 _FIELD_FOR_CODE = {"invalid_email": "email", "invalid_type": "type", "invalid_category": "categories", "answer_required": "answer",
-                   "upload_too_large": "file", "upload_type_refused": "file"}
+                   "upload_too_large": "file", "upload_type_refused": "file", "period_not_allowed": "date_from", "invalid_period": "date_from",
+                   "period_in_future": "date_from", "part_size_not_allowed": "part_size", "invalid_part_size": "part_size"}
 
 
 def service_error_add(form: forms.Form, error: ServiceError) -> None:
@@ -52,9 +53,29 @@ class RequestForm(forms.Form):
         error_messages={"invalid_choice": _("Choose only from the groups listed.")},
     )
 
+    # An access request's choices (templates/portal/_date_range.html): a period, and the export in parts.
+    date_from = forms.DateField(required=False, error_messages={"invalid": "Enter the first day as a date, such as 2024-01-31."})
+    date_to = forms.DateField(required=False, error_messages={"invalid": "Enter the last day as a date, such as 2024-12-31."})
+    part_size = forms.ChoiceField(choices=[("", "One file"), *((name, f"{size // 10**9} GB") for name, size in services.PART_SIZES.items())],
+                                  required=False,
+                                  error_messages={"invalid_choice": "Choose one of the sizes listed."})
+
     # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty
     # without JavaScript, when times are given in UTC.
     time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def clean_part_size(self) -> int | None:
+        return services.PART_SIZES.get(self.cleaned_data["part_size"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "type" in data and not self.has_error("date_from") and not self.has_error("date_to"):
+            try:
+                services.request_choices_check(type=data["type"], date_from=data.get("date_from"), date_to=data.get("date_to"),
+                                               part_size=data.get("part_size"), time_zone=data.get("time_zone"))
+            except ServiceError as error:
+                service_error_add(self, error)
+        return data
 
     def clean_time_zone(self) -> str | None:
         # A zone the service does not know is the browser's oddity, not the person's mistake: UTC then.

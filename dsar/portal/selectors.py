@@ -242,6 +242,7 @@ def request_page(request: Request) -> dict:
         "export_state": state,
         "export": export,
         "download_url": exports.download_url(export) if state == "ready" else "",
+        "download_parts": exports.download_urls(export) if state == "ready" else [],
         "referral": exports.referral_in_words(request),
         "contact_href": contact_href(request.referred_contact or ""),
         "zone": zone_words(request.time_zone),

@@ -104,7 +104,8 @@ def _file(http_request: HttpRequest, data: dict) -> HttpResponse:
     """File the request (raises ServiceError) and go on to the code page."""
     throttle_filing(http_request, services.email_normalize(data["email"]))
     request = services.request_create(type=data["type"], email=data["email"], categories=data["categories"],
-                                      time_zone=data.get("time_zone"), language=translation.get_language())
+                                      time_zone=data.get("time_zone"), language=translation.get_language(),
+                                      date_from=data.get("date_from"), date_to=data.get("date_to"), part_size=data.get("part_size"))
     http_request.session[FILED] = {**http_request.session.get(FILED, {}), str(request.id): request.email}
     return redirect("portal:request-verify", request_id=request.id)
 
