@@ -55,8 +55,8 @@ class Request(models.Model):
     jurisdiction = models.CharField(max_length=8)
     # What the person's browser said when they filed (the portal's script, or the API's fields): the
     # pages and emails they read give times in this zone and are written in this language.
-    time_zone = models.CharField(max_length=64, default="UTC", help_text="An IANA time zone name, such as Europe/Berlin.")
-    language = models.CharField(max_length=8, default="en", help_text="A language the product is written in (settings.LANGUAGES).")
+    time_zone = models.CharField(max_length=64, default="UTC", db_default="UTC", help_text="An IANA time zone name, such as Europe/Berlin.")
+    language = models.CharField(max_length=8, default="en", db_default="en", help_text="A language the product is written in (settings.LANGUAGES).")
 
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='request',
             name='language',
-            field=models.CharField(default='en', help_text='A language the product is written in (settings.LANGUAGES).', max_length=8),
+            field=models.CharField(db_default='en', default='en', help_text='A language the product is written in (settings.LANGUAGES).', max_length=8),
         ),
         migrations.AddField(
             model_name='request',
             name='time_zone',
-            field=models.CharField(default='UTC', help_text='An IANA time zone name, such as Europe/Berlin.', max_length=64),
+            field=models.CharField(db_default='UTC', default='UTC', help_text='An IANA time zone name, such as Europe/Berlin.', max_length=64),
         ),
     ]
