@@ -1,8 +1,8 @@
 """The public request portal, at the site root."""
 
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import export_view, views
 
 app_name = "portal"
 urlpatterns = [
@@ -14,4 +14,5 @@ urlpatterns = [
     path("requests/<uuid:request_id>/resend", views.request_resend, name="request-resend"),
     path("requests/<uuid:request_id>/cancel", views.request_cancel, name="request-cancel"),
     path("requests/<uuid:request_id>/answer", views.request_answer, name="request-answer"),
+    path("requests/<uuid:request_id>/export/", include(export_view.urlpatterns)),
 ]
