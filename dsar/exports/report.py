@@ -9,7 +9,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import ngettext
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
@@ -86,6 +87,7 @@ class ReportCategory:
     recipients: list[ReportRecipient]
     past_promise: bool = False
     held_in: list[str] = field(default_factory=list)  # the systems holding it, in words
+    count_words: str = ""  # "1 record", "2 records", in the report's language (report_context)
     first: int = 1  # the number of the first record of `preview` (the portal shows a page at a time)
     page: int = 1  # in the portal: the page of records shown, of how many, and whether its section is open
     pages: int = 1
@@ -246,7 +248,10 @@ def _source_categories(sources: list[Source]) -> list[str]:
 
 def report_context(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
                    withheld: Iterable[ReportWithheld] = ()) -> dict[str, Any]:
-    """What the report's templates show: the archive's page, and the portal's (export_view.py)."""
+    """What the report's templates show: the archive's page, and the portal's (export_view.py). In
+    the report's language: called with it active."""
+    categories = [replace(category, count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records})
+                  for category in categories]
     return {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
             "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
             "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
@@ -258,16 +263,18 @@ def report_render(*, request: Request, categories: list[ReportCategory], generat
                   withheld: Iterable[ReportWithheld] = ()) -> bytes:
     """The report's page, as UTF-8, in the person's language and time zone; `withheld` says what a
     review left out or hid, per category."""
-    context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
     with translation.override(request.language or "en"):
+        context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
         page = render_to_string("exports/index.html", {**context, "styles": report_styles()}, using="jinja2")
     return page.encode("utf-8")
 
 
-def report_body(context: dict[str, Any], *, page_url: Callable[[ReportCategory, int], str]) -> SafeString:
+def report_body(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
+                page_url: Callable[[ReportCategory, int], str]) -> SafeString:
     """The report's content without its page around it, for the portal to show inside its own;
     each category's records a page at a time, `page_url` the link to a category's page."""
-    with translation.override(context["request"].language or "en"):
+    with translation.override(request.language or "en"):
+        context = report_context(request=request, categories=categories, generated_at=generated_at)
         return mark_safe(render_to_string("exports/_report.html", {**context, "page_url": page_url}, using="jinja2"))  # noqa: S308
 
 

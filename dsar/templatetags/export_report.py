@@ -8,6 +8,7 @@ beside the report (a picture as a thumbnail too), and anything else as its text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from html import escape
@@ -16,10 +17,12 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from django import template
-from django.template.defaultfilters import date as date_format
 from django.template.defaultfilters import filesizeformat
+from django.utils.dates import MONTHS
 from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from connectors.base import Source, label_default
 from connectors.taxonomy import taxonomy
@@ -33,10 +36,9 @@ register = template.Library()
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 IMAGES = frozenset({"png", "jpg", "jpeg", "gif", "webp", "avif", "bmp"})
 FILES = "files/"  # where the archive keeps the content files: a record's value starting so names one
-TIME_FORMAT, DATE_FORMAT = "j F Y, H:i", "j F Y"
 # Who wrote a message of a conversation (the helpdesk's `from`), in words; another value is shown as it is.
-SPEAKERS = {"customer": "You", "subject": "You", "agent": "Our support team", "bot": "Our assistant (a computer program)",
-            "another person": "Another person"}
+SPEAKERS = {"customer": gettext_lazy("You"), "subject": gettext_lazy("You"), "agent": gettext_lazy("Our support team"),
+            "bot": gettext_lazy("Our assistant (a computer program)"), "another person": gettext_lazy("Another person")}
 SAID = ("body", "text", "message", "content")
 WHO = ("from", "author", "sender")
 WHEN = ("at", "created_at", "sent_at", "time")
@@ -81,20 +83,32 @@ def zone_of(name: str | None) -> dt.tzinfo:
         return dt.UTC
 
 
+@functools.lru_cache(maxsize=8)
+def _words(language: str | None) -> dict[str, Any]:
+    """The fixed words of a record's block and its times, in one language: translated once per
+    language, not once per record (a report shows up to PREVIEW_RECORDS of each category)."""
+    return {"months": {number: str(name) for number, name in MONTHS.items()}, "speakers": {key: str(text) for key, text in SPEAKERS.items()},
+            "record": _("Record %(number)s"), "held_in": _("Held in"),
+            "source": _("Source"), "collected": _("Collected"), "not_known": _("Not known"), "empty": _("(empty)"), "yes": _("Yes"),
+            "no": _("No"), "picture": _("Picture: %(name)s"), "no_details": _("This record has no details to show.")}
+
+
 def time_html(value: dt.datetime | dt.date, zone: dt.tzinfo) -> str:
-    """A time in the person's zone and language (a date as a date), with its ISO form for programs."""
+    """A time in the person's zone and language ("2 January 2026, 04:04"; a date as a date), with
+    its ISO form for programs."""
+    months = _words(get_language())["months"]
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         local = value.astimezone(zone)
-        return f'<time datetime="{value.isoformat()}">{escape(date_format(local, TIME_FORMAT))}</time>'
-    return f'<time datetime="{value.isoformat()}">{escape(date_format(value, DATE_FORMAT))}</time>'
+        return f'<time datetime="{value.isoformat()}">{local.day} {months[local.month]} {local.year}, {local:%H:%M}</time>'
+    return f'<time datetime="{value.isoformat()}">{value.day} {months[value.month]} {value.year}</time>'
 
 
 @register.filter
 def in_zone(value: dt.datetime | None, zone: dt.tzinfo) -> str:
     """A time of the report itself (when the request was made), as time_html shows it."""
-    return mark_safe(time_html(value, zone)) if value else _("Not known")  # noqa: S308 (escaped in time_html)
+    return mark_safe(time_html(value, zone)) if value else _words(get_language())["not_known"]  # noqa: S308 (nothing to escape)
 
 
 def _parsed_time(text: str) -> dt.datetime | dt.date | None:
@@ -112,12 +126,12 @@ def file_href(path: str) -> str:
     return quote(path, safe="/")
 
 
-def _file_html(path: str) -> str:
+def _file_html(path: str, words: dict[str, Any]) -> str:
     name = path.rsplit("/", 1)[-1]
     href = escape(file_href(path))
     link = f'<a href="{href}">{escape(name)}</a>'
     if name.rpartition(".")[2].lower() in IMAGES:
-        picture = escape(_("Picture: %(name)s") % {"name": name})
+        picture = escape(words["picture"] % {"name": name})
         return f'<a class="thumb" href="{href}"><img src="{href}" alt="{picture}" loading="lazy"></a>{link}'
     return link
 
@@ -132,7 +146,7 @@ def _first(item: Mapping, keys: tuple[str, ...]) -> Any:
     return next((item[key] for key in keys if item.get(key) is not None), None)
 
 
-def _conversation_html(messages: list, zone: dt.tzinfo) -> str:
+def _conversation_html(messages: list, zone: dt.tzinfo, words: dict[str, Any]) -> str:
     """Who said what, when, in the order it was said."""
     def when(item: Mapping) -> str:
         at = _first(item, WHEN)
@@ -140,8 +154,8 @@ def _conversation_html(messages: list, zone: dt.tzinfo) -> str:
 
     parts = ['<ol class="conversation">']
     for item in sorted(messages, key=when):
-        who = str(_first(item, WHO) or _("Not known"))
-        speaker = SPEAKERS.get(who, who)
+        who = str(_first(item, WHO) or words["not_known"])
+        speaker = words["speakers"].get(who, who)
         if item.get("agent_name") and who != "customer":
             speaker = f"{speaker} ({item['agent_name']})"
         at = _first(item, WHEN)
@@ -154,25 +168,25 @@ def _conversation_html(messages: list, zone: dt.tzinfo) -> str:
     return "".join(parts)
 
 
-def value_html(name: str, value: Any, zone: dt.tzinfo) -> str:
-    """One value of a record, as the person reads it."""
+def value_html(name: str, value: Any, zone: dt.tzinfo, words: dict[str, Any]) -> str:
+    """One value of a record, as the person reads it; `words` are _words' in the report's language."""
     if value is None or value == "" or value == []:
-        return f'<span class="muted">{escape(_("(empty)"))}</span>'
+        return f'<span class="muted">{escape(words["empty"])}</span>'
     if value is True or value is False:
-        return escape(_("Yes") if value else _("No"))
+        return escape(words["yes"] if value else words["no"])
     if isinstance(value, str):
         if value.startswith(FILES):
-            return _file_html(value)
+            return _file_html(value, words)
         parsed = _parsed_time(value)
         return time_html(parsed, zone) if parsed else escape(value)
     if isinstance(value, int) and name == "bytes":
         return escape(filesizeformat(value))
     if isinstance(value, list):
         if _conversation(value):
-            return _conversation_html(value, zone)
-        return "<ul class=\"values\">" + "".join(f"<li>{value_html(name, item, zone)}</li>" for item in value) + "</ul>"
+            return _conversation_html(value, zone, words)
+        return "<ul class=\"values\">" + "".join(f"<li>{value_html(name, item, zone, words)}</li>" for item in value) + "</ul>"
     if isinstance(value, Mapping):
-        return ('<dl class="values">' + "".join(f"<dt>{escape(label_default(str(key)))}</dt><dd>{value_html(str(key), item, zone)}</dd>"
+        return ('<dl class="values">' + "".join(f"<dt>{escape(label_default(str(key)))}</dt><dd>{value_html(str(key), item, zone, words)}</dd>"
                                                 for key, item in value.items()) + "</dl>")
     return escape(str(value))
 
@@ -181,19 +195,20 @@ def value_html(name: str, value: Any, zone: dt.tzinfo) -> str:
 def record_block(record: PreviewRecord, slug: str, number: int, zone: dt.tzinfo) -> str:
     """One record of the export's page. Built here rather than in template syntax: the page shows
     up to PREVIEW_RECORDS records per category, and this is many times faster."""
+    words = _words(get_language())
     anchor = f"{slug}-{number}"
     collected = _parsed_time(record.collected_at) if record.collected_at else None
-    heading = escape(_("Record %(number)s") % {"number": number})
+    heading = escape(words["record"] % {"number": number})
     parts = [
         f'<article class="record" aria-labelledby="r-{anchor}"><h4 id="r-{anchor}">{heading}</h4><dl class="meta">',
-        f"<dt>{escape(_('Held in'))}</dt><dd>{escape(record.place)}</dd>",
-        f"<dt>{escape(_('Source'))}</dt><dd>{_source_html(record.source)}</dd>",
-        f"<dt>{escape(_('Collected'))}</dt><dd>" + (time_html(collected, zone) if collected else escape(_("Not known"))) + "</dd>",
+        f"<dt>{escape(words['held_in'])}</dt><dd>{escape(record.place)}</dd>",
+        f"<dt>{escape(words['source'])}</dt><dd>{_source_html(record.source)}</dd>",
+        f"<dt>{escape(words['collected'])}</dt><dd>" + (time_html(collected, zone) if collected else escape(words["not_known"])) + "</dd>",
     ]
     for name, label, value in record.fields:
-        parts.append(f'<dt>{escape(label)}</dt><dd class="value">{value_html(name, value, zone)}</dd>')
+        parts.append(f'<dt>{escape(label)}</dt><dd class="value">{value_html(name, value, zone, words)}</dd>')
     parts.append("</dl>")
     if not record.fields:
-        parts.append(f'<p class="muted">{escape(_("This record has no details to show."))}</p>')
+        parts.append(f'<p class="muted">{escape(words["no_details"])}</p>')
     parts.append("</article>")
     return mark_safe("".join(parts))  # noqa: S308 (every value is escaped above)

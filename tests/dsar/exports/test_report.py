@@ -110,8 +110,8 @@ def test_a_summary_comes_first_saying_per_category_how_much_from_where_why_and_u
     assert page.index('aria-labelledby="summary"') < page.index('aria-labelledby="how-to-read"') < page.index('id="cat-searches_commands"')
     assert _words(summary).startswith("Summary: what we hold about you")
     assert ('<th scope="row"><a href="#in-searches_commands">Searches and commands</a></th>'
-            '\n          <td class="num" data-label="Records" data-unit="records">2</td>') in summary
-    assert ("Searches and commands 2 Your account Give you search results and carry out your commands; "
+            '\n          <td class="num" data-label="Records">2 records</td>') in summary
+    assert ("Searches and commands 2 records Your account Give you search results and carry out your commands; "
             "Make search results better Until you delete them, and at most 18 months") in _words(summary)
     assert "We hold nothing about you of these kinds you asked about: Voice recordings." in _words(summary)
     assert summary.count("<tr>") == 2  # the heading's row and the one kind held
