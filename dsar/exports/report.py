@@ -162,7 +162,7 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
     return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
                           records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors),
                           past_promise=past_promise, first=first,
-                          held_in=[declared[name].label if name in declared else label_default(name) for name in connectors])
+                          held_in=[declared[name].title if name in declared else label_default(name) for name in connectors])
 
 
 class PlaceWords:
