@@ -44,6 +44,8 @@ def alices_export(api, reviewer, mailoutbox, unique_email, site):
 def test_the_person_sees_the_report_in_the_portal_on_a_phone_after_a_fresh_code(browser, site, shot, mailoutbox, alices_export):
     request, _archive = alices_export
     page = browser.new_page(viewport=PHONE)
+    refused = []  # what the Content-Security-Policy blocked: nothing, no inline style or script
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(notifications.status_url(request))
     page.get_by_role("link", name="See your data in your browser instead").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("See your data in your browser")
@@ -67,6 +69,7 @@ def test_the_person_sees_the_report_in_the_portal_on_a_phone_after_a_fresh_code(
     assert served.status == 200 and served.headers["content-type"] == "image/jpeg"
     assert page.evaluate(BASICS) == {"h1": 1, "overflow": False}
     shot(page, "export-view-phone")
+    assert refused == []
 
     stranger = browser.new_page(viewport=PHONE)  # another browser: its own session, not proven
     assert stranger.request.get(picture.evaluate("img => img.src")).status == 403
