@@ -270,11 +270,11 @@ def report_render(*, request: Request, categories: list[ReportCategory], generat
 
 
 def report_body(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
-                page_url: Callable[[ReportCategory, int], str]) -> SafeString:
+                page_url: Callable[[ReportCategory, int], str], withheld: Iterable[ReportWithheld] = ()) -> SafeString:
     """The report's content without its page around it, for the portal to show inside its own;
     each category's records a page at a time, `page_url` the link to a category's page."""
     with translation.override(request.language or "en"):
-        context = report_context(request=request, categories=categories, generated_at=generated_at)
+        context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
         return mark_safe(render_to_string("exports/_report.html", {**context, "page_url": page_url}, using="jinja2"))  # noqa: S308
 
 

@@ -28,6 +28,8 @@ from ..errors import InvalidInput, Locked, NotFound, TooSoon
 from ..lifecycle import audit_record
 from ..models import Export, Request, Status
 from ..notifications import email_enqueue, email_new
+from .report import ReportWithheld
+from .review import Decision, ReviewItem, review_withheld
 from .storage import CHUNK
 
 SUBJECT = "subject"
@@ -151,6 +153,18 @@ def archive_lines(archive: zipfile.ZipFile, category: str, *, skip: int, take: i
                 if len(lines) == take:
                     break
     return lines
+
+
+def export_withheld(export: Export) -> list[ReportWithheld]:
+    """What the review of other people's data left out of the export or hid, per category, as its
+    report says it: from the decisions the export keeps (an item's id is `connector:category:index`)."""
+    decisions = [Decision(d["item"], d["action"], tuple(d.get("fields", ())), d.get("reason", ""), d.get("reason_text", ""))
+                 for d in (export.review or {}).get("decisions", [])]
+    items = []
+    for decision in decisions:
+        connector, category, index = decision.item.rsplit(":", 2)
+        items.append(ReviewItem(decision.item, connector, category, int(index), "", {}, None))
+    return review_withheld(items, decisions)
 
 
 def archive_file(archive: zipfile.ZipFile, path: str) -> zipfile.ZipInfo | None:

@@ -113,7 +113,7 @@ def export_view(http_request: HttpRequest, request_id) -> HttpResponse:
                                            first=(at - 1) * PAGE_RECORDS + 1, limit=PAGE_RECORDS)
             categories.append(replace(shown, page=at, pages=pages, open=category.id == wanted))
     body = report.report_body(request=request, categories=categories, generated_at=export.created_at,
-                              page_url=lambda category, number: f"?category={category.id}&page={number}#in-{category.slug}")
+                              withheld=viewing.export_withheld(export), page_url=lambda category, number: f"?category={category.id}&page={number}#in-{category.slug}")
     response = render(http_request, "portal/export_report.html", {"request_id": request_id, "body": body, "expires_at": export.expires_at,
                                                                   "time_zone": request.time_zone or "UTC"})
     response["Cache-Control"] = "private, no-store"

@@ -205,3 +205,17 @@ def test_the_status_page_links_to_seeing_the_data_in_the_browser(client):
     session.save()
     page = client.get(reverse("portal:request-status", args=[export.request_id])).content.decode()
     assert f'<a href="{_view(export)}">See your data in your browser instead</a>' in page
+
+
+def test_the_portals_report_says_what_the_review_left_out_or_hid_and_why(client, prove):
+    export = _export("reviewed-view@example.com")
+    export.review = {"decisions": [
+        {"item": "accounts:searches_commands:0", "action": "withhold", "fields": [], "reason": "others_personal_data", "reason_text": ""},
+        {"item": "accounts:searches_commands:1", "action": "redact", "fields": ["query"], "reason": "other",
+         "reason_text": "It names a colleague"},
+        {"item": "content:content:0", "action": "release", "fields": [], "reason": "", "reason_text": ""}], "by": "rita", "at": "x"}
+    export.save(update_fields=["review"])
+    prove(export)
+    page = client.get(_view(export)).content.decode()
+    assert ('<tr><th scope="row">Searches and commands</th><td class="num">1</td><td class="num">1</td>'
+            "<td>Another person&#39;s personal data; It names a colleague</td></tr>") in page
