@@ -57,6 +57,14 @@ class Source:
         return {"type": self.type, "name": self.name, "kind": self.kind}
 
 
+def label_default(name: str) -> str:
+    """A field's or a place's name in words, where its file gives no `label:`: `retained_until` is
+    "Retained until", `address.city` is "Address: city"."""
+    parts = [" ".join(part.replace("_", " ").replace("-", " ").split()) for part in name.split(".")]
+    text = ": ".join(part for part in parts if part) or name
+    return text[:1].upper() + text[1:]
+
+
 PROVIDED = Source("provided")
 OBSERVED = Source("observed")
 INFERRED = Source("inferred")

@@ -395,6 +395,7 @@ class FieldSpec(_Model):
     (another customer's comment), so a record holding it is reviewed before release."""
 
     path: JsonPath
+    label: str | None = Field(None, min_length=1)  # the field in words, as the export's report shows it
     where: Condition = {}
     fields: dict[str, FieldSpec] = {}
     optional: bool = False
@@ -417,6 +418,7 @@ class RecordSpec(_Model):
 
 class CategoryField(_Model):
     category: Category
+    label: str | None = Field(None, min_length=1)
     time: bool = False
     others: bool = False
 
@@ -446,6 +448,7 @@ class Listing(Call):
     """A call whose items are the subject's: what records they give."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    label: str | None = Field(None, min_length=1)  # what its items are, in words, as the export's report names where a record is held
     fields: dict[str, CategoryField] = {}
     records: list[RecordSpec] = []
     collected_at: JsonPath | None = None
@@ -473,7 +476,7 @@ class Listing(Call):
             return self.records
         grouped: dict[str, dict[str, FieldSpec]] = {}
         for path, field in self.fields.items():
-            grouped.setdefault(field.category, {})[path] = FieldSpec(path=path, time=field.time, others=field.others)
+            grouped.setdefault(field.category, {})[path] = FieldSpec(path=path, label=field.label, time=field.time, others=field.others)
         return [RecordSpec(category=category, fields=fields) for category, fields in grouped.items()]
 
 
@@ -531,6 +534,17 @@ class HttpApi(_Model):
         """The categories the API's records are given."""
         return frozenset(spec.category for listing in (self.lookup, *self.lists) for spec in listing.record_specs())
 
+    def labels(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+        """Each listing's label and its records' fields' labels (a list's own fields dotted:
+        `messages.body`), where the file gives them, by listing name."""
+        labels = {}
+        for listing in (self.lookup, *self.lists):
+            fields: dict[str, str] = {}
+            for spec in listing.record_specs():
+                _field_labels(spec.fields, "", fields)
+            labels[listing.name] = (listing.label, fields)
+        return labels
+
     def problems(self) -> list[str]:
         """What is wrong across the file's parts (`where: what`): a name used twice, a placeholder
         a call cannot know, records nothing erases."""
@@ -559,6 +573,13 @@ class HttpApi(_Model):
             problems.append(f"erase: nothing erases the records of {', '.join(with_subject)}: give the calls that delete the "
                             "subject, an erase call for each item of a list, or `erase: keep` with a reason")
         return problems
+
+
+def _field_labels(specs: Mapping[str, FieldSpec], prefix: str, into: dict[str, str]) -> None:
+    for name, spec in specs.items():
+        if spec.label:
+            into[f"{prefix}{name}"] = spec.label
+        _field_labels(spec.fields, f"{prefix}{name}.", into)
 
 
 def _call_problems(call: Call, where: str, allowed: tuple[str, ...]) -> list[str]:

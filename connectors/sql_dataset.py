@@ -65,6 +65,7 @@ class Column(_Model):
 
     name: Name
     category: Category
+    label: Name | None = None  # the column in words, as the export's report shows it
     transform: Literal["last4"] | None = None
     others: bool = False
     erase: Literal["null", "mask", "keep"] | None = None  # None: the table's strategy
@@ -79,6 +80,7 @@ class Secret(_Model):
     name: Name
     column: Name
     category: Category
+    label: Name | None = None  # the secret in words, as the export's report shows it
     changed_at: Name | None = None
 
 
@@ -155,6 +157,7 @@ class Table(_Model):
     """One table of the system: how it reaches the subject, what it holds, how it is erased."""
 
     name: Name
+    label: Name | None = None  # what the table holds, in words, as the export's report names where a record is held
     primary_key: tuple[Name, ...] = Field(("id",), min_length=1)
     column_specs: dict[str, Column] = Field({}, alias="columns")
     secret_specs: dict[str, Secret] = Field({}, alias="secrets")
@@ -305,6 +308,18 @@ class Dataset(_Model):
             order.append(ready)
             pending.remove(ready)
         return [self.table(name) for name in order]
+
+    def labels(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+        """Each table's label and its fields' labels, where the file gives them, by table name."""
+        labels = {}
+        for t in self.tables:
+            fields = {c.name: c.label for c in t.columns if c.label}
+            for s in t.secrets:
+                if s.label:
+                    fields[s.name] = s.label
+                    fields[f"{s.name}_last_changed"] = f"{s.label}: last changed"
+            labels[t.name] = (t.label, fields)
+        return labels
 
     def categories(self) -> frozenset[str]:
         """The categories the system's tables can hold."""

@@ -68,7 +68,7 @@ from django.utils.module_loading import import_string
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StrictBool,
                       StringConstraints, TypeAdapter, ValidationError, model_validator)
 
-from .base import Connector
+from .base import Connector, label_default
 from .countries import COUNTRIES
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
 from .sql_dataset import REQUEST_IDENTITIES, Age, Category, Dataset, Organization, Table, problem_what, problem_where
@@ -105,6 +105,21 @@ class System:
     provides: frozenset[str] = frozenset()  # identities it finds for other systems
     recipients: tuple[Recipient, ...] = ()  # each with the categories it receives filled in
     organization_controls: bool = False  # its data of an account an organisation manages is that organisation's
+    label: str = ""  # the system in words, as its file gives it (`title`)
+    # By what a record names as its `system` (`accounts.users`): the place in words, and its fields' labels
+    places: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """The system in words: its label, or its name made readable."""
+        return self.label or label_default(self.name)
+
+    def words(self, place: str) -> tuple[str, Mapping[str, str]]:
+        """Where a record whose `system` is `place` is held, in words ("Accounts: sign-ins"), and
+        the labels its file gives that place's fields (a field without one: `label_default`)."""
+        if place in self.places:
+            return self.places[place]
+        return self.title, {}
 
     def connector(self) -> Connector:
         """A new connector for this system."""
@@ -241,6 +256,7 @@ class Recipient(_Strict):
 
 class _File(_Strict):
     name: Name
+    label: Text | None = None  # the system in words, as the export's report names it
     time_limit: PositiveInt | None = None
     recipients: list[Recipient] = []
     organization_controls: StrictBool = False  # true or false: no "yes", no 1
@@ -417,8 +433,18 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
     elif isinstance(spec, _PythonFile):
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
     recipients = _recipients(path, spec, _categories_held(path, spec, options)) if spec.recipients else ()
+    label = spec.label or ""
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
-                  needs=needs, provides=provides, recipients=recipients, organization_controls=spec.organization_controls)
+                  needs=needs, provides=provides, recipients=recipients, organization_controls=spec.organization_controls,
+                  label=label, places=_places(spec.name, label or label_default(spec.name), options))
+
+
+def _places(name: str, label: str, options: Mapping[str, Any]) -> dict[str, tuple[str, Mapping[str, str]]]:
+    """A system's places (its tables, or an API's listings) in words, with their fields' labels,
+    by the `system` their records carry (`<system>.<table>`)."""
+    declared = options["dataset"].labels() if "dataset" in options else options["api"].labels() if "api" in options else {}
+    return {f"{name}.{place}": (f"{label}: {place_label or label_default(place).lower()}", fields)
+            for place, (place_label, fields) in declared.items()}
 
 
 def _categories_held(path: Path, spec: _File, options: Mapping[str, Any]) -> frozenset[str]:

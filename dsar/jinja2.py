@@ -11,13 +11,17 @@ Jinja2), and Django's safe strings (the taxonomy's words, rendered once) are not
 from __future__ import annotations
 
 from django.template.defaultfilters import date, pluralize
+from django.utils.translation import gettext, ngettext
 from jinja2 import Environment
 
-from .templatetags.export_report import record_block, source_words
+from .templatetags.export_report import file_href, in_zone, record_block, source_words
 
 
 def environment(**options) -> Environment:
-    env = Environment(**options)
-    env.filters.update(date=date, pluralize=pluralize, source_words=source_words)
+    # Jinja2's i18n extension, on Django's catalogues: `{% trans %}` in the report is translated as
+    # `{% translate %}` is in Django's templates.
+    env = Environment(**{**options, "extensions": [*options.get("extensions", ()), "jinja2.ext.i18n"]})
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)
+    env.filters.update(date=date, pluralize=pluralize, source_words=source_words, in_zone=in_zone, file_href=file_href)
     env.globals.update(record_block=record_block)
     return env

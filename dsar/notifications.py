@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 SUBJECTS = {
     "code": _("Your verification code"),
+    "export_view_code": _("Your code to see your data"),
     "received": _("We have received your request"),
     "started": _("We have started work on your request"),
     "answered": _("Thank you for your answer"),
@@ -374,6 +375,11 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
             # The page to enter it on, for a person who closed the one they filed from.
             context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES),
                        "verify_url": settings.DSAR_PUBLIC_URL + reverse("portal:request-verify", args=[request.id])}
+        if email.template == "export_view_code":  # dsar/exports/viewing.py: derived now, never stored, as a code at filing
+            if request.code_sent_at != context["issued"] or not request.code_expires_at or request.code_expires_at <= timezone.now():
+                return None
+            context = {"code": verification.code_for(request), "ttl_minutes": settings.DSAR_CODE_TTL_MINUTES,
+                       "view_url": settings.DSAR_PUBLIC_URL + reverse("portal:export-view", args=[request.id])}
         to = [request.email]
         # Signed only if the template shows it: the code email does not. The law the request was
         # filed under gives the periods the person is told (the received email); what staff refused

@@ -180,17 +180,17 @@ def final_step_claim(request_id, *, now: dt.datetime, lease_until: dt.datetime, 
     """Claim a request's final step for `worker` as a task is claimed (queued, or running past its
     lease, of a request still processing), reading what the step needs: the step, with its
     request's id, type, email, categories, refusals, referral, filing time and jurisdiction (whose
-    law the export's report answers under), period, time zone and part size; or None when there is
-    nothing to do."""
+    law the export's report answers under), period, time zone, language and part size; or None when
+    there is nothing to do."""
     row = _claimed(_FINAL_STEP_CLAIM, {"request": request_id, "now": now, "lease": lease_until, "worker": worker})
     if row is None:
         return None
     (step_pk, attempts, request_pk, request_type, email, categories, refusals, referred_to, referred_contact, referred_systems,
-     created_at, jurisdiction, date_from, date_to, time_zone, part_size) = row
+     created_at, jurisdiction, date_from, date_to, time_zone, language, part_size) = row
     request = Request(pk=request_pk, type=request_type, email=email, categories=json.loads(categories),
                       refusals=json.loads(refusals), referred_to=referred_to, referred_contact=referred_contact,
                       referred_systems=json.loads(referred_systems), created_at=created_at, jurisdiction=jurisdiction,
-                      date_from=date_from, date_to=date_to, time_zone=time_zone, part_size=part_size, status=Status.PROCESSING)
+                      date_from=date_from, date_to=date_to, time_zone=time_zone, language=language, part_size=part_size, status=Status.PROCESSING)
     return FinalStep(pk=step_pk, request=request, attempts=attempts, status=TaskStatus.RUNNING, claimed_by=worker,
                      lease_until=lease_until, started_at=now)
 
@@ -203,5 +203,5 @@ UPDATE dsar_finalstep AS s
  WHERE s.request_id = %(request)s AND r.id = s.request_id AND r.status = 'processing'
    AND (s.status = 'queued' OR (s.status = 'running' AND s.lease_until < %(now)s))
 RETURNING s.id, s.attempts, r.id, r.type, r.email, r.categories, r.refusals, r.referred_to, r.referred_contact,
-          r.referred_systems, r.created_at, r.jurisdiction, r.date_from, r.date_to, r.time_zone, r.part_size
+          r.referred_systems, r.created_at, r.jurisdiction, r.date_from, r.date_to, r.time_zone, r.language, r.part_size
 """

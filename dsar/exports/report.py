@@ -8,27 +8,30 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import ngettext
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
-from connectors.base import Source
+from connectors.base import Source, label_default
 from connectors.countries import COUNTRIES
 from connectors.registry import systems
 from connectors.taxonomy import category_ids, category_info, category_root, taxonomy
 from connectors.transfers import Area, transfer_area
 
 from ..models import Request
+from ..templatetags.export_report import zone_of
 from .referrals import referral_in_words
 from .refusals import refusals_in_words
-from .staging import flatten
 
 PREVIEW_RECORDS = 50  # records shown per category; all of them are in the data files
 
@@ -43,12 +46,13 @@ CCPA_DISCLOSURES = ("disclosed", "sold", "shared")
 
 @dataclass(frozen=True, slots=True)
 class PreviewRecord:
-    """One record as the report shows it, its fields flattened into rows."""
+    """One record as the report shows it: where it is held and its fields' labels, in words, each
+    field as (name, label, value)."""
 
-    system: str
+    place: str
     source: Source
     collected_at: str | None
-    fields: list[tuple[str, Any]]
+    fields: list[tuple[str, str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,12 @@ class ReportCategory:
     preview: list[PreviewRecord]
     recipients: list[ReportRecipient]
     past_promise: bool = False
+    held_in: list[str] = field(default_factory=list)  # the systems holding it, in words
+    count_words: str = ""  # "1 record", "2 records", in the report's language (report_context)
+    first: int = 1  # the number of the first record of `preview` (the portal shows a page at a time)
+    page: int = 1  # in the portal: the page of records shown, of how many, and whether its section is open
+    pages: int = 1
+    open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,20 +142,51 @@ class CcpaAnswer:
 
 
 def report_category(category: str, *, records: int, sources: list[Source], lines: Iterable[str],
-                    connectors: Iterable[str] = (), past_promise: bool = False) -> ReportCategory:
-    """A category of the report, previewing the first PREVIEW_RECORDS of its JSON lines, with the
-    recipients the systems that hold it (`connectors`) declare; `past_promise`: some of it is older
-    than the category's retention promises."""
+                    connectors: Iterable[str] = (), past_promise: bool = False, first: int = 1,
+                    limit: int = PREVIEW_RECORDS) -> ReportCategory:
+    """A category of the report, previewing `limit` of its JSON lines (the first of them record
+    number `first`), with the recipients the systems that hold it (`connectors`) declare;
+    `past_promise`: some of it is older than the category's retention promises."""
+    connectors = list(connectors)
+    words = PlaceWords()
     preview = []
     for line in lines:
-        if len(preview) == PREVIEW_RECORDS:
+        if len(preview) == limit:
             break
         record = json.loads(line)
-        preview.append(PreviewRecord(system=record["system"], source=Source(**record["source"]), collected_at=record["collected_at"],
-                                     fields=list(flatten(record["fields"]))))
+        place, labels = words.of(record.get("connector") or record["system"], record["system"])
+        preview.append(PreviewRecord(place=place, source=Source(**record["source"]), collected_at=record["collected_at"],
+                                     fields=[(name, labels.get(name) or words.label(name), value)
+                                             for name, value in record["fields"].items()]))
+    declared = systems()
     return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
                           records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors),
-                          past_promise=past_promise)
+                          past_promise=past_promise, first=first,
+                          held_in=[declared[name].title if name in declared else label_default(name) for name in connectors])
+
+
+class PlaceWords:
+    """Where records are held and their fields' labels, in words, from the system files: worked
+    out once per place and field name, not once per record."""
+
+    def __init__(self) -> None:
+        self.declared = systems()
+        self.places: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        self.defaults: dict[str, str] = {}
+
+    def of(self, connector: str, place: str) -> tuple[str, dict[str, str]]:
+        """The place a record says it is held in (`accounts.users`) in words, and its fields' labels."""
+        key = (connector, place)
+        if key not in self.places:
+            system = self.declared.get(connector)
+            self.places[key] = system.words(place) if system else (label_default(connector), {})
+        return self.places[key]
+
+    def label(self, name: str) -> str:
+        """A field's name in words, where its file gives it no label."""
+        if name not in self.defaults:
+            self.defaults[name] = label_default(name)
+        return self.defaults[name]
 
 
 def category_recipients(category: str, connectors: Iterable[str]) -> list[ReportRecipient]:
@@ -205,17 +246,45 @@ def _source_categories(sources: list[Source]) -> list[str]:
     return list(dict.fromkeys(kinds))
 
 
+def report_context(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
+                   withheld: Iterable[ReportWithheld] = ()) -> dict[str, Any]:
+    """What the report's templates show: the archive's page, and the portal's (export_view.py). In
+    the report's language: called with it active."""
+    categories = [replace(category, count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records})
+                  for category in categories]
+    return {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
+            "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
+            "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
+            "privacy_contact": settings.DEFAULT_FROM_EMAIL, "zone": zone_of(request.time_zone), "zone_name": request.time_zone or "UTC",
+            "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
+
+
 def report_render(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
                   withheld: Iterable[ReportWithheld] = (), date_range: dict | None = None, parts: list[dict] | None = None) -> bytes:
-    """The report's page, as UTF-8; `withheld` says what a review left out or hid, per category;
-    `date_range` the period asked for and the systems that could not keep to it, `parts` what each
-    zip of an archive in parts holds (archive.py)."""
-    context = {"date_range": date_range, "parts": parts,"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
-               "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
-               "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
-               "privacy_contact": settings.DEFAULT_FROM_EMAIL,
-               "ccpa": report_ccpa(categories) if request.jurisdiction == "ccpa" else None}
-    return render_to_string("exports/index.html", context, using="jinja2").encode("utf-8")
+    """The report's page, as UTF-8, in the person's language and time zone; `withheld` says what a
+    review left out or hid, per category; `date_range` the period asked for and the systems that
+    could not keep to it, `parts` what each zip of an archive in parts holds (archive.py)."""
+    with translation.override(request.language or "en"):
+        context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
+        page = render_to_string("exports/index.html", {**context, "date_range": date_range, "parts": parts, "styles": report_styles()},
+                                using="jinja2")
+    return page.encode("utf-8")
+
+
+def report_body(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
+                page_url: Callable[[ReportCategory, int], str], withheld: Iterable[ReportWithheld] = ()) -> SafeString:
+    """The report's content without its page around it, for the portal to show inside its own;
+    each category's records a page at a time, `page_url` the link to a category's page."""
+    with translation.override(request.language or "en"):
+        context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
+        return mark_safe(render_to_string("exports/_report.html", {**context, "page_url": page_url}, using="jinja2"))  # noqa: S308
+
+
+@functools.cache
+def report_styles() -> SafeString:
+    """The report's style sheet, the portal's static file, put inside the archive's page so that
+    it opens on its own, offline."""
+    return mark_safe((Path(__file__).resolve().parent.parent / "static" / "dsar" / "export-report.css").read_text())  # noqa: S308
 
 
 def report_prepare() -> None:
@@ -226,6 +295,7 @@ def report_prepare() -> None:
     import_module(settings.ROOT_URLCONF)
     get_template("exports/index.html", using="jinja2")
     terms_html()
+    report_styles()
     for category in category_ids():
         category_slug(category)
         category_about(category)

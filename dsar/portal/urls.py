@@ -1,8 +1,8 @@
 """The public request portal, at the site root."""
 
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import export_view, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,4 +16,5 @@ urlpatterns = [
     path("requests/<uuid:request_id>/answer", views.request_answer, name="request-answer"),
     path("requests/<uuid:request_id>/download-encrypted", views.request_download_encrypted, name="request-download-encrypted"),
     path("requests/<uuid:request_id>/download-unavailable", views.download_unavailable, name="download-unavailable"),
+    path("requests/<uuid:request_id>/export/", include(export_view.urlpatterns)),
 ]

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 import zipfile
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -33,12 +34,12 @@ PROFILING = "<p>We use this data for profiling: a computer looks at it to predic
 def export_of(api, reviewer, mailoutbox, unique_email, settings, worker):
     """A function that files an access request for the demo's Alice, under a new address and the
     given law, has it approved and run by the worker, and returns the downloaded archive."""
-    def export(jurisdiction: str) -> zipfile.ZipFile:
+    def export(jurisdiction: str, **filed) -> zipfile.ZipFile:
         settings.DSAR_JURISDICTION = jurisdiction  # the law a request is filed under is kept with it
         alice = json.loads(open("estate/demo.json").read())["subjects"][0]
         alice["email"] = unique_email("art15")
         estate_load(estate_parse({"subjects": [alice]}))
-        request_id, token = file_request(api, mailoutbox, type="access", email=alice["email"])
+        request_id, token = file_request(api, mailoutbox, type="access", email=alice["email"], **filed)
         approve(reviewer, request_id)
         assert wait_until_final(request_id).status == "completed"
         release_as_it_is(reviewer, request_id)  # Alice's contacts, shared ticket, CCTV and voice wait for review
@@ -218,3 +219,12 @@ def test_the_reports_last_words_say_where_to_complain_under_the_law_of_the_reque
     footer = _part(" ".join(html.decode().split()), '<footer class="page">')
     assert f"<p>{where}</p>" in footer
     assert ("data protection authority" in footer) == (jurisdiction == "gdpr")
+
+
+def test_the_workers_report_gives_times_in_the_time_zone_the_person_filed_from(export_of):
+    archive = export_of("gdpr", time_zone="Asia/Tokyo")
+    page = _page(archive)
+    manifest = json.loads(archive.read("manifest.json"))
+    made = dt.datetime.fromisoformat(manifest["generated_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert "<dt>Times are shown in</dt><dd>the Asia/Tokyo time zone</dd>" in page
+    assert f'<dt>This report made on</dt><dd><time datetime="{manifest["generated_at"]}">{made.day} {made:%B %Y, %H:%M}</time></dd>' in page
