@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from . import locks
 from .errors import Conflict, InvalidInput, NotFound
 from .lifecycle import audit_record
-from .models import SecondFactorSetupCode, StaffToken
+from .models import SecondFactorSetupCode, StaffPreference, StaffToken
 
 ROLE_REVIEWER = "reviewer"
 ROLE_ADMIN = "admin"
@@ -32,6 +32,7 @@ OPERATOR = "system"
 SETUP_CODE_VALID = dt.timedelta(hours=24)
 TOKEN_VALID = dt.timedelta(days=90)  # an API token's life unless its maker says otherwise
 SETUP_CODE_REFUSED = "That setup code is not right, or has expired: ask an admin for a new one."
+DEFAULT_TIME_ZONE = "UTC"
 SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread; 12 of them are 60 bits
 
 
@@ -236,3 +237,25 @@ def staff_token_user(key: str):
         return None
     StaffToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
+
+
+def staff_time_zone(user) -> str:
+    """The time zone the console gives this member's times in: theirs, or UTC until one is set."""
+    preference = StaffPreference.objects.filter(user=user).first()
+    return preference.time_zone if preference else DEFAULT_TIME_ZONE
+
+
+@transaction.atomic
+def staff_time_zone_set(*, user, time_zone: str, chosen: bool) -> str:
+    """Keep a member's time zone, and return the one they now have: `chosen` on their settings page,
+    or (not chosen) their browser's at sign-in, which never replaces one they chose. InvalidInput
+    for a name that is no IANA time zone."""
+    from .services import time_zones  # services act through staff's roles: imported here, not at the top
+
+    if time_zone not in time_zones():
+        raise InvalidInput("Choose a time zone by its IANA name, such as Europe/Berlin.", code="invalid_time_zone")
+    preference, _ = StaffPreference.objects.select_for_update().get_or_create(user=user)
+    if chosen or not preference.time_zone_chosen:
+        preference.time_zone, preference.time_zone_chosen = time_zone, chosen or preference.time_zone_chosen
+        preference.save(update_fields=["time_zone", "time_zone_chosen"])
+    return preference.time_zone
