@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from importlib import import_module
 
@@ -18,6 +19,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+import django_otp
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import locks
@@ -259,3 +262,29 @@ def staff_time_zone_set(*, user, time_zone: str, chosen: bool) -> str:
         preference.time_zone, preference.time_zone_chosen = time_zone, chosen or preference.time_zone_chosen
         preference.save(update_fields=["time_zone", "time_zone_chosen"])
     return preference.time_zone
+
+
+CODE_WRONG = "That code is not right. Enter the code your app shows now."
+CODE_USED = "That code was already used: a code works once. Wait for your app to show the next one, then enter it."
+
+
+def staff_code_verify(*, user, device: TOTPDevice, code: str) -> TOTPDevice:
+    """Check a code from the member's authenticator, and return the device it is right for; else
+    InvalidInput saying why in words. django-otp makes the member wait after each wrong code (1, 2,
+    4... seconds) and refuses any code, even the right one, until then: said with the wait left,
+    and the code is not tried, so it is not spent. A code is good once (a step at most once): one
+    already used, say at the sign-in just before, is said to be so."""
+    device.refresh_from_db()
+    allowed, why = device.verify_is_allowed()
+    if not allowed:
+        until = (why or {}).get("locked_until")
+        wait = max(math.ceil((until - timezone.now()).total_seconds()), 1) if until else 1
+        raise InvalidInput(f"That was too soon after a wrong code: wait {wait} second{'s' if wait > 1 else ''}, "
+                           "then enter the code your app shows.", code="code_too_soon")
+    verified = django_otp.verify_token(user, device.persistent_id, code)
+    if verified is not None:
+        return verified
+    device.refresh_from_db()
+    if TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).verify(int(code), device.tolerance):
+        raise InvalidInput(CODE_USED, code="code_used")  # right for now, but its step is at or before the last one used
+    raise InvalidInput(CODE_WRONG, code="code_wrong")

@@ -47,6 +47,7 @@ from ..staff import (
     ROLE_ADMIN,
     staff_active_set,
     staff_actor,
+    staff_code_verify,
     staff_has_role,
     staff_member_create,
     staff_role_change,
@@ -538,17 +539,20 @@ def otp_setup(request):
         # The setup code first: a code from the app is good once, and a typo in the other should not spend it.
         if setup_code is not None and not staff_setup_code_valid(user=user, code=setup_code):
             form.add_error("setup_code", SETUP_CODE_REFUSED)
-        elif django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
-            try:
-                staff_second_factor_confirm(user=user, device=device, setup_code=setup_code)
-            except ServiceError as error:  # it expired, or was replaced, in between
-                form.add_error("setup_code", error.detail)
-            else:
-                django_otp.login(request, device)
-                messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
-                return redirect(_next_url(request))
         else:
-            form.add_error("code", "That code is not right. Enter the code your app shows now.")
+            try:
+                staff_code_verify(user=user, device=device, code=form.cleaned_data["code"])
+            except ServiceError as error:
+                form.add_error("code", error.detail)
+            else:
+                try:
+                    staff_second_factor_confirm(user=user, device=device, setup_code=setup_code)
+                except ServiceError as error:  # it expired, or was replaced, in between
+                    form.add_error("setup_code", error.detail)
+                else:
+                    django_otp.login(request, device)
+                    messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
+                    return redirect(_next_url(request))
     secret = b32encode(device.bin_key).decode()
     context = {
         "form": form,
@@ -573,19 +577,13 @@ def otp_verify(request):
         return redirect(_with_next("console:otp-setup", request))
     form = forms.OtpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        code = form.cleaned_data["code"]
-        device = next(filter(None, (django_otp.verify_token(user, d.persistent_id, code) for d in devices)), None)
-        if device is not None:
+        try:
+            device = staff_code_verify(user=user, device=devices[0], code=form.cleaned_data["code"])
+        except ServiceError as error:
+            form.add_error("code", error.detail)
+        else:
             django_otp.login(request, device)
             return redirect(_next_url(request))
-        devices[0].refresh_from_db()
-        throttled = not devices[0].verify_is_allowed()[0]
-        form.add_error(
-            "code",
-            "Too many wrong codes in a row: wait a minute, then enter the current code."
-            if throttled
-            else "That code is not right.",
-        )
     return render(request, "console/otp_verify.html", {"form": form, "next": _next_url(request)})
 
 

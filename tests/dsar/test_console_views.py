@@ -258,6 +258,52 @@ def test_a_reviewer_whose_second_factor_an_admin_reset_must_set_it_up_again(admi
     assert fresh.get(reverse("console:queue")).status_code == 200
 
 
+def _wrong(device: TOTPDevice) -> str:
+    return f"{(int(_code(device)) + 500000) % 1000000:06d}"
+
+
+def test_a_right_code_just_after_a_wrong_one_is_refused_with_the_wait_said_then_accepted_once_it_has_passed():
+    device = TOTPDevice.objects.create(user=_staff("rita", ROLE_REVIEWER), name="phone", confirmed=True)
+    client = Client()
+    assert _sign_in(client, "rita").status_code == 302
+    verify = reverse("console:otp-verify")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        wrong = client.post(verify, {"code": _wrong(device), "next": "/console/"})
+        assert "That code is not right. Enter the code your app shows now." in wrong.content.decode()
+        # django-otp refuses any code for a second after a wrong one, the right one too, without trying it.
+        too_soon = client.post(verify, {"code": _code(device), "next": "/console/"})
+        assert too_soon.status_code == 200
+        assert "That was too soon after a wrong code: wait 1 second, then enter the code your app shows." in too_soon.content.decode()
+        clock.shift(dt.timedelta(seconds=1))
+        right = client.post(verify, {"code": _code(device), "next": "/console/"})
+        assert right.status_code == 302 and right["Location"] == "/console/"
+
+        again = Client()  # another sign-in in the same 30 seconds: the code shown is the one just used
+        assert _sign_in(again, "rita").status_code == 302
+        used = again.post(verify, {"code": _code(device), "next": "/console/"})
+        assert ("That code was already used: a code works once. Wait for your app to show the next one, then enter it."
+                in used.content.decode())
+        assert again.get(reverse("console:queue")).status_code == 302
+
+
+def test_setting_up_an_authenticator_says_a_right_code_came_too_soon_after_a_wrong_one():
+    user = _staff("rita", ROLE_REVIEWER)
+    setup_code = staff_setup_code_issue(user_id=user.pk)
+    client = Client()
+    assert _sign_in(client, "rita").status_code == 302
+    assert client.get(reverse("console:otp-setup")).status_code == 200
+    device = TOTPDevice.objects.get(user=user)
+    setup = reverse("console:otp-setup")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.post(setup, {"code": _wrong(device), "setup_code": setup_code, "next": "/console/"})
+        too_soon = client.post(setup, {"code": _code(device), "setup_code": setup_code, "next": "/console/"})
+        assert "That was too soon after a wrong code: wait 1 second" in too_soon.content.decode()
+        assert not TOTPDevice.objects.get(pk=device.pk).confirmed
+        clock.shift(dt.timedelta(seconds=1))
+        done = client.post(setup, {"code": _code(device), "setup_code": setup_code, "next": "/console/"})
+        assert done.status_code == 302 and TOTPDevice.objects.get(pk=device.pk).confirmed
+
+
 def _b32(device: TOTPDevice) -> str:
     from base64 import b32encode
 
