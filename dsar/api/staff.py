@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -21,6 +22,8 @@ from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
 
 ASSIGNED_ME, ASSIGNED_NOBODY = "me", "nobody"
+# The days the queue's filters take, as the console's (dsar/console/forms.py): the calendar's ends cannot take a day more.
+DAYS = [MinValueValidator(dt.date(1900, 1, 1)), MaxValueValidator(dt.date(9999, 12, 30))]
 
 
 class StaffApi(APIView):
@@ -204,10 +207,10 @@ class StaffRequestListApi(ListAPIView):
         overdue = serializers.BooleanField(required=False)
         needs_action = serializers.BooleanField(required=False)
         assigned = serializers.ChoiceField(choices=[ASSIGNED_ME, ASSIGNED_NOBODY], required=False)
-        received_from = serializers.DateField(required=False)
-        received_to = serializers.DateField(required=False)
-        due_from = serializers.DateField(required=False)
-        due_to = serializers.DateField(required=False)
+        received_from = serializers.DateField(required=False, validators=DAYS)
+        received_to = serializers.DateField(required=False, validators=DAYS)
+        due_from = serializers.DateField(required=False, validators=DAYS)
+        due_to = serializers.DateField(required=False, validators=DAYS)
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 

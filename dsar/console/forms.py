@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -40,6 +41,16 @@ class StaffAuthenticationForm(AuthenticationForm):
             raise self.get_invalid_login_error()
 
 
+# Days a filter takes: any a request could be received or due on, with room on either side of the calendar's ends.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
+
+
+def _day_field(label: str) -> forms.DateField:
+    message = _("Choose a day from 1900 to 9999.")
+    return forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=[
+        MinValueValidator(FIRST_DAY, message=message), MaxValueValidator(LAST_DAY, message=message)])
+
+
 class QueueFilterForm(forms.Form):
     """The queue's filters, read from the query string."""
 
@@ -65,10 +76,10 @@ class QueueFilterForm(forms.Form):
     )
     assigned = forms.ChoiceField(label=_("Assigned"), required=False,
                                  choices=[("", _("To anyone or nobody")), ("mine", _("To me")), ("nobody", _("To nobody"))])
-    received_from = forms.DateField(label=_("Received from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    received_to = forms.DateField(label=_("Received to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    due_from = forms.DateField(label=_("Due from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    due_to = forms.DateField(label=_("Due to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    received_from = _day_field(_("Received from"))
+    received_to = _day_field(_("Received to"))
+    due_from = _day_field(_("Due from"))
+    due_to = _day_field(_("Due to"))
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

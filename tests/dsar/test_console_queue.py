@@ -221,6 +221,8 @@ def test_the_queue_filters_by_received_and_due_dates_with_the_other_filters(rita
         backwards = rita.get(reverse("console:queue") + "?received_from=2026-03-01&received_to=2026-02-01")
         assert "Choose a day on or after the first one." in backwards.content.decode()
         assert sorted(row.email for row in backwards.context["page"]) == ["march@example.com"]  # the bad bound filters nothing
+        calendar_end = rita.get(reverse("console:queue") + "?received_to=9999-12-31&due_from=0001-01-01")
+        assert calendar_end.content.decode().count("Choose a day from 1900 to 9999.") == 2
 
 
 # --- 6. Times ----------------------------------------------------------------------------------------------

@@ -234,3 +234,4 @@ def test_the_queue_filters_by_what_needs_action_and_by_received_and_due_days(rev
         assert emails("due_to=2026-04-19") == ["denied@example.com", "unverified@example.com"]  # due 10 April, a month after filing
         assert reviewer.get("/api/v1/staff/requests?due_from=2026-04-10&due_to=2026-04-01").status_code == 400
         assert reviewer.get("/api/v1/staff/requests?received_from=yesterday").status_code == 400
+        assert reviewer.get("/api/v1/staff/requests?received_to=9999-12-31").status_code == 400  # no day after it to end at
