@@ -40,8 +40,8 @@ from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, ServiceError, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import (AuditEntry, Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status,
-                     SystemCheck, TaskStatus)
+from .models import (AuditEntry, Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType,
+                     Status, SystemCheck, TaskStatus)
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
 from .staff import ROLE_REVIEWER, staff_has_role
 from .system_checks import system_check_record, system_check_run
@@ -906,13 +906,13 @@ def request_assign(*, request_id, actor: str, assignee: str | None) -> Request:
     """Give a request to an active staff member (reviewer or admin) by username to work, or to
     nobody (None); the audit entry names who had it and who has it now. Giving it to whoever has
     it already changes nothing and writes nothing."""
-    member = None
-    if assignee is not None:
-        member = get_user_model().objects.filter(username=assignee).prefetch_related("groups").first()
-        if member is None or not staff_has_role(member, ROLE_REVIEWER):
-            raise InvalidInput("Assign it to an active reviewer or admin.", code="invalid_assignee")
     with transaction.atomic():
         request = _locked(request_id)
+        member = None
+        if assignee is not None:
+            member = get_user_model().objects.filter(username=assignee).prefetch_related("groups").first()
+            if member is None or not staff_has_role(member, ROLE_REVIEWER):
+                raise InvalidInput("Assign it to an active reviewer or admin.", code="invalid_assignee")
         before = request.assigned_to.get_username() if request.assigned_to_id else None
         if before == assignee:
             return request

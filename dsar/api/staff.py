@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.validators import MaxValueValidator, MinValueValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -22,8 +21,6 @@ from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
 
 ASSIGNED_ME, ASSIGNED_NOBODY = "me", "nobody"
-# The days the queue's filters take, as the console's (dsar/console/forms.py): the calendar's ends cannot take a day more.
-DAYS = [MinValueValidator(dt.date(1900, 1, 1)), MaxValueValidator(dt.date(9999, 12, 30))]
 
 
 class StaffApi(APIView):
@@ -207,18 +204,13 @@ class StaffRequestListApi(ListAPIView):
         overdue = serializers.BooleanField(required=False)
         needs_action = serializers.BooleanField(required=False)
         assigned = serializers.ChoiceField(choices=[ASSIGNED_ME, ASSIGNED_NOBODY], required=False)
-        received_from = serializers.DateField(required=False, validators=DAYS)
-        received_to = serializers.DateField(required=False, validators=DAYS)
-        due_from = serializers.DateField(required=False, validators=DAYS)
-        due_to = serializers.DateField(required=False, validators=DAYS)
+        # A range that ends before it starts is empty, not an error: any day is a day.
+        received_from = serializers.DateField(required=False)
+        received_to = serializers.DateField(required=False)
+        due_from = serializers.DateField(required=False)
+        due_to = serializers.DateField(required=False)
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
-
-        def validate(self, data):
-            for name in ("received", "due"):
-                if data.get(f"{name}_from") and data.get(f"{name}_to") and data[f"{name}_to"] < data[f"{name}_from"]:
-                    raise serializers.ValidationError({f"{name}_to": ["A day on or after the first one."]})
-            return data
 
     @extend_schema(
         operation_id="staff_request_list",
@@ -252,8 +244,19 @@ class StaffRequestListApi(ListAPIView):
 
 
 def _utc_day(day: dt.date | None, *, after: bool = False) -> dt.datetime | None:
-    """When `day` (or, `after`, the day after it) starts in UTC."""
-    return None if day is None else dt.datetime.combine(day + dt.timedelta(days=after), dt.time.min, tzinfo=dt.UTC)
+    """When `day` (or, `after`, the day after it) starts in UTC; None for no bound, as after the calendar's last day."""
+    if day is None or after and day == dt.date.max:
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=after), dt.time.min, tzinfo=dt.UTC)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A request id as JSON text only: DRF's field would take a number (false is 0) as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
 
 
 class StaffRequestGetApi(StaffApi):
@@ -444,10 +447,10 @@ class StaffNoteApi(StaffApi):
 class StaffBulkReviewApi(StaffApi):
     class BulkInputSerializer(StrictSerializer):
         action = serializers.ChoiceField(choices=services.BULK_ACTIONS)
-        requests = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=services.BULK_MAX,
+        requests = serializers.ListField(child=StrictUUIDField(), min_length=1, max_length=services.BULK_MAX,
                                          help_text="The ids of the requests to approve or deny.")
-        reason = TextField(required=False, allow_blank=True, max_length=2000, default="",
-                           help_text="Required to deny: each person is emailed it. Approving keeps it as the approval's note.")
+        reason = ReasonField(max_length=2000, help_text="When denying, each person is emailed it; when approving, it is the "
+                                                        "approval's note in each audit trail.")
 
     class OutcomeSerializer(serializers.Serializer):
         id = serializers.UUIDField(source="request_id")
@@ -460,7 +463,7 @@ class StaffBulkReviewApi(StaffApi):
                    description="Each request goes through the same rules, and gets the same audit entry, as `.../approve` (with "
                                "`note`) or `.../deny`; one refused (no longer pending review, a child's needing `authority`, no such "
                                "request) leaves the others done, and its outcome says why. Errors, which change nothing: "
-                               "`invalid` (the field named), `reason_required`.")
+                               "`invalid` (the field named).")
     def post(self, http_request):
         data = validated(self.BulkInputSerializer, http_request.data)
         outcomes = services.request_review_bulk(request_ids=data["requests"], action=data["action"],

@@ -64,6 +64,7 @@ from .access import SESSION_TIME_ZONE, console_access, time_zone_remember
 
 PAGE_SIZE = 50
 
+
 class _LoginView(LoginView):
     """Sign in; the browser's time zone (sent by a static script) becomes the member's unless they
     chose one on their settings page, and the session's pages give their times in it."""
@@ -198,7 +199,8 @@ def queue(request):
 def _queue_url(request) -> str:
     """The queue as it was shown (its filters and page), to go back to after a bulk review."""
     target = request.POST.get("next", "")
-    if target.startswith(reverse("console:queue")) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    on_site = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    if on_site and target.startswith(reverse("console:queue")):
         return target
     return reverse("console:queue")
 
