@@ -268,12 +268,26 @@ CODE_WRONG = "That code is not right. Enter the code your app shows now."
 CODE_USED = "That code was already used: a code works once. Wait for your app to show the next one, then enter it."
 
 
-def staff_code_verify(*, user, device: TOTPDevice, code: str) -> TOTPDevice:
-    """Check a code from the member's authenticator, and return the device it is right for; else
-    InvalidInput saying why in words. django-otp makes the member wait after each wrong code (1, 2,
-    4... seconds) and refuses any code, even the right one, until then: said with the wait left,
-    and the code is not tried, so it is not spent. A code is good once (a step at most once): one
-    already used, say at the sign-in just before, is said to be so."""
+def staff_code_verify(*, user, devices: list[TOTPDevice], code: str) -> TOTPDevice:
+    """Check a code from one of the member's authenticators (a phone, a tablet), and return the
+    device it is right for; else InvalidInput saying why in words. django-otp makes the member wait
+    after each wrong code (1, 2, 4... seconds) and refuses any code, even the right one, until then:
+    said with the wait left, and the code is not tried, so it is not spent. A code is good once (a
+    step at most once): one already used, say at the sign-in just before, is said to be so."""
+    refusals = []
+    for device in devices:
+        try:
+            return _code_verify(user, device, code)
+        except InvalidInput as refusal:
+            refusals.append(refusal)
+    # The most telling reason: waiting or reuse explain a right code; "not right" only a wrong one.
+    raise min(refusals, key=lambda refusal: _CODE_REFUSALS.index(refusal.code))
+
+
+_CODE_REFUSALS = ("code_too_soon", "code_used", "code_wrong")
+
+
+def _code_verify(user, device: TOTPDevice, code: str) -> TOTPDevice:
     device.refresh_from_db()
     allowed, why = device.verify_is_allowed()
     if not allowed:

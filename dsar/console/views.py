@@ -543,7 +543,7 @@ def otp_setup(request):
             form.add_error("setup_code", SETUP_CODE_REFUSED)
         else:
             try:
-                staff_code_verify(user=user, device=device, code=form.cleaned_data["code"])
+                staff_code_verify(user=user, devices=[device], code=form.cleaned_data["code"])
             except ServiceError as error:
                 form.add_error("code", error.detail)
             else:
@@ -580,7 +580,7 @@ def otp_verify(request):
     form = forms.OtpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = staff_code_verify(user=user, device=devices[0], code=form.cleaned_data["code"])
+            device = staff_code_verify(user=user, devices=devices, code=form.cleaned_data["code"])
         except ServiceError as error:
             form.add_error("code", error.detail)
         else:
