@@ -71,8 +71,8 @@ class QueueFilterForm(forms.Form):
     show = forms.ChoiceField(
         label=_("Show"), required=False,
         choices=[(SHOW_ACTION, _("Needing action")), (SHOW_ALL, _("All requests, closed and unverified too"))],
-        help_text=_("Needing action: pending review, awaiting release, failed, or due within 7 days. A search or a status "
-                    "chosen looks through every request."),
+        help_text=_("Needing action: pending review, awaiting release, failed, or due within 7 days. A search, a status "
+                    "or the retention finding chosen looks through every request."),
     )
     assigned = forms.ChoiceField(label=_("Assigned"), required=False,
                                  choices=[("", _("To anyone or nobody")), ("mine", _("To me")), ("nobody", _("To nobody"))])
@@ -105,8 +105,10 @@ class QueueFilterForm(forms.Form):
             "type": data.get("type") or None,
             "overdue": {"yes": True, "no": False}.get(data.get("overdue", "")),
             "retention_finding": {"yes": True}.get(data.get("retention", "")),
-            # A search or a status chosen looks through every request: staff looking for one expect to find it.
-            "needs_action": status is None and not data.get("q", "").strip() and data.get("show") != SHOW_ALL and "show" in data,
+            # A search, a status or the retention finding chosen looks through every request: staff looking
+            # for those expect to find them, closed or not.
+            "needs_action": (status is None and not data.get("q", "").strip() and not data.get("retention")
+                             and data.get("show") != SHOW_ALL and "show" in data),
             "assignee_id": self.user.pk if data.get("assigned") == "mine" else None,
             "unassigned": data.get("assigned") == "nobody",
             "received_from": _day_start(data.get("received_from")),

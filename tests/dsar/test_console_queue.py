@@ -61,14 +61,16 @@ def test_the_queue_opens_on_what_needs_action_and_a_filter_still_shows_everythin
     _export(_make("released@example.com", "completed"), released=True)
     _make("unverified@example.com", "unverified", due_in=2)
     _make("denied@example.com", "denied")
+    _make("kept@example.com", "completed", retention_finding=[{"system": "payments", "category": "payment"}])
 
     assert _queue(rita) == ["failed@example.com", "held@example.com", "pending@example.com", "soon@example.com"]
     assert _queue(rita, "?show=all") == [
-        "asked@example.com", "denied@example.com", "failed@example.com", "held@example.com", "later@example.com",
+        "asked@example.com", "denied@example.com", "failed@example.com", "held@example.com", "kept@example.com", "later@example.com",
         "pending@example.com", "released@example.com", "soon@example.com", "unverified@example.com"]
     assert _queue(rita, "?status=unverified") == ["unverified@example.com"]
     assert _queue(rita, "?status=denied") == ["denied@example.com"]
     assert _queue(rita, "?q=released@") == ["released@example.com"]  # a search looks through every request
+    assert _queue(rita, "?retention=yes") == ["kept@example.com"]  # and so does the retention finding
 
 
 def test_locked_and_lapsed_requests_are_labelled_as_such_not_as_unverified(rita):
