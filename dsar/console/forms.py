@@ -71,8 +71,8 @@ class QueueFilterForm(forms.Form):
     show = forms.ChoiceField(
         label=_("Show"), required=False,
         choices=[(SHOW_ACTION, _("Needing action")), (SHOW_ALL, _("All requests, closed and unverified too"))],
-        help_text=_("Needing action: pending review, awaiting release, failed, or due within 7 days. A search, a status "
-                    "or the retention finding chosen looks through every request."),
+        # A search, a status or the retention finding chosen looks through every request (`filters`).
+        help_text=_("Needing action: to review, to release, failed, or due within 7 days."),
     )
     assigned = forms.ChoiceField(label=_("Assigned"), required=False,
                                  choices=[("", _("To anyone or nobody")), ("mine", _("To me")), ("nobody", _("To nobody"))])
