@@ -110,6 +110,8 @@ class Request(models.Model):
     date_to = models.DateField(null=True, blank=True, help_text="The last day of that period; none: up to now.")
     part_size = models.BigIntegerField(null=True, blank=True, help_text="The most bytes one part of the export "
                                        "should hold (it comes as several zips); none: one zip.")
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="assigned_requests", help_text="The staff member working it, if anyone.")
 
     class Meta:
         indexes = [
@@ -435,3 +437,13 @@ class RecipientNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} ({self.system}) of {self.request_id}"
+
+
+class StaffPreference(models.Model):
+    """A staff member's own console settings: the time zone the console gives times in. The browser
+    sets it at sign-in until the member chooses one on their settings page."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preference")
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="An IANA time zone name, such as Europe/Berlin.")
+    time_zone_chosen = models.BooleanField(default=False, help_text="Chosen on the settings page: the browser's zone no "
+                                                                     "longer replaces it at sign-in.")

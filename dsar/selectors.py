@@ -52,12 +52,42 @@ ORDERINGS = {
 RECENT_DAYS = 30
 
 
+DUE_SOON = dt.timedelta(days=7)
+# Open, and the product's to act on: an unverified request waits for the person's code, not for staff.
+OPEN_WORK = tuple(status for status in OPEN_STATUSES if status != Status.UNVERIFIED)
+LOCKED, LAPSED = "locked", "lapsed"
+
+
+def awaiting_release_q() -> Q:
+    """Completed, with an export held for staff to release (DSAR_REVIEW_BEFORE_RELEASE, or other
+    people's data in it to review), not in the person's hands until then."""
+    return Q(status=Status.COMPLETED, export__isnull=False, export__released_at__isnull=True, export__deleted_at__isnull=True)
+
+
 def unanswered_q() -> Q:
     """Requests the person has no answer to yet, whose deadline runs: open ones, but for those
     whose deadline stands still while the person is asked a question; and completed ones whose
-    export waits for staff to release it (DSAR_REVIEW_BEFORE_RELEASE), not in their hands until then."""
-    waiting = Q(export__isnull=False, export__released_at__isnull=True, export__deleted_at__isnull=True)
-    return Q(status__in=OPEN_STATUSES, deadline_paused_at__isnull=True) | Q(status=Status.COMPLETED) & waiting
+    export waits for staff to release it, not in their hands until then."""
+    return Q(status__in=OPEN_STATUSES, deadline_paused_at__isnull=True) | awaiting_release_q()
+
+
+def needs_action_q(now: dt.datetime) -> Q:
+    """What the queue opens on: pending review, an export awaiting release, failed, or open work due
+    within DUE_SOON (or overdue). Never a closed request, nor one still unverified."""
+    return (Q(status__in=[Status.PENDING_REVIEW, Status.FAILED]) | awaiting_release_q()
+            | Q(status__in=OPEN_WORK, due_at__lt=now + DUE_SOON))
+
+
+def request_unverified_standing(request: Request, *, now: dt.datetime | None = None) -> str | None:
+    """Why an unverified request will not go on as it is: LOCKED (too many wrong codes) or LAPSED
+    (not verified within DSAR_UNVERIFIED_PURGE_DAYS, to be deleted); None while it may still be."""
+    if request.status != Status.UNVERIFIED:
+        return None
+    if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
+        return LOCKED
+    if request.created_at < (now or timezone.now()) - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS):
+        return LAPSED
+    return None
 
 
 def overdue_q(now: dt.datetime) -> Q:
@@ -81,6 +111,13 @@ def request_list(
     type: str | None = None,
     overdue: bool | None = None,
     retention_finding: bool | None = None,
+    needs_action: bool = False,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    received_from: dt.datetime | None = None,
+    received_before: dt.datetime | None = None,
+    due_from: dt.datetime | None = None,
+    due_before: dt.datetime | None = None,
     search: str = "",
     order: str = "due",
     now: dt.datetime | None = None,
@@ -88,11 +125,25 @@ def request_list(
     """The review queue, soonest due first unless `order` says otherwise.
 
     `retention_finding` keeps the requests whose export showed data kept longer than promised (or,
-    False, the others). `search` matches a whole request id, the start of one (as the queue shows
-    them shortened), or part of the email, ignoring case.
+    False, the others). `needs_action` keeps what staff must act on (`needs_action_q`);
+    `assignee_id` those assigned to that staff member, `unassigned` those assigned to nobody.
+    Received and due times are kept from `*_from` included to `*_before` excluded. `search` matches
+    a whole request id, the start of one (as the queue shows them shortened), or part of the email,
+    ignoring case.
     """
     now = now or timezone.now()
-    queryset = Request.objects.select_related("export")  # whether a completed one waits for release
+    # The export says whether a completed one waits for release; the assignee is shown with each row.
+    queryset = Request.objects.select_related("export", "assigned_to")
+    if needs_action:
+        queryset = queryset.filter(needs_action_q(now))
+    if assignee_id is not None:
+        queryset = queryset.filter(assigned_to_id=assignee_id)
+    if unassigned:
+        queryset = queryset.filter(assigned_to__isnull=True)
+    for lookup, bound in (("created_at__gte", received_from), ("created_at__lt", received_before), ("due_at__gte", due_from),
+                          ("due_at__lt", due_before)):
+        if bound is not None:
+            queryset = queryset.filter(**{lookup: bound})
     if status:
         queryset = queryset.filter(status=status)
     if type:
@@ -120,7 +171,7 @@ def request_get(*, request_id) -> Request:
     staff asked the person (each in order)."""
     try:
         return (
-            Request.objects.select_related("export")
+            Request.objects.select_related("export", "assigned_to")
             .prefetch_related(
                 Prefetch("tasks", queryset=ConnectorTask.objects.order_by("connector")),
                 Prefetch("recipient_notifications", queryset=RecipientNotification.objects.order_by("system", "recipient")),
@@ -163,12 +214,13 @@ class Dashboard:
 def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
     """The figures of the dashboard, in three queries: open work, recent completions, recent failures.
 
+    Open work is open and staff's to act on: an unverified request waits for the person, not staff.
     "Recent" is the last RECENT_DAYS days; "this week" the next seven days from `now`.
     """
     now = now or timezone.now()
     since = now - dt.timedelta(days=RECENT_DAYS)
-    open_work = Request.objects.filter(status__in=OPEN_STATUSES).aggregate(
-        **{status: Count("id", filter=Q(status=status)) for status in OPEN_STATUSES},
+    open_work = Request.objects.filter(status__in=OPEN_WORK).aggregate(
+        **{status: Count("id", filter=Q(status=status)) for status in OPEN_WORK},
         overdue=Count("id", filter=Q(due_at__lt=now)),
         due_this_week=Count("id", filter=Q(due_at__gte=now, due_at__lt=now + dt.timedelta(days=7))),
     )
@@ -184,7 +236,7 @@ def dashboard_get(*, now: dt.datetime | None = None) -> Dashboard:
         .order_by("-count", "connector")
     )
     return Dashboard(
-        open_by_status={status: open_work[status] for status in OPEN_STATUSES},
+        open_by_status={status: open_work[status] for status in OPEN_WORK},
         due_this_week=open_work["due_this_week"],
         overdue=open_work["overdue"],
         completed_recently=completed["count"],
@@ -211,6 +263,17 @@ def staff_list() -> list[StaffMember]:
         .order_by("username")
     )
     return [StaffMember(user=user, role=staff_role(user), totp=user.totp) for user in users]
+
+
+def staff_assignable() -> list:
+    """The active staff a request can be assigned to (reviewers and admins), by username: one query."""
+    return list(get_user_model().objects.filter(Q(groups__name__in=ROLES) | Q(is_superuser=True), is_active=True, is_staff=True)
+                .distinct().order_by("username"))
+
+
+def request_emails(*, request_ids) -> dict[str, str]:
+    """The email of each request named, by its id as text: how a bulk review names them back."""
+    return {str(pk): email for pk, email in Request.objects.filter(pk__in=request_ids).values_list("pk", "email")}
 
 
 def staff_role(user) -> str:

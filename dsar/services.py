@@ -16,13 +16,15 @@ import logging
 import functools
 import math
 import secrets
+import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import TypeVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import transaction
@@ -36,11 +38,12 @@ from connectors.taxonomy import category_ids, category_known, category_label, ca
 
 from . import exports, locks, orm_bypass, processing, verification
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
-from .errors import Conflict, InvalidInput, Locked, NotFound, TooSoon, Unavailable
+from .errors import Conflict, InvalidInput, Locked, NotFound, ServiceError, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
-from .models import (Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType, Status,
-                     SystemCheck, TaskStatus)
+from .models import (AuditEntry, Authority, ConnectorTask, DenialGround, Export, QuestionPurpose, Request, RequestQuestion, RequestType,
+                     Status, SystemCheck, TaskStatus)
 from .notifications import code_email, email_enqueue, email_on_commit, emails_ring_on_commit
+from .staff import ROLE_REVIEWER, staff_has_role
 from .system_checks import system_check_record, system_check_run
 
 logger = logging.getLogger(__name__)
@@ -880,3 +883,86 @@ def _json_rows(text: str) -> Iterator[tuple[str, str, dict]]:
                 and isinstance(item["fields"], dict)):
             raise InvalidInput(f'Item {number}: must be {{"category": id, "fields": {{...}}}}.', code="upload_malformed")
         yield f"Item {number}", item["category"], item["fields"]
+
+
+# --- Staff working the queue: several requests at once, assignment, internal notes ------------------------
+
+BULK_ACTIONS = ("approve", "deny")
+BULK_MAX = 100  # two pages of the queue
+NOTED = "noted"
+NOTE_MAX_CHARS = 2000
+ASSIGNED = "assigned"
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What became of one request of a bulk review: done, or refused with the reason."""
+
+    request_id: str
+    done: bool
+    reason: str = ""
+
+
+def request_review_bulk(*, request_ids: Sequence, action: str, actor: str, reason: str = "") -> list[BulkOutcome]:
+    """Approve or deny several requests with one reason (a note when approving), each through
+    `request_approve` or `request_deny` as if done one at a time, in its own transaction: the same
+    rules and audit entries, and one refused (no longer pending review, a child's needing whose
+    authority was confirmed) leaves the others done. One outcome a request, in the order given."""
+    if action not in BULK_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}.", code="invalid_action")
+    try:
+        ids = list(dict.fromkeys(str(uuid.UUID(str(request_id))) for request_id in request_ids))
+    except ValueError:
+        raise InvalidInput("Name requests by their ids.", code="invalid_id") from None
+    if not ids:
+        raise InvalidInput("Select at least one request.", code="nothing_selected")
+    if len(ids) > BULK_MAX:
+        raise InvalidInput(f"Select at most {BULK_MAX} requests at a time.", code="too_many")
+    if action == "deny" and not reason.strip():
+        raise InvalidInput("A reason is required: each person is emailed it.", code="reason_required")
+    outcomes = []
+    for request_id in ids:
+        try:
+            if action == "approve":
+                request_approve(request_id=request_id, actor=actor, note=reason)
+            else:
+                request_deny(request_id=request_id, actor=actor, reason=reason)
+        except ServiceError as error:
+            outcomes.append(BulkOutcome(request_id, False, error.detail))
+        else:
+            outcomes.append(BulkOutcome(request_id, True))
+    return outcomes
+
+
+def request_assign(*, request_id, actor: str, assignee: str | None) -> Request:
+    """Give a request to an active staff member (reviewer or admin) by username to work, or to
+    nobody (None); the audit entry names who had it and who has it now. Giving it to whoever has
+    it already changes nothing and writes nothing."""
+    with transaction.atomic():
+        request = _locked(request_id)
+        member = None
+        if assignee is not None:
+            member = get_user_model().objects.filter(username=assignee).prefetch_related("groups").first()
+            if member is None or not staff_has_role(member, ROLE_REVIEWER):
+                raise InvalidInput("Assign it to an active reviewer or admin.", code="invalid_assignee")
+        before = request.assigned_to.get_username() if request.assigned_to_id else None
+        if before == assignee:
+            return request
+        request.assigned_to = member
+        request.save(update_fields=["assigned_to", "updated_at"])
+        audit_record(request, actor=actor, action=ASSIGNED, data={"from": before, "to": assignee})
+    return request
+
+
+def request_note_add(*, request_id, actor: str, note: str) -> AuditEntry:
+    """An internal note on a request, for staff alone: an entry in its audit trail. The person never
+    reads it: the portal's timeline shows only the events it names, and no email, export or subject
+    API reads the trail's notes."""
+    note = note.strip()
+    if not note:
+        raise InvalidInput("Write the note.", code="note_required")
+    if len(note) > NOTE_MAX_CHARS:
+        raise InvalidInput(f"A note is at most {NOTE_MAX_CHARS} characters.", code="note_too_long")
+    with transaction.atomic():
+        request = _locked(request_id)
+        return audit_record(request, actor=actor, action=NOTED, note=note)

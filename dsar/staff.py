@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from importlib import import_module
 
@@ -18,12 +19,14 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+import django_otp
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import locks
 from .errors import Conflict, InvalidInput, NotFound
 from .lifecycle import audit_record
-from .models import SecondFactorSetupCode, StaffToken
+from .models import SecondFactorSetupCode, StaffPreference, StaffToken
 
 ROLE_REVIEWER = "reviewer"
 ROLE_ADMIN = "admin"
@@ -32,6 +35,7 @@ OPERATOR = "system"
 SETUP_CODE_VALID = dt.timedelta(hours=24)
 TOKEN_VALID = dt.timedelta(days=90)  # an API token's life unless its maker says otherwise
 SETUP_CODE_REFUSED = "That setup code is not right, or has expired: ask an admin for a new one."
+DEFAULT_TIME_ZONE = "UTC"
 SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread; 12 of them are 60 bits
 
 
@@ -236,3 +240,65 @@ def staff_token_user(key: str):
         return None
     StaffToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.user
+
+
+def staff_time_zone(user) -> str:
+    """The time zone the console gives this member's times in: theirs, or UTC until one is set."""
+    preference = StaffPreference.objects.filter(user=user).first()
+    return preference.time_zone if preference else DEFAULT_TIME_ZONE
+
+
+@transaction.atomic
+def staff_time_zone_set(*, user, time_zone: str, chosen: bool) -> str:
+    """Keep a member's time zone, and return the one they now have: `chosen` on their settings page,
+    or (not chosen) their browser's at sign-in, which never replaces one they chose. InvalidInput
+    for a name that is no IANA time zone."""
+    from .services import time_zones  # services act through staff's roles: imported here, not at the top
+
+    if time_zone not in time_zones():
+        raise InvalidInput("Choose a time zone by its IANA name, such as Europe/Berlin.", code="invalid_time_zone")
+    preference, _ = StaffPreference.objects.select_for_update().get_or_create(user=user)
+    if chosen or not preference.time_zone_chosen:
+        preference.time_zone, preference.time_zone_chosen = time_zone, chosen or preference.time_zone_chosen
+        preference.save(update_fields=["time_zone", "time_zone_chosen"])
+    return preference.time_zone
+
+
+CODE_WRONG = "That code is not right. Enter the code your app shows now."
+CODE_USED = "That code was already used: a code works once. Wait for your app to show the next one, then enter it."
+
+
+def staff_code_verify(*, user, devices: list[TOTPDevice], code: str) -> TOTPDevice:
+    """Check a code from one of the member's authenticators (a phone, a tablet), and return the
+    device it is right for; else InvalidInput saying why in words. django-otp makes the member wait
+    after each wrong code (1, 2, 4... seconds) and refuses any code, even the right one, until then:
+    said with the wait left, and the code is not tried, so it is not spent. A code is good once (a
+    step at most once): one already used, say at the sign-in just before, is said to be so."""
+    refusals = []
+    for device in devices:
+        try:
+            return _code_verify(user, device, code)
+        except InvalidInput as refusal:
+            refusals.append(refusal)
+    # The most telling reason: waiting or reuse explain a right code; "not right" only a wrong one.
+    raise min(refusals, key=lambda refusal: _CODE_REFUSALS.index(refusal.code))
+
+
+_CODE_REFUSALS = ("code_too_soon", "code_used", "code_wrong")
+
+
+def _code_verify(user, device: TOTPDevice, code: str) -> TOTPDevice:
+    device.refresh_from_db()
+    allowed, why = device.verify_is_allowed()
+    if not allowed:
+        until = (why or {}).get("locked_until")
+        wait = max(math.ceil((until - timezone.now()).total_seconds()), 1) if until else 1
+        raise InvalidInput(f"That was too soon after a wrong code: wait {wait} second{'s' if wait > 1 else ''}, "
+                           "then enter the code your app shows.", code="code_too_soon")
+    verified = django_otp.verify_token(user, device.persistent_id, code)
+    if verified is not None:
+        return verified
+    device.refresh_from_db()
+    if TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).verify(int(code), device.tolerance):
+        raise InvalidInput(CODE_USED, code="code_used")  # right for now, but its step is at or before the last one used
+    raise InvalidInput(CODE_WRONG, code="code_wrong")

@@ -1,7 +1,11 @@
-"""The staff API: the review queue, a request's tasks and audit trail, and the review actions."""
+"""The staff API: the review queue, a request's tasks and audit trail, the review actions (one request or several),
+assignment and internal notes."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -15,6 +19,9 @@ from ..models import (AuditEntry, Authority, ConnectorTask, DenialGround, Export
 from ..staff import staff_actor
 from .auth import IsReviewer, StaffTokenAuthentication
 from .common import ReasonField, StrictSerializer, TextField, errors, validated
+
+ASSIGNED_ME, ASSIGNED_NOBODY = "me", "nobody"
+
 
 class StaffApi(APIView):
     authentication_classes = [StaffTokenAuthentication]
@@ -88,6 +95,8 @@ class ReferredSystemSerializer(serializers.Serializer):
 
 class StaffRequestSerializer(serializers.ModelSerializer):
     overdue = serializers.SerializerMethodField()
+    assigned_to = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                               help_text="The username of the staff member working it; null for nobody.")
     refusals = serializers.ListField(child=RefusalField(), read_only=True,
                                      help_text="The parts refused at approval; the rest was answered.")
     referred_systems = ReferredSystemSerializer(
@@ -101,7 +110,7 @@ class StaffRequestSerializer(serializers.ModelSerializer):
             "id", "type", "status", "email", "categories", "jurisdiction", "created_at", "verified_at", "due_at",
             "deadline_paused_at", "extended_at", "completed_at", "overdue", "overdue_since", "referred_to", "failure_reason",
             "result", "erasure_check", "refusals", "denial_ground", "referred_contact", "referred_systems", "minor_age",
-            "minor_age_source", "authority_confirmed",
+            "minor_age_source", "authority_confirmed", "assigned_to",
         ]
 
     def get_overdue(self, request: Request) -> bool:
@@ -193,6 +202,13 @@ class StaffRequestListApi(ListAPIView):
         status = serializers.ChoiceField(choices=Status.choices, required=False)
         type = serializers.ChoiceField(choices=RequestType.choices, required=False)
         overdue = serializers.BooleanField(required=False)
+        needs_action = serializers.BooleanField(required=False)
+        assigned = serializers.ChoiceField(choices=[ASSIGNED_ME, ASSIGNED_NOBODY], required=False)
+        # A range that ends before it starts is empty, not an error: any day is a day.
+        received_from = serializers.DateField(required=False)
+        received_to = serializers.DateField(required=False)
+        due_from = serializers.DateField(required=False)
+        due_to = serializers.DateField(required=False)
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
@@ -202,6 +218,13 @@ class StaffRequestListApi(ListAPIView):
             OpenApiParameter("status", str, enum=Status.values),
             OpenApiParameter("type", str, enum=RequestType.values),
             OpenApiParameter("overdue", bool),
+            OpenApiParameter("needs_action", bool, description="Only what staff must act on, as the console's queue opens: pending "
+                                                               "review, an export awaiting release, failed, or open work due within 7 days."),
+            OpenApiParameter("assigned", str, enum=[ASSIGNED_ME, ASSIGNED_NOBODY],
+                             description="`me`: assigned to the caller; `nobody`: assigned to no one."),
+            *(OpenApiParameter(name, OpenApiTypes.DATE, description=words) for name, words in (
+                ("received_from", "Received on or after this day (UTC)."), ("received_to", "Received on or before this day (UTC)."),
+                ("due_from", "Due on or after this day (UTC)."), ("due_to", "Due on or before this day (UTC)."))),
         ],
         responses={200: StaffRequestSerializer(many=True), **errors(400, 401, 403, 404)},
         summary="The review queue, soonest due first.",
@@ -211,7 +234,29 @@ class StaffRequestListApi(ListAPIView):
 
     def get_queryset(self):
         filters = validated(self.QueueFilterSerializer, self.request.query_params.dict())
-        return selectors.request_list(status=filters.get("status"), type=filters.get("type"), overdue=filters.get("overdue"))
+        return selectors.request_list(
+            status=filters.get("status"), type=filters.get("type"), overdue=filters.get("overdue"),
+            needs_action=filters.get("needs_action", False),
+            assignee_id=self.request.user.pk if filters.get("assigned") == ASSIGNED_ME else None,
+            unassigned=filters.get("assigned") == ASSIGNED_NOBODY,
+            received_from=_utc_day(filters.get("received_from")), received_before=_utc_day(filters.get("received_to"), after=True),
+            due_from=_utc_day(filters.get("due_from")), due_before=_utc_day(filters.get("due_to"), after=True))
+
+
+def _utc_day(day: dt.date | None, *, after: bool = False) -> dt.datetime | None:
+    """When `day` (or, `after`, the day after it) starts in UTC; None for no bound, as after the calendar's last day."""
+    if day is None or after and day == dt.date.max:
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=after), dt.time.min, tzinfo=dt.UTC)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A request id as JSON text only: DRF's field would take a number (false is 0) as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
 
 
 class StaffRequestGetApi(StaffApi):
@@ -368,3 +413,59 @@ class StaffReviewApi(StaffApi):
         services.request_release_reviewed(request_id=request_id, actor=staff_actor(http_request.user), decisions=data["decisions"],
                                           note=data["note"])
         return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
+
+
+class StaffAssignApi(StaffApi):
+    class AssignInputSerializer(StrictSerializer):
+        assignee = TextField(max_length=150, allow_null=True, trim_whitespace=False,
+                             help_text="The username of an active reviewer or admin; null for nobody.")
+
+    @extend_schema(operation_id="staff_request_assign", request=AssignInputSerializer,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 413)},
+                   summary="Give the request to a staff member to work, or to nobody; audited (`assigned`, with who had it and who has it).",
+                   description="Errors: `invalid_assignee` (no active reviewer or admin by that username). Giving it to whoever has it "
+                               "already changes nothing.")
+    def post(self, http_request, request_id):
+        data = validated(self.AssignInputSerializer, http_request.data)
+        services.request_assign(request_id=request_id, actor=staff_actor(http_request.user), assignee=data["assignee"])
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
+
+
+class StaffNoteApi(StaffApi):
+    class NoteInputSerializer(StrictSerializer):
+        note = ReasonField(max_length=services.NOTE_MAX_CHARS, help_text="For staff only: never shown to the person.")
+
+    @extend_schema(operation_id="staff_request_note", request=NoteInputSerializer,
+                   responses={200: StaffRequestDetailSerializer, **errors(400, 401, 403, 404, 413)},
+                   summary="Add an internal note: an entry of the audit trail (`noted`), for staff only, never shown to the person.")
+    def post(self, http_request, request_id):
+        data = validated(self.NoteInputSerializer, http_request.data)
+        services.request_note_add(request_id=request_id, actor=staff_actor(http_request.user), note=data["note"])
+        return Response(StaffRequestDetailSerializer(selectors.request_get(request_id=request_id)).data)
+
+
+class StaffBulkReviewApi(StaffApi):
+    class BulkInputSerializer(StrictSerializer):
+        action = serializers.ChoiceField(choices=services.BULK_ACTIONS)
+        requests = serializers.ListField(child=StrictUUIDField(), min_length=1, max_length=services.BULK_MAX,
+                                         help_text="The ids of the requests to approve or deny.")
+        reason = ReasonField(max_length=2000, help_text="When denying, each person is emailed it; when approving, it is the "
+                                                        "approval's note in each audit trail.")
+
+    class OutcomeSerializer(serializers.Serializer):
+        id = serializers.UUIDField(source="request_id")
+        done = serializers.BooleanField()
+        reason = serializers.CharField(help_text="Why it was refused; empty when done.")
+
+    @extend_schema(operation_id="staff_request_bulk_review", request=BulkInputSerializer,
+                   responses={200: OutcomeSerializer(many=True), **errors(400, 401, 403, 413)},
+                   summary="Approve or deny several requests with one reason, each as if one at a time.",
+                   description="Each request goes through the same rules, and gets the same audit entry, as `.../approve` (with "
+                               "`note`) or `.../deny`; one refused (no longer pending review, a child's needing `authority`, no such "
+                               "request) leaves the others done, and its outcome says why. Errors, which change nothing: "
+                               "`invalid` (the field named).")
+    def post(self, http_request):
+        data = validated(self.BulkInputSerializer, http_request.data)
+        outcomes = services.request_review_bulk(request_ids=data["requests"], action=data["action"],
+                                                actor=staff_actor(http_request.user), reason=data["reason"])
+        return Response(self.OutcomeSerializer(outcomes, many=True).data)

@@ -15,12 +15,20 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import prefetch_related_objects
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django_otp import user_has_device
 
-from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
+from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role, staff_time_zone
 
 # What the navigation offers, kept on the request for the base template.
 NAV_ADMIN, NAV_REVIEWER, NAV_SECOND_FACTOR = "admin", "reviewer", "second-factor"
+# The member's time zone, kept in the session from sign-in so that no page reads it again.
+SESSION_TIME_ZONE = "console_time_zone"
+
+
+def time_zone_remember(request, zone: str) -> None:
+    """Give this session's console pages their times in `zone`."""
+    request.session[SESSION_TIME_ZONE] = zone
 
 
 def forbidden(request, message: str):
@@ -56,7 +64,11 @@ def console_access(view=None, *, role: str = ROLE_REVIEWER, second_factor_step: 
                 return redirect(f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}")
             if role == ROLE_ADMIN and not admin:
                 return forbidden(request, "Only admins can open this page.")
-            return view(request, *args, **kwargs)
+            if SESSION_TIME_ZONE not in request.session:  # a session from before members kept a time zone
+                time_zone_remember(request, staff_time_zone(user))
+            # Django's date filters then give every time on the page in the member's zone.
+            with timezone.override(request.session[SESSION_TIME_ZONE]):
+                return view(request, *args, **kwargs)
 
         return guarded
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import validate_password
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from connectors.registry import connector_names
 from connectors.taxonomy import category_label, category_sensitive
@@ -14,9 +20,11 @@ from .. import exports
 from ..deadlines import extension_limit
 from ..models import Authority, DenialGround, QuestionPurpose, Request, RequestType, Status
 from ..processing import systems_answering
+from ..services import time_zones
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000
+SHOW_ACTION, SHOW_ALL = "action", "all"
 ROLE_CHOICES = [(ROLE_REVIEWER, "Reviewer: acts on requests"), (ROLE_ADMIN, "Admin: also manages staff and settings")]
 
 
@@ -24,10 +32,23 @@ class StaffAuthenticationForm(AuthenticationForm):
     """Django's sign-in form, for staff only. Anyone else gets the same answer as a wrong password,
     so the form does not tell who has an account."""
 
+    # The browser's time zone, filled in by a static script (dsar/time-zone.js); empty without it.
+    time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
         if not staff_has_role(user, ROLE_REVIEWER):
             raise self.get_invalid_login_error()
+
+
+# Days a filter takes: any a request could be received or due on, with room on either side of the calendar's ends.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
+
+
+def _day_field(label: str) -> forms.DateField:
+    message = _("Choose a day from 1900 to 9999.")
+    return forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=[
+        MinValueValidator(FIRST_DAY, message=message), MaxValueValidator(LAST_DAY, message=message)])
 
 
 class QueueFilterForm(forms.Form):
@@ -47,19 +68,114 @@ class QueueFilterForm(forms.Form):
         required=False,
         choices=[("due", "Due soonest"), ("-due", "Due latest"), ("-created", "Newest"), ("created", "Oldest")],
     )
+    show = forms.ChoiceField(
+        label=_("Show"), required=False,
+        choices=[(SHOW_ACTION, _("Needing action")), (SHOW_ALL, _("All requests, closed and unverified too"))],
+        # A search, a status or the retention finding chosen looks through every request (`filters`).
+        help_text=_("Needing action: to review, to release, failed, or due within 7 days."),
+    )
+    assigned = forms.ChoiceField(label=_("Assigned"), required=False,
+                                 choices=[("", _("To anyone or nobody")), ("mine", _("To me")), ("nobody", _("To nobody"))])
+    received_from = _day_field(_("Received from"))
+    received_to = _day_field(_("Received to"))
+    due_from = _day_field(_("Due from"))
+    due_to = _day_field(_("Due to"))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean(self):
+        data = super().clean()
+        for name in ("received", "due"):
+            start, end = data.get(f"{name}_from"), data.get(f"{name}_to")
+            if start and end and end < start:
+                self.add_error(f"{name}_to", _("Choose a day on or after the first one."))
+        return data
 
     def filters(self) -> dict:
-        """Keyword arguments for `selectors.request_list`; an invalid field filters nothing."""
+        """Keyword arguments for `selectors.request_list`; an invalid field filters nothing. Days are
+        whole days in the member's time zone (the current one), the last one included."""
         self.is_valid()  # cleaned_data then holds only the fields that are valid
         data = self.cleaned_data
+        status = data.get("status") or None
         return {
             "search": data.get("q", ""),
-            "status": data.get("status") or None,
+            "status": status,
             "type": data.get("type") or None,
             "overdue": {"yes": True, "no": False}.get(data.get("overdue", "")),
             "retention_finding": {"yes": True}.get(data.get("retention", "")),
+            # A search, a status or the retention finding chosen looks through every request: staff looking
+            # for those expect to find them, closed or not.
+            "needs_action": (status is None and not data.get("q", "").strip() and not data.get("retention")
+                             and data.get("show") != SHOW_ALL and "show" in data),
+            "assignee_id": self.user.pk if data.get("assigned") == "mine" else None,
+            "unassigned": data.get("assigned") == "nobody",
+            "received_from": _day_start(data.get("received_from")),
+            "received_before": _day_start(data.get("received_to"), after=True),
+            "due_from": _day_start(data.get("due_from")),
+            "due_before": _day_start(data.get("due_to"), after=True),
             "order": data.get("sort") or "due",
         }
+
+
+def _day_start(day: dt.date | None, *, after: bool = False) -> dt.datetime | None:
+    """When `day` (or, `after`, the day after it) starts in the current time zone."""
+    if day is None:
+        return None
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=after), dt.time.min))
+
+
+class _RequestIdsField(forms.Field):
+    """The requests ticked in the queue: their ids, as many as were ticked."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        try:
+            return [str(uuid.UUID(str(one))) for one in value or []]
+        except ValueError:
+            raise forms.ValidationError(_("Tick requests in the queue.")) from None
+
+
+class BulkReviewForm(forms.Form):
+    """Approve or deny the requests ticked in the queue, with one reason."""
+
+    requests = _RequestIdsField(error_messages={"required": _("Tick at least one request.")})
+    action = forms.ChoiceField(label=_("Do"), choices=[("approve", _("Approve them")), ("deny", _("Deny them"))],
+                               widget=forms.RadioSelect, error_messages={"required": _("Choose to approve or deny them.")})
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=NOTE_MAX, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text=_("Required to deny: each person is emailed it. Approving keeps it as a note in the audit trail."))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "deny" and not data.get("reason", "").strip():
+            self.add_error("reason", _("Enter the reason for denying them: each person is emailed it."))
+        return data
+
+
+class AssignForm(forms.Form):
+    """Give a request to a staff member, or to nobody."""
+
+    assignee = forms.ChoiceField(label=_("Assign to"), required=False)
+
+    def __init__(self, *args, staff: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices = [("", _("Nobody")), *((member.username, member.username) for member in staff)]
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(label=_("Internal note"), max_length=NOTE_MAX, widget=forms.Textarea(attrs={"rows": 3}),
+                           help_text=_("For staff only: kept in the audit trail, never shown to the person."),
+                           error_messages={"required": _("Write the note.")})
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(label=_("Time zone"), help_text=_("The console gives every time in it."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(zone, zone) for zone in sorted(time_zones())]
 
 
 def _note(label: str, *, required: bool, help_text: str = "") -> forms.CharField:

@@ -13,7 +13,10 @@ urlpatterns = [
     path("two-factor/verify", views.otp_verify, name="otp-verify"),
     path("dashboard", views.dashboard, name="dashboard"),
     path("metrics", views.metrics, name="metrics"),
+    path("bulk", views.queue_bulk, name="queue-bulk"),
     path("requests/<uuid:request_id>", views.request_detail, name="request"),
+    path("requests/<uuid:request_id>/assign", views.request_assign, name="request-assign"),
+    path("requests/<uuid:request_id>/notes", views.request_note, name="request-note"),
     path("requests/<uuid:request_id>/status", views.request_status, name="request-status"),
     path("requests/<uuid:request_id>/preview", views.request_preview, name="request-preview"),
     path("requests/<uuid:request_id>/review", views.request_review, name="request-review"),
@@ -35,4 +38,5 @@ urlpatterns = [
     path("staff/<int:user_id>/two-factor-reset", views.staff_otp_reset, name="staff-otp-reset"),
     path("staff/<int:user_id>/setup-code", views.staff_setup_code, name="staff-setup-code"),
     path("settings", views.workflow_settings, name="settings"),
+    path("preferences", views.preferences, name="preferences"),
 ]

@@ -33,6 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from connectors.taxonomy import category_ids, category_label, category_root
@@ -46,6 +47,7 @@ from ..staff import (
     ROLE_ADMIN,
     staff_active_set,
     staff_actor,
+    staff_code_verify,
     staff_has_role,
     staff_member_create,
     staff_role_change,
@@ -54,13 +56,34 @@ from ..staff import (
     staff_second_factor_reset,
     staff_setup_code_issue,
     staff_setup_code_valid,
+    staff_time_zone,
+    staff_time_zone_set,
 )
 from . import forms
-from .access import console_access
+from .access import SESSION_TIME_ZONE, console_access, time_zone_remember
 
 PAGE_SIZE = 50
 
-login = LoginView.as_view(template_name="console/login.html", authentication_form=forms.StaffAuthenticationForm)
+
+class _LoginView(LoginView):
+    """Sign in; the browser's time zone (sent by a static script) becomes the member's unless they
+    chose one on their settings page, and the session's pages give their times in it."""
+
+    template_name = "console/login.html"
+    authentication_form = forms.StaffAuthenticationForm
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user, browser_zone = form.get_user(), form.cleaned_data.get("time_zone", "")
+        try:
+            zone = staff_time_zone_set(user=user, time_zone=browser_zone, chosen=False)
+        except ServiceError:  # no script, or a zone this machine does not know: keep the member's
+            zone = staff_time_zone(user)
+        time_zone_remember(self.request, zone)
+        return response
+
+
+login = _LoginView.as_view()
 
 
 class _LogoutView(LogoutView):
@@ -148,16 +171,71 @@ require_page_or_form = require_http_methods(["GET", "HEAD", "POST"])
 # --- The queue --------------------------------------------------------------------------------------
 
 
+def _status_label(request: Request, now: dt.datetime) -> str:
+    """A request's status in words; an unverified one that will not go on says why."""
+    standing = selectors.request_unverified_standing(request, now=now)
+    if standing == selectors.LOCKED:
+        return gettext("Locked: too many wrong codes")
+    if standing == selectors.LAPSED:
+        return gettext("Lapsed: never verified")
+    return request.get_status_display()
+
+
 @console_access
 @require_safe
 def queue(request):
-    """Requests, soonest due first, filtered, searched and fifty to a page."""
-    form = forms.QueueFilterForm(request.GET)
+    """What needs action unless the filters say otherwise, soonest due first, fifty to a page; the
+    requests ticked can be approved or denied together."""
+    form = forms.QueueFilterForm(request.GET, user=request.user)
     page = Paginator(selectors.request_list(**form.filters()), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     for row in page:
         row.deadline = _deadline(row, now)
-    return render(request, "console/queue.html", {"form": form, "page": page})
+        row.status_label = _status_label(row, now)
+    bulk = forms.BulkReviewForm(auto_id="bulk_%s")
+    return render(request, "console/queue.html", {"form": form, "page": page, "bulk": bulk})
+
+
+def _queue_url(request) -> str:
+    """The queue as it was shown (its filters and page), to go back to after a bulk review."""
+    target = request.POST.get("next", "")
+    on_site = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    if on_site and target.startswith(reverse("console:queue")):
+        return target
+    return reverse("console:queue")
+
+
+@console_access
+@require_POST
+def queue_bulk(http_request):
+    """Approve or deny the requests ticked in the queue with one reason, each as if one at a time;
+    say which were done, and which were refused and why. A form error changes nothing."""
+    form = forms.BulkReviewForm(http_request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(http_request, error)
+        return redirect(_queue_url(http_request))
+    data = form.cleaned_data
+    try:
+        outcomes = services.request_review_bulk(request_ids=data["requests"], action=data["action"],
+                                                actor=staff_actor(http_request.user), reason=data["reason"])
+    except ServiceError as error:
+        messages.error(http_request, error.detail)
+        return redirect(_queue_url(http_request))
+    emails = selectors.request_emails(request_ids=[outcome.request_id for outcome in outcomes])
+    done = [emails.get(outcome.request_id, outcome.request_id) for outcome in outcomes if outcome.done]
+    if done:
+        said = ngettext("Approved %(count)d request: %(people)s.", "Approved %(count)d requests: %(people)s.", len(done)) \
+            if data["action"] == "approve" else \
+            ngettext("Denied %(count)d request: %(people)s. Each person is emailed the reason.",
+                     "Denied %(count)d requests: %(people)s. Each person is emailed the reason.", len(done))
+        messages.success(http_request, said % {"count": len(done), "people": ", ".join(done)})
+    for outcome in outcomes:
+        if not outcome.done:
+            messages.error(http_request, gettext("Not done for %(person)s: %(reason)s") % {
+                "person": emails.get(outcome.request_id, gettext("a request no longer there")), "reason": outcome.reason})
+    return redirect(_queue_url(http_request))
 
 
 # --- One request and its review actions ----------------------------------------------------------------
@@ -224,13 +302,21 @@ def _request_or_404(request_id) -> Request:
         raise Http404("No such request.") from None
 
 
-def _request_page(http_request, request: Request, *, bound: dict[str, forms.ActionForm] | None = None):
+def _request_page(http_request, request: Request, *, bound: dict[str, forms.ActionForm] | None = None,
+                  note: forms.NoteForm | None = None):
     bound = bound or {}
     result = request.result or {}
     allowed = services.request_actions_allowed(request=request)
+    now = timezone.now()
     context = {
         "req": request,
-        "deadline": _deadline(request, timezone.now()),
+        "status_label": _status_label(request, now),
+        "deadline": _deadline(request, now),
+        "notes": [entry for entry in request.audit.all() if entry.action == services.NOTED],
+        "note_form": note or forms.NoteForm(auto_id="note_%s"),
+        "assign_form": forms.AssignForm(initial={"assignee": request.assigned_to.username if request.assigned_to else ""},
+                                        staff=selectors.staff_assignable(), auto_id="assign_%s"),
+        "mine": request.assigned_to_id == http_request.user.pk,
         "categories": [category_label(category) for category in request.categories],
         "all_categories": set(request.categories) >= set(category_ids()),
         "export": _export(request),
@@ -335,6 +421,44 @@ def request_act(http_request, request_id, action: str):
 
 
 @console_access
+@require_POST
+def request_assign(http_request, request_id):
+    """Give the request to a staff member, to oneself (`me`), or to nobody; audited."""
+    request = _request_or_404(request_id)
+    form = forms.AssignForm(http_request.POST, staff=selectors.staff_assignable())
+    me = http_request.POST.get("me") == "1"
+    if not me and not form.is_valid():
+        messages.error(http_request, gettext("Choose a reviewer or admin to assign it to."))
+        return redirect("console:request", request_id=request.pk)
+    assignee = http_request.user.get_username() if me else form.cleaned_data["assignee"] or None
+    try:
+        services.request_assign(request_id=request.pk, actor=staff_actor(http_request.user), assignee=assignee)
+    except ServiceError as error:
+        messages.error(http_request, error.detail)
+    else:
+        messages.success(http_request, gettext("Assigned to you.") if me else
+                         gettext("Assigned to %(name)s.") % {"name": assignee} if assignee else gettext("Assigned to nobody."))
+    return redirect("console:request", request_id=request.pk)
+
+
+@console_access
+@require_POST
+def request_note(http_request, request_id):
+    """Add an internal note, for staff only, to the request's audit trail."""
+    request = _request_or_404(request_id)
+    form = forms.NoteForm(http_request.POST, auto_id="note_%s")
+    if not form.is_valid():
+        return _request_page(http_request, request, note=form)
+    try:
+        services.request_note_add(request_id=request.pk, actor=staff_actor(http_request.user), note=form.cleaned_data["note"])
+    except ServiceError as error:
+        form.add_error("note", error.detail)
+        return _request_page(http_request, request, note=form)
+    messages.success(http_request, gettext("Note added. Only staff see it."))
+    return redirect("console:request", request_id=request.pk)
+
+
+@console_access
 @require_safe
 def question_file(http_request, request_id, question_id: int):
     """The file a person sent with their answer, as a download, to staff only: never shown inline."""
@@ -417,17 +541,20 @@ def otp_setup(request):
         # The setup code first: a code from the app is good once, and a typo in the other should not spend it.
         if setup_code is not None and not staff_setup_code_valid(user=user, code=setup_code):
             form.add_error("setup_code", SETUP_CODE_REFUSED)
-        elif django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"]):
-            try:
-                staff_second_factor_confirm(user=user, device=device, setup_code=setup_code)
-            except ServiceError as error:  # it expired, or was replaced, in between
-                form.add_error("setup_code", error.detail)
-            else:
-                django_otp.login(request, device)
-                messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
-                return redirect(_next_url(request))
         else:
-            form.add_error("code", "That code is not right. Enter the code your app shows now.")
+            try:
+                staff_code_verify(user=user, devices=[device], code=form.cleaned_data["code"])
+            except ServiceError as error:
+                form.add_error("code", error.detail)
+            else:
+                try:
+                    staff_second_factor_confirm(user=user, device=device, setup_code=setup_code)
+                except ServiceError as error:  # it expired, or was replaced, in between
+                    form.add_error("setup_code", error.detail)
+                else:
+                    django_otp.login(request, device)
+                    messages.success(request, "Two-factor sign-in is set up. You will be asked for a code each time you sign in.")
+                    return redirect(_next_url(request))
     secret = b32encode(device.bin_key).decode()
     context = {
         "form": form,
@@ -452,19 +579,13 @@ def otp_verify(request):
         return redirect(_with_next("console:otp-setup", request))
     form = forms.OtpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        code = form.cleaned_data["code"]
-        device = next(filter(None, (django_otp.verify_token(user, d.persistent_id, code) for d in devices)), None)
-        if device is not None:
+        try:
+            device = staff_code_verify(user=user, devices=devices, code=form.cleaned_data["code"])
+        except ServiceError as error:
+            form.add_error("code", error.detail)
+        else:
             django_otp.login(request, device)
             return redirect(_next_url(request))
-        devices[0].refresh_from_db()
-        throttled = not devices[0].verify_is_allowed()[0]
-        form.add_error(
-            "code",
-            "Too many wrong codes in a row: wait a minute, then enter the current code."
-            if throttled
-            else "That code is not right.",
-        )
     return render(request, "console/otp_verify.html", {"form": form, "next": _next_url(request)})
 
 
@@ -556,6 +677,19 @@ def staff_setup_code(request, user_id):
 def _setup_code_said(member, code: str) -> str:
     return (f"Give {member.username} this one-time setup code for their authenticator, apart from their password: {code} "
             f"(valid for {SETUP_CODE_VALID.total_seconds() / 3600:.0f} hours).")
+
+
+@console_access
+@require_page_or_form
+def preferences(request):
+    """The member's own settings: the time zone the console gives times in."""
+    form = forms.TimeZoneForm(request.POST or None, initial={"time_zone": request.session[SESSION_TIME_ZONE]})
+    if request.method == "POST" and form.is_valid():
+        zone = staff_time_zone_set(user=request.user, time_zone=form.cleaned_data["time_zone"], chosen=True)
+        time_zone_remember(request, zone)
+        messages.success(request, gettext("Times are now given in %(zone)s.") % {"zone": zone})
+        return redirect("console:preferences")
+    return render(request, "console/preferences.html", {"form": form})
 
 
 @console_access(role=ROLE_ADMIN)

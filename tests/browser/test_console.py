@@ -9,11 +9,14 @@ from base64 import b32decode
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from dsar import services
+from dsar.lifecycle import audit_record
+from dsar.models import ConnectorTask, Request
 from dsar.staff import ROLE_ADMIN, ROLE_REVIEWER, staff_setup_code_issue, staff_user_ensure
 
 from ..conftest import code_from
@@ -152,9 +155,10 @@ def test_an_admin_sets_up_totp_and_reaches_the_staff_page(page, site, shot):
 
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    expect(page.get_by_role("table", name="Requests not yet finished")).to_contain_text("4")
+    # Two pending, one processing; the unverified one waits for the person, not staff.
+    expect(page.get_by_role("table", name=re.compile("^Requests not yet finished")).locator("tfoot")).to_contain_text("3")
     shot(page, "console-dashboard")
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
     expect(page.get_by_role("table", name=re.compile("configured systems"))).to_contain_text("accounts")
     shot(page, "console-settings")
 
@@ -177,3 +181,69 @@ def test_a_reviewer_approves_with_the_keyboard_alone(page, site, mailoutbox):
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="Approved")).to_be_visible()
     assert wait_until_final(request_id).status == "completed"
+
+
+NARROW = {"width": 320, "height": 800}
+# Nothing wider than the window: a wide table scrolls inside its own box, never the page.
+OVERFLOW = """() => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-wrap"))
+  .map(e => e.tagName + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")).slice(0, 5)"""
+
+
+def test_every_console_page_is_usable_at_320_px_without_sideways_scrolling(page, site, mailoutbox):
+    failed = request_make(status="failed", email="a-rather-long-address-for-a-narrow-screen@example.com")
+    ConnectorTask.objects.create(request=failed, connector="accounts", status="failed", attempts=3,
+                                 last_error="ConnectionError: the accounts database did not answer within 30 seconds " * 3)
+    with transaction.atomic():
+        audit_record(failed, actor="staff:ada", action="noted", note="A long note " * 30)
+    for status in ("pending_review", "processing", "unverified"):
+        request_make(status=status)
+    device = _staff_with_app("ada", ROLE_ADMIN)
+    _sign_in(page, site, "ada", device)
+    page.set_viewport_size(NARROW)
+    pages = ["/console/", "/console/?show=all", f"/console/requests/{failed.pk}", "/console/dashboard", "/console/metrics",
+             "/console/systems", "/console/manual", "/console/recipients", "/console/staff", "/console/settings",
+             "/console/preferences", "/console/two-factor/setup"]
+    for path in pages:
+        page.goto(f"{site}{path}")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert (path, wide, page.evaluate(OVERFLOW)) == (path, 0, []), path
+    page.get_by_role("button", name=re.compile("Sign out")).click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") == 0
+
+
+def test_a_reviewer_denies_two_requests_at_once_without_javascript_and_reads_which_one_was_refused(browser: Browser, site):
+    first, second = request_make(status="pending_review", email="first@example.com"), request_make(status="pending_review",
+                                                                                                   email="second@example.com")
+    moved_on = request_make(status="pending_review", email="moved@example.com")
+    device = _staff_with_app("rita", ROLE_REVIEWER)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    _sign_in(page, site, "rita", device)
+    expect(page.get_by_role("heading", name="Queue")).to_be_visible()
+    for email in ("first@example.com", "second@example.com", "moved@example.com"):
+        page.get_by_label(f"Select the request from {email}").check()
+    services.request_approve(request_id=moved_on.pk, actor="staff:rob")  # someone else acts on it in between
+    page.get_by_label("Deny them").check()
+    page.get_by_label("Reason").fill("We hold no data about you.")
+    page.get_by_role("button", name="Approve or deny the requests ticked").click()
+    expect(page.get_by_role("status")).to_contain_text("Denied 2 requests: first@example.com, second@example.com.")
+    # The worker may finish it before the page is sent: processing or completed, it is no longer for review.
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile(r"Not done for moved@example\.com: This request is (processing|completed); it cannot be denied\."))
+    assert [Request.objects.get(pk=r.pk).status for r in (first, second)] == ["denied", "denied"]
+    assert Request.objects.get(pk=moved_on.pk).status in ("processing", "completed")
+    context.close()
+
+
+def test_the_console_gives_times_in_the_browsers_time_zone_from_sign_in(browser: Browser, site):
+    request_make(status="pending_review", email="one@example.com")
+    device = _staff_with_app("rita", ROLE_REVIEWER)
+    context = browser.new_context(timezone_id="Europe/Berlin")
+    page = context.new_page()
+    _sign_in(page, site, "rita", device)
+    expect(page.get_by_text("Times are in Europe/Berlin.")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="one@example.com")).to_contain_text("just now")
+    context.close()

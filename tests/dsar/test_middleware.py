@@ -63,7 +63,7 @@ def test_every_operation_documents_the_https_refusal(client):
     document = client.get("/api/schema/?format=json").json()
     refusals = {(path, method): operation["responses"].get("403") for path, operations in document["paths"].items()
                 for method, operation in operations.items()}
-    assert len(refusals) == 16  # with the review of other people's data, read and decided
+    assert len(refusals) == 19  # with the review of other people's data, read and decided; assignment, notes, bulk review
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     https = "Behind TLS, a call made over plain HTTP is refused (`https_required`), never redirected to HTTPS."
     for (path, method), refusal in refusals.items():

@@ -165,10 +165,10 @@ def test_the_request_page_takes_as_many_queries_with_many_recipients_as_the_page
     for number in range(20):
         RecipientNotification.objects.create(request=told, system="crm", recipient=f"Processor {number}", method="email",
                                              categories=["feedback_ratings"], status="sent", not_before=AT, created_at=AT)
-    # The session, the user, their roles, their second factor; the request (with its export), its
-    # tasks, its recipient notifications, its audit trail and its questions to the person: as
-    # test_console_views counts them.
-    with django_assert_num_queries(9):
+    # The session, the user, their roles, their second factor; the request (with its export and
+    # assignee), its tasks, its recipient notifications, its audit trail, its questions to the person
+    # and the staff it can be assigned to: 10, as test_console_views counts them.
+    with django_assert_num_queries(10):
         page = rita.get(reverse("console:request", args=[told.pk]))
     assert page.content.count(b'<span class="status status-sent">Sent</span>') == 20
 

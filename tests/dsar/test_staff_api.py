@@ -159,3 +159,80 @@ def test_a_request_with_its_tasks_and_trail_takes_a_fixed_number_of_queries(revi
     with django_assert_num_queries(DETAIL_QUERIES):
         body = reviewer.get(f"/api/v1/staff/requests/{request.pk}").json()
     assert (len(body["tasks"]), len(body["audit"])) == (6, 21)
+
+
+# --- Assignment, internal notes, bulk review and the queue's new filters -------------------------------------
+
+
+def test_a_request_is_assigned_through_the_api_and_the_queue_filters_by_it(reviewer):
+    from dsar.staff import ROLE_REVIEWER, staff_user_ensure
+
+    staff_user_ensure(username="rob", role=ROLE_REVIEWER)
+    request = request_make(status="pending_review", email="one@example.com")
+    request_make(status="pending_review", email="two@example.com")
+    url = f"/api/v1/staff/requests/{request.pk}/assign"
+    body = reviewer.post(url, {"assignee": "rita"}, format="json").json()
+    assert body["assigned_to"] == "rita"
+    assert [r["email"] for r in reviewer.get("/api/v1/staff/requests?assigned=me").json()["results"]] == ["one@example.com"]
+    assert [r["email"] for r in reviewer.get("/api/v1/staff/requests?assigned=nobody").json()["results"]] == ["two@example.com"]
+    assert reviewer.post(url, {"assignee": "rob"}, format="json").json()["assigned_to"] == "rob"
+    assert reviewer.post(url, {"assignee": None}, format="json").json()["assigned_to"] is None
+    entries = AuditEntry.objects.filter(request=request, action="assigned").order_by("id")
+    assert [entry.data for entry in entries] == [{"from": None, "to": "rita"}, {"from": "rita", "to": "rob"}, {"from": "rob", "to": None}]
+
+    refused = reviewer.post(url, {"assignee": "nobody-here"}, format="json")
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_assignee")
+    assert reviewer.post(url, {"assignee": 7}, format="json").status_code == 400
+    assert reviewer.post(url, {"who": "rob"}, format="json").status_code == 400
+    assert AuditEntry.objects.filter(request=request, action="assigned").count() == 3
+
+
+def test_an_internal_note_is_added_through_the_api_and_kept_from_the_person(reviewer):
+    request = request_make(status="pending_review", email="one@example.com", token="person-token")
+    body = reviewer.post(f"/api/v1/staff/requests/{request.pk}/notes", {"note": "Checked with the shop."}, format="json").json()
+    assert [(entry["action"], entry["actor"], entry["note"]) for entry in body["audit"]][-1] == ("noted", "staff:rita", "Checked with the shop.")
+    person = APIClient()
+    seen = person.get(f"/api/v1/requests/{request.pk}", HTTP_AUTHORIZATION="Bearer person-token")
+    assert seen.status_code == 200 and "Checked with the shop" not in seen.content.decode()
+    for bad in ({"note": "   "}, {}, {"note": "x" * 2001}):
+        assert reviewer.post(f"/api/v1/staff/requests/{request.pk}/notes", bad, format="json").status_code == 400
+    assert AuditEntry.objects.filter(request=request, action="noted").count() == 1
+
+
+def test_bulk_review_through_the_api_says_what_became_of_each(reviewer):
+    first, moved_on = request_make(status="pending_review", email="one@example.com"), request_make(status="processing")
+    missing = "00000000-0000-0000-0000-000000000001"
+    body = reviewer.post("/api/v1/staff/requests/bulk", {"action": "deny", "reason": "No data held.",
+                                                         "requests": [str(first.pk), str(moved_on.pk), missing]}, format="json").json()
+    assert body == [{"id": str(first.pk), "done": True, "reason": ""},
+                    {"id": str(moved_on.pk), "done": False, "reason": "This request is processing; it cannot be denied."},
+                    {"id": missing, "done": False, "reason": "No such request."}]
+    assert Request.objects.get(pk=first.pk).status == "denied"
+    second = request_make(status="pending_review", email="two@example.com")
+    for bad in ({"action": "deny", "requests": [str(second.pk)]}, {"action": "deny", "reason": " ", "requests": [str(second.pk)]},
+                {"action": "approve", "reason": "ok", "requests": []}, {"action": "close", "reason": "ok", "requests": [str(second.pk)]},
+                {"action": "approve", "reason": "ok", "requests": [False]}):
+        assert reviewer.post("/api/v1/staff/requests/bulk", bad, format="json").status_code == 400, bad
+    assert Request.objects.get(pk=second.pk).status == "pending_review"
+
+
+def test_the_queue_filters_by_what_needs_action_and_by_received_and_due_days(reviewer):
+    with time_machine.travel(dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC), tick=False):
+        pending = request_make(status="pending_review", email="pending@example.com")
+        Request.objects.filter(pk=pending.pk).update(due_at=dt.datetime(2026, 4, 20, 12, tzinfo=dt.UTC))
+        request_make(status="unverified", email="unverified@example.com")
+        old = request_make(status="denied", email="denied@example.com")
+        Request.objects.filter(pk=old.pk).update(created_at=dt.datetime(2026, 2, 1, 9, tzinfo=dt.UTC))
+
+        def emails(query: str) -> list[str]:
+            return sorted(r["email"] for r in reviewer.get(f"/api/v1/staff/requests?{query}").json()["results"])
+
+        assert emails("needs_action=true") == ["pending@example.com"]
+        assert emails("received_to=2026-02-01") == ["denied@example.com"]
+        assert emails("received_from=2026-03-10&type=access") == ["pending@example.com", "unverified@example.com"]
+        assert emails("due_from=2026-04-20&due_to=2026-04-20") == ["pending@example.com"]
+        assert emails("due_to=2026-04-19") == ["denied@example.com", "unverified@example.com"]  # due 10 April, a month after filing
+        assert emails("due_from=2026-04-10&due_to=2026-04-01") == []  # a range ending before it starts holds nothing
+        assert emails("received_from=0001-01-01&received_to=9999-12-31") == ["denied@example.com", "pending@example.com",
+                                                                              "unverified@example.com"]
+        assert reviewer.get("/api/v1/staff/requests?received_from=yesterday").status_code == 400

@@ -224,4 +224,4 @@ def test_a_host_the_server_does_not_serve_is_refused_in_the_apis_shape_and_every
     document = api.get("/api/schema/?format=json").json()
     statuses = {(path, method): set(operation["responses"]) for path, operations in document["paths"].items()
                 for method, operation in operations.items()}
-    assert len(statuses) == 16 and all("400" in answered for answered in statuses.values()), statuses
+    assert len(statuses) == 19 and all("400" in answered for answered in statuses.values()), statuses
