@@ -13,7 +13,6 @@ import datetime as dt
 import io
 import json
 import logging
-import functools
 import math
 import secrets
 import uuid
@@ -37,6 +36,7 @@ from connectors.systems import System
 from connectors.taxonomy import category_ids, category_known, category_label, category_root, category_sensitive
 
 from . import exports, locks, orm_bypass, processing, verification
+from .zones import time_zones
 from .deadlines import deadline_paused_while_asked, due_at_for, extension_limit
 from .errors import Conflict, InvalidInput, Locked, NotFound, ServiceError, TooSoon, Unavailable
 from .lifecycle import IllegalTransition, audit_entry_new, audit_record, request_transition, transition_target
@@ -138,12 +138,6 @@ def request_choices_check(*, type: str, date_from: dt.date | None, date_to: dt.d
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")).date()
     if any(day and day > today for day in (date_from, date_to)):
         raise InvalidInput("A day of the period is in the future.", code="period_in_future")
-
-
-@functools.cache
-def time_zones() -> frozenset[str]:
-    """The IANA time zone names this machine knows (the tzdata package's, where the system has none)."""
-    return frozenset(zoneinfo.available_timezones())
 
 
 def _locked_awaiting_code(request_id) -> Request:

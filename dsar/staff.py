@@ -27,6 +27,7 @@ from . import locks
 from .errors import Conflict, InvalidInput, NotFound
 from .lifecycle import audit_record
 from .models import SecondFactorSetupCode, StaffPreference, StaffToken
+from .zones import time_zones
 
 ROLE_REVIEWER = "reviewer"
 ROLE_ADMIN = "admin"
@@ -253,8 +254,6 @@ def staff_time_zone_set(*, user, time_zone: str, chosen: bool) -> str:
     """Keep a member's time zone, and return the one they now have: `chosen` on their settings page,
     or (not chosen) their browser's at sign-in, which never replaces one they chose. InvalidInput
     for a name that is no IANA time zone."""
-    from .services import time_zones  # services act through staff's roles: imported here, not at the top
-
     if time_zone not in time_zones():
         raise InvalidInput("Choose a time zone by its IANA name, such as Europe/Berlin.", code="invalid_time_zone")
     preference, _ = StaffPreference.objects.select_for_update().get_or_create(user=user)

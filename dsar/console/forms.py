@@ -20,7 +20,7 @@ from .. import exports
 from ..deadlines import extension_limit
 from ..models import Authority, DenialGround, QuestionPurpose, Request, RequestType, Status
 from ..processing import systems_answering
-from ..services import time_zones
+from ..zones import time_zones
 from ..staff import ROLE_ADMIN, ROLE_REVIEWER, staff_has_role
 
 NOTE_MAX = 2000

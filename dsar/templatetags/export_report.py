@@ -12,7 +12,7 @@ import functools
 import re
 from collections.abc import Mapping
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -26,9 +26,6 @@ from django.utils.translation import gettext_lazy
 
 from connectors.base import Source, label_default
 from connectors.taxonomy import taxonomy
-
-if TYPE_CHECKING:
-    from ..exports.report import PreviewRecord
 
 register = template.Library()
 
@@ -192,9 +189,10 @@ def value_html(name: str, value: Any, zone: dt.tzinfo, words: dict[str, Any]) ->
 
 
 @register.simple_tag
-def record_block(record: PreviewRecord, slug: str, number: int, zone: dt.tzinfo) -> str:
-    """One record of the export's page. Built here rather than in template syntax: the page shows
-    up to PREVIEW_RECORDS records per category, and this is many times faster."""
+def record_block(record: Any, slug: str, number: int, zone: dt.tzinfo) -> str:
+    """One record of the export's page (an exports.report.PreviewRecord). Built here rather than in
+    template syntax: the page shows up to PREVIEW_RECORDS records per category, and this is many
+    times faster."""
     words = _words(get_language())
     anchor = f"{slug}-{number}"
     collected = _parsed_time(record.collected_at) if record.collected_at else None
