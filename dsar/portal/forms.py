@@ -67,16 +67,6 @@ class RequestForm(forms.Form):
     def clean_part_size(self) -> int | None:
         return services.PART_SIZES.get(self.cleaned_data["part_size"])
 
-    def clean(self) -> dict:
-        data = super().clean()
-        if "type" in data and not self.has_error("date_from") and not self.has_error("date_to"):
-            try:
-                services.request_choices_check(type=data["type"], date_from=data.get("date_from"), date_to=data.get("date_to"),
-                                               part_size=data.get("part_size"), time_zone=data.get("time_zone"))
-            except ServiceError as error:
-                service_error_add(self, error)
-        return data
-
     def clean_time_zone(self) -> str | None:
         # A zone the service does not know is the browser's oddity, not the person's mistake: UTC then.
         return self.cleaned_data["time_zone"] if self.cleaned_data["time_zone"] in services.time_zones() else None
@@ -88,6 +78,14 @@ class RequestForm(forms.Form):
             picked = set(cleaned.get("categories") or [])
             picked |= {category for category, info in taxonomy()["categories"].items() if info["group"] in chosen}
             cleaned["categories"] = [category for category in category_ids() if category in picked]
+        # What only the request's kind decides (a period or parts of a deletion), before a deletion's
+        # answers wait in the session for its warning page.
+        if "type" in cleaned and not self.has_error("date_from") and not self.has_error("date_to"):
+            try:
+                services.request_choices_check(type=cleaned["type"], date_from=cleaned.get("date_from"), date_to=cleaned.get("date_to"),
+                                               part_size=cleaned.get("part_size"), time_zone=cleaned.get("time_zone"))
+            except ServiceError as error:
+                service_error_add(self, error)
         return cleaned
 
     def clean_email(self) -> str:
