@@ -50,10 +50,13 @@ class RequestCreateApi(APIView):
         type = serializers.ChoiceField(choices=RequestType.choices)
         email = EmailField(max_length=254)
         categories = CategoryIdsField(required=False)
-        time_zone = serializers.CharField(required=False, max_length=64,
-                                          help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
-        language = serializers.CharField(required=False, max_length=8,
-                                         help_text="The language the person reads their emails, pages and export in: `en` or `de` (`en` if left out).")
+        # Choices, so the schema lists them: an unknown zone or language is refused as any other wrong value.
+        time_zone = serializers.ChoiceField(choices=sorted(services.time_zones()), required=False,
+                                            error_messages={"invalid_choice": "time_zone must be an IANA time zone name, such as Europe/Berlin."},
+                                            help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
+        language = serializers.ChoiceField(choices=[code for code, _ in settings.LANGUAGES], required=False,
+                                           error_messages={"invalid_choice": "language must be one of en, de."},
+                                           help_text="The language the person reads their emails, pages and export in (`en` if left out).")
         date_from = serializers.DateField(required=False, allow_null=True,
                                           help_text="Access only: the first day (YYYY-MM-DD, in the person's time zone) of the period to "
                                                     "gather data from; left out: from the beginning. Systems that cannot tell when their "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
@@ -38,9 +39,28 @@ def test_the_api_never_answers_5xx_matches_its_schema_and_refused_input_changes_
     headers = {"Authorization": token} if "/staff/" in case.path and sends_auth else {}
     before = _state()
     response = case.call(headers=headers)
-    case.validate_response(response, headers=headers)
+    excluded = [positive_data_acceptance] if _refused_across_fields(response) else []
+    if response.status_code == 413:  # a body over the size limit, refused unread: as good a refusal as a 400
+        excluded.append(negative_data_rejection)
+    case.validate_response(response, headers=headers, excluded_checks=excluded)
     if 400 <= response.status_code < 500:
         assert _state() == before, f"{case.method} {case.path} answered {response.status_code} but changed the database"
+
+
+# Refusals of values each valid alone that OpenAPI cannot forbid together (dsar/services.py,
+# request_choices_check): a period whose first day comes after its last or lies in the future, and a
+# period or part size asked of a deletion. Schema-valid data refused so is expected; anything else
+# schema-valid and refused fails the check.
+ACROSS_FIELDS = {"invalid_period", "period_in_future", "period_not_allowed", "part_size_not_allowed"}
+
+
+def _refused_across_fields(response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        return response.json().get("error") in ACROSS_FIELDS
+    except ValueError:
+        return False
 
 
 def _state() -> tuple:
