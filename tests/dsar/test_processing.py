@@ -1071,7 +1071,7 @@ def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_li
         assert export.sha256 == hashlib.sha256(stored.read()).hexdigest()
     [email] = mailoutbox
     assert (email.to, email.subject) == (["complete@example.com"], "Example Company: Your request is complete")
-    assert "The link works until 11 May 2026, 03:02 UTC." in email.body
+    assert "The link works until 11 May 2026, 03:02 (UTC time)." in email.body
     assert re.search(rf"^{re.escape(settings.DSAR_PUBLIC_URL)}/api/v1/requests/{request.pk}/download/\S+$", email.body, re.MULTILINE)
     assert not default_storage.exists(f"work/{request.pk}")
 
@@ -1214,7 +1214,7 @@ def test_a_completed_deletion_is_audited_as_the_systems_and_tells_the_subject_th
 
 
 @pytest.mark.django_db
-def test_an_export_held_for_review_is_not_released_and_its_subject_not_yet_emailed(listed, settings, mailoutbox,
+def test_an_export_held_for_review_is_not_released_and_its_subject_is_told_it_is_checked_without_a_link(listed, settings, mailoutbox,
                                                                                      django_capture_on_commit_callbacks):
     from connectors.base import Record
 
@@ -1225,8 +1225,12 @@ def test_an_export_held_for_review_is_not_released_and_its_subject_not_yet_email
     with django_capture_on_commit_callbacks(execute=True):
         processing.task_run(request.tasks.get().pk)  # the last task: this worker takes the final step
     assert Request.objects.get(pk=request.pk).status == "completed"
-    assert Export.objects.get(request=request).released_at is None
-    assert mailoutbox == []  # staff release it after review, which sends the email
+    export = Export.objects.get(request=request)
+    assert export.released_at is None
+    # Staff release it after review, which sends the link; meanwhile the person knows why they wait.
+    [told] = mailoutbox
+    assert (told.to, told.subject) == (["reviewed@example.com"], "Example Company: We are checking your data before we send it")
+    assert f"/requests/{request.pk}/download/" not in told.body
 
 
 @pytest.mark.django_db

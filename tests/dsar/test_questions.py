@@ -111,7 +111,7 @@ def test_a_request_already_waiting_for_an_answer_is_not_asked_again_until_answer
 
 
 @pytest.mark.django_db
-def test_an_identity_answer_under_the_gdpr_moves_the_due_date_later_by_the_time_the_person_took():
+def test_an_identity_answer_under_the_gdpr_moves_the_due_date_later_by_the_time_the_person_took(caplog):
     request = request_make(status="pending_review", token=TOKEN)
     Request.objects.filter(pk=request.pk).update(due_at=dt.datetime(2026, 5, 1, 12, tzinfo=UTC))
     with time_machine.travel(dt.datetime(2026, 4, 10, 9, tzinfo=UTC), tick=False):
@@ -126,6 +126,8 @@ def test_an_identity_answer_under_the_gdpr_moves_the_due_date_later_by_the_time_
     assert entry.data == {"purpose": "identity", "due_from": "2026-05-01T12:00:00+00:00", "due_to": "2026-05-04T18:30:00+00:00"}
     question = RequestQuestion.objects.get(request=request)
     assert (question.answer, question.answered_at) == ("Here is my driving licence.", dt.datetime(2026, 4, 13, 15, 30, tzinfo=UTC))
+    # What the log says of it, for whoever follows a request through the logs.
+    assert f"request {request.pk}: answered, due 2026-05-04T18:30:00+00:00" in [record.getMessage() for record in caplog.records]
 
 
 @pytest.mark.django_db
