@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
 from django.urls import reverse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -18,10 +19,12 @@ _CODES = {
     exceptions.ParseError: "malformed_json",
     exceptions.ValidationError: "invalid",
     exceptions.NotFound: "not_found",
+    Http404: "not_found",  # Django's, raised by views and get_object_or_404; DRF answers it as its NotFound
     exceptions.MethodNotAllowed: "method_not_allowed",
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.AuthenticationFailed: "not_authenticated",
     exceptions.PermissionDenied: "forbidden",
+    PermissionDenied: "forbidden",  # Django's, likewise
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.NotAcceptable: "not_acceptable",
     exceptions.Throttled: "throttled",

@@ -69,6 +69,8 @@ def test_a_link_signed_for_one_request_does_not_open_another_requests_export(api
     assert api.get(f"/api/v1/requests/{theirs.request_id}/download/{signature}").status_code == 404
     forged = signing.dumps({"r": str(theirs.request_id), "e": mine.pk}, salt="dsar.download")  # right key, wrong pairing
     assert api.get(f"/api/v1/requests/{theirs.request_id}/download/{forged}").status_code == 404
+    # An API client is told in the contract's words what is wrong, as for any other missing resource.
+    assert api.get(f"/api/v1/requests/{theirs.request_id}/download/{forged}").json() == {"error": "not_found", "detail": "Not found."}
 
 
 @pytest.fixture
