@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from dotenv import dotenv_values
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator,
                       model_validator)
@@ -175,8 +177,11 @@ class Brand(BaseModel):
     @field_validator("contact_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValueError("must be an email address")
+        try:
+            if value is not None:
+                validate_email(value)  # the same rule as the product's for a person's address
+        except DjangoValidationError:
+            raise ValueError("must be an email address") from None
         return value
 
     @field_validator("privacy_statement_url")
