@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
@@ -390,8 +390,12 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                    "referral": SimpleLazyObject(lambda: referral_in_words(request)),
                    "receipt": SimpleLazyObject(lambda: receipt_in_words(request.result)), **context}
     context = {"brand": settings.DSAR_BRAND, **context}
-    message = EmailMultiAlternatives(subject=email_subject(email.template), body=render_to_string(f"emails/{email.template}.txt", context), to=to)
-    message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
+    # In the person's language, the one they filed in; staff read the product's own.
+    language = request.language if request is not None and not email.to else settings.LANGUAGE_CODE
+    with translation.override(language or settings.LANGUAGE_CODE):
+        message = EmailMultiAlternatives(subject=email_subject(email.template), to=to,
+                                         body=render_to_string(f"emails/{email.template}.txt", context))
+        message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message
 
 

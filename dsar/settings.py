@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dsar.middleware.NoStoreMiddleware",  # after WhiteNoise, so static files keep their caching
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The person's language: the switch's cookie, else their browser's (Accept-Language).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -350,6 +352,9 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The catalogues (dsar/locale, made by `make messages`) and each language's date formats.
+LOCALE_PATHS = [BASE_DIR / "dsar" / "locale"]
+FORMAT_MODULE_PATH = ["dsar.formats_locale"]
 USE_TZ = True
 
 LOGGING = {

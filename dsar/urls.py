@@ -1,5 +1,6 @@
 from csp.decorators import csp_update
 from django.urls import include, path
+from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from . import branding
@@ -37,6 +38,8 @@ urlpatterns = [
     path("api/docs/", csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})(
         SpectacularRedocView.as_view(url_name="schema")), name="api-docs"),
     path("console/", include("dsar.console.urls")),
+    # The language switch: Django's own view, which keeps the choice in a cookie.
+    path("language", set_language, name="set-language"),
     path("", include("dsar.portal.urls")),
 ]
 

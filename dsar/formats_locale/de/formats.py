@@ -1,0 +1,5 @@
+# "7. Dezember 2026, 14:05"
+DATE_FORMAT = "j. F Y"
+DATETIME_FORMAT = "j. F Y, H:i"
+SHORT_DATE_FORMAT = "j. M Y"
+SHORT_DATETIME_FORMAT = "j. M Y, H:i"
