@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench chaos cluster install browser audit config-docs mutate
+.PHONY: run test bench chaos cluster install browser gettext audit config-docs mutate messages
 CHROMIUM ?= /usr/bin/chromium
 
 install: $(VENV)/.installed
@@ -24,7 +24,12 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# The translation tests compile the catalogue with GNU gettext's msgfmt, as Django does.
+gettext:
+	@command -v msgfmt >/dev/null || { echo "installing GNU gettext for the translation tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; }
+
+test: install browser gettext
 	$(PY) -m devstack test
 
 # Figures go to stdout as JSON lines (contract §8); everything else goes to stderr.
@@ -52,6 +57,11 @@ mutate: install
 audit: install
 	$(PY) -m pip install --quiet pip-audit==2.10.1
 	$(PY) -m pip_audit -r requirements.txt --vulnerability-service pypi --progress-spinner off
+
+# The German catalogue (dsar/locale) brought up to date with the strings marked for translation,
+# then compiled; translate what is new, then run it again.
+messages: install gettext
+	$(PY) -m dsar.management.commands.makemessages
 
 # The configuration reference, generated from dsar/config.py (tests/dsar/test_config.py checks it is current).
 config-docs: install

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
 
 SOURCE_TYPES = ("provided", "observed", "inferred", "third_party")
 LEGAL_BASES = ("consent", "legitimate_interests", "contract", "legal_obligation")
@@ -23,10 +24,34 @@ class TaxonomyError(ImproperlyConfigured, ValueError):
     """The taxonomy file is wrong; the message names the file and the key."""
 
 
-@functools.cache
+# The keys whose values are wording people read, translated by the catalogues (dsar/locale, which
+# `make messages` fills from this file too); every other value is an id or a number.
+WORDING = frozenset({"label", "description", "purposes", "retention", "recipients", "logic", "effects"})
+
+
 def taxonomy() -> dict[str, Any]:
-    """The parsed data file: groups, legal_bases, source_types, source_kinds, categories."""
-    return taxonomy_load(Path(getattr(settings, "DSAR_TAXONOMY_FILE", Path(__file__).parent.parent / "dsar" / "taxonomy.yaml")))
+    """The parsed data file: groups, legal_bases, source_types, source_kinds, categories; its
+    wording in the active language."""
+    return taxonomy_in(translation.get_language())
+
+
+@functools.cache
+def taxonomy_in(language: str | None) -> dict[str, Any]:
+    """The data file with its wording in `language`: a sentence the catalogue does not have (an
+    operator's own wording) stays as the file gives it."""
+    loaded = taxonomy_load(Path(getattr(settings, "DSAR_TAXONOMY_FILE", Path(__file__).parent.parent / "dsar" / "taxonomy.yaml")))
+    if language is None:
+        return loaded
+    with translation.override(language):
+        return _translated(loaded)
+
+
+def _translated(node: Any, key: str | None = None) -> Any:
+    if isinstance(node, dict):
+        return {child_key: _translated(child, child_key) for child_key, child in node.items()}
+    if isinstance(node, list):
+        return [_translated(item, key) for item in node]
+    return translation.gettext(node) if key in WORDING and isinstance(node, str) and node else node
 
 
 def taxonomy_load(path: Path) -> dict[str, Any]:

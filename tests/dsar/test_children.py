@@ -387,9 +387,9 @@ def taxonomy_file(settings, tmp_path):
     """A taxonomy file of the test's own, read afresh; the product's again afterwards."""
     path = tmp_path / "taxonomy.yaml"
     settings.DSAR_TAXONOMY_FILE = str(path)
-    taxonomy.taxonomy.cache_clear()
+    taxonomy.taxonomy_in.cache_clear()
     yield path
-    taxonomy.taxonomy.cache_clear()
+    taxonomy.taxonomy_in.cache_clear()
 
 
 def test_a_taxonomy_whose_sensitive_mark_is_not_true_or_false_is_refused_naming_the_category(taxonomy_file):
