@@ -29,19 +29,19 @@ class RequestForm(forms.Form):
         choices=RequestType.choices,
         widget=forms.RadioSelect,
         error_messages={
-            "required": "Choose whether you want a copy of your data or want it deleted.",
-            "invalid_choice": "Choose one of the two options.",
+            "required": _("Choose whether you want a copy of your data or want it deleted."),
+            "invalid_choice": _("Choose one of the two options."),
         },
     )
     email = forms.CharField(
         max_length=254,
-        error_messages={"required": "Enter your email address.", "max_length": "An email address is at most 254 characters."},
+        error_messages={"required": _("Enter your email address."), "max_length": _("An email address is at most 254 characters.")},
     )
     categories = forms.MultipleChoiceField(
         choices=lambda: [(category, category) for category in category_ids()],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "Choose only from the kinds of data listed."},
+        error_messages={"invalid_choice": _("Choose only from the kinds of data listed.")},
     )
 
     # A whole group of categories at once: the server adds the group's categories, so the group
@@ -54,11 +54,11 @@ class RequestForm(forms.Form):
     )
 
     # An access request's choices (templates/portal/_date_range.html): a period, and the export in parts.
-    date_from = forms.DateField(required=False, error_messages={"invalid": "Enter the first day as a date, such as 2024-01-31."})
-    date_to = forms.DateField(required=False, error_messages={"invalid": "Enter the last day as a date, such as 2024-12-31."})
-    part_size = forms.ChoiceField(choices=[("", "One file"), *((name, f"{size // 10**9} GB") for name, size in services.PART_SIZES.items())],
+    date_from = forms.DateField(required=False, error_messages={"invalid": _("Enter the first day as a date, such as 2024-01-31.")})
+    date_to = forms.DateField(required=False, error_messages={"invalid": _("Enter the last day as a date, such as 2024-12-31.")})
+    part_size = forms.ChoiceField(choices=[("", _("One file")), *((name, f"{size // 10**9} GB") for name, size in services.PART_SIZES.items())],
                                   required=False,
-                                  error_messages={"invalid_choice": "Choose one of the sizes listed."})
+                                  error_messages={"invalid_choice": _("Choose one of the sizes listed.")})
 
     # Filled in by the page's script from the browser (dsar/static/dsar/time-zone.js); left empty
     # without JavaScript, when times are given in UTC.
@@ -101,20 +101,20 @@ class DeletionConfirmForm(forms.Form):
     """Step two of a deletion: the person confirms they read what is lost and what is kept."""
 
     acknowledge = forms.BooleanField(
-        error_messages={"required": "Tick the box to confirm that you understand what will be deleted and what we keep."},
+        error_messages={"required": _("Tick the box to confirm that you understand what will be deleted and what we keep.")},
     )
 
 
 class CodeForm(forms.Form):
     """The code from the verification email."""
 
-    code = forms.CharField(max_length=32, error_messages={"required": "Enter the code from the email."})
+    code = forms.CharField(max_length=32, error_messages={"required": _("Enter the code from the email.")})
 
     def clean_code(self) -> str:
         # People paste codes with spaces or dashes; only the digits matter.
         code = "".join(self.cleaned_data["code"].replace("-", " ").split())
         if not code.isdigit():
-            raise forms.ValidationError("Enter the code using only the digits in the email.", code="invalid_code")
+            raise forms.ValidationError(_("Enter the code using only the digits in the email."), code="invalid_code")
         return code
 
 
@@ -124,10 +124,11 @@ class AnswerForm(forms.Form):
     answer = forms.CharField(
         max_length=services.ANSWER_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 5}),
-        error_messages={"required": "Write your answer.",
-                        "max_length": f"An answer is at most {services.ANSWER_MAX_CHARS} characters."},
+        error_messages={"required": _("Write your answer."),
+                        # Django fills in the limit.
+                        "max_length": _("An answer is at most %(limit_value)d characters.")},
     )
-    file = forms.FileField(required=False, error_messages={"empty": "The file you chose is empty."})
+    file = forms.FileField(required=False, error_messages={"empty": _("The file you chose is empty.")})
 
 
 class PassphraseForm(forms.Form):

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from connectors.taxonomy import category_ids, category_label, category_root, taxonomy
 
@@ -60,10 +63,15 @@ def _counts(by_category: dict[str, int]) -> list[dict]:
 
 
 def _period_words(period: relativedelta) -> str:
-    numbers = {1: "one", 2: "two", 3: "three"}
-    for unit, amount in (("month", period.months), ("day", period.days)):
-        if amount:
-            return f"{numbers.get(amount, amount)} {unit}{'s' if amount > 1 else ''}"
+    """A period as the start page says it: "one month", "two months", "45 days"."""
+    if period.months:
+        # Translators: how long the law gives us to answer, as in "The law gives us one month to answer".
+        small = {1: gettext("one month"), 2: gettext("two months"), 3: gettext("three months")}
+        return small.get(period.months) or ngettext("%(count)d month", "%(count)d months", period.months) % {"count": period.months}
+    if period.days:
+        # Translators: how long the law gives us to answer, as in "The law gives us 45 days to answer".
+        small = {1: gettext("one day"), 2: gettext("two days"), 3: gettext("three days")}
+        return small.get(period.days) or ngettext("%(count)d day", "%(count)d days", period.days) % {"count": period.days}
     return ""
 
 
@@ -81,6 +89,7 @@ def zone_words(time_zone: str) -> str:
     if time_zone in ("UTC", "Etc/UTC"):
         return "UTC"
     place = time_zone.rsplit("/", 1)[-1].replace("_", " ")
+    # Translators: a time zone named by its city, as in "Times are in Berlin time." and "(Berlin time)".
     return gettext("%(place)s time") % {"place": place}
 
 
@@ -123,32 +132,32 @@ class Step:
     note: str = ""
 
 
-_EVENTS: dict[str, str | dict[str, str]] = {
-    "filed": {RequestType.ACCESS: "You asked for a copy of your data", RequestType.DELETION: "You asked us to delete your data"},
-    "verified": "You confirmed your email address",
-    "auto_approved": "You confirmed your email address",
-    "referred": "We found that an organisation manages your account",
-    "approved": "Our privacy team approved your request",
-    "extended": "We moved the due date",
-    "denied": "Our privacy team turned down your request",
-    "canceled": "You canceled your request",
-    "failed": "Something held up your request",
-    "retried": "We started again",
-    "completed": {RequestType.ACCESS: "We gathered your data into one file", RequestType.DELETION: "We deleted your data"},
-    "released": "We checked your file and made it ready to download",
-    "expired": "Your download expired and we deleted the file",
-    "asked": "We asked you for more information",
-    "answered": "You answered our question",
+_EVENTS: dict[str, Promise | dict[str, Promise]] = {
+    "filed": {RequestType.ACCESS: _("You asked for a copy of your data"), RequestType.DELETION: _("You asked us to delete your data")},
+    "verified": _("You confirmed your email address"),
+    "auto_approved": _("You confirmed your email address"),
+    "referred": _("We found that an organisation manages your account"),
+    "approved": _("Our privacy team approved your request"),
+    "extended": _("We moved the due date"),
+    "denied": _("Our privacy team turned down your request"),
+    "canceled": _("You canceled your request"),
+    "failed": _("Something held up your request"),
+    "retried": _("We started again"),
+    "completed": {RequestType.ACCESS: _("We gathered your data into one file"), RequestType.DELETION: _("We deleted your data")},
+    "released": _("We checked your file and made it ready to download"),
+    "expired": _("Your download expired and we deleted the file"),
+    "asked": _("We asked you for more information"),
+    "answered": _("You answered our question"),
 }
 # Staff notes are shown only where the subject is emailed them anyway.
 _NOTES_SHOWN = {"extended"}
 
-_CONFIRM = "Confirm your email address with the code we sent you"
-_REVIEW = "Our privacy team checks your request"
-_WORK = {RequestType.ACCESS: "We gather your data from our systems", RequestType.DELETION: "We delete your data from our systems"}
-_END = {RequestType.ACCESS: "You download your data", RequestType.DELETION: "You get a receipt of what we deleted"}
-_CHECK = "We check the file before you can download it"
-_ANSWER = "Answer our question"
+_CONFIRM = _("Confirm your email address with the code we sent you")
+_REVIEW = _("Our privacy team checks your request")
+_WORK = {RequestType.ACCESS: _("We gather your data from our systems"), RequestType.DELETION: _("We delete your data from our systems")}
+_END = {RequestType.ACCESS: _("You download your data"), RequestType.DELETION: _("You get a receipt of what we deleted")}
+_CHECK = _("We check the file before you can download it")
+_ANSWER = _("Answer our question")
 _AHEAD = {
     Status.UNVERIFIED: [_CONFIRM, _REVIEW, _WORK, _END],
     Status.PENDING_REVIEW: [_REVIEW, _WORK, _END],
@@ -158,8 +167,9 @@ _AHEAD = {
 }
 
 
-def _words(words: str | dict[str, str], request: Request) -> str:
-    return words[request.type] if isinstance(words, dict) else words
+def _words(words: Promise | dict[str, Promise], request: Request) -> str:
+    """The words for this kind of request, in the language now active."""
+    return str(words[request.type] if isinstance(words, dict) else words)
 
 
 def request_timeline(request: Request, audit: list[AuditEntry], *, export_state: str | None = None) -> list[Step]:
@@ -174,19 +184,19 @@ def request_timeline(request: Request, audit: list[AuditEntry], *, export_state:
     return steps
 
 
-_HEADLINES: dict[str, str | dict[str, str]] = {
-    Status.UNVERIFIED: "Confirm your email address",
-    Status.PENDING_REVIEW: "We are checking your request",
-    Status.PROCESSING: {RequestType.ACCESS: "We are gathering your data", RequestType.DELETION: "We are deleting your data"},
-    Status.COMPLETED: {RequestType.ACCESS: "Your data is ready to download", RequestType.DELETION: "We deleted your data"},
-    Status.FAILED: "Your request is delayed",
-    Status.DENIED: "We could not carry out your request",
-    Status.CANCELED: "You canceled this request",
-    Status.EXPIRED: "Your download has expired",
-    Status.REFERRED: "Your organisation handles this request",
-    Status.AWAITING_SUBJECT: "We need more information from you",
+_HEADLINES: dict[str, Promise | dict[str, Promise]] = {
+    Status.UNVERIFIED: _("Confirm your email address"),
+    Status.PENDING_REVIEW: _("We are checking your request"),
+    Status.PROCESSING: {RequestType.ACCESS: _("We are gathering your data"), RequestType.DELETION: _("We are deleting your data")},
+    Status.COMPLETED: {RequestType.ACCESS: _("Your data is ready to download"), RequestType.DELETION: _("We deleted your data")},
+    Status.FAILED: _("Your request is delayed"),
+    Status.DENIED: _("We could not carry out your request"),
+    Status.CANCELED: _("You canceled this request"),
+    Status.EXPIRED: _("Your download has expired"),
+    Status.REFERRED: _("Your organisation handles this request"),
+    Status.AWAITING_SUBJECT: _("We need more information from you"),
 }
-_EXPORT_HEADLINES = {"checking": "We are checking your file", "gone": "Your download has expired"}
+_EXPORT_HEADLINES = {"checking": _("We are checking your file"), "gone": _("Your download has expired")}
 
 
 def _last_note(audit: list[AuditEntry], action: str) -> str:
@@ -216,6 +226,17 @@ def contact_href(contact: str) -> str:
     return ""
 
 
+def contact_html(contact: str) -> str:
+    """An organisation's contact route as the page shows it, a link when it is an address or a web
+    page: made here, so that the sentence around it is translated whole; "" when there is none."""
+    if not contact:
+        return ""
+    href = contact_href(contact)
+    if href:
+        return format_html('<a class="contact" href="{}">{}</a>', href, contact)
+    return format_html('<strong class="contact">{}</strong>', contact)
+
+
 def export_downloadable(request: Request) -> Export | None:
     """The request's export if it can be downloaded now, by the same rules as its emailed link."""
     state, export = _export_state(request)
@@ -232,7 +253,7 @@ def request_page(request: Request) -> dict:
     result = request.result or {}
     page = {
         "request": request,
-        "headline": _EXPORT_HEADLINES.get(state) or _words(_HEADLINES[request.status], request),
+        "headline": _words(_EXPORT_HEADLINES.get(state) or _HEADLINES[request.status], request),
         "timeline": request_timeline(request, audit, export_state=state),
         "open": request.status in _AHEAD,
         # Worth watching for a change: something on our side is under way.
@@ -244,7 +265,7 @@ def request_page(request: Request) -> dict:
         "download_url": exports.download_url(export) if state == "ready" else "",
         "download_parts": exports.download_urls(export) if state == "ready" else [],
         "referral": exports.referral_in_words(request),
-        "contact_href": contact_href(request.referred_contact or ""),
+        "contact": contact_html(request.referred_contact or ""),
         "zone": zone_words(request.time_zone),
         "days_left": days_left_words(request.due_at, request.time_zone),
     }

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -208,7 +209,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
             return _verify_page(http_request, request_id, form)
         if _may_see(http_request, request_id):
             return redirect("portal:request-status", request_id=request_id)
-        form.add_error(None, "This request is already confirmed. To see it, use the link in the email we sent you.")
+        form.add_error(None, _("This request is already confirmed. To see it, use the link in the email we sent you."))
         return _verify_page(http_request, request_id, form)
     except Locked as error:
         return _verify_page(http_request, request_id, form, error=error)
@@ -232,7 +233,7 @@ def request_resend(http_request: HttpRequest, request_id) -> HttpResponse:
         if isinstance(error, Conflict) and _may_see(http_request, request_id):
             return redirect("portal:request-status", request_id=request_id)
         return _verify_page(http_request, request_id, CodeForm(), error=error)
-    messages.success(http_request, "We sent you a new code. Use the newest one: it replaces the code we sent before.")
+    messages.success(http_request, _("We sent you a new code. Use the newest one: it replaces the code we sent before."))
     return redirect("portal:request-verify", request_id=request_id)
 
 
@@ -273,7 +274,7 @@ def request_cancel(http_request: HttpRequest, request_id) -> HttpResponse:
     except ServiceError as error:
         messages.error(http_request, error.detail)
     else:
-        messages.success(http_request, "You canceled your request. We will not do anything more with it.")
+        messages.success(http_request, _("You canceled your request. We will not do anything more with it."))
     return redirect("portal:request-status", request_id=request_id)
 
 
@@ -299,7 +300,7 @@ def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
     except ServiceError as error:
         messages.error(http_request, error.detail)
     else:
-        messages.success(http_request, "Thank you: we have your answer. Our privacy team will now look at your request again.")
+        messages.success(http_request, _("Thank you: we have your answer. Our privacy team will now look at your request again."))
     return redirect("portal:request-status", request_id=request_id)
 
 

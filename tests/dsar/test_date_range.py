@@ -200,3 +200,15 @@ def test_an_access_request_for_january_gathers_the_dated_rows_of_january_and_the
     not_applied = json.loads(archive.read("manifest.json"))["date_range"]["not_applied"]
     assert {"system": "accounts", "where": ["accounts.interests"]} in not_applied
     assert "<li>Our accounts system</li>" in archive.read("index.html").decode()
+
+
+@pytest.mark.django_db
+def test_the_forms_dates_and_part_sizes_in_german(client, mailoutbox):
+    page = client.get(reverse("portal:request-new"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "<summary>Zeitraum oder Downloadgröße wählen (optional, für eine Kopie Ihrer Daten)</summary>" in page
+    assert '<label for="id_date_from">Von (erster Tag)</label>' in page and '<label for="id_date_to">Bis (letzter Tag)</label>' in page
+    assert '<label for="id_part_size_0">Eine Datei</label>' in page and "Teile von jeweils höchstens 2 GB" in page
+    refused = client.post(reverse("portal:request-new"), {"type": "access", "email": "form-range@example.com", "date_from": "gestern"},
+                          HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Geben Sie den ersten Tag als Datum ein, zum Beispiel 2024-01-31." in refused
+    assert Request.objects.count() == 0 and mailoutbox == []

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client, RequestFactory
 from django.urls import get_resolver, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from dsar import exports, notifications
 from dsar.models import Export, Request
@@ -71,6 +71,36 @@ def test_a_server_error_is_a_page_that_needs_no_database(db, django_assert_num_q
     page = _portal_page(response)
     assert "<h1>Something went wrong on our side</h1>" in page and "try again" in page
     assert "mailto:" in page
+
+
+def test_the_error_pages_speak_the_persons_language(client, db):
+    german = _portal_page(client.get("/no-such-page", HTTP_ACCEPT_LANGUAGE="de"))
+    assert '<html lang="de">' in german and "<h1>Seite nicht gefunden</h1>" in german
+    assert "Unter dieser Adresse gibt es keine Seite. Wenn Sie sie eingetippt haben, prüfen Sie sie auf Fehler." in german
+    assert f'<a href="{reverse("portal:request-new")}">Eine neue Anfrage stellen</a>' in german
+    english = _portal_page(Client().get("/no-such-page"))
+    assert '<html lang="en">' in english and "<h1>Page not found</h1>" in english
+
+
+def test_an_expired_form_in_german_offers_the_switch_back_to_the_first_page(db):
+    browser = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="de")
+    page = _portal_page(browser.post(reverse("portal:request-cancel", args=["00000000-0000-0000-0000-000000000000"])))
+    assert "<h1>Dieses Formular ist abgelaufen</h1>" in page
+    assert "Laden Sie die Seite neu, prüfen Sie Ihre Angaben und senden Sie das Formular noch einmal." in page
+    # Not back to the address the form went to, which takes only forms.
+    assert f'<input type="hidden" name="next" value="{reverse("portal:start")}">' in page
+
+
+def test_a_server_error_in_german_needs_no_database_and_has_no_language_switch(db, django_assert_num_queries):
+    handler = get_resolver().resolve_error_handler(500)
+    with translation.override("de"), django_assert_num_queries(0):
+        response = handler(RequestFactory().get("/request/"))
+    page = _portal_page(response)
+    assert '<html lang="de">' in page and "<h1>Bei uns ist etwas schiefgegangen</h1>" in page
+    assert ('Wenn es immer wieder passiert, schreiben Sie unserem Datenschutzteam an '
+            '<a href="mailto:privacy@example.com">privacy@example.com</a>.') in page
+    # Rendered without the request, it has no token for the switch's form: no switch rather than one that is refused.
+    assert "<form" not in page
 
 
 def test_a_server_error_under_the_api_keeps_the_json_error(db):

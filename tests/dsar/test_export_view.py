@@ -219,3 +219,24 @@ def test_the_portals_report_says_what_the_review_left_out_or_hid_and_why(client,
     page = client.get(_view(export)).content.decode()
     assert ('<tr><th scope="row">Searches and commands</th><td class="num">1</td><td class="num">1</td>'
             "<td>Another person&#39;s personal data; It names a colleague</td></tr>") in page
+
+
+def test_the_export_pages_in_german_and_in_english(client, prove):
+    export = _export("deutsch-view@example.com")
+    Export.objects.filter(pk=export.pk).update(expires_at=dt.datetime(2099, 12, 14, 10, 0, tzinfo=dt.timezone.utc))
+    client.cookies["django_language"] = "de"
+    asking = client.get(_view(export)).content.decode()
+    assert '<html lang="de">' in asking and "<h1>Ihre Daten im Browser ansehen</h1>" in asking
+    assert "Sobald Sie den Code eingegeben haben, zeigt dieser Browser Ihre Daten 30 Minuten lang an." in asking
+    assert "Code per E-Mail senden</button>" in asking
+    prove(export)
+    page = client.get(_view(export)).content.decode()
+    assert ("Sie können ihn hier ansehen und herunterladen, bis zum 14. Dezember 2099, 11:00 (Zeitzone Europe/Berlin).") in page
+    assert f'<input type="hidden" name="next" value="{_view(export)}">' in page
+    bad = client.get(_view(export), {"page": "0"}).content.decode()
+    assert "<h1>Das können wir nicht anzeigen</h1>" in bad and "Die Seitenzahl muss eine ganze Zahl sein, 1 oder größer." in bad
+    assert f'<input type="hidden" name="next" value="{_view(export)}">' in bad  # back to the report's first page
+    del client.cookies["django_language"]
+    english = client.get(_view(export)).content.decode()
+    assert '<html lang="en">' in english
+    assert "You can see it here, and download it, until 14 December 2099, 11:00 (Europe/Berlin time)." in english

@@ -169,10 +169,16 @@ def test_the_right_code_opens_the_status_page_in_this_browser_only(client, db, e
 
 def test_status_page_without_session_or_key_is_404_and_reveals_nothing(client, db):
     request = request_make(status="pending_review", email="secret@example.com")
+    other = uuid.uuid4()
     known = client.get(reverse("portal:request-status", args=[request.id]))
-    unknown = client.get(reverse("portal:request-status", args=[uuid.uuid4()]))
+    unknown = client.get(reverse("portal:request-status", args=[other]))
     assert known.status_code == unknown.status_code == 404
-    assert known.content.decode().replace(str(request.id), "") == unknown.content.decode()
+
+    def without_address_and_token(page: str, request_id) -> str:
+        # Each page names its own address (the language switch comes back to it) and carries a fresh form token.
+        return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", page.replace(str(request_id), ""))
+
+    assert without_address_and_token(known.content.decode(), request.id) == without_address_and_token(unknown.content.decode(), other)
     assert "Use the link in your email" in known.content.decode()
     assert b"secret@example.com" not in known.content and b"pending" not in known.content
 
@@ -550,3 +556,174 @@ def test_the_encrypted_download_needs_the_session_and_a_live_export(client, db, 
     Export.objects.filter(pk=export.pk).update(expires_at=export.created_at)
     answer = client.post(action, {"passphrase": "correct battery horse"})
     assert answer["Location"] == reverse("portal:download-unavailable", args=[request.id])
+
+
+# --- In German ------------------------------------------------------------------------------------------
+
+
+def test_the_switch_sets_the_language_cookie_and_the_next_page_is_german(client, db, settings):
+    start = client.get(reverse("portal:start")).content.decode()
+    assert 'lang="en"' in start and '<label for="language-choice">Language</label>' in start
+    # Each language in its own name, whatever the page's language; the page's own is chosen.
+    assert '<option value="en" lang="en" selected>English</option><option value="de" lang="de">Deutsch</option>' in start
+    assert f'<form class="language-switch" method="post" action="{reverse("set-language")}">' in start
+    assert '<input type="hidden" name="next" value="/">' in start
+
+    switched = client.post(reverse("set-language"), {"language": "de", "next": reverse("portal:start")})
+    assert switched.status_code == 302 and switched["Location"] == reverse("portal:start")
+    assert switched.cookies[settings.LANGUAGE_COOKIE_NAME].value == "de"
+    page = client.get(switched["Location"]).content.decode()
+    assert '<html lang="de">' in page
+    assert "<h1>Fragen Sie, welche Daten wir über Sie speichern, oder lassen Sie sie löschen</h1>" in page
+    assert "Das Gesetz gibt uns <strong>einen Monat</strong> Zeit für die Antwort." in page
+    assert "bis zu zwei Monate länger zu brauchen" in page
+    assert '<label for="language-choice">Sprache</label>' in page and "Sprache wechseln</button>" in page
+    assert '<option value="en" lang="en">English</option><option value="de" lang="de" selected>Deutsch</option>' in page
+
+
+def test_the_browsers_language_alone_gives_german_and_neither_gives_english(client, db):
+    german = client.get(reverse("portal:request-new"), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9,en;q=0.5").content.decode()
+    assert '<html lang="de">' in german and "<h1>Eine Anfrage stellen</h1>" in german
+    assert "<title>Eine Anfrage stellen – Example Company Datenschutzanfragen</title>" in german
+    assert "Ihre E-Mail-Adresse</label>" in german
+    english = Client().get(reverse("portal:request-new")).content.decode()
+    assert '<html lang="en">' in english and "<h1>Make a request</h1>" in english
+    assert "<title>Make a request – Example Company privacy requests</title>" in english
+    assert "Your email address</label>" in english
+
+
+def test_a_request_filed_while_german_is_active_keeps_german(client, db):
+    client.post(reverse("set-language"), {"language": "de", "next": "/"})
+    client.post(reverse("portal:request-new"), {"type": "access", "email": "deutsch@example.com"})
+    client.post(reverse("portal:request-new"), {"type": "deletion", "email": "loeschen@example.com"})
+    client.post(reverse("portal:request-confirm"), {"acknowledge": "on"})
+    browser = Client(HTTP_ACCEPT_LANGUAGE="de")
+    browser.post(reverse("portal:request-new"), {"type": "access", "email": "browser@example.com"})
+    Client().post(reverse("portal:request-new"), {"type": "access", "email": "english@example.com"})
+    assert dict(Request.objects.values_list("email", "language")) == {
+        "deutsch@example.com": "de", "loeschen@example.com": "de", "browser@example.com": "de", "english@example.com": "en"}
+
+
+def test_form_errors_are_given_in_german(client, db):
+    page = client.post(reverse("portal:request-new"), {"email": "x@example.com", "date_from": "gestern"},
+                       HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "<title>Fehler: Eine Anfrage stellen – Example Company Datenschutzanfragen</title>" in page
+    assert '<h2 id="error-summary-title">Es gibt ein Problem</h2>' in page
+    assert ('<a href="#id_type_0">Wählen Sie, ob Sie eine Kopie Ihrer Daten möchten oder ob sie gelöscht werden sollen.</a>'
+            in page)
+    assert ('<span class="visually-hidden">Fehler:</span> Geben Sie den ersten Tag als Datum ein, zum Beispiel 2024-01-31.'
+            in page)
+
+
+def test_a_wrong_code_counts_the_attempts_left_in_german(client, db):
+    request = request_make(code=CODE)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "0000 0000"},
+                       HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Dieser Code ist nicht richtig. Sie haben noch 4 Versuche." in page
+    assert "<h1>Sehen Sie in Ihrem Postfach nach</h1>" in page
+    assert "Der Code hat 8 Ziffern und gilt 10 Minuten lang." in page
+    Request.objects.filter(pk=request.id).update(code_attempts=3)
+    page = client.post(reverse("portal:request-verify", args=[request.id]), {"code": "00000000"},
+                       HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Dieser Code ist nicht richtig. Sie haben noch 1 Versuch." in page
+
+
+def _filed_in_berlin() -> Request:
+    """A request under review, filed now by someone in Berlin."""
+    request = request_make(status="pending_review")
+    Request.objects.filter(pk=request.id).update(time_zone="Europe/Berlin")
+    return Request.objects.get(pk=request.id)
+
+
+def test_the_status_page_in_german_gives_dates_in_german_order(client, db, seen):
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2026, 12, 7, 14, 5, tzinfo=dt.timezone.utc), tick=False):
+        request = _filed_in_berlin()
+        client.cookies["django_language"] = "de"
+        page = seen(request).content.decode()
+    text = _text(page)
+    assert '<html lang="de">' in page
+    assert "Ihre Anfrage nach einer Kopie Ihrer Daten Wir prüfen Ihre Anfrage" in text
+    assert "Gesendet am 7. Dezember 2026 Fällig bis 7. Januar 2027 (noch 31 Tage)" in text
+    assert "Das ist das späteste Datum, das das Gesetz erlaubt." in text
+    assert "Zeitangaben in Ortszeit Berlin." in text
+    # The audit trail keeps the database's own time: the step's day and hour are not the travelled ones.
+    assert re.search(r"\d{1,2}\. \w{3} \d{4}, \d\d:\d\d Sie haben eine Kopie Ihrer Daten angefordert Jetzt", text)
+    assert "Jetzt Unser Datenschutzteam prüft Ihre Anfrage Danach Wir sammeln Ihre Daten aus unseren Systemen" in text
+    assert "Haben Sie es sich anders überlegt?" in text and "Diese Anfrage zurückziehen" in text
+    # The switch leads back to the request's own page.
+    assert f'<input type="hidden" name="next" value="{reverse("portal:request-status", args=[request.id])}">' in page
+
+
+def test_the_status_page_in_english_is_unchanged(client, db, seen):
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2026, 12, 7, 14, 5, tzinfo=dt.timezone.utc), tick=False):
+        request = _filed_in_berlin()
+        page = seen(request).content.decode()
+    text = _text(page)
+    assert '<html lang="en">' in page
+    assert "Your request for a copy of your data We are checking your request" in text
+    assert "Sent 7 December 2026 Due by 7 January 2027 (31 days left)" in text
+    assert "That is the latest date the law allows." in text
+    assert "Times are in Berlin time." in text
+    assert re.search(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d You asked for a copy of your data Now", text)
+    assert "Now Our privacy team checks your request Next We gather your data from our systems" in text
+
+
+def test_a_ready_download_in_german(client, db, seen):
+    from dsar.models import Export
+
+    request = request_make(status="completed")
+    Request.objects.filter(pk=request.id).update(time_zone="Asia/Kolkata")
+    Export.objects.create(request=request, path="x.zip", bytes=2048, sha256="0" * 64, created_at=timezone.now(), released_at=timezone.now(),
+                          expires_at=dt.datetime(2099, 12, 14, 10, 0, tzinfo=dt.timezone.utc))
+    client.cookies["django_language"] = "de"
+    text = _text(seen(request).content.decode())
+    assert "Ihre Daten stehen zum Herunterladen bereit" in text
+    assert "Ihre Daten herunterladen (ZIP-Datei, 2,0 KB)" in text
+    assert "Der Download funktioniert bis zum 14. Dezember 2099, 15:30 (Ortszeit Kolkata). Danach löschen wir die Datei." in text
+    assert "Ihre Daten stattdessen im Browser ansehen , ohne etwas herunterzuladen" in text
+
+
+def test_a_completed_deletion_in_german_gives_its_receipt_date_in_german(client, db, seen):
+    request = request_make(status="completed", type="deletion")
+    request.result = {"erased": {"name_contact": 1}, "retained": [
+        {"category": "interactions.account_history", "count": 2, "reason": "Invoices are kept for 10 years because tax law requires it (legal_obligation)",
+         "until": "2036-05-05", "connector": "payments"}]}
+    request.save(update_fields=["result"])
+    client.cookies["django_language"] = "de"
+    text = _text(seen(request).content.decode())
+    assert "Wir haben Ihre Daten gelöscht" in text and "Was wir gelöscht haben" in text
+    assert "Was wir aufbewahrt haben, und warum" in text and "Aufbewahrt bis 5. Mai 2036" in text
+
+
+def test_a_referred_request_in_german_names_the_organisation_and_its_contact(client, db, seen):
+    request = request_make(status="referred")
+    Request.objects.filter(pk=request.id).update(referred_to="Northside School District", referred_contact="privacy@northside-schools.example.org")
+    client.cookies["django_language"] = "de"
+    page = " ".join(seen(request).content.decode().split())
+    assert ("Für eine Kopie Ihrer Daten wenden Sie sich bitte an Northside School District unter "
+            '<a class="contact" href="mailto:privacy@northside-schools.example.org">privacy@northside-schools.example.org</a>.') in page
+
+
+def test_a_page_answering_a_form_sent_elsewhere_switches_back_to_its_own_address(client, db, seen):
+    request = request_make(status="completed")
+    _ready_export(request)
+    seen(request)
+    page = client.post(reverse("portal:request-download-encrypted", args=[request.id]), {"passphrase": "short"},
+                       HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Eine Passphrase ist mindestens 12 Zeichen lang." in page
+    assert f'<input type="hidden" name="next" value="{reverse("portal:request-status", args=[request.id])}">' in page
+
+
+def test_the_deletion_warning_in_german_keeps_the_labels_capitals(client, db):
+    client.post(reverse("portal:request-new"), {"type": "deletion", "email": "del@example.com", "categories": ["searches_commands"]})
+    english = client.get(reverse("portal:request-confirm")).content.decode()
+    assert ":</strong> searches and commands.</p>" in english  # lower case within an English sentence
+    german = client.get(reverse("portal:request-confirm"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "<h1>Bevor wir Ihre Daten löschen</h1>" in german
+    assert "<p>Wir löschen die Arten von Daten, die Sie gewählt haben:</p>" in german
+    assert "Ich verstehe, dass meine Daten endgültig gelöscht werden" in german and "Löschanfrage senden</button>" in german
+    assert "searches and commands" not in german  # German nouns keep their capitals

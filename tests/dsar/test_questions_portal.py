@@ -197,3 +197,21 @@ def test_while_the_answer_is_awaited_staff_may_deny_or_extend_and_the_queue_filt
     queue = staff_client.get(reverse("console:queue"), {"status": "awaiting_subject"})
     assert [row.email for row in queue.context["page"]] == ["waiting@example.com"]
     assert '<span class="status status-awaiting_subject">Awaiting Subject</span>' in queue.content.decode()
+
+
+def test_the_question_page_and_its_form_errors_in_german(client, person):
+    request = _asked()
+    client.cookies["django_language"] = "de"
+    page = _text(person(request))
+    assert '<html lang="de">' in page and "<h1>Wir brauchen weitere Angaben von Ihnen</h1>" in page
+    assert ("Bevor wir mit Ihrer Anfrage weitermachen können, braucht unser Datenschutzteam weitere Angaben von Ihnen. "
+            "Das ist die Frage:") in page
+    assert ("Bis Sie antworten, ruht die Frist, die uns das Gesetz für die Antwort auf Ihre Anfrage gibt: Wenn Sie antworten, "
+            "verschiebt sich Ihr Fälligkeitsdatum um die Zeit, die Sie gebraucht haben.") in page
+    assert "Optional. Eine PDF-, PNG- oder JPEG-Datei von höchstens 10,0 MB." in page
+    assert '<span class="step-when">Jetzt</span> <span class="step-text">Beantworten Sie unsere Frage' in page
+    refused = _text(client.post(reverse("portal:request-answer", args=[request.pk]), {"answer": "x" * 5001}).content.decode())
+    assert "<title>Fehler: Wir brauchen weitere Angaben von Ihnen" in refused
+    assert '<a href="#id_answer">Eine Antwort hat höchstens 5000 Zeichen.</a>' in refused
+    answered = _text(client.post(reverse("portal:request-answer", args=[request.pk]), {"answer": "Mein Ausweis."}, follow=True).content.decode())
+    assert "Vielen Dank, wir haben Ihre Antwort erhalten. Unser Datenschutzteam sieht sich Ihre Anfrage jetzt noch einmal an." in answered
