@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
+from .portal import errors
+
 logger = logging.getLogger(__name__)
 UNAVAILABLE = (redis.exceptions.RedisError, kombu.exceptions.OperationalError, OperationalError, InterfaceError)
 
@@ -37,7 +39,7 @@ class ServiceUnavailableMiddleware:
         if request.path.startswith("/api/"):
             response = JsonResponse({"error": "unavailable", "detail": detail}, status=503)
         else:
-            response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
+            response = errors.service_unavailable(request)
         response["Retry-After"] = "30"
         return response
 

@@ -58,3 +58,9 @@ def server_error(http_request: HttpRequest) -> HttpResponse:
     if _is_api(http_request):
         return api_errors.server_error(http_request)
     return HttpResponseServerError(loader.get_template("500.html").render(branding.brand(http_request)))
+
+
+def service_unavailable(http_request: HttpRequest) -> HttpResponse:
+    """503: the database or Redis is down. Rendered from settings alone, as the 500 page is: what
+    is down is not asked again."""
+    return HttpResponse(loader.get_template("503.html").render(branding.brand(http_request)), status=503)

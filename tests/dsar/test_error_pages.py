@@ -109,6 +109,29 @@ def test_a_server_error_under_the_api_keeps_the_json_error(db):
     assert response["Content-Type"] == "application/json"
 
 
+def _broker_down(settings) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.5}}}
+
+
+def test_an_outage_is_a_page_that_says_nothing_was_done_and_to_try_again(client, db, settings, mailoutbox):
+    _broker_down(settings)
+    response = client.post(reverse("portal:request-new"), {"type": "access", "email": "outage.page@example.com"})
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    page = _portal_page(response)
+    assert "<h1>We cannot answer just now</h1>" in page
+    assert "Nothing you sent was lost or changed: we did not act on it." in page and "Wait a minute, then try again." in page
+    assert Request.objects.count() == 0 and mailoutbox == []
+
+
+def test_an_outage_page_speaks_the_persons_language(client, db, settings):
+    _broker_down(settings)
+    page = _portal_page(client.post(reverse("portal:request-new"), {"type": "access", "email": "ausfall@example.com"},
+                                    HTTP_ACCEPT_LANGUAGE="de"))
+    assert '<html lang="de">' in page and "<h1>Wir können gerade nicht antworten</h1>" in page
+    assert "Warten Sie eine Minute und versuchen Sie es dann noch einmal." in page
+
+
 # --- The download link of the "complete" email --------------------------------------------------------
 
 
