@@ -6,9 +6,11 @@ without the request's context: whatever broke (the database, the session store) 
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseServerError
 from django.shortcuts import redirect, render
 from django.template import loader
 
@@ -64,3 +66,19 @@ def service_unavailable(http_request: HttpRequest) -> HttpResponse:
     """503: the database or Redis is down. Rendered from settings alone, as the 500 page is: what
     is down is not asked again."""
     return HttpResponse(loader.get_template("503.html").render(branding.brand(http_request)), status=503)
+
+
+def forms_only(page: str) -> Callable:
+    """For a view of a request that takes only forms: its address opened in a browser (a reload
+    after sending, a copied link) leads to the request's `page`, where Django would answer a blank
+    405; any other method still gets 405."""
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(http_request: HttpRequest, request_id, *args, **kwargs) -> HttpResponse:
+            if http_request.method == "POST":
+                return view(http_request, request_id, *args, **kwargs)
+            if http_request.method in ("GET", "HEAD"):
+                return redirect(page, request_id=request_id)
+            return HttpResponseNotAllowed(["POST"])
+        return wrapped
+    return decorate

@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_safe
 
 from connectors.base import Source
 
@@ -29,6 +29,7 @@ from ..exports import report, viewing
 from ..throttle import throttle_filing, throttle_verify
 from ..verification import CODE_DIGITS
 from . import selectors
+from .errors import forms_only
 from .forms import CodeForm
 
 VIEW_MINUTES = 30  # how long a proven browser may see the export
@@ -124,7 +125,7 @@ def _bad_page(http_request: HttpRequest, request_id, message: str, *, status: in
     return render(http_request, "portal/export_bad_page.html", {"request_id": request_id, "message": message}, status=status)
 
 
-@require_POST
+@forms_only("portal:export-view")
 def export_view_code(http_request: HttpRequest, request_id) -> HttpResponse:
     """Email a fresh code to the request's address, to see its export here."""
     found, answer = _viewable(http_request, request_id)
@@ -144,7 +145,7 @@ def export_view_code(http_request: HttpRequest, request_id) -> HttpResponse:
     return redirect("portal:export-view", request_id=request_id)
 
 
-@require_POST
+@forms_only("portal:export-view")
 def export_view_verify(http_request: HttpRequest, request_id) -> HttpResponse:
     """Check the emailed code; the right one lets this browser see the export for VIEW_MINUTES."""
     found, answer = _viewable(http_request, request_id)

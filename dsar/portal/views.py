@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from .. import exports, notifications, services
 from ..errors import Conflict, InvalidInput, Locked, NotFound, ServiceError
@@ -23,6 +23,7 @@ from ..models import RequestType, Status
 from ..throttle import throttle_filing, throttle_verify
 from ..verification import CODE_DIGITS
 from . import selectors
+from .errors import forms_only
 from .forms import AnswerForm, CodeForm, DeletionConfirmForm, PassphraseForm, RequestForm, service_error_add
 
 SEEN = "dsar_requests"  # ids of the requests this browser may see
@@ -221,7 +222,7 @@ def request_verify(http_request: HttpRequest, request_id) -> HttpResponse:
     return redirect("portal:request-status", request_id=request.id)
 
 
-@require_POST
+@forms_only("portal:request-status")
 def request_resend(http_request: HttpRequest, request_id) -> HttpResponse:
     """Email a fresh code; the service decides whether it is too soon."""
     try:
@@ -262,7 +263,7 @@ def _status_page(http_request: HttpRequest, request_id, form: AnswerForm, passph
     return render(http_request, "portal/status.html", context)
 
 
-@require_POST
+@forms_only("portal:request-status")
 def request_cancel(http_request: HttpRequest, request_id) -> HttpResponse:
     """The person withdraws the request while it has not started."""
     if not _may_see(http_request, request_id):
@@ -278,7 +279,7 @@ def request_cancel(http_request: HttpRequest, request_id) -> HttpResponse:
     return redirect("portal:request-status", request_id=request_id)
 
 
-@require_POST
+@forms_only("portal:request-status")
 def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
     """The person answers the question staff asked, with text and perhaps a file; a refusal is shown
     with the form, or as a message when the request no longer waits for an answer, and changes nothing."""
@@ -304,7 +305,7 @@ def request_answer(http_request: HttpRequest, request_id) -> HttpResponse:
     return redirect("portal:request-status", request_id=request_id)
 
 
-@require_POST
+@forms_only("portal:request-status")
 def request_download_encrypted(http_request: HttpRequest, request_id) -> HttpResponse:
     """The export, encrypted with the passphrase the person chose on the request's page (the API's
     request_download_encrypted, for a browser)."""

@@ -132,6 +132,22 @@ def test_an_outage_page_speaks_the_persons_language(client, db, settings):
     assert "Warten Sie eine Minute und versuchen Sie es dann noch einmal." in page
 
 
+@pytest.mark.parametrize("action", ["resend", "cancel", "answer", "download-encrypted"])
+def test_a_requests_form_address_opened_in_a_browser_leads_to_the_requests_page(client, db, action):
+    request_id = "9b2e4f1a-0c3d-4e5f-8a7b-6c5d4e3f2a1b"
+    opened = client.get(f"/requests/{request_id}/{action}", HTTP_ACCEPT=BROWSER)
+    assert (opened.status_code, opened["Location"]) == (302, f"/requests/{request_id}")
+    refused = client.put(f"/requests/{request_id}/{action}")
+    assert (refused.status_code, refused["Allow"]) == (405, "POST")
+
+
+@pytest.mark.parametrize("action", ["code", "verify"])
+def test_an_export_views_form_address_opened_in_a_browser_leads_to_the_export_page(client, db, action):
+    request_id = "9b2e4f1a-0c3d-4e5f-8a7b-6c5d4e3f2a1b"
+    opened = client.get(f"/requests/{request_id}/export/{action}", HTTP_ACCEPT=BROWSER)
+    assert (opened.status_code, opened["Location"]) == (302, f"/requests/{request_id}/export/")
+
+
 # --- The download link of the "complete" email --------------------------------------------------------
 
 
