@@ -361,7 +361,11 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
     request, context = email.request, _context_load(email.context)
     if email.to:
         to = email.to
-        context = {"console_url": settings.DSAR_PUBLIC_URL + "/console/", "request": request, **context}
+        # Links whole, so that a sentence translated around one never splits it.
+        console = {"manual_url": settings.DSAR_PUBLIC_URL + reverse("console:manual-tasks")}
+        if request is not None:
+            console["request_url"] = settings.DSAR_PUBLIC_URL + reverse("console:request", args=[request.id])
+        context = {**console, "request": request, **context}
     else:
         if request is None or request.anonymized_at is not None:
             return None
@@ -370,10 +374,9 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
         if email.template == "code":
             if not _code_current(request, context["issued"]):
                 return None
-            # The minutes go to the templates as text: a number in a Django template is localized on
-            # every render, and the emails are written in English with plain numbers.
-            # The page to enter it on, for a person who closed the one they filed from.
-            context = {"code": verification.code_for(request), "ttl_minutes": str(settings.DSAR_CODE_TTL_MINUTES),
+            # The minutes as a number: the sentence counts them ("1 minute", "10 minutes") in the
+            # person's language. The page to enter it on, for a person who closed the one they filed from.
+            context = {"code": verification.code_for(request), "ttl_minutes": settings.DSAR_CODE_TTL_MINUTES,
                        "verify_url": settings.DSAR_PUBLIC_URL + reverse("portal:request-verify", args=[request.id])}
         if email.template == "export_view_code":  # dsar/exports/viewing.py: derived now, never stored, as a code at filing
             if request.code_sent_at != context["issued"] or not request.code_expires_at or request.code_expires_at <= timezone.now():

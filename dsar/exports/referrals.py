@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 from connectors.taxonomy import category_label
 
 from ..models import Request
@@ -25,6 +27,7 @@ def referral_in_words(request: Request) -> dict[str, Any] | None:
     if not request.referred_systems:
         return None
     return {"organization": request.referred_to, "contact": request.referred_contact,
-            "parts": [{"part": f"Our {part['system']} system",
+            # Translators: %(system)s is the company's own name for one of its systems, such as "payments".
+            "parts": [{"part": gettext("Our %(system)s system") % {"system": part["system"]},
                        "categories": ", ".join(category_label(category) for category in part["categories"])}
                       for part in request.referred_systems]}

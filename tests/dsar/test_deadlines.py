@@ -11,8 +11,9 @@ import datetime as dt
 import pytest
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
 
-from dsar.deadlines import deadline_rule, due_at_for, extension_limit
+from dsar.deadlines import DeadlineRule, deadline_rule, due_at_for, extension_limit
 
 UTC = dt.UTC
 PACIFIC = dt.timezone(dt.timedelta(hours=-8))
@@ -89,6 +90,28 @@ def test_without_a_jurisdiction_the_deployments_own_applies(settings, jurisdicti
 def test_each_rule_names_its_law_and_its_periods(name, respond_within, extension):
     rule = deadline_rule(name)
     assert (rule.name, rule.respond_within, rule.extension) == (name, respond_within, extension)
+
+
+@pytest.mark.parametrize(("language", "jurisdiction", "within", "extension"), [
+    ("en", "gdpr", "one month", "by up to two further months"),
+    ("en", "ccpa", "45 days", "once, by up to 45 more days"),
+    ("de", "gdpr", "einen Monat", "um bis zu zwei weitere Monate"),
+    ("de", "ccpa", "45 Tage", "einmalig um bis zu 45 weitere Tage"),
+])
+def test_each_rule_tells_its_periods_in_the_words_of_the_language_it_is_read_in(language, jurisdiction, within, extension):
+    with translation.override(language):
+        rule = deadline_rule(jurisdiction)
+        assert (rule.respond_within_words, rule.extension_words) == (within, extension)
+
+
+@pytest.mark.parametrize(("language", "within", "extension"), [
+    ("en", "1 day", "once, by up to 1 more day"),
+    ("de", "1 Tag", "einmalig um bis zu 1 weiteren Tag"),
+])
+def test_a_period_of_days_is_counted_in_the_singular_when_it_is_one(language, within, extension):
+    rule = DeadlineRule("ccpa", relativedelta(days=1), relativedelta(days=1))
+    with translation.override(language):
+        assert (rule.respond_within_words, rule.extension_words) == (within, extension)
 
 
 def test_an_unknown_jurisdiction_is_refused_with_the_known_ones_named(settings):

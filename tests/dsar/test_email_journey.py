@@ -249,6 +249,73 @@ def test_an_export_held_for_a_check_before_release_is_told_once_that_it_is_check
     inbox.one("Your request is complete", "The link works until 9 March 2026, 12:00 (UTC time)")
 
 
+def test_a_request_filed_in_german_is_told_each_step_in_german_and_one_filed_in_english_stays_english(
+        journey, settings, mailoutbox, unique_email):
+    settings.DSAR_AUTO_APPROVE = True
+    _systems(settings, "probe")
+    german, english = unique_email("journey.de"), unique_email("journey.en")
+    probe_plan(german, records=1)
+    inbox, english_inbox = Inbox(mailoutbox, german), Inbox(mailoutbox, english)
+
+    request = journey(services.request_create, type="access", email=german, time_zone="Europe/Berlin", language="de")
+    journey(services.request_create, type="access", email=english, time_zone="Europe/Berlin", language="en")
+    [(subject, text, html)] = inbox.new()
+    assert subject == COMPANY + "Ihr Bestätigungscode"
+    code = code_from(mailoutbox, german)
+    assert text == (
+        "Ihr Bestätigungscode "
+        "Um Ihre Datenschutzanfrage zu bestätigen, geben Sie diesen Code auf der Seite ein, auf der Sie die Anfrage gestellt haben: "
+        f"{code} "
+        "Falls Sie diese Seite geschlossen haben, geben Sie den Code stattdessen hier ein: "
+        f"{settings.DSAR_PUBLIC_URL}/requests/{request.pk}/verify "
+        "Der Code läuft in 10 Minuten ab. "
+        "Geben Sie diesen Code niemals an andere weiter. Unsere Mitarbeitenden werden Sie niemals danach fragen. "
+        "-- Diese E-Mail betrifft eine Datenschutzanfrage, die mit dieser E-Mail-Adresse gestellt wurde. Falls Sie diese Anfrage "
+        "nicht gestellt haben, können Sie diese E-Mail ignorieren: Ohne den Code geschieht nichts. "
+        f"Referenz der Anfrage: {request.pk}")
+    assert '<html lang="de">' in next(message for message in mailoutbox if message.to == [german]).alternatives[0][0]
+    assert "Falls Sie diese Seite geschlossen haben, geben Sie den Code stattdessen hier ein" in html
+    english_inbox.one("Your verification code", "To confirm your privacy request, enter this code on the page where you made the request:",
+                      "The code expires in 10 minutes.", "Never share this code with anyone. Our staff will never ask you for it.")
+
+    journey(services.request_verify, request_id=request.pk, code=code)
+    inbox.one("Wir haben mit der Bearbeitung Ihrer Anfrage begonnen",
+              "Vielen Dank, dass Sie Ihre E-Mail-Adresse bestätigt haben. Wir haben begonnen, Ihre Daten aus unseren Systemen "
+              "zusammenzustellen, um sie für Sie in einer Datei zusammenzufassen.",
+              "Wir beantworten Ihre Anfrage spätestens bis zum 2. April 2026",
+              "Das Gesetz gibt uns dafür einen Monat ab Eingang Ihrer Anfrage. Wenn wir mehr Zeit benötigen, erlaubt uns das Gesetz, "
+              "diese Frist um bis zu zwei weitere Monate zu verlängern; in diesem Fall würden wir Ihnen vor dem 2. April 2026 per "
+              "E-Mail den Grund und das neue Datum mitteilen.",
+              "Wir senden Ihnen einen Download-Link per E-Mail, sobald Ihre Datei bereitsteht.")
+
+    _run_queued_tasks(journey, request.pk)
+    assert Request.objects.get(pk=request.pk).status == "completed"
+    inbox.one("Ihre Anfrage ist abgeschlossen", "Die Kopie Ihrer Daten liegt bereit. Sie können sie hier herunterladen:",
+              "Der Link ist bis zum 9. März 2026, 13:00 (Zeitzone Europe/Berlin) gültig. Bitte laden Sie Ihre Daten vorher herunter.",
+              "Die Datei ist ein ZIP-Archiv. Öffnen Sie es und beginnen Sie mit der Datei index.html")
+
+    english_request = Request.objects.get(email=english)
+    journey(services.request_verify, request_id=english_request.pk, code=code_from(mailoutbox, english))
+    english_inbox.one("We have started work on your request",
+                      "Thank you for confirming your email address. We have started gathering your data from our systems",
+                      "We will answer it by 2 April 2026 at the latest: the law gives us one month from when we received it.")
+
+
+def test_a_request_filed_in_german_of_an_account_an_organisation_manages_is_referred_in_german(
+        journey, organisation_systems_only, mailoutbox):
+    email = "carol@school.example.org"
+    inbox = Inbox(mailoutbox, email)
+    request = journey(services.request_create, type="deletion", email=email, language="de")
+    inbox.one("Ihr Bestätigungscode")
+    journey(services.request_verify, request_id=request.pk, code=code_from(mailoutbox, email))
+    inbox.one("Ihre Anfrage wird von Ihrer Organisation bearbeitet",
+              "Bitte wenden Sie sich an Ihre Organisation",
+              "Diese Organisation ist für die Daten im Konto verantwortlich und entscheidet daher, was mit ihnen geschieht.",
+              "Wenn Sie Ihre Daten löschen lassen möchten, wenden Sie sich bitte unter",
+              "Wir haben Ihre Anfrage nicht bearbeitet und nichts an Ihrem Konto geändert.",
+              "Sie haben außerdem das Recht, sich bei einer Datenschutzbehörde (Aufsichtsbehörde) zu beschweren")
+
+
 def _mailed_by_worker(worker, to: str) -> list[str]:
     """The subjects of the emails the worker sent `to`, in the order it sent them."""
     subjects = []

@@ -110,12 +110,12 @@ def test_a_context_holds_json_values_and_datetimes_which_come_back_as_datetimes(
 UTC = dt.UTC
 
 
-def _filed_and_verified(email: str, capture, mailoutbox, *, jurisdiction: str, settings):
-    """File and verify a request through the services on 2 March 2026 at noon UTC, under `jurisdiction`."""
+def _filed_and_verified(email: str, capture, mailoutbox, *, jurisdiction: str, settings, language: str = "en"):
+    """File and verify a request through the services on 2 March 2026 at noon UTC, under `jurisdiction`, in `language`."""
     settings.DSAR_JURISDICTION = jurisdiction
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, tzinfo=UTC), tick=False):
         with capture(execute=True):
-            request = services.request_create(type="access", email=email)
+            request = services.request_create(type="access", email=email, language=language)
         with capture(execute=True):
             services.request_verify(request_id=request.pk, code=code_from(mailoutbox, email))
     return mailoutbox[-1]
@@ -139,6 +139,24 @@ def test_the_email_acknowledging_a_verified_request_states_the_timeline_the_law_
     assert timeline in " ".join(re.sub(r"<[^>]+>", "", html).split())
 
 
+@pytest.mark.parametrize(("jurisdiction", "timeline"), [
+    ("ccpa", "Wir beantworten Ihre Anfrage spätestens bis zum 16. April 2026: Das Gesetz gibt uns dafür 45 Tage ab Eingang Ihrer "
+             "Anfrage. Wenn wir mehr Zeit benötigen, erlaubt uns das Gesetz, diese Frist einmalig um bis zu 45 weitere Tage zu "
+             "verlängern; in diesem Fall würden wir Ihnen vor dem 16. April 2026 per E-Mail den Grund und das neue Datum mitteilen."),
+    ("gdpr", "Wir beantworten Ihre Anfrage spätestens bis zum 2. April 2026: Das Gesetz gibt uns dafür einen Monat ab Eingang Ihrer "
+             "Anfrage. Wenn wir mehr Zeit benötigen, erlaubt uns das Gesetz, diese Frist um bis zu zwei weitere Monate zu "
+             "verlängern; in diesem Fall würden wir Ihnen vor dem 2. April 2026 per E-Mail den Grund und das neue Datum mitteilen."),
+])
+def test_a_request_filed_in_german_is_told_the_timeline_the_law_gives_in_german(
+        estate, db, settings, mailoutbox, django_capture_on_commit_callbacks, jurisdiction, timeline):
+    received = _filed_and_verified(f"zeitplan.{jurisdiction}@example.com", django_capture_on_commit_callbacks, mailoutbox,
+                                   jurisdiction=jurisdiction, settings=settings, language="de")
+    assert received.subject == "Example Company: Wir haben Ihre Anfrage erhalten"
+    assert timeline in " ".join(received.body.split())
+    html = received.alternatives[0][0]
+    assert timeline in " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
 def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_the_deadline_is_extended(
         db, mailoutbox, django_capture_on_commit_callbacks):
     request = request_make(status="processing", email="extended@example.com")
@@ -152,6 +170,36 @@ def test_the_extension_email_gives_the_person_the_reason_and_the_new_date_when_t
     for text in (sent.body, sent.alternatives[0][0]):
         assert "Your data is spread over eleven systems." in text
         assert "31 May 2026" in text
+
+
+def test_a_german_request_gets_its_extension_and_denial_in_german_and_staff_are_told_of_it_in_english(
+        db, settings, mailoutbox, django_capture_on_commit_callbacks):
+    extended = request_make(status="processing", email="verlaengert@example.com")
+    denied = request_make(status="pending_review", email="abgelehnt@example.com")
+    Request.objects.filter(pk__in=[extended.pk, denied.pk]).update(language="de", jurisdiction="gdpr", time_zone="Europe/Berlin",
+                                                                   due_at=dt.datetime(2026, 4, 2, 12, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 3, 30, 12, tzinfo=UTC), tick=False), django_capture_on_commit_callbacks(execute=True):
+        services.request_extend(request_id=extended.pk, actor="staff:rita", reason="Ihre Daten liegen in elf Systemen.", days=60)
+        services.request_deny(request_id=denied.pk, actor="staff:rita", reason="Das Konto passt nicht.", ground="manifestly_unfounded")
+        notifications.staff_email_on_commit(["rita@example.com"], "staff_deadline", request=Request.objects.get(pk=denied.pk),
+                                            kind="2d")
+    sent = {message.to[0]: message for message in mailoutbox}
+    extension, denial, staff = sent["verlaengert@example.com"], sent["abgelehnt@example.com"], sent["rita@example.com"]
+    assert extension.subject == "Example Company: Wir benötigen mehr Zeit für Ihre Anfrage"
+    assert denial.subject == "Example Company: Zu Ihrer Anfrage"
+    for text in (extension.body, extension.alternatives[0][0]):
+        flat = " ".join(re.sub(r"<[^>]+>", "", text).split())
+        assert ("Wir arbeiten noch an Ihrer Anfrage auf eine Kopie Ihrer Daten, benötigen aber mehr Zeit, um sie abzuschließen. "
+                "Der Grund: Ihre Daten liegen in elf Systemen. Wir beantworten Ihre Anfrage nun spätestens bis zum 1. Juni 2026.") in flat
+    for text in (denial.body, denial.alternatives[0][0]):
+        flat = " ".join(re.sub(r"<[^>]+>", "", text).split())
+        assert ("Wir haben Ihre Anfrage auf eine Kopie Ihrer Daten geprüft und abgelehnt. Wir haben sie als offenkundig unbegründet "
+                "abgelehnt") in flat
+        assert "Unser Datenschutzteam hat dies wie folgt begründet: Das Konto passt nicht." in flat
+        assert "Sie haben außerdem das Recht, sich bei einer Datenschutzbehörde (Aufsichtsbehörde) zu beschweren" in flat
+    assert staff.subject == "Example Company: Request deadline"
+    assert staff.body.startswith("Reminder: an access request is due in 2 days.\n\n")
+    assert '<html lang="en">' in staff.alternatives[0][0]
 
 
 GDPR_COMPLAINT = ("You also have the right to complain to a data protection authority (a supervisory authority), "

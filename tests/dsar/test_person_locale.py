@@ -18,6 +18,23 @@ def test_the_api_keeps_the_time_zone_and_language_it_is_given(api, unique_email)
     assert Request.objects.values_list("time_zone", "language").get(pk=filed.json()["id"]) == ("Europe/Berlin", "de")
 
 
+@pytest.mark.parametrize(("language", "subject", "said"), [
+    ("de", "Example Company: Ihr Bestätigungscode",
+     "Um Ihre Datenschutzanfrage zu bestätigen, geben Sie diesen Code auf der Seite ein, auf der Sie die Anfrage gestellt haben:"),
+    ("en", "Example Company: Your verification code",
+     "To confirm your privacy request, enter this code on the page where you made the request:"),
+])
+def test_the_code_email_is_written_in_the_language_the_request_was_filed_in(
+        api, unique_email, mailoutbox, django_capture_on_commit_callbacks, language, subject, said):
+    email = unique_email(f"code.{language}")
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post("/api/v1/requests", {"type": "access", "email": email, "language": language}, format="json")
+    [sent] = [message for message in mailoutbox if message.to == [email]]
+    assert sent.subject == subject
+    assert said in sent.body and said in sent.alternatives[0][0]
+    assert f'<html lang="{language}">' in sent.alternatives[0][0]
+
+
 def test_left_out_they_are_utc_and_english(api, unique_email):
     filed = api.post("/api/v1/requests", {"type": "access", "email": unique_email("plain")}, format="json")
     assert Request.objects.values_list("time_zone", "language").get(pk=filed.json()["id"]) == ("UTC", "en")

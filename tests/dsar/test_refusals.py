@@ -14,11 +14,13 @@ import pytest
 import sqlalchemy as sa
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from connectors.registry import connectors_reset
 from connectors.systems import System
 from dsar import jobs, services
 from dsar.errors import InvalidInput
+from dsar.exports import child_withheld_reason, refusals_in_words
 from dsar.models import AuditEntry, ConnectorTask, OutgoingEmail, Request
 from dsar.staff import ROLE_REVIEWER
 from estate.loader import estate_load, estate_parse
@@ -188,6 +190,39 @@ def test_an_access_request_refused_in_part_is_emailed_at_approval_and_its_archiv
     assert ("What we did not include, and why Our privacy team refused part of your request. These are the parts this archive "
             f"does not hold, each with the reason they gave: Searches and commands : {SEARCHES_REASON} "
             f"The data our payments system holds : {PAYMENTS_REASON}") in report
+
+
+def test_a_request_filed_in_german_is_told_in_german_what_was_refused_and_why(db, mailoutbox, django_capture_on_commit_callbacks):
+    request = request_make(status="pending_review", type="deletion", email="teilweise@example.com")
+    Request.objects.filter(pk=request.pk).update(language="de")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_approve(request_id=request.pk, actor="staff:rita", refuse=[{"system": "payments", "reason": PAYMENTS_REASON}])
+    [email] = mailoutbox
+    assert email.subject == "Example Company: Wir werden Ihre Anfrage nicht vollständig beantworten"
+    assert ("Wir haben Ihre Anfrage auf Löschung Ihrer Daten angenommen und bearbeiten sie, haben jedoch einen Teil davon abgelehnt. "
+            "Diese Teile löschen wir nicht, jeweils mit der Begründung unseres Datenschutzteams:\n\n"
+            f"- Die Daten in unserem System „payments“\n  Grund: {PAYMENTS_REASON}\n") in email.body
+    html = _words(email.alternatives[0][0])
+    assert f"Die Daten in unserem System „payments“ Grund: {PAYMENTS_REASON}" in html
+    for text in (email.body, html):
+        assert "Wir benachrichtigen Sie erneut per E-Mail, wenn der übrige Teil erledigt ist." in " ".join(text.split())
+        assert "Sie haben außerdem das Recht, sich bei einer Datenschutzbehörde (Aufsichtsbehörde) zu beschweren" in " ".join(text.split())
+
+
+def test_a_refused_system_and_a_childs_withheld_data_are_named_in_the_language_they_are_read_in(settings):
+    settings.DEFAULT_FROM_EMAIL = "privacy@example.com"
+    refused = [{"system": "payments", "reason": PAYMENTS_REASON}]
+    assert refusals_in_words(refused) == [{"part": "The data our payments system holds", "reason": PAYMENTS_REASON}]
+    with translation.override("de"):
+        assert refusals_in_words(refused) == [{"part": "Die Daten in unserem System „payments“", "reason": PAYMENTS_REASON}]
+        assert child_withheld_reason(under=13) == (
+            "Wir haben diese Daten zum Schutz eines Kindes zurückgehalten: Nach unseren Unterlagen sind Sie möglicherweise jünger als "
+            "13 Jahre, und Daten, die zeigen können, wo sich ein Kind aufhält oder wie es aussieht oder klingt, geben wir nur an Eltern "
+            "oder andere Erziehungsberechtigte heraus, deren Berechtigung wir geprüft haben. Ihre Eltern oder eine andere "
+            "erziehungsberechtigte Person können die Daten erhalten, indem sie von ihrer eigenen E-Mail-Adresse an "
+            "privacy@example.com schreiben und dabei die Referenz dieser Anfrage angeben: Wir prüfen dann, ob sie für Sie "
+            "erziehungsberechtigt sind, und senden ihnen die Daten.")
+    assert child_withheld_reason(under=13).startswith("We withheld this data to protect a child: our records show you may be under 13,")
 
 
 def _deletion_subject(email: str) -> None:
