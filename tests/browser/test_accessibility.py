@@ -180,6 +180,47 @@ def test_the_request_page_of_a_referred_request_has_no_accessibility_violations(
     axe(page, "status, referred")
 
 
+# --- Portal: in German --------------------------------------------------------------------------------
+
+
+@pytest.mark.browser_context_args(locale="de-DE")
+def test_the_portal_in_german_has_no_accessibility_violations(page: Page, site, axe, unique_email):
+    """German words are longer: the pages still fit a phone, and the language switch is labelled."""
+    page.goto(f"{site}/")
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fragen Sie, welche Daten wir über Sie speichern, oder lassen Sie sie löschen")
+    expect(page.get_by_label("Sprache")).to_have_value("de")
+    axe(page, "start, German")
+
+    page.get_by_role("link", name="Anfrage stellen").click()
+    page.get_by_role("button", name="Weiter").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    axe(page, "request form with errors, German")
+
+    page.get_by_label("Meine Daten löschen").check()
+    page.get_by_label("Ihre E-Mail-Adresse").fill(unique_email("axe-deutsch"))
+    page.get_by_role("button", name="Weiter").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Bevor wir Ihre Daten löschen")
+    axe(page, "deletion warning, German")
+    page.get_by_label(re.compile("Ich verstehe, dass meine Daten endgültig gelöscht werden")).check()
+    page.get_by_role("button", name="Löschanfrage senden").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sehen Sie in Ihrem Postfach nach")
+    axe(page, "code page, German")
+
+    _status_page(page, request_make(status="processing", type="access"), "Wir sammeln Ihre Daten")
+    axe(page, "status, gathering, German")
+
+
+def test_the_language_switch_turns_the_portal_german_and_back(page: Page, site):
+    page.goto(f"{site}/")
+    page.get_by_label("Language").select_option("de")
+    page.get_by_role("button", name="Change language").click()
+    expect(page.get_by_role("link", name="Anfrage stellen")).to_be_visible()
+    page.get_by_label("Sprache").select_option("en")
+    page.get_by_role("button", name="Sprache wechseln").click()
+    expect(page.get_by_role("link", name="Start a request")).to_be_visible()
+
+
 # --- Console ---------------------------------------------------------------------------------------------
 
 PASSWORD = "a-long-staff-passphrase"
