@@ -58,10 +58,10 @@ audit: install
 	$(PY) -m pip install --quiet pip-audit==2.10.1
 	$(PY) -m pip_audit -r requirements.txt --vulnerability-service pypi --progress-spinner off
 
-# The German catalogue (dsar/locale) brought up to date with the strings marked for translation,
-# then compiled; translate what is new, then run it again.
+# The catalogues (dsar/locale) brought up to date with the strings marked for translation, then
+# compiled; translate what is new, then run it again. LANGUAGE=fr starts a new one (docs/languages.md).
 messages: install gettext
-	$(PY) -m dsar.management.commands.makemessages
+	$(PY) -m dsar.management.commands.makemessages dsar/locale $(LANGUAGE)
 
 # The configuration reference, generated from dsar/config.py (tests/dsar/test_config.py checks it is current).
 config-docs: install

@@ -90,16 +90,17 @@ IGNORED = [".venv/*", "var/*", "mutants/*", "tests/*", "benchmarks/*", "estate/*
            "dsar/locale"]
 
 
-def main(locale_dir: str = "dsar/locale") -> None:
-    """`make messages`: the German catalogue in `locale_dir` brought up to date with the marked
-    strings (new ones empty, gone ones dropped), then compiled. Needs no configuration, database
-    or services; run from the checkout's root."""
+def main(locale_dir: str = "dsar/locale", *new: str) -> None:
+    """`make messages [LANGUAGE=fr]`: each catalogue in `locale_dir` (and one for each language in
+    `new`) brought up to date with the marked strings (new ones empty, gone ones dropped), then
+    compiled. Needs no configuration, database or services; run from the checkout's root."""
     from django.conf import settings
     from django.core.management import call_command
 
+    languages = sorted({*(path.name for path in Path(locale_dir).iterdir() if path.is_dir()), *new})
     settings.configure(USE_I18N=True, LOCALE_PATHS=[locale_dir])
-    call_command(Command(), locale=["de"], no_obsolete=True, add_location="file", ignore_patterns=IGNORED, verbosity=0)
-    call_command(compilemessages.Command(), locale=["de"], ignore_patterns=IGNORED, verbosity=0)
+    call_command(Command(), locale=languages, no_obsolete=True, add_location="file", ignore_patterns=IGNORED, verbosity=0)
+    call_command(compilemessages.Command(), locale=languages, ignore_patterns=IGNORED, verbosity=0)
 
 
 if __name__ == "__main__":
