@@ -43,7 +43,6 @@ from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
 
 from connectors.base import Source
 from connectors.registry import connector_get
-from connectors.taxonomy import category_label
 
 from ..models import ConnectorTask, Request
 from .report import ReportRecipient, ReportWithheld, Right, report_category, report_render, report_rights
@@ -237,7 +236,7 @@ def archive_write(request: Request, staged: dict[str, Staged], *, withheld: Iter
         plan = archive_parts_plan([(m.name, m.size) for m in members()], request.part_size) if request.part_size else None
         parts = _manifest_parts(plan) if plan and plan[-1][1] > 1 else None
         report = report_render(request=request, generated_at=generated_at, categories=shown, withheld=withheld, date_range=date_range,
-                               parts=_parts_in_words(parts) if parts else None)
+                               parts=_parts_held(parts) if parts else None)
         if local:
             base, in_base = (zips[based_on], staged[based_on].staged_files()) if based_on else (None, [])
             writer: ArchiveWriter = opened.enter_context(LocalArchive(f"exports/{request.id}/{stamp}.zip", base=base, in_base=in_base))
@@ -297,13 +296,14 @@ def _manifest_parts(plan: list[tuple[str, int]]) -> list[ManifestPart]:
     return parts
 
 
-def _parts_in_words(parts: list[ManifestPart]) -> list[dict]:
-    """What each part holds, as the report says it: how many files, and the data of which categories."""
+def _parts_held(parts: list[ManifestPart]) -> list[dict]:
+    """What each part holds, as the report says it: how many files, and the data of which categories
+    (by id: the report names them in its own language)."""
     said = []
     for part in parts:
         data = [name.removeprefix("data/").removesuffix(".json") for name in part.members if name.startswith("data/") and name.endswith(".json")]
         said.append({"number": part.part, "files": sum(name.startswith("files/") for name in part.members),
-                     "categories": [category_label(category) for category in data]})
+                     "categories": data})
     return said
 
 

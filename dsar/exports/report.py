@@ -18,6 +18,7 @@ from django.conf import settings
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
@@ -25,7 +26,7 @@ from django.utils.text import slugify
 from connectors.base import Source, label_default
 from connectors.countries import COUNTRIES
 from connectors.registry import systems
-from connectors.taxonomy import category_ids, category_info, category_root, taxonomy
+from connectors.taxonomy import category_ids, category_info, category_label, category_root, taxonomy
 from connectors.transfers import Area, transfer_area
 
 from ..models import Request
@@ -80,7 +81,6 @@ class ReportCategory:
     id: str
     slug: str
     info: dict
-    about: tuple[SafeString, SafeString]
     records: int
     sources: list[Source]
     preview: list[PreviewRecord]
@@ -88,6 +88,7 @@ class ReportCategory:
     past_promise: bool = False
     held_in: list[str] = field(default_factory=list)  # the systems holding it, in words
     count_words: str = ""  # "1 record", "2 records", in the report's language (report_context)
+    about: tuple[SafeString, ...] = ()  # category_about's two parts, in the report's language (report_context)
     first: int = 1  # the number of the first record of `preview` (the portal shows a page at a time)
     page: int = 1  # in the portal: the page of records shown, of how many, and whether its section is open
     pages: int = 1
@@ -159,8 +160,8 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
                                      fields=[(name, labels.get(name) or words.label(name), value)
                                              for name, value in record["fields"].items()]))
     declared = systems()
-    return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), about=category_about(category),
-                          records=records, sources=sources, preview=preview, recipients=category_recipients(category, connectors),
+    return ReportCategory(id=category, slug=category_slug(category), info=category_info(category), records=records,
+                          sources=sources, preview=preview, recipients=category_recipients(category, connectors),
                           past_promise=past_promise, first=first,
                           held_in=[declared[name].title if name in declared else label_default(name) for name in connectors])
 
@@ -242,7 +243,7 @@ def _source_categories(sources: list[Source]) -> list[str]:
     gave it."""
     words = taxonomy()
     kinds = [words["source_kinds"].get(s.kind, {}).get("label", s.kind) if s.type == "third_party" and s.kind
-             else words["source_types"].get(s.type, {}).get("label", s.type or "Not known") for s in sources]
+             else words["source_types"].get(s.type, {}).get("label", s.type or _("Not known")) for s in sources]
     return list(dict.fromkeys(kinds))
 
 
@@ -250,9 +251,12 @@ def report_context(*, request: Request, categories: list[ReportCategory], genera
                    withheld: Iterable[ReportWithheld] = ()) -> dict[str, Any]:
     """What the report's templates show: the archive's page, and the portal's (export_view.py). In
     the report's language: called with it active."""
-    categories = [replace(category, count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records})
+    language = translation.get_language()
+    # A category may have been made in another language (a worker's, the browser's): its words are taken again in the report's.
+    categories = [replace(category, info=category_info(category.id), about=category_about(category.id, language),
+                          count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records})
                   for category in categories]
-    return {"request": request, "generated_at": generated_at, "terms_html": terms_html(), "categories": categories,
+    return {"request": request, "generated_at": generated_at, "terms_html": terms_html(language), "categories": categories,
             "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
             "referral": referral_in_words(request), "rights": report_rights(), "authority": settings.DSAR_SUPERVISORY_AUTHORITY,
             "privacy_contact": settings.DEFAULT_FROM_EMAIL, "zone": zone_of(request.time_zone), "zone_name": request.time_zone or "UTC",
@@ -263,9 +267,11 @@ def report_render(*, request: Request, categories: list[ReportCategory], generat
                   withheld: Iterable[ReportWithheld] = (), date_range: dict | None = None, parts: list[dict] | None = None) -> bytes:
     """The report's page, as UTF-8, in the person's language and time zone; `withheld` says what a
     review left out or hid, per category; `date_range` the period asked for and the systems that
-    could not keep to it, `parts` what each zip of an archive in parts holds (archive.py)."""
+    could not keep to it, `parts` what each zip of an archive in parts holds, its categories by id (archive.py)."""
     with translation.override(request.language or "en"):
         context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
+        if parts:
+            parts = [{**part, "categories": [category_label(category) for category in part["categories"]]} for part in parts]
         page = render_to_string("exports/index.html", {**context, "date_range": date_range, "parts": parts, "styles": report_styles()},
                                 using="jinja2")
     return page.encode("utf-8")
@@ -288,26 +294,30 @@ def report_styles() -> SafeString:
 
 
 def report_prepare() -> None:
-    """Compile the report's template and render its fixed parts (the terms, each category's words),
-    and load the URLconf its download link is reversed with. Called in a worker's parent before it
-    forks its pool, so that its children share all of it instead of each spending a third of a
-    second of CPU on it at its first export."""
+    """Compile the report's template and render its fixed parts (the terms, each category's words,
+    in every language), and load the URLconf its download link is reversed with. Called in a
+    worker's parent before it forks its pool, so that its children share all of it instead of each
+    spending a third of a second of CPU on it at its first export."""
     import_module(settings.ROOT_URLCONF)
     get_template("exports/index.html", using="jinja2")
-    terms_html()
     report_styles()
     for category in category_ids():
         category_slug(category)
-        category_about(category)
+    for language, _name in settings.LANGUAGES:
+        terms_html(language)
+        for category in category_ids():
+            category_about(category, language)
 
 
-# The report's words from the taxonomy are the same in every export: rendered once per process.
+# The report's words from the taxonomy are the same in every export of a language: rendered once
+# per process and language.
 
 
 @functools.cache
-def terms_html() -> SafeString:
-    """What the legal bases, source types and source kinds mean."""
-    return mark_safe(render_to_string("exports/terms.html", {"taxonomy": taxonomy()}))  # noqa: S308 (a rendered template)
+def terms_html(language: str) -> SafeString:
+    """What the legal bases, source types and source kinds mean, in `language`."""
+    with translation.override(language):
+        return mark_safe(render_to_string("exports/terms.html", {"taxonomy": taxonomy()}))  # noqa: S308 (a rendered template)
 
 
 @functools.cache
@@ -317,8 +327,9 @@ def category_slug(category: str) -> str:
 
 
 @functools.cache
-def category_about(category: str) -> tuple[SafeString, SafeString]:
-    """A category's description, purposes and legal basis; and its retention and recipients."""
-    info = category_info(category)
-    return tuple(mark_safe(render_to_string("exports/category_about.html", {"info": info, "part": part}))  # noqa: S308
-                 for part in ("why", "keep"))
+def category_about(category: str, language: str) -> tuple[SafeString, SafeString]:
+    """A category's description, purposes and legal basis; and its retention and recipients; in `language`."""
+    with translation.override(language):
+        info = category_info(category)
+        return tuple(mark_safe(render_to_string("exports/category_about.html", {"info": info, "part": part}))  # noqa: S308
+                     for part in ("why", "keep"))

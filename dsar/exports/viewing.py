@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from .. import locks, verification
 from ..errors import InvalidInput, Locked, NotFound, TooSoon
@@ -34,6 +36,8 @@ from .storage import CHUNK
 
 SUBJECT = "subject"
 VIEW_CODE_EMAIL = "export_view_code"
+# Why a request whose wrong codes used up its attempts refuses to show or send anything more.
+LOCKED = gettext_lazy("Too many wrong codes: you can no longer see your data here. Use the download link we emailed you.")
 
 
 class Unviewable(NotFound):
@@ -64,11 +68,14 @@ def export_view_code_send(*, request_id) -> Request:
         request = _locked(request_id)
         export_viewable(request=request)
         if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-            raise Locked("Too many wrong codes: you can no longer see your data here. Use the download link we emailed you.")
+            raise Locked(LOCKED)
         if request.code_sent_at is not None:
             left = (request.code_sent_at + dt.timedelta(seconds=settings.DSAR_CODE_RESEND_SECONDS) - timezone.now()).total_seconds()
             if left > 0:
-                raise TooSoon(f"A code was sent moments ago. You can ask for another in {math.ceil(left)} seconds.", code="resend_cooldown")
+                seconds = math.ceil(left)
+                raise TooSoon(ngettext("A code was sent moments ago. You can ask for another in %(seconds)d second.",
+                                       "A code was sent moments ago. You can ask for another in %(seconds)d seconds.", seconds)
+                              % {"seconds": seconds}, code="resend_cooldown")
         verification.code_issue(request, timezone.now())
         request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])
         audit_record(request, actor=SUBJECT, action="view_code_sent")
@@ -84,9 +91,9 @@ def export_view_code_check(*, request_id, code: str) -> Request:
         request = _locked(request_id)
         export_viewable(request=request)
         if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-            raise Locked("Too many wrong codes: you can no longer see your data here. Use the download link we emailed you.")
+            raise Locked(LOCKED)
         if not request.code_hash or request.code_expires_at is None or request.code_expires_at <= timezone.now():
-            raise InvalidInput("This code has expired. Ask for a new one.", code="code_expired")
+            raise InvalidInput(_("This code has expired. Ask for a new one."), code="code_expired")
         if verification.code_matches(code, request.code_hash):
             request.code_hash = ""
             request.save(update_fields=["code_hash", "updated_at"])
@@ -96,9 +103,12 @@ def export_view_code_check(*, request_id, code: str) -> Request:
             request.save(update_fields=["code_attempts", "updated_at"])
             audit_record(request, actor=SUBJECT, action="view_code_rejected", note=f"attempt {request.code_attempts}")
             left = settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts
-            failure = (Locked("Too many wrong codes: you can no longer see your data here. Use the download link we emailed you.")
-                       if left <= 0 else InvalidInput(f"That code is not right. {left} attempt{'s' if left != 1 else ''} left.",
-                                                      code="invalid_code"))
+            if left <= 0:
+                failure = Locked(LOCKED)
+            else:
+                failure = InvalidInput(ngettext("That code is not right. %(left)d attempt left.",
+                                                "That code is not right. %(left)d attempts left.", left) % {"left": left},
+                                       code="invalid_code")
     if failure is not None:
         raise failure
     return request
@@ -108,7 +118,7 @@ def _locked(request_id) -> Request:
     try:
         return locks.request_lock(request_id)
     except Request.DoesNotExist:
-        raise NotFound("No such request.") from None
+        raise NotFound(_("No such request.")) from None
 
 
 # --- Reading the stored archive ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 NIMBUS = ("<li><strong>Nimbus Hosting GmbH</strong>, Germany (<code>DE</code>). It handles the data for us, only as we instruct. "
           "This is in the European Economic Area, where the same data protection law applies.</li>")
-SCC = ("This is outside the European Economic Area, so we signed the European Commission&#39;s standard contractual clauses with "
+SCC = ("This is outside the European Economic Area, so we signed the European Commission's standard contractual clauses with "
        "them: a contract that binds them to protect your data as EU law does.")
 NO_DECISIONS = ("<h3>Decisions by computer and profiling</h3> <p>We do not use this data to make decisions about you by computer "
                 "alone, and we do not use it to profile you.</p>")
