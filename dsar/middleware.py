@@ -12,6 +12,8 @@ from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
 
 from .portal import errors
 
@@ -42,6 +44,18 @@ class ServiceUnavailableMiddleware:
             response = errors.service_unavailable(request)
         response["Retry-After"] = "30"
         return response
+
+
+class PeopleLocaleMiddleware(LocaleMiddleware):
+    """The person's language on the portal and the API (Django's choice: the switch's cookie, else
+    the browser's); the console is for staff and always in the product's own language."""
+
+    def process_request(self, request):
+        if request.path.startswith("/console/"):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return
+        super().process_request(request)
 
 
 class HttpsOnlyApiMiddleware:

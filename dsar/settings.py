@@ -47,8 +47,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "dsar.middleware.NoStoreMiddleware",  # after WhiteNoise, so static files keep their caching
     "django.contrib.sessions.middleware.SessionMiddleware",
-    # The person's language: the switch's cookie, else their browser's (Accept-Language).
-    "django.middleware.locale.LocaleMiddleware",
+    # The person's language: the switch's cookie, else their browser's (Accept-Language); the console's English.
+    "dsar.middleware.PeopleLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
