@@ -1190,3 +1190,11 @@ def test_the_manual_tasks_page_takes_a_fixed_number_of_queries_for_many_tasks(re
     with django_assert_num_queries(MANUAL_TASKS_QUERIES):
         response = reviewer_client.get(reverse("console:manual-tasks"))
     assert len(response.context["rows"]) == 12
+
+
+def test_the_console_is_in_english_whatever_the_staff_members_browser_asks(reviewer_client, client, db):
+    """Its words are not translated, so neither are its dates: no German among English words."""
+    request_make(status="pending_review", email="sprache@example.com")
+    queue = reviewer_client.get(reverse("console:queue"), HTTP_ACCEPT_LANGUAGE="de")
+    assert queue.status_code == 200 and queue["Content-Language"] == "en"
+    assert client.get(reverse("portal:start"), HTTP_ACCEPT_LANGUAGE="de")["Content-Language"] == "de"

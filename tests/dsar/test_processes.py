@@ -99,4 +99,4 @@ def test_a_workers_parent_prepares_the_report_and_loads_the_urlconf_before_it_fo
     result = subprocess.run([sys.executable, "-c", PREPARED_PROBE], cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "0", "True", "1"]
+    assert result.stdout.split() == ["False", "0", "True", "2"]  # the terms, in English and in German

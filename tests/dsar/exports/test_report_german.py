@@ -120,7 +120,7 @@ def test_a_german_report_says_the_period_and_the_parts_in_german():
     assert ("Sie haben nur Daten vom 1. Januar 2024 bis zum 31. März 2024 angefordert, gerechnet in Ihrer Zeitzone "
             "(Europe/Berlin). Dieses Archiv enthält die Daten, die erkennbar aus diesem Zeitraum stammen, und Daten, die gar "
             "kein Datum haben.") in said
-    assert "<li>Unser System crm</li>" in ranged
+    assert "<li>Unser System „crm“</li>" in ranged
     assert "Dieses Archiv besteht aus 2 Teilen" in said
     assert "<li><strong>Teil 1</strong>: dieser Bericht und das Inhaltsverzeichnis; 1 gespeicherte Datei</li>" in ranged
     assert "<li><strong>Teil 2</strong>: Ihre Daten zu: " in ranged
