@@ -46,7 +46,7 @@ from django.utils.translation import gettext_lazy as _
 from . import verification
 from .cache import cache_redis
 from .deadlines import deadline_rule
-from .exports import receipt_in_words, referral_in_words, refusals_in_words
+from .exports import ReportWithheld, receipt_in_words, referral_in_words, refusals_in_words
 from .lifecycle import audit_record, rows_insert
 from .models import OutgoingEmail, Request, Status
 
@@ -392,6 +392,8 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                    "refused": SimpleLazyObject(lambda: refusals_in_words(request.refusals)),
                    "referral": SimpleLazyObject(lambda: referral_in_words(request)),
                    "receipt": SimpleLazyObject(lambda: receipt_in_words(request.result)), **context}
+    if "withheld" in context:
+        context["withheld"] = [_withheld_load(item) for item in context["withheld"]]
     context = {"brand": settings.DSAR_BRAND, **context}
     # In the person's language, the one they filed in; staff read the product's own.
     language = request.language if request is not None and not email.to else settings.LANGUAGE_CODE
@@ -400,6 +402,14 @@ def _message(email: OutgoingEmail) -> EmailMultiAlternatives | None:
                                          body=render_to_string(f"emails/{email.template}.txt", context))
         message.attach_alternative(render_to_string(f"emails/{email.template}.html", context), "text/html")
     return message
+
+
+def _withheld_load(stored: dict[str, Any]) -> ReportWithheld | dict[str, Any]:
+    """What a review withheld, as the email's context keeps it, to be worded in the email's language;
+    as the release before kept it (worded already, with `label`), as it was."""
+    if "category" in stored:
+        return ReportWithheld.from_dict(stored)
+    return {**stored, "reason_words": stored["reasons"]}
 
 
 def _code_current(request: Request, issued: dt.datetime) -> bool:

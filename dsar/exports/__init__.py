@@ -9,7 +9,7 @@ from .downloads import (ExportPart, archive_encrypted, download_links, download_
 from .receipts import receipt_as_dict, receipt_in_words, receipt_merge
 from .referrals import referral_as_dict, referral_in_words
 from .refusals import child_withheld_reason, refusals_in_words
-from .report import report_prepare
+from .report import ReportWithheld, report_prepare
 from .review import (ACTIONS, OTHER, REASONS, REDACT, RELEASE, WITHHOLD, ReviewItem, field_leaves, review_archive_build, review_decisions_checked,
                      review_items, review_withheld)
 from .retention import RETENTION_REASONS
@@ -26,6 +26,7 @@ __all__ = [
     "Archive",
     "ExportPart",
     "RETENTION_REASONS",
+    "ReportWithheld",
     "ReviewItem",
     "Staged",
     "archive_build",

@@ -19,7 +19,7 @@ from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
@@ -95,15 +95,41 @@ class ReportCategory:
     open: bool = False
 
 
+# Why a review left an item out or hid part of it, by the reason the reviewer chose; `other` is the
+# reviewer's own words.
+WITHHELD_REASONS = {
+    "others_personal_data": gettext_lazy("Another person's personal data"),
+    "others_confidential": gettext_lazy("Confidential information about another person"),
+    "trade_secret": gettext_lazy("A trade secret"),
+    "legal_privilege": gettext_lazy("Information covered by legal privilege"),
+}
+WITHHELD_OTHER = "other"
+
+
 @dataclass(frozen=True, slots=True)
 class ReportWithheld:
     """What a review of other people's data did to one category of the archive: so many items left
-    out (`withheld`) and so many with parts hidden (`redacted`), and why, in words (GDPR Art. 15(4))."""
+    out (`withheld`) and so many with parts hidden (`redacted`), and why (GDPR Art. 15(4)): each
+    reason a reviewer chose, with their own words for `other`. Worded when read, so in the language
+    of the page or email it is read in, whoever's language the review was made in."""
 
-    label: str
+    category: str
     withheld: int
     redacted: int
-    reasons: list[str]
+    reasons: list[tuple[str, str]]
+
+    @property
+    def label(self) -> str:
+        return category_label(self.category)
+
+    @property
+    def reason_words(self) -> list[str]:
+        return [text if reason == WITHHELD_OTHER else str(WITHHELD_REASONS.get(reason, "")) for reason, text in self.reasons]
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> ReportWithheld:
+        """One as an email's context keeps it (`dataclasses.asdict`)."""
+        return cls(stored["category"], stored["withheld"], stored["redacted"], [tuple(reason) for reason in stored["reasons"]])
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,25 +19,19 @@ from typing import Any
 
 import orjson
 
-from connectors.taxonomy import category_label
 
 from ..errors import InvalidInput
 from ..models import ConnectorTask, Request
 from .archive import Archive, archive_write
-from .report import ReportWithheld
+from .report import WITHHELD_OTHER, WITHHELD_REASONS, ReportWithheld
 from .staging import Staged, json_stream, stage_edited
 
 REDACTED = "[redacted]"  # what a redacted field shows in the archive
 RELEASE, WITHHOLD, REDACT = "release", "withhold", "redact"
 ACTIONS = (RELEASE, WITHHOLD, REDACT)
 # Why an item is withheld or redacted, in the words the person reads; OTHER: the reviewer's own words.
-REASONS = {
-    "others_personal_data": "Another person's personal data",
-    "others_confidential": "Confidential information about another person",
-    "trade_secret": "A trade secret",
-    "legal_privilege": "Information covered by legal privilege",
-}
-OTHER = "other"
+REASONS = WITHHELD_REASONS
+OTHER = WITHHELD_OTHER
 
 
 @dataclass(frozen=True)
@@ -70,11 +64,6 @@ class Decision:
     fields: tuple[str, ...] = ()
     reason: str = ""
     reason_text: str = ""
-
-    @property
-    def reason_words(self) -> str:
-        """The reason as the person reads it."""
-        return self.reason_text if self.reason == OTHER else REASONS.get(self.reason, "")
 
     def as_dict(self) -> dict[str, Any]:
         """The decision as the export's `review` keeps it."""
@@ -165,7 +154,7 @@ def review_decisions_checked(items: Sequence[ReviewItem], decisions: Iterable[Ma
 class _Withheld:
     withheld: int = 0
     redacted: int = 0
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[tuple[str, str]] = field(default_factory=list)
 
 
 def review_withheld(items: Sequence[ReviewItem], decisions: Sequence[Decision]) -> list[ReportWithheld]:
@@ -180,9 +169,10 @@ def review_withheld(items: Sequence[ReviewItem], decisions: Sequence[Decision]) 
             counted.withheld += 1
         else:
             counted.redacted += 1
-        if decision.reason_words not in counted.reasons:
-            counted.reasons.append(decision.reason_words)
-    return [ReportWithheld(category_label(category), c.withheld, c.redacted, c.reasons) for category, c in found.items()]
+        reason = (decision.reason, decision.reason_text if decision.reason == OTHER else "")
+        if reason not in counted.reasons:
+            counted.reasons.append(reason)
+    return [ReportWithheld(category, c.withheld, c.redacted, c.reasons) for category, c in found.items()]
 
 
 def review_archive_build(request: Request, tasks: Iterable[ConnectorTask], items: Sequence[ReviewItem],

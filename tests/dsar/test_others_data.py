@@ -220,3 +220,27 @@ def test_an_access_request_holding_nothing_of_other_people_is_released_at_once(a
     assert "The copy of your data is ready. You can download it here:" in _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     nothing = reviewer.get(f"/api/v1/staff/requests/{request_id}/review")
     assert (nothing.status_code, nothing.json()["error"]) == (409, "already_released")
+
+
+def test_what_a_review_left_out_is_told_in_the_persons_language_whoever_reviewed(api, reviewer, mailoutbox, unique_email):
+    """The reviewer works in English; a person who filed in German reads the categories and the
+    reasons in German, in the report and in the email, and a reviewer's own words as written."""
+    email = unique_email("greta")
+    estate_load(estate_parse({"subjects": [_subject(email)]}))
+    request_id, token = file_request(api, mailoutbox, type="access", email=email, language="de")
+    approve(reviewer, request_id)
+    assert wait_until_final(request_id).status == "completed"
+    decisions = [{"item": CONTACT, "action": "withhold", "reason": "others_personal_data"},
+                 {"item": CCTV, "action": "release"},
+                 {"item": TICKET, "action": "redact", "fields": ["messages.1.body"], "reason": "other", "reason_text": "Words of another customer"}]
+    released = reviewer.post(f"/api/v1/staff/requests/{request_id}/review", {"decisions": decisions}, format="json")
+    assert released.status_code == 200, released.content
+
+    report = _words(download(api, subject_view(api, request_id, token)["download_url"]).read("index.html").decode())
+    assert ("<tr> <th scope=\"row\"> Ihre Kontakte </th> <td class=\"num\"> 1 </td> <td class=\"num\"> 0 </td> <td> "
+            "Personenbezogene Daten einer anderen Person </td> </tr>") in report
+    assert "<td> Words of another customer </td>" in report
+    completed = mailoutbox[-1]
+    assert ("- Ihre Kontakte: 1 Eintrag weggelassen, 0 teilweise unkenntlich gemacht\n"
+            "  Grund: Personenbezogene Daten einer anderen Person\n") in completed.body
+    assert "Grund: Words of another customer\n" in completed.body
