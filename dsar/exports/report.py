@@ -304,12 +304,15 @@ def report_render(*, request: Request, categories: list[ReportCategory], generat
 
 
 def report_body(*, request: Request, categories: list[ReportCategory], generated_at: dt.datetime,
-                page_url: Callable[[ReportCategory, int], str], withheld: Iterable[ReportWithheld] = ()) -> SafeString:
+                page_url: Callable[[ReportCategory, int], str], withheld: Iterable[ReportWithheld] = (),
+                date_range: dict | None = None) -> SafeString:
     """The report's content without its page around it, for the portal to show inside its own;
-    each category's records a page at a time, `page_url` the link to a category's page."""
+    each category's records a page at a time, `page_url` the link to a category's page; `date_range` as
+    report_render takes it."""
     with translation.override(request.language or "en"):
         context = report_context(request=request, categories=categories, generated_at=generated_at, withheld=withheld)
-        return mark_safe(render_to_string("exports/_report.html", {**context, "page_url": page_url}, using="jinja2"))  # noqa: S308
+        return mark_safe(render_to_string("exports/_report.html", {**context, "page_url": page_url, "date_range": date_range},
+                                          using="jinja2"))  # noqa: S308
 
 
 @functools.cache

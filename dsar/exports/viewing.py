@@ -141,11 +141,12 @@ def archive_open(export: Export) -> Iterator[zipfile.ZipFile]:
         yield archive
 
 
-def archive_categories(archive: zipfile.ZipFile) -> list[StoredCategory]:
-    """The archive's categories, from its manifest, in its order."""
+def archive_categories(archive: zipfile.ZipFile) -> tuple[list[StoredCategory], dict | None]:
+    """The archive's categories, from its manifest, in its order; and the period the request asked
+    its data from, with the systems that could not keep to it (None: all of it)."""
     manifest = json.loads(archive.read("manifest.json"))
-    return [StoredCategory(category, entry["records"], entry["connectors"], entry["sources"])
-            for category, entry in manifest["categories"].items()]
+    return ([StoredCategory(category, entry["records"], entry["connectors"], entry["sources"])
+             for category, entry in manifest["categories"].items()], manifest.get("date_range"))
 
 
 def archive_lines(archive: zipfile.ZipFile, category: str, *, skip: int, take: int) -> list[str]:

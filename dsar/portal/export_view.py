@@ -98,7 +98,7 @@ def export_view(http_request: HttpRequest, request_id) -> HttpResponse:
         return _bad_page(http_request, request_id, _("The page number must be a whole number, 1 or more."), status=400)
     page = int(page_text)
     with viewing.archive_open(export) as archive:
-        stored = viewing.archive_categories(archive)
+        stored, date_range = viewing.archive_categories(archive)
         if wanted is not None and wanted not in {category.id for category in stored}:
             return _bad_page(http_request, request_id, _("Your data has no such kind of data."), status=404)
         past = {entry.get("category") for entry in request.retention_finding or []}
@@ -113,7 +113,7 @@ def export_view(http_request: HttpRequest, request_id) -> HttpResponse:
                                            lines=lines, connectors=category.connectors, past_promise=category.id in past,
                                            first=(at - 1) * PAGE_RECORDS + 1, limit=PAGE_RECORDS)
             categories.append(replace(shown, page=at, pages=pages, open=category.id == wanted))
-    body = report.report_body(request=request, categories=categories, generated_at=export.created_at,
+    body = report.report_body(request=request, categories=categories, generated_at=export.created_at, date_range=date_range,
                               withheld=viewing.export_withheld(export), page_url=lambda category, number: f"?category={category.id}&page={number}#in-{category.slug}")
     response = render(http_request, "portal/export_report.html", {"request_id": request_id, "body": body, "expires_at": export.expires_at,
                                                                   "time_zone": request.time_zone or "UTC"})

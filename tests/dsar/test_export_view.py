@@ -31,7 +31,7 @@ def _line(n: int) -> str:
                        "collected_at": "2026-01-02T03:04:05+00:00", "fields": {"query": f"query number {n}"}})
 
 
-def _archive(searches: int) -> bytes:
+def _archive(searches: int, date_range: dict | None = None) -> bytes:
     """An archive as the contract lays it out: 45 searches, and two stored files with their records."""
     files = [{"connector": "content", "system": "content", "source": {"type": "provided", "name": None, "kind": None},
               "collected_at": None, "fields": {"file": path, "bytes": size}}
@@ -41,6 +41,8 @@ def _archive(searches: int) -> bytes:
                               "sources": [{"type": "observed", "name": None, "kind": None}], "recipients": [], "automated_decisions": None},
         "content": {"label": "Your files and messages", "records": 2, "connectors": ["content"],
                     "sources": [{"type": "provided", "name": None, "kind": None}], "recipients": [], "automated_decisions": None}}}
+    if date_range:
+        manifest["date_range"] = date_range
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("files/content/photos/cat one.png", PNG)
@@ -52,12 +54,13 @@ def _archive(searches: int) -> bytes:
     return buffer.getvalue()
 
 
-def _export(email: str, *, searches: int = 45, released: bool = True, expires_in: dt.timedelta = dt.timedelta(days=7)) -> Export:
+def _export(email: str, *, searches: int = 45, released: bool = True, expires_in: dt.timedelta = dt.timedelta(days=7),
+            date_range: dict | None = None) -> Export:
     request = request_make(status="completed", email=email)
     request.time_zone = "Europe/Berlin"
     request.save(update_fields=["time_zone"])
     now = timezone.now()
-    data = _archive(searches)
+    data = _archive(searches, date_range)
     path = default_storage.save(f"exports/{request.pk}/view.zip", ContentFile(data))
     return Export.objects.create(request=request, path=path, bytes=len(data), sha256="0" * 64, created_at=now, expires_at=now + expires_in,
                                  released_at=now if released else None)
@@ -219,6 +222,16 @@ def test_the_portals_report_says_what_the_review_left_out_or_hid_and_why(client,
     page = client.get(_view(export)).content.decode()
     assert ('<tr><th scope="row">Searches and commands</th><td class="num">1</td><td class="num">1</td>'
             "<td>Another person&#39;s personal data; It names a colleague</td></tr>") in page
+
+
+def test_the_portals_report_says_the_period_asked_for_and_the_systems_that_could_not_keep_to_it(client, prove):
+    export = _export("ranged-view@example.com", date_range={"from": "2024-01-01", "to": None, "time_zone": "Europe/Berlin",
+                                                            "not_applied": [{"system": "crm", "where": ["crm"]}]})
+    Request.objects.filter(pk=export.request_id).update(date_from=dt.date(2024, 1, 1))
+    prove(export)
+    page = client.get(_view(export)).content.decode()
+    assert "You asked only for data from 1 January 2024 to the day we gathered it, counted in your time zone (Europe/Berlin)." in page
+    assert "<li>Our crm system</li>" in page
 
 
 def test_the_export_pages_in_german_and_in_english(client, prove):
