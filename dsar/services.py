@@ -27,7 +27,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 
 from connectors.base import AgeEvidence, Connector, ErasureReceipt, ErasureStep, FileItem, Identity, Organization, Record, TransientError
 from connectors.manual import ManualConnector
@@ -60,7 +63,7 @@ def email_normalize(email: str) -> str:
     try:
         EmailValidator()(normalized)
     except ValidationError:
-        raise InvalidInput("Enter a valid email address.", code="invalid_email") from None
+        raise InvalidInput(_("Enter a valid email address."), code="invalid_email") from None
     return normalized
 
 
@@ -68,14 +71,40 @@ def _locked(request_id) -> Request:
     try:
         return locks.request_lock(request_id)
     except Request.DoesNotExist:
-        raise NotFound("No such request.") from None
+        raise NotFound(_("No such request.")) from None
+
+
+# A request's status as the person's refusals below name it ("This request is pending review").
+_STATUS_WORDS = {
+    # Translators: a request's status, in "This request is %(status)s; it cannot be canceled." (and answered).
+    Status.UNVERIFIED: pgettext_lazy("request status", "unverified"),
+    Status.PENDING_REVIEW: pgettext_lazy("request status", "pending review"),
+    Status.PROCESSING: pgettext_lazy("request status", "processing"),
+    Status.COMPLETED: pgettext_lazy("request status", "completed"),
+    Status.FAILED: pgettext_lazy("request status", "failed"),
+    Status.DENIED: pgettext_lazy("request status", "denied"),
+    Status.CANCELED: pgettext_lazy("request status", "canceled"),
+    Status.EXPIRED: pgettext_lazy("request status", "expired"),
+    Status.REFERRED: pgettext_lazy("request status", "referred"),
+    Status.AWAITING_SUBJECT: pgettext_lazy("request status", "awaiting subject"),
+}
+# The person's own actions the state machine may refuse, each in a whole sentence of their language;
+# the actions of staff are refused in the console's English.
+_SUBJECT_REFUSALS = {
+    "canceled": gettext_lazy("This request is %(status)s; it cannot be canceled."),
+    "answered": gettext_lazy("This request is %(status)s; it cannot be answered."),
+}
 
 
 def _transition(request: Request, action: str, **kwargs) -> None:
     try:
         request_transition(request, action, **kwargs)
     except IllegalTransition as error:
-        raise Conflict(f"This request is {error.from_status.replace('_', ' ')}; it cannot be {action.replace('_', ' ')}.", code="illegal_transition") from None
+        if action in _SUBJECT_REFUSALS:
+            detail = _SUBJECT_REFUSALS[action] % {"status": _STATUS_WORDS[error.from_status]}
+        else:
+            detail = f"This request is {error.from_status.replace('_', ' ')}; it cannot be {action.replace('_', ' ')}."
+        raise Conflict(detail, code="illegal_transition") from None
 
 
 # --- The data subject ------------------------------------------------------------------------------
@@ -89,13 +118,14 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     An access request may ask only for data from the days `date_from` to `date_to` (either open), and
     for its export in zips of at most `part_size` bytes (`request_choices_check`)."""
     if type not in RequestType.values:
-        raise InvalidInput(f"type must be one of {', '.join(RequestType.values)}.", code="invalid_type")
+        raise InvalidInput(_("type must be one of %(types)s.") % {"types": ", ".join(RequestType.values)}, code="invalid_type")
     if time_zone is not None and time_zone not in time_zones():
-        raise InvalidInput("time_zone must be an IANA time zone name, such as Europe/Berlin.", code="invalid_time_zone")
+        raise InvalidInput(_("time_zone must be an IANA time zone name, such as Europe/Berlin."), code="invalid_time_zone")
     request_choices_check(type=type, date_from=date_from, date_to=date_to, part_size=part_size, time_zone=time_zone)
     languages = [code for code, _ in settings.LANGUAGES]
     if language is not None and language not in languages:
-        raise InvalidInput(f"language must be one of {', '.join(languages)}.", code="invalid_language")
+        raise InvalidInput(_("language must be one of %(languages)s.") % {"languages": ", ".join(languages)},
+                           code="invalid_language")
     email = email_normalize(email)
     known = category_ids()
     if categories is None or len(categories) == 0:
@@ -103,7 +133,8 @@ def request_create(*, type: str, email: str, categories: Sequence[str] | None = 
     else:
         unknown = sorted(set(categories) - set(known))
         if unknown:
-            raise InvalidInput(f"Unknown categories: {', '.join(unknown)}.", code="invalid_category")
+            raise InvalidInput(_("Unknown categories: %(categories)s.") % {"categories": ", ".join(unknown)},
+                               code="invalid_category")
         chosen = [c for c in known if c in set(categories)]
     now = timezone.now()
     request = Request(type=type, email=email, categories=chosen, jurisdiction=settings.DSAR_JURISDICTION,
@@ -128,30 +159,33 @@ def request_choices_check(*, type: str, date_from: dt.date | None, date_to: dt.d
     them (a deletion is of everything asked), the period's first day is not after its last, and
     neither is in the future where the person is (`time_zone`)."""
     if type == RequestType.DELETION and (date_from or date_to):
-        raise InvalidInput("A deletion request covers all the data asked for: it cannot be limited to dates.", code="period_not_allowed")
+        raise InvalidInput(_("A deletion request covers all the data asked for: it cannot be limited to dates."),
+                           code="period_not_allowed")
     if type == RequestType.DELETION and part_size:
-        raise InvalidInput("A deletion request has no export to split into parts.", code="part_size_not_allowed")
+        raise InvalidInput(_("A deletion request has no export to split into parts."), code="part_size_not_allowed")
     if part_size is not None and part_size <= 0:
-        raise InvalidInput("part_size must be a positive number of bytes.", code="invalid_part_size")
+        raise InvalidInput(_("part_size must be a positive number of bytes."), code="invalid_part_size")
     if date_from and date_to and date_from > date_to:
-        raise InvalidInput("The first day of the period comes after its last day.", code="invalid_period")
+        raise InvalidInput(_("The first day of the period comes after its last day."), code="invalid_period")
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")).date()
     if any(day and day > today for day in (date_from, date_to)):
-        raise InvalidInput("A day of the period is in the future.", code="period_in_future")
+        raise InvalidInput(_("A day of the period is in the future."), code="period_in_future")
 
 
 def _locked_awaiting_code(request_id) -> Request:
     """Lock a request that still waits for its code; refuse one verified already, lapsed or locked."""
     request = _locked(request_id)
     if request.status != Status.UNVERIFIED:
-        raise Conflict("This request is already verified.", code="already_verified")
+        raise Conflict(_("This request is already verified."), code="already_verified")
     # Past this age the person is told the request lapsed and nothing was done (jobs.unverified_purge),
     # whether or not that job has run yet: it cannot come back to life.
     if request.created_at < timezone.now() - dt.timedelta(days=settings.DSAR_UNVERIFIED_PURGE_DAYS):
-        raise Conflict(f"This request lapsed: it was not confirmed within {settings.DSAR_UNVERIFIED_PURGE_DAYS} days. "
-                       "Make a new request.", code="request_lapsed")
+        days = settings.DSAR_UNVERIFIED_PURGE_DAYS
+        said = ngettext("This request lapsed: it was not confirmed within %(days)d day. Make a new request.",
+                        "This request lapsed: it was not confirmed within %(days)d days. Make a new request.", days)
+        raise Conflict(said % {"days": days}, code="request_lapsed")
     if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-        raise Locked("Too many wrong codes: this request is locked. File a new request.")
+        raise Locked(_("Too many wrong codes: this request is locked. File a new request."))
     return request
 
 
@@ -170,16 +204,17 @@ def request_verify(*, request_id, code: str) -> tuple[Request, str]:
     with transaction.atomic():
         request = _locked_awaiting_code(request_id)
         if request.code_expires_at is None or request.code_expires_at <= timezone.now():
-            raise InvalidInput("This code has expired. Ask for a new one.", code="code_expired")
+            raise InvalidInput(_("This code has expired. Ask for a new one."), code="code_expired")
         if not verification.code_matches(code, request.code_hash):
             request.code_attempts += 1
             request.save(update_fields=["code_attempts", "updated_at"])
             audit_record(request, actor=SUBJECT, action="code_rejected", note=f"attempt {request.code_attempts}")
             if request.code_attempts >= settings.DSAR_CODE_MAX_ATTEMPTS:
-                failure = Locked("Too many wrong codes: this request is locked. File a new request.")
+                failure = Locked(_("Too many wrong codes: this request is locked. File a new request."))
             else:
                 left = settings.DSAR_CODE_MAX_ATTEMPTS - request.code_attempts
-                failure = InvalidInput(f"That code is not right. {left} attempt{'s' if left != 1 else ''} left.", code="invalid_code")
+                said = ngettext("That code is not right. %(left)d attempt left.", "That code is not right. %(left)d attempts left.", left)
+                failure = InvalidInput(said % {"left": left}, code="invalid_code")
         else:
             token, token_hash = verification.token_new()
             request.token_hash = token_hash
@@ -228,7 +263,9 @@ def request_code_resend(*, request_id) -> Request:
         request = _locked_awaiting_code(request_id)
         wait = request_code_resend_wait(request=request)
         if wait > 0:
-            raise TooSoon(f"A code was sent moments ago. You can ask for another in {wait} seconds.", code="resend_cooldown")
+            said = ngettext("A code was sent moments ago. You can ask for another in %(seconds)d second.",
+                            "A code was sent moments ago. You can ask for another in %(seconds)d seconds.", wait)
+            raise TooSoon(said % {"seconds": wait}, code="resend_cooldown")
         verification.code_issue(request, timezone.now())
         request.save(update_fields=["code_hash", "code_sent_at", "code_expires_at", "updated_at"])
         audit_record(request, actor=SUBJECT, action="code_resent")
@@ -259,7 +296,7 @@ def _systems_answer(request: Request, question: str, ask: Callable[[Connector], 
             answer = ask(connector_get(name))
         except TransientError as error:
             logger.warning("request %s: %s could not say %s: %s", request.id, name, question, error)
-            raise Unavailable("A system we must check is unavailable. Try again in a few minutes.") from None
+            raise Unavailable(_("A system we must check is unavailable. Try again in a few minutes.")) from None
         if answer is not None:
             yield answer
 
@@ -298,9 +335,9 @@ def request_get_for_subject(*, request_id, token: str | None) -> Request:
     try:
         request = Request.objects.select_related("export").get(pk=request_id)
     except (Request.DoesNotExist, ValidationError, ValueError):
-        raise NotFound("No such request.") from None
+        raise NotFound(_("No such request.")) from None
     if not token or not verification.token_matches(token, request.token_hash):
-        raise NotFound("No such request.")
+        raise NotFound(_("No such request."))
     return request
 
 
@@ -370,7 +407,10 @@ def _child_withheld(request: Request, refuse: Sequence[Mapping[str, str]], *, au
         reason = exports.child_withheld_reason(under=youngest if request.minor_age < youngest else child_age)
         return [{"category": category, "reason": reason} for category in sensitive]
     if sensitive and authority == Authority.SUBJECT and request.minor_age < youngest:
-        raise InvalidInput(f"Only a parent or guardian may receive {', '.join(map(category_label, sensitive))} of a child under "
+        # A reviewer's refusal, in the console's English: the labels too, whatever language the browser asks for.
+        with translation.override(None):
+            labels = ", ".join(map(category_label, sensitive))
+        raise InvalidInput(f"Only a parent or guardian may receive {labels} of a child under "
                            f"{youngest}: confirm a parent's or guardian's authority, or withhold them.",
                            code="parent_or_guardian_required")
     return []
@@ -631,13 +671,13 @@ def request_answer(*, request_id, answer: str, file: bytes | None = None) -> Req
     runs again, moved later by the time they took (`lifecycle`). The file is kept under a random name. A
     bad answer is InvalidInput, one to a request that waits for none Conflict: either changes nothing."""
     if not answer.strip():
-        raise InvalidInput("Write your answer.", code="answer_required")
+        raise InvalidInput(_("Write your answer."), code="answer_required")
     kind = _answer_file_kind(file) if file is not None else None
     with transaction.atomic():
         request = _locked(request_id)
         question = request.questions.filter(answered_at__isnull=True).first()
         if question is None:
-            raise Conflict("This request is not waiting for an answer.", code="not_awaiting_answer")
+            raise Conflict(_("This request is not waiting for an answer."), code="not_awaiting_answer")
         _transition(request, "answered", actor=SUBJECT, data={"purpose": question.purpose})
         question.answer, question.answered_at = answer, timezone.now()
         if kind is not None:
@@ -655,10 +695,13 @@ def _answer_file_kind(content: bytes) -> tuple[str, str]:
     or of a kind not accepted."""
     limit = settings.DSAR_ANSWER_FILE_MAX_BYTES
     if len(content) > limit:
-        raise InvalidInput(f"The file is larger than {limit / (1024 * 1024):g} MB.", code="upload_too_large")
+        megabytes = limit / (1024 * 1024)
+        # In the person's own digits: "1.5 MB", "1,5 MB".
+        said = number_format(int(megabytes) if megabytes.is_integer() else megabytes)
+        raise InvalidInput(_("The file is larger than %(megabytes)s MB.") % {"megabytes": said}, code="upload_too_large")
     kind = next((kind for start, kind in ANSWER_FILE_TYPES.items() if content.startswith(start)), None)
     if kind is None:
-        raise InvalidInput("Attach a PDF, PNG or JPEG file: this file is none of them.", code="upload_type_refused")
+        raise InvalidInput(_("Attach a PDF, PNG or JPEG file: this file is none of them."), code="upload_type_refused")
     return kind
 
 

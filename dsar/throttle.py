@@ -45,6 +45,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_lazy, ngettext
 from redis import Redis
 from redis.commands.core import Script
 
@@ -99,15 +100,29 @@ def _script(client: Redis) -> Script:
 
 
 def _wait_words(seconds: float) -> str:
-    """'40 seconds', '1 minute', '35 minutes', '2 hours': a wait, rounded up."""
-    unit, size = next(((unit, size) for unit, size in (("hour", 3600), ("minute", 60)) if seconds > size), ("second", 1))
-    count = max(1, math.ceil(seconds / size))
-    return f"{count} {unit}{'s' if count != 1 else ''}"
+    """'40 seconds', '1 minute', '35 minutes', '2 hours': a wait, rounded up, in the active language."""
+    if seconds > 3600:
+        count = math.ceil(seconds / 3600)
+        return ngettext("%(count)d hour", "%(count)d hours", count) % {"count": count}
+    if seconds > 60:
+        count = math.ceil(seconds / 60)
+        return ngettext("%(count)d minute", "%(count)d minutes", count) % {"count": count}
+    count = max(1, math.ceil(seconds))
+    return ngettext("%(count)d second", "%(count)d seconds", count) % {"count": count}
+
+
+# What a refused caller reads, in the language of their request: only a refusal translates one.
+# Translators: %(wait)s is a wait such as "35 minutes".
+_FILE_IP = gettext_lazy("Too many requests from your network. Try again in %(wait)s.")
+_FILE_EMAIL_IP = gettext_lazy("Too many requests for this email address from your network. Use the code we already emailed, "
+                              "or try again in %(wait)s.")
+_FILE_EMAIL = gettext_lazy("Too many requests for this email address. Try again in %(wait)s.")
+_VERIFY_IP = gettext_lazy("Too many code attempts from your network. Try again in %(wait)s.")
 
 
 def _counted(limits: list[tuple[str, str, str]]) -> None:
     """Count one call against each (scope, value, message) if none is at its limit; otherwise count
-    nothing and raise Throttled with the first one's message, its `{wait}` the time left in its window."""
+    nothing and raise Throttled with the first one's message, its `%(wait)s` the time left in its window."""
     now = time.time()
     keys, args, windows = [], [], []
     for scope, value, _message in limits:
@@ -119,7 +134,7 @@ def _counted(limits: list[tuple[str, str, str]]) -> None:
     refused = _script(cache_redis())(keys=keys, args=args)
     if refused:
         seconds = windows[refused - 1]
-        raise Throttled(limits[refused - 1][2].format(wait=_wait_words(seconds - now % seconds)))
+        raise Throttled(limits[refused - 1][2] % {"wait": _wait_words(seconds - now % seconds)})
 
 
 def mailbox_counted(email: str) -> str:
@@ -153,15 +168,14 @@ def throttle_filing(http_request, email: str) -> None:
     """Before filing a request or sending a new code to `email` (already normalised)."""
     network, mailbox = network_counted(client_address(http_request)), mailbox_counted(email)
     _counted([
-        ("file_ip", network, "Too many requests from your network. Try again in {wait}."),
-        ("file_email_ip", f"{mailbox} {network}",
-         "Too many requests for this email address from your network. Use the code we already emailed, or try again in {wait}."),
-        ("file_email", mailbox, "Too many requests for this email address. Try again in {wait}."),
+        ("file_ip", network, _FILE_IP),
+        ("file_email_ip", f"{mailbox} {network}", _FILE_EMAIL_IP),
+        ("file_email", mailbox, _FILE_EMAIL),
     ])
 
 
 def throttle_verify(http_request) -> None:
     """Before checking a code. Counted per client network alone: see the module's docstring."""
     _counted([
-        ("verify_ip", network_counted(client_address(http_request)), "Too many code attempts from your network. Try again in {wait}."),
+        ("verify_ip", network_counted(client_address(http_request)), _VERIFY_IP),
     ])

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from django.conf import settings
 from django.db import connection
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from connectors.registry import connectors_reset
@@ -66,6 +67,15 @@ def audit_heads(settings, tmp_path_factory):
     so a head one test shipped is in no other test's chain."""
     settings.DSAR_AUDIT_HEAD_DIR = tmp_path_factory.mktemp("audit-heads")
     return settings.DSAR_AUDIT_HEAD_DIR
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test ends in the default language. LocaleMiddleware leaves the language it chose for a
+    request active on the thread, and a test calling a service directly after a German request
+    would read the service's refusals in German."""
+    yield
+    translation.deactivate()
 
 
 def database_url(db: dict) -> str:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -63,7 +65,7 @@ class BodySizeLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse({"error": "invalid", "detail": "Content-Length is not a number."}, status=400)
+            return _refusal(request, "invalid", 400, gettext_lazy("Content-Length is not a number."))
         if request.path.startswith(self.upload_prefix):
             limit = MANUAL_UPLOAD_BODY_MAX_BYTES
         elif ANSWER_PATH.match(request.path):
@@ -71,10 +73,8 @@ class BodySizeLimitMiddleware:
         else:
             limit = settings.DSAR_MAX_BODY_BYTES
         if length > limit:
-            return JsonResponse(
-                {"error": "body_too_large", "detail": f"The body may be at most {limit} bytes."},
-                status=413,
-            )
+            return _refusal(request, "body_too_large", 413, gettext_lazy("The body may be at most %(limit)d bytes."),
+                            {"limit": limit})
         return self.get_response(request)
 
 
@@ -82,10 +82,19 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def _refusal(request, code: str, status: int, message, values: dict | None = None) -> JsonResponse:
+    """The API's error answer for a request refused outside any view, its `message` (filled in with
+    `values`) in the caller's language, chosen here: a body too large is refused before
+    LocaleMiddleware has chosen it, and a Host not served may be."""
+    with translation.override(translation.get_language_from_request(request)):
+        detail = message % values if values else str(message)
+    return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
 def bad_request(request, exception=None):
     """400 for a request refused before any view (a Host not served): JSON under /api/."""
     if _is_api(request):
-        return JsonResponse({"error": "bad_request", "detail": "The request is malformed."}, status=400)
+        return _refusal(request, "bad_request", 400, gettext_lazy("The request is malformed."))
     from django.views.defaults import bad_request as page
 
     return page(request, exception)
@@ -94,7 +103,7 @@ def bad_request(request, exception=None):
 def not_found(request, exception=None):
     """404 for any unknown URL: JSON under /api/, Django's page elsewhere."""
     if _is_api(request):
-        return JsonResponse({"error": "not_found", "detail": "No such resource."}, status=404)
+        return _refusal(request, "not_found", 404, gettext_lazy("No such resource."))
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -103,7 +112,7 @@ def not_found(request, exception=None):
 def server_error(request):
     """A last resort that still answers in the API's shape; the traceback goes to the log."""
     if _is_api(request):
-        return JsonResponse({"error": "server_error", "detail": "Something went wrong on our side."}, status=500)
+        return _refusal(request, "server_error", 500, gettext_lazy("Something went wrong on our side."))
     from django.views.defaults import server_error as page
 
     return page(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -34,7 +35,7 @@ class CategoryIdsField(serializers.Field):
     builds a serializer's fields afresh for every call, and that list cost more to build than
     the rest of a filing's validation."""
 
-    default_error_messages = {"invalid": "Expected a list of at most 100 category ids."}
+    default_error_messages = {"invalid": gettext_lazy("Expected a list of at most 100 category ids.")}
 
     def to_internal_value(self, data):
         if not isinstance(data, list) or len(data) > 100 or not all(isinstance(item, str) for item in data):
@@ -52,10 +53,11 @@ class RequestCreateApi(APIView):
         categories = CategoryIdsField(required=False)
         # Choices, so the schema lists them: an unknown zone or language is refused as any other wrong value.
         time_zone = serializers.ChoiceField(choices=sorted(services.time_zones()), required=False,
-                                            error_messages={"invalid_choice": "time_zone must be an IANA time zone name, such as Europe/Berlin."},
+                                            error_messages={"invalid_choice": gettext_lazy(
+                                                "time_zone must be an IANA time zone name, such as Europe/Berlin.")},
                                             help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
         language = serializers.ChoiceField(choices=[code for code, _ in settings.LANGUAGES], required=False,
-                                           error_messages={"invalid_choice": "language must be one of en, de."},
+                                           error_messages={"invalid_choice": gettext_lazy("language must be one of en, de.")},
                                            help_text="The language the person reads their emails, pages and export in (`en` if left out).")
         date_from = serializers.DateField(required=False, allow_null=True,
                                           help_text="Access only: the first day (YYYY-MM-DD, in the person's time zone) of the period to "
@@ -96,7 +98,7 @@ class RequestCreateApi(APIView):
 
 class RequestVerifyApi(APIView):
     class RequestVerifyInputSerializer(StrictSerializer):
-        code = CodeField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": "A code is 6 to 8 digits."})
+        code = CodeField(r"^\d{6,8}$", max_length=8, error_messages={"invalid": gettext_lazy("A code is 6 to 8 digits.")})
 
     class RequestVerifiedSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Status.choices)

@@ -220,7 +220,7 @@ def test_a_code_asked_for_again_in_the_last_second_of_the_wait_is_refused(settin
     with pytest.raises(TooSoon) as refused:
         services.request_code_resend(request_id=request.pk)
     assert (refused.value.code, refused.value.detail) == (
-        "resend_cooldown", "A code was sent moments ago. You can ask for another in 1 seconds.")
+        "resend_cooldown", "A code was sent moments ago. You can ask for another in 1 second.")
     assert Request.objects.get(pk=request.pk).code_sent_at == request.code_sent_at
     assert _actions(request) == ["filed"]
     assert not OutgoingEmail.objects.filter(request=request).exists()
