@@ -404,7 +404,9 @@ def _child_withheld(request: Request, refuse: Sequence[Mapping[str, str]], *, au
                  and request.type == RequestType.ACCESS]
     child_age, youngest = settings.DSAR_CHILD_AGE[request.jurisdiction], settings.DSAR_CHILD_YOUNGEST_AGE[request.jurisdiction]
     if withhold_sensitive:
-        reason = exports.child_withheld_reason(under=youngest if request.minor_age < youngest else child_age)
+        # Kept with the request and shown to the person: in their language, not the reviewer's.
+        with translation.override(request.language or settings.LANGUAGE_CODE):
+            reason = exports.child_withheld_reason(under=youngest if request.minor_age < youngest else child_age)
         return [{"category": category, "reason": reason} for category in sensitive]
     if sensitive and authority == Authority.SUBJECT and request.minor_age < youngest:
         # A reviewer's refusal, in the console's English: the labels too, whatever language the browser asks for.

@@ -231,6 +231,17 @@ def test_a_parents_confirmed_authority_releases_the_childs_location_pictures_and
 
 
 @pytest.mark.django_db(transaction=True)
+def test_why_a_childs_data_was_withheld_is_kept_in_the_childs_language_not_the_reviewers(api, filed, reviewer, mailoutbox):
+    request_id, _token = filed(CHILD, language="de")
+    answer = _approve(reviewer, request_id, authority="subject", withhold_sensitive=True)  # the reviewer's client asks for no language
+    assert answer.status_code == 200, answer.content
+    reasons = {refusal["reason"] for refusal in answer.json()["refusals"]}
+    assert len(reasons) == 1
+    assert reasons.pop().startswith("Wir haben diese Daten zum Schutz eines Kindes zurückgehalten: Nach unseren Unterlagen sind Sie "
+                                    "möglicherweise jünger als ")
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("worker")
 def test_on_the_childs_own_authority_the_sensitive_categories_are_withheld_and_the_person_told_why_and_how_a_parent_can_have_them(
         api, filed, reviewer, mailoutbox):
