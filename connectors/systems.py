@@ -64,6 +64,7 @@ from urllib.parse import urlsplit
 import yaml
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from django.utils import translation
 from django.utils.module_loading import import_string
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StrictBool,
                       StringConstraints, TypeAdapter, ValidationError, model_validator)
@@ -474,7 +475,9 @@ def _recipients(path: Path, spec: _File, held: frozenset[str]) -> tuple[Recipien
                 problems.append(f"{where}.categories[{position}]: {category!r} is not a category this system holds "
                                 f"({', '.join(sorted(held))})")
         if recipient.safeguard is None and transfer_area(recipient.country) == "third_country":
-            problems.append(f"{where}.safeguard: is required, since {COUNTRIES[recipient.country]} ({recipient.country}) is outside "
+            with translation.override("en"):  # the operator's message, in English whatever language is active
+                country = str(COUNTRIES[recipient.country])
+            problems.append(f"{where}.safeguard: is required, since {country} ({recipient.country}) is outside "
                             f"the EEA and no adequacy decision covers it: one of {', '.join(SAFEGUARDS)}")
         if recipient.safeguard_detail is not None and recipient.safeguard is None:
             problems.append(f"{where}.safeguard_detail: describes a safeguard, but `safeguard` names none")

@@ -226,7 +226,7 @@ def category_recipients(category: str, connectors: Iterable[str]) -> list[Report
         for recipient in system.recipients if system else ():
             if category in {category_root(c) for c in recipient.categories}:
                 found[ReportRecipient(name=recipient.name, role=recipient.role, country=recipient.country,
-                                      country_name=COUNTRIES[recipient.country], area=transfer_area(recipient.country),
+                                      country_name=str(COUNTRIES[recipient.country]), area=transfer_area(recipient.country),
                                       safeguard=recipient.safeguard, safeguard_detail=recipient.safeguard_detail,
                                       ccpa=recipient.ccpa)] = None
     return list(found)
@@ -278,9 +278,12 @@ def report_context(*, request: Request, categories: list[ReportCategory], genera
     """What the report's templates show: the archive's page, and the portal's (export_view.py). In
     the report's language: called with it active."""
     language = translation.get_language()
-    # A category may have been made in another language (a worker's, the browser's): its words are taken again in the report's.
+    # A category may have been made in another language (a worker's, the browser's): its words, its recipients' countries
+    # among them, are taken again in the report's.
     categories = [replace(category, info=category_info(category.id), about=category_about(category.id, language),
-                          count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records})
+                          count_words=ngettext("%(n)s record", "%(n)s records", category.records) % {"n": category.records},
+                          recipients=[replace(recipient, country_name=str(COUNTRIES[recipient.country]))
+                                      for recipient in category.recipients])
                   for category in categories]
     return {"request": request, "generated_at": generated_at, "terms_html": terms_html(language), "categories": categories,
             "preview_limit": PREVIEW_RECORDS, "refused": refusals_in_words(request.refusals), "withheld": list(withheld),
