@@ -4,6 +4,8 @@ content negotiation that answers rather than refuses."""
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import NotAcceptable, ParseError
@@ -31,7 +33,7 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
         return super().to_internal_value(data)
 
 
@@ -48,7 +50,7 @@ class TextField(_StringsOnly, serializers.CharField):
     """Free text. PostgreSQL cannot store NUL, so it is refused, and the schema says so (one
     regular expression per field, since an OpenAPI schema carries one pattern)."""
 
-    pattern, message = r"^[^\x00]*$", "Null characters are not allowed."
+    pattern, message = r"^[^\x00]*$", gettext_lazy("Null characters are not allowed.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -59,7 +61,7 @@ class ReasonField(TextField):
     """Text a person will read (a denial or extension reason): no NUL, and something visible."""
 
     pattern = r"^[^\x00]*[^\s\x00-\x1f\x7f-\x9f][^\x00]*$"
-    message = "A reason is required, and may not contain null characters."
+    message = gettext_lazy("A reason is required, and may not contain null characters.")
 
 
 class CodeField(_StringsOnly, serializers.RegexField):

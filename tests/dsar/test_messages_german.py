@@ -97,6 +97,8 @@ REFUSALS = [
      "Eine Löschanfrage umfasst alle angefragten Daten und lässt sich nicht auf einen Zeitraum beschränken.",
      "A deletion request covers all the data asked for: it cannot be limited to dates."),
     (_unknown, "get", "/api/v1/nothing-here", None, 404, "not_found", "Diese Ressource gibt es nicht.", "No such resource."),
+    (_unknown, "post", "/api/v1/requests", {"type": "access", "email": "typo@example.com", "langauge": "de"}, 400, "invalid",
+     {"langauge": ["Unbekanntes Feld."]}, {"langauge": ["Unknown field."]}),
 ]
 
 
