@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
+from django.utils import translation
+
 
 class ConnectorError(Exception):
     """Base of the errors a connector raises on purpose."""
@@ -55,6 +57,28 @@ class Source:
     def as_dict(self) -> dict[str, str | None]:
         """The source as the export writes it."""
         return {"type": self.type, "name": self.name, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a system file calls a system, a place or a field, for the person's report: `text` in
+    the product's own language, and the file's `translations` into others (language code, text).
+    Read as text it is in the active language, or the product's where the file gives none, so one
+    label made when the file is loaded reads in whichever language the report is rendered in."""
+
+    text: str
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return dict(self.translations).get(translation.get_language(), self.text)
+
+    def joined(self, other: Label) -> Label:
+        """This label, then `other` after a colon ("Your account: your sign-ins"), in every
+        language either gives; one without that language gives its own text."""
+        ours, theirs = dict(self.translations), dict(other.translations)
+        return Label(f"{self.text}: {other.text}",
+                     tuple((language, f"{ours.get(language, self.text)}: {theirs.get(language, other.text)}")
+                           for language in dict.fromkeys([*ours, *theirs])))
 
 
 def label_default(name: str) -> str:

@@ -90,10 +90,10 @@ import urllib3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from .base import (
-    PROVIDED, Connector, ErasureReceipt, ErasureStep, Finding, Identity, PermanentError, Period, Record, Source,
+    PROVIDED, Connector, ErasureReceipt, ErasureStep, Finding, Identity, Label, PermanentError, Period, Record, Source,
     TransientError,
 )
-from .sql_dataset import Category
+from .sql_dataset import Category, LabelText
 
 PROBE_EMAIL = "systems-check@example.invalid"  # `check` looks this address up: no one has it
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -395,7 +395,7 @@ class FieldSpec(_Model):
     (another customer's comment), so a record holding it is reviewed before release."""
 
     path: JsonPath
-    label: str | None = Field(None, min_length=1)  # the field in words, as the export's report shows it
+    label: LabelText | None = None  # the field in words, as the export's report shows it
     where: Condition = {}
     fields: dict[str, FieldSpec] = {}
     optional: bool = False
@@ -418,7 +418,7 @@ class RecordSpec(_Model):
 
 class CategoryField(_Model):
     category: Category
-    label: str | None = Field(None, min_length=1)
+    label: LabelText | None = None
     time: bool = False
     others: bool = False
 
@@ -448,7 +448,7 @@ class Listing(Call):
     """A call whose items are the subject's: what records they give."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    label: str | None = Field(None, min_length=1)  # what its items are, in words, as the export's report names where a record is held
+    label: LabelText | None = None  # what its items are, in words, as the export's report names where a record is held
     fields: dict[str, CategoryField] = {}
     records: list[RecordSpec] = []
     collected_at: JsonPath | None = None
@@ -534,12 +534,12 @@ class HttpApi(_Model):
         """The categories the API's records are given."""
         return frozenset(spec.category for listing in (self.lookup, *self.lists) for spec in listing.record_specs())
 
-    def labels(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+    def labels(self) -> dict[str, tuple[Label | None, dict[str, Label]]]:
         """Each listing's label and its records' fields' labels (a list's own fields dotted:
-        `messages.body`), where the file gives them, by listing name."""
+        `messages.body`), where the file gives them, by listing name; each reads in the active language."""
         labels = {}
         for listing in (self.lookup, *self.lists):
-            fields: dict[str, str] = {}
+            fields: dict[str, Label] = {}
             for spec in listing.record_specs():
                 _field_labels(spec.fields, "", fields)
             labels[listing.name] = (listing.label, fields)
@@ -575,7 +575,7 @@ class HttpApi(_Model):
         return problems
 
 
-def _field_labels(specs: Mapping[str, FieldSpec], prefix: str, into: dict[str, str]) -> None:
+def _field_labels(specs: Mapping[str, FieldSpec], prefix: str, into: dict[str, Label]) -> None:
     for name, spec in specs.items():
         if spec.label:
             into[f"{prefix}{name}"] = spec.label

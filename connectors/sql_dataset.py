@@ -16,9 +16,14 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from dateutil.relativedelta import relativedelta
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from django.conf import settings
+from django.utils.functional import lazy
+from django.utils.translation import gettext
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from .ages import AgeKind
+from .base import Label
 from .taxonomy import LEGAL_BASES, SOURCE_TYPES, category_ids, category_known
 
 # Transforms a column may declare; the SQL connector applies them in the database.
@@ -42,8 +47,37 @@ def _category(value: str) -> str:
     return value
 
 
+def _label(value: Any) -> Label:
+    """A `label:`, the same words in every language (`Your orders`), or words by language code
+    (`{en: Your orders, de: Ihre Bestellungen}`) giving the product's own and only languages it offers."""
+    if isinstance(value, Label):
+        return value
+    if isinstance(value, str) and value.strip():
+        return Label(value.strip())
+    if not isinstance(value, dict):
+        raise ValueError("must be words, or words by language code such as {en: Your orders, de: Ihre Bestellungen}")
+    offered = [code for code, _name in settings.LANGUAGES]
+    if unknown := [language for language in value if language not in offered]:
+        raise ValueError(f"{unknown[0]!r} is not a language the product offers ({', '.join(offered)})")
+    own = settings.LANGUAGE_CODE
+    if own not in value:
+        raise ValueError(f"must give the words in {own}, the product's own language")
+    if empty := [language for language, text in value.items() if not isinstance(text, str) or not text.strip()]:
+        raise ValueError(f"gives no words in {empty[0]}")
+    return Label(value[own].strip(), tuple((language, text.strip()) for language, text in value.items() if language != own))
+
+
+def _last_changed(label: Label) -> str:
+    # Translators: a field of the export's report beside a secret's name ("Password: last changed"): when it last changed.
+    return gettext("%(label)s: last changed") % {"label": label}
+
+
+# In the language of the report it is read in, not of the file's loading.
+last_changed = lazy(_last_changed, str)
+
 Category = Annotated[str, AfterValidator(_category)]
 Name = Annotated[str, Field(min_length=1)]
+LabelText = Annotated[Label, PlainValidator(_label)]
 Erase = Literal["delete", "null", "mask", "keep"]
 
 
@@ -65,7 +99,7 @@ class Column(_Model):
 
     name: Name
     category: Category
-    label: Name | None = None  # the column in words, as the export's report shows it
+    label: LabelText | None = None  # the column in words, as the export's report shows it
     transform: Literal["last4"] | None = None
     others: bool = False
     erase: Literal["null", "mask", "keep"] | None = None  # None: the table's strategy
@@ -80,7 +114,7 @@ class Secret(_Model):
     name: Name
     column: Name
     category: Category
-    label: Name | None = None  # the secret in words, as the export's report shows it
+    label: LabelText | None = None  # the secret in words, as the export's report shows it
     changed_at: Name | None = None
 
 
@@ -157,7 +191,7 @@ class Table(_Model):
     """One table of the system: how it reaches the subject, what it holds, how it is erased."""
 
     name: Name
-    label: Name | None = None  # what the table holds, in words, as the export's report names where a record is held
+    label: LabelText | None = None  # what the table holds, in words, as the export's report names where a record is held
     primary_key: tuple[Name, ...] = Field(("id",), min_length=1)
     column_specs: dict[str, Column] = Field({}, alias="columns")
     secret_specs: dict[str, Secret] = Field({}, alias="secrets")
@@ -309,15 +343,16 @@ class Dataset(_Model):
             pending.remove(ready)
         return [self.table(name) for name in order]
 
-    def labels(self) -> dict[str, tuple[str | None, dict[str, str]]]:
-        """Each table's label and its fields' labels, where the file gives them, by table name."""
+    def labels(self) -> dict[str, tuple[Label | None, dict[str, Label | str]]]:
+        """Each table's label and its fields' labels, where the file gives them, by table name;
+        each reads in the active language."""
         labels = {}
         for t in self.tables:
-            fields = {c.name: c.label for c in t.columns if c.label}
+            fields: dict[str, Label | str] = {c.name: c.label for c in t.columns if c.label}
             for s in t.secrets:
                 if s.label:
                     fields[s.name] = s.label
-                    fields[f"{s.name}_last_changed"] = f"{s.label}: last changed"
+                    fields[f"{s.name}_last_changed"] = last_changed(s.label)
             labels[t.name] = (t.label, fields)
         return labels
 

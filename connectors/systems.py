@@ -69,10 +69,10 @@ from django.utils.module_loading import import_string
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, StrictBool,
                       StringConstraints, TypeAdapter, ValidationError, model_validator)
 
-from .base import Connector, label_default
+from .base import Connector, Label, label_default
 from .countries import COUNTRIES
 from .http import HttpApi, HttpConnection, HttpList, HttpLookup, SubjectErase
-from .sql_dataset import REQUEST_IDENTITIES, Age, Category, Dataset, Organization, Table, problem_what, problem_where
+from .sql_dataset import REQUEST_IDENTITIES, Age, Category, Dataset, LabelText, Organization, Table, problem_what, problem_where
 from .taxonomy import category_ids, category_root
 from .transfers import SAFEGUARDS, Safeguard, transfer_area
 
@@ -106,18 +106,19 @@ class System:
     provides: frozenset[str] = frozenset()  # identities it finds for other systems
     recipients: tuple[Recipient, ...] = ()  # each with the categories it receives filled in
     organization_controls: bool = False  # its data of an account an organisation manages is that organisation's
-    label: str = ""  # the system in words, as its file gives it (`title`)
+    label: Label | None = None  # the system in words, as its file gives it (`title`)
     # By what a record names as its `system` (`accounts.users`): the place in words, and its fields' labels
-    places: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    places: Mapping[str, tuple[Label, Mapping[str, Label | str]]] = field(default_factory=dict)
 
     @property
-    def title(self) -> str:
+    def title(self) -> Label:
         """The system in words: its label, or its name made readable."""
-        return self.label or label_default(self.name)
+        return self.label or Label(label_default(self.name))
 
-    def words(self, place: str) -> tuple[str, Mapping[str, str]]:
+    def words(self, place: str) -> tuple[Label, Mapping[str, Label | str]]:
         """Where a record whose `system` is `place` is held, in words ("Accounts: sign-ins"), and
-        the labels its file gives that place's fields (a field without one: `label_default`)."""
+        the labels its file gives that place's fields (a field without one: `label_default`); each
+        reads in the language active when it is read as text, not when it is asked for."""
         if place in self.places:
             return self.places[place]
         return self.title, {}
@@ -257,7 +258,7 @@ class Recipient(_Strict):
 
 class _File(_Strict):
     name: Name
-    label: Text | None = None  # the system in words, as the export's report names it
+    label: LabelText | None = None  # the system in words, as the export's report names it
     time_limit: PositiveInt | None = None
     recipients: list[Recipient] = []
     organization_controls: StrictBool = False  # true or false: no "yes", no 1
@@ -434,17 +435,17 @@ def system_load(path: Path, environ: Mapping[str, str]) -> System:
     elif isinstance(spec, _PythonFile):
         needs, provides = frozenset(spec.needs) - set(REQUEST_IDENTITIES), frozenset(spec.provides)
     recipients = _recipients(path, spec, _categories_held(path, spec, options)) if spec.recipients else ()
-    label = spec.label or ""
     return System(name=spec.name, connector_class=spec.class_, options=options, kind=spec.kind, time_limit=spec.time_limit, file=path,
                   needs=needs, provides=provides, recipients=recipients, organization_controls=spec.organization_controls,
-                  label=label, places=_places(spec.name, label or label_default(spec.name), options))
+                  label=spec.label, places=_places(spec.name, spec.label or Label(label_default(spec.name)), options))
 
 
-def _places(name: str, label: str, options: Mapping[str, Any]) -> dict[str, tuple[str, Mapping[str, str]]]:
-    """A system's places (its tables, or an API's listings) in words, with their fields' labels,
-    by the `system` their records carry (`<system>.<table>`)."""
+def _places(name: str, title: Label, options: Mapping[str, Any]) -> dict[str, tuple[Label, Mapping[str, Label | str]]]:
+    """A system's places (its tables, or an API's listings) in words after the system's (`title`),
+    in every language the file gives, with their fields' labels, by the `system` their records
+    carry (`<system>.<table>`)."""
     declared = options["dataset"].labels() if "dataset" in options else options["api"].labels() if "api" in options else {}
-    return {f"{name}.{place}": (f"{label}: {place_label or label_default(place).lower()}", fields)
+    return {f"{name}.{place}": (title.joined(place_label or Label(label_default(place).lower())), fields)
             for place, (place_label, fields) in declared.items()}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
-from connectors.base import Source, label_default
+from connectors.base import Label, Source, label_default
 from connectors.countries import COUNTRIES
 from connectors.registry import systems
 from connectors.taxonomy import category_ids, category_info, category_label, category_root, taxonomy
@@ -48,12 +48,13 @@ CCPA_DISCLOSURES = ("disclosed", "sold", "shared")
 @dataclass(frozen=True, slots=True)
 class PreviewRecord:
     """One record as the report shows it: where it is held and its fields' labels, in words, each
-    field as (name, label, value)."""
+    field as (name, label, value). The place and labels read in the language the report is
+    rendered in (a system file's Label), whatever language the record was read in."""
 
-    place: str
+    place: Label | str
     source: Source
     collected_at: str | None
-    fields: list[tuple[str, str, Any]]
+    fields: list[tuple[str, Label | str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class ReportCategory:
     preview: list[PreviewRecord]
     recipients: list[ReportRecipient]
     past_promise: bool = False
-    held_in: list[str] = field(default_factory=list)  # the systems holding it, in words
+    held_in: list[Label | str] = field(default_factory=list)  # the systems holding it, in words (read as PreviewRecord's)
     count_words: str = ""  # "1 record", "2 records", in the report's language (report_context)
     about: tuple[SafeString, ...] = ()  # category_about's two parts, in the report's language (report_context)
     first: int = 1  # the number of the first record of `preview` (the portal shows a page at a time)
@@ -194,14 +195,15 @@ def report_category(category: str, *, records: int, sources: list[Source], lines
 
 class PlaceWords:
     """Where records are held and their fields' labels, in words, from the system files: worked
-    out once per place and field name, not once per record."""
+    out once per place and field name, not once per record. A system file's words are Labels, read
+    in the language active when the report is rendered, which may not be the one active here."""
 
     def __init__(self) -> None:
         self.declared = systems()
-        self.places: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        self.places: dict[tuple[str, str], tuple[Label | str, Mapping[str, Label | str]]] = {}
         self.defaults: dict[str, str] = {}
 
-    def of(self, connector: str, place: str) -> tuple[str, dict[str, str]]:
+    def of(self, connector: str, place: str) -> tuple[Label | str, Mapping[str, Label | str]]:
         """The place a record says it is held in (`accounts.users`) in words, and its fields' labels."""
         key = (connector, place)
         if key not in self.places:

@@ -210,12 +210,12 @@ def record_block(record: Any, slug: str, number: int, zone: dt.tzinfo) -> str:
     heading = escape(words["record"] % {"number": number})
     parts = [
         f'<article class="record" aria-labelledby="r-{anchor}"><h4 id="r-{anchor}">{heading}</h4><dl class="meta">',
-        f"<dt>{escape(words['held_in'])}</dt><dd>{escape(record.place)}</dd>",
+        f"<dt>{escape(words['held_in'])}</dt><dd>{escape(str(record.place))}</dd>",  # a system file's Label: in this language
         f"<dt>{escape(words['source'])}</dt><dd>{_source_html(record.source)}</dd>",
         f"<dt>{escape(words['collected'])}</dt><dd>" + (time_html(collected, zone) if collected else escape(words["not_known"])) + "</dd>",
     ]
     for name, label, value in record.fields:
-        parts.append(f'<dt>{escape(label)}</dt><dd class="value">{value_html(name, value, zone, words)}</dd>')
+        parts.append(f'<dt>{escape(str(label))}</dt><dd class="value">{value_html(name, value, zone, words)}</dd>')
     parts.append("</dl>")
     if not record.fields:
         parts.append(f'<p class="muted">{escape(words["no_details"])}</p>')
