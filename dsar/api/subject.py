@@ -3,6 +3,8 @@ it, download."""
 
 from __future__ import annotations
 
+import base64
+
 from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.utils.translation import gettext_lazy
@@ -225,7 +227,8 @@ class EncryptedDownloadSerializer(StrictSerializer):
 class RequestDownloadApi(APIView):
     @extend_schema(
         operation_id="request_download",
-        responses={(200, "application/zip"): OpenApiResponse(description="The export archive."), **errors(404)},
+        responses={(200, "application/zip"): OpenApiResponse(description="The export archive, its SHA-256 in the `Repr-Digest` header (RFC 9530)."),
+                   **errors(404)},
         summary="The export archive, through a signed link that expires with the export.",
     )
     def get(self, http_request, request_id, signature):
@@ -237,6 +240,8 @@ class RequestDownloadApi(APIView):
         handle = exports.default_storage.open(export.path, "rb")
         response = FileResponse(handle, content_type="application/zip", as_attachment=True, filename=export.filename)
         response["Content-Length"] = str(export.bytes)
+        # The zip's SHA-256 (RFC 9530), for a client to check what it saved is what we wrote.
+        response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(export.sha256)).decode()}:"
         response["Cache-Control"] = "no-store"
         return response
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from email import message_from_string, policy
+from email import message_from_bytes, policy
 
 import pytest
 import sqlalchemy as sa
@@ -62,8 +62,8 @@ def _mailed_by_worker(worker, to: str, subject: str) -> str:
     """The plain text of the email the worker sent `to` about `subject`, once it has sent it."""
     def sent() -> str | None:
         for path in worker.mail_dir.iterdir():
-            for chunk in path.read_text().split("-" * 79):  # the file backend's separator
-                message = message_from_string(chunk.strip(), policy=policy.default)
+            for chunk in path.read_bytes().split(b"-" * 79):  # the file backend's separator; bytes, as a mail client reads them
+                message = message_from_bytes(chunk.strip(), policy=policy.default)
                 if message["To"] == to and message["Subject"] == subject:
                     return message.get_body(("plain",)).get_content()
         return None

@@ -3,6 +3,7 @@ the manifest in the first saying which part holds what, each zip downloadable th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.core.files.storage import default_storage
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from connectors.base import Identity
@@ -156,11 +158,16 @@ def test_a_request_filed_with_a_part_size_ends_in_parts_each_listed_by_the_api_t
     assert (held["files/content/one.bin"], held["files/content/two.bin"]) == (1, 2)
     assert view["result"]["bytes"] == sum(part["bytes"] for part in parts)
 
+    for part in parts:  # each zip comes with its SHA-256, for the person's program to check what it saved
+        answer = api.get(part["download_url"])
+        digest = base64.b64encode(hashlib.sha256(b"".join(answer.streaming_content)).digest()).decode()
+        assert answer["Repr-Digest"] == f"sha-256=:{digest}:"
+
     mailed = _mailed_by_worker(worker, email, "Example Company: Your request is complete")
     assert f"Your data comes in {len(parts)} parts." in mailed
-    links = re.findall(r"^- Part (\d+) \([^)]+\): (\S+)$", mailed, re.MULTILINE)
-    assert [int(number) for number, _ in links] == [part["part"] for part in parts]
-    assert all(f"/api/v1/requests/{request_id}/download/" in url for _, url in links)
+    links = re.findall(r"^- Part (\d+) \(([^)]+)\): (\S+)$", mailed, re.MULTILINE)
+    assert [(int(number), size) for number, size, _ in links] == [(part["part"], filesizeformat(part["bytes"])) for part in parts]
+    assert all(f"/api/v1/requests/{request_id}/download/" in url for _, _, url in links)
     status_url = re.search(r"on its page:\n(\S+)", mailed).group(1)
     link = urlparse(status_url)
     page = client.get(f"{link.path}?{link.query}", follow=True).content.decode()  # the emailed link opens the page in this browser
