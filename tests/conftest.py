@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.utils import translation
 from rest_framework.test import APIClient
 
@@ -46,10 +46,21 @@ def pytest_configure(config):
 
 def _truncate_with_audit_guards_aside(execute, sql, params, many, context):
     """A TRUNCATE run with the audit tables' triggers set aside for its transaction, as only a
-    superuser can (the harness connects as one): the triggers read no setting a lesser role could make."""
-    if sql.lstrip().upper().startswith("TRUNCATE"):
-        sql = f"SET LOCAL session_replication_role = replica; {sql}"
-    return execute(sql, params, many, context)
+    superuser can (the harness connects as one): the triggers read no setting a lesser role could make.
+
+    The suite's one worker outlives each test and may still be finishing its work (an email, a
+    sweep) as the tables are emptied: PostgreSQL may then end the TRUNCATE as one side of a deadlock.
+    It is tried again, in a savepoint, once the worker's transaction has gone."""
+    if not sql.lstrip().upper().startswith("TRUNCATE"):
+        return execute(sql, params, many, context)
+    sql = f"SET LOCAL session_replication_role = replica; {sql}"
+    for attempt in range(1, 6):
+        try:
+            with transaction.atomic():
+                return execute(sql, params, many, context)
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != "40P01" or attempt == 5:  # deadlock_detected
+                raise
 
 
 @pytest.hookimpl(wrapper=True)

@@ -184,7 +184,7 @@ def test_the_request_page_of_a_referred_request_has_no_accessibility_violations(
 
 
 @pytest.mark.browser_context_args(locale="de-DE")
-def test_the_portal_in_german_has_no_accessibility_violations(page: Page, site, axe, unique_email):
+def test_the_portal_in_german_has_no_accessibility_violations(page: Page, site, axe, unique_email, shot):
     """German words are longer: the pages still fit a phone, and the language switch is labelled."""
     page.goto(f"{site}/")
     expect(page.locator("html")).to_have_attribute("lang", "de")
@@ -209,6 +209,8 @@ def test_the_portal_in_german_has_no_accessibility_violations(page: Page, site, 
 
     _status_page(page, request_make(status="processing", type="access"), "Wir sammeln Ihre Daten")
     axe(page, "status, gathering, German")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, "portal-status-processing-german-phone")
 
 
 def test_the_language_switch_turns_the_portal_german_and_back(page: Page, site):
