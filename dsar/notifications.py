@@ -58,6 +58,7 @@ SUBJECTS = {
     "received": _("We have received your request"),
     "started": _("We have started work on your request"),
     "answered": _("Thank you for your answer"),
+    "withdrawn": _("You have withdrawn your request"),
     "completed": _("Your request is complete"),
     "checking": _("We are checking your data before we send it"),
     "denied": _("About your request"),

@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -342,10 +343,14 @@ def request_get_for_subject(*, request_id, token: str | None) -> Request:
 
 
 def request_cancel(*, request_id) -> Request:
-    """The subject withdraws a request that is not yet being processed."""
+    """The subject withdraws a request that is not yet being processed. Once its address was
+    confirmed, the address is told: a withdrawal by someone else who had the link comes to light."""
     with transaction.atomic():
         request = _locked(request_id)
+        confirmed = request.status != Status.UNVERIFIED
         _transition(request, "canceled", actor=SUBJECT)
+        if confirmed:
+            email_on_commit(request, "withdrawn", start_url=settings.DSAR_PUBLIC_URL + reverse("portal:request-new"))
     return request
 
 

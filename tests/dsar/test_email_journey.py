@@ -197,6 +197,27 @@ def test_a_denied_request_is_told_once_with_the_reason(journey, settings, mailou
     inbox.one("About your request", "we have declined it", "We could not match the account.")
 
 
+def test_a_confirmed_request_withdrawn_is_told_once_and_one_never_confirmed_is_not(journey, settings, mailoutbox, unique_email):
+    email = unique_email("journey.withdrawn")
+    inbox = Inbox(mailoutbox, email)
+    request = journey(services.request_create, type="deletion", email=email)
+    inbox.one("Your verification code")
+    journey(services.request_verify, request_id=request.pk, code=code_from(mailoutbox, email))
+    inbox.one("We have received your request")
+    journey(services.request_cancel, request_id=request.pk)
+    inbox.one("You have withdrawn your request",
+              "You withdrew your request to delete your data. We have stopped work on it and will not delete anything.",
+              f"If you change your mind, you can make a new request at any time: {settings.DSAR_PUBLIC_URL}/request/",
+              "If you did not withdraw it, please reply to this email to tell our privacy team.")
+
+    unconfirmed = unique_email("journey.withdrawn.unconfirmed")
+    inbox = Inbox(mailoutbox, unconfirmed)
+    request = journey(services.request_create, type="access", email=unconfirmed)
+    inbox.one("Your verification code")
+    journey(services.request_cancel, request_id=request.pk)
+    assert inbox.new() == []  # nobody proved the address: it is told nothing more
+
+
 def test_a_request_of_an_account_an_organisation_manages_is_told_once_that_it_was_referred(
         journey, organisation_systems_only, mailoutbox):
     email = "carol@school.example.org"
