@@ -702,3 +702,16 @@ def test_the_staff_token_command_creates_the_member_and_a_token_and_audits_both(
     assert staff_token_user(token).username == "tok"
     assert _staff_entries() == [("system", "staff_created", {"staff": "tok", "role": "admin"}),
                                 ("system", "staff_token_created", {"staff": "tok"})]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("note", "code", "message"), [
+    (" \n ", "note_required", "Write the note."),
+    ("x" * 2001, "note_too_long", "A note is at most 2000 characters."),
+])
+def test_an_internal_note_that_is_blank_or_too_long_is_refused_with_its_code_and_nothing_is_noted(note, code, message):
+    request = request_make(status="pending_review", email="noted@example.com")
+    with pytest.raises(InvalidInput) as refused:
+        services.request_note_add(request_id=request.pk, actor="staff:rita", note=note)
+    assert (refused.value.code, refused.value.detail) == (code, message)
+    assert not AuditEntry.objects.filter(request=request, action="noted").exists()
