@@ -715,3 +715,47 @@ def test_an_internal_note_that_is_blank_or_too_long_is_refused_with_its_code_and
         services.request_note_add(request_id=request.pk, actor="staff:rita", note=note)
     assert (refused.value.code, refused.value.detail) == (code, message)
     assert not AuditEntry.objects.filter(request=request, action="noted").exists()
+
+
+# --- Bulk review and assignment: the refusals, each with its code and words --------------------------------------
+
+UNKNOWN_IDS = [f"00000000-0000-4000-8000-{number:012d}" for number in range(100)]
+PENDING = "the pending request"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("ids", "action", "reason", "code", "message"), [
+    ([PENDING], "shred", "", "invalid_action", "action must be one of approve, deny."),
+    (["not-an-id", PENDING], "approve", "", "invalid_id", "Name requests by their ids."),
+    ([], "approve", "", "nothing_selected", "Select at least one request."),
+    ([*UNKNOWN_IDS, PENDING], "approve", "", "too_many", "Select at most 100 requests at a time."),
+    ([PENDING], "deny", " \n ", "reason_required", "A reason is required: each person is emailed it."),
+], ids=["action", "id", "none", "101", "reason"])
+def test_a_bulk_review_that_cannot_be_is_refused_with_its_code_and_words_and_nothing_changes(ids, action, reason, code, message):
+    pending = request_make(status="pending_review", email="bulk.refused@example.com")
+    with pytest.raises(InvalidInput) as refused:
+        services.request_review_bulk(request_ids=[str(pending.pk) if i == PENDING else i for i in ids], action=action,
+                                     actor="staff:rita", reason=reason)
+    assert (refused.value.code, refused.value.detail) == (code, message)
+    assert Request.objects.get(pk=pending.pk).status == "pending_review"
+
+
+@pytest.mark.django_db
+def test_a_bulk_review_takes_a_hundred_requests_and_approves_without_a_note():
+    pending = request_make(status="pending_review", email="bulk.hundred@example.com")
+    outcomes = services.request_review_bulk(request_ids=[*UNKNOWN_IDS[:99], str(pending.pk)], action="approve", actor="staff:rita")
+    assert [outcome.done for outcome in outcomes] == [False] * 99 + [True]
+    assert {outcome.reason for outcome in outcomes[:99]} == {"No such request."}
+    assert Request.objects.get(pk=pending.pk).status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_request_is_assigned_only_to_an_active_reviewer_or_admin():
+    request = request_make(status="pending_review", email="assign.refused@example.com")
+    get_user_model().objects.create(username="visitor")  # a user who holds no staff role
+    for assignee in ("visitor", "nobody-by-that-name"):
+        with pytest.raises(InvalidInput) as refused:
+            services.request_assign(request_id=request.pk, actor="staff:rita", assignee=assignee)
+        assert (refused.value.code, refused.value.detail) == ("invalid_assignee", "Assign it to an active reviewer or admin."), assignee
+    assert Request.objects.get(pk=request.pk).assigned_to_id is None
+    assert not AuditEntry.objects.filter(request=request, action="assigned").exists()
