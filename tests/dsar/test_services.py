@@ -759,3 +759,21 @@ def test_a_request_is_assigned_only_to_an_active_reviewer_or_admin():
         assert (refused.value.code, refused.value.detail) == ("invalid_assignee", "Assign it to an active reviewer or admin."), assignee
     assert Request.objects.get(pk=request.pk).assigned_to_id is None
     assert not AuditEntry.objects.filter(request=request, action="assigned").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("type", "part_size", "code", "message"), [
+    ("deletion", 1_000_000_000, "part_size_not_allowed", "A deletion request has no export to split into parts."),
+    ("access", 0, "invalid_part_size", "part_size must be a positive number of bytes."),
+    ("access", -1, "invalid_part_size", "part_size must be a positive number of bytes."),
+])
+def test_a_part_size_that_cannot_be_is_refused_with_its_code_and_words_and_nothing_is_filed(type, part_size, code, message):
+    with pytest.raises(InvalidInput) as refused:
+        services.request_create(type=type, email="parts.refused@example.com", part_size=part_size)
+    assert (refused.value.code, refused.value.detail) == (code, message)
+    assert not Request.objects.filter(email="parts.refused@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_a_part_size_of_one_byte_is_taken_as_given():
+    assert services.request_create(type="access", email="one.byte@example.com", part_size=1).part_size == 1
