@@ -4,6 +4,7 @@ row by row, and what an erasure removes, clears, masks and keeps."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -110,7 +111,7 @@ def test_secrets_never_leave_the_database_and_cards_show_four_digits(twins):
     assert credentials.fields["password"] == "set (never exported)"
     everything = repr([r.fields for r in _records("accounts", email) + _records("payments", email)])
     assert "s3cret-pass" not in everything and "sha256$" not in everything and "5555555555554444" not in everything
-    assert "987" not in everything
+    assert not re.search(r"\b987\b", everything)  # the card's code as a value: a time's microseconds may hold the digits
 
 
 def test_third_party_records_carry_their_source_name_and_kind(twins):
