@@ -747,6 +747,7 @@ def test_a_bulk_review_takes_a_hundred_requests_and_approves_without_a_note():
     assert [outcome.done for outcome in outcomes] == [False] * 99 + [True]
     assert {outcome.reason for outcome in outcomes[:99]} == {"No such request."}
     assert Request.objects.get(pk=pending.pk).status == "processing"
+    assert AuditEntry.objects.get(request=pending, action="approved").note == ""
 
 
 @pytest.mark.django_db
@@ -777,3 +778,28 @@ def test_a_part_size_that_cannot_be_is_refused_with_its_code_and_words_and_nothi
 @pytest.mark.django_db
 def test_a_part_size_of_one_byte_is_taken_as_given():
     assert services.request_create(type="access", email="one.byte@example.com", part_size=1).part_size == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("date_from", "date_to", "code", "message"), [
+    (dt.date(2026, 3, 2), dt.date(2026, 3, 1), "invalid_period", "The first day of the period comes after its last day."),
+    (dt.date(2026, 3, 1), dt.date(2026, 3, 3), "period_in_future", "A day of the period is in the future."),
+])
+def test_a_period_that_cannot_be_is_refused_with_its_code_and_words(date_from, date_to, code, message):
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC), tick=False):
+        with pytest.raises(InvalidInput) as refused:
+            services.request_create(type="access", email="period.refused@example.com", date_from=date_from, date_to=date_to)
+    assert (refused.value.code, refused.value.detail) == (code, message)
+
+
+@pytest.mark.django_db
+def test_a_period_of_one_day_is_taken():
+    one_day = services.request_create(type="access", email="one.day@example.com", date_from=dt.date(2026, 1, 5), date_to=dt.date(2026, 1, 5))
+    assert (one_day.date_from, one_day.date_to) == (dt.date(2026, 1, 5), dt.date(2026, 1, 5))
+
+
+@pytest.mark.django_db
+def test_an_internal_note_of_two_thousand_characters_is_kept_whole():
+    request = request_make(status="pending_review", email="long.note@example.com")
+    services.request_note_add(request_id=request.pk, actor="staff:rita", note="n" * 2000)
+    assert AuditEntry.objects.get(request=request, action="noted").note == "n" * 2000
