@@ -48,16 +48,29 @@ class CategoryIdsField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "string", "enum": sorted(services.time_zones())})
+class TimeZoneField(serializers.CharField):
+    """An IANA time zone name this machine knows. Not a ChoiceField: DRF copies a serializer's
+    fields for every request it reads, and copying six hundred choices cost more than the rest of a
+    filing (the web's instructions per filing doubled, benchmarks/README.md)."""
+
+    default_error_messages = {"invalid_choice": gettext_lazy("time_zone must be an IANA time zone name, such as Europe/Berlin.")}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in services.time_zones():
+            self.fail("invalid_choice")
+        return value
+
+
 class RequestCreateApi(APIView):
     class RequestCreateInputSerializer(StrictSerializer):
         type = serializers.ChoiceField(choices=RequestType.choices)
         email = EmailField(max_length=254)
         categories = CategoryIdsField(required=False)
-        # Choices, so the schema lists them: an unknown zone or language is refused as any other wrong value.
-        time_zone = serializers.ChoiceField(choices=sorted(services.time_zones()), required=False,
-                                            error_messages={"invalid_choice": gettext_lazy(
-                                                "time_zone must be an IANA time zone name, such as Europe/Berlin.")},
-                                            help_text="The person's IANA time zone, such as Europe/Berlin: times they read are given in it (UTC if left out).")
+        # Enums in the schema: an unknown zone or language is refused as any other wrong value.
+        time_zone = TimeZoneField(required=False, help_text="The person's IANA time zone, such as Europe/Berlin: times they read are "
+                                                            "given in it (UTC if left out).")
         language = serializers.ChoiceField(choices=[code for code, _ in settings.LANGUAGES], required=False,
                                            error_messages={"invalid_choice": gettext_lazy("language must be one of en, de.")},
                                            help_text="The language the person reads their emails, pages and export in (`en` if left out).")
