@@ -585,21 +585,15 @@ class SqlConnector(Connector):
         return self._mask_key
 
     def _staying(self, table: Table, t: sa.TableClause) -> sa.ColumnElement | None:
-        """The condition that a row of `table` has a descendant that stays (kept or only cleared by
-        the file, never erased as it names no category, or kept by a retention rule): deleting it
-        would take that descendant too, or be refused."""
+        """The condition that a row of `table` has a row under it. The tables under a table are erased
+        before it (`Dataset.erase_order`), so a row still under it is one that stays: kept or only
+        cleared by the file, of a category not asked for, kept by a retention rule, or over a row that
+        stays in its turn. Deleting the row would take that row too, or be refused."""
         conditions = []
         for child in self.dataset.children(table.name):
-            c = self._table(child, *(column for column in [child.retain and child.retain.date_column] if column))
-            stays = self._staying(child, c)
-            if child.erase != "delete" or not child.categories:
-                stays = sa.true()
-            elif child.retain:
-                dated = c.c[child.retain.date_column] >= child.retain.kept_from(self.now())
-                stays = dated if stays is None else (dated | stays)
-            if stays is not None:
-                mine = _row([c.c[column] for column in child.parent.columns])
-                conditions.append(sa.exists().where(mine == _row(self._key(table, t)), stays))
+            c = self._table(child)
+            mine = _row([c.c[column] for column in child.parent.columns])
+            conditions.append(sa.exists().where(mine == _row(self._key(table, t))))
         return sa.or_(*conditions) if conditions else None
 
     def _delete_rows(self, conn: sa.Connection, table: Table, params: dict, wanted: set[str], receipt: ErasureReceipt) -> None:

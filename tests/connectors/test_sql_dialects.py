@@ -499,6 +499,23 @@ def test_a_partial_erasure_of_rows_that_name_their_own_category_deletes_only_the
         (2, "ada@example.com", "interests"), (3, "bob@example.com", "demographic")]
 
 
+def test_a_partial_erasure_keeps_a_row_naming_its_own_category_while_a_child_of_a_category_not_asked_points_at_it(database, connect):
+    """Deleting the row would orphan its child, or be refused: the child is not being erased."""
+    _run(database, "CREATE TABLE bought (id integer PRIMARY KEY, email varchar(200) NOT NULL, category varchar(100) NOT NULL, data varchar(200))",
+         "CREATE TABLE bought_note (id integer PRIMARY KEY, bought_id integer NOT NULL REFERENCES bought (id), note varchar(200))")
+    _rows(database, bought=[{"id": 1, "email": "ada@example.com", "category": "demographic", "data": '{"band": "B"}'},
+                            {"id": 2, "email": "ada@example.com", "category": "demographic", "data": '{"band": "C"}'}],
+          bought_note=[{"id": 10, "bought_id": 1, "note": "asked about jazz"}])
+    connector = connect(database, "system: shop\ntables:\n  - name: bought\n    identity: {email: email}\n"
+                                  "    category_column: category\n    data_column: data\n"
+                                  "  - name: bought_note\n    parent: {table: bought, column: bought_id}\n    columns: {note: other_input}\n")
+    assert connector.erase(Identity(email="ada@example.com"), frozenset({"demographic"})).steps == [
+        ErasureStep("shop.bought", "kept", "demographic", 1, "kept while records under it are kept"),
+        ErasureStep("shop.bought", "deleted", "demographic", 1)]
+    assert _select(database, "SELECT id FROM bought") == [(1,)]
+    assert _select(database, "SELECT id, bought_id FROM bought_note") == [(10, 1)]
+
+
 # --- The order an erasure goes in, where the database declares no key -------------------------------------
 
 
