@@ -12,13 +12,23 @@ functions changed since. After adding tests, name the module to test all its mut
 the new tests); after changing tests that already existed, delete mutants/ to start afresh, since
 which tests reach which function is learnt once. From the checkout, without services:
 `mutmut results` lists the mutants not killed, `mutmut show NAME` shows one, `mutmut browse` both.
+
+A module's every mutant against the whole suite takes hours here (services has over two thousand,
+and a survivor meets every test that reaches its function). `--sample N` tests N of each module's
+mutants drawn at random (the same N for the same `--seed`), and gives the share that survived with
+the highest share the sample allows at 95 % confidence (Wilson's bound): the module is within the
+limit when that bound is. A sample is drawn from the mutants a first run made; with none made yet,
+the first configured module is run first to make them. `--survivors` tests again the sampled
+mutants that survived, after tests were added for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import math
 import os
+import random
 import re
 import signal
 import subprocess
@@ -35,6 +45,8 @@ DATA_DIR = ROOT / "var" / "mutation"
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 # The highest share of a module's mutants that may survive (or meet no test).
 SURVIVAL_LIMIT = 0.10
+# The normal quantile of a one-sided 95 % bound.
+CONFIDENCE_Z = 1.645
 # `mutmut results --all=true` prints one line a mutant: "    dsar.deadlines.x_due_at_for__mutmut_1: killed".
 RESULT = re.compile(r"^\s+(?P<module>[\w.]+)\.(?:x_|xǁ)\S*__mutmut_\d+: (?P<status>.+)$")
 
@@ -67,8 +79,8 @@ def mutmut_run(args: list[str]) -> int:
             continue
 
 
-def mutants_run(paths: list[str]) -> int:
-    """`mutmut run` with the suite's services up; only the mutants of `paths`, when given."""
+def mutants_run(selection: list[str]) -> int:
+    """`mutmut run` with the suite's services up, of the mutants `selection` names (names or globs)."""
     os.environ["DSAR_DATA_DIR"] = str(DATA_DIR)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     hits = DATA_DIR / "subprocess-hits"
@@ -80,17 +92,53 @@ def mutants_run(paths: list[str]) -> int:
     devstack.suite_environment()
     # One mutant at a time: the tests of a run share one test database, Redis and Celery queue.
     with devstack.Services(mode="test"):
-        return mutmut_run(["--max-children", "1", *[f"{module_name(path)}.*" for path in paths]])
+        return mutmut_run(["--max-children", "1", *selection])
 
 
-def summary(paths: list[str]) -> bool:
-    """Print each module's counts and survivors; False unless every module was tested through and
-    fewer than SURVIVAL_LIMIT of its mutants survived or met no test."""
+def mutant_statuses() -> dict[str, str]:
+    """Every mutant mutmut has made, by name, with its status ("not checked" until tested)."""
+    listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    statuses = {}
+    for line in listing.splitlines():
+        if match := RESULT.match(line):
+            name, status = line.strip().rsplit(": ", 1)
+            statuses[name] = status
+    return statuses
+
+
+def mutants_sample(paths: list[str], size: int, seed: int) -> dict[str, list[str]]:
+    """`size` mutants of each module, drawn at random with `seed` (all of them when it has fewer).
+    The module's mutants are shuffled and the first `size` taken, so a larger sample holds a smaller."""
+    names = sorted(mutant_statuses())
+    sample = {}
+    for path in paths:
+        prefix = module_name(path) + "."
+        shuffled = [name for name in names if name.startswith(prefix)]
+        random.Random(f"{seed}:{path}").shuffle(shuffled)
+        sample[path] = sorted(shuffled[:size])
+    return sample
+
+
+def upper_bound(surviving: int, tested: int) -> float:
+    """The highest survival rate that `surviving` of `tested` allows at 95 % confidence (Wilson)."""
+    z, rate = CONFIDENCE_Z, surviving / tested
+    centre = rate + z * z / (2 * tested)
+    spread = z * math.sqrt(rate * (1 - rate) / tested + z * z / (4 * tested * tested))
+    return (centre + spread) / (1 + z * z / tested)
+
+
+def summary(paths: list[str], sample: dict[str, list[str]] | None = None) -> bool:
+    """Print each module's counts and survivors; False unless every module (or its sample) was
+    tested through and fewer than SURVIVAL_LIMIT of its mutants survived or met no test (for a
+    sample, at 95 % confidence)."""
     listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     statuses: dict[str, Counter] = {module_name(path): Counter() for path in paths}
+    sampled = {name for names in (sample or {}).values() for name in names}
     survivors = []
     for line in listing.splitlines():
         if (match := RESULT.match(line)) and match["module"] in statuses:
+            if sample is not None and line.strip().rsplit(": ", 1)[0] not in sampled:
+                continue
             statuses[match["module"]][match["status"]] += 1
             if match["status"] in ("survived", "no tests"):
                 survivors.append(line.strip())
@@ -102,9 +150,12 @@ def summary(paths: list[str]) -> bool:
         surviving = counts["survived"] + counts["no tests"]
         other = checked - counts["killed"] - counts["timeout"] - surviving  # suspicious, segfault, interrupted
         rate = surviving / checked if checked else 1.0
-        within &= rate < SURVIVAL_LIMIT and not unchecked
+        bound = upper_bound(surviving, checked) if checked and sample is not None else rate
+        within &= bound < SURVIVAL_LIMIT and not unchecked
         shown = f"{rate:.1%}" if checked else "-"
         note = f"  ({unchecked} not tested yet)" if unchecked else ""
+        if sample is not None and checked:
+            note = f"  a sample: at most {bound:.1%} with 95 % confidence{note}"
         if not total:
             note = "  no mutants: is the path right?"
         print(f"{path:<24} {total:>8} {counts['killed']:>7} {counts['timeout']:>8} {counts['survived']:>9} "
@@ -117,14 +168,33 @@ def main() -> int:
     configured = modules_configured()
     parser = argparse.ArgumentParser(prog="make mutate", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"some of: {' '.join(configured)}")
-    paths = parser.parse_args().modules
+    parser.add_argument("--sample", type=int, metavar="N", help="test N mutants of each module, drawn at random")
+    parser.add_argument("--seed", type=int, default=1, help="which N are drawn (default 1)")
+    parser.add_argument("--survivors", action="store_true", help="test again the sampled mutants that survived")
+    args = parser.parse_args()
+    paths = args.modules
     unknown = [path for path in paths if not any(fnmatch.fnmatch(path, pattern) for pattern in configured)]
     if unknown:
         parser.error(f"not in pyproject.toml's [tool.mutmut] only_mutate: {' '.join(unknown)}")
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample: give a number of mutants, 1 or more")
+    if args.survivors and args.sample is None:
+        parser.error("--survivors goes with --sample")
     started = time.monotonic()
-    code = mutants_run(paths)
+    if args.sample is None:
+        code = mutants_run([f"{module_name(path)}.*" for path in paths])
+        sample = None
+    else:
+        paths = paths or configured
+        if not mutant_statuses():
+            mutants_run([f"{module_name(configured[0])}.*"])  # makes every module's mutants
+        sample = mutants_sample(paths, args.sample, args.seed)
+        statuses = mutant_statuses()
+        wanted = ("survived", "no tests") if args.survivors else ("not checked",)
+        selection = [name for names in sample.values() for name in names if statuses[name] in wanted]
+        code = mutants_run(selection) if selection else 0
     print(f"\nmutmut ran for {time.monotonic() - started:.0f}s")
-    within = summary(paths or configured)
+    within = summary(paths or configured, sample)
     return code or (0 if within else 1)
 
 
