@@ -128,6 +128,22 @@ def test_an_sql_system_gives_of_a_dated_table_only_the_rows_of_the_period_and_un
     assert shop.period_undated(frozenset({"interactions.account_history"})) == []
 
 
+def test_an_sql_system_asked_for_a_period_open_at_one_end_gives_every_row_on_that_side(shop):
+    until_january = Period.of_days(None, dt.date(2024, 1, 31), BERLIN)
+    since_january = Period.of_days(dt.date(2024, 1, 1), None, BERLIN)
+
+    assert _shown(shop.gather_period(Identity("ann@example.com"), until_january)) == {
+        ("shop.orders", "before"), ("shop.orders", "first hour"), ("shop.orders", "last hour"), ("shop.orders", "undated"),
+        ("shop.visits", "/31-dec"), ("shop.visits", "/1-jan"), ("shop.visits", "/31-jan"),
+        ("shop.notes", "a note from 2019"),
+    }
+    assert _shown(shop.gather_period(Identity("ann@example.com"), since_january)) == {
+        ("shop.orders", "first hour"), ("shop.orders", "last hour"), ("shop.orders", "after"), ("shop.orders", "undated"),
+        ("shop.visits", "/1-jan"), ("shop.visits", "/31-jan"), ("shop.visits", "/1-feb"),
+        ("shop.notes", "a note from 2019"),
+    }
+
+
 def test_an_sql_system_asked_without_a_period_gives_every_row(shop):
     assert len(list(shop.gather(Identity("ann@example.com")))) == 10
 

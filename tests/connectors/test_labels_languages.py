@@ -79,10 +79,12 @@ def _in(language: str, *labels) -> list[str]:
 def test_an_sql_systems_place_and_fields_read_in_german_under_german_and_in_english_under_english(tmp_path):
     shop = system_load(_file(tmp_path, SHOP), {})
     place, fields = shop.words("shop.orders")
-    labels = (shop.title, place, fields["placed_at"], fields["password"])
+    labels = (shop.title, place, fields["placed_at"], fields["password"], fields["password_last_changed"])
 
-    assert _in("de", *labels) == ["Ihr Shop-Konto", "Ihr Shop-Konto: Ihre Bestellungen", "Bestellt am", "Passwort"]
-    assert _in("en", *labels) == ["Your shop account", "Your shop account: your orders", "When you ordered", "Password"]
+    assert _in("de", *labels) == ["Ihr Shop-Konto", "Ihr Shop-Konto: Ihre Bestellungen", "Bestellt am", "Passwort",
+                                  "Passwort: zuletzt geändert"]
+    assert _in("en", *labels) == ["Your shop account", "Your shop account: your orders", "When you ordered", "Password",
+                                  "Password: last changed"]
 
 
 def test_where_a_label_gives_no_german_the_english_is_shown_and_a_plain_label_reads_the_same_in_both(tmp_path):
@@ -119,6 +121,8 @@ def test_a_label_made_in_one_language_reads_in_the_one_active_when_it_is_read(tm
      "tables[0].secrets.password.label: gives no words in de"),
     (HELPDESK.replace("{en: Started, de: Begonnen am}", "{de: Begonnen am}"),
      "lists[0].fields.created.label: must give the words in en, the product's own language"),
+    (SHOP.replace("label: your returns", "label: [your, returns]"),
+     "tables[1].label: must be words, or words by language code such as {en: Your orders, de: Ihre Bestellungen}"),
 ])
 def test_a_label_without_english_or_in_a_language_the_product_does_not_offer_is_refused_naming_the_file_and_key(
         tmp_path, text, problem):

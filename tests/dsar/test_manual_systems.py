@@ -183,26 +183,26 @@ def test_an_uploaded_json_list_is_staged_as_its_records(manual_system, unique_em
     assert not FinalStep.objects.filter(request=request).exists()  # the probe has not run yet
 
 
-@pytest.mark.parametrize(("filename", "content", "message"), [
-    ("found.csv", b"category,name\nnonsense,Ada\n", "Line 2: 'nonsense' is not a category of the taxonomy."),
-    ("found.csv", b"category,name\ninterests,Ada\n", "Line 2: archive does not hold 'interests'; its categories are name_contact, payment."),
-    ("found.csv", b"name,category\nAda,name_contact\n", "Line 1 must be the header row: category, then one column per field."),
-    ("found.csv", b"category,name,name\nname_contact,Ada,Ada\n", "Line 1: each field column needs a name of its own."),
-    ("found.csv", b"category,name\nname_contact,Ada\nname_contact,Ada,London\n", "Line 3: 3 cells, but the header names 2 columns."),
-    ("found.csv", b"category,name\nname_contact,\xff\n", "The file is not UTF-8 text."),
-    ("found.json", b"not json", "The file is not JSON: Expecting value: line 1 column 1 (char 0)."),
-    ("found.json", b'{"category": "payment", "fields": {}}', 'The file must hold a JSON list of {"category": id, "fields": {...}}.'),
+@pytest.mark.parametrize(("filename", "content", "code", "message"), [
+    ("found.csv", b"category,name\nnonsense,Ada\n", "invalid_category", "Line 2: 'nonsense' is not a category of the taxonomy."),
+    ("found.csv", b"category,name\ninterests,Ada\n", "invalid_category", "Line 2: archive does not hold 'interests'; its categories are name_contact, payment."),
+    ("found.csv", b"name,category\nAda,name_contact\n", "upload_malformed", "Line 1 must be the header row: category, then one column per field."),
+    ("found.csv", b"category,name,name\nname_contact,Ada,Ada\n", "upload_malformed", "Line 1: each field column needs a name of its own."),
+    ("found.csv", b"category,name\nname_contact,Ada\nname_contact,Ada,London\n", "upload_malformed", "Line 3: 3 cells, but the header names 2 columns."),
+    ("found.csv", b"category,name\nname_contact,\xff\n", "upload_malformed", "The file is not UTF-8 text."),
+    ("found.json", b"not json", "upload_malformed", "The file is not JSON: Expecting value: line 1 column 1 (char 0)."),
+    ("found.json", b'{"category": "payment", "fields": {}}', "upload_malformed", 'The file must hold a JSON list of {"category": id, "fields": {...}}.'),
     ("found.json", b'[{"category": "payment", "fields": {}}, {"category": "payment", "fields": ["1111"]}]',
-     'Item 2: must be {"category": id, "fields": {...}}.'),
-    ("found.xlsx", b"category,name\n", "Upload a .csv or a .json file."),
-    ("found.csv", b"category,name\n" + b"x" * (5 * 1024 * 1024), "The file is larger than 5 MB."),
+     "upload_malformed", 'Item 2: must be {"category": id, "fields": {...}}.'),
+    ("found.xlsx", b"category,name\n", "upload_malformed", "Upload a .csv or a .json file."),
+    ("found.csv", b"category,name\n" + b"x" * (5 * 1024 * 1024), "upload_too_large", "The file is larger than 5 MB."),
 ])
-def test_a_bad_upload_says_what_is_wrong_and_changes_nothing(manual_system, unique_email, filename, content, message):
+def test_a_bad_upload_says_what_is_wrong_and_changes_nothing(manual_system, unique_email, filename, content, code, message):
     request = _approved(unique_email)
     task = _task(request, "archive")
     with pytest.raises(InvalidInput) as error:
         services.manual_task_gather(task_id=task.pk, actor="staff:rita", filename=filename, content=content)
-    assert error.value.detail == message
+    assert (error.value.code, error.value.detail) == (code, message)
     stored = _task(request, "archive")
     assert (stored.status, stored.attempts, stored.counts, stored.output) == ("with_staff", 0, {}, None)
     assert not AuditEntry.objects.filter(action="manual_task_completed").exists()
@@ -242,19 +242,19 @@ def test_files_alone_complete_the_task(manual_system, unique_email):
         {"system": "archive", "counts": {"payment": 1}}]
 
 
-@pytest.mark.parametrize(("files", "category", "message"), [
-    ([], None, "Upload the records found, or the files found, or both."),
-    ([("scan.pdf", SCAN)], None, "Say which category the files are: one of name_contact, payment."),
-    ([("scan.pdf", SCAN)], "interests", "Say which category the files are: one of name_contact, payment."),
-    ([("a/scan.pdf", SCAN), ("b/scan.pdf", b"other")], "payment", "Two files are named scan.pdf: rename one."),
-    ([("", SCAN)], "payment", "A file needs a name: ''."),
-    ([("big.pdf", b"x" * (5 * 1024 * 1024 + 1))], "payment", "big.pdf is larger than 5 MB."),
+@pytest.mark.parametrize(("files", "category", "code", "message"), [
+    ([], None, "upload_missing", "Upload the records found, or the files found, or both."),
+    ([("scan.pdf", SCAN)], None, "invalid_category", "Say which category the files are: one of name_contact, payment."),
+    ([("scan.pdf", SCAN)], "interests", "invalid_category", "Say which category the files are: one of name_contact, payment."),
+    ([("a/scan.pdf", SCAN), ("b/scan.pdf", b"other")], "payment", "upload_malformed", "Two files are named scan.pdf: rename one."),
+    ([("", SCAN)], "payment", "upload_malformed", "A file needs a name: ''."),
+    ([("big.pdf", b"x" * (5 * 1024 * 1024 + 1))], "payment", "upload_too_large", "big.pdf is larger than 5 MB."),
 ])
-def test_bad_files_say_what_is_wrong_and_change_nothing(manual_system, unique_email, files, category, message):
+def test_bad_files_say_what_is_wrong_and_change_nothing(manual_system, unique_email, files, category, code, message):
     request = _approved(unique_email)
     with pytest.raises(InvalidInput) as error:
         services.manual_task_gather(task_id=_task(request, "archive").pk, actor="staff:rita", files=files, files_category=category)
-    assert error.value.detail == message
+    assert (error.value.code, error.value.detail) == (code, message)
     stored = _task(request, "archive")
     assert (stored.status, stored.attempts, stored.output) == ("with_staff", 0, None)
     assert not default_storage.exists(f"work/{request.pk}")

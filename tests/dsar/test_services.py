@@ -428,6 +428,29 @@ def test_a_released_export_is_emailed_with_a_link_that_downloads_it_and_ends_its
     assert answer.status_code == 200 and b"".join(answer.streaming_content) == b"PK the export"
 
 
+def test_an_export_that_may_hold_other_peoples_data_is_not_released_unreviewed_and_reviewed_only_when_it_can_be(settings):
+    settings.DSAR_REVIEW_BEFORE_RELEASE = False  # an export that may hold others' data is held all the same
+    held = request_make(status="completed")
+    _export(held, others=2)
+    with pytest.raises(Conflict) as refused:
+        services.request_release(request_id=held.pk, actor="staff:rita")
+    assert (refused.value.code, refused.value.detail) == (
+        "review_required", "This export may hold other people's data: review it, then release it as decided.")
+    assert Export.objects.get(request=held).released_at is None
+
+    processing, plain = request_make(status="processing"), request_make(status="completed")
+    _export(processing, others=2)
+    _export(plain)
+    with pytest.raises(Conflict) as not_done:
+        services.request_review_items(request_id=processing.pk)
+    assert (not_done.value.code, not_done.value.detail) == (
+        "illegal_transition", "Only a completed access request with an export can be reviewed.")
+    with pytest.raises(Conflict) as nothing:
+        services.request_review_items(request_id=plain.pk)
+    assert (nothing.value.code, nothing.value.detail) == ("nothing_to_review", "This export holds nothing that may be other people's data.")
+    assert _actions(held) == _actions(processing) == ["filed"]
+
+
 def test_nothing_is_released_by_staff_where_exports_are_released_when_made(settings):
     settings.DSAR_REVIEW_BEFORE_RELEASE = False
     request = request_make(status="completed")
