@@ -1052,6 +1052,19 @@ def test_a_final_step_result_of_a_claim_taken_over_is_dropped_with_a_warning(cap
 
 
 @pytest.mark.django_db
+def test_a_final_step_result_after_the_sweeper_put_the_step_back_in_the_queue_is_dropped_and_the_step_waits_for_its_next_claim(caplog):
+    request = request_make(status="processing", type="deletion", email="requeued@example.com")
+    FinalStep.objects.create(request=request)
+    slow = processing.final_step_claim(request.pk)
+    FinalStep.objects.filter(request=request).update(status="queued", lease_until=None)  # swept back while its worker ran
+    with caplog.at_level("WARNING", logger="dsar.processing"):
+        processing.final_step_complete(slow, result={"erased": {}, "retained": []})
+    assert _processing_log(caplog) == [f"request {request.pk}: its final step was taken over by another worker; discarding this result"]
+    assert FinalStep.objects.filter(request=request).values_list("status", "attempts", "finished_at").get() == ("queued", 1, None)
+    assert Request.objects.get(pk=request.pk).status == "processing"
+
+
+@pytest.mark.django_db
 def test_a_completed_export_records_its_size_stamps_its_final_step_emails_the_link_until_it_expires_and_discards_the_work_area(
         listed, settings, mailoutbox, django_capture_on_commit_callbacks):
     from connectors.base import Record
