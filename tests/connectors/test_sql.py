@@ -510,6 +510,20 @@ def test_a_row_stays_while_a_grandchild_under_retention_stays(own_database):
     assert [_shop_count(engine, t) for t in ("invoice", "orders", "customer")] == [1, 1, 1]
 
 
+def test_the_organisation_managing_an_account_is_found_on_a_table_reached_by_an_identity_the_system_provides(own_database):
+    _engine, connector = own_database([
+        "CREATE TABLE account (id integer PRIMARY KEY, email text, pupil_no text)",
+        "CREATE TABLE pupil (id integer PRIMARY KEY, pupil_no text, name text, school text, school_privacy text)",
+        "INSERT INTO account VALUES (1, 'pia@example.com', 'P-7')",
+        "INSERT INTO pupil VALUES (1, 'P-7', 'Pia', 'Hill School', 'privacy@hill.example')",
+    ], "system: shop\norganization: {table: pupil, column: school, contact_column: school_privacy}\ntables:\n"
+       "  - name: account\n    identity: {email: email}\n    provides: {pupil_no: pupil_no}\n    columns: {email: name_contact}\n"
+       "  - name: pupil\n    identity: {pupil_no: pupil_no}\n    columns: {name: name_contact}\n")
+    organization = connector.managing_organization(Identity(email="pia@example.com"))
+    assert (organization.name, organization.contact) == ("Hill School", "privacy@hill.example")
+    assert connector.managing_organization(Identity(email="nobody@example.com")) is None
+
+
 # --- Reading a long table a batch at a time, and counting back from the current time ----------------------
 
 
