@@ -808,11 +808,8 @@ def _day(value: dt.datetime | dt.date) -> dt.date:
 def _plain(value: Any) -> Any:
     """A database value as the export shows it: JSON's types as they are, times as ISO 8601 text
     (in UTC when they have a zone), anything else (decimals, UUIDs) as text."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float:
+    if isinstance(value, str | int | float | bool):
         return value
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, dt.datetime | dt.date):
         return _utc(value).isoformat()
-    if isinstance(value, (int, float, str, bool)):
-        return value
     return str(value)
