@@ -80,6 +80,11 @@ def _unknown() -> Request:
     return Request(pk=uuid.uuid4())
 
 
+def _someone_elses() -> Request:
+    """A request whose bearer token is not the one the client holds."""
+    return request_make(status="processing", email="other@example.com", token="someone-elses-token")
+
+
 # (a request to ask about, method, path, body, status, error code, German detail, English detail)
 REFUSALS = [
     (_awaiting_code, "post", "/api/v1/requests/{id}/verify", {"code": "00000000"}, 400, "invalid_code",
@@ -87,6 +92,7 @@ REFUSALS = [
     (_awaiting_code, "post", "/api/v1/requests/{id}/verify", {"code": "12ab"}, 400, "invalid",
      {"code": ["Ein Code besteht aus 6 bis 8 Ziffern."]}, {"code": ["A code is 6 to 8 digits."]}),
     (_unknown, "get", "/api/v1/requests/{id}", None, 404, "not_found", "Diese Anfrage gibt es nicht.", "No such request."),
+    (_someone_elses, "get", "/api/v1/requests/{id}", None, 404, "not_found", "Diese Anfrage gibt es nicht.", "No such request."),
     (_processing, "post", "/api/v1/requests/{id}/cancel", None, 409, "illegal_transition",
      "Diese Anfrage kann nicht mehr zurückgezogen werden (Status: in Bearbeitung).",
      "This request is processing; it cannot be canceled."),

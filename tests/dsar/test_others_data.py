@@ -159,6 +159,7 @@ def test_an_access_request_holding_other_peoples_data_is_held_then_released_as_t
 
     completed = mailoutbox[-1]
     assert (completed.to, completed.subject) == ([email], "Example Company: Your request is complete")
+    assert f"/api/v1/requests/{request_id}/download/" in completed.body
     assert ("so we left some items out of your copy or hid parts of them (they show [redacted]). In each kind of data:\n\n"
             "- Your contacts: 1 item left out, 0 partly hidden\n  Why: Another person's personal data\n\n"
             "- Video recordings at our places and events: 1 item left out, 0 partly hidden\n  Why: Another person's personal data\n\n"
@@ -171,6 +172,7 @@ def test_an_access_request_holding_other_peoples_data_is_held_then_released_as_t
     assert detail["export"]["review"]["decisions"][2] == {"item": TICKET, "action": "redact", "fields": ["messages.1.body"],
                                                           "reason": "other", "reason_text": "Another customer's own words"}
     assert subject_view(api, request_id, token)["result"]["categories"]["contacts_relationships"] == 0
+    assert Request.objects.get(pk=request_id).result["bytes"] == export.bytes == default_storage.size(export.path)  # the archive as released
 
 
 def test_bad_review_decisions_are_a_400_with_their_code_and_change_nothing(api, reviewer, mailoutbox, unique_email):
