@@ -231,3 +231,20 @@ def test_an_altered_head_file_is_detected(trail, capsys, audit_heads):
     head["seq"], head["hash"] = 1, AuditSeal.objects.get(seq=1).hash  # an older head of the same chain, passed off as the newest
     path.write_text(json.dumps(head) + "\n")
     assert f"the newest head in {path} does not carry the audit key's MAC (the file was altered)" in _broken(capsys)
+
+
+@pytest.mark.parametrize("last_line", ["not json at all", '{"seq": 4, "hash": "abc"}', '["a", "list"]'])
+def test_a_head_file_whose_newest_line_is_not_a_signed_head_is_detected(trail, capsys, audit_heads, last_line):
+    jobs.job_run("audit_head_ship")
+    path = audit_heads / "heads.jsonl"
+    path.write_text(path.read_text() + last_line + "\n")
+    assert f"the newest head in {path} does not carry the audit key's MAC (the file was altered)" in _broken(capsys)
+
+
+def test_heads_are_shipped_to_a_file_only_the_products_user_reads_in_folders_made_as_needed(trail, settings, tmp_path):
+    settings.DSAR_AUDIT_HEAD_DIR = tmp_path / "audit" / "heads"  # neither folder exists yet
+    jobs.job_run("audit_head_ship")
+    path = tmp_path / "audit" / "heads" / "heads.jsonl"
+    assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    [line] = path.read_text().splitlines()
+    assert list(json.loads(line)) == ["hash", "mac", "sealed_at", "seq", "shipped_at"]  # each line written the same way, keys sorted
