@@ -52,6 +52,19 @@ def test_an_export_not_yet_released_after_review_does_not_download(api):
     assert api.get(_path(export)).status_code == 200
 
 
+def test_an_email_lists_each_zip_of_an_export_in_two_parts_and_none_of_an_export_in_one(api):
+    whole, halves = _export("whole@example.com"), _export("halves@example.com")
+    second = default_storage.save(f"exports/{halves.request_id}/part-2.zip", ContentFile(ARCHIVE + b"2"))
+    Export.objects.filter(pk=halves.pk).update(parts=[{"path": second, "bytes": len(ARCHIVE) + 1, "sha256": "1" * 64}])
+    halves.refresh_from_db()
+
+    assert exports.download_links(whole)["download_parts"] == []
+    links = exports.download_links(halves)
+    assert [(part["number"], part["bytes"]) for part in links["download_parts"]] == [(1, 22), (2, 23)]
+    assert links["download_parts"][0]["url"] == links["download_url"]
+    assert b"".join(api.get(urlparse(links["download_parts"][1]["url"]).path).streaming_content) == ARCHIVE + b"2"
+
+
 def test_a_deleted_export_does_not_download(api):
     assert api.get(_path(_export("deleted@example.com", deleted=True))).status_code == 404
 
