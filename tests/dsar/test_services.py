@@ -244,9 +244,11 @@ def test_a_code_asked_for_again_once_the_wait_is_over_is_sent_and_audited(settin
 # --- Review ----------------------------------------------------------------------------------------------
 
 
-def test_approving_fans_out_one_task_per_connector():
+def test_approving_fans_out_one_task_per_connector(caplog):
     request = request_make(status="pending_review")
-    services.request_approve(request_id=request.pk, actor="staff:rita", note="identity checked")
+    with caplog.at_level("INFO", logger="dsar.services"):
+        services.request_approve(request_id=request.pk, actor="staff:rita", note="identity checked")
+    assert [r.getMessage() for r in caplog.records if r.name == "dsar.services"] == [f"request {request.pk}: approved"]
     assert _status(request) == "processing"
     assert sorted(ConnectorTask.objects.filter(request=request).values_list("connector", "status")) == [
         ("accounts", "queued"), ("content", "queued"), ("payments", "queued"), ("probe", "queued"), ("support", "queued"),
