@@ -45,6 +45,8 @@ DATA_DIR = ROOT / "var" / "mutation"
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 # The highest share of a module's mutants that may survive (or meet no test).
 SURVIVAL_LIMIT = 0.10
+SURVIVING = ("survived", "no tests")
+TESTED = ("killed", "timeout", *SURVIVING)
 # The normal quantile of a one-sided 95 % bound.
 CONFIDENCE_Z = 1.645
 # `mutmut results --all=true` prints one line a mutant: "    dsar.deadlines.x_due_at_for__mutmut_1: killed".
@@ -66,10 +68,17 @@ def mutmut_run(args: list[str]) -> int:
     process = subprocess.Popen([MUTMUT, "run", *args], cwd=ROOT)
 
     def stop(signum, frame) -> None:
-        # A mutant's run first (the plugin stops the processes it started), then mutmut.
-        for child in psutil.Process(process.pid).children():
-            child.terminate()
-        process.terminate()
+        # A mutant's run first (the plugin stops the processes it started), then mutmut, which waits
+        # for the run it started: whatever is left after ten seconds is killed.
+        runs = psutil.Process(process.pid).children()
+        for run in runs:
+            run.terminate()
+        _, left = psutil.wait_procs(runs, timeout=10)
+        for run in left:
+            for child in run.children(recursive=True):
+                child.kill()
+            run.kill()
+        process.kill()
 
     signal.signal(signal.SIGTERM, stop)
     while True:
@@ -140,7 +149,7 @@ def summary(paths: list[str], sample: dict[str, list[str]] | None = None) -> boo
             if sample is not None and line.strip().rsplit(": ", 1)[0] not in sampled:
                 continue
             statuses[match["module"]][match["status"]] += 1
-            if match["status"] in ("survived", "no tests"):
+            if match["status"] in SURVIVING:
                 survivors.append(line.strip())
     print(f"\n{'module':<24} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no tests':>9} {'other':>6} {'survival':>9}")
     within = True
@@ -190,8 +199,9 @@ def main() -> int:
             mutants_run([f"{module_name(configured[0])}.*"])  # makes every module's mutants
         sample = mutants_sample(paths, args.sample, args.seed)
         statuses = mutant_statuses()
-        wanted = ("survived", "no tests") if args.survivors else ("not checked",)
-        selection = [name for names in sample.values() for name in names if statuses[name] in wanted]
+        # Without --survivors: those not yet tested, or whose run was cut short (a killed run reads "segfault").
+        wanted = (lambda status: status in SURVIVING) if args.survivors else (lambda status: status not in TESTED)
+        selection = [name for names in sample.values() for name in names if wanted(statuses[name])]
         code = mutants_run(selection) if selection else 0
     print(f"\nmutmut ran for {time.monotonic() - started:.0f}s")
     within = summary(paths or configured, sample)
