@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from connectors.base import Identity, Period, Record
 from connectors.content import ContentStorageConnector
-from connectors.sql import SqlConnector, dataset_load, with_driver
+from connectors.sql import BATCH, SqlConnector, dataset_load, with_driver
 from estate.content_load import content_load
 from estate.stores import estate_database_drop, estate_database_ensure, estate_database_url
 
@@ -142,6 +142,30 @@ def test_an_sql_system_asked_for_a_period_open_at_one_end_gives_every_row_on_tha
         ("shop.visits", "/1-jan"), ("shop.visits", "/31-jan"), ("shop.visits", "/1-feb"),
         ("shop.notes", "a note from 2019"),
     }
+
+
+def _orders_add(database: str, *rows: tuple[int, str, dt.datetime]) -> None:
+    engine = sa.create_engine(with_driver(database))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.table("orders", sa.column("id"), sa.column("email"), sa.column("item"),
+                                  sa.column("placed_at", sa.DateTime(timezone=True))).insert(),
+                         [{"id": id_, "email": "ann@example.com", "item": item, "placed_at": at} for id_, item, at in rows])
+    finally:
+        engine.dispose()
+
+
+def test_an_sql_period_holds_a_row_at_its_first_moment_and_not_one_at_the_moment_it_ends(shop, database):
+    _orders_add(database, (6, "at the start", dt.datetime(2023, 12, 31, 23, tzinfo=UTC)), (7, "at the end", dt.datetime(2024, 1, 31, 23, tzinfo=UTC)))
+    orders = {field for system, field in _shown(shop.gather_period(Identity("ann@example.com"), JANUARY)) if system == "shop.orders"}
+    assert orders == {"at the start", "first hour", "last hour", "undated"}
+
+
+def test_an_sql_period_applies_to_the_rows_past_a_tables_first_batch(shop, database):
+    _orders_add(database, *((100 + n, f"january {n}", dt.datetime(2024, 1, 15, 12, tzinfo=UTC)) for n in range(BATCH + 5)),
+                (99, "february", dt.datetime(2024, 2, 15, 12, tzinfo=UTC)))
+    orders = [record.fields["item"] for record in shop.gather_period(Identity("ann@example.com"), JANUARY) if record.system == "shop.orders"]
+    assert len(orders) == BATCH + 5 + 3 and "february" not in orders and "after" not in orders  # and first hour, last hour, undated
 
 
 def test_an_sql_system_asked_without_a_period_gives_every_row(shop):
