@@ -143,9 +143,11 @@ def summary(paths: list[str], sample: dict[str, list[str]] | None = None) -> boo
     listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     statuses: dict[str, Counter] = {module_name(path): Counter() for path in paths}
     sampled = {name for names in (sample or {}).values() for name in names}
+    made: Counter = Counter()  # each module's mutants, sampled or not
     survivors = []
     for line in listing.splitlines():
         if (match := RESULT.match(line)) and match["module"] in statuses:
+            made[match["module"]] += 1
             if sample is not None and line.strip().rsplit(": ", 1)[0] not in sampled:
                 continue
             statuses[match["module"]][match["status"]] += 1
@@ -159,11 +161,12 @@ def summary(paths: list[str], sample: dict[str, list[str]] | None = None) -> boo
         surviving = counts["survived"] + counts["no tests"]
         other = checked - counts["killed"] - counts["timeout"] - surviving  # suspicious, segfault, interrupted
         rate = surviving / checked if checked else 1.0
-        bound = upper_bound(surviving, checked) if checked and sample is not None else rate
+        drawn = sample is not None and total < made[module_name(path)]  # a sample of every mutant is the module whole
+        bound = upper_bound(surviving, checked) if checked and drawn else rate
         within &= bound < SURVIVAL_LIMIT and not unchecked
         shown = f"{rate:.1%}" if checked else "-"
         note = f"  ({unchecked} not tested yet)" if unchecked else ""
-        if sample is not None and checked:
+        if drawn and checked:
             note = f"  a sample: at most {bound:.1%} with 95 % confidence{note}"
         if not total:
             note = "  no mutants: is the path right?"
