@@ -10,6 +10,7 @@ import zipfile
 from urllib.parse import urlparse
 
 import pytest
+import time_machine
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -67,6 +68,14 @@ def test_an_email_lists_each_zip_of_an_export_in_two_parts_and_none_of_an_export
 
 def test_a_deleted_export_does_not_download(api):
     assert api.get(_path(_export("deleted@example.com", deleted=True))).status_code == 404
+
+
+def test_a_link_works_up_to_the_microsecond_before_its_export_expires_and_not_at_that_moment(api):
+    export = _export("on-the-dot@example.com")
+    with time_machine.travel(export.expires_at - dt.timedelta(microseconds=1), tick=False):
+        assert api.get(_path(export)).status_code == 200
+    with time_machine.travel(export.expires_at, tick=False):
+        assert api.get(_path(export)).status_code == 404
 
 
 def test_a_link_works_until_its_export_expires_and_not_a_second_after(api):
