@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -241,7 +242,15 @@ def test_a_head_file_whose_newest_line_is_not_a_signed_head_is_detected(trail, c
     assert f"the newest head in {path} does not carry the audit key's MAC (the file was altered)" in _broken(capsys)
 
 
-def test_heads_are_shipped_to_a_file_only_the_products_user_reads_in_folders_made_as_needed(trail, settings, tmp_path):
+@pytest.fixture
+def lenient_umask():
+    """The umask most hosts run with, which lets anyone read a new file (the test run's own lets no one)."""
+    was = os.umask(0o022)
+    yield
+    os.umask(was)
+
+
+def test_heads_are_shipped_to_a_file_only_the_products_user_reads_in_folders_made_as_needed(trail, settings, tmp_path, lenient_umask):
     settings.DSAR_AUDIT_HEAD_DIR = tmp_path / "audit" / "heads"  # neither folder exists yet
     jobs.job_run("audit_head_ship")
     path = tmp_path / "audit" / "heads" / "heads.jsonl"
