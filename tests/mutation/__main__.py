@@ -13,11 +13,11 @@ the new tests); after changing tests that already existed, delete mutants/ to st
 which tests reach which function is learnt once. From the checkout, without services:
 `mutmut results` lists the mutants not killed, `mutmut show NAME` shows one, `mutmut browse` both.
 
-A module's every mutant against the whole suite takes hours here (services has over two thousand,
+Every mutant against the whole suite takes more than a day here (services has over two thousand,
 and a survivor meets every test that reaches its function). `--sample N` tests N of each module's
-mutants drawn at random (the same N for the same `--seed`), and gives the share that survived with
-the highest share the sample allows at 95 % confidence (Wilson's bound): the module is within the
-limit when that bound is. A sample is drawn from the mutants a first run made; with none made yet,
+mutants drawn at random (the same ones for the same `--seed`; a larger sample holds a smaller one),
+and gives the share that survived with the highest share the sample allows at 95 % confidence
+(Wilson's bound): the module is within the limit when that bound is (docs/mutation.md). A sample is drawn from the mutants a first run made; with none made yet,
 the first configured module is run first to make them. `--survivors` tests again the sampled
 mutants that survived, after tests were added for them.
 """
