@@ -17,9 +17,10 @@ Every mutant against the whole suite takes more than a day here (services has ov
 and a survivor meets every test that reaches its function). `--sample N` tests N of each module's
 mutants drawn at random (the same ones for the same `--seed`; a larger sample holds a smaller one),
 and gives the share that survived with the highest share the sample allows at 95 % confidence
-(Wilson's bound): the module is within the limit when that bound is (docs/mutation.md). A sample is drawn from the mutants a first run made; with none made yet,
-the first configured module is run first to make them. `--survivors` tests again the sampled
-mutants that survived, after tests were added for them.
+(Wilson's bound): the module is within the limit when that bound is (docs/mutation.md). A sample is
+drawn from the mutants a first run made; with none made yet, the first configured module is run
+first to make them. `--survivors` tests again the sampled mutants that survived, after tests were
+added for them.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ TESTED = ("killed", "timeout", *SURVIVING)
 # The normal quantile of a one-sided 95 % bound.
 CONFIDENCE_Z = 1.645
 # `mutmut results --all=true` prints one line a mutant: "    dsar.deadlines.x_due_at_for__mutmut_1: killed".
-RESULT = re.compile(r"^\s+(?P<module>[\w.]+)\.(?:x_|xǁ)\S*__mutmut_\d+: (?P<status>.+)$")
+RESULT = re.compile(r"^\s+(?P<name>(?P<module>[\w.]+)\.(?:x_|xǁ)\S*__mutmut_\d+): (?P<status>.+)$")
 
 
 def modules_configured() -> list[str]:
@@ -107,12 +108,12 @@ def mutants_run(selection: list[str]) -> int:
 def mutant_statuses() -> dict[str, str]:
     """Every mutant mutmut has made, by name, with its status ("not checked" until tested)."""
     listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    statuses = {}
-    for line in listing.splitlines():
-        if match := RESULT.match(line):
-            name, status = line.strip().rsplit(": ", 1)
-            statuses[name] = status
-    return statuses
+    return {match["name"]: match["status"] for match in map(RESULT.match, listing.splitlines()) if match}
+
+
+def mutant_module(name: str) -> str:
+    """`dsar.deadlines.x_due_at_for__mutmut_1` -> `dsar.deadlines`."""
+    return RESULT.match(f" {name}: -")["module"]
 
 
 def mutants_sample(paths: list[str], size: int, seed: int) -> dict[str, list[str]]:
@@ -140,19 +141,20 @@ def summary(paths: list[str], sample: dict[str, list[str]] | None = None) -> boo
     """Print each module's counts and survivors; False unless every module (or its sample) was
     tested through and fewer than SURVIVAL_LIMIT of its mutants survived or met no test (for a
     sample, at 95 % confidence)."""
-    listing = subprocess.run([MUTMUT, "results", "--all=true"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     statuses: dict[str, Counter] = {module_name(path): Counter() for path in paths}
     sampled = {name for names in (sample or {}).values() for name in names}
     made: Counter = Counter()  # each module's mutants, sampled or not
     survivors = []
-    for line in listing.splitlines():
-        if (match := RESULT.match(line)) and match["module"] in statuses:
-            made[match["module"]] += 1
-            if sample is not None and line.strip().rsplit(": ", 1)[0] not in sampled:
-                continue
-            statuses[match["module"]][match["status"]] += 1
-            if match["status"] in SURVIVING:
-                survivors.append(line.strip())
+    for name, status in mutant_statuses().items():
+        module = mutant_module(name)
+        if module not in statuses:
+            continue
+        made[module] += 1
+        if sample is not None and name not in sampled:
+            continue
+        statuses[module][status] += 1
+        if status in SURVIVING:
+            survivors.append(f"{name}: {status}")
     print(f"\n{'module':<24} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no tests':>9} {'other':>6} {'survival':>9}")
     within = True
     for path, counts in zip(paths, statuses.values()):
